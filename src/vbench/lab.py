@@ -1,0 +1,509 @@
+"""The host side of the lab: daemons, network namespace, libvirt networks, accelerator.
+
+``up`` is idempotent and records everything it starts or changes (pids with start times, the
+namespace, the networks, the original /dev/kvm owner and mode) in ``<VBENCH_HOME>/lab/state.json``.
+``down`` undoes exactly that record and nothing else: a libvirtd or guest that vbench did not start
+is never touched. With ``connect`` set to a libvirt URI (a user's own daemon, e.g. a real KVM
+server) vbench uses that daemon without a namespace and only adds its own networks to it.
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import netns, paths, procs
+from .errors import LabError
+from .store import atomic_write
+
+NETNS = "vbench"
+LAB_URI = "qemu:///system"
+LIBVIRT_SOCK = Path("/run/libvirt/libvirt-sock")
+LIBVIRTD_PIDFILE = Path("/run/libvirtd.pid")
+VIRTLOGD_PIDFILE = Path("/run/virtlogd.pid")
+STATE_VERSION = 1
+PROBE_TIMEOUT_S = 45
+PROBE_MARKER = "VBENCH-PROBE-OK"
+
+
+@dataclass(frozen=True)
+class LabNetwork:
+    """An isolated libvirt network (no forwarding) with DHCP; lives in the lab namespace."""
+
+    name: str
+    bridge: str
+    prefix: str  # first three octets
+
+    @property
+    def host_ip(self) -> str:
+        return f"{self.prefix}.1"
+
+    @property
+    def cidr(self) -> str:
+        return f"{self.prefix}.0/24"
+
+    def xml(self) -> str:
+        return (f"<network>\n  <name>{self.name}</name>\n"
+                f"  <bridge name='{self.bridge}' stp='off' delay='0'/>\n"
+                f"  <ip address='{self.host_ip}' netmask='255.255.255.0'>\n"
+                f"    <dhcp><range start='{self.prefix}.10' end='{self.prefix}.250'/></dhcp>\n"
+                f"  </ip>\n</network>\n")
+
+
+# Management (SSH, always a virtio NIC, idle while measuring) and test (the NIC under test).
+MGMT = LabNetwork("vbench-mgmt", "vbmgmt0", "10.254.0")
+TEST = LabNetwork("vbench-test", "vbtest0", "10.254.1")
+NETWORKS = (MGMT, TEST)
+for _n in NETWORKS:
+    netns.allow_network(_n.cidr)
+
+
+@dataclass
+class LabState:
+    uri: str = LAB_URI
+    netns: str | None = None
+    netns_created: bool = False
+    daemons: dict = field(default_factory=dict)      # name -> ProcRef dict (only ones we started)
+    kvm_original: dict | None = None                 # {uid, gid, mode} before we changed it
+    networks: list = field(default_factory=list)     # names of networks we created
+    accelerator: dict | None = None                  # cached probe result
+
+    @classmethod
+    def load(cls) -> "LabState":
+        path = paths.lab_dir() / "state.json"
+        if not path.exists():
+            return cls()
+        try:
+            data = json.loads(path.read_text())
+            data.pop("schema_version", None)
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as exc:
+            raise LabError(f"{path} is unreadable ({exc}); run `vbench lab down --force` to reset it") from exc
+
+    def save(self) -> None:
+        data = {"schema_version": STATE_VERSION, **self.__dict__}
+        atomic_write(paths.lab_dir() / "state.json", json.dumps(data, indent=2) + "\n")
+
+    def clear(self) -> None:
+        try:
+            (paths.lab_dir() / "state.json").unlink()
+        except FileNotFoundError:
+            pass
+
+
+# ---- checks ----------------------------------------------------------------------------------
+
+REQUIRED_BINARIES = {
+    "libvirtd": "libvirt-daemon-system", "virtlogd": "libvirt-daemon-system",
+    "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "ip": "iproute2",
+    "dnsmasq": "dnsmasq-base",
+}
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the local lab needs root (namespaces, libvirtd, /dev/kvm): run vbench as root, "
+                       "or use --connect URI with a libvirt you can reach")
+
+
+def _require_binaries(names=REQUIRED_BINARIES) -> None:
+    missing = [n for n in names if not shutil.which(n) and not Path("/usr/sbin", n).exists()]
+    if missing:
+        pkgs = sorted({REQUIRED_BINARIES[m] for m in missing})
+        raise LabError(f"missing {', '.join(missing)}: run `sudo scripts/setup.sh` "
+                       f"(or apt-get install {' '.join(pkgs)})")
+
+
+def _socket_answers(path: Path) -> bool:
+    if not path.exists():
+        return False
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+# ---- /dev/kvm --------------------------------------------------------------------------------
+
+def _fix_kvm_permissions(state: LabState) -> str | None:
+    """Let the qemu user open /dev/kvm; without it libvirt re-probes QEMU on every createXML
+    (60-90 s each, see LAB-NOTES). Records the original owner/mode so ``down`` restores it."""
+    dev = Path("/dev/kvm")
+    if not dev.exists():
+        return None
+    st = dev.stat()
+    try:
+        kvm_gid = grp.getgrnam("kvm").gr_gid
+    except KeyError:
+        return "no 'kvm' group on this host; /dev/kvm left as it is"
+    if st.st_gid == kvm_gid and (st.st_mode & 0o060) == 0o060:
+        return None
+    if state.kvm_original is None:
+        state.kvm_original = {"uid": st.st_uid, "gid": st.st_gid, "mode": stat.S_IMODE(st.st_mode)}
+    os.chown(dev, 0, kvm_gid)
+    os.chmod(dev, 0o660)
+    return f"/dev/kvm was {oct(stat.S_IMODE(st.st_mode))} gid {st.st_gid}; set to root:kvm 0660"
+
+
+def _restore_kvm_permissions(state: LabState) -> None:
+    orig = state.kvm_original
+    dev = Path("/dev/kvm")
+    if orig and dev.exists():
+        os.chown(dev, orig["uid"], orig["gid"])
+        os.chmod(dev, orig["mode"])
+    state.kvm_original = None
+
+
+# ---- daemons ---------------------------------------------------------------------------------
+
+def _start_daemon(state: LabState, name: str, argv: list[str], pidfile: Path, ready) -> None:
+    ours = state.daemons.get(name)
+    if ours and procs.alive(procs.ProcRef.from_dict(ours)):
+        return
+    existing = procs.read_pidfile(pidfile)
+    if existing and procs.ref(existing) is not None:
+        if name == "libvirtd":
+            raise LabError(f"a libvirtd that vbench did not start is running (pid {existing}); vbench "
+                           f"will not touch it. Use it with `--connect qemu:///system` (no lab "
+                           f"namespace), or stop it and run `vbench lab up` again")
+        return  # a virtlogd someone else started serves us as well; it is not ours to stop
+    res = procs.run(netns.exec_argv(state.netns, argv), timeout=30)
+    if not res.ok:
+        raise LabError(f"{name} failed to start: {res.tail()}")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pid = procs.read_pidfile(pidfile)
+        if pid and procs.ref(pid) and ready():
+            state.daemons[name] = procs.ref(pid, name).to_dict()
+            state.save()
+            return
+        time.sleep(0.2)
+    raise LabError(f"{name} did not come up within 30 s; see /var/log/libvirt/ and run "
+                   f"`vbench lab down` before trying again")
+
+
+# ---- public API ------------------------------------------------------------------------------
+
+@dataclass
+class Lab:
+    """The lab as seen by the rest of vbench: where to connect, which namespace, which networks."""
+
+    uri: str
+    netns: str | None
+    state: LabState
+
+    @property
+    def mgmt(self) -> LabNetwork:
+        return MGMT
+
+    @property
+    def test(self) -> LabNetwork:
+        return TEST
+
+
+def up(connect: str | None = None, progress=print) -> Lab:
+    """Bring the lab up (idempotent) and return it."""
+    from . import virt
+
+    state = LabState.load()
+    if connect:
+        state.uri, state.netns = connect, None
+    else:
+        _require_root()
+        _require_binaries()
+        state.uri = LAB_URI
+        state.netns = NETNS
+        if not netns.exists(NETNS):
+            netns.create(NETNS)
+            state.netns_created = True
+            progress(f"created network namespace {NETNS}")
+        state.save()
+        note = _fix_kvm_permissions(state)
+        if note:
+            progress(note)
+        state.save()
+        _start_daemon(state, "virtlogd", ["virtlogd", "-d"], VIRTLOGD_PIDFILE,
+                      lambda: Path("/run/libvirt/virtlogd-sock").exists())
+        _start_daemon(state, "libvirtd", ["libvirtd", "-d"], LIBVIRTD_PIDFILE,
+                      lambda: _socket_answers(LIBVIRT_SOCK))
+    conn = virt.open_connection(state.uri)
+    try:
+        for net in NETWORKS:
+            if virt.ensure_network(conn, net.name, net.xml()):
+                progress(f"started libvirt network {net.name} ({net.cidr} on {net.bridge})")
+            if net.name not in state.networks:
+                state.networks.append(net.name)
+    finally:
+        conn.close()
+    state.save()
+    return Lab(state.uri, state.netns, state)
+
+
+def current(connect: str | None = None) -> Lab:
+    """The lab as it is now, without changing anything; a clear error when it is not up."""
+    from . import virt
+
+    state = LabState.load()
+    uri = connect or state.uri
+    ns = None if connect else state.netns
+    if not connect:
+        lv = state.daemons.get("libvirtd")
+        if not lv or not procs.alive(procs.ProcRef.from_dict(lv)):
+            raise LabError("the vbench lab is not up (libvirtd is not running): run `vbench lab up`")
+    conn = virt.open_connection(uri)
+    try:
+        for net in NETWORKS:
+            if not virt.network_active(conn, net.name):
+                raise LabError(f"libvirt network {net.name} is not active: run `vbench lab up`")
+    finally:
+        conn.close()
+    return Lab(uri, ns, state)
+
+
+def down(progress=print, force: bool = False) -> list[str]:
+    """Remove everything the lab record says vbench made. Returns what was done."""
+    from . import virt
+
+    done: list[str] = []
+    try:
+        state = LabState.load()
+    except LabError:
+        if not force:
+            raise
+        state = LabState()
+    lv = state.daemons.get("libvirtd")
+    daemon_ours_alive = bool(lv and procs.alive(procs.ProcRef.from_dict(lv)))
+    if daemon_ours_alive or (state.netns is None and state.networks):
+        try:
+            conn = virt.open_connection(state.uri)
+        except LabError:
+            conn = None
+        if conn is not None:
+            try:
+                for name in virt.destroy_tagged_domains(conn):
+                    done.append(f"destroyed guest {name}")
+                for name in list(state.networks):
+                    if virt.destroy_network(conn, name):
+                        done.append(f"removed network {name}")
+            finally:
+                conn.close()
+    state.networks = []
+    for name in ("libvirtd", "virtlogd"):
+        d = state.daemons.pop(name, None)
+        if d and procs.stop(procs.ProcRef.from_dict(d)):
+            done.append(f"stopped {name} (pid {d['pid']})")
+    if state.netns_created and state.netns:
+        netns.delete(state.netns)
+        done.append(f"deleted network namespace {state.netns}")
+    state.netns_created = False
+    if state.kvm_original:
+        _restore_kvm_permissions(state)
+        done.append("restored /dev/kvm owner and mode")
+    virt.remove_guest_dirs(done)
+    state.clear()
+    for line in done:
+        progress(line)
+    return done
+
+
+# ---- accelerator -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Accelerator:
+    name: str     # "kvm" or "tcg"
+    reason: str
+
+    @property
+    def domain_type(self) -> str:
+        return "kvm" if self.name == "kvm" else "qemu"
+
+
+def kvm_module() -> str:
+    for mod in ("kvm_intel", "kvm_amd", "kvm_pvm"):
+        if Path("/sys/module", mod).exists():
+            return mod
+    return "unknown"
+
+
+def _newc(entries: list[tuple[str, int, bytes]]) -> bytes:
+    """A cpio 'newc' archive (what the kernel unpacks as initramfs) from (name, mode, data)."""
+    out = bytearray()
+    ino = 1
+    for name, mode, data in entries + [("TRAILER!!!", 0, b"")]:
+        nameb = name.encode() + b"\0"
+        hdr = "070701" + "".join(f"{v:08x}" for v in (
+            ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(nameb), 0))
+        out += hdr.encode() + nameb
+        out += b"\0" * (-len(out) % 4)
+        out += data
+        out += b"\0" * (-len(out) % 4)
+        ino += 1
+    return bytes(out)
+
+
+def probe_initramfs() -> bytes:
+    busybox = Path("/bin/busybox")
+    if not busybox.exists():
+        raise LabError("busybox is missing (needed for the accelerator probe): run `sudo scripts/setup.sh`")
+    init = (f"#!/bin/busybox sh\n/bin/busybox echo {PROBE_MARKER}\n"
+            "/bin/busybox poweroff -f\n").encode()
+    return _newc([("bin", 0o040755, b""), ("bin/busybox", 0o100755, busybox.read_bytes()),
+                  ("init", 0o100755, init)])
+
+
+def probe_accelerator(kernel: Path | None, conn_caps_kvm: bool, state: LabState | None = None,
+                      timeout: int = PROBE_TIMEOUT_S) -> Accelerator:
+    """Decide KVM or TCG by *booting* the guest kernel under KVM, not by looking at /dev/kvm.
+
+    On this project's machines /dev/kvm exists but belongs to a nested hypervisor (kvm_pvm) that
+    hangs stock kernels right after "Probing EDD"; only a real boot tells. Cached per kernel+QEMU.
+    """
+    if not Path("/dev/kvm").exists():
+        return Accelerator("tcg", "no /dev/kvm on this host")
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+    except OSError as exc:
+        return Accelerator("tcg", f"/dev/kvm cannot be opened ({exc.strerror})")
+    if not conn_caps_kvm:
+        return Accelerator("tcg", "libvirt does not offer domain type kvm on this host")
+    if kernel is None:
+        return Accelerator("tcg", "not probed yet (no guest kernel: run `vbench image build`); "
+                                  "TCG until a KVM test boot succeeds")
+    qemu_ver = procs.run(["qemu-system-x86_64", "--version"], timeout=10).stdout.split("\n")[0]
+    key = hashlib.sha256(Path(kernel).read_bytes() + qemu_ver.encode()).hexdigest()[:16]
+    if state and state.accelerator and state.accelerator.get("key") == key:
+        return Accelerator(state.accelerator["name"], state.accelerator["reason"])
+    workdir = paths.lab_dir()
+    workdir.mkdir(parents=True, exist_ok=True)
+    initrd = workdir / "probe-initrd.cpio"
+    atomic_write(initrd, probe_initramfs())
+    argv = ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-m", "256", "-smp", "1",
+            "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio", "-net", "none",
+            "-kernel", str(kernel), "-initrd", str(initrd),
+            "-append", "console=ttyS0 panic=-1 quiet rdinit=/init"]
+    t0 = time.monotonic()
+    res = procs.run(argv, timeout=timeout)
+    took = time.monotonic() - t0
+    mod = kvm_module()
+    if PROBE_MARKER in res.stdout:
+        acc = Accelerator("kvm", f"a test boot of the guest kernel under KVM ({mod}) finished "
+                                 f"in {took:.1f} s")
+    elif res.timed_out:
+        acc = Accelerator("tcg", f"/dev/kvm is present ({mod}) but a test boot of the guest kernel "
+                                 f"under KVM did not finish in {timeout} s (nested KVM that hangs "
+                                 f"stock kernels?); using TCG software emulation")
+    else:
+        last = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        acc = Accelerator("tcg", f"/dev/kvm is present ({mod}) but QEMU with KVM failed: {last}; "
+                                 f"using TCG software emulation")
+    if state is not None:
+        state.accelerator = {"key": key, "name": acc.name, "reason": acc.reason}
+        state.save()
+    return acc
+
+
+def accelerator(lab: Lab, kernel: Path | None, override: str | None = None) -> Accelerator:
+    """The accelerator guests of this lab will use (probing and caching as needed)."""
+    from . import virt
+
+    env = override or os.environ.get("VBENCH_ACCEL")
+    if env in ("kvm", "tcg"):
+        return Accelerator(env, f"forced with {'--accel' if override else 'VBENCH_ACCEL'}={env}")
+    conn = virt.open_connection(lab.uri)
+    try:
+        caps_kvm = virt.supports_kvm(conn)
+    finally:
+        conn.close()
+    return probe_accelerator(kernel, caps_kvm, lab.state)
+
+
+def host_facts(uri: str) -> dict:
+    """The environment facts stored with every run."""
+    from . import virt
+
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    qemu = procs.run(["qemu-system-x86_64", "--version"], timeout=10).stdout.split("\n")[0]
+    fio = procs.run(["fio", "--version"], timeout=10).stdout.strip()
+    facts = {
+        "host": platform.node(), "host_kernel": platform.release(), "cpu_model": cpu_model,
+        "cpus": os.cpu_count(), "memory_mib": mem, "qemu_version": qemu,
+        "fio_version_host": fio, "libvirt_uri": uri, "kvm_module": kvm_module(),
+    }
+    try:
+        conn = virt.open_connection(uri)
+        try:
+            facts["libvirt_version"] = virt.libvirt_version(conn)
+        finally:
+            conn.close()
+    except LabError:
+        facts["libvirt_version"] = "unknown"
+    return facts
+
+
+def status(connect: str | None = None) -> list[tuple[str, str]]:
+    """What is up, as (item, state) rows for the CLI."""
+    from . import images, virt
+
+    rows: list[tuple[str, str]] = []
+    state = LabState.load()
+    uri = connect or state.uri
+    if not connect:
+        rows.append(("namespace", f"{state.netns} (present)" if state.netns and netns.exists(state.netns)
+                     else "absent"))
+        for name in ("virtlogd", "libvirtd"):
+            d = state.daemons.get(name)
+            ok = d and procs.alive(procs.ProcRef.from_dict(d))
+            rows.append((name, f"running, pid {d['pid']} (started by vbench)" if ok else "not running"))
+    dev = Path("/dev/kvm")
+    if dev.exists():
+        st = dev.stat()
+        rows.append(("/dev/kvm", f"mode {oct(stat.S_IMODE(st.st_mode))} gid {st.st_gid}, module {kvm_module()}"))
+    else:
+        rows.append(("/dev/kvm", "absent"))
+    try:
+        conn = virt.open_connection(uri)
+    except LabError as exc:
+        rows.append(("libvirt", str(exc)))
+        return rows
+    try:
+        rows.append(("libvirt", f"{uri} (libvirt {virt.libvirt_version(conn)})"))
+        for net in NETWORKS:
+            rows.append((f"network {net.name}",
+                         f"active, {net.cidr} on {net.bridge}" if virt.network_active(conn, net.name)
+                         else "inactive"))
+        guests = virt.tagged_domains(conn)
+        rows.append(("vbench guests", ", ".join(guests) if guests else "none"))
+        caps_kvm = virt.supports_kvm(conn)
+    finally:
+        conn.close()
+    img = images.find_default()
+    acc = probe_accelerator(img.kernel if img else None, caps_kvm, state)
+    rows.append(("accelerator", f"{acc.name.upper()}: {acc.reason}"))
+    rows.append(("guest image", f"{img.name} at {img.dir}" if img else "not built (run `vbench image build`)"))
+    return rows

@@ -1,0 +1,114 @@
+"""Plain data types shared by the rooms: samples, metric facts and command results.
+
+A probe turns tool output into :class:`Sample` objects (workload, metric, value, unit). The runner
+adds the context (run, variant, repetition, accelerator, ...) when it stores them, so every stored
+row is one measured number with everything needed to trust it. This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Columns of the tidy sample table, in order. One row per measured number.
+SAMPLE_COLUMNS = (
+    "run_id",       # results directory name of the run
+    "scenario",     # scenario name
+    "variant",      # variant name from the scenario ("virtio-blk", "sata", ... or "host")
+    "device",       # device kind under test: disk | nic | rng | balloon | host
+    "model",        # device model/bus under test: virtio, scsi, sata, ide, e1000, none, host ...
+    "paravirtual",  # True when the device under test is virtio, False when emulated/absent
+    "workload",     # workload name from the scenario ("randread-4k-qd32", "tcp-h2g-1", ...)
+    "repetition",   # 0-based repetition index
+    "metric",       # metric name (see METRICS)
+    "value",        # float
+    "unit",         # unit string
+    "accelerator",  # kvm | tcg
+    "host",         # host name the run was measured on
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One number a probe measured, before the runner adds the run context."""
+
+    workload: str
+    metric: str
+    value: float
+    unit: str
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    label: str
+    unit: str
+    higher_is_better: bool
+
+
+# Known metrics. Anything not listed is treated as higher-is-better unless its name says latency,
+# cpu, loss, retransmits or time (see `higher_is_better`).
+METRICS: dict[str, MetricInfo] = {
+    "iops": MetricInfo("IOPS", "IO/s", True),
+    "bw": MetricInfo("Bandwidth", "MiB/s", True),
+    "clat_mean": MetricInfo("Completion latency (mean)", "us", False),
+    "clat_p50": MetricInfo("Completion latency p50", "us", False),
+    "clat_p99": MetricInfo("Completion latency p99", "us", False),
+    "clat_p99.9": MetricInfo("Completion latency p99.9", "us", False),
+    "guest_cpu_usr": MetricInfo("Guest CPU user", "%", False),
+    "guest_cpu_sys": MetricInfo("Guest CPU system", "%", False),
+    "host_cpu_per_io": MetricInfo("Host CPU (QEMU) per I/O", "us", False),
+    "throughput": MetricInfo("Throughput", "Mbit/s", True),
+    "retransmits": MetricInfo("TCP retransmits", "count", False),
+    "pps": MetricInfo("Packets per second", "pkt/s", True),
+    "loss": MetricInfo("Packet loss", "%", False),
+    "rtt_p50": MetricInfo("Round-trip time p50", "us", False),
+    "rtt_p99": MetricInfo("Round-trip time p99", "us", False),
+    "host_cpu_per_gbit": MetricInfo("Host CPU (QEMU) per Gbit", "s/Gbit", False),
+    "hwrng_read_rate": MetricInfo("/dev/hwrng read rate", "B/s", True),
+    "crng_init_time": MetricInfo("Time to crng init done", "s", False),
+    "ssh_ready_time": MetricInfo("Boot to SSH ready", "s", False),
+    "getrandom_latency": MetricInfo("Blocking getrandom latency", "us", False),
+    "entropy_avail": MetricInfo("entropy_avail (informational)", "bits", True),
+    "balloon_inflate_time": MetricInfo("Balloon inflate time", "s", False),
+    "balloon_deflate_time": MetricInfo("Balloon deflate time", "s", False),
+    "guest_mem_before": MetricInfo("Guest MemTotal before", "MiB", True),
+    "guest_mem_shrunk": MetricInfo("Guest MemTotal after inflate", "MiB", False),
+    "guest_mem_after": MetricInfo("Guest MemTotal after deflate", "MiB", True),
+    "host_rss_before": MetricInfo("QEMU RSS before inflate", "MiB", False),
+    "host_rss_shrunk": MetricInfo("QEMU RSS after inflate", "MiB", False),
+    "host_mem_returned": MetricInfo("Memory returned to host", "MiB", True),
+}
+
+_LOWER_HINTS = ("lat", "cpu", "loss", "retrans", "time", "rtt")
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is an improvement."""
+    if metric in METRICS:
+        return METRICS[metric].higher_is_better
+    return not any(h in metric for h in _LOWER_HINTS)
+
+
+def metric_label(metric: str) -> str:
+    info = METRICS.get(metric)
+    return info.label if info else metric
+
+
+@dataclass
+class CommandResult:
+    """What one command run in a guest (or on the host) did."""
+
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+    duration: float
+    timed_out: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0 and not self.timed_out
+
+    def tail(self, lines: int = 5) -> str:
+        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return " | ".join(text[-lines:])

@@ -1,0 +1,157 @@
+"""SSH into guests: the only module that imports paramiko.
+
+``Ssh.run(cmd, timeout)`` returns a :class:`~vbench.model.CommandResult` (command, exit status,
+stdout, stderr, duration); ``check=True`` turns a failure into a RemoteCommandError that shows the
+command, exit status and last lines of output. The guest's host key is pinned (the image's key),
+never accepted blindly; the client key is fresh per run and reaches the guest on its kernel
+command line. Output is drained while the command runs, so large output (fio JSON) cannot stall
+the channel before ``recv_exit_status``.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import socket
+import time
+from typing import Callable
+
+from . import netns
+from .errors import GuestError, RemoteCommandError
+from .model import CommandResult
+
+
+def _paramiko():
+    import paramiko
+
+    return paramiko
+
+
+def new_client_key():
+    """A fresh ed25519 key pair: (paramiko key, 'ssh-ed25519 AAAA...' public line)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                            serialization.NoEncryption()).decode()
+    pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                        serialization.PublicFormat.OpenSSH).decode()
+    pkey = _paramiko().Ed25519Key.from_private_key(io.StringIO(pem))
+    return pkey, pub
+
+
+def _host_key(pub_line: str):
+    paramiko = _paramiko()
+    kind, b64 = pub_line.split()[:2]
+    if kind != "ssh-ed25519":
+        raise GuestError(f"unsupported pinned host key type {kind}")
+    return paramiko.Ed25519Key(data=__import__("base64").b64decode(b64))
+
+
+class Ssh:
+    """An authenticated SSH connection to one guest."""
+
+    def __init__(self, client, addr: str) -> None:
+        self._client = client
+        self.addr = addr
+
+    @classmethod
+    def connect(cls, addr: str, ns: str | None, host_key_pub: str, pkey, user: str = "root",
+                timeout: float = 10.0) -> "Ssh":
+        paramiko = _paramiko()
+        sock = netns.connect(addr, 22, ns, timeout=timeout)
+        client = paramiko.SSHClient()
+        client.get_host_keys().add(addr, "ssh-ed25519", _host_key(host_key_pub))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            client.connect(addr, port=22, username=user, pkey=pkey, sock=sock, timeout=timeout,
+                           banner_timeout=timeout, auth_timeout=timeout, look_for_keys=False,
+                           allow_agent=False)
+        except BaseException:
+            client.close()
+            sock.close()
+            raise
+        t = client.get_transport()
+        if t is not None:
+            t.set_keepalive(5)
+        return cls(client, addr)
+
+    def run(self, command: str, timeout: float = 60.0, check: bool = False) -> CommandResult:
+        """Run ``command`` (a shell string) with a hard bound on its duration."""
+        t0 = time.monotonic()
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            res = CommandResult(command, -1, "", "SSH connection is closed", 0.0)
+            if check:
+                raise RemoteCommandError(res)
+            return res
+        chan = transport.open_session(timeout=10)
+        chan.settimeout(1.0)
+        chan.exec_command(command)
+        out, err = bytearray(), bytearray()
+        timed_out = False
+        deadline = t0 + timeout
+        while True:
+            got = False
+            while chan.recv_ready():
+                out += chan.recv(65536)
+                got = True
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+                got = True
+            if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                break
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+            if not transport.is_active():
+                break
+            if not got:
+                time.sleep(0.02)
+        if timed_out or not chan.exit_status_ready():
+            status = -1
+        else:
+            status = chan.recv_exit_status()
+        chan.close()
+        res = CommandResult(command, status, out.decode(errors="replace"),
+                            err.decode(errors="replace"), time.monotonic() - t0, timed_out=timed_out)
+        if not transport.is_active() and not res.ok and not timed_out:
+            res.stderr += "\n(SSH connection lost)"
+        if check and not res.ok:
+            why = f"timed out after {timeout:.0f} s" if timed_out else None
+            raise RemoteCommandError(res, None if why is None else
+                                     f"command {why}: {command} -- last output: {res.tail()}")
+        return res
+
+    def run_argv(self, argv: list[str], timeout: float = 60.0, check: bool = False) -> CommandResult:
+        return self.run(shlex.join(argv), timeout=timeout, check=check)
+
+    def is_alive(self) -> bool:
+        t = self._client.get_transport()
+        return bool(t and t.is_active())
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def wait_for_ssh(addr: str, ns: str | None, host_key_pub: str, pkey, user: str, deadline: float,
+                 alive: Callable[[], None] | None = None) -> Ssh:
+    """Retry until sshd answers and authenticates, the deadline passes, or the guest dies."""
+    paramiko = _paramiko()
+    last = "no attempt"
+    while time.monotonic() < deadline:
+        if alive:
+            alive()
+        try:
+            ssh = Ssh.connect(addr, ns, host_key_pub, pkey, user, timeout=5)
+            if ssh.run("true", timeout=10).ok:
+                return ssh
+            ssh.close()
+        except paramiko.BadHostKeyException:
+            raise GuestError(f"{addr} presented a host key that is not the image's pinned key; "
+                             f"refusing to connect") from None
+        except (OSError, paramiko.SSHException, EOFError, TimeoutError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        time.sleep(1.0)
+    raise GuestError(f"SSH on {addr} did not answer before the boot timeout (last: {last})")

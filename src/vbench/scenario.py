@@ -1,0 +1,349 @@
+"""Typed, validated scenarios: which variants (device profiles) run which workloads, how often.
+
+A scenario names the device under test (``device: disk|nic|rng|balloon``); every variant sets only
+that device, everything else comes from ``defaults`` and is identical across variants. Bad input is
+reported as one line with the field path, e.g. ``variants[1].disk.bus: must be one of virtio, scsi,
+sata, ide (got 'usb')``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ScenarioError
+
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
+Name = Annotated[str, Field(pattern=NAME_RE)]
+
+DiskBus = Literal["virtio", "scsi", "sata", "ide"]
+NicModel = Literal["virtio", "e1000", "e1000e", "rtl8139"]
+RngModel = Literal["virtio", "none"]
+BalloonModel = Literal["virtio", "none"]
+DeviceKind = Literal["disk", "nic", "rng", "balloon"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- device profiles: the one place that says what each device looks like ---------------------
+
+class DiskSpec(_Strict):
+    """The scratch disk under test (a raw file on the host), separate from the boot disk."""
+
+    bus: DiskBus = "virtio"
+    size_gib: float = Field(2.0, gt=0, le=64)
+    cache: Literal["none", "writeback", "writethrough", "directsync", "unsafe"] = "none"
+    io: Literal["native", "io_uring", "threads"] = "native"
+    preallocate: bool = True
+
+    @model_validator(mode="after")
+    def _native_needs_direct(self) -> "DiskSpec":
+        if self.io == "native" and self.cache not in ("none", "directsync"):
+            raise ValueError("io 'native' needs cache 'none' or 'directsync' (QEMU refuses it "
+                             "otherwise); use io 'threads' or 'io_uring'")
+        return self
+
+
+class NicSpec(_Strict):
+    """The NIC under test, on the lab's test network (SSH goes over a separate management NIC)."""
+
+    model: NicModel = "virtio"
+
+
+class RngSpec(_Strict):
+    model: RngModel = "virtio"
+    backend: str = Field("/dev/urandom", pattern=r"^/dev/(u?random|hwrng)$")
+    rate_bytes: int | None = Field(None, gt=0)
+    rate_period_ms: int = Field(1000, gt=0)
+
+
+class BalloonSpec(_Strict):
+    model: BalloonModel = "none"
+
+
+class DeviceProfile(_Strict):
+    """A complete set of devices for one guest. ``disk``/``nic`` None means: no such test device."""
+
+    disk: DiskSpec | None = None
+    nic: NicSpec | None = None
+    rng: RngSpec = RngSpec()
+    balloon: BalloonSpec = BalloonSpec()
+
+    def model_of(self, kind: str) -> str:
+        dev = getattr(self, kind)
+        if dev is None:
+            return "absent"
+        return dev.bus if kind == "disk" else dev.model
+
+    def is_paravirtual(self, kind: str) -> bool:
+        return self.model_of(kind) in ("virtio", "scsi")  # virtio-scsi is paravirtual too
+
+
+PRESETS: dict[str, dict] = {
+    "virtio": {"disk": {"bus": "virtio"}, "nic": {"model": "virtio"}, "rng": {"model": "virtio"},
+               "balloon": {"model": "virtio"}},
+    "emulated": {"disk": {"bus": "sata"}, "nic": {"model": "e1000"}, "rng": {"model": "none"},
+                 "balloon": {"model": "none"}},
+}
+_SHORT_KEYS = {"disk": "bus", "nic": "model", "rng": "model", "balloon": "model"}
+
+
+def parse_profile(text: str) -> DeviceProfile:
+    """A profile from the command line: a preset name or ``disk=sata,nic=e1000,rng=none,...``."""
+    if text in PRESETS:
+        return _validate(DeviceProfile, PRESETS[text], where=f"profile {text!r}")
+    spec: dict[str, Any] = {}
+    for part in filter(None, text.split(",")):
+        key, sep, value = part.partition("=")
+        if not sep or key not in _SHORT_KEYS:
+            raise ScenarioError(f"profile {text!r}: expected a preset ({', '.join(PRESETS)}) or "
+                                f"items like disk=sata,nic=e1000,rng=none,balloon=none")
+        spec[key] = {_SHORT_KEYS[key]: value}
+    return _validate(DeviceProfile, spec, where=f"profile {text!r}")
+
+
+# ---- guests ----------------------------------------------------------------------------------
+
+class GuestSpec(_Strict):
+    image: str = Field("default", description="'default' (built by vbench) or a recipe name/path")
+    vcpus: int = Field(2, ge=1, le=64)
+    memory_mib: int = Field(1024, ge=256, le=262144)
+    machine: str = Field("pc", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    boot_timeout_s: int = Field(240, ge=10, le=3600)
+
+
+# ---- workloads -------------------------------------------------------------------------------
+
+class FioSpec(_Strict):
+    rw: Literal["read", "write", "randread", "randwrite", "rw", "randrw"]
+    bs: str = Field("4k", pattern=r"^[0-9]+[kKmM]?$")
+    iodepth: int = Field(1, ge=1, le=1024)
+    numjobs: int = Field(1, ge=1, le=64)
+    runtime: int | None = Field(None, ge=1, le=3600)
+    ramp_time: int | None = Field(None, ge=0, le=600)
+    options: dict[str, str | int | bool] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _option_names(cls, v: dict) -> dict:
+        for key, val in v.items():
+            if not re.fullmatch(r"[a-z0-9_]+", key):
+                raise ValueError(f"fio option name {key!r} is not a fio option name")
+            if key in ("filename", "name", "output", "output_format", "output-format"):
+                raise ValueError(f"fio option {key!r} is set by vbench and cannot be overridden")
+            if isinstance(val, str) and not re.fullmatch(r"[A-Za-z0-9_.:,+/-]*", val):
+                raise ValueError(f"fio option {key!r} has characters vbench does not pass on: {val!r}")
+        return v
+
+
+class Iperf3Spec(_Strict):
+    protocol: Literal["tcp", "udp"] = "tcp"
+    directions: list[Literal["h2g", "g2h"]] = Field(default_factory=lambda: ["h2g", "g2h"], min_length=1)
+    parallel: int = Field(1, ge=1, le=32)
+    duration: int = Field(10, ge=1, le=600)
+    omit: int = Field(2, ge=0, le=60)
+    bitrate: str | None = Field(None, pattern=r"^[0-9]+[KMG]?$")
+    length: int | None = Field(None, ge=16, le=65507)
+
+
+class PingSpec(_Strict):
+    directions: list[Literal["h2g", "g2h"]] = Field(default_factory=lambda: ["h2g", "g2h"], min_length=1)
+    count: int = Field(200, ge=5, le=100000)
+    interval: float = Field(0.01, ge=0.002, le=1.0)
+    size: int = Field(56, ge=16, le=1472)
+
+
+class EntropySpec(_Strict):
+    read_bytes: int = Field(1048576, ge=4096, le=64 * 1048576)
+    timeout_s: int = Field(20, ge=1, le=600)
+
+
+class BalloonWorkSpec(_Strict):
+    target_mib: int = Field(512, ge=64)
+    touch_mib: int = Field(600, ge=0, description="memory the guest fills and frees before inflating")
+    timeout_s: int = Field(60, ge=1, le=600)
+
+
+class Workload(_Strict):
+    name: Name
+    fio: FioSpec | None = None
+    iperf3: Iperf3Spec | None = None
+    ping: PingSpec | None = None
+    entropy: EntropySpec | None = None
+    balloon: BalloonWorkSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Workload":
+        set_ = [k for k in ("fio", "iperf3", "ping", "entropy", "balloon") if getattr(self, k)]
+        if len(set_) != 1:
+            raise ValueError("a workload needs exactly one of fio, iperf3, ping, entropy, balloon "
+                             f"(got {', '.join(set_) or 'none'})")
+        return self
+
+    @property
+    def tool(self) -> str:
+        return next(k for k in ("fio", "iperf3", "ping", "entropy", "balloon") if getattr(self, k))
+
+
+class FioDefaults(_Strict):
+    runtime: int = Field(5, ge=1, le=3600)
+    ramp_time: int = Field(2, ge=0, le=600)
+    options: dict[str, str | int | bool] = Field(
+        default_factory=lambda: {"ioengine": "libaio", "direct": 1})
+
+
+# ---- variants and scenario -------------------------------------------------------------------
+
+class DeviceOverrides(_Strict):
+    """What a variant (or ``defaults``) sets; unset fields come from the defaults."""
+
+    disk: DiskSpec | None = None
+    nic: NicSpec | None = None
+    rng: RngSpec | None = None
+    balloon: BalloonSpec | None = None
+
+
+class Variant(DeviceOverrides):
+    name: Name
+
+
+class Scenario(_Strict):
+    name: Name
+    description: str = ""
+    device: DeviceKind
+    repetitions: int = Field(3, ge=1, le=1000)
+    order: Literal["interleaved", "sequential"] = "interleaved"
+    host_baseline: bool = Field(False, description="also run the fio jobs on the host (disk only)")
+    connect: str | None = Field(None, description="libvirt URI; default: the vbench lab")
+    guest: GuestSpec = GuestSpec()
+    defaults: DeviceOverrides = DeviceOverrides()
+    fio_defaults: FioDefaults = FioDefaults()
+    variants: list[Variant] = Field(min_length=1)
+    workloads: list[Workload] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Scenario":
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names) or "host" in names:
+            raise ValueError("variant names must be unique and not 'host' (reserved for the baseline)")
+        wnames = [w.name for w in self.workloads]
+        if len(set(wnames)) != len(wnames):
+            raise ValueError("workload names must be unique")
+        for i, v in enumerate(self.variants):
+            for kind in ("disk", "nic", "rng", "balloon"):
+                if kind != self.device and getattr(v, kind) is not None:
+                    raise ValueError(f"variants[{i}].{kind}: only the device under test "
+                                     f"({self.device}) may differ between variants; put it in defaults")
+            if getattr(v, self.device) is None and getattr(self.defaults, self.device) is None:
+                raise ValueError(f"variants[{i}]: sets no {self.device} (the device under test)")
+        if self.host_baseline and self.device != "disk":
+            raise ValueError("host_baseline: only disk scenarios have a host baseline")
+        return self
+
+    def profile(self, variant: Variant) -> DeviceProfile:
+        """The full device profile of a variant: defaults, then the variant's own device."""
+        merged = {k: getattr(self.defaults, k) for k in ("disk", "nic", "rng", "balloon")}
+        dev = getattr(variant, self.device)
+        if dev is not None:
+            merged[self.device] = dev
+        if merged["rng"] is None:
+            merged["rng"] = RngSpec()  # virtio-rng by default: guests boot faster with it
+        if merged["balloon"] is None:
+            merged["balloon"] = BalloonSpec()
+        if self.device == "disk" and merged["disk"] is None:
+            merged["disk"] = DiskSpec()
+        return DeviceProfile(**merged)
+
+    def fio_runtime(self, w: Workload) -> tuple[int, int]:
+        assert w.fio is not None
+        return (w.fio.runtime or self.fio_defaults.runtime,
+                self.fio_defaults.ramp_time if w.fio.ramp_time is None else w.fio.ramp_time)
+
+    def fio_options(self, w: Workload) -> dict[str, str | int | bool]:
+        assert w.fio is not None
+        opts: dict[str, str | int | bool] = dict(self.fio_defaults.options)
+        opts.update(rw=w.fio.rw, bs=w.fio.bs, iodepth=w.fio.iodepth, numjobs=w.fio.numjobs)
+        if w.fio.numjobs > 1:
+            opts["group_reporting"] = 1
+        opts.update(w.fio.options)
+        return opts
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or "[" in str(part):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _message(err: dict) -> str:
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    got = err.get("input")
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '').replace(' or ', ', ').replace(chr(39), '')} (got {got!r})"
+    if kind == "extra_forbidden":
+        return "unknown field (check its spelling; see scenarios/*.yaml for examples)"
+    if kind == "missing":
+        return "is required"
+    if kind == "string_pattern_mismatch":
+        return f"{got!r} is not allowed here (letters, digits, '_', '.', '-'; must match {ctx.get('pattern')})"
+    msg = err.get("msg", "invalid")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return f"{msg} (got {got!r})" if kind not in ("value_error", "assertion_error") and not isinstance(got, dict) else msg
+
+
+def format_validation_error(exc: ValidationError, where: str) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    path = _loc(first.get("loc", ()))
+    line = f"{where}: {path + ': ' if path else ''}{_message(first)}"
+    if len(errors) > 1:
+        line += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return line
+
+
+def _validate(model, data, where: str):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(format_validation_error(exc, where)) from None
+
+
+def load_scenario_text(text: str, where: str = "scenario") -> Scenario:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ScenarioError(f"{where}: not valid YAML{pos}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{where}: expected a mapping with name, device, variants, workloads "
+                            f"(got {type(data).__name__})")
+    return _validate(Scenario, data, where)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file (see scenarios/ for the shipped ones)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read it: {exc}") from None
+    return load_scenario_text(text, where=str(path))

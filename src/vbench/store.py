@@ -1,0 +1,254 @@
+"""Results on disk: one directory per run, every file written atomically and schema-versioned.
+
+Layout of ``<results>/<run_id>/``::
+
+    run.json          run metadata (schema_version, scenario, environment, variants, status, ...)
+    samples.csv       the tidy sample table (columns: vbench.model.SAMPLE_COLUMNS)
+    parts/*.csv       samples of single repetitions, written as they finish; merged into
+                      samples.csv when the run ends, so an interrupted run loses nothing
+    raw/<variant>/... raw tool outputs (fio JSON, iperf3 JSON, probe text)
+
+Load a run back into pandas with one call::
+
+    from vbench.store import load_samples
+    df = load_samples("results/20261126-101500-disk")      # or several paths, or a results root
+
+Nothing here imports pandas at module import time (``vbench --help`` must stay fast).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import StoreError
+from .model import SAMPLE_COLUMNS
+
+SCHEMA_VERSION = 1
+RUN_FILE = "run.json"
+SAMPLES_FILE = "samples.csv"
+_PART_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never half.
+
+    Errors (disk full, read-only file system, permission) become a one-line StoreError and leave
+    no temporary file behind.
+    """
+    path = Path(path)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, mode) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}; free space or fix permissions "
+                         f"of the results directory, then retry") from exc
+    finally:
+        if tmp_name is not None:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, json.dumps({"schema_version": SCHEMA_VERSION, **obj}, indent=2,
+                                  sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict:
+    """Read a vbench JSON file, checking that it is one and of a schema version we understand."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise StoreError(f"{path} does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path} is not readable JSON ({exc}); it is corrupt or not vbench's") from exc
+    if not isinstance(obj, dict) or "schema_version" not in obj:
+        raise StoreError(f"{path} is not a vbench file (no schema_version)")
+    if obj["schema_version"] != SCHEMA_VERSION:
+        raise StoreError(f"{path} has schema version {obj['schema_version']!r}; this vbench reads "
+                         f"version {SCHEMA_VERSION}")
+    return obj
+
+
+def rows_to_csv(rows: Iterable[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SAMPLE_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+@dataclass
+class RunDir:
+    """A run directory being written by the runner."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def create(cls, root: Path, run_id: str) -> "RunDir":
+        path = Path(root) / run_id
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            (path / "parts").mkdir()
+            (path / "raw").mkdir()
+        except FileExistsError as exc:
+            raise StoreError(f"results directory {path} already exists; pick another run id") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot create results directory {path}: {exc.strerror or exc}") from exc
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: Path) -> "RunDir":
+        path = Path(path)
+        read_json(path / RUN_FILE)  # validates it is a run of ours
+        return cls(path)
+
+    def write_meta(self, meta: dict) -> None:
+        write_json(self.path / RUN_FILE, meta)
+
+    def read_meta(self) -> dict:
+        return read_json(self.path / RUN_FILE)
+
+    def part_path(self, key: str) -> Path:
+        return self.path / "parts" / (_PART_NAME.sub("_", key) + ".csv")
+
+    def add_samples(self, key: str, rows: list[dict]) -> None:
+        """Store the samples of one finished unit of work (variant x workload x repetition)."""
+        atomic_write(self.part_path(key), rows_to_csv(rows))
+
+    def has_part(self, key: str) -> bool:
+        return self.part_path(key).exists()
+
+    def raw_path(self, variant: str, name: str) -> Path:
+        return self.path / "raw" / _PART_NAME.sub("_", variant) / _PART_NAME.sub("_", name)
+
+    def write_raw(self, variant: str, name: str, text: str) -> Path:
+        path = self.raw_path(variant, name)
+        atomic_write(path, text)
+        return path
+
+    def consolidate(self) -> int:
+        """Merge all parts into samples.csv (atomically); returns the number of rows."""
+        rows = list(iter_sample_rows(self.path))
+        atomic_write(self.path / SAMPLES_FILE, rows_to_csv(rows))
+        return len(rows)
+
+
+def _read_csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or "metric" not in reader.fieldnames:
+            raise StoreError(f"{path} is not a vbench sample table")
+        return list(reader)
+
+
+def iter_sample_rows(run_path: Path) -> Iterable[dict]:
+    """All sample rows of a run: samples.csv plus any parts not yet merged (deduplicated)."""
+    run_path = Path(run_path)
+    seen: set[tuple] = set()
+    files = []
+    if (run_path / SAMPLES_FILE).exists():
+        files.append(run_path / SAMPLES_FILE)
+    files.extend(sorted((run_path / "parts").glob("*.csv")) if (run_path / "parts").is_dir() else [])
+    for f in files:
+        for row in _read_csv_rows(f):
+            key = tuple(row.get(c) for c in SAMPLE_COLUMNS if c != "value")
+            if key in seen:
+                continue
+            seen.add(key)
+            yield row
+
+
+def find_runs(root: Path, scenario: str | None = None, warn=None) -> list[Path]:
+    """Run directories under ``root`` (oldest first), optionally of one scenario.
+
+    Corrupt or foreign directories are skipped and reported through ``warn`` (a callable taking one
+    line), never raised: one bad file must not stop a report.
+    """
+    root = Path(root)
+    out = []
+    if not root.is_dir():
+        return out
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        if not (d / RUN_FILE).exists():
+            continue
+        try:
+            meta = read_json(d / RUN_FILE)
+        except StoreError as exc:
+            if warn:
+                warn(f"skipping {d}: {exc}")
+            continue
+        if scenario is None or meta.get("scenario", {}).get("name") == scenario:
+            out.append(d)
+    out.sort(key=lambda p: (read_json(p / RUN_FILE).get("started", ""), p.name))
+    return out
+
+
+def load_samples(*paths: str | os.PathLike, warn=None):
+    """Load the samples of one or more runs into one tidy pandas DataFrame.
+
+    Each path is a run directory or a results root (all runs under it). Corrupt or foreign files
+    are skipped and reported through ``warn``. Columns: ``vbench.model.SAMPLE_COLUMNS``.
+    """
+    import pandas as pd
+
+    run_dirs: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if (p / RUN_FILE).exists():
+            run_dirs.append(p)
+        elif p.is_dir():
+            run_dirs.extend(find_runs(p, warn=warn))
+        else:
+            raise StoreError(f"{p} is not a vbench run directory or results root")
+    frames = []
+    for d in run_dirs:
+        try:
+            read_json(d / RUN_FILE)
+            rows = list(iter_sample_rows(d))
+        except StoreError as exc:
+            if warn is None:
+                raise
+            warn(f"skipping {d}: {exc}")
+            continue
+        if rows:
+            frames.append(pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS)))
+    if not frames:
+        return _typed(pd.DataFrame(columns=list(SAMPLE_COLUMNS)))
+    return _typed(pd.concat(frames, ignore_index=True))
+
+
+def _typed(df):
+    import pandas as pd
+
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    df["repetition"] = pd.to_numeric(df["repetition"], errors="coerce").astype("Int64")
+    df["paravirtual"] = df["paravirtual"].map(
+        lambda v: v if isinstance(v, bool) else str(v).strip().lower() == "true")
+    return df.dropna(subset=["value"]).reset_index(drop=True)
+
+
+def load_meta(run_path: str | os.PathLike) -> dict:
+    return read_json(Path(run_path) / RUN_FILE)

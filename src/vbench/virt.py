@@ -1,0 +1,465 @@
+"""Device profiles to domain XML, and the libvirt lifecycle of guests and networks.
+
+The only module that imports ``libvirt``. Each device of a profile maps to the XML the source
+guide shows (``<target dev='vda' bus='virtio'/>``, ``<model type='virtio'/>``,
+``<rng model='virtio'>`` with a ``/dev/urandom`` backend, ``<memballoon model='virtio'>``); the one
+place that decides what "virtio" or "emulated" means for each device is ``DISK_BUSES`` /
+``NIC_MODELS`` / the rng and balloon functions below.
+
+A :class:`Guest` is a context manager: it creates an overlay over the cached base image, starts a
+transient domain tagged in its metadata as vbench's, waits for its DHCP lease and SSH, and on exit
+always destroys the domain and removes its overlay and scratch disk (also on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from xml.sax.saxutils import escape, quoteattr
+
+from . import paths, procs
+from .errors import GuestError, LabError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .images import Image
+    from .lab import Accelerator, Lab
+    from .scenario import DeviceProfile, GuestSpec
+
+VBENCH_NS = "https://vbench.invalid/xmlns/guest/1"
+DOMAIN_PREFIX = "vbench-"
+DOMAIN_NAME_RE = re.compile(r"^vbench-[A-Za-z0-9_.-]{1,80}$")
+SCRATCH_SERIAL = "vbench-scratch"
+
+
+# ---- the device table: what each device model is ----------------------------------------------
+
+@dataclass(frozen=True)
+class DiskBus:
+    bus: str             # libvirt <target bus=...>
+    dev: str             # target dev name for the scratch disk
+    paravirtual: bool
+    drivers: tuple       # guest drivers that prove it (controller driver of the disk)
+
+
+DISK_BUSES = {
+    "virtio": DiskBus("virtio", "vdb", True, ("virtio_blk",)),
+    "scsi": DiskBus("scsi", "sda", True, ("virtio_scsi",)),
+    "sata": DiskBus("sata", "sda", False, ("ahci",)),
+    "ide": DiskBus("ide", "hda", False, ("ata_piix",)),
+}
+
+# QEMU's rtl8139 is an RTL8139C+; Linux binds 8139cp to it (8139too would also do).
+NIC_MODELS = {
+    "virtio": (True, ("virtio_net",)),
+    "e1000": (False, ("e1000",)),
+    "e1000e": (False, ("e1000e",)),
+    "rtl8139": (False, ("8139cp", "8139too")),
+}
+
+
+def mac_for(name: str, role: str) -> str:
+    h = hashlib.sha256(f"{name}/{role}".encode()).digest()
+    return "52:54:00:%02x:%02x:%02x" % (h[0], h[1], h[2])
+
+
+# ---- XML ---------------------------------------------------------------------------------------
+
+def disk_xml(bus: str, source: str, cache: str, io: str) -> str:
+    b = DISK_BUSES[bus]
+    return (f"    <disk type='file' device='disk'>\n"
+            f"      <driver name='qemu' type='raw' cache='{cache}' io='{io}'/>\n"
+            f"      <source file={quoteattr(source)}/>\n"
+            f"      <target dev='{b.dev}' bus='{b.bus}'/>\n"
+            f"      <serial>{SCRATCH_SERIAL}</serial>\n"
+            f"    </disk>\n")
+
+
+def interface_xml(network: str, mac: str, model: str) -> str:
+    return (f"    <interface type='network'>\n"
+            f"      <mac address='{mac}'/>\n"
+            f"      <source network={quoteattr(network)}/>\n"
+            f"      <model type='{model}'/>\n"
+            f"    </interface>\n")
+
+
+def rng_xml(model: str, backend: str, rate_bytes: int | None, rate_period_ms: int) -> str:
+    if model == "none":
+        return ""  # libvirt adds no RNG unless asked
+    rate = f"      <rate bytes='{rate_bytes}' period='{rate_period_ms}'/>\n" if rate_bytes else ""
+    return (f"    <rng model='virtio'>\n{rate}"
+            f"      <backend model='random'>{escape(backend)}</backend>\n"
+            f"    </rng>\n")
+
+
+def memballoon_xml(model: str) -> str:
+    # Without an explicit element libvirt adds a virtio balloon by itself: say 'none' out loud.
+    if model == "none":
+        return "    <memballoon model='none'/>\n"
+    return "    <memballoon model='virtio'>\n      <stats period='1'/>\n    </memballoon>\n"
+
+
+@dataclass(frozen=True)
+class DomainFiles:
+    overlay: Path
+    scratch: Path | None
+    console: Path
+    kernel: Path
+    initrd: Path
+
+
+def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_type: str,
+               files: DomainFiles, cmdline: str, mgmt_net: str, test_net: str,
+               tags: dict[str, str]) -> str:
+    """The complete domain XML for a guest of ``profile``; deterministic for golden tests."""
+    if not DOMAIN_NAME_RE.match(name):
+        raise GuestError(f"invalid domain name {name!r}")
+    meta = "".join(f"      <vbench:{k}>{escape(str(v))}</vbench:{k}>\n" for k, v in sorted(tags.items()))
+    cpu = "  <cpu mode='host-passthrough'/>\n" if domain_type == "kvm" else ""
+    devices = (
+        "    <disk type='file' device='disk'>\n"
+        "      <driver name='qemu' type='qcow2'/>\n"
+        f"      <source file={quoteattr(str(files.overlay))}/>\n"
+        "      <target dev='vda' bus='virtio'/>\n"
+        "    </disk>\n")
+    if profile.disk is not None:
+        assert files.scratch is not None
+        d = profile.disk
+        devices += disk_xml(d.bus, str(files.scratch), d.cache, d.io)
+        if d.bus == "scsi":
+            devices += "    <controller type='scsi' index='0' model='virtio-scsi'/>\n"
+    devices += interface_xml(mgmt_net, mac_for(name, "mgmt"), "virtio")
+    if profile.nic is not None:
+        devices += interface_xml(test_net, mac_for(name, "test"), profile.nic.model)
+    r = profile.rng
+    devices += rng_xml(r.model, r.backend, r.rate_bytes, r.rate_period_ms)
+    devices += memballoon_xml(profile.balloon.model)
+    devices += (f"    <serial type='file'>\n      <source path={quoteattr(str(files.console))}/>\n"
+                f"      <target port='0'/>\n    </serial>\n")
+    return (
+        f"<domain type='{domain_type}'>\n"
+        f"  <name>{name}</name>\n"
+        f"  <metadata>\n    <vbench:guest xmlns:vbench='{VBENCH_NS}'>\n{meta}    </vbench:guest>\n"
+        f"  </metadata>\n"
+        f"  <memory unit='MiB'>{guest.memory_mib}</memory>\n"
+        f"  <currentMemory unit='MiB'>{guest.memory_mib}</currentMemory>\n"
+        f"  <vcpu>{guest.vcpus}</vcpu>\n"
+        f"  <os>\n    <type arch='x86_64' machine='{guest.machine}'>hvm</type>\n"
+        f"    <kernel>{escape(str(files.kernel))}</kernel>\n"
+        f"    <initrd>{escape(str(files.initrd))}</initrd>\n"
+        f"    <cmdline>{escape(cmdline)}</cmdline>\n  </os>\n"
+        f"  <features>\n    <acpi/>\n    <apic/>\n  </features>\n{cpu}"
+        f"  <clock offset='utc'/>\n"
+        f"  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n"
+        f"  <on_crash>destroy</on_crash>\n"
+        f"  <devices>\n{devices}  </devices>\n"
+        f"</domain>\n")
+
+
+def kernel_cmdline(root_label: str, ssh_pubkey: str) -> str:
+    key = ":".join(ssh_pubkey.split()[:2])  # "ssh-ed25519 AAAA..." without spaces
+    return (f"root=LABEL={root_label} rw console=ttyS0,115200 net.ifnames=0 quiet "
+            f"systemd.show_status=0 vbench.sshkey={key}")
+
+
+# ---- libvirt connections, networks, tagged domains -------------------------------------------
+
+def _libvirt():
+    try:
+        import libvirt
+    except ImportError:
+        raise LabError("libvirt-python is not installed: run `sudo scripts/setup.sh`") from None
+    libvirt.registerErrorHandler(lambda *_: None, None)  # errors come as exceptions, not stderr
+    return libvirt
+
+
+def open_connection(uri: str):
+    libvirt = _libvirt()
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise LabError(f"cannot connect to libvirt at {uri} ({exc.get_error_message()}): "
+                       f"run `vbench lab up`") from None
+
+
+def libvirt_version(conn) -> str:
+    v = conn.getLibVersion()
+    return f"{v // 1000000}.{v // 1000 % 1000}.{v % 1000}"
+
+
+def supports_kvm(conn) -> bool:
+    caps = conn.getCapabilities()
+    return "<domain type='kvm'" in caps or '<domain type="kvm"' in caps
+
+
+def network_active(conn, name: str) -> bool:
+    libvirt = _libvirt()
+    try:
+        return bool(conn.networkLookupByName(name).isActive())
+    except libvirt.libvirtError:
+        return False
+
+
+def ensure_network(conn, name: str, xml: str) -> bool:
+    """Start the (transient) network unless it is already active. True if started now."""
+    libvirt = _libvirt()
+    if network_active(conn, name):
+        return False
+    try:
+        conn.networkCreateXML(xml)
+    except libvirt.libvirtError as exc:
+        raise LabError(f"cannot start libvirt network {name}: {exc.get_error_message()}") from None
+    return True
+
+
+def destroy_network(conn, name: str) -> bool:
+    libvirt = _libvirt()
+    try:
+        net = conn.networkLookupByName(name)
+    except libvirt.libvirtError:
+        return False
+    try:
+        if net.isActive():
+            net.destroy()
+        if net.isPersistent():
+            net.undefine()
+    except libvirt.libvirtError:
+        return False
+    return True
+
+
+def _tags(dom) -> dict | None:
+    libvirt = _libvirt()
+    try:
+        xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, VBENCH_NS)
+    except libvirt.libvirtError:
+        return None
+    return dict(re.findall(r"<(?:\w+:)?(\w+)>([^<]*)</", xml))
+
+
+def tagged_domains(conn) -> list[str]:
+    """Names of domains that carry vbench's metadata tag (and only those)."""
+    out = []
+    for dom in conn.listAllDomains():
+        if _tags(dom) is not None:
+            out.append(dom.name())
+    return sorted(out)
+
+
+def destroy_tagged_domains(conn, run_id: str | None = None) -> list[str]:
+    """Destroy vbench's domains (optionally of one run) and remove their files."""
+    libvirt = _libvirt()
+    done = []
+    for dom in conn.listAllDomains():
+        tags = _tags(dom)
+        if tags is None or (run_id and tags.get("run") != run_id):
+            continue
+        name = dom.name()
+        try:
+            if dom.isActive():
+                dom.destroy()
+            if dom.isPersistent():
+                dom.undefine()
+        except libvirt.libvirtError:
+            pass
+        gdir = tags.get("dir")
+        if gdir and Path(gdir).parent == paths.guests_dir():
+            shutil.rmtree(gdir, ignore_errors=True)
+        done.append(name)
+    return done
+
+
+def remove_guest_dirs(done: list[str] | None = None) -> None:
+    """Remove leftover guest directories (overlays, scratch disks) under VBENCH_HOME/guests."""
+    gd = paths.guests_dir()
+    if not gd.is_dir():
+        return
+    for d in gd.iterdir():
+        if d.is_dir() and d.name.startswith(DOMAIN_PREFIX):
+            shutil.rmtree(d, ignore_errors=True)
+            if done is not None:
+                done.append(f"removed leftover guest files {d}")
+
+
+# ---- guests ----------------------------------------------------------------------------------
+
+@dataclass
+class Guest:
+    """One running guest of a device profile. Use as a context manager."""
+
+    name: str
+    lab: "Lab"
+    image: "Image"
+    profile: "DeviceProfile"
+    spec: "GuestSpec"
+    accel: "Accelerator"
+    client_key: object            # paramiko PKey
+    client_pub: str
+    tags: dict = field(default_factory=dict)
+    progress: object = None
+    conn: object = None
+    dom: object = None
+    ip: str | None = None
+    ssh: object = None
+    xml: str = ""
+    boot_seconds: float | None = None
+    _dir: Path | None = None
+
+    @property
+    def dir(self) -> Path:
+        return paths.guests_dir() / self.name
+
+    def files(self) -> DomainFiles:
+        return DomainFiles(overlay=self.dir / "overlay.qcow2",
+                           scratch=self.dir / "scratch.raw" if self.profile.disk else None,
+                           console=self.dir / "console.log", kernel=self.image.kernel,
+                           initrd=self.image.initrd)
+
+    def __enter__(self) -> "Guest":
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _say(self, msg: str) -> None:
+        if self.progress:
+            self.progress(msg)
+
+    def build_xml(self) -> str:
+        from .images import ROOT_LABEL
+        from .lab import MGMT, TEST
+
+        tags = {"owner": "vbench", "dir": str(self.dir), "pid": str(os.getpid()), **self.tags}
+        return domain_xml(self.name, self.profile, self.spec, self.accel.domain_type, self.files(),
+                          kernel_cmdline(ROOT_LABEL, self.client_pub), MGMT.name, TEST.name, tags)
+
+    def _prepare_files(self) -> None:
+        f = self.files()
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True)
+        os.chmod(self.dir, 0o755)
+        res = procs.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                         str(self.image.base), str(f.overlay)], timeout=60)
+        if not res.ok:
+            raise GuestError(f"cannot create overlay for {self.name}: {res.tail()}")
+        if f.scratch is not None:
+            assert self.profile.disk is not None
+            size = int(self.profile.disk.size_gib * 2**30)
+            try:
+                with open(f.scratch, "wb") as fh:
+                    if self.profile.disk.preallocate:
+                        os.posix_fallocate(fh.fileno(), 0, size)
+                    else:
+                        fh.truncate(size)
+            except OSError as exc:
+                raise GuestError(f"cannot create the {size >> 30} GiB scratch disk in {self.dir}: "
+                                 f"{exc.strerror}; free disk space or set VBENCH_HOME") from None
+
+    def start(self) -> None:
+        libvirt = _libvirt()
+        from . import remote
+
+        t0 = time.monotonic()
+        self._prepare_files()
+        self.xml = self.build_xml()
+        self.conn = open_connection(self.lab.uri)
+        try:
+            self.dom = self.conn.createXML(self.xml, 0)
+        except libvirt.libvirtError as exc:
+            raise GuestError(f"libvirt could not start {self.name}: {exc.get_error_message()}") from None
+        self._say(f"{self.name}: started ({self.accel.name}), waiting for DHCP lease ...")
+        deadline = t0 + self.spec.boot_timeout_s
+        self.ip = self._wait_lease(mac_for(self.name, "mgmt"), deadline)
+        self._say(f"{self.name}: lease {self.ip}, waiting for SSH ...")
+        self.ssh = remote.wait_for_ssh(self.ip, self.lab.netns, self.image.host_key_pub,
+                                       self.client_key, self.image.user, deadline,
+                                       alive=self.check_alive)
+        self.boot_seconds = time.monotonic() - t0
+        self._say(f"{self.name}: SSH ready after {self.boot_seconds:.1f} s")
+
+    def check_alive(self) -> None:
+        """Raise GuestError (with the console tail) when the domain is gone or shut off."""
+        libvirt = _libvirt()
+        try:
+            active = bool(self.dom.isActive())
+        except libvirt.libvirtError:
+            active = False
+        if not active:
+            raise GuestError(f"guest {self.name} is no longer running (crashed, panicked or "
+                             f"destroyed from outside)", self.console_tail())
+
+    def _wait_lease(self, mac: str, deadline: float) -> str:
+        libvirt = _libvirt()
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                ifaces = self.dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
+            except libvirt.libvirtError:
+                ifaces = {}
+            for iface in ifaces.values():
+                if (iface.get("hwaddr") or "").lower() == mac:
+                    for a in iface.get("addrs") or []:
+                        if a.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
+                            return a["addr"]
+            time.sleep(0.5)
+        raise GuestError(f"guest {self.name} got no DHCP lease within {self.spec.boot_timeout_s} s",
+                         self.console_tail())
+
+    def test_nic_ip(self, timeout: float = 60) -> str:
+        """The DHCP address of the NIC under test (on the lab's test network)."""
+        return self._wait_lease(mac_for(self.name, "test"), time.monotonic() + timeout)
+
+    def console_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.files().console.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+    def qemu_pid(self) -> int | None:
+        pid = procs.read_pidfile(Path("/run/libvirt/qemu") / f"{self.name}.pid")
+        return pid
+
+    def suspend(self) -> None:
+        self.dom.suspend()
+
+    def resume(self) -> None:
+        self.dom.resume()
+
+    def is_paused(self) -> bool:
+        libvirt = _libvirt()
+        return self.dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED
+
+    def close(self) -> None:
+        """Always: close SSH, destroy the domain, remove overlay and scratch disk."""
+        libvirt = _libvirt()
+        if self.ssh is not None:
+            try:
+                self.ssh.close()
+            except Exception:
+                pass
+            self.ssh = None
+        if self.dom is not None:
+            try:
+                self.dom.destroy()
+            except libvirt.libvirtError:
+                pass  # already gone
+            self.dom = None
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except libvirt.libvirtError:
+                pass
+            self.conn = None
+        shutil.rmtree(self.dir, ignore_errors=True)
