@@ -1,0 +1,157 @@
+"""Guest kernel check: which of the source guide's virtio options the guest kernel has.
+
+Reads the kernel config shipped with the image (``/boot/config-*``), or, when there is none,
+``modules.builtin`` plus the module list. Each option is built-in (y), module (m) or missing.
+A scenario whose variants need an option the kernel lacks is refused before anything boots.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from .errors import ImageError
+
+# The list of the source document, in its order.
+SEED_OPTIONS = (
+    "CONFIG_BLK_MQ_VIRTIO", "CONFIG_VIRTIO_VSOCKETS", "CONFIG_VIRTIO_VSOCKETS_COMMON",
+    "CONFIG_NET_9P_VIRTIO", "CONFIG_VIRTIO_BLK", "CONFIG_SCSI_VIRTIO", "CONFIG_VIRTIO_NET",
+    "CONFIG_VIRTIO_CONSOLE", "CONFIG_HW_RANDOM_VIRTIO", "CONFIG_DRM_VIRTIO_GPU", "CONFIG_VIRTIO",
+    "CONFIG_VIRTIO_MENU", "CONFIG_VIRTIO_PCI", "CONFIG_VIRTIO_PCI_LEGACY", "CONFIG_VIRTIO_PMEM",
+    "CONFIG_VIRTIO_BALLOON", "CONFIG_VIRTIO_MEM", "CONFIG_VIRTIO_INPUT", "CONFIG_VIRTIO_MMIO",
+    "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES", "CONFIG_RPMSG_VIRTIO", "CONFIG_VIRTIO_FS",
+    "CONFIG_CRYPTO_DEV_VIRTIO",
+)
+
+# Module file names for the fallback when no config is shipped (option -> module basename).
+OPTION_MODULES = {
+    "CONFIG_VIRTIO_BLK": "virtio_blk", "CONFIG_SCSI_VIRTIO": "virtio_scsi",
+    "CONFIG_VIRTIO_NET": "virtio_net", "CONFIG_HW_RANDOM_VIRTIO": "virtio-rng",
+    "CONFIG_VIRTIO_BALLOON": "virtio_balloon", "CONFIG_VIRTIO_CONSOLE": "virtio_console",
+    "CONFIG_VIRTIO_PCI": "virtio_pci", "CONFIG_VIRTIO": "virtio", "CONFIG_VIRTIO_MMIO": "virtio_mmio",
+    "CONFIG_VIRTIO_INPUT": "virtio_input", "CONFIG_VIRTIO_FS": "virtiofs",
+    "CONFIG_VIRTIO_PMEM": "virtio_pmem", "CONFIG_VIRTIO_MEM": "virtio_mem",
+    "CONFIG_DRM_VIRTIO_GPU": "virtio-gpu", "CONFIG_NET_9P_VIRTIO": "9pnet_virtio",
+    "CONFIG_VIRTIO_VSOCKETS": "vmw_vsock_virtio_transport",
+    "CONFIG_VIRTIO_VSOCKETS_COMMON": "vmw_vsock_virtio_transport_common",
+    "CONFIG_RPMSG_VIRTIO": "virtio_rpmsg_bus", "CONFIG_CRYPTO_DEV_VIRTIO": "virtio_crypto",
+    "CONFIG_SATA_AHCI": "ahci", "CONFIG_ATA_PIIX": "ata_piix", "CONFIG_E1000": "e1000",
+    "CONFIG_E1000E": "e1000e", "CONFIG_8139CP": "8139cp",
+}
+
+# What each device model needs in the guest kernel (besides what every guest needs).
+ALWAYS = ("CONFIG_VIRTIO_PCI", "CONFIG_VIRTIO_BLK", "CONFIG_VIRTIO_NET")  # boot disk, SSH NIC
+NEEDS = {
+    ("disk", "virtio"): ("CONFIG_VIRTIO_BLK",), ("disk", "scsi"): ("CONFIG_SCSI_VIRTIO",),
+    ("disk", "sata"): ("CONFIG_SATA_AHCI",), ("disk", "ide"): ("CONFIG_ATA_PIIX",),
+    ("nic", "virtio"): ("CONFIG_VIRTIO_NET",), ("nic", "e1000"): ("CONFIG_E1000",),
+    ("nic", "e1000e"): ("CONFIG_E1000E",), ("nic", "rtl8139"): ("CONFIG_8139CP",),
+    ("rng", "virtio"): ("CONFIG_HW_RANDOM_VIRTIO",), ("balloon", "virtio"): ("CONFIG_VIRTIO_BALLOON",),
+}
+STATE_WORDS = {"y": "built-in", "m": "module", None: "missing"}
+_LINE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(y|m)\s*$")
+
+
+@dataclass(frozen=True)
+class OptionState:
+    option: str
+    state: str   # built-in | module | missing
+    source: str  # config | modules
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """``CONFIG_X=y|m`` lines of a kernel config; unset and ``# ... is not set`` lines are absent."""
+    out = {}
+    for line in text.splitlines():
+        m = _LINE.match(line.strip())
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def from_modules(builtin_text: str, module_names: set[str]) -> dict[str, str]:
+    """Option states from modules.builtin (y) and the module tree (m), when no config exists."""
+    builtin = {re.sub(r"\.ko.*$", "", line.strip().rsplit("/", 1)[-1]).replace("-", "_")
+               for line in builtin_text.splitlines() if line.strip()}
+    mods = {m.replace("-", "_") for m in module_names}
+    out = {}
+    for opt, mod in OPTION_MODULES.items():
+        key = mod.replace("-", "_")
+        if key in builtin:
+            out[opt] = "y"
+        elif key in mods:
+            out[opt] = "m"
+    return out
+
+
+def states(values: dict[str, str], options=SEED_OPTIONS, source: str = "config") -> list[OptionState]:
+    return [OptionState(o, STATE_WORDS[values.get(o)], source) for o in options]
+
+
+def image_values(img) -> tuple[dict[str, str], str]:
+    if img.kernel_config.exists():
+        return parse_config(img.kernel_config.read_text()), "config"
+    mb = img.dir / "modules.builtin"
+    if mb.exists():
+        return from_modules(mb.read_text(), set()), "modules"
+    raise ImageError(f"image {img.dir} has neither a kernel config nor modules.builtin")
+
+
+def needed_options(scn) -> dict[str, list[str]]:
+    """Per variant, the kernel options its devices need."""
+    out = {}
+    for v in scn.variants:
+        prof = scn.profile(v)
+        opts = list(ALWAYS)
+        for kind in ("disk", "nic", "rng", "balloon"):
+            opts += NEEDS.get((kind, prof.model_of(kind)), ())
+        out[v.name] = sorted(set(opts))
+    return out
+
+
+def missing_for_scenario(scn, values: dict[str, str]) -> dict[str, list[str]]:
+    return {v: [o for o in opts if o not in values]
+            for v, opts in needed_options(scn).items() if any(o not in values for o in opts)}
+
+
+def require_for_scenario(scn, img) -> None:
+    values, _ = image_values(img)
+    missing = missing_for_scenario(scn, values)
+    if missing:
+        desc = "; ".join(f"{v} needs {', '.join(o)}" for v, o in missing.items())
+        raise ImageError(f"the guest kernel ({img.kernel_release}) lacks options this scenario "
+                         f"needs: {desc}. Use a kernel with them enabled (see `vbench guest check`)")
+
+
+def cli(args, say) -> int:
+    from . import images
+    from .scenario import load_scenario
+
+    if args.config:
+        try:
+            text = open(args.config).read()
+        except OSError as exc:
+            raise ImageError(f"cannot read kernel config {args.config}: {exc.strerror}") from None
+        values, source, label = parse_config(text), "config", args.config
+    else:
+        img = images.require(args.image)
+        values, source = image_values(img)
+        label = f"image {img.name} (kernel {img.kernel_release})"
+    rows = states(values, source=source)
+    result = {"target": label, "source": source,
+              "options": [{"option": r.option, "state": r.state} for r in rows]}
+    if args.scenario:
+        result["scenario_missing"] = missing_for_scenario(load_scenario(args.scenario), values)
+    if args.json:
+        say(json.dumps(result, indent=2))
+    else:
+        from .cli import _table
+
+        say(f"virtio options of {label} (from the kernel {source}):")
+        say(_table([(r.option, r.state) for r in rows], ("option", "state")))
+        if args.scenario:
+            miss = result["scenario_missing"]
+            say("scenario can run: yes" if not miss else
+                "scenario cannot run: " + "; ".join(f"{v} needs {', '.join(o)}" for v, o in miss.items()))
+    return 0 if not result.get("scenario_missing") else 12
