@@ -20,6 +20,9 @@ from .model import Sample
 from .scenario import Scenario, Workload
 
 
+FIO_SLACK_S = 20  # fio start-up and teardown, generous even under TCG
+
+
 @dataclass
 class Target:
     """Where a workload runs: a booted guest of a variant, or the host (baseline)."""
@@ -64,11 +67,15 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
 
     runtime, ramp = scn.fio_runtime(w)
     opts = scn.fio_options(w)
-    bound = runtime + ramp + 120
+    # fio ends on its own after ramp+runtime; past `limit` it is hung (or stopped): `timeout`
+    # signals its whole process group, SIGKILL 5 s later even if stopped.
+    limit = runtime + ramp + FIO_SLACK_S
+    wrap = ["timeout", "-k", "5", str(limit)]
+    bound = limit + 20
     if target.guest is None:
         assert target.host_scratch is not None
         argv = fio_argv(w.name, str(target.host_scratch), opts, runtime, ramp)
-        res = procs.run(["timeout", "-k", "5", str(bound - 30)] + argv, timeout=bound)
+        res = procs.run(wrap + argv, timeout=bound)
         if not res.ok:
             raise RemoteCommandError(res)
         text = res.stdout
@@ -80,13 +87,14 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
         raise ProbeError(f"no scratch disk was found in guest {g.name}")
     dev = disks[0]["dev"]
     argv = fio_argv(w.name, f"/dev/{dev}", opts, runtime, ramp)
-    cmd = shlex.join(["timeout", "-k", "5", str(bound - 30)] + argv)
+    cmd = shlex.join(wrap + argv)
     with CpuWindow(g.qemu_pid(), ramp, runtime) as cpu:
         res = g.ssh.run(cmd, timeout=bound)
     if not res.ok:
-        if res.timed_out:
-            raise RemoteCommandError(res, f"fio did not finish within {bound} s in {g.name} (hung?)")
         g.check_alive()
+        if res.timed_out or res.exit_status in (124, 137):
+            raise RemoteCommandError(res, f"fio did not finish within {limit} s in {g.name} "
+                                          f"(hung or stopped); it was killed")
         raise RemoteCommandError(res)
     text = res.stdout
     samples = parse_fio_json(text, w.name)
@@ -113,3 +121,216 @@ def execute(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
     if fn is None:
         raise ProbeError(f"workload {w.name}: the {w.tool} probe is not available in this vbench")
     return fn(scn, w, target)
+
+
+# ---- network: iperf3 and ping between the guest's NIC under test and a host-side peer ---------
+
+class HostPeer:
+    """A host-side process (iperf3 server) inside the lab namespace, started and stopped by vbench.
+
+    Its pid and start time are recorded under the lab directory while it runs, so that
+    ``vbench lab gc`` can stop it after a SIGKILL of vbench without looking for it by name.
+    """
+
+    def __init__(self, ns: str | None, argv: list[str], ready_text: str = "") -> None:
+        self.argv = netns_argv(ns, argv)
+        self.ready_text = ready_text
+        self.proc = None
+        self.record: Path | None = None
+
+    def __enter__(self) -> "HostPeer":
+        import json
+        import subprocess
+
+        from . import paths
+        from .store import atomic_write
+
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)
+        ref = procs.ref(self.proc.pid, "host-peer")
+        if ref is not None:
+            self.record = paths.lab_dir() / "peers" / f"{self.proc.pid}.json"
+            atomic_write(self.record, json.dumps(ref.to_dict()))
+        if self.ready_text:
+            assert self.proc.stdout is not None
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                if self.ready_text in line:
+                    return self
+            self.__exit__()
+            raise ProbeError(f"host-side peer did not start: {' '.join(self.argv)}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(5)
+                except Exception:
+                    self.proc.kill()
+                    self.proc.wait(5)
+            self.proc = None
+        if self.record is not None:
+            self.record.unlink(missing_ok=True)
+            self.record = None
+
+
+def netns_argv(ns: str | None, argv: list[str]) -> list[str]:
+    from .netns import exec_argv
+
+    return exec_argv(ns, argv)
+
+
+def _free_port() -> int:
+    import random
+
+    return random.randint(20000, 40000)
+
+
+def _test_ips(target: Target) -> tuple[str, str]:
+    """(guest address on the test network, host-side peer address); both checked to be lab-only."""
+    from .lab import TEST
+    from .netns import check_target
+
+    g = target.guest
+    if "test_ip" not in target.facts:
+        target.facts["test_ip"] = g.test_nic_ip()
+    check_target(target.facts["test_ip"])
+    check_target(TEST.host_ip)
+    return target.facts["test_ip"], TEST.host_ip
+
+
+def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    from .probes.iperf3 import iperf3_client_argv, iperf3_server_argv, parse_iperf3_json
+
+    spec = w.iperf3
+    assert spec is not None
+    g = target.guest
+    if g is None:
+        raise ProbeError("iperf3 workloads need a guest")
+    guest_ip, host_ip = _test_ips(target)
+    samples: list[Sample] = []
+    raws = []
+    for direction in spec.directions:
+        name = f"{w.name}-{direction}"
+        port = _free_port()
+        # The guest is always the client; -R makes the host-side server send (host to guest).
+        argv = iperf3_client_argv(host_ip, port, spec.duration, spec.omit, spec.parallel,
+                                  reverse=(direction == "h2g"), udp=spec.protocol == "udp",
+                                  bitrate=spec.bitrate, length=spec.length, bind=guest_ip)
+        bound = spec.duration + spec.omit + 30
+        with HostPeer(target.lab.netns, iperf3_server_argv(host_ip, port), "Server listening"):
+            with CpuWindow(g.qemu_pid(), spec.omit + 0.3, spec.duration) as cpu:
+                res = g.ssh.run(shlex.join(["timeout", "-k", "5", str(bound)] + argv),
+                                timeout=bound + 15)
+        raws.append(f"### {name}\n{res.stdout}")
+        if res.timed_out:
+            raise RemoteCommandError(res, f"iperf3 did not finish within {bound} s in {g.name} (hung?)")
+        got = parse_iperf3_json(res.stdout, name)
+        if not res.ok and not got:
+            raise RemoteCommandError(res)
+        samples += got
+        tput = next((s.value for s in got if s.metric == "throughput"), None)
+        secs = cpu.seconds()
+        if tput and secs is not None:
+            samples.append(Sample(name, "host_cpu_per_gbit", secs / (tput / 1000 * spec.duration),
+                                  "s/Gbit"))
+    return samples, "\n".join(raws)
+
+
+def run_ping(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    from .probes.ping import parse_ping, ping_argv
+
+    spec = w.ping
+    assert spec is not None
+    g = target.guest
+    if g is None:
+        raise ProbeError("ping workloads need a guest")
+    guest_ip, host_ip = _test_ips(target)
+    bound = int(spec.count * spec.interval + 30)
+    samples, raws = [], []
+    for direction in spec.directions:
+        name = f"{w.name}-{direction}"
+        if direction == "h2g":
+            res = procs.run(netns_argv(target.lab.netns,
+                                       ping_argv(guest_ip, spec.count, spec.interval, spec.size)),
+                            timeout=bound)
+        else:
+            res = g.ssh.run(shlex.join(ping_argv(host_ip, spec.count, spec.interval, spec.size)),
+                            timeout=bound)
+        raws.append(f"### {name}\n{res.stdout}{res.stderr}")
+        samples += parse_ping(res.stdout, name)
+    return samples, "\n".join(raws)
+
+
+# ---- entropy: /dev/hwrng, crng init, early getrandom -----------------------------------------
+
+def run_entropy(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    from .probes.entropy import entropy_probe_script, parse_entropy
+
+    spec = w.entropy
+    assert spec is not None
+    g = target.guest
+    if g is None:
+        raise ProbeError("entropy workloads need a guest")
+    script = entropy_probe_script(spec.read_bytes, spec.timeout_s)
+    res = g.ssh.run("sh -s <<'VBENCH_EOF'\n" + script + "\nVBENCH_EOF\n", timeout=spec.timeout_s + 30)
+    if res.timed_out:
+        raise RemoteCommandError(res, f"the entropy probe did not finish in {g.name}")
+    samples = parse_entropy(res.stdout, w.name)
+    if getattr(g, "boot_seconds", None) and target.facts.get("fresh_boot"):
+        samples.append(Sample(w.name, "ssh_ready_time", float(g.boot_seconds), "s"))
+    return samples, res.stdout
+
+
+# ---- balloon: shrink through libvirt, grow back, see what the host got back --------------------
+
+def run_balloon(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    from .probes.balloon import balloon_samples, mem_total_mib
+
+    spec = w.balloon
+    assert spec is not None
+    g = target.guest
+    if g is None:
+        raise ProbeError("balloon workloads need a guest")
+    pid = g.qemu_pid()
+    log: list[str] = []
+
+    def guest_mem() -> float:
+        return mem_total_mib(g.ssh.run("cat /proc/meminfo", timeout=20, check=True).stdout)
+
+    if spec.touch_mib:
+        # Pages the guest never touched were never resident on the host: fill and free memory
+        # first, or inflating the balloon gives nothing back and the benchmark measures nothing.
+        fill = (f"set -e; d=/run/vbench-fill; mkdir -p $d; mount -t tmpfs -o size={spec.touch_mib + 64}M "
+                f"vbfill $d; dd if=/dev/zero of=$d/f bs=1M count={spec.touch_mib} status=none; "
+                f"rm $d/f; umount $d; rmdir $d")
+        g.ssh.run(fill, timeout=120, check=True)
+    facts: dict[str, float] = {"guest_mem_before": guest_mem()}
+    facts["host_rss_before"] = procs.rss_mib(pid) if pid else None
+    full_kib = scn.guest.memory_mib * 1024
+    target_kib = spec.target_mib * 1024
+    ok, answer = g.set_memory_kib(target_kib)
+    log.append(f"setMemory({target_kib} KiB): {answer}")
+    if not ok:
+        facts_s = balloon_samples(w.name, {k: v for k, v in facts.items() if v is not None})
+        return facts_s + [Sample(w.name, "balloon_supported", 0.0, "bool")], "\n".join(log)
+    facts["balloon_inflate_time"] = g.wait_balloon(target_kib, spec.timeout_s, shrinking=True)
+    time.sleep(1.0)  # let the guest's MemTotal and the host's RSS settle
+    facts["guest_mem_shrunk"] = guest_mem()
+    facts["host_rss_shrunk"] = procs.rss_mib(pid) if pid else None
+    ok, answer = g.set_memory_kib(full_kib)
+    log.append(f"setMemory({full_kib} KiB): {answer}")
+    facts["balloon_deflate_time"] = g.wait_balloon(full_kib, spec.timeout_s, shrinking=False)
+    time.sleep(1.0)
+    facts["guest_mem_after"] = guest_mem()
+    log.append(" ".join(f"{k}={v}" for k, v in facts.items()))
+    samples = balloon_samples(w.name, {k: v for k, v in facts.items() if v is not None})
+    return samples + [Sample(w.name, "balloon_supported", 1.0, "bool")], "\n".join(log)
+
+
+EXECUTORS.update(iperf3=run_iperf3, ping=run_ping, entropy=run_entropy, balloon=run_balloon)

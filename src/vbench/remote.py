@@ -55,6 +55,10 @@ class Ssh:
     def __init__(self, client, addr: str) -> None:
         self._client = client
         self.addr = addr
+        # Called about once a second while a command runs; raises (GuestError) when the guest is
+        # gone. A destroyed or panicked guest never closes its TCP connection, so without this a
+        # command would only end at its timeout.
+        self.watch: Callable[[], None] | None = None
 
     @classmethod
     def connect(cls, addr: str, ns: str | None, host_key_pub: str, pkey, user: str = "root",
@@ -92,7 +96,15 @@ class Ssh:
         out, err = bytearray(), bytearray()
         timed_out = False
         deadline = t0 + timeout
+        next_watch = t0 + 1.0
         while True:
+            if self.watch is not None and time.monotonic() > next_watch:
+                next_watch = time.monotonic() + 1.0
+                try:
+                    self.watch()
+                except BaseException:
+                    chan.close()
+                    raise
             got = False
             while chan.recv_ready():
                 out += chan.recv(65536)

@@ -20,12 +20,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, images, lab, paths, remote, verify
+from . import __version__, faults, images, lab, paths, remote, verify
 from .errors import GuestError, StoreError, UserError
 from .executors import Target, execute
 from .scenario import Scenario, load_scenario, load_scenario_text
 from .store import RunDir, load_meta
-from .virt import Guest
+from .virt import Guest, claim_dir, make_scratch
 
 HEADLINE = {"fio": "iops", "iperf3": "throughput", "ping": "rtt_p50", "entropy": "hwrng_read_rate",
             "balloon": "host_mem_returned"}
@@ -82,6 +82,8 @@ class Progress:
         self.n = 0
 
     def start(self, u: Unit) -> None:
+        if self.n == 0:
+            self.t0 = time.monotonic()  # boots are done: estimate from measuring time only
         self.n += 1
 
     def finish(self, u: Unit, note: str) -> None:
@@ -209,11 +211,14 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
     targets: dict[str, Target] = {}
     dead: dict[str, str] = {}
     interrupted = False
+    t_start = time.monotonic()
+    timing = {"workload_s": 0.0}
     try:
         with contextlib.ExitStack() as stack:
             needed = {u.variant for u in units}
+            vindex = {v.name: (i, v) for i, v in enumerate(scn.variants)}
             for i, v in enumerate(scn.variants):
-                if v.name not in needed:
+                if v.name not in needed or scn.fresh_boot:
                     continue
                 try:
                     targets[v.name] = _boot_variant(stack, scn, v, i, lb, img, acc, pkey, pub, rd,
@@ -232,21 +237,40 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
                                     GuestError(f"skipped: {dead[u.variant]}"), quiet=True)
                     prog.finish(u, "skipped (variant failed)")
                     continue
-                t = targets[u.variant]
                 try:
-                    with _resumed(t):
-                        samples, raw = execute(scn, wmap[u.workload], t)
+                    with contextlib.ExitStack() as unit_stack:
+                        if scn.fresh_boot and u.variant != "host":
+                            # Boot-time facts need a boot per sample: this guest lives for one unit.
+                            i, v = vindex[u.variant]
+                            targets[u.variant] = _boot_variant(unit_stack, scn, v, i, lb, img, acc,
+                                                               pkey, pub, rd, meta, say, u.repetition)
+                            targets[u.variant].facts["fresh_boot"] = True
+                        t = targets[u.variant]
+                        with _resumed(t):
+                            fault = faults.before_unit(t.guest, u.variant, u.repetition)
+                            if fault is not None:
+                                unit_stack.callback(fault.cancel)
+                            tw = time.monotonic()
+                            samples, raw = execute(scn, wmap[u.workload], t)
+                            timing["workload_s"] += time.monotonic() - tw
                     rd.write_raw(u.variant, f"{u.workload}-r{u.repetition}.txt", raw)
                     rd.add_samples(u.key, _sample_rows(rd.run_id, scn, u.variant, meta, u, samples))
                     prog.finish(u, _headline(samples, wmap[u.workload]))
                 except StoreError:
                     raise
                 except UserError as exc:
+                    t = targets.get(u.variant)
+                    g = t.guest if t is not None else None
+                    if g is not None and not getattr(exc, "console_tail", ""):
+                        exc.console_tail = g.console_tail()  # type: ignore[attr-defined]
                     _record_failure(rd, meta, u.variant, u.workload, u.repetition, exc)
                     prog.finish(u, "FAILED")
                     say(f"      {u.variant}/{u.workload} rep {u.repetition + 1} failed: {exc}")
-                    if t.guest is not None and not _alive(t.guest):
-                        dead[u.variant] = f"guest of {u.variant} is gone: {exc}"
+                    if g is not None and not scn.fresh_boot:
+                        why = _recover(g)
+                        if why:
+                            dead[u.variant] = why
+                            say(f"      {u.variant}: {why}; its remaining units are skipped")
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -254,6 +278,10 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
         meta["status"] = "complete" if not missing and not interrupted else "incomplete"
         meta["missing_units"] = len(missing)
         meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        wall = time.monotonic() - t_start
+        meta.setdefault("timing", []).append(
+            {"wall_s": round(wall, 1), "workload_s": round(timing["workload_s"], 1),
+             "workload_share": round(timing["workload_s"] / wall, 3) if wall else None})
         rd.write_meta(meta)
         n = rd.consolidate()
         say(f"stored {n} samples in {rd.path / 'samples.csv'} (status: {meta['status']})")
@@ -262,12 +290,25 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
     return rd.path
 
 
-def _alive(guest) -> bool:
+def _recover(guest) -> str | None:
+    """After a failed unit: None if the guest can go on, else why it cannot.
+
+    A dead guest (crash, panic, destroyed from outside) cannot; a guest whose SSH connection or
+    sshd died gets one reconnect; a hung workload was already killed by its in-guest timeout.
+    """
     try:
         guest.check_alive()
-        return True
-    except GuestError:
-        return False
+    except GuestError as exc:
+        return f"guest is gone ({exc})"
+    if guest.ssh is not None and guest.ssh.is_alive() and guest.ssh.run("true", timeout=15).ok:
+        return None
+    try:
+        if guest.is_paused():
+            guest.resume()
+        guest.reconnect()
+        return None
+    except UserError as exc:
+        return f"guest no longer answers over SSH ({exc})"
 
 
 @contextlib.contextmanager
@@ -294,11 +335,13 @@ def _record_failure(rd: RunDir, meta: dict, variant: str, workload: str, rep, ex
     rd.write_meta(meta)
 
 
-def _boot_variant(stack, scn, v, index, lb, img, acc, pkey, pub, rd, meta, say) -> Target:
+def _boot_variant(stack, scn, v, index, lb, img, acc, pkey, pub, rd, meta, say, rep=None) -> Target:
     prof = scn.profile(v)
-    name = f"vbench-{rd.run_id[-22:]}-{index}-{v.name}"[:90]
+    suffix = "" if rep is None else f"-r{rep}"
+    name = f"vbench-{rd.run_id[-22:]}-{index}-{v.name}{suffix}"[:90]
     g = Guest(name, lb, img, prof, scn.guest, acc, pkey, pub,
               tags={"run": rd.run_id, "variant": v.name}, progress=say)
+    g.keep_console = rd.raw_path(v.name, f"console{suffix}.log")
     stack.enter_context(g)
     checks, facts = verify.verify_guest(g, prof)
     fio_v = g.ssh.run("fio --version", timeout=20).stdout.strip()
@@ -308,7 +351,7 @@ def _boot_variant(stack, scn, v, index, lb, img, acc, pkey, pub, rd, meta, say) 
                                   "detail": c.detail} for c in checks},
               fio_version=fio_v, guest_name=g.name)
     rd.write_meta(meta)
-    say(f"{v.name}: " + ", ".join(f"{c.device}={c.found}" for c in checks) + " (verified); suspended")
+    say(f"{v.name}: " + ", ".join(f"{c.device}={c.found}" for c in checks) + " (verified)")
     g.suspend()
     return Target(v.name, g, facts, lab=lb)
 
@@ -320,13 +363,9 @@ def _host_target(stack, scn: Scenario, rd: RunDir) -> Target:
     d = paths.guests_dir() / f"vbench-host-{rd.run_id}"
     d.mkdir(parents=True, exist_ok=True)
     stack.callback(shutil.rmtree, d, True)
+    claim_dir(d)
     f = d / "scratch.raw"
-    with open(f, "wb") as fh:
-        size = int(disk.size_gib * 2**30)
-        if disk.preallocate:
-            os.posix_fallocate(fh.fileno(), 0, size)
-        else:
-            fh.truncate(size)
+    make_scratch(f, disk.size_gib, disk.preallocate)
     return Target("host", None, {}, host_scratch=f)
 
 

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ScenarioError
+from .probes.fio import RESERVED_OPTIONS as RESERVED_FIO_OPTIONS
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
 Name = Annotated[str, Field(pattern=NAME_RE)]
@@ -40,7 +41,9 @@ class DiskSpec(_Strict):
     size_gib: float = Field(2.0, gt=0, le=64)
     cache: Literal["none", "writeback", "writethrough", "directsync", "unsafe"] = "none"
     io: Literal["native", "io_uring", "threads"] = "native"
-    preallocate: bool = True
+    preallocate: Literal["full", "falloc", "off"] = Field(
+        "full", description="full: every block written once (reads hit real storage); falloc: "
+        "reserved but unwritten (reads of it never touch the device); off: sparse")
 
     @model_validator(mode="after")
     def _native_needs_direct(self) -> "DiskSpec":
@@ -135,8 +138,8 @@ class FioSpec(_Strict):
         for key, val in v.items():
             if not re.fullmatch(r"[a-z0-9_]+", key):
                 raise ValueError(f"fio option name {key!r} is not a fio option name")
-            if key in ("filename", "name", "output", "output_format", "output-format"):
-                raise ValueError(f"fio option {key!r} is set by vbench and cannot be overridden")
+            if key in RESERVED_FIO_OPTIONS:
+                raise ValueError(f"fio option {key!r} is set by vbench and cannot be set here (use the workload's runtime/ramp_time fields)")
             if isinstance(val, str) and not re.fullmatch(r"[A-Za-z0-9_.:,+/-]*", val):
                 raise ValueError(f"fio option {key!r} has characters vbench does not pass on: {val!r}")
         return v
@@ -220,6 +223,8 @@ class Scenario(_Strict):
     repetitions: int = Field(3, ge=1, le=1000)
     order: Literal["interleaved", "sequential"] = "interleaved"
     host_baseline: bool = Field(False, description="also run the fio jobs on the host (disk only)")
+    fresh_boot: bool = Field(False, description="boot a fresh guest for every repetition (for "
+                             "boot-time facts such as crng init); otherwise one boot per variant")
     connect: str | None = Field(None, description="libvirt URI; default: the vbench lab")
     guest: GuestSpec = GuestSpec()
     defaults: DeviceOverrides = DeviceOverrides()

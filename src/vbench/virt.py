@@ -13,6 +13,7 @@ always destroys the domain and removes its overlay and scratch disk (also on Ctr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -80,11 +81,12 @@ def disk_xml(bus: str, source: str, cache: str, io: str) -> str:
             f"    </disk>\n")
 
 
-def interface_xml(network: str, mac: str, model: str) -> str:
+def interface_xml(network: str, mac: str, model: str, link_down: bool = False) -> str:
+    link = "      <link state='down'/>\n" if link_down else ""
     return (f"    <interface type='network'>\n"
             f"      <mac address='{mac}'/>\n"
             f"      <source network={quoteattr(network)}/>\n"
-            f"      <model type='{model}'/>\n"
+            f"      <model type='{model}'/>\n{link}"
             f"    </interface>\n")
 
 
@@ -115,7 +117,7 @@ class DomainFiles:
 
 def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_type: str,
                files: DomainFiles, cmdline: str, mgmt_net: str, test_net: str,
-               tags: dict[str, str]) -> str:
+               tags: dict[str, str], mgmt_link_down: bool = False) -> str:
     """The complete domain XML for a guest of ``profile``; deterministic for golden tests."""
     if not DOMAIN_NAME_RE.match(name):
         raise GuestError(f"invalid domain name {name!r}")
@@ -133,7 +135,7 @@ def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_t
         devices += disk_xml(d.bus, str(files.scratch), d.cache, d.io)
         if d.bus == "scsi":
             devices += "    <controller type='scsi' index='0' model='virtio-scsi'/>\n"
-    devices += interface_xml(mgmt_net, mac_for(name, "mgmt"), "virtio")
+    devices += interface_xml(mgmt_net, mac_for(name, "mgmt"), "virtio", mgmt_link_down)
     if profile.nic is not None:
         devices += interface_xml(test_net, mac_for(name, "test"), profile.nic.model)
     r = profile.rng
@@ -251,13 +253,24 @@ def tagged_domains(conn) -> list[str]:
     return sorted(out)
 
 
-def destroy_tagged_domains(conn, run_id: str | None = None) -> list[str]:
-    """Destroy vbench's domains (optionally of one run) and remove their files."""
+def owner_alive(tags: dict) -> bool:
+    """Whether the vbench process that created a tagged domain is still running."""
+    try:
+        return procs.alive(procs.ProcRef(int(tags.get("pid", 0)), int(tags.get("pid_start", -1))))
+    except ValueError:
+        return False
+
+
+def destroy_tagged_domains(conn, run_id: str | None = None, orphans_only: bool = False) -> list[str]:
+    """Destroy vbench's domains (optionally of one run, or only those whose vbench process is
+    gone) and remove their files. Domains without vbench's tag are never touched."""
     libvirt = _libvirt()
     done = []
     for dom in conn.listAllDomains():
         tags = _tags(dom)
         if tags is None or (run_id and tags.get("run") != run_id):
+            continue
+        if orphans_only and owner_alive(tags):
             continue
         name = dom.name()
         try:
@@ -274,6 +287,26 @@ def destroy_tagged_domains(conn, run_id: str | None = None) -> list[str]:
     return done
 
 
+OWNER_FILE = "owner.json"
+
+
+def claim_dir(d: Path) -> None:
+    """Record which vbench process owns a guest/host directory (pid + start time)."""
+    import json
+
+    me = procs.ref(os.getpid(), "vbench")
+    (d / OWNER_FILE).write_text(json.dumps(me.to_dict() if me else {}))
+
+
+def dir_owner_alive(d: Path) -> bool:
+    import json
+
+    try:
+        return procs.alive(procs.ProcRef.from_dict(json.loads((d / OWNER_FILE).read_text())))
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def remove_guest_dirs(done: list[str] | None = None) -> None:
     """Remove leftover guest directories (overlays, scratch disks) under VBENCH_HOME/guests."""
     gd = paths.guests_dir()
@@ -287,6 +320,33 @@ def remove_guest_dirs(done: list[str] | None = None) -> None:
 
 
 # ---- guests ----------------------------------------------------------------------------------
+
+def make_scratch(path: Path, size_gib: float, mode: str) -> None:
+    """The raw backing file of a disk under test (also used for the host baseline).
+
+    ``full`` writes every block once, so that reads hit real storage: reads of unwritten
+    (fallocated or sparse) extents return zeros without touching the device and measure nothing.
+    """
+    size = int(size_gib * 2**30)
+    try:
+        with open(path, "wb") as fh:
+            if mode == "full":
+                chunk = os.urandom(1 << 20)
+                for _ in range(size >> 20):
+                    fh.write(chunk)
+                fh.truncate(size)
+                fh.flush()
+                os.fsync(fh.fileno())
+            elif mode == "falloc":
+                os.posix_fallocate(fh.fileno(), 0, size)
+            else:
+                fh.truncate(size)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise GuestError(f"cannot create the {size_gib:g} GiB scratch disk {path}: {exc.strerror}; "
+                         f"free disk space or set VBENCH_HOME elsewhere") from None
+
 
 @dataclass
 class Guest:
@@ -308,7 +368,7 @@ class Guest:
     ssh: object = None
     xml: str = ""
     boot_seconds: float | None = None
-    _dir: Path | None = None
+    keep_console: Path | None = None  # where to copy the console log when the guest goes away
 
     @property
     def dir(self) -> Path:
@@ -339,9 +399,14 @@ class Guest:
         from .images import ROOT_LABEL
         from .lab import MGMT, TEST
 
-        tags = {"owner": "vbench", "dir": str(self.dir), "pid": str(os.getpid()), **self.tags}
+        me = procs.ref(os.getpid())
+        tags = {"owner": "vbench", "dir": str(self.dir), "pid": str(os.getpid()),
+                "pid_start": str(me.starttime if me else 0), **self.tags}
+        from . import faults
+
         return domain_xml(self.name, self.profile, self.spec, self.accel.domain_type, self.files(),
-                          kernel_cmdline(ROOT_LABEL, self.client_pub), MGMT.name, TEST.name, tags)
+                          kernel_cmdline(ROOT_LABEL, self.client_pub), MGMT.name, TEST.name, tags,
+                          mgmt_link_down=faults.wanted("no-lease", self.tags.get("variant", "")))
 
     def _prepare_files(self) -> None:
         f = self.files()
@@ -349,22 +414,14 @@ class Guest:
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True)
         os.chmod(self.dir, 0o755)
+        claim_dir(self.dir)
         res = procs.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
                          str(self.image.base), str(f.overlay)], timeout=60)
         if not res.ok:
             raise GuestError(f"cannot create overlay for {self.name}: {res.tail()}")
         if f.scratch is not None:
             assert self.profile.disk is not None
-            size = int(self.profile.disk.size_gib * 2**30)
-            try:
-                with open(f.scratch, "wb") as fh:
-                    if self.profile.disk.preallocate:
-                        os.posix_fallocate(fh.fileno(), 0, size)
-                    else:
-                        fh.truncate(size)
-            except OSError as exc:
-                raise GuestError(f"cannot create the {size >> 30} GiB scratch disk in {self.dir}: "
-                                 f"{exc.strerror}; free disk space or set VBENCH_HOME") from None
+            make_scratch(f.scratch, self.profile.disk.size_gib, self.profile.disk.preallocate)
 
     def start(self) -> None:
         libvirt = _libvirt()
@@ -385,6 +442,7 @@ class Guest:
         self.ssh = remote.wait_for_ssh(self.ip, self.lab.netns, self.image.host_key_pub,
                                        self.client_key, self.image.user, deadline,
                                        alive=self.check_alive)
+        self.ssh.watch = self.check_alive
         self.boot_seconds = time.monotonic() - t0
         self._say(f"{self.name}: SSH ready after {self.boot_seconds:.1f} s")
 
@@ -441,6 +499,35 @@ class Guest:
         libvirt = _libvirt()
         return self.dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED
 
+    def set_memory_kib(self, kib: int) -> tuple[bool, str]:
+        """Ask the balloon for ``kib``; (False, libvirt's answer) when the guest has no balloon."""
+        libvirt = _libvirt()
+        try:
+            self.dom.setMemoryFlags(kib, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            return True, "ok"
+        except libvirt.libvirtError as exc:
+            return False, f"not supported: {exc.get_error_message()}"
+
+    def balloon_actual_kib(self) -> int | None:
+        libvirt = _libvirt()
+        try:
+            return int(self.dom.memoryStats().get("actual"))
+        except (libvirt.libvirtError, TypeError, ValueError):
+            return None
+
+    def wait_balloon(self, target_kib: int, timeout: float, shrinking: bool) -> float:
+        """Seconds until libvirt's balloon 'actual' reaches the target (1% tolerance)."""
+        t0 = time.monotonic()
+        tol = target_kib * 0.01
+        while time.monotonic() - t0 < timeout:
+            actual = self.balloon_actual_kib()
+            if actual is not None and (actual <= target_kib + tol if shrinking
+                                       else actual >= target_kib - tol):
+                return time.monotonic() - t0
+            time.sleep(0.05)
+        raise GuestError(f"the balloon of {self.name} did not reach {target_kib // 1024} MiB "
+                         f"within {timeout:.0f} s")
+
     def close(self) -> None:
         """Always: close SSH, destroy the domain, remove overlay and scratch disk."""
         libvirt = _libvirt()
@@ -462,4 +549,21 @@ class Guest:
             except libvirt.libvirtError:
                 pass
             self.conn = None
+        if self.keep_console is not None and self.files().console.exists():
+            with contextlib.suppress(OSError):
+                self.keep_console.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(self.files().console, self.keep_console)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def reconnect(self) -> None:
+        """A new SSH connection (after sshd died or the connection broke); GuestError if none."""
+        from . import remote
+
+        if self.ssh is not None:
+            with contextlib.suppress(Exception):
+                self.ssh.close()
+        self.ssh = None
+        self.ssh = remote.wait_for_ssh(self.ip, self.lab.netns, self.image.host_key_pub,
+                                       self.client_key, self.image.user, time.monotonic() + 20,
+                                       alive=self.check_alive)
+        self.ssh.watch = self.check_alive

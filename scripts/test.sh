@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: install what is needed, then unit tests (seconds, no VM) and integration
+# tests (real lab, real image, real guests). The integration fixtures bring the lab up and build
+# the image when needed, and take down what they brought up. Run as root on Debian 12.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh || exit $?
+.venv/bin/python -m pytest "$@"
+rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "test.sh: pytest collected no tests; that is a failure" >&2
+  exit 1
+fi
+exit "$rc"

@@ -1,0 +1,81 @@
+"""Fault injection for vbench's own tests (failpoints), off unless ``VBENCH_FAULTS`` is set.
+
+``VBENCH_FAULTS="KIND@VARIANT@REP[,...]"`` injects real faults into real guests at a chosen unit,
+so the integration tests can prove that a run survives them:
+
+- ``stop-workload``  SIGSTOP fio/iperf3 in the guest 2 s into the unit (a hung workload)
+- ``kill-sshd``      kill every sshd in the guest just before the unit
+- ``panic``          crash the guest kernel (sysrq c) 2 s into the unit
+- ``destroy``        destroy the domain from outside (``virsh destroy``) 2 s into the unit
+- ``no-lease``       boot the variant with its management link down (it never gets a lease)
+
+REP is the 0-based repetition, or ``*`` for any. The faults go through a separate SSH
+connection or a separate virsh process, exactly as something outside vbench would do it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from dataclasses import dataclass
+
+KINDS = ("stop-workload", "kill-sshd", "panic", "destroy", "no-lease")
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    variant: str
+    rep: str
+
+    def matches(self, variant: str, rep: int | None) -> bool:
+        return self.variant == variant and (self.rep == "*" or rep is None or self.rep == str(rep))
+
+
+def active() -> list[Fault]:
+    out = []
+    for item in filter(None, os.environ.get("VBENCH_FAULTS", "").split(",")):
+        parts = item.strip().split("@")
+        if len(parts) == 3 and parts[0] in KINDS:
+            out.append(Fault(*parts))
+    return out
+
+
+def wanted(kind: str, variant: str, rep: int | None = None) -> bool:
+    return any(f.kind == kind and f.matches(variant, rep) for f in active())
+
+
+def _guest_cmd(guest, command: str) -> None:
+    from . import remote
+
+    ssh = remote.Ssh.connect(guest.ip, guest.lab.netns, guest.image.host_key_pub, guest.client_key,
+                             guest.image.user, timeout=10)
+    try:
+        ssh.run(command, timeout=10)
+    except Exception:
+        pass  # a panic or sshd kill tears the connection down: that is the point
+    finally:
+        ssh.close()
+
+
+def before_unit(guest, variant: str, rep: int) -> threading.Timer | None:
+    """Inject the faults wanted for this unit; returns a timer to cancel after the unit."""
+    if guest is None:
+        return None
+    if wanted("kill-sshd", variant, rep):
+        _guest_cmd(guest, "pkill -KILL sshd")
+    delayed = None
+    if wanted("stop-workload", variant, rep):
+        delayed = lambda: _guest_cmd(guest, "pkill -STOP -x fio; pkill -STOP -x iperf3")  # noqa: E731
+    elif wanted("panic", variant, rep):
+        delayed = lambda: _guest_cmd(guest, "echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-trigger")  # noqa: E731
+    elif wanted("destroy", variant, rep):
+        delayed = lambda: subprocess.run(["virsh", "-c", guest.lab.uri, "destroy", guest.name],  # noqa: E731
+                                         capture_output=True, timeout=30)
+    if delayed is None:
+        return None
+    t = threading.Timer(2.0, delayed)
+    t.daemon = True
+    t.start()
+    return t

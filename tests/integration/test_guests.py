@@ -1,0 +1,36 @@
+"""Real guests of a virtio and an emulated profile show the intended drivers bound."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import vbench
+
+pytestmark = pytest.mark.integration
+
+
+def test_verify_virtio_and_emulated_profiles(no_leftovers):
+    out = vbench("guests", "verify", "virtio", "emulated", timeout=900).stdout
+    rows = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[0] in ("virtio", "emulated") and parts[1] in (
+                "disk", "nic", "rng", "balloon"):
+            rows[(parts[0], parts[1])] = (parts[4], parts[5])
+    assert rows[("virtio", "disk")] == ("virtio_blk", "ok")
+    assert rows[("virtio", "nic")] == ("virtio_net", "ok")
+    assert rows[("virtio", "rng")] == ("virtio_rng.0", "ok")
+    assert rows[("virtio", "balloon")] == ("virtio_balloon", "ok")
+    assert rows[("emulated", "disk")] == ("ahci", "ok")
+    assert rows[("emulated", "nic")] == ("e1000", "ok")
+    assert rows[("emulated", "rng")] == ("none", "ok")
+    assert rows[("emulated", "balloon")] == ("none", "ok")
+
+
+def test_ide_scsi_and_rtl8139_bind_their_drivers(no_leftovers):
+    out = vbench("guests", "verify", "disk=ide,nic=rtl8139,rng=none,balloon=none",
+                 "disk=scsi,nic=e1000e,rng=virtio,balloon=virtio", timeout=900).stdout
+    assert "ata_piix" in out and "virtio_scsi" in out
+    assert "8139cp" in out or "8139too" in out
+    assert "e1000e" in out
+    assert "MISMATCH" not in out
