@@ -16,6 +16,7 @@ DEB_PACKAGES=(
   mmdebstrap e2fsprogs dnsmasq-base iproute2 iptables busybox-static
   fio iperf3 iputils-ping procps coreutils
   python3 python3-venv python3-dev gcc
+  libxml2-utils
   chromium
 )
 

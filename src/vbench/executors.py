@@ -94,7 +94,7 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
         g.check_alive()
         if res.timed_out or res.exit_status in (124, 137):
             raise RemoteCommandError(res, f"fio did not finish within {limit} s in {g.name} "
-                                          f"(hung or stopped); it was killed")
+                                          f"(hung or stopped); it was killed: {res.command}")
         raise RemoteCommandError(res)
     text = res.stdout
     samples = parse_fio_json(text, w.name)

@@ -26,7 +26,7 @@ from .errors import ImageError
 from .store import atomic_write
 
 # Bump when the customisation code below changes what ends up in the image.
-IMAGE_FORMAT = 3
+IMAGE_FORMAT = 4
 ROOT_LABEL = "vbench-root"
 MANIFEST = "manifest.json"
 
@@ -307,7 +307,9 @@ def build(name: str = "debian12", force: bool = False, progress=print) -> tuple[
         shutil.copy(root / "boot" / f"initrd.img-{release}", work / "initrd.img")
         if (root / "boot" / f"config-{release}").exists():
             shutil.copy(root / "boot" / f"config-{release}", work / "config")
-        shutil.copy(root / "lib/modules" / release / "modules.builtin", work / "modules.builtin")
+        for name in ("modules.builtin", "modules.order"):
+            if (root / "lib/modules" / release / name).exists():
+                shutil.copy(root / "lib/modules" / release / name, work / name)
         pkgs = subprocess.run(["chroot", str(root), "dpkg-query", "-W", "-f", "${Package}=${Version}\n"],
                               capture_output=True, text=True).stdout.split()
         progress("writing ext4 file system and qcow2 base image ...")

@@ -94,7 +94,12 @@ def image_values(img) -> tuple[dict[str, str], str]:
         return parse_config(img.kernel_config.read_text()), "config"
     mb = img.dir / "modules.builtin"
     if mb.exists():
-        return from_modules(mb.read_text(), set()), "modules"
+        order = img.dir / "modules.order"
+        mods = set()
+        if order.exists():
+            mods = {re.sub(r"\.ko.*$", "", line.strip().rsplit("/", 1)[-1])
+                    for line in order.read_text().splitlines() if line.strip()}
+        return from_modules(mb.read_text(), mods), "modules"
     raise ImageError(f"image {img.dir} has neither a kernel config nor modules.builtin")
 
 

@@ -33,6 +33,7 @@ VIRTLOGD_PIDFILE = Path("/run/virtlogd.pid")
 STATE_VERSION = 1
 PROBE_TIMEOUT_S = 45
 PROBE_MARKER = "VBENCH-PROBE-OK"
+PROBE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,10 @@ class LabState:
             return cls()
         try:
             data = json.loads(path.read_text())
-            data.pop("schema_version", None)
+            version = data.pop("schema_version", None)
+            if version != STATE_VERSION:
+                raise LabError(f"{path} has schema version {version!r}, this vbench reads "
+                               f"{STATE_VERSION}; run `vbench lab down --force` to reset it")
             return cls(**data)
         except (OSError, ValueError, TypeError) as exc:
             raise LabError(f"{path} is unreadable ({exc}); run `vbench lab down --force` to reset it") from exc
@@ -326,6 +330,7 @@ def down(progress=print, force: bool = False) -> list[str]:
 class Accelerator:
     name: str     # "kvm" or "tcg"
     reason: str
+    cpu_mode: str = "host-passthrough"  # under KVM: host-passthrough, or "default" if that aborts
 
     @property
     def domain_type(self) -> str:
@@ -384,36 +389,50 @@ def probe_accelerator(kernel: Path | None, conn_caps_kvm: bool, state: LabState 
         return Accelerator("tcg", "not probed yet (no guest kernel: run `vbench image build`); "
                                   "TCG until a KVM test boot succeeds")
     qemu_ver = procs.run(["qemu-system-x86_64", "--version"], timeout=10).stdout.split("\n")[0]
-    key = hashlib.sha256(Path(kernel).read_bytes() + qemu_ver.encode()).hexdigest()[:16]
-    if state and state.accelerator and state.accelerator.get("key") == key:
-        return Accelerator(state.accelerator["name"], state.accelerator["reason"])
+    key = hashlib.sha256(f"probe-v{PROBE_VERSION}\n{qemu_ver}\n{kvm_module()}\n".encode()
+                         + Path(kernel).read_bytes()).hexdigest()[:16]
+    cache = paths.lab_dir() / "accelerator.json"
+    try:
+        a = json.loads(cache.read_text())
+        if a.get("key") == key:
+            return Accelerator(a["name"], a["reason"], a.get("cpu_mode", "host-passthrough"))
+    except (OSError, ValueError):
+        pass
     workdir = paths.lab_dir()
     workdir.mkdir(parents=True, exist_ok=True)
     initrd = workdir / "probe-initrd.cpio"
     atomic_write(initrd, probe_initramfs())
-    argv = ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-m", "256", "-smp", "1",
+    mod = kvm_module()
+    attempts = []
+    acc = None
+    for cpu, mode in (("host", "host-passthrough"), ("qemu64", "default")):
+        booted, took, res = _probe_boot(kernel, initrd, cpu, timeout)
+        if booted:
+            acc = Accelerator("kvm", f"a test boot of the guest kernel under KVM ({mod}, -cpu {cpu}) "
+                                     f"finished in {took:.1f} s", mode)
+            break
+        if res.timed_out:
+            attempts.append(f"-cpu {cpu}: no boot within {timeout} s")
+            break  # the kernel hangs under this KVM (nested KVM that hangs stock kernels?)
+        last = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        attempts.append(f"-cpu {cpu}: QEMU failed ({last[-160:]})")
+    if acc is None:
+        acc = Accelerator("tcg", f"/dev/kvm is present ({mod}) but the guest kernel does not boot "
+                                 f"under it: {'; '.join(attempts)}; using TCG software emulation")
+    # Cached apart from the lab record, so that `lab down` does not throw a probe away.
+    atomic_write(cache, json.dumps({"key": key, "name": acc.name, "reason": acc.reason,
+                                    "cpu_mode": acc.cpu_mode}) + "\n")
+    return acc
+
+
+def _probe_boot(kernel: Path, initrd: Path, cpu: str, timeout: int):
+    argv = ["qemu-system-x86_64", "-accel", "kvm", "-cpu", cpu, "-m", "256", "-smp", "1",
             "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio", "-net", "none",
             "-kernel", str(kernel), "-initrd", str(initrd),
             "-append", "console=ttyS0 panic=-1 quiet rdinit=/init"]
     t0 = time.monotonic()
     res = procs.run(argv, timeout=timeout)
-    took = time.monotonic() - t0
-    mod = kvm_module()
-    if PROBE_MARKER in res.stdout:
-        acc = Accelerator("kvm", f"a test boot of the guest kernel under KVM ({mod}) finished "
-                                 f"in {took:.1f} s")
-    elif res.timed_out:
-        acc = Accelerator("tcg", f"/dev/kvm is present ({mod}) but a test boot of the guest kernel "
-                                 f"under KVM did not finish in {timeout} s (nested KVM that hangs "
-                                 f"stock kernels?); using TCG software emulation")
-    else:
-        last = (res.stderr.strip().splitlines() or ["no output"])[-1]
-        acc = Accelerator("tcg", f"/dev/kvm is present ({mod}) but QEMU with KVM failed: {last}; "
-                                 f"using TCG software emulation")
-    if state is not None:
-        state.accelerator = {"key": key, "name": acc.name, "reason": acc.reason}
-        state.save()
-    return acc
+    return PROBE_MARKER in res.stdout, time.monotonic() - t0, res
 
 
 def accelerator(lab: Lab, kernel: Path | None, override: str | None = None) -> Accelerator:

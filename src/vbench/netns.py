@@ -68,7 +68,11 @@ def allow_network(cidr: str) -> None:
 
 def check_target(addr: str) -> None:
     """Refuse any destination that is not loopback or a lab subnet."""
-    ip = ipaddress.ip_address(addr)
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        raise LabError(f"refusing to send traffic to {addr!r}: vbench only dials addresses of "
+                       f"loopback and the lab's own networks, never names") from None
     if not any(ip in n for n in _allowed_nets):
         raise LabError(f"refusing to send traffic to {addr}: vbench only talks to loopback and the "
                        f"lab's own networks ({', '.join(map(str, _allowed_nets))})")

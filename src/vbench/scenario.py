@@ -102,12 +102,17 @@ def parse_profile(text: str) -> DeviceProfile:
     if text in PRESETS:
         return _validate(DeviceProfile, PRESETS[text], where=f"profile {text!r}")
     spec: dict[str, Any] = {}
+    usage = (f"profile {text!r}: expected a preset ({', '.join(PRESETS)}) or items like "
+             f"disk=sata,nic=e1000,rng=none,balloon=none")
     for part in filter(None, text.split(",")):
         key, sep, value = part.partition("=")
         if not sep or key not in _SHORT_KEYS:
-            raise ScenarioError(f"profile {text!r}: expected a preset ({', '.join(PRESETS)}) or "
-                                f"items like disk=sata,nic=e1000,rng=none,balloon=none")
+            raise ScenarioError(usage)
+        if key in spec:
+            raise ScenarioError(f"profile {text!r}: {key} is given twice")
         spec[key] = {_SHORT_KEYS[key]: value}
+    if not spec:
+        raise ScenarioError(usage)
     return _validate(DeviceProfile, spec, where=f"profile {text!r}")
 
 
@@ -123,6 +128,20 @@ class GuestSpec(_Strict):
 
 # ---- workloads -------------------------------------------------------------------------------
 
+def check_fio_options(v: dict) -> dict:
+    """fio options a user may add: real option names, values that need no shell quoting."""
+    for key, val in v.items():
+        if not re.fullmatch(r"[a-z0-9_]+", key):
+            raise ValueError(f"fio option name {key!r} is not a fio option name")
+        if key in RESERVED_FIO_OPTIONS:
+            raise ValueError(f"fio option {key!r} is set by vbench and cannot be set here "
+                             f"(use the workload's runtime/ramp_time fields)")
+        if isinstance(val, str) and not re.fullmatch(r"[A-Za-z0-9_.:,+/-]+", val):
+            raise ValueError(f"fio option {key!r} needs a non-empty value of letters, digits and "
+                             f"_.:,+/- (got {val!r})")
+    return v
+
+
 class FioSpec(_Strict):
     rw: Literal["read", "write", "randread", "randwrite", "rw", "randrw"]
     bs: str = Field("4k", pattern=r"^[0-9]+[kKmM]?$")
@@ -135,14 +154,7 @@ class FioSpec(_Strict):
     @field_validator("options")
     @classmethod
     def _option_names(cls, v: dict) -> dict:
-        for key, val in v.items():
-            if not re.fullmatch(r"[a-z0-9_]+", key):
-                raise ValueError(f"fio option name {key!r} is not a fio option name")
-            if key in RESERVED_FIO_OPTIONS:
-                raise ValueError(f"fio option {key!r} is set by vbench and cannot be set here (use the workload's runtime/ramp_time fields)")
-            if isinstance(val, str) and not re.fullmatch(r"[A-Za-z0-9_.:,+/-]*", val):
-                raise ValueError(f"fio option {key!r} has characters vbench does not pass on: {val!r}")
-        return v
+        return check_fio_options(v)
 
 
 class Iperf3Spec(_Strict):
@@ -199,6 +211,11 @@ class FioDefaults(_Strict):
     ramp_time: int = Field(2, ge=0, le=600)
     options: dict[str, str | int | bool] = Field(
         default_factory=lambda: {"ioengine": "libaio", "direct": 1})
+
+    @field_validator("options")
+    @classmethod
+    def _option_names(cls, v: dict) -> dict:
+        return check_fio_options(v)
 
 
 # ---- variants and scenario -------------------------------------------------------------------
@@ -282,15 +299,26 @@ class Scenario(_Strict):
 
 # ---- loading ---------------------------------------------------------------------------------
 
+_INTERNAL_LOC = re.compile(r"^(function-(after|before|wrap|plain)|tagged-union|union)\[")
+_UNION_MEMBERS = {"str", "int", "bool", "float"}
+
+
 def _loc(loc: tuple) -> str:
+    """A pydantic error location as a field path: ``variants[1].disk.bus``."""
     out = ""
-    for part in loc:
+    parts = list(loc)
+    for i, part in enumerate(parts):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after", "function-before") or "[" in str(part):
             continue
-        else:
-            out += ("." if out else "") + str(part)
+        text = str(part)
+        if _INTERNAL_LOC.match(text):
+            continue  # pydantic's validator/union markers, not fields
+        if text in _UNION_MEMBERS and i == len(parts) - 1 and i > 0:
+            continue  # which member of a `str | int | bool` union failed
+        if not re.fullmatch(r"[A-Za-z0-9_.\[\]-]+", text):
+            text = repr(text)  # keeps odd keys (newlines, spaces) on one line and visible
+        out += ("." if out else "") + text
     return out
 
 
@@ -337,6 +365,9 @@ def load_scenario_text(text: str, where: str = "scenario") -> Scenario:
         pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ScenarioError(f"{where}: not valid YAML{pos}: {problem}") from None
+    if data is None:
+        raise ScenarioError(f"{where}: the file is empty; a scenario needs name, device, variants "
+                            f"and workloads (see scenarios/disk.yaml)")
     if not isinstance(data, dict):
         raise ScenarioError(f"{where}: expected a mapping with name, device, variants, workloads "
                             f"(got {type(data).__name__})")

@@ -157,11 +157,15 @@ class RunDir:
 
 
 def _read_csv_rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or "metric" not in reader.fieldnames:
-            raise StoreError(f"{path} is not a vbench sample table")
-        return list(reader)
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or "metric" not in reader.fieldnames:
+                raise StoreError(f"{path} is not a vbench sample table")
+            return list(reader)
+    except (UnicodeDecodeError, csv.Error, OSError) as exc:
+        raise StoreError(f"{path} is unreadable ({type(exc).__name__}); it is corrupt or not "
+                         f"vbench's") from None
 
 
 def iter_sample_rows(run_path: Path) -> Iterable[dict]:

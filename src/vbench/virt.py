@@ -117,12 +117,17 @@ class DomainFiles:
 
 def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_type: str,
                files: DomainFiles, cmdline: str, mgmt_net: str, test_net: str,
-               tags: dict[str, str], mgmt_link_down: bool = False) -> str:
+               tags: dict[str, str], mgmt_link_down: bool = False,
+               cpu_mode: str = "host-passthrough") -> str:
     """The complete domain XML for a guest of ``profile``; deterministic for golden tests."""
-    if not DOMAIN_NAME_RE.match(name):
+    if not DOMAIN_NAME_RE.fullmatch(name):
         raise GuestError(f"invalid domain name {name!r}")
+    for k in tags:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", k):
+            raise GuestError(f"invalid metadata tag name {k!r}")
     meta = "".join(f"      <vbench:{k}>{escape(str(v))}</vbench:{k}>\n" for k, v in sorted(tags.items()))
-    cpu = "  <cpu mode='host-passthrough'/>\n" if domain_type == "kvm" else ""
+    cpu = ("  <cpu mode='host-passthrough'/>\n"
+           if domain_type == "kvm" and cpu_mode == "host-passthrough" else "")
     devices = (
         "    <disk type='file' device='disk'>\n"
         "      <driver name='qemu' type='qcow2'/>\n"
@@ -241,7 +246,9 @@ def _tags(dom) -> dict | None:
         xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, VBENCH_NS)
     except libvirt.libvirtError:
         return None
-    return dict(re.findall(r"<(?:\w+:)?(\w+)>([^<]*)</", xml))
+    from xml.sax.saxutils import unescape
+
+    return {k: unescape(v) for k, v in re.findall(r"<(?:\w+:)?(\w+)>([^<]*)</", xml)}
 
 
 def tagged_domains(conn) -> list[str]:
@@ -406,7 +413,8 @@ class Guest:
 
         return domain_xml(self.name, self.profile, self.spec, self.accel.domain_type, self.files(),
                           kernel_cmdline(ROOT_LABEL, self.client_pub), MGMT.name, TEST.name, tags,
-                          mgmt_link_down=faults.wanted("no-lease", self.tags.get("variant", "")))
+                          mgmt_link_down=faults.wanted("no-lease", self.tags.get("variant", "")),
+                          cpu_mode=self.accel.cpu_mode)
 
     def _prepare_files(self) -> None:
         f = self.files()
