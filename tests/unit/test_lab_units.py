@@ -1,0 +1,217 @@
+"""Pure parts of the lab: network XML, the probe initramfs archive, the traffic guard, the state
+record. Nothing here starts a daemon, a namespace or a guest."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from vbench import lab, netns, paths
+from vbench.errors import LabError, StoreError, UserError
+
+
+# ---- LabNetwork -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("net", lab.NETWORKS, ids=lambda n: n.name)
+def test_lab_network_xml(net):
+    root = ET.fromstring(net.xml())
+    assert root.tag == "network"
+    assert root.findtext("name") == net.name
+    br = root.find("bridge")
+    assert (br.get("name"), br.get("stp"), br.get("delay")) == (net.bridge, "off", "0")
+    # Isolated: no <forward> means no NAT and no route to the outside world.
+    assert root.find("forward") is None
+    ip = root.find("ip")
+    assert ip.get("address") == net.host_ip and ip.get("netmask") == "255.255.255.0"
+    rng = root.find("./ip/dhcp/range")
+    start, end = ipaddress.ip_address(rng.get("start")), ipaddress.ip_address(rng.get("end"))
+    subnet = ipaddress.ip_network(net.cidr)
+    assert start in subnet and end in subnet and start < end
+    assert ipaddress.ip_address(net.host_ip) not in range_of(start, end)
+
+
+def range_of(start, end):
+    return [ipaddress.ip_address(i) for i in range(int(start), int(end) + 1)]
+
+
+def test_management_and_test_networks_are_distinct():
+    assert lab.MGMT.name == "vbench-mgmt" and lab.TEST.name == "vbench-test"
+    assert lab.MGMT.cidr == "10.254.0.0/24" and lab.TEST.cidr == "10.254.1.0/24"
+    assert lab.MGMT.host_ip == "10.254.0.1"
+    assert len({n.bridge for n in lab.NETWORKS}) == 2
+    assert all(len(n.bridge) <= 15 for n in lab.NETWORKS)  # IFNAMSIZ - 1
+
+
+# ---- _newc: the cpio archive the kernel unpacks as initramfs ----------------------------------
+
+def parse_newc(data: bytes) -> list[tuple[str, int, bytes]]:
+    """A strict reader of cpio 'newc' archives (the format of the kernel's initramfs)."""
+    out, off = [], 0
+    while True:
+        assert off % 4 == 0, f"header at {off} is not 4-byte aligned"
+        hdr = data[off:off + 110]
+        assert len(hdr) == 110, "truncated header"
+        assert hdr[:6] == b"070701", f"bad magic {hdr[:6]!r} at {off}"
+        fields = [int(hdr[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
+        ino, mode, uid, gid, nlink, mtime, filesize, dmaj, dmin, rdmaj, rdmin, namesize, check = fields
+        assert check == 0
+        name_start = off + 110
+        name = data[name_start:name_start + namesize]
+        assert name.endswith(b"\0") and b"\0" not in name[:-1]
+        off = name_start + namesize
+        off += -off % 4
+        body = data[off:off + filesize]
+        assert len(body) == filesize
+        off += filesize
+        off += -off % 4
+        if name[:-1] == b"TRAILER!!!":
+            assert off == len(data), "bytes after the trailer"
+            return out
+        out.append((name[:-1].decode(), mode, body))
+
+
+def test_newc_round_trip():
+    entries = [("bin", 0o040755, b""), ("bin/x", 0o100755, b"abc"), ("init", 0o100755, b"#!/bin/sh\n"),
+               ("a-name-of-odd-len", 0o100644, b"12345")]
+    data = lab._newc(entries)
+    assert data.startswith(b"070701")
+    assert len(data) % 4 == 0
+    assert parse_newc(data) == entries
+    assert b"TRAILER!!!\0" in data
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 5, 4097])
+def test_newc_alignment_for_every_size(size):
+    body = bytes(range(256)) * (size // 256 + 1)
+    entries = [("f" * (size % 7 + 1), 0o100644, body[:size]), ("next", 0o100600, b"z")]
+    assert parse_newc(lab._newc(entries)) == entries
+
+
+def test_newc_inodes_are_distinct():
+    data = lab._newc([("a", 0o100644, b"1"), ("b", 0o100644, b"2")])
+    inos, off = [], 0
+    while off < len(data):
+        hdr = data[off:off + 110]
+        inos.append(int(hdr[6:14], 16))
+        namesize, filesize = int(hdr[94:102], 16), int(hdr[54:62], 16)
+        off += 110 + namesize
+        off += -off % 4 + filesize
+        off += -off % 4
+    assert len(inos) == 3 and len(set(inos)) == 3
+
+
+def test_probe_initramfs_has_init_and_busybox():
+    from pathlib import Path
+
+    if not Path("/bin/busybox").exists():
+        with pytest.raises(LabError, match="busybox"):
+            lab.probe_initramfs()
+        return
+    entries = {name: (mode, body) for name, mode, body in parse_newc(lab.probe_initramfs())}
+    assert set(entries) == {"bin", "bin/busybox", "init"}
+    assert entries["bin"][0] == 0o040755
+    assert entries["init"][0] == 0o100755 and lab.PROBE_MARKER.encode() in entries["init"][1]
+    assert entries["bin/busybox"][1] == Path("/bin/busybox").read_bytes()
+
+
+# ---- netns.check_target: traffic only to loopback and the lab's subnets -------------------------
+
+@pytest.mark.parametrize("addr", ["127.0.0.1", "127.0.0.53", "10.254.0.5", "10.254.1.7",
+                                  "10.254.0.1", "10.254.1.250"])
+def test_check_target_allows_loopback_and_lab(addr):
+    netns.check_target(addr)  # no exception
+
+
+@pytest.mark.parametrize("addr", ["8.8.8.8", "192.168.1.1", "10.0.0.1", "10.254.2.1",
+                                  "10.255.0.1", "169.254.169.254", "0.0.0.0", "::1"])
+def test_check_target_refuses_everything_else(addr):
+    with pytest.raises(LabError) as exc:
+        netns.check_target(addr)
+    msg = str(exc.value)
+    assert f"refusing to send traffic to {addr}" in msg and "\n" not in msg
+    assert isinstance(exc.value, UserError)
+
+
+def test_check_target_refuses_host_names_as_lab_error():
+    with pytest.raises(LabError):
+        netns.check_target("example.com")
+
+
+def test_connect_refuses_before_dialling():
+    with pytest.raises(LabError):
+        netns.connect("8.8.8.8", 53, None, timeout=0.1)
+
+
+def test_exec_argv():
+    assert netns.exec_argv("vbench", ["ip", "a"]) == ["ip", "netns", "exec", "vbench", "ip", "a"]
+    assert netns.exec_argv(None, ["ip", "a"]) == ["ip", "a"]
+
+
+# ---- LabState: the record of what the lab started -------------------------------------------------
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("VBENCH_HOME", str(tmp_path / "vbhome"))
+    return tmp_path / "vbhome"
+
+
+def test_lab_state_round_trip(home):
+    assert paths.lab_dir() == home / "lab"
+    s = lab.LabState(uri="qemu:///system", netns="vbench", netns_created=True,
+                     daemons={"libvirtd": {"pid": 4242, "starttime": 99, "what": "libvirtd"}},
+                     kvm_original={"uid": 0, "gid": 0, "mode": 0o600},
+                     networks=["vbench-mgmt", "vbench-test"],
+                     accelerator={"key": "abc", "name": "tcg", "reason": "test"})
+    s.save()
+    raw = json.loads((home / "lab" / "state.json").read_text())
+    assert raw["schema_version"] == lab.STATE_VERSION
+    assert lab.LabState.load() == s
+    s.clear()
+    assert not (home / "lab" / "state.json").exists()
+    assert lab.LabState.load() == lab.LabState()  # no record: nothing started
+    s.clear()  # clearing twice is fine
+
+
+def test_lab_state_corrupt_is_a_lab_error(home):
+    (home / "lab").mkdir(parents=True)
+    (home / "lab" / "state.json").write_text("{not json")
+    with pytest.raises(LabError) as exc:
+        lab.LabState.load()
+    assert "lab down --force" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_lab_state_unknown_field_is_a_lab_error(home):
+    (home / "lab").mkdir(parents=True)
+    (home / "lab" / "state.json").write_text('{"schema_version": 1, "surprise": 1}')
+    with pytest.raises(LabError):
+        lab.LabState.load()
+
+
+def test_lab_state_other_schema_version_refused(home):
+    (home / "lab").mkdir(parents=True)
+    (home / "lab" / "state.json").write_text('{"schema_version": 99, "uri": "qemu:///system"}')
+    with pytest.raises(LabError):
+        lab.LabState.load()
+
+
+def test_lab_state_save_failure_is_a_store_error(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("VBENCH_HOME", str(tmp_path / "file"))
+    with pytest.raises(StoreError):
+        lab.LabState().save()
+
+
+def test_accelerator_domain_type():
+    assert lab.Accelerator("kvm", "").domain_type == "kvm"
+    assert lab.Accelerator("tcg", "").domain_type == "qemu"
+
+
+def test_forced_accelerator_needs_no_libvirt(monkeypatch):
+    monkeypatch.setenv("VBENCH_ACCEL", "tcg")
+    acc = lab.accelerator(lab.Lab("test:///nowhere", None, lab.LabState()), None)
+    assert acc.name == "tcg" and "VBENCH_ACCEL=tcg" in acc.reason
+    acc = lab.accelerator(lab.Lab("test:///nowhere", None, lab.LabState()), None, override="kvm")
+    assert acc.name == "kvm" and "--accel=kvm" in acc.reason
