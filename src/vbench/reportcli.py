@@ -1,0 +1,214 @@
+"""The `report`, `compare` and `history` subcommands.
+
+Only argument parsing and printing live here; the numbers come from :mod:`vbench.analysis` and the
+pages from :mod:`vbench.report`, both imported when a command runs so that ``vbench --help`` does
+not pay for pandas, scipy or matplotlib. Errors are raised as :class:`vbench.errors.UserError`
+(the CLI prints them as one line); ``compare`` raises :class:`vbench.errors.RegressionFound`
+(exit status 1) after printing its table and writing its files when a regression is found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+from .errors import RegressionFound, UserError
+
+_THRESHOLD = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*=\s*([0-9]*\.?[0-9]+)\s*(%?)\s*$")
+
+
+def add_parsers(subparsers) -> None:
+    """Add ``report``, ``compare`` and ``history`` to the CLI's subparsers."""
+    sp = subparsers.add_parser(
+        "report", help="write a self-contained HTML report of one or more runs",
+        description="Build reports/<run>/index.html from stored results (no VM needed). Several "
+                    "runs are shown side by side.")
+    sp.add_argument("runs", nargs="+", metavar="RUN", help="run directory (results/<run id>)")
+    sp.add_argument("--out", metavar="DIR",
+                    help="output directory (default: reports/<run id>, or reports/combined-... "
+                         "for several runs)")
+    sp.add_argument("--title", metavar="T", help="page title")
+    sp.add_argument("--history", metavar="RESULTS", dest="history_root",
+                    help="also write history pages of the runs' scenarios from this results root "
+                         "and link them")
+    sp.set_defaults(func=cmd_report)
+
+    sp = subparsers.add_parser(
+        "compare", help="compare a new run against a base run; exit 1 on a significant regression",
+        description="Per (workload, metric, variant): relative change of the median, bootstrap 95% "
+                    "CI, p-value (Mann-Whitney U, or Student's t on logs for tiny samples), "
+                    "adjusted for testing many metrics at once. A regression is a significant "
+                    "change in the bad direction beyond the metric's threshold.")
+    sp.add_argument("base", metavar="BASE", help="base run directory")
+    sp.add_argument("new", metavar="NEW", help="new run directory")
+    sp.add_argument("--threshold", action="append", default=[], metavar="METRIC=FRAC",
+                    help="per-metric threshold, e.g. iops=0.05 or clat_p99=10%% (repeatable)")
+    sp.add_argument("--default-threshold", type=_fraction, default=0.05, metavar="F",
+                    help="threshold for metrics without their own (default: 0.05 = 5%%)")
+    sp.add_argument("--alpha", type=_alpha, default=0.05, metavar="A",
+                    help="significance level (default: 0.05)")
+    sp.add_argument("--correction", choices=("bh", "holm", "none"), default="bh",
+                    help="multiple-testing adjustment of the p-values (default: bh = "
+                         "Benjamini-Hochberg)")
+    sp.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
+    sp.add_argument("--junit", metavar="FILE", help="write the comparison as JUnit XML")
+    sp.add_argument("--allow-mixed", action="store_true",
+                    help="compare even if the runs were measured under different accelerators "
+                         "or on different hosts")
+    sp.set_defaults(func=cmd_compare)
+
+    sp = subparsers.add_parser(
+        "history", help="trend page of a scenario over all its runs, with change points",
+        description="Median per run of every workload, metric and variant of a scenario, oldest "
+                    "first, with change points marked.")
+    sp.add_argument("scenario", metavar="SCENARIO",
+                    help="scenario name (as in run.json), or its YAML file")
+    sp.add_argument("--results", default=os.environ.get("VBENCH_RESULTS", "results"), metavar="DIR",
+                    help="results root (default: ./results)")
+    sp.add_argument("--out", metavar="DIR", help="output directory (default: reports/history-<scenario>)")
+    sp.set_defaults(func=cmd_history)
+
+
+# ---- argument types -------------------------------------------------------------------------------
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / (100.0 if text.endswith("%") else 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction like 0.05 or 5%, got {text!r}")
+    if not 0 <= value < 10:
+        raise argparse.ArgumentTypeError(f"expected a fraction like 0.05 or 5%, got {text!r}")
+    return value
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+def parse_thresholds(items: list[str]) -> dict[str, float]:
+    """``["iops=0.05", "clat_p99=10%"]`` -> ``{"iops": 0.05, "clat_p99": 0.1}``."""
+    out: dict[str, float] = {}
+    for item in items:
+        m = _THRESHOLD.match(item)
+        if not m:
+            raise UserError(f"--threshold {item!r}: expected METRIC=FRACTION, e.g. iops=0.05 or "
+                            f"clat_p99=10%")
+        value = float(m.group(2)) / (100.0 if m.group(3) else 1.0)
+        if value >= 10:
+            raise UserError(f"--threshold {item!r}: {value} is not a fraction; write 0.05 or 5% "
+                            f"for five percent")
+        out[m.group(1)] = value
+    return out
+
+
+def _run_dir(text: str) -> Path:
+    path = Path(text)
+    if not (path / "run.json").is_file():
+        hint = ""
+        if path.is_dir() and any((p / "run.json").is_file() for p in path.iterdir() if p.is_dir()):
+            hint = " (it is a results root; pass one of the run directories inside it)"
+        raise UserError(f"{path} is not a run directory{hint}; pass results/<run id>")
+    return path
+
+
+# ---- commands -------------------------------------------------------------------------------------
+
+def default_report_dir(runs: list[Path], root: Path = Path("reports")) -> Path:
+    if len(runs) == 1:
+        return root / runs[0].name
+    return root / f"combined-{len(runs)}-runs-{runs[-1].name}"
+
+
+def cmd_report(args) -> int:
+    from .report import build_report
+
+    runs = [_run_dir(r) for r in args.runs]
+    out = Path(args.out) if args.out else default_report_dir(runs)
+    page = build_report(runs, out, title=args.title,
+                        history_root=Path(args.history_root) if args.history_root else None)
+    print(f"report: {page}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from . import analysis
+    from .store import atomic_write, load_meta, load_samples
+
+    thresholds = parse_thresholds(args.threshold)
+    base, new = _run_dir(args.base), _run_dir(args.new)
+    warnings: list[str] = []
+    base_df = load_samples(base, warn=warnings.append)
+    new_df = load_samples(new, warn=warnings.append)
+    present = set(base_df["metric"]) | set(new_df["metric"])
+    for metric in sorted(set(thresholds) - present):
+        warnings.append(f"--threshold {metric}=...: no metric {metric!r} in these runs (metrics: "
+                        f"{', '.join(sorted(present)) or 'none'})")
+    for w in warnings:
+        print(f"warning: {w}")
+    for label, path in (("base", base), ("new", new)):
+        status = load_meta(path).get("status")
+        if status and status != "complete":
+            print(f"warning: the {label} run {path.name} is {status}; its numbers may be partial")
+    result = analysis.compare(base_df, new_df, thresholds=thresholds,
+                              default_threshold=args.default_threshold, alpha=args.alpha,
+                              allow_mixed=args.allow_mixed, correction=args.correction)
+    print(f"compare: base {base.name} -> new {new.name}")
+    print(result.to_text())
+    if args.json:
+        atomic_write(Path(args.json), result.to_json())
+        print(f"json: {args.json}")
+    if args.junit:
+        atomic_write(Path(args.junit), result.to_junit())
+        print(f"junit: {args.junit}")
+    regs = result.regressions
+    if len(regs):
+        worst = ", ".join(f"{r.metric} of {r.workload} on {r.variant} {r.change * 100:+.1f}%"
+                          for r in regs.head(3).itertuples(index=False))
+        more = f" and {len(regs) - 3} more" if len(regs) > 3 else ""
+        raise RegressionFound(f"{len(regs)} significant regression{'s' if len(regs) != 1 else ''} "
+                              f"beyond threshold: {worst}{more}")
+    return 0
+
+
+def cmd_history(args) -> int:
+    from .report import build_history
+
+    results = Path(args.results)
+    if not results.is_dir():
+        raise UserError(f"results root {results} does not exist; pass --results DIR")
+    scenario = args.scenario
+    if scenario.endswith((".yaml", ".yml")):
+        scenario = _scenario_name(results, Path(scenario))
+    out = Path(args.out) if args.out else Path("reports") / f"history-{_safe(scenario)}"
+    page = build_history(results, scenario, out)
+    print(f"history: {page}")
+    return 0
+
+
+def _scenario_name(results: Path, file: Path) -> str:
+    """The scenario name of runs made from ``file`` (the newest such run), else the file's stem."""
+    from .store import find_runs, load_meta
+
+    target = file.resolve() if file.exists() else None
+    name = file.stem
+    for run in find_runs(results):
+        try:
+            scn = load_meta(run).get("scenario") or {}
+        except UserError:
+            continue
+        recorded = scn.get("file")
+        if recorded and (Path(recorded) == file or (target and Path(recorded).resolve() == target)):
+            name = scn.get("name") or name
+    return name
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "scenario"

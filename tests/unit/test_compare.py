@@ -1,0 +1,330 @@
+"""Comparing runs: A/A, A/B, thresholds, contexts, JSON/JUnit output, the `compare` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers_runs
+
+from helpers_runs import write_run  # noqa: E402
+from vbench import analysis as A  # noqa: E402
+from vbench import reportcli  # noqa: E402
+from vbench.errors import RegressionFound, UserError  # noqa: E402
+from vbench.store import load_samples  # noqa: E402
+
+
+@pytest.fixture
+def results(tmp_path):
+    return tmp_path / "results"
+
+
+def test_aa_two_runs_from_one_distribution_show_no_change(results):
+    base = load_samples(write_run(results, "a", seed=1, reps=5))
+    new = load_samples(write_run(results, "b", seed=2, reps=5))
+    res = A.compare(base, new)
+    assert not res.has_regressions
+    assert len(res.regressions) == 0
+    assert set(res.table["status"]) == {"unchanged"}
+    assert len(res.table) == 4 * 3 * 5  # variants x workloads x metrics
+
+
+@pytest.mark.parametrize("reps", [3, 5, 10])
+def test_aa_many_seeds_no_false_alarm(results, reps):
+    alarms = 0
+    for seed in range(8):
+        base = load_samples(write_run(results, f"a{reps}-{seed}", seed=seed, reps=reps))
+        new = load_samples(write_run(results, f"b{reps}-{seed}", seed=100 + seed, reps=reps))
+        alarms += A.compare(base, new).table["status"].isin(["regressed", "improved"]).any()
+    assert alarms <= 1
+
+
+@pytest.mark.parametrize("reps", [3, 5])
+def test_two_x_regression_is_detected_in_that_variant_only(results, reps):
+    base = load_samples(write_run(results, "a", seed=1, reps=reps))
+    new = load_samples(write_run(results, "b", seed=2, reps=reps, scale={"virtio-blk": 0.5}))
+    res = A.compare(base, new)
+    regs = res.regressions
+    assert set(regs["variant"]) == {"virtio-blk"}
+    # every metric regressed, whichever its direction: IOPS and bandwidth halve, latency doubles
+    assert set(regs["metric"]) == {"iops", "bw", "clat_p50", "clat_p99", "clat_p99.9"}
+    iops = regs[regs["metric"] == "iops"]
+    assert (iops["change"] < -0.4).all() and (iops["ci_high"] < 0).all()
+    lat = regs[regs["metric"] == "clat_p50"]
+    assert (lat["change"] > 0.8).all()
+
+
+def test_improvement_is_not_a_regression(results):
+    base = load_samples(write_run(results, "a", seed=1))
+    new = load_samples(write_run(results, "b", seed=2, scale={"sata": 1.5}))
+    res = A.compare(base, new)
+    assert not res.has_regressions
+    assert set(res.improvements["variant"]) == {"sata"}
+
+
+def test_thresholds_per_metric(results):
+    base = load_samples(write_run(results, "a", seed=1, reps=8))
+    new = load_samples(write_run(results, "b", seed=2, reps=8, scale={"sata": 0.8}))
+    strict = A.compare(base, new)
+    assert "iops" in set(strict.regressions["metric"])
+    lax = A.compare(base, new, thresholds={"iops": 0.3, "bw": 0.3})
+    assert not {"iops", "bw"} & set(lax.regressions["metric"])
+    assert "clat_p50" in set(lax.regressions["metric"])  # +25% latency, default threshold 5%
+    row = lax.table[(lax.table["metric"] == "iops") & (lax.table["variant"] == "sata")].iloc[0]
+    assert row["status"] == "unchanged" and row["threshold"] == 0.3
+
+
+def test_default_threshold(results):
+    base = load_samples(write_run(results, "a", seed=1, reps=8))
+    new = load_samples(write_run(results, "b", seed=2, reps=8, scale={"sata": 0.8}))
+    assert not A.compare(base, new, default_threshold=0.5).has_regressions
+
+
+def test_mixed_accelerators_are_refused_unless_allowed(results):
+    kvm = load_samples(write_run(results, "a", accelerator="kvm"))
+    tcg = load_samples(write_run(results, "b", accelerator="tcg", seed=3))
+    with pytest.raises(UserError, match="different contexts.*tcg.*--allow-mixed"):
+        A.compare(kvm, tcg)
+    res = A.compare(kvm, tcg, allow_mixed=True)
+    assert any("mixed contexts allowed" in n for n in res.notes)
+
+
+def test_mixed_hosts_are_refused(results):
+    a = load_samples(write_run(results, "a", host="lab1"))
+    b = load_samples(write_run(results, "b", host="lab2", seed=3))
+    with pytest.raises(UserError, match="lab1.*lab2"):
+        A.compare(a, b)
+
+
+def test_both_sides_with_two_contexts_are_compared_context_by_context(results):
+    base = pd.concat([load_samples(write_run(results, "a1", accelerator="kvm", seed=1)),
+                      load_samples(write_run(results, "a2", accelerator="tcg", seed=2, scale={"sata": 0.1}))])
+    new = pd.concat([load_samples(write_run(results, "b1", accelerator="kvm", seed=3)),
+                     load_samples(write_run(results, "b2", accelerator="tcg", seed=4, scale={"sata": 0.1}))])
+    res = A.compare(base, new)
+    assert set(res.table["accelerator"]) == {"kvm", "tcg"}
+    assert not res.has_regressions  # pooling kvm with tcg would have made sata look bimodal
+    assert res.table["context_split"].all()
+
+
+def test_noisy_and_insufficient_and_missing(results):
+    base = load_samples(write_run(results, "a", seed=1, cv=0.3, reps=4,
+                                  workloads={"randread-4k-qd32": ["iops"]}))
+    new = load_samples(write_run(results, "b", seed=2, cv=0.3, reps=4,
+                                 workloads={"randread-4k-qd32": ["iops"], "seqread-1m": ["bw"]}))
+    one = load_samples(write_run(results, "c", seed=3, reps=1,
+                                 workloads={"randread-4k-qd32": ["iops"]}))
+    res = A.compare(base, new)
+    status = res.table.groupby("workload")["status"].agg(set).to_dict()
+    assert status["seqread-1m"] == {"missing"}
+    assert "noisy" in status["randread-4k-qd32"]
+    assert set(A.compare(base, one).table["status"]) == {"insufficient"}
+
+
+def test_json_and_junit(results):
+    base = load_samples(write_run(results, "a", seed=1))
+    new = load_samples(write_run(results, "b", seed=2, scale={"ide": 0.5},
+                                 workloads={"randread-4k-qd32": ["iops", "bw"],
+                                            "new-only": ["iops"]}))
+    res = A.compare(base, new)
+    doc = json.loads(res.to_json())
+    assert doc["counts"]["regressed"] == len(res.regressions) > 0
+    assert doc["base_runs"] == ["a"] and doc["new_runs"] == ["b"]
+    assert any(r["ci_low"] is None for r in doc["rows"])  # NaN becomes null, not invalid JSON
+    root = ET.fromstring(res.to_junit())
+    assert root.tag == "testsuite"
+    cases = root.findall("testcase")
+    assert len(cases) == len(res.table)
+    failures = [c for c in cases if c.find("failure") is not None]
+    assert len(failures) == len(res.regressions) == int(root.get("failures"))
+    assert {c.get("classname").split(".")[-1] for c in failures} == {"ide"}
+    assert any(c.find("skipped") is not None for c in cases)  # missing rows are skipped
+
+
+def test_junit_escapes_hostile_names():
+    rows = []
+    for run, value in (("a", 100.0), ("b", 50.0)):
+        for rep in range(4):
+            rows.append({"run_id": run, "scenario": "s<&>\"'", "variant": "<script>alert(1)</script>",
+                         "device": "disk", "model": "virtio", "paravirtual": True,
+                         "workload": "w\x01]]>", "repetition": rep, "metric": "iops",
+                         "value": value * (1 + rep / 1000), "unit": "", "accelerator": "kvm",
+                         "host": "h"})
+    df = pd.DataFrame(rows)
+    res = A.compare(df[df["run_id"] == "a"], df[df["run_id"] == "b"])
+    text = res.to_junit()
+    root = ET.fromstring(text)  # well-formed
+    assert "<script>" not in text
+    assert root.find("testcase").get("classname").endswith("<script>alert(1)</script>")
+
+
+def test_bad_arguments():
+    df = pd.DataFrame({"metric": ["iops"], "value": [1.0]})
+    with pytest.raises(UserError, match="threshold"):
+        A.compare(df, df, thresholds={"iops": 50})
+    with pytest.raises(UserError, match="alpha"):
+        A.compare(df, df, alpha=2)
+    with pytest.raises(UserError, match="correction"):
+        A.compare(df, df, correction="magic")
+    with pytest.raises(UserError, match="no samples"):
+        A.compare(df.iloc[:0], df)
+
+
+# ---- the command ------------------------------------------------------------------------------------
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="vbench")
+    reportcli.add_parsers(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_parse_thresholds():
+    assert reportcli.parse_thresholds(["iops=0.05", "clat_p99.9=10%"]) == {
+        "iops": 0.05, "clat_p99.9": pytest.approx(0.1)}
+    for bad in ("iops", "iops=", "=0.1", "iops=abc", "iops=50"):
+        with pytest.raises(UserError):
+            reportcli.parse_thresholds([bad])
+
+
+def test_compare_command_regression_exit_status_and_files(results, tmp_path, capsys):
+    a = write_run(results, "a", seed=1)
+    b = write_run(results, "b", seed=2, scale={"virtio-blk": 0.5})
+    args = parse(["compare", str(a), str(b), "--json", str(tmp_path / "c.json"),
+                  "--junit", str(tmp_path / "c.xml"), "--threshold", "iops=0.1"])
+    with pytest.raises(RegressionFound) as exc:
+        args.func(args)
+    assert exc.value.exit_status == 1
+    assert "virtio-blk" in str(exc.value)
+    out = capsys.readouterr().out
+    assert "regressed" in out and "virtio-blk" in out
+    assert json.loads((tmp_path / "c.json").read_text())["counts"]["regressed"] > 0
+    ET.parse(tmp_path / "c.xml")
+
+
+def test_compare_command_clean_run(results, capsys):
+    a = write_run(results, "a", seed=1)
+    b = write_run(results, "b", seed=2)
+    args = parse(["compare", str(a), str(b), "--threshold", "nosuchmetric=0.1"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "unchanged" in out and "no metric 'nosuchmetric'" in out
+
+
+def test_compare_command_refuses_mixed_and_bad_paths(results):
+    a = write_run(results, "a", accelerator="kvm")
+    b = write_run(results, "b", accelerator="tcg")
+    args = parse(["compare", str(a), str(b)])
+    with pytest.raises(UserError, match="--allow-mixed"):
+        args.func(args)
+    args = parse(["compare", str(a), str(b), "--allow-mixed"])
+    assert args.func(args) == 0  # same numbers, just labelled differently
+    args = parse(["compare", str(results), str(b)])
+    with pytest.raises(UserError, match="results root"):
+        args.func(args)
+
+
+def test_compare_command_options_are_validated():
+    with pytest.raises(SystemExit):
+        parse(["compare", "a", "b", "--alpha", "1.5"])
+    with pytest.raises(SystemExit):
+        parse(["compare", "a", "b", "--default-threshold", "x"])
+    assert parse(["compare", "a", "b", "--default-threshold", "10%"]).default_threshold == pytest.approx(0.1)
+
+
+def test_change_nan_for_zero_base():
+    rows = [{"run_id": r, "metric": "retransmits", "variant": "v", "workload": "w",
+             "value": v, "repetition": i} for r, vals in (("a", [0, 0, 0]), ("b", [1, 2, 3]))
+            for i, v in enumerate(vals)]
+    df = pd.DataFrame(rows)
+    row = A.compare(df[df.run_id == "a"], df[df.run_id == "b"]).table.iloc[0]
+    assert math.isnan(row["change"]) and row["status"] in ("unchanged", "noisy")
+
+
+# ---- scripts/nightly.sh with a stand-in for `vbench run` ---------------------------------------------
+
+FAKE_VBENCH = """#!{python}
+import os, sys
+from pathlib import Path
+sys.path[:0] = [{src!r}, {tests!r}]
+args = sys.argv[1:]
+if args[0] in ("lab", "image"):
+    sys.exit(0)
+if args[0] == "run":
+    from helpers_runs import write_run
+    results = Path(args[args.index("--results") + 1])
+    n = len([p for p in results.iterdir() if p.is_dir()]) if results.is_dir() else 0
+    scale = {{}}
+    if os.environ.get("FAKE_SCALE"):
+        variant, factor = os.environ["FAKE_SCALE"].split("=")
+        scale[variant] = float(factor)
+    path = write_run(results, f"2026120{{n + 1}}-020000-disk", seed=n, scale=scale,
+                     started=f"2026-12-0{{n + 1}}T02:00:00")
+    print("some progress line")
+    print(f"run: {{path}}")
+    sys.exit(int(os.environ.get("FAKE_RUN_STATUS", "0")))
+import argparse
+from vbench import reportcli
+from vbench.errors import UserError
+parser = argparse.ArgumentParser(prog="vbench")
+reportcli.add_parsers(parser.add_subparsers(dest="command", required=True))
+ns = parser.parse_args(args)
+try:
+    sys.exit(ns.func(ns))
+except UserError as exc:
+    print(f"vbench: error: {{exc}}", file=sys.stderr)
+    sys.exit(exc.exit_status)
+"""
+
+
+def run_nightly(tmp_path, **env):
+    import os
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[2]
+    fake = tmp_path / "fake-vbench"
+    if not fake.exists():
+        fake.write_text(FAKE_VBENCH.format(python=sys.executable, src=str(repo / "src"),
+                                           tests=str(repo / "tests")))
+        fake.chmod(0o755)
+    full = {**os.environ, "VBENCH": str(fake), "NIGHTLY_RESULTS": str(tmp_path / "results"),
+            "NIGHTLY_REPORTS": str(tmp_path / "reports"), "NIGHTLY_OUT": str(tmp_path / "nightly"),
+            "NIGHTLY_PYTHON": sys.executable, **env}
+    return subprocess.run(["bash", str(repo / "scripts" / "nightly.sh")], env=full,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_nightly_script(tmp_path):
+    first = run_nightly(tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "no baseline yet" in first.stdout
+    assert (tmp_path / "reports" / "nightly-20261201-020000-disk" / "index.html").is_file()
+
+    second = run_nightly(tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    doc = json.loads((tmp_path / "nightly" / "compare.json").read_text())
+    assert doc["base_runs"] == ["20261201-020000-disk"] and doc["new_runs"] == ["20261202-020000-disk"]
+    assert doc["counts"]["regressed"] == 0
+    report = tmp_path / "reports" / "nightly-20261202-020000-disk" / "index.html"
+    assert "20261201-020000-disk" in report.read_text()  # side by side with the baseline
+    assert (report.parent / "history" / "disk" / "index.html").is_file()
+
+    third = run_nightly(tmp_path, FAKE_SCALE="virtio-blk=0.5")
+    assert third.returncode == 1, third.stdout + third.stderr
+    assert "REGRESSION" in third.stderr
+    junit = ET.parse(tmp_path / "nightly" / "junit.xml").getroot()
+    assert int(junit.get("failures")) > 0
+    summary = (tmp_path / "nightly" / "summary.txt").read_text()
+    assert "baseline: " + str(tmp_path / "results" / "20261202-020000-disk") in summary
+
+    # an explicit baseline, and a run with failed repetitions: compared, reported, status kept
+    base = tmp_path / "results" / "20261201-020000-disk"
+    fourth = run_nightly(tmp_path, NIGHTLY_BASELINE=str(base), FAKE_RUN_STATUS="11")
+    assert fourth.returncode == 11, fourth.stdout + fourth.stderr
+    assert json.loads((tmp_path / "nightly" / "compare.json").read_text())["base_runs"] == [base.name]

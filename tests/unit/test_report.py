@@ -1,0 +1,284 @@
+"""HTML reports and history pages built from synthetic runs written with the real store."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers_runs
+
+from helpers_runs import write_run  # noqa: E402
+from vbench import reportcli  # noqa: E402
+from vbench.errors import UserError  # noqa: E402
+from vbench.report import build_history, build_report  # noqa: E402
+
+HOSTILE = "<script>alert(1)</script>"
+ESCAPED = html.escape(HOSTILE)  # &lt;script&gt;alert(1)&lt;/script&gt;
+IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def page(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def results(tmp_path):
+    return tmp_path / "results"
+
+
+def test_single_run_report_is_self_contained(results, tmp_path):
+    run = write_run(results, "20261126-100000-disk", host_baseline=True)
+    out = build_report([run], tmp_path / "report")
+    assert out == tmp_path / "report" / "index.html"
+    text = page(out)
+    imgs = IMG.findall(text)
+    assert len(imgs) >= 4  # host-native, IOPS, bandwidth, latency percentiles
+    for b64 in imgs:
+        assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
+    # nothing fetched from anywhere: no scripts, no external sources or styles
+    assert "<script" not in text.lower()
+    assert not re.search(r'(src|href)="(https?:)?//', text)
+    assert "<link rel=\"stylesheet\"" not in text
+    assert "Content-Security-Policy" in text and "default-src 'none'" in text
+    for section in ('id="headline"', 'id="host-native-section"', 'id="latency"', 'id="failures"',
+                    'id="environment"', 'id="drivers"', 'id="domain-xml"'):
+        assert section in text
+    assert "tcg-banner" not in text
+    # headline ratios: virtio-blk vs sata IOPS ~ 2.5x, coloured as better
+    assert re.search(r'<tr class="better">.*?virtio-blk</td><td>sata</td>.*?2\.[3-7]\d\u00d7',
+                     text, re.S)
+
+
+def test_tcg_banner(results, tmp_path):
+    run = write_run(results, "tcg-run", accelerator="tcg")
+    text = page(build_report([run], tmp_path / "r"))
+    assert 'id="tcg-banner"' in text
+    assert "software emulation" in text and "ratios still show" in text
+
+
+def test_tcg_banner_from_samples_when_metadata_lacks_it(results, tmp_path):
+    run = write_run(results, "tcg-run", accelerator="tcg", meta={"environment": {"host": "x"}})
+    assert 'id="tcg-banner"' in page(build_report([run], tmp_path / "r"))
+
+
+def test_hostile_names_are_escaped(results, tmp_path):
+    variants = {HOSTILE: ("disk", "virtio", True, 11500.0), "sata": ("disk", "sata", False, 4600.0)}
+    run = write_run(
+        results, "hostile", variants=variants, scenario=HOSTILE, host=HOSTILE,
+        failures=[{"variant": HOSTILE, "workload": HOSTILE, "repetition": 0, "error": HOSTILE,
+                   "console_tail": HOSTILE + "\n[ 1.0] end"}],
+        meta={"scenario": {"name": HOSTILE, "description": HOSTILE, "text": HOSTILE,
+                           "file": HOSTILE}})
+    out = build_report([run], tmp_path / "r", history_root=results)
+    text = page(out)
+    assert HOSTILE not in text
+    assert "<script" not in text.lower()
+    assert ESCAPED in text
+    assert text.count(ESCAPED) >= 8  # title, scenario, variants, failures, environment, ...
+    hist = list((tmp_path / "r" / "history").glob("*/index.html"))
+    assert hist, "history page linked from the report"
+    assert HOSTILE not in page(hist[0]) and ESCAPED in page(hist[0])
+
+
+def test_hostile_title_is_escaped(results, tmp_path):
+    run = write_run(results, "r")
+    text = page(build_report([run], tmp_path / "r", title=HOSTILE + " & co"))
+    assert HOSTILE not in text and f"<title>{ESCAPED} &amp; co</title>" in text
+
+
+def test_missing_metadata_keys_do_not_crash(results, tmp_path):
+    drop = {k: None for k in ("status", "started", "finished", "vbench_version", "scenario",
+                              "environment", "variants", "workloads", "failures", "run_id")}
+    run = write_run(results, "bare", meta=drop)
+    text = page(build_report([run], tmp_path / "r"))
+    assert IMG.search(text)
+    assert "No environment recorded" in text and "No domain XML recorded" in text
+
+
+def test_odd_metadata_types_do_not_crash(results, tmp_path):
+    run = write_run(results, "odd", meta={"environment": "kvm?", "variants": ["a"], "failures": {"x": 1},
+                                          "workloads": {"w": "fio"}, "scenario": {"name": None}})
+    assert IMG.search(page(build_report([run], tmp_path / "r")))
+
+
+def test_several_runs_side_by_side(results, tmp_path):
+    a = write_run(results, "run-a", seed=1, host_baseline=True)
+    b = write_run(results, "run-b", seed=2, host_baseline=True, scale={"virtio-blk": 0.8})
+    text = page(build_report([a, b], tmp_path / "r"))
+    assert "<th>Run</th>" in text
+    assert "run-a" in text and "run-b" in text
+    assert "from 2 runs" in text
+
+
+def test_mixed_contexts_are_flagged(results, tmp_path):
+    a = write_run(results, "kvm-run", accelerator="kvm")
+    b = write_run(results, "tcg-run", accelerator="tcg")
+    text = page(build_report([a, b], tmp_path / "r"))
+    assert "never averaged together" in text and 'id="tcg-banner"' in text
+
+
+def test_nic_rng_balloon_sections(results, tmp_path):
+    runs = [write_run(results, "nic", kind="nic"), write_run(results, "rng", kind="rng"),
+            write_run(results, "balloon", kind="balloon")]
+    text = page(build_report(runs, tmp_path / "r"))
+    for fig_id in ("network-throughput", "latency-rtt", "balloon", "entropy"):
+        assert f'<figure id="{fig_id}">' in text
+        assert re.search(rf'<figure id="{fig_id}">\s*<img src="data:image/png;base64,', text)
+    assert "entropy_avail is informational" in text
+    assert "virtio-net" in text and "rtl8139" in text
+
+
+def test_mixed_read_write_fio_metrics(results, tmp_path):
+    metrics = ["read_iops", "write_iops", "read_clat_p50", "read_clat_p99", "write_clat_p99"]
+    run = write_run(results, "rw", workloads={"randrw-4k": metrics},
+                    level=lambda v, w, m: v if m.endswith("iops") else 32e6 / v)
+    text = page(build_report([run], tmp_path / "r"))
+    assert '<figure id="latency-read_clat">' in text and '<figure id="latency-write_clat">' in text
+    assert '<figure id="metric-read_iops">' in text
+    headline = text.split('id="headline"')[1].split("All ")[0]
+    assert "read_iops" in headline and "write_iops" in headline
+
+
+def test_domain_xml_diff_and_drivers(results, tmp_path):
+    run = write_run(results, "r")
+    meta_path = run / "run.json"
+    import json
+
+    meta = json.loads(meta_path.read_text())
+    meta["variants"]["ide"]["drivers"]["disk"]["found"] = "ahci"  # a mismatch
+    meta_path.write_text(json.dumps(meta))
+    text = page(build_report([run], tmp_path / "r"))
+    assert '<span class="da">+' in text and '<span class="dd">-' in text
+    assert "bus=&#39;sata&#39;" in text or "bus='sata'" in html.unescape(text)
+    assert "&lt;target dev=" in text
+    assert "&#10007; mismatch" in text and "&#10003; match" in text
+
+
+def test_failures_and_incomplete_status(results, tmp_path):
+    run = write_run(results, "r", status="incomplete",
+                    failures=[{"variant": "ide", "workload": "randread-4k-qd32", "repetition": 2,
+                               "error": "fio exited 1", "console_tail": "ata1: reset"}])
+    text = page(build_report([run], tmp_path / "r"))
+    assert "1 failure" in text and "fio exited 1" in text and "ata1: reset" in text
+    assert "has status <b>incomplete</b>" in text
+
+
+def test_run_without_samples(results, tmp_path):
+    run = write_run(results, "empty", workloads={}, consolidate=True)
+    text = page(build_report([run], tmp_path / "r"))
+    assert "nothing to plot" in text
+
+
+def test_not_a_run_directory(tmp_path):
+    with pytest.raises(UserError, match="not a run directory"):
+        build_report([tmp_path / "nope"], tmp_path / "r")
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(UserError, match="cannot report"):
+        build_report([tmp_path / "dir"], tmp_path / "r")
+
+
+def test_history_marks_change_points(results, tmp_path):
+    for i in range(8):
+        write_run(results, f"2026120{i}-disk", seed=i, reps=5,
+                  scale={"sata": 0.7 if i >= 4 else 1.0}, started=f"2026-12-0{i + 1}T02:00:00")
+    write_run(results, "other", kind="nic")  # another scenario: not in the disk history
+    out = build_history(results, "disk", tmp_path / "h")
+    text = page(out)
+    assert out == tmp_path / "h" / "index.html"
+    assert len(IMG.findall(text)) == 5  # one figure per metric, a panel per workload
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td><td>[^<]+</td>"
+                      r"<td><code>([^<]+)</code></td>", text)
+    assert rows and {r[2] for r in rows} == {"sata"}
+    assert {r[3] for r in rows} == {"20261204-disk"}
+    assert "other" not in re.findall(r"<code>([^<]+)</code>", text)
+
+
+def test_history_without_runs(results, tmp_path):
+    write_run(results, "x", kind="nic")
+    with pytest.raises(UserError, match="no runs of scenario 'disk'"):
+        build_history(results, "disk", tmp_path / "h")
+
+
+def test_history_keeps_accelerators_apart(results, tmp_path):
+    for i in range(3):
+        write_run(results, f"k{i}", seed=i, started=f"2026-12-0{i + 1}")
+        slow = {v: 0.1 for v in ("sata", "ide", "virtio-blk", "virtio-scsi")}
+        write_run(results, f"t{i}", seed=10 + i, accelerator="tcg", scale=slow,
+                  started=f"2026-12-0{i + 1}T01")
+    text = page(build_history(results, "disk", tmp_path / "h"))
+    assert 'id="tcg-banner"' in text
+    assert "No change points" in text  # kvm and tcg never pooled, so no fake step between them
+
+
+# ---- the commands -----------------------------------------------------------------------------------
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="vbench")
+    reportcli.add_parsers(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_report_command_default_out(results, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = write_run(results, "20261126-100000-disk")
+    args = parse(["report", str(run)])
+    assert args.func(args) == 0
+    assert (tmp_path / "reports" / "20261126-100000-disk" / "index.html").is_file()
+    assert capsys.readouterr().out.strip() == "report: reports/20261126-100000-disk/index.html"
+    other = write_run(results, "second")
+    args = parse(["report", str(run), str(other), "--title", "T"])
+    assert args.func(args) == 0
+    assert (tmp_path / "reports" / "combined-2-runs-second" / "index.html").is_file()
+
+
+def test_history_command(results, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for i in range(3):
+        write_run(results, f"r{i}", seed=i)
+    args = parse(["history", "disk", "--results", str(results)])
+    assert args.func(args) == 0
+    assert (tmp_path / "reports" / "history-disk" / "index.html").is_file()
+    args = parse(["history", "scenarios/disk.yaml", "--results", str(results), "--out", "h"])
+    assert args.func(args) == 0  # the YAML file's runs are found by the file recorded in run.json
+    assert (tmp_path / "h" / "index.html").is_file()
+    args = parse(["history", "disk", "--results", str(tmp_path / "none")])
+    with pytest.raises(UserError, match="does not exist"):
+        args.func(args)
+
+
+def test_report_command_rejects_a_results_root(results):
+    write_run(results, "r")
+    args = parse(["report", str(results)])
+    with pytest.raises(UserError, match="results root"):
+        args.func(args)
+
+
+def test_reportcli_import_is_light():
+    import subprocess
+
+    code = ("import sys, vbench.reportcli; "
+            "print(any(m in sys.modules for m in ('pandas', 'matplotlib', 'scipy', 'numpy')))")
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"}, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_parallel_drawing_gives_the_same_page(results, tmp_path, monkeypatch):
+    runs = [write_run(results, "a", seed=1, host_baseline=True), write_run(results, "n", kind="nic")]
+    monkeypatch.setenv("VBENCH_REPORT_JOBS", "1")
+    serial = page(build_report(runs, tmp_path / "serial"))
+    monkeypatch.setenv("VBENCH_REPORT_JOBS", "2")
+    parallel = page(build_report(runs, tmp_path / "parallel"))
+    from vbench.report import LAST_DRAW
+
+    assert LAST_DRAW == {"workers": 2, "fallback": None}
+    strip = re.compile(r"Generated [^<]* by vbench")
+    assert strip.sub("", serial) == strip.sub("", parallel)
+    assert len(IMG.findall(parallel)) >= 6
