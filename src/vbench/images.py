@@ -307,9 +307,9 @@ def build(name: str = "debian12", force: bool = False, progress=print) -> tuple[
         shutil.copy(root / "boot" / f"initrd.img-{release}", work / "initrd.img")
         if (root / "boot" / f"config-{release}").exists():
             shutil.copy(root / "boot" / f"config-{release}", work / "config")
-        for name in ("modules.builtin", "modules.order"):
-            if (root / "lib/modules" / release / name).exists():
-                shutil.copy(root / "lib/modules" / release / name, work / name)
+        for listing in ("modules.builtin", "modules.order"):
+            if (root / "lib/modules" / release / listing).exists():
+                shutil.copy(root / "lib/modules" / release / listing, work / listing)
         pkgs = subprocess.run(["chroot", str(root), "dpkg-query", "-W", "-f", "${Package}=${Version}\n"],
                               capture_output=True, text=True).stdout.split()
         progress("writing ext4 file system and qcow2 base image ...")
