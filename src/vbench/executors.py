@@ -126,43 +126,60 @@ def execute(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
 # ---- network: iperf3 and ping between the guest's NIC under test and a host-side peer ---------
 
 class HostPeer:
-    """A host-side process (iperf3 server) inside the lab namespace, started and stopped by vbench.
+    """A host-side server (iperf3 -s) inside the lab namespace, started and stopped by vbench.
 
     Its pid and start time are recorded under the lab directory while it runs, so that
     ``vbench lab gc`` can stop it after a SIGKILL of vbench without looking for it by name.
+    Readiness is seen by polling the namespace's listening sockets (``ss``): the server's own
+    output is block-buffered in a pipe and cannot be waited for line by line.
     """
 
-    def __init__(self, ns: str | None, argv: list[str], ready_text: str = "") -> None:
+    def __init__(self, ns: str | None, argv: list[str], port: int) -> None:
+        self.ns = ns
         self.argv = netns_argv(ns, argv)
-        self.ready_text = ready_text
+        self.port = port
         self.proc = None
         self.record: Path | None = None
+        self.log = None
 
     def __enter__(self) -> "HostPeer":
         import json
         import subprocess
+        import tempfile
 
         from . import paths
         from .store import atomic_write
 
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
-        ref = procs.ref(self.proc.pid, "host-peer")
-        if ref is not None:
-            self.record = paths.lab_dir() / "peers" / f"{self.proc.pid}.json"
-            atomic_write(self.record, json.dumps(ref.to_dict()))
-        if self.ready_text:
-            assert self.proc.stdout is not None
+        self.log = tempfile.TemporaryFile(mode="w+")
+        try:
+            self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+            ref = procs.ref(self.proc.pid, "host-peer")
+            if ref is not None:
+                self.record = paths.lab_dir() / "peers" / f"{self.proc.pid}.json"
+                atomic_write(self.record, json.dumps(ref.to_dict()))
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                line = self.proc.stdout.readline()
-                if not line:
+                if self.proc.poll() is not None:
                     break
-                if self.ready_text in line:
+                ss = procs.run(netns_argv(self.ns, ["ss", "-Hltn", f"sport = :{self.port}"]),
+                               timeout=5)
+                if ss.ok and ss.stdout.strip():
                     return self
+                time.sleep(0.1)
+        except BaseException:  # Ctrl-C while starting: __exit__ would not run
             self.__exit__()
-            raise ProbeError(f"host-side peer did not start: {' '.join(self.argv)}")
-        return self
+            raise
+        said = self.output()
+        self.__exit__()
+        raise ProbeError(f"host-side peer did not start listening on port {self.port}: "
+                         f"{' '.join(self.argv)} -- {said or 'no output'}")
+
+    def output(self) -> str:
+        if self.log is None:
+            return ""
+        self.log.seek(0)
+        return " | ".join(self.log.read().strip().splitlines()[-3:])
 
     def __exit__(self, *exc) -> None:
         if self.proc is not None:
@@ -177,6 +194,9 @@ class HostPeer:
         if self.record is not None:
             self.record.unlink(missing_ok=True)
             self.record = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
 
 def netns_argv(ns: str | None, argv: list[str]) -> list[str]:
@@ -223,7 +243,7 @@ def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample]
                                   reverse=(direction == "h2g"), udp=spec.protocol == "udp",
                                   bitrate=spec.bitrate, length=spec.length, bind=guest_ip)
         bound = spec.duration + spec.omit + 30
-        with HostPeer(target.lab.netns, iperf3_server_argv(host_ip, port), "Server listening"):
+        with HostPeer(target.lab.netns, iperf3_server_argv(host_ip, port), port):
             with CpuWindow(g.qemu_pid(), spec.omit + 0.3, spec.duration) as cpu:
                 res = g.ssh.run(shlex.join(["timeout", "-k", "5", str(bound)] + argv),
                                 timeout=bound + 15)
