@@ -82,14 +82,28 @@ class Ssh:
         return cls(client, addr)
 
     def run(self, command: str, timeout: float = 60.0, check: bool = False) -> CommandResult:
-        """Run ``command`` (a shell string) with a hard bound on its duration."""
+        """Run ``command`` (a shell string) with a hard bound on its duration.
+
+        Transport failures (sshd gone, channel refused, connection reset) come back as a failed
+        result (exit -1, the reason in stderr), never as a paramiko exception.
+        """
+        paramiko = _paramiko()
         t0 = time.monotonic()
+        try:
+            res = self._run(command, timeout, t0)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            res = CommandResult(command, -1, "", f"SSH failure: {type(exc).__name__}: {exc}",
+                                time.monotonic() - t0)
+        if check and not res.ok:
+            why = f"timed out after {timeout:.0f} s" if res.timed_out else None
+            raise RemoteCommandError(res, None if why is None else
+                                     f"command {why}: {command} -- last output: {res.tail()}")
+        return res
+
+    def _run(self, command: str, timeout: float, t0: float) -> CommandResult:
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
-            res = CommandResult(command, -1, "", "SSH connection is closed", 0.0)
-            if check:
-                raise RemoteCommandError(res)
-            return res
+            return CommandResult(command, -1, "", "SSH connection is closed", 0.0)
         chan = transport.open_session(timeout=10)
         chan.settimeout(1.0)
         chan.exec_command(command)
@@ -130,10 +144,6 @@ class Ssh:
                             err.decode(errors="replace"), time.monotonic() - t0, timed_out=timed_out)
         if not transport.is_active() and not res.ok and not timed_out:
             res.stderr += "\n(SSH connection lost)"
-        if check and not res.ok:
-            why = f"timed out after {timeout:.0f} s" if timed_out else None
-            raise RemoteCommandError(res, None if why is None else
-                                     f"command {why}: {command} -- last output: {res.tail()}")
         return res
 
     def run_argv(self, argv: list[str], timeout: float = 60.0, check: bool = False) -> CommandResult:

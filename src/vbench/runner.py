@@ -258,7 +258,14 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
                     prog.finish(u, _headline(samples, wmap[u.workload]))
                 except StoreError:
                     raise
-                except UserError as exc:
+                except (UserError, Exception) as exc:
+                    if not isinstance(exc, UserError):
+                        # A bug, not a fault of the guest: record it loudly, keep the run going.
+                        import traceback
+
+                        exc = UserError(f"internal error in vbench ({type(exc).__name__}: {exc}); "
+                                        f"please report it: "
+                                        + " | ".join(traceback.format_exc().splitlines()[-3:]))
                     t = targets.get(u.variant)
                     g = t.guest if t is not None else None
                     if g is not None and not getattr(exc, "console_tail", ""):

@@ -36,6 +36,7 @@ VBENCH_NS = "https://vbench.invalid/xmlns/guest/1"
 DOMAIN_PREFIX = "vbench-"
 DOMAIN_NAME_RE = re.compile(r"^vbench-[A-Za-z0-9_.-]{1,80}$")
 SCRATCH_SERIAL = "vbench-scratch"
+PANIC_MARK = "Kernel panic - not syncing"
 
 
 # ---- the device table: what each device model is ----------------------------------------------
@@ -148,6 +149,8 @@ def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_t
     devices += memballoon_xml(profile.balloon.model)
     devices += (f"    <serial type='file'>\n      <source path={quoteattr(str(files.console))}/>\n"
                 f"      <target port='0'/>\n    </serial>\n")
+    # pvpanic: a guest kernel panic reaches libvirt (on_crash) instead of a silently hung guest.
+    devices += "    <panic model='isa'>\n      <address type='isa' iobase='0x505'/>\n    </panic>\n"
     return (
         f"<domain type='{domain_type}'>\n"
         f"  <name>{name}</name>\n"
@@ -464,6 +467,17 @@ class Guest:
         if not active:
             raise GuestError(f"guest {self.name} is no longer running (crashed, panicked or "
                              f"destroyed from outside)", self.console_tail())
+        if PANIC_MARK in self._console_end():
+            raise GuestError(f"guest {self.name} kernel panicked", self.console_tail())
+
+    def _console_end(self, size: int = 8192) -> str:
+        try:
+            with open(self.files().console, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - size))
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def _wait_lease(self, mac: str, deadline: float) -> str:
         libvirt = _libvirt()
