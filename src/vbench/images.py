@@ -334,6 +334,22 @@ def build(name: str = "debian12", force: bool = False, progress=print) -> tuple[
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    _prune_superseded(recipe.name, keep=final, progress=progress)
     img = find(name)
     assert img is not None
     return img, True, time.monotonic() - t0
+
+
+def _prune_superseded(recipe_name: str, keep: Path, progress) -> None:
+    """Remove older builds of the same recipe (each is ~1 GiB) unless a guest still uses one."""
+    in_use = set()
+    gd = paths.guests_dir()
+    if gd.is_dir():
+        for overlay in gd.glob("*/overlay.qcow2"):
+            with open(overlay, "rb") as fh:  # the backing file path sits in the qcow2 header
+                in_use.update(str(p) for p in paths.images_dir().glob(f"{recipe_name}-*")
+                              if str(p).encode() in fh.read(4096))
+    for old in paths.images_dir().glob(f"{recipe_name}-*"):
+        if old != keep and old.is_dir() and str(old) not in in_use:
+            shutil.rmtree(old, ignore_errors=True)
+            progress(f"removed superseded image {old.name}")

@@ -231,17 +231,41 @@ def load_samples(*paths: str | os.PathLike, warn=None):
     for d in run_dirs:
         try:
             read_json(d / RUN_FILE)
-            rows = list(iter_sample_rows(d))
+            frame = _read_run_frame(d)
         except StoreError as exc:
             if warn is None:
                 raise
             warn(f"skipping {d}: {exc}")
             continue
-        if rows:
-            frames.append(pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS)))
+        if len(frame):
+            frames.append(frame)
     if not frames:
         return _typed(pd.DataFrame(columns=list(SAMPLE_COLUMNS)))
     return _typed(pd.concat(frames, ignore_index=True))
+
+
+def _read_run_frame(run_path: Path):
+    """samples.csv plus unmerged parts of one run, deduplicated like iter_sample_rows."""
+    import pandas as pd
+
+    files = ([run_path / SAMPLES_FILE] if (run_path / SAMPLES_FILE).exists() else [])
+    if (run_path / "parts").is_dir():
+        files += sorted((run_path / "parts").glob("*.csv"))
+    frames = []
+    for f in files:
+        try:
+            frame = pd.read_csv(f, dtype=str, keep_default_na=False, encoding="utf-8")
+        except (UnicodeDecodeError, ValueError, OSError) as exc:
+            raise StoreError(f"{f} is unreadable ({type(exc).__name__}); it is corrupt or not "
+                             f"vbench's") from None
+        if "metric" not in frame.columns or "value" not in frame.columns:
+            raise StoreError(f"{f} is not a vbench sample table")
+        frames.append(frame.reindex(columns=list(SAMPLE_COLUMNS), fill_value=""))
+    if not frames:
+        return pd.DataFrame(columns=list(SAMPLE_COLUMNS))
+    df = pd.concat(frames, ignore_index=True)
+    key = [c for c in SAMPLE_COLUMNS if c != "value"]
+    return df.drop_duplicates(subset=key, keep="first")
 
 
 def _typed(df):
