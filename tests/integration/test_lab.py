@@ -1,0 +1,49 @@
+"""`vbench lab down` removes exactly what vbench made; `lab up` brings it all back."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import vbench
+
+pytestmark = pytest.mark.integration
+
+
+def test_lab_down_leaves_nothing_and_up_restores(lab_ready):
+    from vbench import lab, procs
+
+    state = lab.LabState.load()
+    if not state.daemons.get("libvirtd"):
+        pytest.skip("the lab runs on a libvirt vbench did not start (--connect): nothing to stop")
+    daemons = [procs.ProcRef.from_dict(d) for d in state.daemons.values()]
+    dnsmasq = []
+    for net in lab.NETWORKS:
+        pid = procs.read_pidfile(Path(f"/run/libvirt/network/{net.name}.pid"))
+        if pid:
+            dnsmasq.append(procs.ref(pid))
+    kvm_orig = state.kvm_original
+    assert all(procs.alive(d) for d in daemons)
+
+    out = vbench("lab", "down").stdout
+    assert "stopped libvirtd" in out
+    assert not any(procs.alive(d) for d in daemons), "a daemon vbench started is still running"
+    assert not any(d and procs.alive(d) for d in dnsmasq), "a network's dnsmasq survived"
+    if state.netns_created:
+        assert "vbench" not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                              text=True).stdout.split()
+    assert not (Path(os.environ.get("VBENCH_HOME", "/var/lib/vbench")) / "lab/state.json").exists()
+    if kvm_orig and Path("/dev/kvm").exists():
+        st = Path("/dev/kvm").stat()
+        assert (st.st_gid, stat.S_IMODE(st.st_mode)) == (kvm_orig["gid"], kvm_orig["mode"])
+    status = vbench("lab", "status").stdout
+    assert "not running" in status
+
+    vbench("lab", "up", timeout=300)
+    status = vbench("lab", "status").stdout
+    assert "libvirtd" in status and "started by vbench" in status
+    assert "vbench-mgmt" in status and "active" in status
