@@ -76,7 +76,8 @@ class LabState:
     daemons: dict = field(default_factory=dict)      # name -> ProcRef dict (only ones we started)
     kvm_original: dict | None = None                 # {uid, gid, mode} before we changed it
     networks: list = field(default_factory=list)     # names of networks we created
-    accelerator: dict | None = None                  # cached probe result
+    accelerator: dict | None = None                  # (old records; the probe has its own cache)
+    external: dict = field(default_factory=dict)     # URI -> networks we added to a user's libvirt
 
     @classmethod
     def load(cls) -> "LabState":
@@ -225,7 +226,21 @@ def up(connect: str | None = None, progress=print) -> Lab:
 
     state = LabState.load()
     if connect:
-        state.uri, state.netns = connect, None
+        # A user's own libvirt: no namespace, no daemons; only vbench's isolated networks are
+        # added, and recorded apart from the local lab so that neither record clobbers the other.
+        conn = virt.open_connection(connect)
+        try:
+            for net in NETWORKS:
+                if virt.ensure_network(conn, net.name, net.xml()):
+                    progress(f"started libvirt network {net.name} ({net.cidr} on {net.bridge}) "
+                             f"in {connect}")
+                    state.external.setdefault(connect, [])
+                    if net.name not in state.external[connect]:
+                        state.external[connect].append(net.name)
+        finally:
+            conn.close()
+        state.save()
+        return Lab(connect, None, state)
     else:
         _require_root()
         _require_binaries()
@@ -289,9 +304,23 @@ def down(progress=print, force: bool = False) -> list[str]:
         if not force:
             raise
         state = LabState()
+    for uri, nets in list(state.external.items()):
+        try:
+            conn = virt.open_connection(uri)
+        except LabError:
+            continue
+        try:
+            for name in virt.destroy_tagged_domains(conn):
+                done.append(f"destroyed guest {name} in {uri}")
+            for name in nets:
+                if virt.destroy_network(conn, name):
+                    done.append(f"removed network {name} from {uri}")
+        finally:
+            conn.close()
+    state.external = {}
     lv = state.daemons.get("libvirtd")
     daemon_ours_alive = bool(lv and procs.alive(procs.ProcRef.from_dict(lv)))
-    if daemon_ours_alive or (state.netns is None and state.networks):
+    if daemon_ours_alive:
         try:
             conn = virt.open_connection(state.uri)
         except LabError:
