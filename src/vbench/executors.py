@@ -224,14 +224,19 @@ def _test_ips(target: Target) -> tuple[str, str]:
     return target.facts["test_ip"], TEST.host_ip
 
 
+def _guest(target: Target, tool: str):
+    """The guest a network/entropy/balloon workload runs in (they have no host variant)."""
+    if target.guest is None:
+        raise ProbeError(f"{tool} workloads need a guest")
+    return target.guest
+
+
 def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     from .probes.iperf3 import iperf3_client_argv, iperf3_server_argv, parse_iperf3_json
 
     spec = w.iperf3
     assert spec is not None
-    g = target.guest
-    if g is None:
-        raise ProbeError("iperf3 workloads need a guest")
+    g = _guest(target, "iperf3")
     guest_ip, host_ip = _test_ips(target)
     samples: list[Sample] = []
     raws = []
@@ -267,9 +272,7 @@ def run_ping(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], 
 
     spec = w.ping
     assert spec is not None
-    g = target.guest
-    if g is None:
-        raise ProbeError("ping workloads need a guest")
+    g = _guest(target, "ping")
     guest_ip, host_ip = _test_ips(target)
     bound = int(spec.count * spec.interval + 30)
     samples, raws = [], []
@@ -294,9 +297,7 @@ def run_entropy(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample
 
     spec = w.entropy
     assert spec is not None
-    g = target.guest
-    if g is None:
-        raise ProbeError("entropy workloads need a guest")
+    g = _guest(target, "entropy")
     script = entropy_probe_script(spec.read_bytes, spec.timeout_s)
     res = g.ssh.run("sh -s <<'VBENCH_EOF'\n" + script + "\nVBENCH_EOF\n", timeout=spec.timeout_s + 30)
     if res.timed_out:
@@ -314,9 +315,7 @@ def run_balloon(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample
 
     spec = w.balloon
     assert spec is not None
-    g = target.guest
-    if g is None:
-        raise ProbeError("balloon workloads need a guest")
+    g = _guest(target, "balloon")
     pid = g.qemu_pid()
     log: list[str] = []
 

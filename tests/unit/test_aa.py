@@ -106,3 +106,22 @@ def test_virtio_beats_emulated_disks_on_iops(pair):
         assert ((sata["ci_low"] <= 2.5) & (2.5 <= sata["ci_high"])).all()
     else:  # real data: at least the point estimates and intervals are coherent
         assert ((iops["ci_low"] <= iops["ratio"]) & (iops["ratio"] <= iops["ci_high"])).all()
+
+
+def test_ab_device_changed_is_reported(pair):
+    """The same variant name, but its samples now come from an emulated device (as if someone had
+    changed the domain XML from virtio to SATA): compare must report a regression there."""
+    a, b, _source = pair
+    virtio = sorted(set(b.loc[b["paravirtual"].astype(str) == "True", "variant"]))[0]
+    emulated = sorted(set(b.loc[(b["paravirtual"].astype(str) != "True") & (b["variant"] != "host"),
+                                "variant"]))[0]
+    changed = b[b["variant"] != virtio].copy()
+    swapped = b[b["variant"] == emulated].copy()
+    swapped["variant"] = virtio
+    changed = pd.concat([changed, swapped], ignore_index=True)
+    res = A.compare(a, changed)
+    regs = res.regressions
+    assert virtio in set(regs["variant"]), res.to_text()
+    assert set(regs["variant"]) == {virtio}
+    rand_iops = regs[(regs["metric"] == "iops") & regs["workload"].str.contains("randread")]
+    assert len(rand_iops) >= 1 and (rand_iops["change"] < 0).all()
