@@ -35,13 +35,22 @@ class Target:
 
 
 class CpuWindow:
-    """CPU seconds a process uses in a time window [start+delay, start+delay+length], sampled by
-    timers so that it lines up with fio's measured window (ramp time left out)."""
+    """CPU time a process (QEMU) uses inside a tool's measured window, sampled by timers.
+
+    The window is [delay, delay+length] after the command starts (ramp/omit time left out),
+    shrunk by a margin at both ends so that both samples fall inside the tool's own window even
+    with SSH start-up lag; ``rate()`` is CPU-seconds per second of that window.
+    """
+
+    MARGIN_S = 0.3
 
     def __init__(self, pid: int | None, delay: float, length: float) -> None:
         self.pid = pid
         self.values: list[float | None] = []
-        self._timers = [threading.Timer(delay, self._sample), threading.Timer(delay + length, self._sample)]
+        m = min(self.MARGIN_S, length / 4)
+        self.length = length - 2 * m
+        self._timers = [threading.Timer(delay + m, self._sample),
+                        threading.Timer(delay + m + self.length, self._sample)]
 
     def _sample(self) -> None:
         self.values.append(procs.cpu_seconds(self.pid) if self.pid else None)
@@ -56,9 +65,9 @@ class CpuWindow:
         for t in self._timers:
             t.cancel()
 
-    def seconds(self) -> float | None:
-        if len(self.values) == 2 and None not in self.values:
-            return self.values[1] - self.values[0]  # type: ignore[operator]
+    def rate(self) -> float | None:
+        if len(self.values) == 2 and None not in self.values and self.length > 0:
+            return (self.values[1] - self.values[0]) / self.length  # type: ignore[operator]
         return None
 
 
@@ -98,10 +107,10 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
         raise RemoteCommandError(res)
     text = res.stdout
     samples = parse_fio_json(text, w.name)
-    host_cpu = cpu.seconds()
-    ios = fio_total_ios(text)
-    if host_cpu is not None and ios > 0:
-        samples.append(Sample(w.name, "host_cpu_per_io", host_cpu / ios * 1e6, "us"))
+    rate = cpu.rate()
+    ios_per_s = fio_total_ios(text) / runtime
+    if rate is not None and ios_per_s > 0:
+        samples.append(Sample(w.name, "host_cpu_per_io", rate / ios_per_s * 1e6, "us"))
     return samples, text
 
 
@@ -249,7 +258,8 @@ def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample]
                                   bitrate=spec.bitrate, length=spec.length, bind=guest_ip)
         bound = spec.duration + spec.omit + 30
         with HostPeer(target.lab.netns, iperf3_server_argv(host_ip, port), port):
-            with CpuWindow(g.qemu_pid(), spec.omit + 0.3, spec.duration) as cpu:
+            # iperf3 runs omit + duration seconds; only the last `duration` are measured.
+            with CpuWindow(g.qemu_pid(), spec.omit, spec.duration) as cpu:
                 res = g.ssh.run(shlex.join(["timeout", "-k", "5", str(bound)] + argv),
                                 timeout=bound + 15)
         raws.append(f"### {name}\n{res.stdout}")
@@ -260,10 +270,9 @@ def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample]
             raise RemoteCommandError(res)
         samples += got
         tput = next((s.value for s in got if s.metric == "throughput"), None)
-        secs = cpu.seconds()
-        if tput and secs is not None:
-            samples.append(Sample(name, "host_cpu_per_gbit", secs / (tput / 1000 * spec.duration),
-                                  "s/Gbit"))
+        rate = cpu.rate()
+        if tput and rate is not None:
+            samples.append(Sample(name, "host_cpu_per_gbit", rate / (tput / 1000), "s/Gbit"))
     return samples, "\n".join(raws)
 
 

@@ -125,7 +125,9 @@ def summary_rows(run_path: Path, scn: Scenario) -> list[tuple]:
     vals: dict[tuple, list[float]] = {}
     units: dict[str, str] = {}
     for row in iter_sample_rows(run_path):
-        w = next((w for w in scn.workloads if w.name == row["workload"]), None)
+        # Network and ping samples carry the direction: workload "tcp-1" stores "tcp-1-h2g".
+        w = next((w for w in scn.workloads if row["workload"] in
+                  (w.name, f"{w.name}-h2g", f"{w.name}-g2h")), None)
         if w is None or row["metric"] != headline_metric(w):
             continue
         vals.setdefault((row["workload"], row["variant"]), []).append(float(row["value"]))
