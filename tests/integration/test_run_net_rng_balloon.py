@@ -40,6 +40,7 @@ def test_net_smoke(no_leftovers, tmp_path):
     for v in ("virtio-net", "e1000"):
         for d in ("h2g", "g2h"):
             assert m[(v, f"tcp-1-{d}", "throughput")] > 10  # Mbit/s
+            assert m[(v, f"tcp-1-{d}", "host_cpu_per_gbit")] > 0  # QEMU's CPU, measured window
             assert m[(v, f"rtt-{d}", "rtt_p50")] > 0
         assert m[(v, "udp-64b-g2h", "pps")] > 0
         assert 0 <= m[(v, "udp-64b-g2h", "loss")] <= 100
