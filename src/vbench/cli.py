@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = gcs.add_parser("check", help="which virtio options the guest kernel has (built-in/module/missing)")
     sp.add_argument("--image", default="default", help="image to check (default: the built default)")
     sp.add_argument("--config", metavar="FILE", help="check a kernel config file instead")
+    sp.add_argument("--boot", action="store_true",
+                    help="boot a guest of the image with every virtio device and check its running "
+                         "kernel, listing the virtio drivers bound now")
     sp.add_argument("--scenario", metavar="FILE", help="also say whether this scenario's variants can run")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.set_defaults(func=cmd_guest_check)

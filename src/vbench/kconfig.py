@@ -129,11 +129,53 @@ def require_for_scenario(scn, img) -> None:
                          f"needs: {desc}. Use a kernel with them enabled (see `vbench guest check`)")
 
 
+RUNNING_SCRIPT = r"""
+echo "kernel=$(uname -r)"
+grep -E '^CONFIG_[A-Za-z0-9_]+=(y|m)$' "/boot/config-$(uname -r)" 2>/dev/null
+for d in /sys/bus/virtio/drivers/*; do
+  for dev in "$d"/virtio*; do [ -e "$dev" ] && echo "bound=$(basename "$d") $(basename "$dev")"; done
+done
+"""
+
+
+def parse_running(text: str) -> tuple[str, dict[str, str], list[dict]]:
+    """(kernel release, config values, bound virtio drivers) from RUNNING_SCRIPT's output."""
+    release, bound = "", []
+    for line in text.splitlines():
+        if line.startswith("kernel="):
+            release = line[len("kernel="):].strip()
+        elif line.startswith("bound="):
+            parts = line[len("bound="):].split()
+            if len(parts) == 2:
+                bound.append({"driver": parts[0], "device": parts[1]})
+    return release, parse_config(text), bound
+
+
+def check_running_guest(progress) -> tuple[str, dict[str, str], list[dict]]:
+    """Boot a guest of the default image with every virtio device and read its running kernel."""
+    from . import images, lab, remote
+    from .guests import guest_name
+    from .scenario import GuestSpec, parse_profile
+    from .virt import Guest
+
+    lb = lab.current()
+    img = images.require("default")
+    acc = lab.accelerator(lb, img.kernel)
+    pkey, pub = remote.new_client_key()
+    with Guest(guest_name("check", 0, "virtio"), lb, img, parse_profile("virtio"), GuestSpec(), acc,
+               pkey, pub, tags={"run": "guest-check", "variant": "virtio"}, progress=progress) as g:
+        return parse_running(g.ssh.run(RUNNING_SCRIPT, timeout=30, check=True).stdout)
+
+
 def cli(args, say) -> int:
     from . import images
     from .scenario import load_scenario
 
-    if args.config:
+    bound = None
+    if getattr(args, "boot", False):
+        release, values, bound = check_running_guest(say if not args.json else None)
+        source, label = "config", f"running guest (kernel {release})"
+    elif args.config:
         try:
             text = open(args.config).read()
         except OSError as exc:
@@ -146,6 +188,8 @@ def cli(args, say) -> int:
     rows = states(values, source=source)
     result = {"target": label, "source": source,
               "options": [{"option": r.option, "state": r.state} for r in rows]}
+    if bound is not None:
+        result["bound"] = bound
     if args.scenario:
         result["scenario_missing"] = missing_for_scenario(load_scenario(args.scenario), values)
     if args.json:
@@ -155,6 +199,9 @@ def cli(args, say) -> int:
 
         say(f"virtio options of {label} (from the kernel {source}):")
         say(_table([(r.option, r.state) for r in rows], ("option", "state")))
+        if bound is not None:
+            say("virtio drivers bound now:")
+            say(_table([(b["driver"], b["device"]) for b in bound], ("driver", "device")))
         if args.scenario:
             miss = result["scenario_missing"]
             say("scenario can run: yes" if not miss else
