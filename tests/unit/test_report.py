@@ -282,3 +282,26 @@ def test_parallel_drawing_gives_the_same_page(results, tmp_path, monkeypatch):
     strip = re.compile(r"Generated [^<]* by vbench")
     assert strip.sub("", serial) == strip.sub("", parallel)
     assert len(IMG.findall(parallel)) >= 6
+
+
+def test_history_skips_corrupt_and_foreign_runs_and_says_so(tmp_path):
+    """A corrupt run.json, a foreign JSON and a binary sample table beside good runs: the history
+    page is still written, from the good runs, and names what it skipped."""
+    from helpers_runs import write_run
+    from vbench.report import build_history
+
+    root = tmp_path / "results"
+    for i in range(3):
+        write_run(root, f"2026112{i}-020000-disk", seed=i, reps=3,
+                  started=f"2026-11-2{i}T02:00:00+0000")
+    (root / "20261124-020000-disk").mkdir()
+    (root / "20261124-020000-disk" / "run.json").write_text("{ truncated")
+    (root / "20261125-020000-disk").mkdir()
+    (root / "20261125-020000-disk" / "run.json").write_text('{"not": "ours"}')
+    bad = write_run(root, "20261126-020000-disk", seed=9, reps=3, started="2026-11-26T02:00:00+0000")
+    (bad / "samples.csv").write_bytes(b"\xff\xfe\x00garbage\x00" * 50)
+    out = build_history(root, "disk", tmp_path / "hist")
+    html = out.read_text()
+    assert "<img" in html
+    for skipped in ("20261124-020000-disk", "20261125-020000-disk", "20261126-020000-disk"):
+        assert skipped in html, f"{skipped} was skipped silently"
