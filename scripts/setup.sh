@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "setup.sh: run as root (it installs Debian packages): sudo $0" >&2
+  echo "setup.sh: run as root (it installs Debian packages)" >&2
   exit 2
 fi
 

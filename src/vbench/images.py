@@ -147,7 +147,7 @@ def _run(argv: list[str], progress, what: str, timeout: int = 1800, cwd=None) ->
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 cwd=cwd)
     except FileNotFoundError:
-        raise ImageError(f"{argv[0]} is not installed: run `sudo scripts/setup.sh`") from None
+        raise ImageError(f"{argv[0]} is not installed: run `scripts/setup.sh` as root") from None
     lines: list[str] = []
     assert proc.stdout is not None
     for line in proc.stdout:

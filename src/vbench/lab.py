@@ -124,7 +124,7 @@ def _require_binaries(names=REQUIRED_BINARIES) -> None:
     missing = [n for n in names if not shutil.which(n) and not Path("/usr/sbin", n).exists()]
     if missing:
         pkgs = sorted({REQUIRED_BINARIES[m] for m in missing})
-        raise LabError(f"missing {', '.join(missing)}: run `sudo scripts/setup.sh` "
+        raise LabError(f"missing {', '.join(missing)}: run `scripts/setup.sh` as root "
                        f"(or apt-get install {' '.join(pkgs)})")
 
 
@@ -392,7 +392,7 @@ def _newc(entries: list[tuple[str, int, bytes]]) -> bytes:
 def probe_initramfs() -> bytes:
     busybox = Path("/bin/busybox")
     if not busybox.exists():
-        raise LabError("busybox is missing (needed for the accelerator probe): run `sudo scripts/setup.sh`")
+        raise LabError("busybox is missing (needed for the accelerator probe): run `scripts/setup.sh` as root")
     init = (f"#!/bin/busybox sh\n/bin/busybox echo {PROBE_MARKER}\n"
             "/bin/busybox poweroff -f\n").encode()
     return _newc([("bin", 0o040755, b""), ("bin/busybox", 0o100755, busybox.read_bytes()),

@@ -183,7 +183,7 @@ def _libvirt():
     try:
         import libvirt
     except ImportError:
-        raise LabError("libvirt-python is not installed: run `sudo scripts/setup.sh`") from None
+        raise LabError("libvirt-python is not installed: run `scripts/setup.sh` as root") from None
     libvirt.registerErrorHandler(lambda *_: None, None)  # errors come as exceptions, not stderr
     return libvirt
 
