@@ -52,7 +52,7 @@ def _guest_cmd(guest, command: str) -> None:
     ssh = remote.Ssh.connect(guest.ip, guest.lab.netns, guest.image.host_key_pub, guest.client_key,
                              guest.image.user, timeout=10)
     try:
-        ssh.run(command, timeout=10)
+        ssh.run(command, timeout=40)
     except Exception:
         pass  # a panic or sshd kill tears the connection down: that is the point
     finally:
@@ -67,7 +67,10 @@ def before_unit(guest, variant: str, rep: int) -> threading.Timer | None:
         _guest_cmd(guest, "pkill -KILL sshd")
     delayed = None
     if wanted("stop-workload", variant, rep):
-        delayed = lambda: _guest_cmd(guest, "pkill -STOP -x fio; pkill -STOP -x iperf3")  # noqa: E731
+        # Retry until the workload is there to stop: on a loaded TCG host fio may start late.
+        delayed = lambda: _guest_cmd(guest, "for i in $(seq 60); do "  # noqa: E731
+                                            "pkill -STOP -x fio && break; pkill -STOP -x iperf3 && break; "
+                                            "sleep 0.5; done")
     elif wanted("panic", variant, rep):
         delayed = lambda: _guest_cmd(guest, "echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-trigger")  # noqa: E731
     elif wanted("destroy", variant, rep):

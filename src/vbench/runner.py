@@ -329,6 +329,8 @@ def _resumed(t: Target):
     g.check_alive()
     if g.is_paused():
         g.resume()
+        # Let the guest answer once before measuring: after a long pause it has timers to catch up.
+        g.ssh.run("true", timeout=30)
     try:
         yield
     finally:

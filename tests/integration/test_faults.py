@@ -60,11 +60,17 @@ def test_run_survives_guest_faults(no_leftovers, tmp_path):
     assert fails[("panics", 1)]["console_tail"]
     assert "no longer running" in fails[("destroyed", 1)]["error"]
     assert (run_dir / "raw" / "panics" / "console.log").exists()
-    # every sample measured before the faults (repetition 0 of every booted variant) is kept
+    # Nothing lost, nothing silently missing: every planned unit has its samples or a recorded
+    # failure, never both and never neither; and the units measured before the faults are kept.
     df = _samples(run_dir)
     iops = df[df.metric == "iops"]
-    for v in ("hung", "nosshd", "panics", "destroyed"):
-        assert len(iops[(iops.variant == v) & (iops.repetition == 0)]) == 1, v
+    measured = {(v, int(r)) for v, r in zip(iops.variant, iops.repetition)}
+    failed = {(f["variant"], f["repetition"]) for f in meta["failures"] if f["repetition"] is not None}
+    for v in ("hung", "nosshd", "panics", "destroyed", "nolease"):
+        for r in (0, 1):
+            assert ((v, r) in measured) != ((v, r) in failed), (v, r, measured, failed)
+    before = {(v, 0) for v in ("hung", "nosshd", "panics", "destroyed")} & measured
+    assert len(before) >= 3, f"too few repetitions measured before the faults: {before}"
 
 
 def _popen_run(scenario: Path, results: Path, env: dict | None = None) -> subprocess.Popen:
