@@ -96,7 +96,9 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
         raise ProbeError(f"no scratch disk was found in guest {g.name}")
     dev = disks[0]["dev"]
     argv = fio_argv(w.name, f"/dev/{dev}", opts, runtime, ramp)
-    cmd = shlex.join(wrap + argv)
+    from . import faults
+
+    cmd = faults.wrap(g, shlex.join(wrap + argv))
     with CpuWindow(g.qemu_pid(), ramp, runtime) as cpu:
         res = g.ssh.run(cmd, timeout=bound)
     if not res.ok:

@@ -59,6 +59,18 @@ def _guest_cmd(guest, command: str) -> None:
         ssh.close()
 
 
+STOPPER = ("( for i in $(seq 120); do pkill -STOP -x fio && break; pkill -STOP -x iperf3 && break; "
+           "sleep 0.25; done ) >/dev/null 2>&1 & ")
+
+
+def wrap(guest, command: str) -> str:
+    """The workload command with any pending in-guest fault in front of it (used once)."""
+    prefix = getattr(guest, "fault_prefix", "")
+    if prefix:
+        guest.fault_prefix = ""
+    return prefix + command
+
+
 def before_unit(guest, variant: str, rep: int) -> threading.Timer | None:
     """Inject the faults wanted for this unit; returns a timer to cancel after the unit."""
     if guest is None:
@@ -67,10 +79,9 @@ def before_unit(guest, variant: str, rep: int) -> threading.Timer | None:
         _guest_cmd(guest, "pkill -KILL sshd")
     delayed = None
     if wanted("stop-workload", variant, rep):
-        # Retry until the workload is there to stop: on a loaded TCG host fio may start late.
-        delayed = lambda: _guest_cmd(guest, "for i in $(seq 60); do "  # noqa: E731
-                                            "pkill -STOP -x fio && break; pkill -STOP -x iperf3 && break; "
-                                            "sleep 0.5; done")
+        # Deterministic: the stopper runs in the same shell as the workload (see wrap()), so it
+        # cannot lose a race against a second SSH connection on a slow TCG guest.
+        guest.fault_prefix = STOPPER
     elif wanted("panic", variant, rep):
         delayed = lambda: _guest_cmd(guest, "echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-trigger")  # noqa: E731
     elif wanted("destroy", variant, rep):

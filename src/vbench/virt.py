@@ -379,6 +379,7 @@ class Guest:
     xml: str = ""
     boot_seconds: float | None = None
     keep_console: Path | None = None  # where to copy the console log when the guest goes away
+    fault_prefix: str = ""             # test-only failpoint (vbench.faults), empty otherwise
 
     @property
     def dir(self) -> Path:
