@@ -63,6 +63,10 @@ STOPPER = ("( for i in $(seq 120); do pkill -STOP -x fio && break; pkill -STOP -
            "sleep 0.25; done ) >/dev/null 2>&1 & ")
 
 
+PANICKER = ("( sleep 2; echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-trigger ) "
+            ">/dev/null 2>&1 & ")
+
+
 def wrap(guest, command: str) -> str:
     """The workload command with any pending in-guest fault in front of it (used once)."""
     prefix = getattr(guest, "fault_prefix", "")
@@ -83,7 +87,7 @@ def before_unit(guest, variant: str, rep: int) -> threading.Timer | None:
         # cannot lose a race against a second SSH connection on a slow TCG guest.
         guest.fault_prefix = STOPPER
     elif wanted("panic", variant, rep):
-        delayed = lambda: _guest_cmd(guest, "echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-trigger")  # noqa: E731
+        guest.fault_prefix = PANICKER  # in the workload's own shell, like STOPPER
     elif wanted("destroy", variant, rep):
         delayed = lambda: subprocess.run(["virsh", "-c", guest.lab.uri, "destroy", guest.name],  # noqa: E731
                                          capture_output=True, timeout=30)
