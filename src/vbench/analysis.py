@@ -40,6 +40,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .fmt import change as _pct
+from .fmt import sig as _num
 from .model import SAMPLE_COLUMNS, higher_is_better
 
 NOISY_CV = 0.10          # coefficient of variation above which a group is flagged noisy
@@ -524,26 +526,6 @@ def _jsonable(v):
     if v is None or v is pd.NA:
         return None
     return v
-
-
-def _num(v, digits: int = 4) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    if not math.isfinite(f):
-        return "-"
-    return f"{f:.{digits}g}"
-
-
-def _pct(v, signed: bool = True) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    if not math.isfinite(f):
-        return "-"
-    return f"{f * 100:+.1f}%" if signed else f"{f * 100:.1f}%"
 
 
 def _ctx_text(ctxs: list[tuple[str, str]]) -> str:

@@ -26,6 +26,10 @@ from typing import Any, Iterable
 
 from . import __version__
 from .errors import StoreError, UserError
+from .fmt import num as fmt_num
+from .fmt import pct as fmt_pct
+from .fmt import pvalue as fmt_p
+from .fmt import ratio as fmt_ratio
 from .model import METRICS, higher_is_better, metric_label
 from .store import atomic_write, find_runs, load_meta, load_samples
 
@@ -121,50 +125,6 @@ def _load_runs(run_paths: Iterable[Path], warnings: list[str]):
 def _mpl_text(s: Any) -> str:
     """Text safe for matplotlib: '$' would start mathtext (and can raise on odd input)."""
     return str(s).replace("\\", "\\\\").replace("$", r"\$")
-
-
-def fmt_num(v: Any, digits: int = 4) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "\u2013"
-    if not math.isfinite(f):
-        return "\u2013"
-    if f == 0:
-        return "0"
-    mag = abs(f)
-    if mag >= 10 ** digits:
-        return f"{f:,.0f}"
-    decimals = max(0, digits - 1 - int(math.floor(math.log10(mag))))
-    return f"{f:,.{decimals}f}"
-
-
-def fmt_pct(v: Any, signed: bool = False, digits: int = 1) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "\u2013"
-    if not math.isfinite(f):
-        return "\u2013"
-    return f"{f * 100:+.{digits}f}%" if signed else f"{f * 100:.{digits}f}%"
-
-
-def fmt_ratio(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "\u2013"
-    return f"{f:.2f}\u00d7" if math.isfinite(f) else "\u2013"
-
-
-def fmt_p(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "\u2013"
-    if not math.isfinite(f):
-        return "\u2013"
-    return "<0.001" if f < 0.001 else f"{f:.3f}"
 
 
 def _metric_order(metrics: Iterable[str]) -> list[str]:
