@@ -63,9 +63,9 @@ def test_argv_fixed_part_then_options_in_order():
     ]
 
 
-def test_argv_keeps_spaces_in_values_as_one_argument():
-    argv = fio_argv("j", "/dev/sda", {"description": "two words"}, 1, 0)
-    assert argv[-1] == "--description=two words"
+def test_argv_values_are_rebuilt_from_the_checked_value():
+    argv = fio_argv("j", "/dev/sda", {"cpus_allowed": "0,2-3", "size": 4096, "direct": "1"}, 1, 0)
+    assert argv[-3:] == ["--cpus_allowed=0,2-3", "--size=4096", "--direct=1"]
 
 
 @pytest.mark.parametrize(

@@ -242,8 +242,8 @@ def with_options(opts: str) -> str:
     ("{size: '$(reboot)'}", "'$(reboot)'"),
     ("{size: '`reboot`'}", "'`reboot`'"),
     ("{size: \"1G\\nfilename=/dev/vda\"}", "size"),
-    ("{'size --filename': 1G}", "not a fio option name"),
-    ("{Size: 1G}", "not a fio option name"),
+    ("{'size --filename': 1G}", "not supported"),
+    ("{Size: 1G}", "not supported"),
 ], ids=["filename", "name", "output", "output_format", "output-format", "semicolon", "space",
         "subshell", "backticks", "newline", "space-in-name", "uppercase-name"])
 def test_fio_option_injection_refused(opts, needle):
@@ -290,7 +290,7 @@ def test_every_accepted_fio_option_is_accepted_by_fio_argv():
     from vbench.probes.fio import fio_argv
 
     scn = load_scenario_text(with_options("{size: 512M, norandommap: true, rwmixread: 70, "
-                                          "cpus_allowed: '0,1', zonemode: none}"))
+                                          "cpus_allowed: '0,1'}"))
     w = scn.workloads[0]
     argv = fio_argv(w.name, "/dev/sda", scn.fio_options(w), *scn.fio_runtime(w))
     assert "--size=512M" in argv and "--norandommap=1" in argv and "--cpus_allowed=0,1" in argv

@@ -24,10 +24,10 @@ import re
 
 from vbench.errors import ProbeError
 from vbench.model import Sample
+from vbench.probes.fioopts import OPTIONS, FioOptionError, canonical, shown
 
 OptionValue = str | int | bool
 
-_KEY_RE = re.compile(r"^[a-z0-9_]+$")
 # Options fio_argv sets itself; letting a user option repeat them would silently change the run
 # (or, for output/output_format, lose the JSON this module parses).
 RESERVED_OPTIONS = frozenset(
@@ -50,8 +50,9 @@ def fio_argv(
 ) -> list[str]:
     """The argv of one time-based fio job writing JSON to stdout.
 
-    ``options`` become ``--key=value`` in the given order (True -> 1, False -> 0). Keys must match
-    ``^[a-z0-9_]+$`` and may not be one of :data:`RESERVED_OPTIONS`.
+    ``options`` become ``--key=value`` in the given order (True -> 1, False -> 0). Keys must be on
+    the allow-list of :mod:`vbench.probes.fioopts` (never one of :data:`RESERVED_OPTIONS`), values
+    pass its checks; anything else is a one-line ProbeError.
     """
     _check_word("name", name)
     _check_word("filename", filename)
@@ -68,6 +69,8 @@ def fio_argv(
     ]
     for key, value in options.items():
         argv.append(f"--{_check_key(key)}={_option_text(key, value)}")
+    # Every option after the fixed part is on the allow-list (fioopts): nothing else reaches fio.
+    assert all(a.split("=", 1)[0][2:] in OPTIONS for a in argv[7:])
     return argv
 
 
@@ -82,29 +85,23 @@ def _check_int(what: str, value: int, minimum: int) -> None:
 
 
 def _check_key(key: str) -> str:
-    if not isinstance(key, str) or not _KEY_RE.match(key):
-        raise ProbeError(
-            f"fio option name {key!r} is invalid: use fio's option names (lowercase letters, "
-            "digits and '_', e.g. iodepth)"
-        )
-    if key in RESERVED_OPTIONS:
+    if isinstance(key, str) and key in RESERVED_OPTIONS:
         raise ProbeError(
             f"fio option {key!r} is set by vbench itself: remove it from the workload options"
+        )
+    if not isinstance(key, str) or key not in OPTIONS:
+        raise ProbeError(
+            f"fio option name {shown(key)} is invalid: vbench supports only the fio options "
+            "listed in the README ('Running scenarios you did not write')"
         )
     return key
 
 
 def _option_text(key: str, value: OptionValue) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value and not any(c in value for c in "\n\r\0"):
-        return value
-    raise ProbeError(
-        f"fio option {key}={value!r} is invalid: give a non-empty single-line string, a number "
-        "or true/false"
-    )
+    try:
+        return canonical(key, value)
+    except FioOptionError as exc:
+        raise ProbeError(str(exc)) from None
 
 
 # ---------------------------------------------------------------- other outputs
