@@ -24,7 +24,8 @@ from . import __version__, faults, images, lab, paths, remote, verify
 from .errors import GuestError, StoreError, UserError
 from .executors import Target, execute
 from .scenario import Scenario, load_scenario, load_scenario_text
-from .store import RunDir, load_meta
+from .record import DriverCheck, Environment, Failure, RunRecord, ScenarioInfo, Timing, Variant, WorkloadInfo
+from .store import RunDir, load_record
 from .virt import Guest, claim_dir, make_scratch
 
 HEADLINE = {"fio": "iops", "iperf3": "throughput", "ping": "rtt_p50", "entropy": "hwrng_read_rate",
@@ -95,13 +96,14 @@ class Progress:
                  f"{u.workload:<20} {note:<28} elapsed {_fmt_time(elapsed)}, ~{_fmt_time(left)} left")
 
 
-def _sample_rows(run_id: str, scn: Scenario, variant: str, meta: dict, unit: Unit, samples) -> list[dict]:
-    v = meta["variants"][variant]
-    return [{"run_id": run_id, "scenario": scn.name, "variant": variant, "device": v["device"],
-             "model": v["model"], "paravirtual": v["paravirtual"], "workload": s.workload,
+def _sample_rows(run_id: str, scn: Scenario, variant: str, rec: RunRecord, unit: Unit,
+                 samples) -> list[dict]:
+    v = rec.variants[variant]
+    return [{"run_id": run_id, "scenario": scn.name, "variant": variant, "device": v.device,
+             "model": v.model, "paravirtual": v.paravirtual, "workload": s.workload,
              "repetition": unit.repetition, "metric": s.metric, "value": repr(float(s.value)),
-             "unit": s.unit, "accelerator": meta["environment"]["accelerator"],
-             "host": meta["environment"]["host"]} for s in samples]
+             "unit": s.unit, "accelerator": rec.environment.accelerator,
+             "host": rec.environment.host} for s in samples]
 
 
 def headline_metric(w) -> str:
@@ -144,30 +146,29 @@ def _new_run_id(scn: Scenario) -> str:
     return time.strftime("%Y%m%d-%H%M%S") + f"-{scn.name}"
 
 
-def _initial_meta(run_id: str, scn: Scenario, scenario_file: str, text: str, env: dict,
-                  reps: int) -> dict:
-    variants: dict = {}
+def _initial_record(run_id: str, scn: Scenario, scenario_file: str, text: str, env: Environment,
+                    reps: int) -> RunRecord:
+    variants: dict[str, Variant] = {}
     for v in scn.variants:
         prof = scn.profile(v)
-        variants[v.name] = {"device": scn.device, "model": prof.model_of(scn.device),
-                            "paravirtual": prof.is_paravirtual(scn.device),
-                            "profile": prof.model_dump(), "baseline": False}
+        variants[v.name] = Variant(device=scn.device, model=prof.model_of(scn.device),
+                                   paravirtual=prof.is_paravirtual(scn.device),
+                                   profile=prof.model_dump(), baseline=False)
     if scn.host_baseline:
-        variants["host"] = {"device": "host", "model": "host", "paravirtual": False,
-                            "baseline": True, "profile": None}
+        variants["host"] = Variant(device="host", model="host", paravirtual=False, baseline=True,
+                                   profile=None)
     workloads = {}
     for w in scn.workloads:
         spec = getattr(w, w.tool).model_dump()
         if w.fio:
             rt, ramp = scn.fio_runtime(w)
             spec = {"options": scn.fio_options(w), "runtime": rt, "ramp_time": ramp}
-        workloads[w.name] = {"tool": w.tool, "options": spec}
-    return {"run_id": run_id, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "finished": None, "vbench_version": __version__,
-            "scenario": {"name": scn.name, "file": scenario_file, "text": text,
-                         "description": scn.description},
-            "repetitions": reps, "environment": env, "variants": variants, "workloads": workloads,
-            "failures": []}
+        workloads[w.name] = WorkloadInfo(tool=w.tool, options=spec)
+    return RunRecord(run_id=run_id, status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     finished=None, vbench_version=__version__,
+                     scenario=ScenarioInfo(name=scn.name, file=scenario_file, text=text,
+                                           description=scn.description),
+                     repetitions=reps, environment=env, variants=variants, workloads=workloads)
 
 
 def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Path,
@@ -191,21 +192,21 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
     say(f"accelerator: {acc.name.upper()} ({acc.reason})")
     if resume is not None:
         rd = RunDir.open(resume)
-        meta = rd.read_meta()
-        reps = int(meta.get("repetitions", reps))
-        if meta["environment"].get("accelerator") != acc.name:
-            raise UserError(f"{resume} was measured under {meta['environment'].get('accelerator')}, "
+        meta = rd.read_record()
+        reps = meta.repetitions or reps
+        if meta.environment.accelerator != acc.name:
+            raise UserError(f"{resume} was measured under {meta.environment.accelerator}, "
                             f"this host would use {acc.name}: results must not be mixed")
-        meta["status"] = "running"
-        meta.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        meta.status = "running"
+        meta.resumed.append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     else:
-        env = lab.host_facts(lb.uri)
-        env.update(accelerator=acc.name, accelerator_reason=acc.reason, guest_image=str(img.dir),
-                   guest_image_key=img.manifest.get("key"), vbench_version=__version__,
-                   python=platform.python_version())
+        env = Environment.model_validate(lab.host_facts(lb.uri))
+        env.accelerator, env.accelerator_reason = acc.name, acc.reason
+        env.guest_image, env.guest_image_key = str(img.dir), img.manifest.get("key")
+        env.vbench_version, env.python = __version__, platform.python_version()
         rd = RunDir.create(results_root, _new_run_id(scn))
-        meta = _initial_meta(rd.run_id, scn, scenario_file, text, env, reps)
-    rd.write_meta(meta)
+        meta = _initial_record(rd.run_id, scn, scenario_file, text, env, reps)
+    rd.write_record(meta)
     say(f"results: {rd.path}")
     units = [u for u in plan(scn, reps) if not rd.has_part(u.key)]
     prog = Progress(say, scn, units)
@@ -284,16 +285,15 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
         interrupted = True
     finally:
         missing = [u for u in plan(scn, reps) if not rd.has_part(u.key)]
-        meta["status"] = "complete" if not missing and not interrupted else "incomplete"
-        meta["missing_units"] = len(missing)
-        meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        meta.status = "complete" if not missing and not interrupted else "incomplete"
+        meta.missing_units = len(missing)
+        meta.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         wall = time.monotonic() - t_start
-        meta.setdefault("timing", []).append(
-            {"wall_s": round(wall, 1), "workload_s": round(timing["workload_s"], 1),
-             "workload_share": round(timing["workload_s"] / wall, 3) if wall else None})
-        rd.write_meta(meta)
+        meta.timing.append(Timing(wall_s=round(wall, 1), workload_s=round(timing["workload_s"], 1),
+                                  workload_share=round(timing["workload_s"] / wall, 3) if wall else None))
+        rd.write_record(meta)
         n = rd.consolidate()
-        say(f"stored {n} samples in {rd.path / 'samples.csv'} (status: {meta['status']})")
+        say(f"stored {n} samples in {rd.path / 'samples.csv'} (status: {meta.status})")
     if interrupted:
         raise KeyboardInterrupt
     return rd.path
@@ -339,11 +339,12 @@ def _resumed(t: Target):
                 g.suspend()
 
 
-def _record_failure(rd: RunDir, meta: dict, variant: str, workload: str, rep, exc, quiet=False) -> None:
-    meta["failures"].append({"variant": variant, "workload": workload, "repetition": rep,
-                             "error": str(exc), "error_type": type(exc).__name__,
-                             "console_tail": getattr(exc, "console_tail", "")})
-    rd.write_meta(meta)
+def _record_failure(rd: RunDir, meta: RunRecord, variant: str, workload: str, rep, exc,
+                    quiet=False) -> None:
+    meta.failures.append(Failure(variant=variant, workload=workload, repetition=rep, error=str(exc),
+                                 error_type=type(exc).__name__,
+                                 console_tail=getattr(exc, "console_tail", "")))
+    rd.write_record(meta)
 
 
 def _boot_variant(stack, scn, v, index, lb, img, acc, pkey, pub, rd, meta, say, rep=None) -> Target:
@@ -356,12 +357,13 @@ def _boot_variant(stack, scn, v, index, lb, img, acc, pkey, pub, rd, meta, say, 
     stack.enter_context(g)
     checks, facts = verify.verify_guest(g, prof)
     fio_v = g.ssh.run("fio --version", timeout=20).stdout.strip()
-    vm = meta["variants"][v.name]
-    vm.update(domain_xml=g.xml, guest_kernel=facts.get("kernel", ""), boot_seconds=round(g.boot_seconds, 1),
-              drivers={c.device: {"expected": c.expected, "found": c.found, "ok": c.ok,
-                                  "detail": c.detail} for c in checks},
-              fio_version=fio_v, guest_name=g.name)
-    rd.write_meta(meta)
+    vm = meta.variants[v.name]
+    vm.domain_xml, vm.guest_kernel = g.xml, facts.get("kernel", "")
+    vm.boot_seconds = round(g.boot_seconds, 1)
+    vm.drivers = {c.device: DriverCheck(model=c.model, expected=c.expected, found=c.found, ok=c.ok,
+                                        detail=c.detail) for c in checks}
+    vm.fio_version, vm.guest_name = fio_v, g.name
+    rd.write_record(meta)
     say(f"{v.name}: " + ", ".join(f"{c.device}={c.found}" for c in checks) + " (verified)")
     g.suspend()
     return Target(v.name, g, facts, lab=lb)
@@ -385,10 +387,10 @@ def _host_target(stack, scn: Scenario, rd: RunDir) -> Target:
 def cli(args, say) -> int:
     resume = Path(args.resume) if args.resume else None
     if resume is not None:
-        meta = load_meta(resume)
-        text = meta["scenario"]["text"]
+        stored = load_record(resume)
+        text = stored.scenario.text
         scn = load_scenario_text(text, where=f"{resume}/run.json scenario")
-        scenario_file = meta["scenario"].get("file", "")
+        scenario_file = stored.scenario.file
         results_root = resume.parent
     else:
         if not args.scenario:
@@ -408,9 +410,9 @@ def cli(args, say) -> int:
 
         say("")
         say(_table(rows, ("workload", "metric", "variant", "median", "n")))
-    meta = load_meta(run_path)
-    if meta.get("failures"):
-        say(f"{len(meta['failures'])} failure(s) recorded in {run_path / 'run.json'}")
+    done = load_record(run_path)
+    if done.failures:
+        say(f"{len(done.failures)} failure(s) recorded in {run_path / 'run.json'}")
     if not args.no_report:
         try:
             from .report import build_report
@@ -424,4 +426,4 @@ def cli(args, say) -> int:
                 f"it with `vbench report {run_path}`")
     say(f"took {_fmt_time(time.monotonic() - t0)}")
     say(f"run: {run_path}")
-    return 0 if meta.get("status") == "complete" and not meta.get("failures") else 11
+    return 0 if done.status == "complete" and not done.failures else 11

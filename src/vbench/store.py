@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from . import record
 from .errors import StoreError
 from .model import SAMPLE_COLUMNS
+from .record import SCHEMA_VERSION, RunRecord
 
-SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.csv"
 _PART_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -81,9 +82,7 @@ def read_json(path: Path) -> dict:
         raise StoreError(f"{path} is not readable JSON ({exc}); it is corrupt or not vbench's") from exc
     if not isinstance(obj, dict) or "schema_version" not in obj:
         raise StoreError(f"{path} is not a vbench file (no schema_version)")
-    if obj["schema_version"] != SCHEMA_VERSION:
-        raise StoreError(f"{path} has schema version {obj['schema_version']!r}; this vbench reads "
-                         f"version {SCHEMA_VERSION}")
+    record.check_version(obj["schema_version"], str(path))  # older: readable; newer: refused
     return obj
 
 
@@ -125,11 +124,23 @@ class RunDir:
         read_json(path / RUN_FILE)  # validates it is a run of ours
         return cls(path)
 
+    def write_record(self, rec: RunRecord) -> None:
+        """Write run.json from the typed record (validated; the only way the runner writes it)."""
+        data = record.validate_for_write(rec)
+        data.pop("schema_version")
+        write_json(self.path / RUN_FILE, data)
+
+    def read_record(self) -> RunRecord:
+        return load_record(self.path)
+
     def write_meta(self, meta: dict) -> None:
-        write_json(self.path / RUN_FILE, meta)
+        """Write run.json from a dict in the version-1 layout, unvalidated: for test fixtures and
+        benchmarks that need odd or partial records. It is read back through the upgrade path."""
+        atomic_write(self.path / RUN_FILE, json.dumps({"schema_version": 1, **meta}, indent=2,
+                                                      default=str) + "\n")
 
     def read_meta(self) -> dict:
-        return read_json(self.path / RUN_FILE)
+        return load_meta(self.path)
 
     def part_path(self, key: str) -> Path:
         return self.path / "parts" / (_PART_NAME.sub("_", key) + ".csv")
@@ -278,5 +289,19 @@ def _typed(df):
     return df.dropna(subset=["value"]).reset_index(drop=True)
 
 
+def load_record(run_path: str | os.PathLike) -> RunRecord:
+    """The typed record of a run directory, upgraded from any older schema version."""
+    path = Path(run_path) / RUN_FILE
+    return record.from_dict(read_json(path), str(path))
+
+
 def load_meta(run_path: str | os.PathLike) -> dict:
-    return read_json(Path(run_path) / RUN_FILE)
+    """The run record as a plain dict in the current schema; new code should use
+    :func:`load_record`. Permissive: a record whose fields do not validate is still returned (as
+    its upgraded dict), so tolerant readers such as the report show what they can."""
+    path = Path(run_path) / RUN_FILE
+    obj = read_json(path)
+    try:
+        return record.from_dict(obj, str(path)).to_dict(only_set=True)
+    except StoreError:
+        return record.upgrade(obj, str(path))
