@@ -155,27 +155,24 @@ def _driver_ok(expected: str, found: str) -> bool:
     return any(found == w or found.startswith(w + ".") for w in want)
 
 
+def _dicts(v: object) -> dict[str, dict[str, Any]]:
+    """The dict-valued entries of ``v`` (a v1 file may hold anything where a mapping belongs)."""
+    return {k: x for k, x in v.items() if isinstance(x, dict)} if isinstance(v, dict) else {}
+
+
 def _upgrade_v1(obj: dict[str, Any]) -> dict[str, Any]:
     """v1 (vbench 0.1.0, an untyped dict) -> v2: every driver check carries its verdict (``ok``)
     and the profile's model; lists that v1 added only when needed are always present."""
     out = dict(obj)
-    variants = out.get("variants") if isinstance(out.get("variants"), dict) else {}
     new_variants = {}
-    for name, v in variants.items():
-        if not isinstance(v, dict):
-            continue
+    for name, v in _dicts(out.get("variants")).items():
         v = dict(v)
-        drivers = v.get("drivers") if isinstance(v.get("drivers"), dict) else {}
         fixed = {}
-        for dev, d in drivers.items():
-            if not isinstance(d, dict):
-                continue
-            d = dict(d)
+        for dev, d in _dicts(v.get("drivers")).items():
             exp, found = str(d.get("expected") or ""), str(d.get("found") or "")
-            d.setdefault("ok", _driver_ok(exp, found))
-            d.setdefault("model", str(v.get("model") or "") if dev == v.get("device") else "")
-            d["expected"], d["found"] = exp, found
-            fixed[dev] = d
+            fixed[dev] = {"ok": _driver_ok(exp, found),
+                          "model": str(v.get("model") or "") if dev == v.get("device") else "",
+                          **d, "expected": exp, "found": found}
         v["drivers"] = fixed
         new_variants[name] = v
     out["variants"] = new_variants
