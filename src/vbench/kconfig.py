@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from . import devices
 from .errors import ImageError
 
 # The list of the source document, in its order.
@@ -24,7 +25,8 @@ SEED_OPTIONS = (
     "CONFIG_CRYPTO_DEV_VIRTIO",
 )
 
-# Module file names for the fallback when no config is shipped (option -> module basename).
+# Module file names for the fallback when no config is shipped (option -> module basename);
+# the device modules add the options of their models (CONFIG_SATA_AHCI -> ahci, ...).
 OPTION_MODULES = {
     "CONFIG_VIRTIO_BLK": "virtio_blk", "CONFIG_SCSI_VIRTIO": "virtio_scsi",
     "CONFIG_VIRTIO_NET": "virtio_net", "CONFIG_HW_RANDOM_VIRTIO": "virtio-rng",
@@ -36,19 +38,11 @@ OPTION_MODULES = {
     "CONFIG_VIRTIO_VSOCKETS": "vmw_vsock_virtio_transport",
     "CONFIG_VIRTIO_VSOCKETS_COMMON": "vmw_vsock_virtio_transport_common",
     "CONFIG_RPMSG_VIRTIO": "virtio_rpmsg_bus", "CONFIG_CRYPTO_DEV_VIRTIO": "virtio_crypto",
-    "CONFIG_SATA_AHCI": "ahci", "CONFIG_ATA_PIIX": "ata_piix", "CONFIG_E1000": "e1000",
-    "CONFIG_E1000E": "e1000e", "CONFIG_8139CP": "8139cp",
+    **devices.option_modules(),
 }
 
-# What each device model needs in the guest kernel (besides what every guest needs).
+# What every guest needs, whatever its devices under test (which say what they need themselves).
 ALWAYS = ("CONFIG_VIRTIO_PCI", "CONFIG_VIRTIO_BLK", "CONFIG_VIRTIO_NET")  # boot disk, SSH NIC
-NEEDS = {
-    ("disk", "virtio"): ("CONFIG_VIRTIO_BLK",), ("disk", "scsi"): ("CONFIG_SCSI_VIRTIO",),
-    ("disk", "sata"): ("CONFIG_SATA_AHCI",), ("disk", "ide"): ("CONFIG_ATA_PIIX",),
-    ("nic", "virtio"): ("CONFIG_VIRTIO_NET",), ("nic", "e1000"): ("CONFIG_E1000",),
-    ("nic", "e1000e"): ("CONFIG_E1000E",), ("nic", "rtl8139"): ("CONFIG_8139CP",),
-    ("rng", "virtio"): ("CONFIG_HW_RANDOM_VIRTIO",), ("balloon", "virtio"): ("CONFIG_VIRTIO_BALLOON",),
-}
 STATE_WORDS = {"y": "built-in", "m": "module", None: "missing"}
 _LINE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(y|m)\s*$")
 
@@ -107,11 +101,10 @@ def needed_options(scn) -> dict[str, list[str]]:
     """Per variant, the kernel options its devices need."""
     out = {}
     for v in scn.variants:
-        prof = scn.profile(v)
-        opts = list(ALWAYS)
-        for kind in ("disk", "nic", "rng", "balloon"):
-            opts += NEEDS.get((kind, prof.model_of(kind)), ())
-        out[v.name] = sorted(set(opts))
+        opts = set(ALWAYS)
+        for dev, spec in scn.profile(v).present():
+            opts.update(dev.kernel_options(spec))
+        out[v.name] = sorted(opts)
     return out
 
 

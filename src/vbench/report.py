@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import __version__
+from . import __version__, devices
 from .errors import StoreError, UserError
 from .fmt import num as fmt_num
 from .fmt import pct as fmt_pct
@@ -36,8 +36,7 @@ from .store import atomic_write, find_runs, load_meta, load_samples
 TEMPLATES = Path(__file__).with_name("templates")
 
 # Metrics of the headline table: one or two telling ones per device kind (all are one click away).
-HEADLINE_METRICS = ("iops", "clat_p99", "throughput", "pps", "rtt_p50", "hwrng_read_rate",
-                    "crng_init_time", "getrandom_latency", "host_mem_returned")
+HEADLINE_METRICS = devices.headline_metrics()
 # Latency percentile families; fio jobs that both read and write prefix their metrics with
 # "read_"/"write_" (read_clat_p99), which get their own figure.
 _LAT_BASE = {"clat": ("clat_p50", "clat_p99", "clat_p99.9"), "rtt": ("rtt_p50", "rtt_p99")}

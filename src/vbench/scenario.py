@@ -1,7 +1,8 @@
 """Typed, validated scenarios: which variants (device profiles) run which workloads, how often.
 
-A scenario names the device under test (``device: disk|nic|rng|balloon``); every variant sets only
-that device, everything else comes from ``defaults`` and is identical across variants. Bad input is
+A scenario names the device under test (``device: disk|nic|rng|balloon``: the kinds registered in
+``vbench.devices``, from which the device types here are built); every variant sets only that
+device, everything else comes from ``defaults`` and is identical across variants. Bad input is
 reported as one line with the field path, e.g. ``variants[1].disk.bus: must be one of virtio, scsi,
 sata, ide (got 'usb')``.
 """
@@ -13,8 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
+from . import devices
+from .devices import Device, Strict
+from .devices.balloon import BalloonSpec
+from .devices.disk import DiskSpec
+from .devices.nic import NicSpec
+from .devices.rng import RngSpec
 from .errors import ScenarioError
 from .probes import fioopts
 from .probes.fio import RESERVED_OPTIONS as RESERVED_FIO_OPTIONS
@@ -22,80 +29,46 @@ from .probes.fio import RESERVED_OPTIONS as RESERVED_FIO_OPTIONS
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
 Name = Annotated[str, Field(pattern=NAME_RE)]
 
-DiskBus = Literal["virtio", "scsi", "sata", "ide"]
-NicModel = Literal["virtio", "e1000", "e1000e", "rtl8139"]
-RngModel = Literal["virtio", "none"]
-BalloonModel = Literal["virtio", "none"]
-DeviceKind = Literal["disk", "nic", "rng", "balloon"]
+DEVICES = devices.freeze()
+DeviceKind = Literal[tuple(DEVICES)]  # type: ignore[valid-type]  # "disk", "nic", "rng", "balloon"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = Strict
 
 
-# ---- device profiles: the one place that says what each device looks like ---------------------
+# ---- device profiles: built from the device registry (vbench.devices) --------------------------
 
-class DiskSpec(_Strict):
-    """The scratch disk under test (a raw file on the host), separate from the boot disk."""
+class _ProfileBase(_Strict):
+    """A complete set of devices for one guest. An optional device (disk, nic) None means: no
+    such test device; the others always exist and default to their spec's defaults."""
 
-    bus: DiskBus = "virtio"
-    size_gib: float = Field(2.0, gt=0, le=64)
-    cache: Literal["none", "writeback", "writethrough", "directsync", "unsafe"] = "none"
-    io: Literal["native", "io_uring", "threads"] = "native"
-    preallocate: Literal["full", "falloc", "off"] = Field(
-        "full", description="full: every block written once (reads hit real storage); falloc: "
-        "reserved but unwritten (reads of it never touch the device); off: sparse")
-
-    @model_validator(mode="after")
-    def _native_needs_direct(self) -> "DiskSpec":
-        if self.io == "native" and self.cache not in ("none", "directsync"):
-            raise ValueError("io 'native' needs cache 'none' or 'directsync' (QEMU refuses it "
-                             "otherwise); use io 'threads' or 'io_uring'")
-        return self
-
-
-class NicSpec(_Strict):
-    """The NIC under test, on the lab's test network (SSH goes over a separate management NIC)."""
-
-    model: NicModel = "virtio"
-
-
-class RngSpec(_Strict):
-    model: RngModel = "virtio"
-    backend: str = Field("/dev/urandom", pattern=r"^/dev/(u?random|hwrng)$")
-    rate_bytes: int | None = Field(None, gt=0)
-    rate_period_ms: int = Field(1000, gt=0)
-
-
-class BalloonSpec(_Strict):
-    model: BalloonModel = "none"
-
-
-class DeviceProfile(_Strict):
-    """A complete set of devices for one guest. ``disk``/``nic`` None means: no such test device."""
-
-    disk: DiskSpec | None = None
-    nic: NicSpec | None = None
-    rng: RngSpec = RngSpec()
-    balloon: BalloonSpec = BalloonSpec()
+    def present(self) -> list[tuple[Device, Any]]:
+        """(device, spec) of every device this guest has, in registry order."""
+        return [(d, getattr(self, k)) for k, d in DEVICES.items() if getattr(self, k) is not None]
 
     def model_of(self, kind: str) -> str:
         dev = getattr(self, kind)
-        if dev is None:
-            return "absent"
-        return dev.bus if kind == "disk" else dev.model
+        return "absent" if dev is None else getattr(dev, DEVICES[kind].model_field)
 
     def is_paravirtual(self, kind: str) -> bool:
-        return self.model_of(kind) in ("virtio", "scsi")  # virtio-scsi is paravirtual too
+        dev = getattr(self, kind)
+        return dev is not None and DEVICES[kind].is_paravirtual(dev)
 
 
-PRESETS: dict[str, dict] = {
-    "virtio": {"disk": {"bus": "virtio"}, "nic": {"model": "virtio"}, "rng": {"model": "virtio"},
-               "balloon": {"model": "virtio"}},
-    "emulated": {"disk": {"bus": "sata"}, "nic": {"model": "e1000"}, "rng": {"model": "none"},
-                 "balloon": {"model": "none"}},
-}
-_SHORT_KEYS = {"disk": "bus", "nic": "model", "rng": "model", "balloon": "model"}
+DeviceProfile = create_model(  # type: ignore[call-overload]
+    "DeviceProfile", __base__=_ProfileBase, __module__=__name__, __doc__=_ProfileBase.__doc__,
+    **{k: (d.spec | None, None) if d.optional else (d.spec, d.spec()) for k, d in DEVICES.items()})
+
+DeviceOverrides = create_model(  # type: ignore[call-overload]
+    "DeviceOverrides", __base__=_Strict, __module__=__name__,
+    __doc__="What a variant (or ``defaults``) sets; unset fields come from the defaults.",
+    **{k: (d.spec | None, None) for k, d in DEVICES.items()})
+
+PRESETS: dict[str, dict] = {}
+for _kind, _dev in DEVICES.items():
+    for _preset, _model in _dev.presets.items():
+        PRESETS.setdefault(_preset, {})[_kind] = {_dev.model_field: _model}
+_SHORT_KEYS = {k: d.model_field for k, d in DEVICES.items()}
 
 
 def parse_profile(text: str) -> DeviceProfile:
@@ -103,8 +76,8 @@ def parse_profile(text: str) -> DeviceProfile:
     if text in PRESETS:
         return _validate(DeviceProfile, PRESETS[text], where=f"profile {text!r}")
     spec: dict[str, Any] = {}
-    usage = (f"profile {text!r}: expected a preset ({', '.join(PRESETS)}) or items like "
-             f"disk=sata,nic=e1000,rng=none,balloon=none")
+    example = ",".join(f"{k}={v[_SHORT_KEYS[k]]}" for k, v in PRESETS.get("emulated", {}).items())
+    usage = f"profile {text!r}: expected a preset ({', '.join(PRESETS)}) or items like {example}"
     for part in filter(None, text.split(",")):
         key, sep, value = part.partition("=")
         if not sep or key not in _SHORT_KEYS:
@@ -221,23 +194,14 @@ class FioDefaults(_Strict):
 
 # ---- variants and scenario -------------------------------------------------------------------
 
-class DeviceOverrides(_Strict):
-    """What a variant (or ``defaults``) sets; unset fields come from the defaults."""
-
-    disk: DiskSpec | None = None
-    nic: NicSpec | None = None
-    rng: RngSpec | None = None
-    balloon: BalloonSpec | None = None
-
-
-class Variant(DeviceOverrides):
+class Variant(DeviceOverrides):  # type: ignore[valid-type,misc]
     name: Name
 
 
 class Scenario(_Strict):
     name: Name
     description: str = ""
-    device: DeviceKind
+    device: DeviceKind  # type: ignore[valid-type]
     repetitions: int = Field(3, ge=1, le=1000)
     order: Literal["interleaved", "sequential"] = "interleaved"
     host_baseline: bool = Field(False, description="also run the fio jobs on the host (disk only)")
@@ -245,7 +209,7 @@ class Scenario(_Strict):
                              "boot-time facts such as crng init); otherwise one boot per variant")
     connect: str | None = Field(None, description="libvirt URI; default: the vbench lab")
     guest: GuestSpec = GuestSpec()
-    defaults: DeviceOverrides = DeviceOverrides()
+    defaults: DeviceOverrides = DeviceOverrides()  # type: ignore[valid-type]
     fio_defaults: FioDefaults = FioDefaults()
     variants: list[Variant] = Field(min_length=1)
     workloads: list[Workload] = Field(min_length=1)
@@ -259,28 +223,25 @@ class Scenario(_Strict):
         if len(set(wnames)) != len(wnames):
             raise ValueError("workload names must be unique")
         for i, v in enumerate(self.variants):
-            for kind in ("disk", "nic", "rng", "balloon"):
+            for kind in DEVICES:
                 if kind != self.device and getattr(v, kind) is not None:
                     raise ValueError(f"variants[{i}].{kind}: only the device under test "
                                      f"({self.device}) may differ between variants; put it in defaults")
             if getattr(v, self.device) is None and getattr(self.defaults, self.device) is None:
                 raise ValueError(f"variants[{i}]: sets no {self.device} (the device under test)")
-        if self.host_baseline and self.device != "disk":
-            raise ValueError("host_baseline: only disk scenarios have a host baseline")
+        if self.host_baseline and not DEVICES[self.device].host_baseline:
+            kinds = " or ".join(k for k, d in DEVICES.items() if d.host_baseline)
+            raise ValueError(f"host_baseline: only {kinds} scenarios have a host baseline")
         return self
 
     def profile(self, variant: Variant) -> DeviceProfile:
         """The full device profile of a variant: defaults, then the variant's own device."""
-        merged = {k: getattr(self.defaults, k) for k in ("disk", "nic", "rng", "balloon")}
-        dev = getattr(variant, self.device)
-        if dev is not None:
-            merged[self.device] = dev
-        if merged["rng"] is None:
-            merged["rng"] = RngSpec()  # virtio-rng by default: guests boot faster with it
-        if merged["balloon"] is None:
-            merged["balloon"] = BalloonSpec()
-        if self.device == "disk" and merged["disk"] is None:
-            merged["disk"] = DiskSpec()
+        merged = {k: getattr(self.defaults, k) for k in DEVICES}
+        if getattr(variant, self.device) is not None:
+            merged[self.device] = getattr(variant, self.device)
+        for kind, dev in DEVICES.items():
+            if merged[kind] is None and (not dev.optional or kind == self.device):
+                merged[kind] = dev.spec()  # e.g. virtio-rng: guests boot faster with it
         return DeviceProfile(**merged)
 
     def fio_runtime(self, w: Workload) -> tuple[int, int]:

@@ -1,10 +1,9 @@
 """Device profiles to domain XML, and the libvirt lifecycle of guests and networks.
 
-The only module that imports ``libvirt``. Each device of a profile maps to the XML the source
-guide shows (``<target dev='vda' bus='virtio'/>``, ``<model type='virtio'/>``,
-``<rng model='virtio'>`` with a ``/dev/urandom`` backend, ``<memballoon model='virtio'>``); the one
-place that decides what "virtio" or "emulated" means for each device is ``DISK_BUSES`` /
-``NIC_MODELS`` / the rng and balloon functions below.
+The only module that imports ``libvirt``. The domain XML is the guest's fixed part (boot disk,
+management NIC, serial console, pvpanic) around the fragments of its devices under test, which
+each device module of ``vbench.devices`` writes (``<target dev='vdb' bus='virtio'/>``,
+``<model type='virtio'/>``, ``<rng model='virtio'>``, ``<memballoon model='virtio'>``, ...).
 
 A :class:`Guest` is a context manager: it creates an overlay over the cached base image, starts a
 transient domain tagged in its metadata as vbench's, waits for its DHCP lease and SSH, and on exit
@@ -25,6 +24,9 @@ from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
 
 from . import paths, procs
+from .devices import DomainFiles, Fragment, GuestContext
+from .devices.disk import SCRATCH_SERIAL, make_scratch  # noqa: F401  (callers import them here)
+from .devices.nic import interface_xml
 from .errors import GuestError, LabError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,34 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 VBENCH_NS = "https://vbench.invalid/xmlns/guest/1"
 DOMAIN_PREFIX = "vbench-"
 DOMAIN_NAME_RE = re.compile(r"^vbench-[A-Za-z0-9_.-]{1,80}$")
-SCRATCH_SERIAL = "vbench-scratch"
 PANIC_MARK = "Kernel panic - not syncing"
-
-
-# ---- the device table: what each device model is ----------------------------------------------
-
-@dataclass(frozen=True)
-class DiskBus:
-    bus: str             # libvirt <target bus=...>
-    dev: str             # target dev name for the scratch disk
-    paravirtual: bool
-    drivers: tuple       # guest drivers that prove it (controller driver of the disk)
-
-
-DISK_BUSES = {
-    "virtio": DiskBus("virtio", "vdb", True, ("virtio_blk",)),
-    "scsi": DiskBus("scsi", "sda", True, ("virtio_scsi",)),
-    "sata": DiskBus("sata", "sda", False, ("ahci",)),
-    "ide": DiskBus("ide", "hda", False, ("ata_piix",)),
-}
-
-# QEMU's rtl8139 is an RTL8139C+; Linux binds 8139cp to it (8139too would also do).
-NIC_MODELS = {
-    "virtio": (True, ("virtio_net",)),
-    "e1000": (False, ("e1000",)),
-    "e1000e": (False, ("e1000e",)),
-    "rtl8139": (False, ("8139cp", "8139too")),
-}
 
 
 def mac_for(name: str, role: str) -> str:
@@ -72,48 +47,26 @@ def mac_for(name: str, role: str) -> str:
 
 # ---- XML ---------------------------------------------------------------------------------------
 
-def disk_xml(bus: str, source: str, cache: str, io: str) -> str:
-    b = DISK_BUSES[bus]
-    return (f"    <disk type='file' device='disk'>\n"
-            f"      <driver name='qemu' type='raw' cache='{cache}' io='{io}'/>\n"
-            f"      <source file={quoteattr(source)}/>\n"
-            f"      <target dev='{b.dev}' bus='{b.bus}'/>\n"
-            f"      <serial>{SCRATCH_SERIAL}</serial>\n"
-            f"    </disk>\n")
+def _check_names(name: str, tags: dict[str, str]) -> None:
+    if not DOMAIN_NAME_RE.fullmatch(name):
+        raise GuestError(f"invalid domain name {name!r}")
+    for k in tags:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", k):
+            raise GuestError(f"invalid metadata tag name {k!r}")
 
 
-def interface_xml(network: str, mac: str, model: str, link_down: bool = False) -> str:
-    link = "      <link state='down'/>\n" if link_down else ""
-    return (f"    <interface type='network'>\n"
-            f"      <mac address='{mac}'/>\n"
-            f"      <source network={quoteattr(network)}/>\n"
-            f"      <model type='{model}'/>\n{link}"
-            f"    </interface>\n")
-
-
-def rng_xml(model: str, backend: str, rate_bytes: int | None, rate_period_ms: int) -> str:
-    if model == "none":
-        return ""  # libvirt adds no RNG unless asked
-    rate = f"      <rate bytes='{rate_bytes}' period='{rate_period_ms}'/>\n" if rate_bytes else ""
-    return (f"    <rng model='virtio'>\n{rate}"
-            f"      <backend model='random'>{escape(backend)}</backend>\n"
-            f"    </rng>\n")
-
-
-def memballoon_xml(model: str) -> str:
-    # Without an explicit element libvirt adds a virtio balloon by itself: say 'none' out loud.
-    if model == "none":
-        return "    <memballoon model='none'/>\n"
-    return "    <memballoon model='virtio'>\n      <stats period='1'/>\n    </memballoon>\n"
-
-
-@dataclass(frozen=True)
-class DomainFiles:
-    overlay: Path
-    scratch: Path | None
-    console: Path
-    kernel: Path
-    initrd: Path
+def _devices_xml(parts: Fragment, files: DomainFiles, mgmt_nic: str) -> str:
+    """Inside <devices>: the boot disk, the management NIC and the console around the devices'
+    fragments (disks after the boot disk, interfaces after the management NIC)."""
+    return ("    <disk type='file' device='disk'>\n"
+            "      <driver name='qemu' type='qcow2'/>\n"
+            f"      <source file={quoteattr(str(files.overlay))}/>\n"
+            "      <target dev='vda' bus='virtio'/>\n"
+            f"    </disk>\n{parts.disks}{mgmt_nic}{parts.interfaces}{parts.devices}"
+            f"    <serial type='file'>\n      <source path={quoteattr(str(files.console))}/>\n"
+            f"      <target port='0'/>\n    </serial>\n"
+            # pvpanic: a guest kernel panic reaches libvirt (on_crash), not a silently hung guest.
+            "    <panic model='isa'>\n      <address type='isa' iobase='0x505'/>\n    </panic>\n")
 
 
 def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_type: str,
@@ -121,43 +74,21 @@ def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_t
                tags: dict[str, str], mgmt_link_down: bool = False,
                cpu_mode: str = "host-passthrough") -> str:
     """The complete domain XML for a guest of ``profile``; deterministic for golden tests."""
-    if not DOMAIN_NAME_RE.fullmatch(name):
-        raise GuestError(f"invalid domain name {name!r}")
-    for k in tags:
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", k):
-            raise GuestError(f"invalid metadata tag name {k!r}")
+    _check_names(name, tags)
     meta = "".join(f"      <vbench:{k}>{escape(str(v))}</vbench:{k}>\n" for k, v in sorted(tags.items()))
     cpu = ("  <cpu mode='host-passthrough'/>\n"
            if domain_type == "kvm" and cpu_mode == "host-passthrough" else "")
-    devices = (
-        "    <disk type='file' device='disk'>\n"
-        "      <driver name='qemu' type='qcow2'/>\n"
-        f"      <source file={quoteattr(str(files.overlay))}/>\n"
-        "      <target dev='vda' bus='virtio'/>\n"
-        "    </disk>\n")
-    if profile.disk is not None:
-        assert files.scratch is not None
-        d = profile.disk
-        devices += disk_xml(d.bus, str(files.scratch), d.cache, d.io)
-        if d.bus == "scsi":
-            devices += "    <controller type='scsi' index='0' model='virtio-scsi'/>\n"
-    devices += interface_xml(mgmt_net, mac_for(name, "mgmt"), "virtio", mgmt_link_down)
-    if profile.nic is not None:
-        devices += interface_xml(test_net, mac_for(name, "test"), profile.nic.model)
-    r = profile.rng
-    devices += rng_xml(r.model, r.backend, r.rate_bytes, r.rate_period_ms)
-    devices += memballoon_xml(profile.balloon.model)
-    devices += (f"    <serial type='file'>\n      <source path={quoteattr(str(files.console))}/>\n"
-                f"      <target port='0'/>\n    </serial>\n")
-    # pvpanic: a guest kernel panic reaches libvirt (on_crash) instead of a silently hung guest.
-    devices += "    <panic model='isa'>\n      <address type='isa' iobase='0x505'/>\n    </panic>\n"
+    ctx = GuestContext(name, files, test_net, mac_for(name, "test"))
+    parts = sum((dev.xml(spec, ctx) for dev, spec in profile.present()), Fragment())
+    devices = _devices_xml(parts, files, interface_xml(mgmt_net, mac_for(name, "mgmt"), "virtio",
+                                                       mgmt_link_down))
     return (
         f"<domain type='{domain_type}'>\n"
         f"  <name>{name}</name>\n"
         f"  <metadata>\n    <vbench:guest xmlns:vbench='{VBENCH_NS}'>\n{meta}    </vbench:guest>\n"
         f"  </metadata>\n"
         f"  <memory unit='MiB'>{guest.memory_mib}</memory>\n"
-        f"  <currentMemory unit='MiB'>{guest.memory_mib}</currentMemory>\n"
+        f"  <currentMemory unit='MiB'>{guest.memory_mib}</currentMemory>\n{parts.domain}"
         f"  <vcpu>{guest.vcpus}</vcpu>\n"
         f"  <os>\n    <type arch='x86_64' machine='{guest.machine}'>hvm</type>\n"
         f"    <kernel>{escape(str(files.kernel))}</kernel>\n"
@@ -331,33 +262,6 @@ def remove_guest_dirs(done: list[str] | None = None) -> None:
 
 # ---- guests ----------------------------------------------------------------------------------
 
-def make_scratch(path: Path, size_gib: float, mode: str) -> None:
-    """The raw backing file of a disk under test (also used for the host baseline).
-
-    ``full`` writes every block once, so that reads hit real storage: reads of unwritten
-    (fallocated or sparse) extents return zeros without touching the device and measure nothing.
-    """
-    size = int(size_gib * 2**30)
-    try:
-        with open(path, "wb") as fh:
-            if mode == "full":
-                chunk = os.urandom(1 << 20)
-                for _ in range(size >> 20):
-                    fh.write(chunk)
-                fh.truncate(size)
-                fh.flush()
-                os.fsync(fh.fileno())
-            elif mode == "falloc":
-                os.posix_fallocate(fh.fileno(), 0, size)
-            else:
-                fh.truncate(size)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        raise GuestError(f"cannot create the {size_gib:g} GiB scratch disk {path}: {exc.strerror}; "
-                         f"free disk space or set VBENCH_HOME elsewhere") from None
-
-
 @dataclass
 class Guest:
     """One running guest of a device profile. Use as a context manager."""
@@ -431,9 +335,8 @@ class Guest:
                          str(self.image.base), str(f.overlay)], timeout=60)
         if not res.ok:
             raise GuestError(f"cannot create overlay for {self.name}: {res.tail()}")
-        if f.scratch is not None:
-            assert self.profile.disk is not None
-            make_scratch(f.scratch, self.profile.disk.size_gib, self.profile.disk.preallocate)
+        for dev, spec in self.profile.present():
+            dev.prepare(spec, f)
 
     def start(self) -> None:
         libvirt = _libvirt()

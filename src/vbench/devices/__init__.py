@@ -1,0 +1,76 @@
+"""The device kinds vbench can put under test: one module each, registered in one table.
+
+Each module (``disk.py``, ``nic.py``, ``rng.py``, ``balloon.py``) owns everything about its kind:
+the scenario spec, the models and which of them are paravirtual, the domain XML, the guest facts
+and driver check, the guest kernel options and the report's headline metrics. The rest of vbench
+reads them only through :data:`DEVICES`: ``scenario`` builds ``DeviceProfile``/``DeviceOverrides``,
+the ``device:`` choices, presets and short profile keys from it, ``virt`` the domain XML,
+``verify`` the facts script and checks, ``kconfig`` the needed kernel options.
+
+How to add a device (say virtio-fs as ``fs``): write ``devices/fs.py`` with
+
+- ``class FsSpec(Strict)``: its scenario section; the model field (``model`` unless you set
+  ``model_field``) is a ``Literal`` of the model names, in the order of ``models``;
+- ``class Fs(Device)``: ``kind = "fs"``, ``spec = FsSpec``, ``models = (Model("virtio", True,
+  ("virtiofs",), {"CONFIG_VIRTIO_FS": "virtiofs"}), ...)``, ``headline_metrics``, and
+  ``xml(spec, ctx) -> Fragment(devices=..., domain="<memoryBacking>...")``; override
+  ``prepare`` for host files (in ``ctx.files.dir``), ``facts_script``/``parse_fact``/``check``
+  when the default check (the model's drivers bound to a virtio or PCI device) is not enough;
+- ``DEVICE = Fs()`` at the end;
+
+then add ``"fs"`` to :data:`MODULES` below. That is all: no other file changes. Leave
+``presets`` empty unless the ``virtio``/``emulated`` presets should grow the device (that changes
+their golden domain XML). ``tests/unit/test_devices.py`` shows a throwaway device end to end.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Device, DriverCheck, DomainFiles, Fragment, GuestContext, Model, Strict
+
+# The registration table: one line per device module, in the order of the domain XML and reports.
+MODULES = (
+    "disk",
+    "nic",
+    "rng",
+    "balloon",
+)
+
+DEVICES: dict[str, Device] = {}
+_frozen = False
+
+
+def register(device: Device) -> Device:
+    """Add a device kind. Only before ``vbench.scenario`` is imported: it builds its models once."""
+    if _frozen:
+        raise RuntimeError(f"device {device.kind}: register devices before vbench.scenario is "
+                           f"imported (add it to vbench.devices.MODULES)")
+    device.validate_declaration()
+    if device.kind in DEVICES:
+        raise TypeError(f"device {device.kind} is registered twice")
+    DEVICES[device.kind] = device
+    return device
+
+
+def freeze() -> dict[str, Device]:
+    """The registry, closed to new kinds (``scenario`` has built its types from it)."""
+    global _frozen
+    _frozen = True
+    return DEVICES
+
+
+def option_modules() -> dict[str, str]:
+    """Every kernel option a device model may need -> its module file name."""
+    return {o: mod for d in DEVICES.values() for m in d.models for o, mod in m.kconfig.items()}
+
+
+def headline_metrics() -> tuple[str, ...]:
+    return tuple(m for d in DEVICES.values() for m in d.headline_metrics)
+
+
+for _name in MODULES:
+    register(importlib.import_module(f"{__name__}.{_name}").DEVICE)
+
+__all__ = ["DEVICES", "Device", "DomainFiles", "DriverCheck", "Fragment", "GuestContext", "Model",
+           "Strict", "freeze", "headline_metrics", "option_modules", "register"]

@@ -1,0 +1,146 @@
+"""What every device module declares, and the small types the device modules share.
+
+A device kind is one :class:`Device` subclass (``Disk``, ``Nic``, ...) declaring, like
+virt-manager's ``virtinst/devices``: its scenario spec (a pydantic model), its :class:`Model`
+table (which models exist, which of them are paravirtual, which guest drivers and kernel options
+each needs), its presets and headline metrics; and, as methods, its domain XML
+(:class:`Fragment`), its in-guest facts and driver check, and any host-side files it needs.
+Nothing here knows a particular device.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Strict(BaseModel):
+    """Scenario sections: unknown fields are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model of a device kind (``virtio``, ``sata``, ``e1000``, ``none``, ...)."""
+
+    name: str
+    paravirtual: bool                      # the one place that says "virtio or emulated"
+    drivers: tuple[str, ...] = ()          # guest drivers that prove it (none: no device bound)
+    kconfig: Mapping[str, str] = field(default_factory=dict)  # kernel option -> module file name
+
+
+@dataclass(frozen=True)
+class DomainFiles:
+    """Host files of one guest; device files (scratch disk, shared dirs) live in ``dir``."""
+
+    overlay: Path
+    scratch: Path | None
+    console: Path
+    kernel: Path
+    initrd: Path
+
+    @property
+    def dir(self) -> Path:
+        return self.overlay.parent
+
+
+@dataclass(frozen=True)
+class GuestContext:
+    """What a device's XML and check may know of the guest besides its own spec."""
+
+    name: str = ""
+    files: DomainFiles | None = None
+    test_net: str = ""   # libvirt network of the devices under test
+    test_mac: str = ""   # MAC address of the NIC under test
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """A device's part of the domain XML, by where it goes (each a run of indented lines)."""
+
+    disks: str = ""       # in <devices>, after the boot disk: disks and their controllers
+    interfaces: str = ""  # in <devices>, after the management NIC
+    devices: str = ""     # in <devices>, after the interfaces: rng, memballoon, filesystem, ...
+    domain: str = ""      # top level, after <currentMemory>: memoryBacking, ...
+
+    def __add__(self, other: "Fragment") -> "Fragment":
+        return Fragment(**{f.name: getattr(self, f.name) + getattr(other, f.name)
+                           for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class DriverCheck:
+    device: str       # disk | nic | rng | balloon | ...
+    model: str        # what the profile asked for
+    expected: str     # driver(s) expected, "|"-joined
+    found: str        # what the guest has bound
+    ok: bool
+    detail: str = ""  # e.g. the guest device name
+
+
+class Device:
+    """One device kind. Subclasses set the class attributes; the methods have working defaults.
+
+    The default :meth:`check` needs no device facts of its own: it looks for the model's drivers
+    among the drivers bound to a virtio or PCI device in the guest (``bound_drivers``), which is
+    right for most virtio devices and PCI controllers.
+    """
+
+    kind: ClassVar[str]                     # the scenario key: `device: disk`, `disk:`, `disk=sata`
+    spec: ClassVar[type[Strict]]            # the scenario section of this device
+    model_field: ClassVar[str] = "model"    # the spec field naming the model (`bus` for disks)
+    models: ClassVar[tuple[Model, ...]]     # in the order of the spec field's Literal
+    optional: ClassVar[bool] = True         # a profile may lack it; else it has the spec's defaults
+    presets: ClassVar[Mapping[str, str]] = {}   # profile preset (virtio, emulated) -> model
+    host_baseline: ClassVar[bool] = False   # scenarios of this device may add a host baseline
+    headline_metrics: ClassVar[tuple[str, ...]] = ()  # the report's headline table
+    facts_script: ClassVar[str] = ""        # sh lines printing `key=value` facts in the guest
+
+    def model(self, spec: Any) -> Model:
+        name = getattr(spec, self.model_field)
+        return next(m for m in self.models if m.name == name)
+
+    def is_paravirtual(self, spec: Any) -> bool:
+        return self.model(spec).paravirtual
+
+    def xml(self, spec: Any, ctx: GuestContext) -> Fragment:
+        raise NotImplementedError(f"device {self.kind} has no domain XML")
+
+    def kernel_options(self, spec: Any) -> Mapping[str, str]:
+        """Guest kernel options (-> module file name) this device needs."""
+        return self.model(spec).kconfig
+
+    def prepare(self, spec: Any, files: DomainFiles) -> None:
+        """Create host-side files in ``files.dir`` before the guest starts (none by default)."""
+
+    def facts_init(self) -> dict[str, Any]:
+        """Fact keys that are present even when the guest printed none of them."""
+        return {}
+
+    def parse_fact(self, key: str, value: str, facts: dict[str, Any]) -> bool:
+        """Take one ``key=value`` line into ``facts``; False leaves it to the plain ``facts[key]``."""
+        return False
+
+    def check(self, spec: Any, facts: dict[str, Any], ctx: GuestContext) -> DriverCheck:
+        model = self.model(spec)
+        bound = set(str(facts.get("bound_drivers", "")).split())
+        mine = [d for m in self.models for d in m.drivers]
+        found = next((d for d in mine if d in bound), "none")
+        want = model.drivers or ("none",)
+        return DriverCheck(self.kind, model.name, "|".join(want), found, found in want)
+
+    def validate_declaration(self) -> None:
+        """Raise TypeError when the class attributes contradict each other."""
+        names = tuple(m.name for m in self.models)
+        ann = self.spec.model_fields[self.model_field].annotation
+        if typing.get_origin(ann) is not typing.Literal or typing.get_args(ann) != names:
+            raise TypeError(f"device {self.kind}: {self.spec.__name__}.{self.model_field} must be "
+                            f"Literal{list(names)} (the names of its models, in order)")
+        bad = [p for p, m in self.presets.items() if m not in names]
+        if bad or not self.kind.isidentifier():
+            raise TypeError(f"device {self.kind}: bad kind or presets {bad}")
