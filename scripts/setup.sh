@@ -18,6 +18,7 @@ DEB_PACKAGES=(
   python3 python3-venv python3-dev gcc
   libxml2-utils
   chromium
+  postgresql
 )
 
 missing=()
