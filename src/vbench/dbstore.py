@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from . import store
+from . import record, store
 from .errors import StoreError
 from .model import SAMPLE_COLUMNS
+from .record import RunRecord
 
 SQL_DIR = Path(__file__).with_name("sql")
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -228,44 +229,38 @@ def _boolean(text: Any) -> bool | None:
     return True if low == "true" else False if low == "false" else None
 
 
-def _variant_rows(record: dict) -> list[tuple]:
-    variants = record.get("variants") if isinstance(record.get("variants"), dict) else {}
-    out = []
-    for name, v in variants.items():
-        if not isinstance(v, dict):
-            continue
-        drivers = v.get("drivers") if isinstance(v.get("drivers"), dict) else {}
-        oks = [d.get("ok") for d in drivers.values() if isinstance(d, dict) and "ok" in d]
-        out.append((str(name), str(v.get("device") or ""), str(v.get("model") or ""),
-                    v.get("paravirtual") if isinstance(v.get("paravirtual"), bool) else None,
-                    v.get("baseline") if isinstance(v.get("baseline"), bool) else None,
-                    v.get("guest_kernel") or None, _number(v.get("boot_seconds")),
-                    all(bool(o) for o in oks) if oks else None, v.get("domain_xml") or None))
-    return out
+def _variant_rows(rec: RunRecord) -> list[tuple]:
+    return [(name, v.device, v.model, v.paravirtual, v.baseline, v.guest_kernel or None,
+             v.boot_seconds, v.verified, v.domain_xml or None) for name, v in rec.variants.items()]
 
 
 def _checkpoint(stage: str) -> None:
     """Called between the inserts of a publish; the tests make it fail to prove atomicity."""
 
 
-def read_run(run_path: Path) -> tuple[dict, list[dict]]:
-    """run.json (checked by the store's reader) and every sample row of a run directory."""
+def read_run(run_path: Path) -> tuple[dict, RunRecord, list[dict]]:
+    """A run directory as published: run.json as written, its typed record, every sample row.
+
+    The typed record (upgraded from older schema versions, validated) supplies the columns;
+    run.json itself is stored unchanged, so a reader later upgrades it exactly as it would the
+    file, and an exported run is the run the host wrote.
+    """
     run_path = Path(run_path)
-    record = store.read_json(run_path / store.RUN_FILE)
+    raw = store.read_json(run_path / store.RUN_FILE)
+    rec = record.from_dict(raw, str(run_path / store.RUN_FILE))
     rows = list(store.iter_sample_rows(run_path))
-    return record, rows
+    return raw, rec, rows
 
 
 def publish_run(conn, run_path: Path) -> Published:
     """Write one run directory into the store in one transaction (the schema must be migrated)."""
     run_path = Path(run_path)
-    record, rows = read_run(run_path)
-    run_id = str(record.get("run_id") or run_path.name)
-    env = record.get("environment") if isinstance(record.get("environment"), dict) else {}
-    host = str(env.get("host") or "")
-    digest = content_hash(record, rows)
-    variants = _variant_rows(record)
-    scenario = record.get("scenario") if isinstance(record.get("scenario"), dict) else {}
+    raw, rec, rows = read_run(run_path)
+    run_id = rec.run_id or run_path.name
+    host = rec.environment.host or ""
+    digest = content_hash(raw, rows)
+    variants = _variant_rows(rec)
+    pj = _psycopg().types.json
     with conn.transaction():
         # Two publishers of the same run serialize here instead of failing on the unique key.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"vbench-run {run_id} {host}",))
@@ -275,16 +270,16 @@ def publish_run(conn, run_path: Path) -> Published:
             return Published(run_id, host, "unchanged", len(rows), len(variants), digest)
         if found:
             conn.execute("DELETE FROM vbench.runs WHERE id = %s", (found[0],))
-        pj = _psycopg().types.json
         run_pk = conn.execute(
             """INSERT INTO vbench.runs (run_id, host, content_hash, scenario, status, started,
                    started_at, finished, accelerator, record_version, record, environment,
                    sample_count)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-            (run_id, host, digest, str(scenario.get("name") or ""), str(record.get("status") or ""),
-             str(record.get("started") or ""), _parse_time(str(record.get("started") or "")),
-             record.get("finished"), env.get("accelerator"), int(record["schema_version"]),
-             pj.Json(record), pj.Jsonb(env), len(rows))).fetchone()[0]
+            (run_id, host, digest, rec.scenario.name, rec.status, rec.started,
+             _parse_time(rec.started), rec.finished, rec.accelerator or None,
+             int(raw["schema_version"]), pj.Json(raw),
+             pj.Jsonb(rec.environment.model_dump(mode="json", exclude_unset=True)),
+             len(rows))).fetchone()[0]
         _checkpoint("run")
         with conn.cursor() as cur:
             cur.executemany(

@@ -16,7 +16,8 @@ RUN = sorted((Path(__file__).resolve().parents[1] / "data" / "runs").iterdir())[
 
 
 def _run():
-    return dbstore.read_run(RUN)
+    raw, _, rows = dbstore.read_run(RUN)
+    return raw, rows
 
 
 def test_content_hash_ignores_layout_and_row_order_but_not_content():
@@ -89,14 +90,14 @@ def test_sample_rows_survive_the_database_types():
 
 
 def test_variant_rows_carry_the_verdict():
-    record, _ = _run()
-    rows = {r[0]: r for r in dbstore._variant_rows(record)}
-    assert set(rows) == set(record["variants"])
+    _, rec, _ = dbstore.read_run(RUN)
+    rows = {r[0]: r for r in dbstore._variant_rows(rec)}
+    assert set(rows) == set(rec.variants)
     v = rows["virtio-blk"]
     assert v[1:5] == ("disk", "virtio", True, False)
     assert v[7] is True  # every driver verified
-    record["variants"]["virtio-blk"]["drivers"]["disk"]["ok"] = False
-    assert {r[0]: r for r in dbstore._variant_rows(record)}["virtio-blk"][7] is False
+    rec.variants["virtio-blk"].drivers["disk"].ok = False
+    assert {r[0]: r for r in dbstore._variant_rows(rec)}["virtio-blk"][7] is False
 
 
 def test_export_layout_is_what_the_readers_read(tmp_path):
