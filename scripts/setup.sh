@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything vbench needs on Debian 12 (run as root): Debian packages, then a Python
-# virtual environment in .venv with vbench and its test dependencies. Idempotent and quiet when
-# everything is already there. Starts no daemon: `vbench lab up` does that, recording what it starts.
+# virtual environment with vbench and its test dependencies. Idempotent and quiet when everything
+# is already there. Starts no daemon: `vbench lab up` does that, recording what it starts.
+#
+# Environment:
+#   VBENCH_VENV      where the virtual environment goes (default: .venv in the checkout)
+#   VBENCH_EDITABLE  1 (default): an editable install of this checkout (for development; pip writes
+#                    src/vbench.egg-info). 0: a regular install built from a copy of the checkout in
+#                    a temporary directory, so nothing is written into the checkout (the nightly
+#                    job uses this with a venv outside the checkout: no root-owned files left there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,16 +40,38 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  echo "setup: creating .venv with $($PY --version)"
-  "$PY" -m venv .venv
+VENV="${VBENCH_VENV:-.venv}"
+EDITABLE="${VBENCH_EDITABLE:-1}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV with $($PY --version)"
+  mkdir -p "$(dirname "$VENV")"
+  "$PY" -m venv "$VENV"
 fi
-stamp=.venv/.vbench-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing vbench and its Python dependencies into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v -e '^WARNING: Location' -e 'as the .root. user' || true
-  .venv/bin/python -c "import vbench, libvirt, paramiko, pandas, matplotlib" 
-  touch "$stamp"
+stamp="$VENV/.vbench-installed"
+quiet_pip() { grep -v -e '^WARNING: Location' -e 'as the .root. user' || true; }
+if [ "$EDITABLE" = "1" ]; then
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "setup: installing vbench (editable) and its Python dependencies into $VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+    "$VENV/bin/python" -m pip install -q -e '.[test]' 2>&1 | quiet_pip
+    "$VENV/bin/python" -c "import vbench, libvirt, paramiko, pandas, matplotlib"
+    touch "$stamp"
+  fi
+else
+  # The source's hash decides whether to reinstall: a regular install does not follow the tree.
+  want="$(find pyproject.toml src -type f ! -name '*.pyc' -print0 | LC_ALL=C sort -z \
+          | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+  if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+    echo "setup: installing vbench ($want) and its Python dependencies into $VENV"
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    tar --exclude=./.git --exclude=./.venv --exclude=./results --exclude=./reports \
+        --exclude='__pycache__' --exclude='*.egg-info' --exclude=./build -cf - . | tar -xf - -C "$tmp"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+    (cd "$tmp" && PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pip install -q \
+       "$tmp" 2>&1 | quiet_pip)
+    "$VENV/bin/python" -c "import vbench, libvirt, paramiko, pandas, matplotlib"
+    echo "$want" > "$stamp"
+  fi
 fi
-echo "setup: done (vbench at $(pwd)/.venv/bin/vbench)"
+echo "setup: done (vbench at $VENV/bin/vbench)"
