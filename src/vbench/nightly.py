@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from . import fmt
 
 # Verdicts in the order a reader wants them (old and new names: the compare JSON may carry either).
 SEVERITY = ("regression", "regressed", "inconclusive", "noisy", "insufficient", "missing",
@@ -60,24 +61,6 @@ def previous_run(results: Path, new: Path) -> Path | None:
 
 # ---- Markdown ----------------------------------------------------------------------------------
 
-def _pct(v) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "–"
-    return f"{f * 100:+.1f} %" if math.isfinite(f) else "–"
-
-
-def _num(v) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "–"
-    if not math.isfinite(f):
-        return "–"
-    return f"{f:,.0f}" if abs(f) >= 100 else f"{f:.3g}"
-
-
 def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -114,9 +97,9 @@ def verdict_markdown(label: str, cmp: dict) -> list[str]:
         st = _status(r)
         mark = f"**{st}**" if st in FAILING or st == "inconclusive" else st
         out.append(f"| {mark} | {_cell(r.get('workload'))} | {_cell(r.get('variant'))} | "
-                   f"{_cell(r.get('metric'))} | {_num(r.get('median_base'))} | "
-                   f"{_num(r.get('median_new'))} | {_pct(r.get('change'))} | "
-                   f"{_pct(r.get('ci_low'))} … {_pct(r.get('ci_high'))} |")
+                   f"{_cell(r.get('metric'))} | {fmt.num(r.get('median_base'))} | "
+                   f"{fmt.num(r.get('median_new'))} | {fmt.change(r.get('change'))} | "
+                   f"{fmt.interval(r.get('ci_low'), r.get('ci_high'), fmt.change)} |")
     if len(srt) > MAX_ROWS:
         out.append(f"\n… and {len(srt) - MAX_ROWS} more rows in the compare JSON.")
     out.append("")
@@ -166,8 +149,8 @@ def summary_markdown(new: Path, compares: list[tuple[str, dict | None]], status_
         out += ["#### headline ratios of this run", "",
                 "| workload | metric | variants | ratio | 95 % interval |", "|---|---|---|---:|---|"]
         for wl, metric, pair, ratio, lo, hi in ratios:
-            out.append(f"| {_cell(wl)} | {_cell(metric)} | {_cell(pair)} | {_num(ratio)}× | "
-                       f"{_num(lo)}× … {_num(hi)}× |")
+            out.append(f"| {_cell(wl)} | {_cell(metric)} | {_cell(pair)} | {fmt.ratio(ratio)} | "
+                       f"{fmt.interval(lo, hi, fmt.ratio)} |")
         out.append("")
     for label, cmp in compares:
         if cmp is None:

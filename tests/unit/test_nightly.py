@@ -183,7 +183,7 @@ def test_summary_puts_failing_rows_first_and_shows_headline_ratios():
     table = [line for line in md.splitlines() if line.startswith("| **") or line.startswith("| unch")]
     assert [line.split("|")[1].strip() for line in table] == ["**regression**", "**inconclusive**",
                                                               "unchanged"]
-    assert "+30.0 % | +20.0 % … +40.0 %" in md
+    assert "+30.0% | +20.0% \u2013 +40.0%" in md
     assert "virtio-blk vs sata" in md and "### vbench nightly: GATE FAILED" in md
 
 
