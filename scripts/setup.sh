@@ -22,6 +22,7 @@ DEB_PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
   mmdebstrap e2fsprogs dnsmasq-base iproute2 iptables busybox-static
   fio iperf3 iputils-ping procps coreutils
+  bubblewrap
   python3 python3-venv python3-dev gcc
   libxml2-utils
   chromium

@@ -83,8 +83,11 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
     bound = limit + 20
     if target.guest is None:
         assert target.host_scratch is not None
+        from .sandbox import confine
+
         argv = fio_argv(w.name, str(target.host_scratch), opts, runtime, ramp)
-        res = procs.run(wrap + argv, timeout=bound)
+        # Root on the host with a scenario's options: confined to its scratch file, no network.
+        res = procs.run(wrap + confine(argv, target.host_scratch), timeout=bound)
         if not res.ok:
             raise RemoteCommandError(res)
         text = res.stdout
