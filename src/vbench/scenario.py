@@ -24,6 +24,7 @@ from .devices.nic import NicSpec
 from .devices.rng import RngSpec
 from .errors import ScenarioError
 from .probes import fioopts
+from .untrusted import UntrustedInputError, load_yaml, read_text, shown
 from .probes.fio import RESERVED_OPTIONS as RESERVED_FIO_OPTIONS
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
@@ -278,8 +279,8 @@ def _loc(loc: tuple) -> str:
             continue  # pydantic's validator/union markers, not fields
         if text in _UNION_MEMBERS and i == len(parts) - 1 and i > 0:
             continue  # which member of a `str | int | bool` union failed
-        if not re.fullmatch(r"[A-Za-z0-9_.\[\]-]+", text):
-            text = repr(text)  # keeps odd keys (newlines, spaces) on one line and visible
+        if not re.fullmatch(r"[A-Za-z0-9_.\[\]-]{1,48}", text):
+            text = shown(text)  # keeps odd keys (newlines, spaces) on one line and visible
         out += ("." if out else "") + text
     return out
 
@@ -289,17 +290,17 @@ def _message(err: dict) -> str:
     ctx = err.get("ctx") or {}
     got = err.get("input")
     if kind == "literal_error":
-        return f"must be one of {ctx.get('expected', '').replace(' or ', ', ').replace(chr(39), '')} (got {got!r})"
+        return f"must be one of {ctx.get('expected', '').replace(' or ', ', ').replace(chr(39), '')} (got {shown(got)})"
     if kind == "extra_forbidden":
         return "unknown field (check its spelling; see scenarios/*.yaml for examples)"
     if kind == "missing":
         return "is required"
     if kind == "string_pattern_mismatch":
-        return f"{got!r} is not allowed here (letters, digits, '_', '.', '-'; must match {ctx.get('pattern')})"
+        return f"{shown(got)} is not allowed here (letters, digits, '_', '.', '-'; must match {ctx.get('pattern')})"
     msg = err.get("msg", "invalid")
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
-    return f"{msg} (got {got!r})" if kind not in ("value_error", "assertion_error") and not isinstance(got, dict) else msg
+    return f"{msg} (got {shown(got)})" if kind not in ("value_error", "assertion_error") and not isinstance(got, dict) else msg
 
 
 def format_validation_error(exc: ValidationError, where: str) -> str:
@@ -321,7 +322,9 @@ def _validate(model, data, where: str):
 
 def load_scenario_text(text: str, where: str = "scenario") -> Scenario:
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except UntrustedInputError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -339,7 +342,9 @@ def load_scenario_text(text: str, where: str = "scenario") -> Scenario:
 def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = read_text(path)
+    except UntrustedInputError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such scenario file (see scenarios/ for the shipped ones)") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from vbench.untrusted import shown
+
 IOENGINES = ("libaio", "io_uring", "psync", "sync", "posixaio")
 RW_MODES = ("read", "write", "randread", "randwrite", "rw", "randrw")
 
@@ -24,7 +26,6 @@ _SIZE_RE = re.compile(r"^([0-9]{1,15})([kKmMgGtT]?)$")
 _SIZE_UNIT = {"": 1, "k": KIB, "m": MIB, "g": GIB, "t": TIB}
 _CPUS_RE = re.compile(r"^[0-9]{1,4}(-[0-9]{1,4})?(,[0-9]{1,4}(-[0-9]{1,4})?){0,63}$")
 _DIST_RE = re.compile(r"^(random|(zipf|pareto|normal):[0-9]{1,3}(\.[0-9]{1,6})?)$")
-_MAX_SHOWN = 40
 
 
 class FioOptionError(ValueError):
@@ -81,14 +82,6 @@ OPTIONS: dict[str, Opt] = {
     "buffer_compress_percentage": Opt("int", 0, 100, help="compressibility of written data (%)"),
     "cpus_allowed": Opt("cpus", help="CPU list, e.g. 0,2-3"),
 }
-
-
-def shown(value: object) -> str:
-    """A value quoted for a message: repr, cut to a bounded length, always one line."""
-    text = repr(value)
-    if len(text) > _MAX_SHOWN:
-        text = text[: _MAX_SHOWN - 3] + "..."
-    return text
 
 
 def _size_bytes(text: str) -> int | None:
