@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--repetitions", type=int, help="override the scenario's repetitions")
     sp.add_argument("--resume", metavar="RUN", help="finish the missing repetitions of a run directory")
     sp.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    sp.add_argument("--max-hours", type=float, default=24.0,
+                    help="refuse scenarios whose estimated run time is longer (default: 24)")
     connect_opts(sp)
     sp.set_defaults(func=cmd_run)
 

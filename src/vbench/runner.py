@@ -401,6 +401,13 @@ def cli(args, say) -> int:
         results_root = Path(args.results)
     if args.repetitions is not None and args.repetitions < 1:
         raise UserError("--repetitions must be at least 1")
+    from . import budget
+
+    # Before anything boots: a scenario from someone else must fit this host and --max-hours.
+    reps = meta.get("repetitions") if resume is not None else (args.repetitions or scn.repetitions)
+    if not isinstance(reps, int) or isinstance(reps, bool) or reps < 1:
+        raise StoreError(f"{resume}/run.json: repetitions {reps!r} is not a positive whole number")
+    budget.check(scn, reps, max_hours=getattr(args, "max_hours", None) or budget.DEFAULT_MAX_HOURS)
     t0 = time.monotonic()
     run_path = run_scenario(scn, text, scenario_file, results_root, args.connect, args.accel, say,
                             repetitions=args.repetitions, resume=resume)
