@@ -295,36 +295,42 @@ def run_nightly(tmp_path, **env):
         fake.chmod(0o755)
     full = {**os.environ, "VBENCH": str(fake), "NIGHTLY_RESULTS": str(tmp_path / "results"),
             "NIGHTLY_REPORTS": str(tmp_path / "reports"), "NIGHTLY_OUT": str(tmp_path / "nightly"),
-            "NIGHTLY_PYTHON": sys.executable, **env}
+            "NIGHTLY_PYTHON": sys.executable, "NIGHTLY_HOME": str(tmp_path / "home"),
+            "NIGHTLY_SETUP": "0", **env}
     return subprocess.run(["bash", str(repo / "scripts" / "nightly.sh")], env=full,
                           capture_output=True, text=True, timeout=300)
 
 
 def test_nightly_script(tmp_path):
     first = run_nightly(tmp_path)
-    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.returncode == 20, first.stdout + first.stderr  # no baseline: its own status
     assert "no baseline yet" in first.stdout
     assert (tmp_path / "reports" / "nightly-20261201-020000-disk" / "index.html").is_file()
+    pinned = (tmp_path / "home" / "known-good" / "disk").read_text().strip()
+    assert pinned == str(tmp_path / "results" / "20261201-020000-disk")  # first good run pinned
 
     second = run_nightly(tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
-    doc = json.loads((tmp_path / "nightly" / "compare.json").read_text())
+    doc = json.loads((tmp_path / "nightly" / "compare-previous.json").read_text())
     assert doc["base_runs"] == ["20261201-020000-disk"] and doc["new_runs"] == ["20261202-020000-disk"]
     assert doc["counts"]["regressed"] == 0
+    assert not (tmp_path / "nightly" / "compare-known-good.json").exists()  # the same run
     report = tmp_path / "reports" / "nightly-20261202-020000-disk" / "index.html"
     assert "20261201-020000-disk" in report.read_text()  # side by side with the baseline
     assert (report.parent / "history" / "disk" / "index.html").is_file()
 
     third = run_nightly(tmp_path, FAKE_SCALE="virtio-blk=0.5")
     assert third.returncode == 1, third.stdout + third.stderr
-    assert "REGRESSION" in third.stderr
+    assert "GATE FAILED" in third.stdout
     junit = ET.parse(tmp_path / "nightly" / "junit.xml").getroot()
     assert int(junit.get("failures")) > 0
-    summary = (tmp_path / "nightly" / "summary.txt").read_text()
-    assert "baseline: " + str(tmp_path / "results" / "20261202-020000-disk") in summary
+    assert [s.get("name") for s in junit] == ["vbench.compare.previous", "vbench.compare.known-good"]
+    summary = (tmp_path / "nightly" / "summary.md").read_text()
+    assert "against the previous run `20261202-020000-disk`" in summary
+    assert "against the known-good run `20261201-020000-disk`" in summary
 
     # an explicit baseline, and a run with failed repetitions: compared, reported, status kept
     base = tmp_path / "results" / "20261201-020000-disk"
     fourth = run_nightly(tmp_path, NIGHTLY_BASELINE=str(base), FAKE_RUN_STATUS="11")
     assert fourth.returncode == 11, fourth.stdout + fourth.stderr
-    assert json.loads((tmp_path / "nightly" / "compare.json").read_text())["base_runs"] == [base.name]
+    assert json.loads((tmp_path / "nightly" / "compare-previous.json").read_text())["base_runs"] == [base.name]
