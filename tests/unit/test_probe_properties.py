@@ -192,6 +192,7 @@ def _mutate(doc, path, new_value, delete):
 JSON_FILES = {
     path.name: (path.read_text(), "fio" if path.name.startswith("fio") else "iperf3")
     for path in FIO_FILES + IPERF_FILES
+    if path.suffix == ".json"  # fio-3.33-*help*.txt are fio's option lists, not tool output
 }
 
 
