@@ -1,129 +1,42 @@
 """The runner: a scenario in, a results directory out.
 
-For each variant it boots one guest (device profile -> domain XML), proves the intended drivers
-are bound, and suspends it. Repetitions then visit the variants in rotated order (A B C D, B C D A,
-...), resuming only the guest under test, so host drift hits every variant alike without a reboot
-per switch. Each finished unit (variant x workload x repetition) is stored at once as its own
-atomic part; a failed unit is recorded with its reason and the run goes on. On Ctrl-C/SIGTERM all
-guests are destroyed, samples so far are kept and the run is marked incomplete; ``--resume``
-finishes the missing units later.
+It sets a run up (lab, image, kernel options, accelerator, a new or resumed run directory and
+its typed record) and hands it to :class:`vbench.session.RunSession`, which boots each variant
+once, proves the intended drivers are bound and visits the units in rotated order (A B C D,
+B C D A, ...), resuming only the guest under test. Each finished unit (variant x workload x
+repetition) is stored at once as its own atomic part; a failed unit is recorded with its reason
+and the run goes on. On Ctrl-C/SIGTERM all guests are destroyed, samples so far are kept and the
+run is marked incomplete; ``--resume`` finishes the missing units later.
+
+:class:`LabGuests` is the real guest factory (libvirt, SSH, verify.py); the session's unit tests
+use fakes in its place.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import platform
 import shutil
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from . import __version__, faults, images, lab, paths, remote, verify
-from .errors import GuestError, StoreError, UserError
+from . import __version__, faults, images, kconfig, lab, paths, remote, verify
+from .errors import UserError
 from .executors import Target, execute
+from .record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
 from .scenario import Scenario, load_scenario, load_scenario_text
-from .record import DriverCheck, Environment, Failure, RunRecord, ScenarioInfo, Timing, Variant, WorkloadInfo
-from .store import RunDir, load_record
+from .scenario import Variant as VariantSpec
+from .session import Booted, RunSession, Say, Unit, fmt_time, headline_metric, now, plan
+from .store import RunDir, iter_sample_rows, load_record
 from .virt import Guest, claim_dir, make_scratch
 
-HEADLINE = {"fio": "iops", "iperf3": "throughput", "ping": "rtt_p50", "entropy": "hwrng_read_rate",
-            "balloon": "host_mem_returned"}
-
-
-@dataclass(frozen=True)
-class Unit:
-    repetition: int
-    variant: str
-    workload: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.variant}__{self.workload}__r{self.repetition}"
-
-
-def plan(scn: Scenario, repetitions: int) -> list[Unit]:
-    """Units in measuring order: variants rotate by one each repetition (interleaved)."""
-    names = [v.name for v in scn.variants] + (["host"] if scn.host_baseline else [])
-    units = []
-    for r in range(repetitions):
-        k = r % len(names) if scn.order == "interleaved" else 0
-        for v in names[k:] + names[:k]:
-            for w in scn.workloads:
-                units.append(Unit(r, v, w.name))
-    return units
-
-
-def _fmt_time(s: float) -> str:
-    s = int(max(s, 0))
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
-def _unit_estimate(scn: Scenario, wname: str) -> float:
-    w = next(w for w in scn.workloads if w.name == wname)
-    if w.fio:
-        rt, ramp = scn.fio_runtime(w)
-        return rt + ramp + 1.5
-    if w.iperf3:
-        return w.iperf3.duration + 3
-    if w.ping:
-        return w.ping.count * w.ping.interval + 2
-    return 10.0
-
-
-class Progress:
-    """Live lines with a count, the current unit and an estimate of the time left."""
-
-    def __init__(self, say, scn: Scenario, units: list[Unit]) -> None:
-        self.say, self.scn, self.units = say, scn, units
-        self.t0 = time.monotonic()
-        self.done_est = 0.0
-        self.total_est = sum(_unit_estimate(scn, u.workload) for u in units) or 1.0
-        self.n = 0
-
-    def start(self, u: Unit) -> None:
-        if self.n == 0:
-            self.t0 = time.monotonic()  # boots are done: estimate from measuring time only
-        self.n += 1
-
-    def finish(self, u: Unit, note: str) -> None:
-        self.done_est += _unit_estimate(self.scn, u.workload)
-        elapsed = time.monotonic() - self.t0
-        rate = elapsed / self.done_est if self.done_est else 1.0
-        left = (self.total_est - self.done_est) * rate
-        self.say(f"[{self.n:>3}/{len(self.units)}] rep {u.repetition + 1} {u.variant:<12} "
-                 f"{u.workload:<20} {note:<28} elapsed {_fmt_time(elapsed)}, ~{_fmt_time(left)} left")
-
-
-def _sample_rows(run_id: str, scn: Scenario, variant: str, rec: RunRecord, unit: Unit,
-                 samples) -> list[dict]:
-    v = rec.variants[variant]
-    return [{"run_id": run_id, "scenario": scn.name, "variant": variant, "device": v.device,
-             "model": v.model, "paravirtual": v.paravirtual, "workload": s.workload,
-             "repetition": unit.repetition, "metric": s.metric, "value": repr(float(s.value)),
-             "unit": s.unit, "accelerator": rec.environment.accelerator,
-             "host": rec.environment.host} for s in samples]
-
-
-def headline_metric(w) -> str:
-    """The one metric the live lines and the summary show for a workload."""
-    if w.fio is not None and w.fio.rw in ("read", "write"):
-        return "bw"
-    return HEADLINE.get(w.tool, "")
-
-
-def _headline(samples, w) -> str:
-    m = headline_metric(w)
-    for s in samples:
-        if s.metric == m:
-            return f"{s.value:,.0f} {s.unit}" if s.value >= 100 else f"{s.value:.3g} {s.unit}"
-    return f"{len(samples)} samples"
+__all__ = ["LabGuests", "Unit", "plan", "run_scenario", "summary_rows", "fmt_time"]
 
 
 def summary_rows(run_path: Path, scn: Scenario) -> list[tuple]:
-    from .store import iter_sample_rows
-
     vals: dict[tuple, list[float]] = {}
     units: dict[str, str] = {}
     for row in iter_sample_rows(run_path):
@@ -164,222 +77,106 @@ def _initial_record(run_id: str, scn: Scenario, scenario_file: str, text: str, e
             rt, ramp = scn.fio_runtime(w)
             spec = {"options": scn.fio_options(w), "runtime": rt, "ramp_time": ramp}
         workloads[w.name] = WorkloadInfo(tool=w.tool, options=spec)
-    return RunRecord(run_id=run_id, status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                     finished=None, vbench_version=__version__,
+    return RunRecord(run_id=run_id, status="running", started=now(), finished=None,
+                     vbench_version=__version__,
                      scenario=ScenarioInfo(name=scn.name, file=scenario_file, text=text,
                                            description=scn.description),
                      repetitions=reps, environment=env, variants=variants, workloads=workloads)
 
 
+@dataclass
+class LabGuests:
+    """The real guest factory: libvirt domains from device profiles, verified over SSH."""
+
+    scn: Scenario
+    rd: RunDir
+    lab: Any            # lab.Lab
+    image: Any          # images.Image
+    accel: Any          # lab.Accelerator
+    say: Say
+    key: Any = None     # this run's client key (paramiko PKey) and its public half
+    pub: str = ""
+
+    def __post_init__(self) -> None:
+        if self.key is None:
+            self.key, self.pub = remote.new_client_key()  # a fresh client key for this run only
+
+    def boot(self, stack: contextlib.ExitStack, v: VariantSpec, index: int,
+             rep: int | None) -> Booted:
+        prof = self.scn.profile(v)
+        suffix = "" if rep is None else f"-r{rep}"
+        name = f"vbench-{self.rd.run_id[-22:]}-{index}-{v.name}{suffix}"[:90]
+        g = Guest(name, self.lab, self.image, prof, self.scn.guest, self.accel, self.key, self.pub,
+                  tags={"run": self.rd.run_id, "variant": v.name}, progress=self.say,
+                  mgmt_link_down=faults.wanted("no-lease", v.name))
+        g.keep_console = self.rd.raw_path(v.name, f"console{suffix}.log")
+        stack.enter_context(g)
+        checks, facts = verify.verify_guest(g, prof)
+        fio_v = g.ssh.run("fio --version", timeout=20).stdout.strip()
+        return Booted(Target(v.name, g, facts, lab=self.lab), checks, fio_v)
+
+    def host(self, stack: contextlib.ExitStack) -> Target:
+        """The host baseline: the same fio jobs against the same kind of backing file on the host."""
+        disk = self.scn.profile(self.scn.variants[0]).disk
+        assert disk is not None
+        d = paths.guests_dir() / f"vbench-host-{self.rd.run_id}"
+        d.mkdir(parents=True, exist_ok=True)
+        stack.callback(shutil.rmtree, d, True)
+        claim_dir(d)
+        f = d / "scratch.raw"
+        make_scratch(f, disk.size_gib, disk.preallocate)
+        return Target("host", None, {}, host_scratch=f)
+
+
+def _image(scn: Scenario, say: Say):
+    name = "debian12" if scn.guest.image == "default" else scn.guest.image
+    img = images.find(name)
+    if img is None:
+        say("guest image not built yet: building it now (cached for later runs)")
+        img, _, secs = images.build(name, progress=say)
+        say(f"image built in {secs:.0f} s")
+    return img
+
+
+def _open_run(resume: Path, acc_name: str) -> tuple[RunDir, RunRecord]:
+    rd = RunDir.open(resume)
+    rec = rd.read_record()
+    if rec.environment.accelerator != acc_name:
+        raise UserError(f"{resume} was measured under {rec.environment.accelerator}, "
+                        f"this host would use {acc_name}: results must not be mixed")
+    rec.status = "running"
+    rec.resumed.append(now())
+    return rd, rec
+
+
 def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Path,
-                 connect: str | None, accel_override: str | None, say,
+                 connect: str | None, accel_override: str | None, say: Say,
                  repetitions: int | None = None, resume: Path | None = None) -> Path:
     """Run (or resume) a scenario; returns the run directory."""
     reps = repetitions or scn.repetitions
     say(f"scenario {scn.name}: {len(scn.variants)} variants x {len(scn.workloads)} workloads x "
         f"{reps} repetitions ({scn.order})")
     lb = lab.up(connect=connect, progress=say)
-    img = images.find("debian12") if scn.guest.image == "default" else images.find(scn.guest.image)
-    if img is None:
-        say("guest image not built yet: building it now (cached for later runs)")
-        img, _, secs = images.build("debian12" if scn.guest.image == "default" else scn.guest.image,
-                                    progress=say)
-        say(f"image built in {secs:.0f} s")
-    from . import kconfig
-
+    img = _image(scn, say)
     kconfig.require_for_scenario(scn, img)
     acc = lab.accelerator(lb, img.kernel, override=accel_override)
     say(f"accelerator: {acc.name.upper()} ({acc.reason})")
     if resume is not None:
-        rd = RunDir.open(resume)
-        meta = rd.read_record()
-        reps = meta.repetitions or reps
-        if meta.environment.accelerator != acc.name:
-            raise UserError(f"{resume} was measured under {meta.environment.accelerator}, "
-                            f"this host would use {acc.name}: results must not be mixed")
-        meta.status = "running"
-        meta.resumed.append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        rd, rec = _open_run(resume, acc.name)
+        reps = rec.repetitions or reps
     else:
         env = Environment.model_validate(lab.host_facts(lb.uri))
         env.accelerator, env.accelerator_reason = acc.name, acc.reason
         env.guest_image, env.guest_image_key = str(img.dir), img.manifest.get("key")
         env.vbench_version, env.python = __version__, platform.python_version()
         rd = RunDir.create(results_root, _new_run_id(scn))
-        meta = _initial_record(rd.run_id, scn, scenario_file, text, env, reps)
-    rd.write_record(meta)
+        rec = _initial_record(rd.run_id, scn, scenario_file, text, env, reps)
+    rd.write_record(rec)
     say(f"results: {rd.path}")
-    units = [u for u in plan(scn, reps) if not rd.has_part(u.key)]
-    prog = Progress(say, scn, units)
-    pkey, pub = remote.new_client_key()  # a fresh client key for this run only
-    targets: dict[str, Target] = {}
-    dead: dict[str, str] = {}
-    interrupted = False
-    t_start = time.monotonic()
-    timing = {"workload_s": 0.0}
-    try:
-        with contextlib.ExitStack() as stack:
-            needed = {u.variant for u in units}
-            vindex = {v.name: (i, v) for i, v in enumerate(scn.variants)}
-            for i, v in enumerate(scn.variants):
-                if v.name not in needed or scn.fresh_boot:
-                    continue
-                try:
-                    targets[v.name] = _boot_variant(stack, scn, v, i, lb, img, acc, pkey, pub, rd,
-                                                    meta, say)
-                except UserError as exc:
-                    dead[v.name] = str(exc)
-                    _record_failure(rd, meta, v.name, "*", None, exc)
-                    say(f"variant {v.name} failed to come up: {exc}")
-            if "host" in needed:
-                targets["host"] = _host_target(stack, scn, rd)
-            wmap = {w.name: w for w in scn.workloads}
-            for u in units:
-                prog.start(u)
-                if u.variant in dead:
-                    _record_failure(rd, meta, u.variant, u.workload, u.repetition,
-                                    GuestError(f"skipped: {dead[u.variant]}"), quiet=True)
-                    prog.finish(u, "skipped (variant failed)")
-                    continue
-                try:
-                    with contextlib.ExitStack() as unit_stack:
-                        if scn.fresh_boot and u.variant != "host":
-                            # Boot-time facts need a boot per sample: this guest lives for one unit.
-                            i, v = vindex[u.variant]
-                            targets[u.variant] = _boot_variant(unit_stack, scn, v, i, lb, img, acc,
-                                                               pkey, pub, rd, meta, say, u.repetition)
-                            targets[u.variant].facts["fresh_boot"] = True
-                        t = targets[u.variant]
-                        with _resumed(t):
-                            fault = faults.before_unit(t.guest, u.variant, u.repetition)
-                            if fault is not None:
-                                unit_stack.callback(fault.cancel)
-                            tw = time.monotonic()
-                            samples, raw = execute(scn, wmap[u.workload], t)
-                            timing["workload_s"] += time.monotonic() - tw
-                    rd.write_raw(u.variant, f"{u.workload}-r{u.repetition}.txt", raw)
-                    rd.add_samples(u.key, _sample_rows(rd.run_id, scn, u.variant, meta, u, samples))
-                    prog.finish(u, _headline(samples, wmap[u.workload]))
-                except StoreError:
-                    raise
-                except (UserError, Exception) as exc:
-                    if not isinstance(exc, UserError):
-                        # A bug, not a fault of the guest: record it loudly, keep the run going.
-                        import traceback
-
-                        exc = UserError(f"internal error in vbench ({type(exc).__name__}: {exc}); "
-                                        f"please report it: "
-                                        + " | ".join(traceback.format_exc().splitlines()[-3:]))
-                    t = targets.get(u.variant)
-                    g = t.guest if t is not None else None
-                    if g is not None and not getattr(exc, "console_tail", ""):
-                        exc.console_tail = g.console_tail()  # type: ignore[attr-defined]
-                    _record_failure(rd, meta, u.variant, u.workload, u.repetition, exc)
-                    prog.finish(u, "FAILED")
-                    say(f"      {u.variant}/{u.workload} rep {u.repetition + 1} failed: {exc}")
-                    if g is not None and not scn.fresh_boot:
-                        why = _recover(g)
-                        if why:
-                            dead[u.variant] = why
-                            say(f"      {u.variant}: {why}; its remaining units are skipped")
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        missing = [u for u in plan(scn, reps) if not rd.has_part(u.key)]
-        meta.status = "complete" if not missing and not interrupted else "incomplete"
-        meta.missing_units = len(missing)
-        meta.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        wall = time.monotonic() - t_start
-        meta.timing.append(Timing(wall_s=round(wall, 1), workload_s=round(timing["workload_s"], 1),
-                                  workload_share=round(timing["workload_s"] / wall, 3) if wall else None))
-        rd.write_record(meta)
-        n = rd.consolidate()
-        say(f"stored {n} samples in {rd.path / 'samples.csv'} (status: {meta.status})")
-    if interrupted:
-        raise KeyboardInterrupt
+    session = RunSession(scn, rd, rec, LabGuests(scn, rd, lb, img, acc, say), execute, say, reps,
+                         before_unit=faults.before_unit if faults.active() else None)
+    session.run()
     return rd.path
-
-
-def _recover(guest) -> str | None:
-    """After a failed unit: None if the guest can go on, else why it cannot.
-
-    A dead guest (crash, panic, destroyed from outside) cannot; a guest whose SSH connection or
-    sshd died gets one reconnect; a hung workload was already killed by its in-guest timeout.
-    """
-    try:
-        guest.check_alive()
-    except GuestError as exc:
-        return f"guest is gone ({exc})"
-    if guest.ssh is not None and guest.ssh.is_alive() and guest.ssh.run("true", timeout=15).ok:
-        return None
-    try:
-        if guest.is_paused():
-            guest.resume()
-        guest.reconnect()
-        return None
-    except UserError as exc:
-        return f"guest no longer answers over SSH ({exc})"
-
-
-@contextlib.contextmanager
-def _resumed(t: Target):
-    g = t.guest
-    if g is None:
-        yield
-        return
-    g.check_alive()
-    if g.is_paused():
-        g.resume()
-        # Let the guest answer once before measuring: after a long pause it has timers to catch up.
-        g.ssh.run("true", timeout=30)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            if not g.is_paused():
-                g.suspend()
-
-
-def _record_failure(rd: RunDir, meta: RunRecord, variant: str, workload: str, rep, exc,
-                    quiet=False) -> None:
-    meta.failures.append(Failure(variant=variant, workload=workload, repetition=rep, error=str(exc),
-                                 error_type=type(exc).__name__,
-                                 console_tail=getattr(exc, "console_tail", "")))
-    rd.write_record(meta)
-
-
-def _boot_variant(stack, scn, v, index, lb, img, acc, pkey, pub, rd, meta, say, rep=None) -> Target:
-    prof = scn.profile(v)
-    suffix = "" if rep is None else f"-r{rep}"
-    name = f"vbench-{rd.run_id[-22:]}-{index}-{v.name}{suffix}"[:90]
-    g = Guest(name, lb, img, prof, scn.guest, acc, pkey, pub,
-              tags={"run": rd.run_id, "variant": v.name}, progress=say)
-    g.keep_console = rd.raw_path(v.name, f"console{suffix}.log")
-    stack.enter_context(g)
-    checks, facts = verify.verify_guest(g, prof)
-    fio_v = g.ssh.run("fio --version", timeout=20).stdout.strip()
-    vm = meta.variants[v.name]
-    vm.domain_xml, vm.guest_kernel = g.xml, facts.get("kernel", "")
-    vm.boot_seconds = round(g.boot_seconds, 1)
-    vm.drivers = {c.device: DriverCheck(model=c.model, expected=c.expected, found=c.found, ok=c.ok,
-                                        detail=c.detail) for c in checks}
-    vm.fio_version, vm.guest_name = fio_v, g.name
-    rd.write_record(meta)
-    say(f"{v.name}: " + ", ".join(f"{c.device}={c.found}" for c in checks) + " (verified)")
-    g.suspend()
-    return Target(v.name, g, facts, lab=lb)
-
-
-def _host_target(stack, scn: Scenario, rd: RunDir) -> Target:
-    """The host baseline: the same fio jobs against the same kind of backing file on the host."""
-    disk = scn.profile(scn.variants[0]).disk
-    assert disk is not None
-    d = paths.guests_dir() / f"vbench-host-{rd.run_id}"
-    d.mkdir(parents=True, exist_ok=True)
-    stack.callback(shutil.rmtree, d, True)
-    claim_dir(d)
-    f = d / "scratch.raw"
-    make_scratch(f, disk.size_gib, disk.preallocate)
-    return Target("host", None, {}, host_scratch=f)
 
 
 # ---- CLI ---------------------------------------------------------------------------------------
@@ -431,6 +228,6 @@ def cli(args, say) -> int:
         except Exception as exc:  # the results are safe; a report bug must not hide them
             say(f"report not written (bug: {type(exc).__name__}: {exc}); results are intact, rebuild "
                 f"it with `vbench report {run_path}`")
-    say(f"took {_fmt_time(time.monotonic() - t0)}")
+    say(f"took {fmt_time(time.monotonic() - t0)}")
     say(f"run: {run_path}")
     return 0 if done.status == "complete" and not done.failures else 11

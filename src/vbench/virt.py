@@ -284,6 +284,7 @@ class Guest:
     boot_seconds: float | None = None
     keep_console: Path | None = None  # where to copy the console log when the guest goes away
     fault_prefix: str = ""             # test-only failpoint (vbench.faults), empty otherwise
+    mgmt_link_down: bool = False       # test-only failpoint: boot without a management lease
 
     @property
     def dir(self) -> Path:
@@ -317,11 +318,9 @@ class Guest:
         me = procs.ref(os.getpid())
         tags = {"owner": "vbench", "dir": str(self.dir), "pid": str(os.getpid()),
                 "pid_start": str(me.starttime if me else 0), **self.tags}
-        from . import faults
-
         return domain_xml(self.name, self.profile, self.spec, self.accel.domain_type, self.files(),
                           kernel_cmdline(ROOT_LABEL, self.client_pub), MGMT.name, TEST.name, tags,
-                          mgmt_link_down=faults.wanted("no-lease", self.tags.get("variant", "")),
+                          mgmt_link_down=self.mgmt_link_down,
                           cpu_mode=self.accel.cpu_mode)
 
     def _prepare_files(self) -> None:

@@ -1,0 +1,361 @@
+"""The run loop (RunSession) with fakes at its two seams: the guest factory and the executor.
+
+Everything between those seams is the real code: the plan, the record, the run directory on disk,
+recovery, skipping of dead variants, resume and Ctrl-C. The real path (libvirt, SSH, fio) is
+covered by tests/integration/test_run_disk.py and test_faults.py.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from vbench import runner, store
+from vbench.errors import GuestError, RemoteCommandError
+from vbench.executors import Target
+from vbench.model import CommandResult, Sample
+from vbench.record import Environment
+from vbench.scenario import load_scenario_text
+from vbench.session import Booted, RunSession, Unit, plan
+from vbench.verify import DriverCheck
+
+SCENARIO = """\
+name: unit
+device: disk
+repetitions: {reps}
+order: {order}
+host_baseline: {baseline}
+fio_defaults: {{runtime: 1, ramp_time: 0}}
+variants:
+  - {{name: A, disk: {{bus: virtio}}}}
+  - {{name: B, disk: {{bus: scsi}}}}
+  - {{name: C, disk: {{bus: sata}}}}
+workloads:
+  - {{name: w1, fio: {{rw: randread, bs: 4k, iodepth: 1}}}}
+  - {{name: w2, fio: {{rw: write, bs: 1m, iodepth: 1}}}}
+"""
+
+
+def scenario(reps=2, order="interleaved", baseline="false"):
+    return load_scenario_text(SCENARIO.format(reps=reps, order=order, baseline=baseline))
+
+
+class FakeSsh:
+    def __init__(self) -> None:
+        self.alive = True
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+    def run(self, cmd, timeout=None, check=False):
+        return CommandResult(cmd, 0 if self.alive else 255, "", "", 0.0)
+
+
+class FakeGuest:
+    def __init__(self, name: str) -> None:
+        self.name, self.xml, self.boot_seconds = name, f"<domain><name>{name}</name></domain>", 1.26
+        self.ssh = FakeSsh()
+        self.paused = self.dead = self.closed = False
+        self.reconnects = 0
+        self.log: list[str] = []
+
+    def check_alive(self) -> None:
+        if self.dead:
+            raise GuestError(f"guest {self.name} is no longer running")
+
+    def is_paused(self) -> bool:
+        return self.paused
+
+    def suspend(self) -> None:
+        self.paused = True
+        self.log.append("suspend")
+
+    def resume(self) -> None:
+        self.paused = False
+        self.log.append("resume")
+
+    def reconnect(self) -> None:
+        self.reconnects += 1
+        self.ssh = FakeSsh()
+
+    def console_tail(self) -> str:
+        return "[ 1.0] console of " + self.name
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeGuests:
+    """The guest factory seam: boots FakeGuests, can fail chosen variants."""
+
+    def __init__(self, fail: tuple[str, ...] = ()) -> None:
+        self.fail = fail
+        self.guests: dict[str, FakeGuest] = {}
+        self.boots: list[tuple[str, int | None]] = []
+
+    def boot(self, stack, v, index, rep):
+        self.boots.append((v.name, rep))
+        if v.name in self.fail:
+            raise GuestError(f"{v.name} did not get a DHCP lease", "console: no lease")
+        g = FakeGuest(f"g-{v.name}")
+        stack.callback(g.close)
+        self.guests[v.name] = g
+        checks = [DriverCheck("disk", "virtio", "virtio_blk", "virtio_blk", True, "/dev/vdb"),
+                  DriverCheck("rng", "virtio", "virtio_rng", "virtio_rng.0", True)]
+        return Booted(Target(v.name, g, {"kernel": "6.1.0-56-amd64"}), checks, "fio-3.33")
+
+    def host(self, stack):
+        return Target("host", None, {})
+
+
+class FakeExecutor:
+    """The executor seam: records calls; ``script`` maps (variant, workload, n-th call) to an
+    exception or a callable run before answering."""
+
+    def __init__(self, script=None) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.script = script or {}
+
+    def __call__(self, scn, w, target):
+        self.calls.append((target.variant, w.name))
+        n = self.calls.count((target.variant, w.name)) - 1
+        if target.guest is not None:
+            assert not target.guest.paused, "a unit must run on a resumed guest"
+        action = self.script.get((target.variant, w.name, n))
+        if isinstance(action, BaseException):
+            raise action
+        if callable(action):
+            action(target)
+        return [Sample(w.name, "iops", 1000.0 + len(self.calls), "IO/s")], f"raw {len(self.calls)}"
+
+
+def make_session(tmp_path, scn, guests=None, execute=None, rd=None, cls=RunSession):
+    if rd is None:
+        rd = store.RunDir.create(tmp_path, "run-1")
+        rec = runner._initial_record(rd.run_id, scn, "unit.yaml", "name: unit\n",
+                                     Environment(host="h1", accelerator="tcg"), scn.repetitions)
+        rd.write_record(rec)
+    else:
+        rec = rd.read_record()
+    lines: list[str] = []
+    s = cls(scn, rd, rec, guests or FakeGuests(), execute or FakeExecutor(), lines.append,
+            scn.repetitions)
+    s.lines = lines  # type: ignore[attr-defined]
+    return s
+
+
+def samples_csv(rd) -> list[dict]:
+    with open(rd.path / "samples.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# ---- order ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("order", ["interleaved", "sequential"])
+def test_units_run_in_plan_order_and_each_variant_boots_once(tmp_path, order):
+    scn = scenario(reps=3, order=order)
+    ex, guests = FakeExecutor(), FakeGuests()
+    s = make_session(tmp_path, scn, guests, ex)
+    s.run()
+    assert ex.calls == [(u.variant, u.workload) for u in plan(scn, 3)]
+    if order == "interleaved":
+        firsts = [ex.calls[i * 6][0] for i in range(3)]
+        assert firsts == ["A", "B", "C"]  # rotated by one each repetition
+    assert guests.boots == [("A", None), ("B", None), ("C", None)]
+    assert all(g.closed for g in guests.guests.values())  # every guest torn down at the end
+    rec = store.load_record(s.rd.path)
+    assert rec.status == "complete" and rec.missing_units == 0 and rec.failures == []
+    assert rec.variants["A"].drivers["rng"].ok and rec.variants["A"].guest_kernel == "6.1.0-56-amd64"
+    assert rec.variants["B"].boot_seconds == 1.3 and rec.variants["C"].fio_version == "fio-3.33"
+    rows = samples_csv(s.rd)
+    assert len(rows) == 3 * 3 * 2
+    assert {(r["variant"], r["model"], r["accelerator"], r["host"]) for r in rows} == {
+        ("A", "virtio", "tcg", "h1"), ("B", "scsi", "tcg", "h1"), ("C", "sata", "tcg", "h1")}
+
+
+def test_guests_are_suspended_between_their_units(tmp_path):
+    guests = FakeGuests()
+    make_session(tmp_path, scenario(reps=1), guests).run()
+    # boot -> suspend; each of its two units: resume, suspend
+    assert guests.guests["A"].log == ["suspend", "resume", "suspend", "resume", "suspend"]
+
+
+def test_host_baseline_runs_through_the_factory(tmp_path):
+    ex = FakeExecutor()
+    s = make_session(tmp_path, scenario(reps=1, baseline="true"), execute=ex)
+    s.run()
+    assert ("host", "w1") in ex.calls and store.load_record(s.rd.path).status == "complete"
+
+
+# ---- recovery ----------------------------------------------------------------------------------
+
+def test_failed_unit_is_recorded_and_the_guest_recovers(tmp_path):
+    def drop_ssh(target):
+        target.guest.ssh.alive = False  # sshd died under the workload
+        raise RemoteCommandError(CommandResult("fio ...", 255, "", "connection reset", 1.0))
+
+    ex = FakeExecutor({("B", "w1", 0): drop_ssh})
+    guests = FakeGuests()
+    s = make_session(tmp_path, scenario(reps=2), guests, ex)
+    s.run()
+    assert guests.guests["B"].reconnects == 1
+    assert ex.calls.count(("B", "w1")) == 2 and ex.calls.count(("B", "w2")) == 2  # B went on
+    rec = store.load_record(s.rd.path)
+    assert rec.status == "incomplete" and rec.missing_units == 1
+    [f] = rec.failures
+    assert (f.variant, f.workload, f.repetition, f.error_type) == ("B", "w1", 0, "RemoteCommandError")
+    assert "connection reset" in f.error and f.console_tail == "[ 1.0] console of g-B"
+    assert len(samples_csv(s.rd)) == 2 * 3 * 2 - 1
+    assert any("B/w1 rep 1 failed" in line for line in s.lines)
+
+
+def test_dead_guest_skips_its_remaining_units(tmp_path):
+    def crash(target):
+        target.guest.dead = True
+        raise GuestError("guest g-A is no longer running", "Kernel panic - not syncing")
+
+    ex = FakeExecutor({("A", "w1", 0): crash})
+    s = make_session(tmp_path, scenario(reps=2), execute=ex)
+    s.run()
+    assert ("A", "w2") not in ex.calls and ex.calls.count(("A", "w1")) == 1
+    assert ex.calls.count(("B", "w1")) == 2 and ex.calls.count(("C", "w2")) == 2
+    rec = store.load_record(s.rd.path)
+    assert rec.status == "incomplete" and rec.missing_units == 4
+    first, *skipped = [f for f in rec.failures if f.variant == "A"]
+    assert first.console_tail == "Kernel panic - not syncing"
+    assert len(skipped) == 3 and all(f.error.startswith("skipped: guest is gone") for f in skipped)
+    assert any("A: guest is gone" in line for line in s.lines)
+
+
+def test_unexpected_exception_is_recorded_as_internal_error(tmp_path):
+    ex = FakeExecutor({("C", "w2", 1): ZeroDivisionError("oops")})
+    s = make_session(tmp_path, scenario(reps=2), execute=ex)
+    s.run()
+    [f] = store.load_record(s.rd.path).failures
+    assert f.error.startswith("internal error in vbench (ZeroDivisionError: oops)")
+    assert len(ex.calls) == 12  # the run went on
+
+
+# ---- failed variant ---------------------------------------------------------------------------
+
+def test_variant_that_fails_to_boot_is_recorded_and_skipped(tmp_path):
+    ex = FakeExecutor()
+    s = make_session(tmp_path, scenario(reps=2), FakeGuests(fail=("B",)), ex)
+    s.run()
+    assert {v for v, _ in ex.calls} == {"A", "C"} and len(ex.calls) == 8
+    rec = store.load_record(s.rd.path)
+    boot, *skipped = [f for f in rec.failures if f.variant == "B"]
+    assert (boot.workload, boot.repetition, boot.error_type) == ("*", None, "GuestError")
+    assert boot.console_tail == "console: no lease"
+    assert len(skipped) == 4 and all("did not get a DHCP lease" in f.error for f in skipped)
+    assert rec.status == "incomplete" and rec.missing_units == 4
+    assert rec.variants["B"].drivers == {} and rec.variants["B"].verified is None
+    assert any("variant B failed to come up" in line for line in s.lines)
+
+
+# ---- resume --------------------------------------------------------------------------------------
+
+def test_resume_skips_finished_units_and_keeps_their_samples(tmp_path):
+    scn = scenario(reps=2)
+    stop_after = 5
+
+    def interrupt(target):
+        raise KeyboardInterrupt
+
+    units = plan(scn, 2)
+    u = units[stop_after]
+    first = make_session(tmp_path, scn, execute=FakeExecutor({(u.variant, u.workload, 0): interrupt}))
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    before = samples_csv(first.rd)
+    assert len(before) == stop_after
+
+    rd = store.RunDir.open(first.rd.path)
+    ex = FakeExecutor()
+    second = make_session(tmp_path, scn, execute=ex, rd=rd)
+    assert second.units == units[stop_after:]
+    second.run()
+    assert ex.calls == [(x.variant, x.workload) for x in units[stop_after:]]
+    after = samples_csv(rd)
+    assert len(after) == len(units)
+    assert [r for r in after if r in before] == before  # the earlier samples are kept as they were
+    rec = store.load_record(rd.path)
+    assert rec.status == "complete" and rec.missing_units == 0 and len(rec.timing) == 2
+
+
+def test_resume_of_a_complete_run_boots_nothing(tmp_path):
+    scn = scenario(reps=1)
+    s = make_session(tmp_path, scn)
+    s.run()
+    guests, ex = FakeGuests(), FakeExecutor()
+    again = make_session(tmp_path, scn, guests, ex, rd=store.RunDir.open(s.rd.path))
+    again.run()
+    assert guests.boots == [] and ex.calls == []
+    assert store.load_record(s.rd.path).status == "complete"
+
+
+# ---- Ctrl-C -----------------------------------------------------------------------------------
+
+def test_ctrl_c_leaves_an_incomplete_run_and_tears_guests_down(tmp_path):
+    scn = scenario(reps=2)
+    guests = FakeGuests()
+    ex = FakeExecutor({("B", "w2", 0): KeyboardInterrupt()})
+    s = make_session(tmp_path, scn, guests, ex)
+    with pytest.raises(KeyboardInterrupt):
+        s.run()
+    assert all(g.closed for g in guests.guests.values())
+    rec = store.load_record(s.rd.path)
+    assert rec.status == "incomplete" and rec.missing_units == 12 - 3 and rec.finished
+    assert rec.failures == []  # an interruption is not a failure of the unit
+    assert len(samples_csv(s.rd)) == 3
+    assert any("status: incomplete" in line for line in s.lines)
+
+
+# ---- extension: the unit list may grow while running ------------------------------------------
+
+def test_units_added_while_running_are_measured(tmp_path):
+    class OneMore(RunSession):
+        def after_unit(self, unit, samples):
+            if unit == self.planned[-1] and unit.repetition < 2:
+                self.extend(plan(self.scn, 1, first=unit.repetition + 1))
+
+    scn = scenario(reps=1)
+    ex = FakeExecutor()
+    s = make_session(tmp_path, scn, execute=ex, cls=OneMore)
+    s.run()
+    assert len(ex.calls) == 3 * 6
+    assert s.planned == plan(scn, 3)
+    rec = store.load_record(s.rd.path)
+    assert rec.status == "complete" and rec.missing_units == 0
+
+
+def test_fault_seam_is_called_per_unit_and_cancelled(tmp_path):
+    seen: list[tuple[str, int]] = []
+    cancelled: list[Unit] = []
+
+    class Timer:
+        def cancel(self):
+            cancelled.append(1)
+
+    def before_unit(guest, variant, rep):
+        seen.append((variant, rep))
+        return Timer() if variant == "A" else None
+
+    s = make_session(tmp_path, scenario(reps=1))
+    s.before_unit = before_unit
+    s.run()
+    assert len(seen) == 6 and len(cancelled) == 2
+
+
+def test_store_errors_stop_the_run(tmp_path, monkeypatch):
+    s = make_session(tmp_path, scenario(reps=1))
+    from vbench.errors import StoreError
+
+    def full(*a, **k):
+        raise StoreError("cannot write: no space left")
+
+    monkeypatch.setattr(s.rd, "add_samples", full)
+    with pytest.raises(StoreError):
+        s.run()
+    assert store.load_record(s.rd.path).status == "incomplete"
