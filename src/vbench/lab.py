@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import grp
 import hashlib
+import ipaddress
 import json
 import os
 import platform
@@ -42,28 +43,47 @@ class LabNetwork:
 
     name: str
     bridge: str
-    prefix: str  # first three octets
+    cidr: str  # a private IPv4 network of 64 addresses or more, e.g. "10.254.0.0/24"
+
+    @property
+    def _net(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.cidr)
 
     @property
     def host_ip(self) -> str:
-        return f"{self.prefix}.1"
-
-    @property
-    def cidr(self) -> str:
-        return f"{self.prefix}.0/24"
+        return str(self._net[1])
 
     def xml(self) -> str:
+        net = self._net
         return (f"<network>\n  <name>{self.name}</name>\n"
                 f"  <bridge name='{self.bridge}' stp='off' delay='0'/>\n"
-                f"  <ip address='{self.host_ip}' netmask='255.255.255.0'>\n"
-                f"    <dhcp><range start='{self.prefix}.10' end='{self.prefix}.250'/></dhcp>\n"
+                f"  <ip address='{self.host_ip}' netmask='{net.netmask}'>\n"
+                f"    <dhcp><range start='{net[10]}' end='{net[-6]}'/></dhcp>\n"
                 f"  </ip>\n</network>\n")
 
 
+def _subnet(env: str, default: str) -> str:
+    """The subnet of one of vbench's networks: ``default`` unless the environment names another
+    (so that it cannot collide with a network of the user's libvirt or host)."""
+    text = os.environ.get(env, "").strip() or default
+    try:
+        net = ipaddress.IPv4Network(text, strict=True)
+    except ValueError as exc:
+        raise LabError(f"{env}={text!r}: not an IPv4 network ({exc}); write e.g. 10.199.0.0/24") from None
+    if not net.is_private or net.num_addresses < 64 or net.prefixlen < 16:
+        raise LabError(f"{env}={text}: vbench needs a private IPv4 network of 64 to 65536 "
+                       f"addresses for its isolated network, e.g. 10.199.0.0/24")
+    return str(net)
+
+
 # Management (SSH, always a virtio NIC, idle while measuring) and test (the NIC under test).
-MGMT = LabNetwork("vbench-mgmt", "vbmgmt0", "10.254.0")
-TEST = LabNetwork("vbench-test", "vbtest0", "10.254.1")
+# Their subnets are configurable: VBENCH_MGMT_SUBNET, VBENCH_TEST_SUBNET.
+MGMT = LabNetwork("vbench-mgmt", "vbmgmt0", _subnet("VBENCH_MGMT_SUBNET", "10.254.0.0/24"))
+TEST = LabNetwork("vbench-test", "vbtest0", _subnet("VBENCH_TEST_SUBNET", "10.254.1.0/24"))
 NETWORKS = (MGMT, TEST)
+if ipaddress.IPv4Network(MGMT.cidr).overlaps(ipaddress.IPv4Network(TEST.cidr)):
+    raise LabError(f"VBENCH_MGMT_SUBNET ({MGMT.cidr}) and VBENCH_TEST_SUBNET ({TEST.cidr}) overlap; "
+                   f"give them distinct subnets")
 for _n in NETWORKS:
     netns.allow_network(_n.cidr)
 
@@ -230,6 +250,7 @@ def up(connect: str | None = None, progress=print) -> Lab:
         # added, and recorded apart from the local lab so that neither record clobbers the other.
         conn = virt.open_connection(connect)
         try:
+            check_subnets(conn, connect)
             for net in NETWORKS:
                 if virt.ensure_network(conn, net.name, net.xml()):
                     progress(f"started libvirt network {net.name} ({net.cidr} on {net.bridge}) "
@@ -270,6 +291,65 @@ def up(connect: str | None = None, progress=print) -> Lab:
         conn.close()
     state.save()
     return Lab(state.uri, state.netns, state)
+
+
+def _xml_subnets(xml: str) -> list[ipaddress.IPv4Network]:
+    """The IPv4 subnets of a libvirt network's XML (``<ip address= netmask=|prefix=>``)."""
+    import xml.etree.ElementTree as ET
+
+    out = []
+    for ip in ET.fromstring(xml).findall("ip"):
+        if ip.get("family", "ipv4") != "ipv4" or not ip.get("address"):
+            continue
+        mask = ip.get("netmask") or ip.get("prefix") or "24"
+        try:
+            out.append(ipaddress.IPv4Network(f"{ip.get('address')}/{mask}", strict=False))
+        except ValueError:
+            continue
+    return out
+
+
+def _interface_subnets() -> list[tuple[str, ipaddress.IPv4Network]]:
+    """(interface, subnet) of every IPv4 address in this network namespace."""
+    res = procs.run(["ip", "-j", "-4", "addr", "show"], timeout=10)
+    try:
+        links = json.loads(res.stdout or "[]") if res.ok else []
+    except ValueError:
+        return []
+    return [(link.get("ifname", "?"), ipaddress.IPv4Network(f"{a['local']}/{a['prefixlen']}",
+                                                             strict=False))
+            for link in links for a in link.get("addr_info", []) if "local" in a]
+
+
+def check_subnets(conn, uri: str) -> None:
+    """Refuse to add vbench's networks to a user's libvirt where their subnets would collide with
+    one of the user's libvirt networks (active or only defined) or, for a libvirt on this host,
+    an address of this host. One line naming what collides and how to choose other subnets."""
+    from urllib.parse import urlsplit
+
+    ours = {n.name: n for n in NETWORKS}
+    problems = []
+    for net in conn.listAllNetworks():
+        name, subnets = net.name(), _xml_subnets(net.XMLDesc())
+        if name in ours:
+            want = ipaddress.IPv4Network(ours[name].cidr)
+            if net.isActive() and subnets and want not in subnets:
+                problems.append(f"its network {name} is already up with {subnets[0]}, not {want} "
+                                f"(run `vbench lab down` to remove it first)")
+            continue
+        problems += [f"{o.name} {o.cidr} overlaps network {name!r} ({sn})"
+                     for sn in subnets for o in NETWORKS
+                     if sn.overlaps(ipaddress.IPv4Network(o.cidr))]
+    if not urlsplit(uri).hostname:  # the daemon is on this host: its addresses count too
+        bridges = {n.bridge for n in NETWORKS}
+        problems += [f"{o.name} {o.cidr} overlaps {sn} on interface {ifname}"
+                     for ifname, sn in _interface_subnets() if ifname not in bridges
+                     and not sn.is_loopback for o in NETWORKS
+                     if sn.overlaps(ipaddress.IPv4Network(o.cidr))]
+    if problems:
+        raise LabError(f"vbench's subnets collide in {uri}: {'; '.join(problems)}; choose free "
+                       f"private subnets with VBENCH_MGMT_SUBNET and VBENCH_TEST_SUBNET "
+                       f"(e.g. 10.199.0.0/24 and 10.199.1.0/24)")
 
 
 def current(connect: str | None = None) -> Lab:

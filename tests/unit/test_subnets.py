@@ -1,0 +1,121 @@
+"""vbench's network subnets are configurable, and a user's libvirt whose networks (or this host's
+addresses) collide with them is refused with one line before anything is added to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from vbench import lab, netns
+from vbench.errors import LabError
+
+
+def _lab_in_child(env: dict) -> subprocess.CompletedProcess:
+    code = ("import json; from vbench import lab, netns\n"
+            "print(json.dumps({'mgmt': lab.MGMT.xml(), 'test': lab.TEST.xml(), "
+            "'allowed': [str(n) for n in netns._allowed_nets]}))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **env})
+
+
+def test_subnets_come_from_the_environment():
+    cp = _lab_in_child({"VBENCH_MGMT_SUBNET": "10.199.0.0/24", "VBENCH_TEST_SUBNET": "172.30.8.0/22"})
+    assert cp.returncode == 0, cp.stderr
+    out = json.loads(cp.stdout)
+    ip = ET.fromstring(out["test"]).find("ip")
+    assert (ip.get("address"), ip.get("netmask")) == ("172.30.8.1", "255.255.252.0")
+    rng = ET.fromstring(out["test"]).find("./ip/dhcp/range")
+    assert (rng.get("start"), rng.get("end")) == ("172.30.8.10", "172.30.11.250")
+    assert ET.fromstring(out["mgmt"]).find("ip").get("address") == "10.199.0.1"
+    # the traffic guard follows: only the configured subnets (and loopback) may be dialled
+    assert "10.199.0.0/24" in out["allowed"] and "172.30.8.0/22" in out["allowed"]
+    assert "10.254.0.0/24" not in out["allowed"]
+
+
+@pytest.mark.parametrize("value, why", [
+    ("10.199.0.0/30", "64 to 65536"), ("8.8.8.0/24", "private"), ("10.199.0.1/24", "not an IPv4"),
+    ("banana", "not an IPv4")])
+def test_bad_subnets_are_one_line(value, why):
+    cp = _lab_in_child({"VBENCH_MGMT_SUBNET": value})
+    assert cp.returncode != 0 and why in cp.stderr and "VBENCH_MGMT_SUBNET" in cp.stderr
+
+
+def test_overlapping_mgmt_and_test_are_refused():
+    cp = _lab_in_child({"VBENCH_MGMT_SUBNET": "10.199.0.0/16", "VBENCH_TEST_SUBNET": "10.199.1.0/24"})
+    assert cp.returncode != 0 and "overlap" in cp.stderr
+
+
+class FakeNet:
+    def __init__(self, name, xml, active=True):
+        self._name, self._xml, self._active = name, xml, active
+
+    def name(self):
+        return self._name
+
+    def XMLDesc(self):
+        return self._xml
+
+    def isActive(self):
+        return self._active
+
+
+class FakeConn:
+    def __init__(self, nets):
+        self.nets = nets
+
+    def listAllNetworks(self):
+        return self.nets
+
+
+def _net(name, addr, mask="255.255.255.0", active=True):
+    return FakeNet(name, f"<network><name>{name}</name><ip address='{addr}' netmask='{mask}'/>"
+                         f"</network>", active)
+
+
+@pytest.fixture
+def no_host_addresses(monkeypatch):
+    monkeypatch.setattr(lab, "_interface_subnets", lambda: [])
+
+
+def test_a_user_network_that_overlaps_is_refused(no_host_addresses):
+    conn = FakeConn([_net("default", "192.168.122.1"),
+                     _net("users-lan", "10.254.0.1", "255.255.0.0", active=False)])
+    with pytest.raises(LabError) as exc:
+        lab.check_subnets(conn, "qemu:///system")
+    msg = str(exc.value)
+    assert "users-lan" in msg and "10.254.0.0/16" in msg and "VBENCH_MGMT_SUBNET" in msg
+    assert "default" not in msg and "\n" not in msg
+
+
+def test_distinct_user_networks_and_our_own_pass(no_host_addresses):
+    conn = FakeConn([_net("default", "192.168.122.1"), _net(lab.MGMT.name, lab.MGMT.host_ip),
+                     FakeNet("v6only", "<network><name>v6only</name><ip family='ipv6' "
+                                       "address='fd00::1' prefix='64'/></network>")])
+    lab.check_subnets(conn, "qemu:///system")
+
+
+def test_our_network_up_with_another_subnet_is_refused(no_host_addresses):
+    conn = FakeConn([_net(lab.MGMT.name, "10.77.0.1")])
+    with pytest.raises(LabError, match="already up with 10.77.0.0/24"):
+        lab.check_subnets(conn, "qemu:///system")
+
+
+def test_host_addresses_count_only_for_a_local_libvirt(monkeypatch):
+    monkeypatch.setattr(lab, "_interface_subnets", lambda: [
+        ("lo", __import__("ipaddress").IPv4Network("127.0.0.0/8")),
+        (lab.MGMT.bridge, __import__("ipaddress").IPv4Network(lab.MGMT.cidr)),
+        ("eth0", __import__("ipaddress").IPv4Network("10.254.0.0/23"))])
+    with pytest.raises(LabError, match="interface eth0"):
+        lab.check_subnets(FakeConn([]), "qemu:///system")
+    lab.check_subnets(FakeConn([]), "qemu+ssh://root@far/system")  # not this host's addresses
+
+
+def test_interface_subnets_reads_ip_json():
+    got = lab._interface_subnets()  # ip -j -4 addr of this namespace: at least loopback
+    assert ("lo", __import__("ipaddress").IPv4Network("127.0.0.0/8")) in got
+    assert netns.check_target("127.0.0.1") is None
