@@ -26,16 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from pgcluster import process_running
+
 PRIVATE_DIRS = {"run": "/run/libvirt", "lib": "/var/lib/libvirt", "log": "/var/log/libvirt",
                 "cache": "/var/cache/libvirt", "etc": "/etc/libvirt"}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "State:\tZ" not in status
 
 
 class OwnLibvirtd:
@@ -126,12 +120,12 @@ class OwnLibvirtd:
             pass
         for name in ("libvirtd", "virtlogd"):
             pid = self.pid(name)
-            if pid and _alive(pid):
+            if pid and process_running(pid):
                 os.kill(pid, signal.SIGTERM)
                 deadline = time.monotonic() + 30
-                while _alive(pid) and time.monotonic() < deadline:
+                while process_running(pid) and time.monotonic() < deadline:
                     time.sleep(0.2)
-                if _alive(pid):
+                if process_running(pid):
                     os.kill(pid, signal.SIGKILL)
         subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True, timeout=20)
         shutil.rmtree(self.base, ignore_errors=True)

@@ -21,6 +21,15 @@ from pathlib import Path
 SUPERUSER = "vbench"
 
 
+def process_running(pid: int) -> bool:
+    """Alive and not a zombie (PID 1 on these machines reaps orphans late)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
 def server_bin() -> Path | None:
     """The newest /usr/lib/postgresql/<major>/bin that has initdb and pg_ctl, else None."""
     root = Path("/usr/lib/postgresql")

@@ -22,7 +22,7 @@ from vbench import dbstore, store
 from vbench.errors import StoreError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
-from pgcluster import PgCluster, server_bin  # noqa: E402
+from pgcluster import PgCluster, process_running, server_bin  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -38,17 +38,8 @@ def pg():
     yield cluster
     pid = cluster.pid
     cluster.stop()
-    assert not _running(pid), "the test's PostgreSQL survived its teardown"
+    assert not process_running(pid), "the test's PostgreSQL survived its teardown"
     assert not cluster.base.exists()
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (PID 1 here reaps orphans late)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "State:\tZ" not in status
 
 
 _count = iter(range(10_000))

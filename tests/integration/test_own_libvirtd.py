@@ -32,6 +32,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
 from ownlibvirtd import (OwnLibvirtd, busybox_initrd, users_domain_xml,  # noqa: E402
                          users_network_xml)
+from pgcluster import process_running  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +51,7 @@ def own(lab_ready):
     yield lv
     pids = [lv.pid("libvirtd"), lv.pid("virtlogd")]
     lv.stop()
-    assert not any(p and Path(f"/proc/{p}").exists() and "State:\tZ" not in
-                   Path(f"/proc/{p}/status").read_text() for p in pids)
+    assert not any(p and process_running(p) for p in pids), "the user's daemons survived"
     assert not Path(f"/run/netns/{lv.netns}").exists()
 
 
