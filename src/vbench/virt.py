@@ -55,6 +55,14 @@ def _check_names(name: str, tags: dict[str, str]) -> None:
             raise GuestError(f"invalid metadata tag name {k!r}")
 
 
+def _cpu_xml(passthrough: bool, inner: str) -> str:
+    """Host CPU passthrough (KVM only: TCG cannot pass the host CPU through) and device parts."""
+    mode = " mode='host-passthrough'" if passthrough else ""
+    if not inner:
+        return f"  <cpu{mode}/>\n" if passthrough else ""
+    return f"  <cpu{mode}>\n{inner}  </cpu>\n"
+
+
 def _devices_xml(parts: Fragment, files: DomainFiles, mgmt_nic: str) -> str:
     """Inside <devices>: the boot disk, the management NIC and the console around the devices'
     fragments (disks after the boot disk, interfaces after the management NIC)."""
@@ -76,10 +84,9 @@ def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_t
     """The complete domain XML for a guest of ``profile``; deterministic for golden tests."""
     _check_names(name, tags)
     meta = "".join(f"      <vbench:{k}>{escape(str(v))}</vbench:{k}>\n" for k, v in sorted(tags.items()))
-    cpu = ("  <cpu mode='host-passthrough'/>\n"
-           if domain_type == "kvm" and cpu_mode == "host-passthrough" else "")
     ctx = GuestContext(name, files, test_net, mac_for(name, "test"))
     parts = sum((dev.xml(spec, ctx) for dev, spec in profile.present()), Fragment())
+    cpu = _cpu_xml(domain_type == "kvm" and cpu_mode == "host-passthrough", parts.cpu)
     devices = _devices_xml(parts, files, interface_xml(mgmt_net, mac_for(name, "mgmt"), "virtio",
                                                        mgmt_link_down))
     return (
@@ -93,7 +100,7 @@ def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_t
         f"  <os>\n    <type arch='x86_64' machine='{guest.machine}'>hvm</type>\n"
         f"    <kernel>{escape(str(files.kernel))}</kernel>\n"
         f"    <initrd>{escape(str(files.initrd))}</initrd>\n"
-        f"    <cmdline>{escape(cmdline)}</cmdline>\n  </os>\n"
+        f"    <cmdline>{escape(cmdline + parts.cmdline)}</cmdline>\n  </os>\n"
         f"  <features>\n    <acpi/>\n    <apic/>\n  </features>\n{cpu}"
         f"  <clock offset='utc'/>\n"
         f"  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n"

@@ -131,7 +131,8 @@ class Toy(Device):
         if spec.model == "none":
             return Fragment()
         return Fragment(devices=f"    <toy model='virtio' queues='{spec.queues}'/>\\n",
-                        domain="  <memoryBacking>\\n    <access mode='shared'/>\\n  </memoryBacking>\\n")
+                        domain="  <memoryBacking>\\n    <access mode='shared'/>\\n  </memoryBacking>\\n",
+                        cpu="    <numa/>\\n", cmdline=f" toy.queues={spec.queues}")
 
 
 DEVICE = Toy()
@@ -192,7 +193,9 @@ def test_a_new_device_is_one_file_and_one_registration_line(tmp_path):
     with_toy, without = out["xml"]
     assert "<memballoon model='none'/>\n    <toy model='virtio' queues='2'/>\n    <serial" in with_toy
     assert "</currentMemory>\n  <memoryBacking>\n    <access mode='shared'/>" in with_toy
-    assert "<toy" not in without and "memoryBacking" not in without
+    assert "  <cpu>\n    <numa/>\n  </cpu>\n" in with_toy  # TCG: no host-passthrough
+    assert "<cmdline>quiet toy.queues=2</cmdline>" in with_toy
+    assert "<toy" not in without and "memoryBacking" not in without and "<cpu" not in without
     # verify checks the new device beside the others (rng and balloon are always there).
     rng = ["rng", "virtio", "virtio_rng", "virtio_rng.0", True]
     balloon = ["balloon", "none", "none", "none", True]
@@ -203,3 +206,15 @@ def test_a_new_device_is_one_file_and_one_registration_line(tmp_path):
     assert out["headline"][-1] == "toy_rate"
     assert out["short_key"] == "none"
     assert out["error"] == "scenario: variants[1].toy.model: must be one of virtio, none (got 'usb')"
+
+
+@pytest.mark.parametrize("passthrough, inner, xml", [
+    (True, "", "  <cpu mode='host-passthrough'/>\n"),
+    (False, "", ""),
+    (True, "    <numa/>\n", "  <cpu mode='host-passthrough'>\n    <numa/>\n  </cpu>\n"),
+    (False, "    <numa/>\n", "  <cpu>\n    <numa/>\n  </cpu>\n"),
+])
+def test_cpu_element_holds_the_devices_cpu_parts(passthrough, inner, xml):
+    from vbench import virt
+
+    assert virt._cpu_xml(passthrough, inner) == xml

@@ -66,7 +66,9 @@ class Fragment:
     disks: str = ""       # in <devices>, after the boot disk: disks and their controllers
     interfaces: str = ""  # in <devices>, after the management NIC
     devices: str = ""     # in <devices>, after the interfaces: rng, memballoon, filesystem, ...
-    domain: str = ""      # top level, after <currentMemory>: memoryBacking, ...
+    domain: str = ""      # top level, after <currentMemory>: memoryBacking, maxMemory, ...
+    cpu: str = ""         # inside <cpu> (e.g. <numa> for virtio-mem); <cpu> is written if needed
+    cmdline: str = ""     # appended to the guest kernel's command line: " opt=value ..."
 
     def __add__(self, other: "Fragment") -> "Fragment":
         return Fragment(**{f.name: getattr(self, f.name) + getattr(other, f.name)
