@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, faults, images, kconfig, lab, paths, remote, verify
-from .errors import UserError
+from .errors import StoreError, UserError
 from .executors import Target, execute
 from .record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
 from .scenario import Scenario, load_scenario, load_scenario_text
@@ -201,7 +201,7 @@ def cli(args, say) -> int:
     from . import budget
 
     # Before anything boots: a scenario from someone else must fit this host and --max-hours.
-    reps = meta.get("repetitions") if resume is not None else (args.repetitions or scn.repetitions)
+    reps = stored.repetitions if resume is not None else (args.repetitions or scn.repetitions)
     if not isinstance(reps, int) or isinstance(reps, bool) or reps < 1:
         raise StoreError(f"{resume}/run.json: repetitions {reps!r} is not a positive whole number")
     budget.check(scn, reps, max_hours=getattr(args, "max_hours", None) or budget.DEFAULT_MAX_HOURS)

@@ -200,3 +200,26 @@ def test_unexpected_exception_is_one_line_without_debug(main, capsys, monkeypatc
     assert "--debug" in err and "Traceback" not in err
     with pytest.raises(ZeroDivisionError):
         main(["--debug", "guest", "check", "--config", "x"])
+
+
+def test_run_resume_reads_the_stored_record(main, tmp_path, monkeypatch, capsys):
+    """`vbench run --resume RUN` takes scenario and repetitions from the stored (v1) record."""
+    import shutil
+
+    from vbench import runner
+
+    run = tmp_path / "results" / "20261126-113024-smoke-disk"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "runs" / run.name, run)
+    seen = {}
+
+    def fake_run(scn, text, scenario_file, results_root, connect, accel, say, repetitions=None,
+                 resume=None):
+        seen.update(name=scn.name, file=scenario_file, root=results_root, resume=resume)
+        return resume
+
+    monkeypatch.setattr(runner, "run_scenario", fake_run)
+    assert main(["run", "--resume", str(run), "--no-report"]) == 0
+    assert seen == {"name": "smoke-disk", "file": "scenarios/smoke-disk.yaml",
+                    "root": run.parent, "resume": run}
+    out = capsys.readouterr().out
+    assert "randread-4k-qd32" in out and f"run: {run}" in out
