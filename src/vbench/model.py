@@ -42,6 +42,9 @@ class MetricInfo:
     label: str
     unit: str
     higher_is_better: bool
+    # Compared as a difference in the metric's unit against this threshold instead of as a
+    # relative change: metrics whose baseline is often 0, where a ratio means nothing.
+    abs_threshold: float | None = None
 
 
 # Known metrics. Anything not listed is treated as higher-is-better unless its name says latency,
@@ -57,9 +60,11 @@ METRICS: dict[str, MetricInfo] = {
     "guest_cpu_sys": MetricInfo("Guest CPU system", "%", False),
     "host_cpu_per_io": MetricInfo("Host CPU (QEMU) per I/O", "us", False),
     "throughput": MetricInfo("Throughput", "Mbit/s", True),
-    "retransmits": MetricInfo("TCP retransmits", "count", False),
+    "retransmits": MetricInfo("TCP retransmits", "count", False, abs_threshold=100.0),
+    "retransmits_per_gb": MetricInfo("TCP retransmits per GB sent", "1/GB", False,
+                                     abs_threshold=10.0),
     "pps": MetricInfo("Packets per second", "pkt/s", True),
-    "loss": MetricInfo("Packet loss", "%", False),
+    "loss": MetricInfo("Packet loss", "%", False, abs_threshold=1.0),  # percentage points
     "rtt_p50": MetricInfo("Round-trip time p50", "us", False),
     "rtt_p99": MetricInfo("Round-trip time p99", "us", False),
     "sender_cpu": MetricInfo("iperf3 sender CPU", "%", False),
@@ -89,6 +94,12 @@ def higher_is_better(metric: str) -> bool:
     if metric in METRICS:
         return METRICS[metric].higher_is_better
     return not any(h in metric for h in _LOWER_HINTS)
+
+
+def absolute_threshold(metric: str) -> float | None:
+    """The declared absolute threshold of ``metric`` (None: compared as a relative change)."""
+    info = METRICS.get(metric)
+    return info.abs_threshold if info else None
 
 
 def metric_label(metric: str) -> str:

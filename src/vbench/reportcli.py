@@ -36,22 +36,34 @@ def add_parsers(subparsers) -> None:
     sp.set_defaults(func=cmd_report)
 
     sp = subparsers.add_parser(
-        "compare", help="compare a new run against a base run; exit 1 on a significant regression",
-        description="Per (workload, metric, variant): relative change of the median, bootstrap 95% "
-                    "CI, p-value (Mann-Whitney U, or Student's t on logs for tiny samples), "
-                    "adjusted for testing many metrics at once. A regression is a significant "
-                    "change in the bad direction beyond the metric's threshold.")
+        "compare", help="compare a new run against a base run; exit 1 when the gate fails",
+        description="Per (workload, metric, variant): change of the median (Welch's t on logs), "
+                    "95%% interval, p-value and the smallest change the row could detect; "
+                    "verdict regression, improvement, unchanged (the whole interval within the "
+                    "threshold) or inconclusive. Only the gated metrics (the scenario's `gate:`) "
+                    "can fail: on a regression, or on an inconclusive row unless "
+                    "--allow-inconclusive.")
     sp.add_argument("base", metavar="BASE", help="base run directory")
     sp.add_argument("new", metavar="NEW", help="new run directory")
     sp.add_argument("--threshold", action="append", default=[], metavar="METRIC=FRAC",
                     help="per-metric threshold, e.g. iops=0.05 or clat_p99=10%% (repeatable)")
-    sp.add_argument("--default-threshold", type=_fraction, default=0.05, metavar="F",
-                    help="threshold for metrics without their own (default: 0.05 = 5%%)")
+    sp.add_argument("--abs-threshold", action="append", default=[], metavar="METRIC=VALUE",
+                    help="per-metric absolute threshold in the metric's unit, e.g. loss=0.5 "
+                         "(percentage points; repeatable); loss and retransmits have defaults")
+    sp.add_argument("--default-threshold", type=_fraction, default=None, metavar="F",
+                    help="threshold for metrics without their own (default: the scenario's "
+                         "gate.threshold, else 0.05 = 5%%)")
     sp.add_argument("--alpha", type=_alpha, default=0.05, metavar="A",
                     help="significance level (default: 0.05)")
     sp.add_argument("--correction", choices=("bh", "holm", "none"), default="bh",
-                    help="multiple-testing adjustment of the p-values (default: bh = "
-                         "Benjamini-Hochberg)")
+                    help="multiple-testing adjustment within the gated family (default: bh = "
+                         "Benjamini-Hochberg; holm = Holm-Bonferroni)")
+    sp.add_argument("--gate", metavar="METRICS",
+                    help="comma-separated metrics to gate (default: the scenario's gate.metrics, "
+                         "else the primary metric of each device kind)")
+    sp.add_argument("--allow-inconclusive", action="store_true",
+                    help="pass the gate when gated rows are inconclusive (the data cannot rule out "
+                         "a change beyond the threshold); regressions still fail")
     sp.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
     sp.add_argument("--junit", metavar="FILE", help="write the comparison as JUnit XML")
     sp.add_argument("--allow-mixed", action="store_true",
@@ -91,6 +103,42 @@ def _alpha(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
     return value
+
+
+def parse_abs_thresholds(items: list[str]) -> dict[str, float]:
+    """``["loss=0.5"]`` -> ``{"loss": 0.5}`` (absolute, in the metric's unit)."""
+    out: dict[str, float] = {}
+    for item in items:
+        m = _THRESHOLD.match(item)
+        if not m or m.group(3):
+            raise UserError(f"--abs-threshold {item!r}: expected METRIC=NUMBER in the metric's "
+                            f"unit, e.g. loss=0.5")
+        out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def scenario_gate(meta: dict, warn) -> tuple[object, float | None]:
+    """(Gate, threshold) from the ``gate:`` of the scenario text a run recorded."""
+    import yaml
+    from pydantic import ValidationError
+
+    from .compare import Gate
+    from .scenario import GateSpec, format_validation_error
+
+    text = (meta.get("scenario") or {}).get("text") if isinstance(meta, dict) else None
+    try:
+        doc = yaml.safe_load(text) if isinstance(text, str) else None
+    except yaml.YAMLError:
+        doc = None
+    spec = doc.get("gate") if isinstance(doc, dict) else None
+    if spec is None:
+        return Gate(), None
+    try:
+        gs = GateSpec.model_validate(spec)
+    except ValidationError as exc:
+        warn(f"{format_validation_error(exc, 'gate of the new run')}; using the default gate")
+        return Gate(), None
+    return Gate.from_spec(gs), gs.threshold
 
 
 def parse_thresholds(items: list[str]) -> dict[str, float]:
@@ -138,43 +186,58 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _compare_gate(args, meta: dict, warn) -> tuple[object, float]:
+    """The gate (scenario's, or --gate's metrics) and the default threshold of a compare."""
+    from .compare import DEFAULT_THRESHOLD, Gate
+
+    gate, gate_threshold = scenario_gate(meta, warn)
+    if args.gate:
+        gate = Gate(tuple(m.strip() for m in args.gate.split(",") if m.strip()), gate.variants,
+                    gate.workloads)
+    if args.default_threshold is not None:
+        return gate, args.default_threshold
+    return gate, gate_threshold or DEFAULT_THRESHOLD
+
+
 def cmd_compare(args) -> int:
     from . import analysis
     from .store import atomic_write, load_meta, load_samples
 
     thresholds = parse_thresholds(args.threshold)
+    abs_thresholds = parse_abs_thresholds(args.abs_threshold)
     base, new = _run_dir(args.base), _run_dir(args.new)
     warnings: list[str] = []
     base_df = load_samples(base, warn=warnings.append)
     new_df = load_samples(new, warn=warnings.append)
     present = set(base_df["metric"]) | set(new_df["metric"])
-    for metric in sorted(set(thresholds) - present):
+    for metric in sorted((set(thresholds) | set(abs_thresholds)) - present):
         warnings.append(f"--threshold {metric}=...: no metric {metric!r} in these runs (metrics: "
                         f"{', '.join(sorted(present)) or 'none'})")
+    gate, default = _compare_gate(args, load_meta(new), warnings.append)
     for w in warnings:
         print(f"warning: {w}")
     for label, path in (("base", base), ("new", new)):
         status = load_meta(path).get("status")
         if status and status != "complete":
             print(f"warning: the {label} run {path.name} is {status}; its numbers may be partial")
-    result = analysis.compare(base_df, new_df, thresholds=thresholds,
-                              default_threshold=args.default_threshold, alpha=args.alpha,
-                              allow_mixed=args.allow_mixed, correction=args.correction)
+    result = analysis.compare(base_df, new_df, thresholds=thresholds, abs_thresholds=abs_thresholds,
+                              default_threshold=default, alpha=args.alpha,
+                              allow_mixed=args.allow_mixed, correction=args.correction, gate=gate,
+                              fail_inconclusive=not args.allow_inconclusive)
     print(f"compare: base {base.name} -> new {new.name}")
     print(result.to_text())
-    if args.json:
-        atomic_write(Path(args.json), result.to_json())
-        print(f"json: {args.json}")
-    if args.junit:
-        atomic_write(Path(args.junit), result.to_junit())
-        print(f"junit: {args.junit}")
-    regs = result.regressions
-    if len(regs):
-        worst = ", ".join(f"{r.metric} of {r.workload} on {r.variant} {r.change * 100:+.1f}%"
-                          for r in regs.head(3).itertuples(index=False))
-        more = f" and {len(regs) - 3} more" if len(regs) > 3 else ""
-        raise RegressionFound(f"{len(regs)} significant regression{'s' if len(regs) != 1 else ''} "
-                              f"beyond threshold: {worst}{more}")
+    for path, text, label in ((args.json, result.to_json, "json"),
+                              (args.junit, result.to_junit, "junit")):
+        if path:
+            atomic_write(Path(path), text())
+            print(f"{label}: {path}")
+    if result.gate_failed:
+        t = result.table
+        failing = t[t["gated"] & t["status"].isin(["regression", "inconclusive"])]
+        worst = ", ".join(f"{r.status} {r.metric} of {r.workload} on {r.variant}"
+                          for r in failing.head(3).itertuples(index=False))
+        more = f" and {len(failing) - 3} more" if len(failing) > 3 else ""
+        raise RegressionFound(f"{result.gate_message()}: {worst}{more}")
     return 0
 
 

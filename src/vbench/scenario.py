@@ -199,6 +199,18 @@ class Variant(DeviceOverrides):  # type: ignore[valid-type,misc]
     name: Name
 
 
+class GateSpec(_Strict):
+    """What `vbench compare` gates on (the rest is reported): ``metrics`` of every workload that
+    has them, on ``variants`` (default: all but the host baseline) of ``workloads`` (default:
+    all); ``threshold``: the relative change that matters for these metrics (default: compare's)."""
+
+    metrics: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]{1,48}$")]] = Field(
+        default_factory=lambda: ["iops", "clat_p99"], min_length=1, max_length=32)
+    variants: list[Name] | None = Field(None, min_length=1)
+    workloads: list[Name] | None = Field(None, min_length=1)
+    threshold: float | None = Field(None, gt=0, lt=1)
+
+
 class Scenario(_Strict):
     name: Name
     description: str = ""
@@ -214,6 +226,7 @@ class Scenario(_Strict):
     fio_defaults: FioDefaults = FioDefaults()
     variants: list[Variant] = Field(min_length=1)
     workloads: list[Workload] = Field(min_length=1)
+    gate: GateSpec | None = Field(None, description="primary metrics gated by `vbench compare`")
 
     @model_validator(mode="after")
     def _check(self) -> "Scenario":
@@ -230,6 +243,8 @@ class Scenario(_Strict):
                                      f"({self.device}) may differ between variants; put it in defaults")
             if getattr(v, self.device) is None and getattr(self.defaults, self.device) is None:
                 raise ValueError(f"variants[{i}]: sets no {self.device} (the device under test)")
+        if self.gate is not None:
+            _check_gate(self.gate, names + ["host"] if self.host_baseline else names, wnames)
         if self.host_baseline and not DEVICES[self.device].host_baseline:
             kinds = " or ".join(k for k, d in DEVICES.items() if d.host_baseline)
             raise ValueError(f"host_baseline: only {kinds} scenarios have a host baseline")
@@ -258,6 +273,15 @@ class Scenario(_Strict):
             opts["group_reporting"] = 1
         opts.update(w.fio.options)
         return opts
+
+
+def _check_gate(gate: GateSpec, variants: list[str], workloads: list[str]) -> None:
+    for field, names, known in (("variants", gate.variants, variants),
+                                ("workloads", gate.workloads, workloads)):
+        unknown = sorted(set(names or ()) - set(known))
+        if unknown:
+            raise ValueError(f"gate.{field}: no such {field[:-1]} {', '.join(unknown)} "
+                             f"(the scenario has {', '.join(known)})")
 
 
 # ---- loading ---------------------------------------------------------------------------------

@@ -100,10 +100,13 @@ def test_server_argv():
 
 def test_tcp_host_to_guest():
     got = by_metric(parse_iperf3_json(H2G, "tcp-h2g-1"))
-    assert set(got) == {"throughput", "retransmits", "sender_cpu", "receiver_cpu"}
+    assert set(got) == {"throughput", "retransmits", "retransmits_per_gb", "sender_cpu",
+                        "receiver_cpu"}
     # end.sum_received.bits_per_second: the receiver's view
     assert got["throughput"].value == pytest.approx(774.26738726791)
     assert got["retransmits"].value == 1
+    # 1 retransmit over the 482344960 bytes of end.sum_sent
+    assert got["retransmits_per_gb"].value == pytest.approx(1 / 0.482344960)
     # not reversed: the client (host_total) sends, the server (remote_total) receives
     assert got["sender_cpu"].value == pytest.approx(2.39438287439378)
     assert got["receiver_cpu"].value == pytest.approx(65.1043781699466)
@@ -151,7 +154,7 @@ def test_tcp_without_cpu_block():
     doc = json.loads(H2G)
     del doc["end"]["cpu_utilization_percent"]
     assert [s.metric for s in parse_iperf3_json(json.dumps(doc), "w")] == [
-        "throughput", "retransmits",
+        "throughput", "retransmits", "retransmits_per_gb",
     ]
 
 

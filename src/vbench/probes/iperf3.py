@@ -142,6 +142,10 @@ def _tcp_samples(end: dict, workload: str) -> list[Sample]:
     if isinstance(sent, dict) and "retransmits" in sent:
         retrans = _num(sent, "retransmits", "sum_sent")
         samples.append(_sample(workload, "retransmits", retrans, "count"))
+        sent_bytes = _num(sent, "bytes", "sum_sent") if "bytes" in sent else 0.0
+        if sent_bytes > 0:  # per GB sent: comparable across durations and bit rates
+            samples.append(_sample(workload, "retransmits_per_gb", retrans / (sent_bytes / 1e9),
+                                   "1/GB"))
     return samples
 
 
