@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
@@ -31,15 +31,19 @@ NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
 Name = Annotated[str, Field(pattern=NAME_RE)]
 
 DEVICES = devices.freeze()
-DeviceKind = Literal[tuple(DEVICES)]  # type: ignore[valid-type]  # "disk", "nic", "rng", "balloon"
-
-
 _Strict = Strict
 
 
 # ---- device profiles: built from the device registry (vbench.devices) --------------------------
 
-class _ProfileBase(_Strict):
+class _Devices(_Strict):
+    """Base of the models whose fields are the registered device kinds (built below)."""
+
+    if TYPE_CHECKING:  # type checkers see the fields as attributes of any name
+        def __getattr__(self, kind: str) -> Any: ...
+
+
+class _ProfileBase(_Devices):
     """A complete set of devices for one guest. An optional device (disk, nic) None means: no
     such test device; the others always exist and default to their spec's defaults."""
 
@@ -56,14 +60,20 @@ class _ProfileBase(_Strict):
         return dev is not None and DEVICES[kind].is_paravirtual(dev)
 
 
-DeviceProfile = create_model(  # type: ignore[call-overload]
-    "DeviceProfile", __base__=_ProfileBase, __module__=__name__, __doc__=_ProfileBase.__doc__,
-    **{k: (d.spec | None, None) if d.optional else (d.spec, d.spec()) for k, d in DEVICES.items()})
-
-DeviceOverrides = create_model(  # type: ignore[call-overload]
-    "DeviceOverrides", __base__=_Strict, __module__=__name__,
-    __doc__="What a variant (or ``defaults``) sets; unset fields come from the defaults.",
-    **{k: (d.spec | None, None) for k, d in DEVICES.items()})
+if TYPE_CHECKING:
+    DeviceKind = str
+    DeviceProfile = _ProfileBase
+    DeviceOverrides = _Devices
+else:
+    DeviceKind = Literal[tuple(DEVICES)]  # "disk", "nic", "rng", "balloon"
+    DeviceProfile = create_model(
+        "DeviceProfile", __base__=_ProfileBase, __module__=__name__, __doc__=_ProfileBase.__doc__,
+        **{k: (d.spec | None, None) if d.optional else (d.spec, d.spec())
+           for k, d in DEVICES.items()})
+    DeviceOverrides = create_model(
+        "DeviceOverrides", __base__=_Devices, __module__=__name__,
+        __doc__="What a variant (or ``defaults``) sets; unset fields come from the defaults.",
+        **{k: (d.spec | None, None) for k, d in DEVICES.items()})
 
 PRESETS: dict[str, dict] = {}
 for _kind, _dev in DEVICES.items():
@@ -195,7 +205,7 @@ class FioDefaults(_Strict):
 
 # ---- variants and scenario -------------------------------------------------------------------
 
-class Variant(DeviceOverrides):  # type: ignore[valid-type,misc]
+class Variant(DeviceOverrides):
     name: Name
 
 
@@ -214,7 +224,7 @@ class GateSpec(_Strict):
 class Scenario(_Strict):
     name: Name
     description: str = ""
-    device: DeviceKind  # type: ignore[valid-type]
+    device: DeviceKind
     repetitions: int = Field(3, ge=1, le=1000)
     order: Literal["interleaved", "sequential"] = "interleaved"
     host_baseline: bool = Field(False, description="also run the fio jobs on the host (disk only)")
@@ -222,7 +232,7 @@ class Scenario(_Strict):
                              "boot-time facts such as crng init); otherwise one boot per variant")
     connect: str | None = Field(None, description="libvirt URI; default: the vbench lab")
     guest: GuestSpec = GuestSpec()
-    defaults: DeviceOverrides = DeviceOverrides()  # type: ignore[valid-type]
+    defaults: DeviceOverrides = DeviceOverrides()
     fio_defaults: FioDefaults = FioDefaults()
     variants: list[Variant] = Field(min_length=1)
     workloads: list[Workload] = Field(min_length=1)
