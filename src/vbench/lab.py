@@ -116,7 +116,7 @@ class LabState:
 
     def save(self) -> None:
         data = {"schema_version": STATE_VERSION, **self.__dict__}
-        atomic_write(paths.lab_dir() / "state.json", json.dumps(data, indent=2) + "\n")
+        atomic_write(paths.lab_dir() / "state.json", json.dumps(data, indent=2) + "\n", mode=0o600)
 
     def clear(self) -> None:
         try:
@@ -179,6 +179,7 @@ def _fix_kvm_permissions(state: LabState) -> str | None:
         return None
     if state.kvm_original is None:
         state.kvm_original = {"uid": st.st_uid, "gid": st.st_gid, "mode": stat.S_IMODE(st.st_mode)}
+        state.save()  # on disk before the change: a crash in between must not lose the original
     os.chown(dev, 0, kvm_gid)
     os.chmod(dev, 0o660)
     return f"/dev/kvm was {oct(stat.S_IMODE(st.st_mode))} gid {st.st_gid}; set to root:kvm 0660"

@@ -171,8 +171,8 @@ def _run_dir(text: str) -> Path:
 
 def default_report_dir(runs: list[Path], root: Path = Path("reports")) -> Path:
     if len(runs) == 1:
-        return root / runs[0].name
-    return root / f"combined-{len(runs)}-runs-{runs[-1].name}"
+        return root / runs[0].resolve().name
+    return root / f"combined-{len(runs)}-runs-{runs[-1].resolve().name}"
 
 
 def cmd_report(args) -> int:

@@ -221,7 +221,7 @@ def cli(args, say) -> int:
         try:
             from .report import build_report
 
-            out = build_report([run_path], Path(args.reports) / run_path.name)
+            out = build_report([run_path], Path(args.reports) / run_path.resolve().name)
             say(f"report: {out}")
         except UserError as exc:
             say(f"report not written: {exc}")

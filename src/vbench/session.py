@@ -31,7 +31,7 @@ from .executors import Target
 from .model import Sample
 from .record import DriverCheck, Failure, RunRecord, Timing
 from .scenario import Scenario, Variant, Workload
-from .store import RunDir
+from .store import RunDir, unit_key
 
 Say = Callable[[str], None]
 Executor = Callable[[Scenario, Workload, Target], "tuple[list[Sample], str]"]
@@ -53,7 +53,7 @@ class Unit:
 
     @property
     def key(self) -> str:
-        return f"{self.variant}__{self.workload}__r{self.repetition}"
+        return unit_key(self.variant, self.workload, self.repetition)  # no two units share one
 
 
 def plan(scn: Scenario, repetitions: int, first: int = 0) -> list[Unit]:

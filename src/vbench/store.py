@@ -19,10 +19,13 @@ Nothing here imports pandas at module import time (``vbench --help`` must stay f
 from __future__ import annotations
 
 import csv
+import errno
+import hashlib
 import io
 import json
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,27 +38,35 @@ from .record import SCHEMA_VERSION, RunRecord
 
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.csv"
-_PART_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+FILE_MODE = 0o644
+MAX_JSON_BYTES = 64 << 20
+MAX_CSV_BYTES = 512 << 20
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
+def atomic_write(path: Path, data: str | bytes, mode: int = FILE_MODE) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never half.
 
-    Errors (disk full, read-only file system, permission) become a one-line StoreError and leave
-    no temporary file behind.
+    The file gets ``mode`` (0644: results are shared with CI steps and web servers; the lab record
+    passes 0600), the rename is made durable by an fsync of the directory, and an existing
+    symlink at ``path`` is replaced, never followed. Errors (disk full, read-only file system,
+    permission) become a one-line StoreError and leave no temporary file behind.
     """
     path = Path(path)
-    mode = "wb" if isinstance(data, bytes) else "w"
+    mode_ = "wb" if isinstance(data, bytes) else "w"
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, mode) as fh:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, mode_) as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp_name, path)
         tmp_name = None
+        fsync_dir(path.parent)
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}; free space or fix permissions "
                          f"of the results directory, then retry") from exc
@@ -67,6 +78,79 @@ def atomic_write(path: Path, data: str | bytes) -> None:
                 pass
 
 
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (best effort: some file systems refuse it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_bytes(path: Path, max_bytes: int) -> bytes:
+    """A stored file's bytes: never through a symlink, a regular file only, at most ``max_bytes``.
+
+    Run directories may come from someone else: a symlink planted in one must not make vbench
+    (root) read or write a file elsewhere.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StoreError(f"{path} is a symbolic link; vbench does not follow links in run "
+                             f"directories") from None
+        raise StoreError(f"{path} is unreadable ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise StoreError(f"{path} is not a regular file")
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise StoreError(f"{path} is larger than {max_bytes >> 20} MiB; it is not vbench's")
+    return data
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object) -> str:
+    """Text from a stored run made safe for a terminal: control characters (ANSI escapes, BiDi
+    overrides) shown as ``\\xNN`` instead of being interpreted."""
+    text = str(text)
+    if not _UNPRINTABLE.search(text):
+        return text
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                            else f"\\u{ord(m.group()):04x}", text)
+
+
+def safe_name(name: str) -> str:
+    """A file name for ``name``: itself when it is plain (letters, digits, ``_.+-``), else the
+    plain characters plus a hash of the original, so that two names never share a file and none
+    leaves its directory."""
+    if _FILE_NAME.match(name):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return (re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).lstrip(".")[:64] or "_") + "~" + digest
+
+
+def unit_key(variant: str, workload: str, repetition: int) -> str:
+    """The file key of one unit of work. Names cannot contain '+', so no two units share a key
+    (``a__x``+``w`` and ``a``+``x__w`` used to both be ``a__x__w``)."""
+    for what, name in (("variant", variant), ("workload", workload)):
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise StoreError(f"{what} name {name!r} cannot be stored (letters, digits, '_', '.', '-')")
+    if isinstance(repetition, bool) or not isinstance(repetition, int) or repetition < 0:
+        raise StoreError(f"repetition {repetition!r} cannot be stored")
+    return f"{variant}+{workload}+r{repetition}"
+
+
 def write_json(path: Path, obj: Any) -> None:
     atomic_write(path, json.dumps({"schema_version": SCHEMA_VERSION, **obj}, indent=2,
                                   sort_keys=False, default=str) + "\n")
@@ -75,11 +159,12 @@ def write_json(path: Path, obj: Any) -> None:
 def read_json(path: Path) -> dict:
     """Read a vbench JSON file, checking that it is one and of a schema version we understand."""
     try:
-        obj = json.loads(Path(path).read_text())
+        obj = json.loads(read_bytes(Path(path), MAX_JSON_BYTES).decode("utf-8"))
     except FileNotFoundError as exc:
         raise StoreError(f"{path} does not exist") from exc
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{path} is not readable JSON ({exc}); it is corrupt or not vbench's") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise StoreError(f"{path} is not readable JSON ({str(exc)[:80]}); it is corrupt or not "
+                         f"vbench's") from None
     if not isinstance(obj, dict) or "schema_version" not in obj:
         raise StoreError(f"{path} is not a vbench file (no schema_version)")
     record.check_version(obj["schema_version"], str(path))  # older: readable; newer: refused
@@ -116,12 +201,12 @@ class RunDir:
             raise StoreError(f"results directory {path} already exists; pick another run id") from exc
         except OSError as exc:
             raise StoreError(f"cannot create results directory {path}: {exc.strerror or exc}") from exc
-        return cls(path)
+        return cls(path.resolve())
 
     @classmethod
     def open(cls, path: Path) -> "RunDir":
-        path = Path(path)
-        read_json(path / RUN_FILE)  # validates it is a run of ours
+        path = Path(path).resolve()  # `results/X/raw/..` is results/X, named X
+        read_json(path / RUN_FILE)  # validates it is a run of ours (and not a symlink)
         return cls(path)
 
     def write_record(self, rec: RunRecord) -> None:
@@ -142,8 +227,36 @@ class RunDir:
     def read_meta(self) -> dict:
         return load_meta(self.path)
 
+    def _subdir(self, *names: str) -> Path:
+        """``path/names...``: each a real directory inside the run (created if missing), never a
+        symlink, so that writes below it cannot land elsewhere."""
+        d = self.path
+        for name in names:
+            d = d / safe_name(name)
+            try:
+                st = os.lstat(d)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(d, 0o755)
+                except OSError as exc:
+                    raise StoreError(f"cannot create {d}: {exc.strerror or exc}") from None
+                continue
+            if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+                raise StoreError(f"{d} is a symbolic link or not a directory; vbench does not "
+                                 f"follow links in run directories")
+        if not d.resolve().is_relative_to(self.path.resolve()):
+            raise StoreError(f"{d} leads outside the run directory {self.path}")
+        return d
+
+    def _file(self, directory: Path, name: str) -> Path:
+        f = directory / name  # name comes from safe_name
+        if f.is_symlink():
+            raise StoreError(f"{f} is a symbolic link; vbench does not follow links in run "
+                             f"directories")
+        return f
+
     def part_path(self, key: str) -> Path:
-        return self.path / "parts" / (_PART_NAME.sub("_", key) + ".csv")
+        return self._file(self._subdir("parts"), safe_name(key) + ".csv")
 
     def add_samples(self, key: str, rows: list[dict]) -> None:
         """Store the samples of one finished unit of work (variant x workload x repetition)."""
@@ -153,7 +266,7 @@ class RunDir:
         return self.part_path(key).exists()
 
     def raw_path(self, variant: str, name: str) -> Path:
-        return self.path / "raw" / _PART_NAME.sub("_", variant) / _PART_NAME.sub("_", name)
+        return self._file(self._subdir("raw", variant), safe_name(name))
 
     def write_raw(self, variant: str, name: str, text: str) -> Path:
         path = self.raw_path(variant, name)
@@ -169,7 +282,7 @@ class RunDir:
 
 def _read_csv_rows(path: Path) -> list[dict]:
     try:
-        with open(path, newline="") as fh:
+        with io.StringIO(read_bytes(path, MAX_CSV_BYTES).decode("utf-8"), newline="") as fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames is None or "metric" not in reader.fieldnames:
                 raise StoreError(f"{path} is not a vbench sample table")
@@ -179,6 +292,14 @@ def _read_csv_rows(path: Path) -> list[dict]:
                          f"vbench's") from None
 
 
+def _part_files(run_path: Path) -> list[Path]:
+    parts = run_path / "parts"
+    if parts.is_symlink():
+        raise StoreError(f"{parts} is a symbolic link; vbench does not follow links in run "
+                         f"directories")
+    return sorted(parts.glob("*.csv")) if parts.is_dir() else []
+
+
 def iter_sample_rows(run_path: Path) -> Iterable[dict]:
     """All sample rows of a run: samples.csv plus any parts not yet merged (deduplicated)."""
     run_path = Path(run_path)
@@ -186,14 +307,14 @@ def iter_sample_rows(run_path: Path) -> Iterable[dict]:
     files = []
     if (run_path / SAMPLES_FILE).exists():
         files.append(run_path / SAMPLES_FILE)
-    files.extend(sorted((run_path / "parts").glob("*.csv")) if (run_path / "parts").is_dir() else [])
+    files.extend(_part_files(run_path))
     for f in files:
         for row in _read_csv_rows(f):
             key = tuple(row.get(c) for c in SAMPLE_COLUMNS if c != "value")
             if key in seen:
                 continue
             seen.add(key)
-            yield row
+            yield {k: printable(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def find_runs(root: Path, scenario: str | None = None, warn=None) -> list[Path]:
@@ -260,12 +381,12 @@ def _read_run_frame(run_path: Path):
     import pandas as pd
 
     files = ([run_path / SAMPLES_FILE] if (run_path / SAMPLES_FILE).exists() else [])
-    if (run_path / "parts").is_dir():
-        files += sorted((run_path / "parts").glob("*.csv"))
+    files += _part_files(run_path)
     frames = []
     for f in files:
         try:
-            frame = pd.read_csv(f, dtype=str, keep_default_na=False, encoding="utf-8")
+            frame = pd.read_csv(io.BytesIO(read_bytes(f, MAX_CSV_BYTES)), dtype=str,
+                                keep_default_na=False, encoding="utf-8")
         except (UnicodeDecodeError, ValueError, OSError) as exc:
             raise StoreError(f"{f} is unreadable ({type(exc).__name__}); it is corrupt or not "
                              f"vbench's") from None
@@ -282,6 +403,10 @@ def _read_run_frame(run_path: Path):
 def _typed(df):
     import pandas as pd
 
+    for col in _TEXT_COLUMNS:
+        if col in df.columns and df[col].astype(str).str.contains(_UNPRINTABLE.pattern).any():
+            df[col] = df[col].map(printable)
+
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     df["repetition"] = pd.to_numeric(df["repetition"], errors="coerce").astype("Int64")
     df["paravirtual"] = df["paravirtual"].map(
@@ -295,6 +420,23 @@ def load_record(run_path: str | os.PathLike) -> RunRecord:
     return record.from_dict(read_json(path), str(path))
 
 
+_TEXT_COLUMNS = ("run_id", "scenario", "variant", "device", "model", "workload", "metric", "unit",
+                 "accelerator", "host")
+_NAME_FIELDS = frozenset({"run_id", "name", "variant", "workload", "status", "device", "model",
+                          "host", "accelerator", "started", "finished", "error_type"})
+
+
+def _printable_names(obj: Any) -> Any:
+    """Keys and name-like fields of a stored run, escaped for terminals (multi-line texts such as
+    the scenario text and domain XML are left as they are: they are never printed raw)."""
+    if isinstance(obj, dict):
+        return {printable(k): (printable(v) if k in _NAME_FIELDS and isinstance(v, str)
+                               else _printable_names(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_printable_names(v) for v in obj]
+    return obj
+
+
 def load_meta(run_path: str | os.PathLike) -> dict:
     """The run record as a plain dict in the current schema; new code should use
     :func:`load_record`. Permissive: a record whose fields do not validate is still returned (as
@@ -302,6 +444,7 @@ def load_meta(run_path: str | os.PathLike) -> dict:
     path = Path(run_path) / RUN_FILE
     obj = read_json(path)
     try:
-        return record.from_dict(obj, str(path)).to_dict(only_set=True)
+        meta = record.from_dict(obj, str(path)).to_dict(only_set=True)
     except StoreError:
-        return record.upgrade(obj, str(path))
+        meta = record.upgrade(obj, str(path))
+    return _printable_names(meta)  # names from a stored run are re-checked for terminals

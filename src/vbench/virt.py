@@ -235,6 +235,8 @@ def destroy_tagged_domains(conn, run_id: str | None = None, orphans_only: bool =
     return done
 
 
+CONSOLE_KEEP_BYTES = 8 << 20  # the console log kept in a run: its last 8 MiB
+
 OWNER_FILE = "owner.json"
 
 
@@ -483,8 +485,13 @@ class Guest:
             self.conn = None
         if self.keep_console is not None and self.files().console.exists():
             with contextlib.suppress(OSError):
-                self.keep_console.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(self.files().console, self.keep_console)
+                from .store import atomic_write
+
+                # Replaces (never follows) a symlink planted at the destination; the run
+                # directory's raw_path already refused symlinked directories on the way.
+                with open(self.files().console, "rb") as fh:
+                    fh.seek(max(0, os.fstat(fh.fileno()).st_size - CONSOLE_KEEP_BYTES))
+                    atomic_write(self.keep_console, fh.read(CONSOLE_KEEP_BYTES))
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def reconnect(self) -> None:

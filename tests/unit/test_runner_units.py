@@ -92,7 +92,7 @@ def test_plan_units_are_unique_and_complete():
     units = runner.plan(scn, 3)
     keys = [u.key for u in units]
     assert len(set(keys)) == len(keys) == 3 * 4 * 2
-    assert "A__seqwrite-1m__r2" in keys and "host__randread-4k-qd32__r0" in keys
+    assert "A+seqwrite-1m+r2" in keys and "host+randread-4k-qd32+r0" in keys
 
 
 # ---- the fake guest at the SSH seam -------------------------------------------------------------
