@@ -196,7 +196,7 @@ def write_run(root: Path, run_id: str, *, kind: str = "disk", scenario: str | No
                 "domain_xml": "" if d == "host" else domain_xml(v, m, kind),
                 "guest_kernel": "" if d == "host" else "6.1.0-56-amd64",
                 "drivers": {} if d == "host" or m == "none" else
-                {kind: {"expected": DRIVERS.get(m, m), "found": DRIVERS.get(m, m)}},
+                {kind: {"expected": DRIVERS.get(m, m), "found": DRIVERS.get(m, m), "ok": True}},
                 "baseline": d == "host"}
             for v, (d, m, p, _lvl) in variants.items()},
         "workloads": {w: {"tool": "fio" if kind == "disk" else "iperf3", "options": {"metrics": ms}}

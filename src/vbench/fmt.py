@@ -77,3 +77,14 @@ def pvalue(v: Any) -> str:
         return MISSING
     return "<0.001" if f < 0.001 else f"{f:.3f}"
 
+
+
+def compact(v: Any) -> str:
+    """A short axis label: 950, 1.5k, 20k, 3M, 0.25."""
+    f = finite(v)
+    if f is None:
+        return MISSING
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(f) >= div:
+            return f"{f / div:.3g}{suffix}"
+    return f"{f:.3g}"

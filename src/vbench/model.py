@@ -58,6 +58,8 @@ METRICS: dict[str, MetricInfo] = {
     "clat_p99.9": MetricInfo("Completion latency p99.9", "us", False),
     "guest_cpu_usr": MetricInfo("Guest CPU user", "%", False),
     "guest_cpu_sys": MetricInfo("Guest CPU system", "%", False),
+    # derived by the report from the same repetition's usr + sys CPU and IOPS
+    "guest_cpu_per_io": MetricInfo("Guest CPU per I/O", "us", False),
     "host_cpu_per_io": MetricInfo("Host CPU (QEMU) per I/O", "us", False),
     "throughput": MetricInfo("Throughput", "Mbit/s", True),
     "retransmits": MetricInfo("TCP retransmits", "count", False, abs_threshold=100.0),

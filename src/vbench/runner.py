@@ -214,6 +214,10 @@ def cli(args, say) -> int:
 
         say("")
         say(_table(rows, ("workload", "metric", "variant", "median", "n")))
+    from .report.summary import headline_lines
+
+    for line in headline_lines(run_path):
+        say(line)
     done = load_record(run_path)
     if done.failures:
         say(f"{len(done.failures)} failure(s) recorded in {run_path / 'run.json'}")

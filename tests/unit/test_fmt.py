@@ -35,3 +35,7 @@ def test_sig_pct_change_ratio_pvalue():
     assert fmt.ratio(2.5) == "2.50\u00d7"
     assert fmt.pvalue(0.0004) == "<0.001" and fmt.pvalue(0.0312) == "0.031"
     assert fmt.interval(1, 2.5, fmt.ratio) == "1.00\u00d7 \u2013 2.50\u00d7"
+
+
+def test_compact_axis_labels():
+    assert [fmt.compact(v) for v in (950, 2000, 15000, 3e6, 0.25)] == ["950", "2k", "15k", "3M", "0.25"]

@@ -59,7 +59,12 @@ def test_tcg_banner(results, tmp_path):
     run = write_run(results, "tcg-run", accelerator="tcg")
     text = page(build_report([run], tmp_path / "r"))
     assert 'id="tcg-banner"' in text
-    assert "software emulation" in text and "ratios still show" in text
+    banner = html.unescape(text.split('id="tcg-banner"')[1].split("</div>")[0])
+    # honest: under TCG the guest CPU is saturated, the ratios are TCG's and not KVM's
+    assert "software emulation" in banner and "saturated" in banner
+    assert "ratios are TCG's" in banner and "not how much it gains under KVM" in banner
+    assert "still show" not in banner
+    assert '<span class="badge tcg"' in text
 
 
 def test_tcg_banner_from_samples_when_metadata_lacks_it(results, tmp_path):
@@ -151,13 +156,15 @@ def test_domain_xml_diff_and_drivers(results, tmp_path):
     import json
 
     meta = json.loads(meta_path.read_text())
-    meta["variants"]["ide"]["drivers"]["disk"]["found"] = "ahci"  # a mismatch
+    # verification stored a failed check for ide; the report shows the stored verdict
+    meta["variants"]["ide"]["drivers"]["disk"].update(found="ahci", ok=False)
     meta_path.write_text(json.dumps(meta))
     text = page(build_report([run], tmp_path / "r"))
     assert '<span class="da">+' in text and '<span class="dd">-' in text
     assert "bus=&#39;sata&#39;" in text or "bus='sata'" in html.unescape(text)
     assert "&lt;target dev=" in text
-    assert "&#10007; mismatch" in text and "&#10003; match" in text
+    assert "&#10007; not verified" in text and "&#10003; verified" in text
+    assert '<span class="flag driver"' in text  # next to ide's numbers
 
 
 def test_failures_and_incomplete_status(results, tmp_path):

@@ -1,0 +1,121 @@
+"""The analysed numbers of a report, indexed the way tables and figures need them.
+
+Besides the stored metrics, one is derived here from the same repetition's samples: guest CPU per
+I/O (fio's user + system CPU over its IOPS), because raw CPU percentages mark the device that
+does more I/O as "worse" on CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from ..model import METRICS
+from .load import RunInfo
+from .palette import RUN_MARKERS, Palette
+
+HOST_VARIANT = "host"
+
+
+def is_baseline(variant: str, device: str) -> bool:
+    return variant == HOST_VARIANT or device == HOST_VARIANT
+
+
+def metric_order(metrics: Iterable[str]) -> list[str]:
+    known = list(METRICS)
+    return sorted(set(metrics), key=lambda m: (known.index(m) if m in known else len(known), m))
+
+
+def with_cpu_per_io(df):
+    """Add ``guest_cpu_per_io`` rows (us of guest CPU per I/O): (usr% + sys%) * 1e4 / IOPS of the
+    same run, variant, workload and repetition."""
+    import pandas as pd
+
+    need = {"guest_cpu_usr", "guest_cpu_sys", "iops"}
+    if len(df) == 0 or not need <= set(df["metric"]):
+        return df
+    keys = ["run_id", "scenario", "variant", "workload", "repetition", "accelerator", "host"]
+    sub = df[df["metric"].isin(need)]
+    wide = sub.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
+    wide = wide.dropna(subset=list(need))
+    wide = wide[wide["iops"] > 0]
+    if len(wide) == 0:
+        return df
+    per_io = (wide["guest_cpu_usr"] + wide["guest_cpu_sys"]) * 1e4 / wide["iops"]
+    first = sub.drop_duplicates(keys).set_index(keys)[["device", "model", "paravirtual"]]
+    rows = per_io.rename("value").to_frame().join(first).reset_index()
+    rows["metric"] = "guest_cpu_per_io"
+    rows["unit"] = "us"
+    out = pd.concat([df, rows[list(df.columns)]], ignore_index=True)
+    out.attrs.update(df.attrs)
+    return out
+
+
+class Data:
+    """Summaries, ratios and host fractions of a report's samples, plus lookup tables."""
+
+    def __init__(self, df, runs: list[RunInfo]):
+        from .. import analysis
+
+        d = with_cpu_per_io(analysis.prepare(df))
+        self.df = d
+        # A "series" gets its own marker: a run, split further by context if one run mixes several.
+        ctx_per_run = d.groupby("run_id")[["accelerator", "host"]].nunique().max(axis=1)
+        split = bool((ctx_per_run > 1).any()) if len(d) else False
+        d["series"] = (d["run_id"] + " (" + d["accelerator"] + ", " + d["host"] + ")") if split \
+            else d["run_id"]
+        order = {r.label: i for i, r in enumerate(runs)}
+        self.series = sorted(d["series"].unique(), key=lambda s: (order.get(s.split(" (")[0], 99), s))
+        self.marker = {s: RUN_MARKERS[i % len(RUN_MARKERS)] for i, s in enumerate(self.series)}
+        self.multi_run = len(self.series) > 1
+        self.summary = analysis.summarize(d, by_run=True)
+        self.summary["series"] = (self.summary["run_id"] + " (" + self.summary["accelerator"] + ", "
+                                  + self.summary["host"] + ")") if split else self.summary["run_id"]
+        self.ratios = analysis.ratios(d, by_run=True)
+        self.host = analysis.host_fractions(d, by_run=True)
+        self.scenarios = sorted(d["scenario"].unique())
+        self.multi_scenario = len(self.scenarios) > 1
+        self.variants = self._variant_order(d, runs)
+        first = d.drop_duplicates("variant").set_index("variant")
+        self.palette = Palette([(v, bool(first.loc[v, "paravirtual"]),
+                                 is_baseline(v, first.loc[v, "device"]), first.loc[v, "device"])
+                                for v in self.variants])
+        self.baseline = {v for v in self.variants if is_baseline(v, first.loc[v, "device"])}
+        vals = d["value"].to_numpy(dtype=float)
+        self.values = {key: vals[pos] for key, pos in d.groupby(
+            ["scenario", "workload", "metric", "variant", "series"], sort=False).indices.items()}
+        self.stats: dict[tuple, tuple] = {}
+        for row in self.summary.itertuples(index=False):
+            self.stats[(row.scenario, row.workload, row.metric, row.variant, row.series)] = (
+                row.median, row.ci_low, row.ci_high)
+        self.metrics = set(self.summary["metric"])
+
+    @staticmethod
+    def _variant_order(d, runs: list[RunInfo]) -> list[str]:
+        """As the scenarios list them (run.json order), the host baseline last."""
+        vorder: list[str] = []
+        for r in runs:
+            for v in r.variants:
+                if v not in vorder:
+                    vorder.append(v)
+        first = d.drop_duplicates("variant").set_index("variant")
+        return sorted(first.index, key=lambda v: (is_baseline(v, first.loc[v, "device"]),
+                                                  vorder.index(v) if v in vorder else len(vorder), v))
+
+    def facet_label(self, scenario: str, workload: str) -> str:
+        return f"{scenario} / {workload}" if self.multi_scenario else workload
+
+    def facets(self, metrics: Iterable[str]) -> list[tuple[str, str]]:
+        s = self.summary[self.summary["metric"].isin(list(metrics))]
+        return sorted({(a, b) for a, b in zip(s["scenario"], s["workload"])})
+
+    def unit(self, metric: str) -> str:
+        s = self.summary[self.summary["metric"] == metric]["unit"]
+        u = next((x for x in s if x and x != "unknown"), "")
+        return u or (METRICS[metric].unit if metric in METRICS else "")
+
+    def series_label(self, variant: str, series: str) -> str:
+        return f"{variant} \u00b7 {series}" if self.multi_run else variant
+
+    def run_entries(self) -> list[tuple[str, str, str]]:
+        """Legend entries telling runs apart by marker (none for a one-run report)."""
+        return [(s, "#ffffff", self.marker[s]) for s in self.series] if self.multi_run else []

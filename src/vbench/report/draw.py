@@ -1,0 +1,209 @@
+"""Drawing primitives shared by every figure: the canvas, dot-and-interval rows, PNG encoding,
+and drawing many figures in parallel.
+
+Figures use matplotlib's Agg canvas directly (no pyplot state, no display). Every figure is drawn
+at the width of a wide page (``PAGE_WIDTH`` inches at ``DPI``) and shown at 100 % width, so it
+fills the page on a desktop and scales down on a small screen. Margins are fixed instead of
+tight_layout: the automatic layout measures every text and was a third of the report's time.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+DPI = 100
+PAGE_WIDTH = 14.0  # inches: 1,400 px at DPI
+
+
+def mpl_text(s: Any) -> str:
+    """Text safe for matplotlib: '$' would start mathtext (and can raise on odd input)."""
+    return str(s).replace("\\", "\\\\").replace("$", r"\$")
+
+
+def new_figure(nfacets: int, ncols: int = 3, h: float | list[float] = 3.1, legend: bool = False,
+               sharex: bool = False, left: float = 1.4, top: float = 0.8, bottom: float = 0.75):
+    """A page-wide figure with a grid of ``nfacets`` panels of height ``h`` (inches; or one height
+    per panel, a grid row then as high as its highest panel), fixed margins; ``left`` leaves room
+    for y tick labels left of every panel."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ncols = max(1, min(ncols, nfacets))
+    nrows = max(1, math.ceil(nfacets / ncols))
+    each = list(h) if isinstance(h, list) else [h] * nfacets
+    rows_h = [max(each[r * ncols:(r + 1) * ncols] or [1.0]) for r in range(nrows)]
+    right = 2.3 if legend else 0.3  # room for a figure legend right of the panels
+    gap = 0.45 if sharex else 0.9  # between rows: the next panel's title (and tick labels)
+    height = top + bottom + sum(rows_h) + (nrows - 1) * gap
+    fig = Figure(figsize=(PAGE_WIDTH, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    panel_w = (PAGE_WIDTH - left - right - (ncols - 1) * left) / ncols
+    grid = fig.subplots(nrows, ncols, squeeze=False, sharex="all" if sharex else "none",
+                        gridspec_kw={"height_ratios": rows_h})
+    axes = grid.ravel().tolist()
+    fig.subplots_adjust(left=left / PAGE_WIDTH, right=1 - right / PAGE_WIDTH,
+                        bottom=bottom / height, top=1 - top / height,
+                        hspace=gap / (sum(rows_h) / nrows), wspace=left / max(panel_w, 0.5))
+    if sharex:
+        for i, ax in enumerate(axes[:nfacets]):
+            ax.xaxis.set_tick_params(labelbottom=i + ncols >= nfacets)
+    for ax in axes[nfacets:]:
+        ax.set_visible(False)
+    return fig, axes[:nfacets]
+
+
+def title(ax, text: str, size: int = 10) -> None:
+    # An explicit y turns off matplotlib's automatic title placement, which measures every tick
+    # label of the panel (a fifth of the drawing time of a big report).
+    ax.set_title(mpl_text(text), fontsize=size, y=1.0, pad=5, loc="left")
+
+
+def png_bytes(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def png(fig) -> str:
+    return data_uri(png_bytes(fig))
+
+
+@dataclass
+class Dot:
+    """One row of a dot plot: a median with its interval and the single repetitions."""
+
+    label: str
+    colour: str
+    median: float
+    lo: float = math.nan
+    hi: float = math.nan
+    points: Sequence[float] = ()
+    marker: str = "o"
+
+
+def use_log(values: Sequence[float]) -> bool:
+    """A log axis when every value is positive and they span more than 3x (else linear)."""
+    vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return bool(vals) and min(vals) > 0 and max(vals) / min(vals) > 3
+
+
+def dot_rows(ax, rows: list[Dot], log: bool | None = None, reference: float | None = None,
+             reference_label: str = "") -> None:
+    """Horizontal dot plot: one row per ``Dot`` (top to bottom), the median as a big dot with its
+    95 % interval as a line, repetitions as small dots; ``reference`` a dashed vertical line (the
+    host-native value, or 100 %). Log x axis when ``log`` (default: when the values span > 3x)."""
+    import numpy as np
+
+    n = len(rows)
+    ys = np.arange(n)[::-1].astype(float)
+    rng = np.random.default_rng(0)
+    allv = [r.median for r in rows] + [v for r in rows for v in r.points]
+    if reference is not None:
+        allv.append(reference)
+    if log is None:
+        log = use_log(allv)
+    for y, r in zip(ys, rows):
+        if math.isfinite(r.lo) and math.isfinite(r.hi):
+            ax.plot([r.lo, r.hi], [y, y], color=r.colour, linewidth=2.2, solid_capstyle="butt",
+                    zorder=3)
+        if len(r.points):
+            pts = np.asarray(r.points, dtype=float)
+            ax.scatter(pts, y + rng.uniform(-0.18, 0.18, pts.size), s=9, color=r.colour,
+                       alpha=0.45, linewidths=0, zorder=2)
+        ax.scatter([r.median], [y], s=64, color=r.colour, marker=r.marker, edgecolors="#222222",
+                   linewidths=0.6, zorder=4)
+    if reference is not None and math.isfinite(reference):
+        ax.axvline(reference, color="#555555", linestyle="--", linewidth=1.1, zorder=1)
+        if reference_label:
+            ax.annotate(mpl_text(reference_label), (reference, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(-3, -3), textcoords="offset points", fontsize=7.5, color="#444444",
+                        va="top", ha="right")
+    ax.set_yticks(ys)
+    ax.set_yticklabels([mpl_text(r.label) for r in rows], fontsize=8.5)
+    ax.set_ylim(-0.7, n - 0.3)
+    if log and min(allv, default=0) > 0:
+        log_axis(ax.xaxis)
+    ax.grid(axis="x", alpha=0.3, which="both" if log else "major", zorder=0)
+    ax.tick_params(axis="x", labelsize=8)
+
+
+def log_axis(axis) -> None:
+    """A log scale with plain tick labels at 1, 2, 5 x 10^k (950, 2k, 5k, 10k), no 10^x."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    from ..fmt import compact
+
+    (axis.axes.set_xscale if axis is axis.axes.xaxis else axis.axes.set_yscale)("log")
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _p: compact(v)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def legend(fig, entries: list[tuple[str, str, str]], heading: str | None = None) -> None:
+    """A figure legend right of the panels from (label, colour, marker) entries."""
+    from matplotlib.lines import Line2D
+
+    if not entries:
+        return
+    handles = [Line2D([], [], color=c, marker=m or "o", linestyle="none", markersize=7,
+                      markeredgecolor="#222222", label=mpl_text(lbl)) for lbl, c, m in entries]
+    fig.legend(handles=handles, loc="upper right", fontsize=8.5, title=heading,
+               title_fontsize=8.5, framealpha=0.9, borderaxespad=0.6)
+
+
+# ---- drawing many figures, in parallel when there are many ----------------------------------------
+
+_WORK: list = []
+LAST_DRAW: dict = {}  # how the last figures were drawn (workers, fallback error): for tests/debugging
+
+
+def _jobs(ntasks: int, npanels: int) -> int:
+    """Worker processes for drawing: VBENCH_REPORT_JOBS if set, else up to 4 for big pages."""
+    env = os.environ.get("VBENCH_REPORT_JOBS", "")
+    if env.strip().isdigit():
+        return max(1, int(env))
+    if npanels < 40 or ntasks < 4 or not hasattr(os, "fork"):
+        return 1  # small pages: starting a pool costs more than it saves
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus, ntasks // 2))
+
+
+def _run_job(i: int):
+    fn, args = _WORK[i]
+    return fn(*args)
+
+
+def draw_all(jobs: list[tuple[Any, tuple]], npanels: int) -> list:
+    """Call every ``fn(*args)`` of ``jobs`` (each draws one figure) and return the results in
+    order; with several CPUs and many panels in forked worker processes (the figures are
+    independent and matplotlib is single-threaded; fork lets the workers inherit the analysed data
+    instead of unpickling it). Falls back to drawing here if a pool cannot be used."""
+    workers = _jobs(len(jobs), npanels)
+    LAST_DRAW.clear()
+    LAST_DRAW.update(workers=workers, fallback=None)
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _WORK[:] = jobs
+        try:
+            with ProcessPoolExecutor(max_workers=workers,
+                                     mp_context=multiprocessing.get_context("fork")) as pool:
+                return list(pool.map(_run_job, range(len(jobs))))
+        except Exception as exc:  # a broken pool must not cost the report: draw in this process
+            LAST_DRAW.update(workers=1, fallback=f"{type(exc).__name__}: {exc}")
+        finally:
+            _WORK.clear()
+    return [fn(*args) for fn, args in jobs]

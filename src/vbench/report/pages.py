@@ -1,0 +1,146 @@
+"""The report page: everything from the results store, rendered with Jinja2 into one HTML file.
+
+The page carries its CSS inline and a Content-Security-Policy that forbids every fetch except
+``data:`` images, so it opens from ``file://`` offline and cannot run a script even if one slipped
+into a scenario text; all text from scenarios, runs and guests goes through autoescaping. Next to
+``index.html`` the headline forest plot is written as ``headline-ratios.png`` (for CI summaries
+and wikis) and each variant's domain XML under ``domain-xml/``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from functools import lru_cache
+from pathlib import Path
+
+from .. import __version__, fmt
+from ..errors import UserError
+from ..store import atomic_write
+from . import context
+from .data import Data
+from .draw import draw_all
+from .figures import REGISTRY, ReportFigure
+from .forest import forest_figure
+from .load import RunInfo, load_runs
+from .tables import FLAG_TEXT, Flags, headline, host_rows, ratio_rows, summary_rows
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+HEADLINE_PNG = "headline-ratios.png"
+SECTIONS = ("forest", "forest_all") + tuple(dict.fromkeys(k.section for k in REGISTRY))
+
+
+@lru_cache(maxsize=1)
+def _jinja():
+    import jinja2
+
+    # autoescape=True for every template: all text from scenarios, runs and guests is escaped.
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.ChainableUndefined)
+    env.filters["num"] = fmt.num
+    env.filters["pct"] = fmt.pct
+    return env
+
+
+def render(template: str, **ctx) -> str:
+    return _jinja().get_template(template).render(**ctx)
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def draw_figures(data: Data) -> dict[str, list[ReportFigure]]:
+    """Every registered figure kind's figures plus the two forest plots, drawn (in parallel when
+    the page is big) and grouped by page section."""
+    jobs = [(forest_figure, (data, headline(data.ratios))),
+            (forest_figure, (data, data.ratios, "forest-all", "Every ratio"))]
+    sections = ["forest", "forest_all"]
+    for kind in REGISTRY:
+        for args in kind.tasks(data):
+            jobs.append((kind.draw, (data, *args)))
+            sections.append(kind.section)
+    npanels = len(data.summary[["scenario", "workload", "metric"]].drop_duplicates())
+    out: dict[str, list[ReportFigure]] = {s: [] for s in SECTIONS}
+    for section, fig in zip(sections, draw_all(jobs, npanels)):
+        if fig is not None:
+            out[section].append(fig)
+    return out
+
+
+def _tcg_runs(runs: list[RunInfo], df) -> list[str]:
+    tcg = [r.label for r in runs if r.accelerator.lower() == "tcg"]
+    if len(df):
+        tcg += sorted(set(df.loc[df["accelerator"].astype(str).str.lower() == "tcg", "run_id"])
+                      - set(tcg))
+    return tcg
+
+
+def _analysed(data: Data, runs: list[RunInfo], warnings: list[str]) -> dict:
+    from .. import analysis
+
+    order = [r.label for r in runs]
+    flags = Flags(data, runs, analysis.NOISY_CV)
+    figures = draw_figures(data)
+    if flags.counts.get("noisy"):
+        warnings.append(f"{flags.counts['noisy']} of {len(data.summary)} groups are noisy "
+                        f"(coefficient of variation above {analysis.NOISY_CV:.0%}); flagged next to "
+                        f"their numbers")
+    head = headline(data.ratios)
+    return {"contexts": analysis.contexts(data.df), "scenarios": data.scenarios,
+            "headline": ratio_rows(head, flags, order, data.unit),
+            "all_ratios": ratio_rows(data.ratios, flags, order, data.unit),
+            "summary": summary_rows(data, flags, order), "host_rows": host_rows(data, flags, order),
+            "figures": figures,
+            "flag_summary": [{"kind": k, "text": FLAG_TEXT[k][0], "title": FLAG_TEXT[k][1], "n": n}
+                             for k, n in sorted(flags.counts.items())],
+            "has_entropy_avail": "entropy_avail" in data.metrics}
+
+
+def build_report(run_paths: list[Path], out_dir: Path, title: str | None = None,
+                 history_root: Path | None = None) -> Path:
+    """Write ``out_dir/index.html`` for one or more runs (side by side) and return its path.
+
+    With ``history_root`` (a results root), history pages of the runs' scenarios are written under
+    ``out_dir/history/<scenario>/`` and linked.
+    """
+    from .history import build_history
+
+    out_dir = Path(out_dir)
+    warnings: list[str] = []
+    runs, df = load_runs(run_paths, warnings)
+    views = [context.run_view(r) for r in runs]
+    page = {"contexts": [], "scenarios": [], "headline": [], "all_ratios": [], "summary": [],
+            "host_rows": [], "figures": {s: [] for s in SECTIONS}, "flag_summary": [],
+            "has_entropy_avail": False}
+    if len(df):
+        page.update(_analysed(Data(df, runs), runs, warnings))
+    else:
+        warnings.append("no samples in these runs: nothing to plot")
+    forest = page["figures"]["forest"]
+    if forest:
+        atomic_write(out_dir / HEADLINE_PNG, forest[0].png)
+    context.write_domain_xml(out_dir, runs)
+    scenarios = page["scenarios"] or sorted({v["scenario_name"] for v in views if v["scenario_name"]})
+    history_links = []
+    if history_root is not None:
+        for scn in scenarios:
+            try:
+                build_history(history_root, scn, out_dir / "history" / context.slug(scn))
+                history_links.append({"scenario": scn,
+                                      "href": f"history/{context.slug(scn)}/index.html"})
+            except UserError as exc:
+                warnings.append(f"no history for {scn}: {exc}")
+    if title is None:
+        title = "vbench: " + ", ".join(scenarios or ["report"]) + " \u2014 " + ", ".join(
+            r.label for r in runs[:4]) + (" \u2026" if len(runs) > 4 else "")
+    contexts = page.pop("contexts")
+    html = render(
+        "report.html.j2", title=title, generated=now(), version=__version__, runs=views,
+        tcg_runs=_tcg_runs(runs, df), contexts=[f"{a} on {h}" for a, h in contexts],
+        mixed=len(contexts) > 1, warnings=warnings, history_links=history_links,
+        multi_run=len(runs) > 1, env_diff=context.env_diff(runs) if len(runs) > 1 else None,
+        headline_png=HEADLINE_PNG if forest else "",
+        incomplete=[v for v in views if v["status"] != "complete"], **page)
+    atomic_write(out_dir / "index.html", html)
+    return out_dir / "index.html"
