@@ -86,7 +86,8 @@ def strip(run: RunInfo) -> dict:
 
 
 def env_rows(run: RunInfo) -> list[tuple[str, str]]:
-    env, m = run.record.environment.model_dump(), run.record.model_dump()
+    env = run.record.environment.model_dump(exclude_unset=True)
+    m = run.record.model_dump(exclude_unset=True)  # what the run recorded, no defaults
     rows = [(label, str(env.get(key))) for key, label in ENV_FIELDS if env.get(key) not in (None, "")]
     for label, values in (("Guest kernel", run.record.guest_kernels()), ("Machine type", _machines(run))):
         if values:
