@@ -18,5 +18,6 @@ pandas, numpy and matplotlib are imported inside the functions: importing this p
 from .draw import LAST_DRAW
 from .history import build_history
 from .pages import build_report
+from .tables import HEADLINE_METRICS
 
-__all__ = ["LAST_DRAW", "build_history", "build_report"]
+__all__ = ["HEADLINE_METRICS", "LAST_DRAW", "build_history", "build_report"]

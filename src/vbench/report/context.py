@@ -78,8 +78,8 @@ def strip(run: RunInfo) -> dict:
             continue
         checks = [d for d in run.drivers() if d.variant == name and d.under_test]
         d = checks[0] if checks else None
-        drivers.append({"variant": name, "driver": (d.found or "none") if d else "",
-                        "ok": d.ok if d else None, "expected": d.expected if d else "",
+        drivers.append({"variant": name, "driver": (d.check.found or "none") if d else "",
+                        "ok": d.check.ok if d else None, "expected": d.check.expected if d else "",
                         "href": xml_href(run, name) if v.domain_xml else ""})
     return {"label": run.label, "badge": badge(run.accelerator), "items": items,
             "drivers": drivers}

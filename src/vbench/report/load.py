@@ -23,30 +23,14 @@ from ..record import DriverCheck, Failure, RunRecord, Variant
 from ..store import load_meta, load_record, load_samples
 
 
-@dataclass
+@dataclass(frozen=True)
 class Driver:
-    """One stored driver check of one variant, with the verdict verification stored."""
+    """One stored driver check of one variant: ``ok`` is the verdict verification stored."""
 
     variant: str
     device: str
-    check: DriverCheck
     under_test: bool
-
-    @property
-    def ok(self) -> bool:
-        return self.check.ok
-
-    @property
-    def expected(self) -> str:
-        return self.check.expected
-
-    @property
-    def found(self) -> str:
-        return self.check.found
-
-    @property
-    def detail(self) -> str:
-        return self.check.detail
+    check: DriverCheck
 
 
 @dataclass
@@ -74,7 +58,7 @@ class RunInfo:
         return self.record.failures
 
     def drivers(self) -> list[Driver]:
-        return [Driver(variant=name, device=dev, check=check, under_test=dev == v.device)
+        return [Driver(variant=name, device=dev, under_test=dev == v.device, check=check)
                 for name, v in self.variants.items() for dev, check in v.drivers.items()]
 
 

@@ -23,8 +23,8 @@ from .load import RunInfo
 
 # Metrics of the headline table and figure: the telling ones per device kind (all are one click
 # away), with the CPU cost per unit of work next to the speed.
-HEADLINE_METRICS = devices.headline_metrics() + ("guest_cpu_per_io", "host_cpu_per_io",
-                                                "host_cpu_per_gbit")
+HEADLINE_METRICS = ("guest_cpu_per_io", "host_cpu_per_io", "host_cpu_per_gbit") + \
+    devices.headline_metrics()
 
 FLAG_TEXT = {
     "host": ("above host", "measured above the host-native baseline: the baseline is not the same "
@@ -83,10 +83,11 @@ class Flags:
                 if v.baseline or vname in data.baseline:
                     continue
                 checks = [d for d in r.drivers() if d.variant == vname and d.under_test]
-                if checks and all(d.ok is True for d in checks):
+                bad = [d.check for d in checks if not d.check.ok]
+                if checks and not bad:
                     continue
-                detail = (f"expected {checks[0].expected or '?'}, found {checks[0].found or 'nothing'}"
-                          if checks and checks[0].ok is False else "no stored verification")
+                detail = (f"expected {bad[0].expected or '?'}, found {bad[0].found or 'nothing'}"
+                          if bad else "no stored verification")
                 self._add((r.label, None, None, None, vname), "driver", detail)
 
     def get(self, run: str, scenario: str, workload: str, metric: str, variant: str) -> list[dict]:
