@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, faults, images, kconfig, lab, paths, remote, verify
-from .errors import StoreError, UserError
+from . import __version__, devices, faults, images, kconfig, lab, paths, remote, verify
+from .errors import LabError, StoreError, UserError
 from .executors import Target, execute
 from .record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
 from .scenario import Scenario, load_scenario, load_scenario_text
@@ -149,6 +149,15 @@ def _open_run(resume: Path, acc_name: str) -> tuple[RunDir, RunRecord]:
     return rd, rec
 
 
+def require_host_devices(scn: Scenario, exists=None) -> None:
+    """Refuse, before anything boots, a scenario whose variants need host devices this host lacks
+    (e.g. vhost-net): never measure such a variant silently without them."""
+    missing = devices.missing_on_host([(v.name, scn.profile(v)) for v in scn.variants], exists)
+    if missing:
+        raise LabError(f"this host lacks what the scenario needs: {'; '.join(missing)}; run it "
+                       f"on a host that has them, or drop those variants")
+
+
 def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Path,
                  connect: str | None, accel_override: str | None, say: Say,
                  repetitions: int | None = None, resume: Path | None = None) -> Path:
@@ -156,6 +165,7 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
     reps = repetitions or scn.repetitions
     say(f"scenario {scn.name}: {len(scn.variants)} variants x {len(scn.workloads)} workloads x "
         f"{reps} repetitions ({scn.order})")
+    require_host_devices(scn)
     lb = lab.up(connect=connect, progress=say)
     img = _image(scn, say)
     kconfig.require_for_scenario(scn, img)

@@ -4,7 +4,7 @@ A scenario names the device under test (``device: disk|nic|rng|balloon``: the ki
 ``vbench.devices``, from which the device types here are built); every variant sets only that
 device, everything else comes from ``defaults`` and is identical across variants. Bad input is
 reported as one line with the field path, e.g. ``variants[1].disk.bus: must be one of virtio, scsi,
-sata, ide (got 'usb')``.
+sata, ide, nvme (got 'usb')``.
 """
 
 from __future__ import annotations
@@ -255,6 +255,11 @@ class Scenario(_Strict):
                 raise ValueError(f"variants[{i}]: sets no {self.device} (the device under test)")
         if self.gate is not None:
             _check_gate(self.gate, names + ["host"] if self.host_baseline else names, wnames)
+        for i, v in enumerate(self.variants):
+            for dev, spec in self.profile(v).present():
+                why = dev.guest_rule(spec, self.guest.machine)
+                if why:
+                    raise ValueError(f"variants[{i}].{dev.kind}: {why}")
         if self.host_baseline and not DEVICES[self.device].host_baseline:
             kinds = " or ".join(k for k, d in DEVICES.items() if d.host_baseline)
             raise ValueError(f"host_baseline: only {kinds} scenarios have a host baseline")

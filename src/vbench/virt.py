@@ -84,7 +84,8 @@ def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_t
     """The complete domain XML for a guest of ``profile``; deterministic for golden tests."""
     _check_names(name, tags)
     meta = "".join(f"      <vbench:{k}>{escape(str(v))}</vbench:{k}>\n" for k, v in sorted(tags.items()))
-    ctx = GuestContext(name, files, test_net, mac_for(name, "test"))
+    ctx = GuestContext(name, files, test_net, mac_for(name, "test"), guest.machine,
+                       guest.memory_mib, guest.vcpus)
     parts = sum((dev.xml(spec, ctx) for dev, spec in profile.present()), Fragment())
     cpu = _cpu_xml(domain_type == "kvm" and cpu_mode == "host-passthrough", parts.cpu)
     devices = _devices_xml(parts, files, interface_xml(mgmt_net, mac_for(name, "mgmt"), "virtio",
@@ -105,8 +106,16 @@ def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_t
         f"  <clock offset='utc'/>\n"
         f"  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n"
         f"  <on_crash>destroy</on_crash>\n"
-        f"  <devices>\n{devices}  </devices>\n"
+        f"  <devices>\n{devices}  </devices>\n{_qemu_xml(parts.qemu_args)}"
         f"</domain>\n")
+
+
+def _qemu_xml(args: str) -> str:
+    """QEMU arguments of devices this libvirt has no XML for (libvirt marks the domain tainted)."""
+    if not args:
+        return ""
+    return (f"  <qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n{args}"
+            f"  </qemu:commandline>\n")
 
 
 def kernel_cmdline(root_label: str, ssh_pubkey: str) -> str:
@@ -301,7 +310,8 @@ class Guest:
 
     def files(self) -> DomainFiles:
         return DomainFiles(overlay=self.dir / "overlay.qcow2",
-                           scratch=self.dir / "scratch.raw" if self.profile.disk else None,
+                           scratch=(self.dir / f"scratch.{self.profile.disk.format}"
+                                    if self.profile.disk else None),
                            console=self.dir / "console.log", kernel=self.image.kernel,
                            initrd=self.image.initrd)
 

@@ -65,7 +65,7 @@ def test_run_unknown_bus_exits_3_with_one_line(vbench, tmp_path):
     assert cp.returncode == 3
     line = assert_one_error_line(cp)
     assert line == (f"vbench: error: {scn}: variants[0].disk.bus: must be one of virtio, scsi, "
-                    f"sata, ide (got 'usb')")
+                    f"sata, ide, nvme (got 'usb')")
     assert cp.stdout == ""
     assert not (tmp_path / "results").exists()  # nothing was created
     assert not (tmp_path / "home").exists()
@@ -169,7 +169,7 @@ def test_run_bad_repetitions_refused_before_the_lab(main, capsys, tmp_path):
 
 def test_guests_verify_checks_every_profile_before_booting(main, capsys):
     assert main(["guests", "verify", "virtio", "disk=usb"]) == 3
-    assert "disk.bus: must be one of virtio, scsi, sata, ide (got 'usb')" in one_error_line(capsys)
+    assert "disk.bus: must be one of virtio, scsi, sata, ide, nvme (got 'usb')" in one_error_line(capsys)
 
 
 def test_guest_check_with_crafted_config(main, capsys):

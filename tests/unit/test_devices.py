@@ -25,10 +25,10 @@ SRC = Path(devices.__file__).resolve().parents[2]
 
 # ---- the registry as shipped ---------------------------------------------------------------------
 
-def test_registry_lists_the_four_kinds_in_order():
-    assert list(devices.DEVICES) == ["disk", "nic", "rng", "balloon"]
-    assert list(scenario.DeviceProfile.model_fields) == ["disk", "nic", "rng", "balloon"]
-    assert list(scenario.DeviceOverrides.model_fields) == ["disk", "nic", "rng", "balloon"]
+def test_registry_lists_the_kinds_in_order():
+    assert list(devices.DEVICES) == ["disk", "nic", "rng", "balloon", "vsock"]
+    assert list(scenario.DeviceProfile.model_fields) == ["disk", "nic", "rng", "balloon", "vsock"]
+    assert list(scenario.DeviceOverrides.model_fields) == ["disk", "nic", "rng", "balloon", "vsock"]
 
 
 @pytest.mark.parametrize("kind, model, para", [

@@ -72,7 +72,7 @@ DOMAIN_TYPES = ("kvm", "qemu")
 
 def files_for(profile: DeviceProfile) -> virt.DomainFiles:
     return virt.DomainFiles(overlay=GDIR / "overlay.qcow2",
-                            scratch=GDIR / "scratch.raw" if profile.disk else None,
+                            scratch=GDIR / f"scratch.{profile.disk.format}" if profile.disk else None,
                             console=GDIR / "console.log", kernel=IMG / "vmlinuz",
                             initrd=IMG / "initrd.img")
 
@@ -120,7 +120,9 @@ def test_golden(case, domain_type):
 
 def test_every_golden_file_has_a_case():
     """A golden file whose case was removed would silently stop being checked."""
-    expected = {f"domain-{c}-{t}.xml" for c in CASES for t in DOMAIN_TYPES}
+    from .test_domain_xml_knobs import KNOB_CASES
+
+    expected = {f"domain-{c}-{t}.xml" for c in [*CASES, *KNOB_CASES] for t in DOMAIN_TYPES}
     present = {p.name for p in GOLDEN.glob("domain-*.xml")}
     assert present == expected
 

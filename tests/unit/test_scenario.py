@@ -2,7 +2,7 @@
 
 Every bad input must raise ScenarioError (a UserError, exit status 3) whose message is one line,
 names the field path and says what is allowed, e.g.
-``variants[1].disk.bus: must be one of virtio, scsi, sata, ide (got 'usb')``.
+``variants[1].disk.bus: must be one of virtio, scsi, sata, ide, nvme (got 'usb')``.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def test_good_scenario_loads():
 
 BAD = [
     pytest.param(GOOD.replace("{bus: sata}", "{bus: usb}"),
-                 ["variants[1].disk.bus", "must be one of virtio, scsi, sata, ide", "'usb'"],
+                 ["variants[1].disk.bus", "must be one of virtio, scsi, sata, ide, nvme", "'usb'"],
                  id="bad-disk-bus"),
     pytest.param(GOOD.replace("device: disk", "device: gpu"),
                  ["device", "disk", "nic", "rng", "balloon", "'gpu'"], id="bad-device-kind"),
@@ -150,7 +150,7 @@ def test_bad_scenario_gives_one_line_with_path(text, needles):
 
 def test_bad_bus_message_is_exactly_the_documented_one():
     msg = error_of(GOOD.replace("{bus: sata}", "{bus: usb}"))
-    assert msg == "scenario: variants[1].disk.bus: must be one of virtio, scsi, sata, ide (got 'usb')"
+    assert msg == "scenario: variants[1].disk.bus: must be one of virtio, scsi, sata, ide, nvme (got 'usb')"
 
 
 def test_several_problems_are_counted_not_listed():
@@ -372,7 +372,7 @@ def test_parse_profile_partial_items_leave_others_default():
     ("bogus", ["'bogus'", "virtio, emulated", "disk=sata"]),
     ("disk", ["'disk'", "preset"]),
     ("gpu=virtio", ["'gpu=virtio'", "preset"]),
-    ("disk=usb", ["disk.bus", "must be one of virtio, scsi, sata, ide", "'usb'"]),
+    ("disk=usb", ["disk.bus", "must be one of virtio, scsi, sata, ide, nvme", "'usb'"]),
     ("nic=ne2k_pci", ["nic.model", "virtio, e1000, e1000e, rtl8139", "'ne2k_pci'"]),
     ("rng=egd", ["rng.model", "virtio, none"]),
     ("balloon=xen", ["balloon.model", "virtio, none"]),

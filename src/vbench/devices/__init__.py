@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Device, DriverCheck, DomainFiles, Fragment, GuestContext, Model, Strict
+from .base import Device, DriverCheck, DomainFiles, Fragment, GuestContext, Model, Strict, is_q35
 
 # The registration table: one line per device module, in the order of the domain XML and reports.
 MODULES = (
@@ -35,6 +35,7 @@ MODULES = (
     "nic",
     "rng",
     "balloon",
+    "vsock",
 )
 
 DEVICES: dict[str, Device] = {}
@@ -65,6 +66,20 @@ def option_modules() -> dict[str, str]:
     return {o: mod for d in DEVICES.values() for m in d.models for o, mod in m.kconfig.items()}
 
 
+def missing_on_host(profiles, exists=None) -> list[str]:
+    """What the given ``(variant name, profile)`` pairs need on this host that it lacks, as
+    ``"variant: /dev/vhost-net (nic vhost)"`` items; empty when everything is there."""
+    import os
+
+    exists = exists or os.path.exists
+    out = []
+    for vname, prof in profiles:
+        for dev, spec in prof.present():
+            out += [f"{vname}: {path} ({dev.kind} {why})"
+                    for path, why in dev.host_requirements(spec) if not exists(path)]
+    return out
+
+
 def headline_metrics() -> tuple[str, ...]:
     return tuple(m for d in DEVICES.values() for m in d.headline_metrics)
 
@@ -73,4 +88,4 @@ for _name in MODULES:
     register(importlib.import_module(f"{__name__}.{_name}").DEVICE)
 
 __all__ = ["DEVICES", "Device", "DomainFiles", "DriverCheck", "Fragment", "GuestContext", "Model",
-           "Strict", "freeze", "headline_metrics", "option_modules", "register"]
+           "Strict", "freeze", "is_q35", "missing_on_host", "headline_metrics", "option_modules", "register"]

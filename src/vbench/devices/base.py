@@ -57,6 +57,18 @@ class GuestContext:
     files: DomainFiles | None = None
     test_net: str = ""   # libvirt network of the devices under test
     test_mac: str = ""   # MAC address of the NIC under test
+    machine: str = "pc"  # QEMU machine type (pc, q35, pc-q35-7.2, ...)
+    memory_mib: int = 0  # the guest's memory
+    vcpus: int = 0
+
+    @property
+    def q35(self) -> bool:
+        return is_q35(self.machine)
+
+
+def is_q35(machine: str) -> bool:
+    """Whether a QEMU machine type name is a q35 (ICH9, PCIe) machine."""
+    return machine == "q35" or machine.startswith("pc-q35")
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class Fragment:
     domain: str = ""      # top level, after <currentMemory>: memoryBacking, maxMemory, ...
     cpu: str = ""         # inside <cpu> (e.g. <numa> for virtio-mem); <cpu> is written if needed
     cmdline: str = ""     # appended to the guest kernel's command line: " opt=value ..."
+    qemu_args: str = ""   # <qemu:arg .../> lines, for what this libvirt has no XML for (NVMe)
 
     def __add__(self, other: "Fragment") -> "Fragment":
         return Fragment(**{f.name: getattr(self, f.name) + getattr(other, f.name)
@@ -112,6 +125,14 @@ class Device:
 
     def xml(self, spec: Any, ctx: GuestContext) -> Fragment:
         raise NotImplementedError(f"device {self.kind} has no domain XML")
+
+    def guest_rule(self, spec: Any, machine: str) -> str | None:
+        """Why this spec cannot run on a guest of ``machine`` (checked before anything boots)."""
+        return None
+
+    def host_requirements(self, spec: Any) -> tuple[tuple[str, str], ...]:
+        """Host paths this spec needs, each with what needs it: ``(("/dev/vhost-net", "vhost"),)``."""
+        return ()
 
     def kernel_options(self, spec: Any) -> Mapping[str, str]:
         """Guest kernel options (-> module file name) this device needs."""
