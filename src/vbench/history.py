@@ -11,6 +11,8 @@ dynamic programming (optimal partitioning, as asv's ``step_detect.py`` does with
 * a segment costs its weighted sum of squares around its weighted mean; every extra segment costs
   a penalty ``beta(n)``, calibrated by simulation so that a flat series of 20 runs shows a false
   step in under 1 % of cases (see ``bench/bench_gate.py``);
+* the noise is estimated twice: from successive differences for a first fit, then from the
+  residuals around that fit (every point counts, steps do not inflate it) for the final one;
 * a run more than 5 noise units from its running median of 5 is an outlier and weighs nothing, so
   one odd night is not a step; segments hold at least ``min_size`` runs; steps smaller than
   ``min_rel_step`` are dropped.
@@ -41,13 +43,16 @@ OUTLIER = 5.0
 
 def penalty(n: int) -> float:
     """The cost of one more segment for a series of ``n`` points (in chi-square units)."""
-    return 11.0 + 3.0 * math.log(max(n, 2))
+    return 7.5 + 3.0 * math.log(max(n, 2))
 
 
-def _noise(y: np.ndarray, variances: np.ndarray | None, floor: float) -> np.ndarray:
-    """Per-point variance: own variance plus between-run variance (or the robust point noise)."""
-    diffs = np.abs(np.diff(y))
-    s2 = (1.4826 * float(np.median(diffs)) / math.sqrt(2)) ** 2 if diffs.size else 0.0
+def _noise(y: np.ndarray, variances: np.ndarray | None, floor: float,
+           s2: float | None = None) -> np.ndarray:
+    """Per-point variance: own variance plus between-run variance (or the point noise ``s2``,
+    by default estimated robustly from successive differences)."""
+    if s2 is None:
+        diffs = np.abs(np.diff(y))
+        s2 = (1.4826 * float(np.median(diffs)) / math.sqrt(2)) ** 2 if diffs.size else 0.0
     if variances is None or not np.isfinite(variances).any():
         return np.full(y.size, max(s2, floor ** 2))
     v = np.where(np.isfinite(variances), variances, np.nanmedian(variances))
@@ -93,6 +98,21 @@ def _optimal_partition(y: np.ndarray, w: np.ndarray, beta: float, min_size: int)
     return sorted(cps)
 
 
+def _residual_variance(y: np.ndarray, w: np.ndarray, found: list[int]) -> float:
+    """Point variance around a fitted step function (outliers left out): unlike successive
+    differences it is not inflated by the steps, and it uses every point."""
+    bounds = [0] + found + [y.size]
+    res, used = [], 0
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        keep = w[a:b] > 0
+        if keep.any():
+            seg = y[a:b][keep]
+            res.append(seg - seg.mean())
+            used += 1
+    r = np.concatenate(res) if res else np.array([])
+    return float(np.sum(r * r)) / max(1, r.size - used)
+
+
 def _level(y: np.ndarray, w: np.ndarray) -> float:
     return float(np.sum(w * y) / np.sum(w)) if np.sum(w) > 0 else float(np.median(y))
 
@@ -116,9 +136,12 @@ def change_points(series: Sequence[float], variances: Sequence[float] | None = N
     y = np.log(x) if logs else x
     var_in = None if variances is None else np.asarray(list(variances), dtype=float)[where]
     floor = 1e-3 if logs else 1e-3 * max(float(np.median(np.abs(x))), 1e-12)
-    var = _noise(y, var_in, floor)
-    w = _weights(y, var)
-    found = _optimal_partition(y, w, penalty(y.size) if beta is None else beta, min_size)
+    beta = penalty(y.size) if beta is None else beta
+    w = _weights(y, _noise(y, var_in, floor))
+    found = _optimal_partition(y, w, beta, min_size)
+    # second pass: the noise re-estimated around the first fit
+    w = _weights(y, _noise(y, var_in, floor, _residual_variance(y, w, found)))
+    found = _optimal_partition(y, w, beta, min_size)
     kept: list[int] = []
     bounds = [0] + found + [y.size]
     for j, k in enumerate(found, start=1):
@@ -130,16 +153,21 @@ def change_points(series: Sequence[float], variances: Sequence[float] | None = N
     return kept
 
 
-def run_levels(values: np.ndarray) -> tuple[float, float, float, float]:
-    """(median, variance of the log level, interval low, interval high) of one run's samples."""
+def run_levels(values: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(median, level, variance of the level's log, interval low, interval high) of one run.
+
+    ``level`` is the geometric mean (the estimate of the population median under log-normal
+    noise) when every value is positive, else the median; its variance is that of the mean of the
+    logs, so the two agree (a sample median varies ~1.4-1.6x more than the mean it would stand
+    for, which made short runs look more certain than they are).
+    """
     x = np.asarray(values, dtype=float)
     med = float(np.median(x))
     lo, hi, _method = stats.median_interval(x)
     if x.size >= 2 and stats.positive(x):
-        var = float(np.var(np.log(x), ddof=1)) / x.size
-    else:
-        var = math.nan
-    return med, var, lo, hi
+        logs = np.log(x)
+        return med, float(np.exp(np.mean(logs))), float(np.var(logs, ddof=1)) / x.size, lo, hi
+    return med, med, math.nan, lo, hi
 
 
 def environment_facts(environment: Mapping | None, variant: Mapping | None = None) -> dict:
@@ -153,20 +181,22 @@ def environment_facts(environment: Mapping | None, variant: Mapping | None = Non
 def environment_change(before: Mapping | None, after: Mapping | None) -> str:
     """"QEMU 7.2 -> 8.0; host kernel 6.1 -> 6.5" between two runs' facts ('' when none known)."""
     a, b = dict(before or {}), dict(after or {})
+    if not a or not b:
+        return ""
     parts = [f"{k} {a.get(k, '?')} -> {b.get(k, '?')}" for k in dict.fromkeys([*a, *b])
              if a.get(k) != b.get(k)]
-    return "; ".join(parts) if parts else ("no recorded change" if a and b else "")
+    return "; ".join(parts) if parts else "no recorded change"
 
 
 def _series_points(d: pd.DataFrame, rank: dict, dates: Mapping) -> pd.DataFrame:
     rows = []
     vals = d["value"].to_numpy(dtype=float)
     for key, pos in _groups(d, SERIES_KEYS + ["run_id"]):
-        med, var, lo, hi = run_levels(vals[pos])
+        med, level, var, lo, hi = run_levels(vals[pos])
         run = key[-1]
-        rows.append((*key, rank[run], med, int(pos.size), lo, hi, var, dates.get(run)))
-    cols = SERIES_KEYS + ["run_id", "position", "median", "n", "ci_low", "ci_high", "var_log",
-                          "date"]
+        rows.append((*key, rank[run], med, level, int(pos.size), lo, hi, var, dates.get(run)))
+    cols = SERIES_KEYS + ["run_id", "position", "median", "level", "n", "ci_low", "ci_high",
+                          "var_log", "date"]
     points = pd.DataFrame(rows, columns=cols)
     return points.sort_values(SERIES_KEYS + ["position"], kind="stable").reset_index(drop=True)
 
@@ -179,7 +209,8 @@ def history_table(df: pd.DataFrame, run_order: Sequence[str] | None = None,
     the steps of each series.
 
     ``points``: the series keys, run_id, position (0-based in ``run_order``; default: run ids
-    sorted), median, n, ci_low/ci_high (95 % interval of the run's median), var_log, date (from
+    sorted), median, level (see :func:`run_levels`), n, ci_low/ci_high (95 % interval of the run's
+    median), var_log, date (from
     ``run_dates``). ``changes``: the series keys, position, run_id, previous_run, before and after
     (the two segments' levels), step (after / before - 1), environment (what changed between
     the two runs around the step, from ``environments``: run id -> facts such as
@@ -195,7 +226,8 @@ def history_table(df: pd.DataFrame, run_order: Sequence[str] | None = None,
     for key, pos in _groups(points, SERIES_KEYS):
         s = points.iloc[pos]
         meds = s["median"].to_numpy(dtype=float)
-        found = change_points(meds, s["var_log"].to_numpy(dtype=float), min_rel_step=min_rel_step)
+        found = change_points(s["level"].to_numpy(dtype=float), s["var_log"].to_numpy(dtype=float),
+                              min_rel_step=min_rel_step)
         bounds = [0] + found + [len(meds)]
         for j, i in enumerate(found, start=1):
             before = float(np.nanmedian(meds[bounds[j - 1]:i]))

@@ -56,8 +56,9 @@ def test_order_statistic_interval_is_exact_from_six_samples():
     k, cover = S.order_statistic_rank(20)
     assert cover == pytest.approx(1 - 2 * stats.binom.cdf(k - 1, 20, 0.5)) and cover >= 0.95
     assert 1 - 2 * stats.binom.cdf(k, 20, 0.5) < 0.95  # the narrowest such interval
-    lo, hi, method = S.median_interval(np.arange(1.0, 21.0))
-    assert method == "order" and (lo, hi) == (float(k), float(21 - k))
+    lo, hi, method = S.median_interval(np.arange(0.0, 20.0))  # a 0: no logs
+    assert method == "order" and (lo, hi) == (float(k - 1), float(20 - k))
+    assert S.median_interval(np.arange(1.0, 21.0))[2] == "t-log"
 
 
 def test_small_samples_use_t_on_logs():

@@ -62,7 +62,9 @@ def build_history(results_root: Path, scenario: str, out_dir: Path) -> Path:
     figures: list[ReportFigure] = []
     change_rows: list[dict] = []
     if len(df):
-        points, changes = analysis.history_table(df, run_order=order)
+        points, changes = analysis.history_table(
+            df, run_order=order, run_dates={i.label: i.record.started for i in infos},
+            environments={i.label: _facts(i.record) for i in infos})
         d = analysis.prepare(df).drop_duplicates("variant").set_index("variant")
         palette = Palette([(v, bool(d.loc[v, "paravirtual"]), is_baseline(v, d.loc[v, "device"]),
                             d.loc[v, "device"]) for v in d.index])
@@ -76,7 +78,7 @@ def build_history(results_root: Path, scenario: str, out_dir: Path) -> Path:
                                 "variant": x.variant, "context": f"{x.accelerator} on {x.host}",
                                 "run": x.run_id, "before": fmt.num(x.before), "after": fmt.num(x.after),
                                 "unit": METRICS[x.metric].unit if x.metric in METRICS else "",
-                                "step": fmt.change(x.step),
+                                "step": fmt.change(x.step), "environment": x.environment,
                                 "cls": "worse" if (x.step < 0) == higher_is_better(x.metric) else "better"})
     else:
         warnings.append("the runs hold no samples of this scenario")
@@ -88,6 +90,14 @@ def build_history(results_root: Path, scenario: str, out_dir: Path) -> Path:
                   tcg=any(a.lower() == "tcg" for a in accels), results_root=str(results_root))
     atomic_write(out_dir / "index.html", html)
     return out_dir / "index.html"
+
+
+def _facts(rec) -> dict:
+    """What changed between two runs is named from these (QEMU, libvirt, kernels, ...)."""
+    from ..history import environment_facts
+
+    return environment_facts(rec.environment.model_dump(),
+                             {"guest_kernel": ", ".join(rec.guest_kernels())})
 
 
 def history_figure(metric: str, points, changes, order: list[str],
@@ -107,12 +117,18 @@ def history_figure(metric: str, points, changes, order: list[str],
         for (variant, accel, host), line in grp.groupby(["variant", "accelerator", "host"], sort=True):
             colour = palette[variant]
             style = STYLES[contexts.index((accel, host)) % len(STYLES)]
+            ax.fill_between(line["position"], line["ci_low"], line["ci_high"], color=colour,
+                            alpha=0.15, linewidth=0)  # each run's 95 % interval
             ax.plot(line["position"], line["median"], marker="o", markersize=3, linewidth=1.4,
                     color=colour, linestyle=style)
             entries.setdefault(f"{variant} ({accel}, {host})" if split_ctx else variant, (colour, style))
             c = ch[(ch["variant"] == variant) & (ch["accelerator"] == accel) & (ch["host"] == host)]
-            for pos in c["position"]:
+            for pos, env in zip(c["position"], c["environment"]):
                 ax.axvline(pos - 0.5, color=colour, linestyle="--", linewidth=1.0, alpha=0.8)
+                if env:
+                    ax.annotate(mpl_text(env if len(env) <= 48 else env[:47] + "\u2026"),
+                                (pos - 0.45, 0.97), xycoords=("data", "axes fraction"),
+                                fontsize=6, rotation=90, va="top", color="#444444")
                 y = line.loc[line["position"] == pos, "median"]
                 if len(y):
                     ax.plot([pos], [float(y.iloc[0])], marker="v", markersize=9, color="#d62728",
@@ -120,7 +136,8 @@ def history_figure(metric: str, points, changes, order: list[str],
         title(ax, wl, 10)
         ax.set_ylabel(mpl_text(METRICS[metric].unit if metric in METRICS else ""), fontsize=8)
         ax.grid(alpha=0.3)
-    _run_axis(axes, order)
+    dates = dict(zip(points["run_id"], points["date"]))
+    _run_axis(axes, [str(dates.get(r) or r)[:16].replace("T", " ") for r in order])
     from matplotlib.lines import Line2D
 
     fig.legend(handles=[Line2D([], [], color=c, linestyle=ls, marker="o", markersize=3,
@@ -132,8 +149,10 @@ def history_figure(metric: str, points, changes, order: list[str],
                  x=0.01, ha="left")
     return ReportFigure(id=f"h-{context.slug(metric)}", title=f"{metric_label(metric)} over the runs",
                         src=png(fig), alt=f"History of {metric_label(metric)} per workload",
-                        caption="Median per run, oldest left, one panel per workload; dashed "
-                                "line and red triangle: a change point (a new level starts).")
+                        caption="Median per run by start date, oldest left, one panel per "
+                                "workload; band: each run's 95% interval; dashed line and red "
+                                "triangle: a step (a new level starts), labelled with what "
+                                "changed in the environment between the two runs around it.")
 
 
 def _run_axis(axes, order: list[str]) -> None:

@@ -1,0 +1,76 @@
+"""Steps in a history: interval-weighted penalised fit, and what changed around a step."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vbench import history as H
+from vbench.model import SAMPLE_COLUMNS
+
+
+def test_a_step_below_the_point_noise_is_found_in_a_long_history():
+    """The old 3-sigma rule on single points could never see an 8% step at 5% point noise."""
+    rng = np.random.default_rng(8)
+    series = [1000 * (0.92 if i >= 30 else 1.0) * math.exp(rng.normal(0, 0.05)) for i in range(60)]
+    found = H.change_points(series)
+    assert len(found) == 1 and abs(found[0] - 30) <= 2
+
+
+def test_flat_noisy_histories_rarely_have_steps():
+    rng = np.random.default_rng(9)
+    false = sum(bool(H.change_points(list(1000 * np.exp(rng.normal(0, 0.05, 20)))))
+                for _ in range(200))
+    assert false <= 4  # the bench holds it under 1% per series on thousands
+
+
+def test_each_runs_interval_weighs_its_point():
+    # the same values; runs whose own intervals are wide do not make a step
+    levels = [100.0] * 6 + [110.0] * 3 + [100.0] * 6
+    tight = [1e-5] * 15
+    loose = [1e-5] * 6 + [1e-1] * 3 + [1e-5] * 6
+    assert H.change_points(levels, tight, beta=20) == [6, 9]
+    assert H.change_points(levels, loose, beta=20) == []
+
+
+def test_run_levels_geometric_mean_and_its_variance():
+    med, level, var, lo, hi = H.run_levels(np.array([100.0, 121.0, 110.0]))
+    assert med == 110.0 and level == pytest.approx((100 * 121 * 110) ** (1 / 3))
+    assert var == pytest.approx(np.var(np.log([100, 121, 110]), ddof=1) / 3)
+    assert lo < level < hi
+
+
+def test_environment_change_names_what_differs():
+    a = H.environment_facts({"qemu_version": "7.2.13", "libvirt_version": "9.0.0",
+                             "host_kernel": "6.1.0"}, {"guest_kernel": "6.1.0-26"})
+    b = H.environment_facts({"qemu_version": "8.0.4", "libvirt_version": "9.0.0",
+                             "host_kernel": "6.1.0"}, {"guest_kernel": "6.1.0-28"})
+    assert H.environment_change(a, b) == "QEMU 7.2.13 -> 8.0.4; guest kernel 6.1.0-26 -> 6.1.0-28"
+    assert H.environment_change(a, a) == "no recorded change"
+    assert H.environment_change(None, b) == ""
+
+
+def test_history_table_carries_dates_bands_and_what_changed():
+    rows = []
+    for i in range(10):
+        level = 100.0 if i < 5 else 80.0
+        for rep, e in enumerate((-0.01, 0.0, 0.01)):
+            rows.append({"run_id": f"r{i}", "scenario": "disk", "variant": "sata", "device": "disk",
+                         "model": "sata", "paravirtual": False, "workload": "w", "repetition": rep,
+                         "metric": "iops", "value": level * (1 + e), "unit": "IO/s",
+                         "accelerator": "kvm", "host": "h"})
+    df = pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
+    order = [f"r{i}" for i in range(10)]
+    envs = {r: {"QEMU": "7.2" if i < 5 else "8.0"} for i, r in enumerate(order)}
+    points, changes = H.history_table(df, run_order=order,
+                                      run_dates={r: f"2026-12-{i + 1:02d}T02:00" for i, r in
+                                                 enumerate(order)}, environments=envs)
+    assert (points["ci_low"] < points["median"]).all() and (points["median"] < points["ci_high"]).all()
+    assert points["date"].iloc[0] == "2026-12-01T02:00"
+    assert len(changes) == 1
+    ch = changes.iloc[0]
+    assert ch["run_id"] == "r5" and ch["previous_run"] == "r4"
+    assert ch["environment"] == "QEMU 7.2 -> 8.0" and ch["step"] == pytest.approx(-0.2)
