@@ -35,6 +35,21 @@ def add_parsers(subparsers) -> None:
                          "and link them")
     sp.set_defaults(func=cmd_report)
 
+    _add_compare(subparsers)
+
+    sp = subparsers.add_parser(
+        "history", help="trend page of a scenario over all its runs, with change points",
+        description="Median per run of every workload, metric and variant of a scenario, oldest "
+                    "first, with change points marked.")
+    sp.add_argument("scenario", metavar="SCENARIO",
+                    help="scenario name (as in run.json), or its YAML file")
+    sp.add_argument("--results", default=os.environ.get("VBENCH_RESULTS", "results"), metavar="DIR",
+                    help="results root (default: ./results)")
+    sp.add_argument("--out", metavar="DIR", help="output directory (default: reports/history-<scenario>)")
+    sp.set_defaults(func=cmd_history)
+
+
+def _add_compare(subparsers) -> None:
     sp = subparsers.add_parser(
         "compare", help="compare a new run against a base run; exit 1 when the gate fails",
         description="Per (workload, metric, variant): change of the median (Welch's t on logs), "
@@ -70,17 +85,6 @@ def add_parsers(subparsers) -> None:
                     help="compare even if the runs were measured under different accelerators "
                          "or on different hosts")
     sp.set_defaults(func=cmd_compare)
-
-    sp = subparsers.add_parser(
-        "history", help="trend page of a scenario over all its runs, with change points",
-        description="Median per run of every workload, metric and variant of a scenario, oldest "
-                    "first, with change points marked.")
-    sp.add_argument("scenario", metavar="SCENARIO",
-                    help="scenario name (as in run.json), or its YAML file")
-    sp.add_argument("--results", default=os.environ.get("VBENCH_RESULTS", "results"), metavar="DIR",
-                    help="results root (default: ./results)")
-    sp.add_argument("--out", metavar="DIR", help="output directory (default: reports/history-<scenario>)")
-    sp.set_defaults(func=cmd_history)
 
 
 # ---- argument types -------------------------------------------------------------------------------
