@@ -104,22 +104,83 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
+MAX_OUTPUT_BYTES = 64 << 20  # stdout + stderr of one captured command
+
+
+def output_cap_note(cap: int) -> str:
+    return (f"output exceeded the cap of {cap >> 20} MiB (stdout + stderr); the command was "
+            f"killed")
+
+
 def run(argv: list[str], timeout: float = 60, check: bool = False, input: str | None = None,
-        env: dict | None = None) -> CommandResult:
-    """Run a host command with a bound; never raises on failure unless ``check``."""
+        env: dict | None = None, max_output: int = MAX_OUTPUT_BYTES) -> CommandResult:
+    """Run a host command with a bound on its time and on its captured output; never raises on
+    failure unless ``check``. A command that prints more than ``max_output`` bytes is killed and
+    its result fails (exit -1) with the reason in ``stderr`` and ``extra['output_capped']``."""
+    import selectors
+    import threading
+
     from .errors import RemoteCommandError
 
     t0 = time.monotonic()
+    cmd = " ".join(argv)
     try:
-        cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input,
-                            env=env)
-        res = CommandResult(" ".join(argv), cp.returncode, cp.stdout, cp.stderr, time.monotonic() - t0)
-    except subprocess.TimeoutExpired as exc:
-        res = CommandResult(" ".join(argv), -1, _s(exc.stdout), _s(exc.stderr),
-                            time.monotonic() - t0, timed_out=True)
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else
+                                subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
     except FileNotFoundError:
-        res = CommandResult(" ".join(argv), 127, "", f"{argv[0]}: not installed",
-                            time.monotonic() - t0)
+        res = CommandResult(cmd, 127, "", f"{argv[0]}: not installed", time.monotonic() - t0)
+        if check:
+            raise RemoteCommandError(res)
+        return res
+    if input is not None:
+        def feed() -> None:
+            try:
+                proc.stdin.write(input.encode())  # type: ignore[union-attr]
+                proc.stdin.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+
+        threading.Thread(target=feed, daemon=True).start()
+    bufs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    sel = selectors.DefaultSelector()
+    for f in bufs:
+        sel.register(f, selectors.EVENT_READ)
+    capped = timed_out = False
+    deadline = t0 + timeout
+    try:
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            for key, _ in sel.select(min(left, 1.0)):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                bufs[key.fileobj] += chunk
+            if sum(len(b) for b in bufs.values()) > max_output:
+                capped = True
+                break
+    finally:
+        sel.close()
+        if capped or timed_out:
+            proc.kill()
+        try:
+            status = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            status = proc.wait()
+        for f in bufs:
+            f.close()
+    out, err = (bytes(bufs[proc.stdout][:max_output]).decode(errors="replace"),
+                bytes(bufs[proc.stderr][:max_output]).decode(errors="replace"))
+    res = CommandResult(cmd, -1 if (capped or timed_out) else status, out, err,
+                        time.monotonic() - t0, timed_out=timed_out)
+    if capped:
+        res.stderr += ("\n" if res.stderr else "") + output_cap_note(max_output)
+        res.extra["output_capped"] = True
     if check and not res.ok:
         raise RemoteCommandError(res)
     return res

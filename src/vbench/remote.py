@@ -19,6 +19,7 @@ from typing import Callable
 from . import netns
 from .errors import GuestError, RemoteCommandError
 from .model import CommandResult
+from .procs import MAX_OUTPUT_BYTES, output_cap_note
 
 
 def _paramiko():
@@ -59,6 +60,7 @@ class Ssh:
         # gone. A destroyed or panicked guest never closes its TCP connection, so without this a
         # command would only end at its timeout.
         self.watch: Callable[[], None] | None = None
+        self.max_output = MAX_OUTPUT_BYTES  # stdout + stderr of one command; beyond it: killed
 
     @classmethod
     def connect(cls, addr: str, ns: str | None, host_key_pub: str, pkey, user: str = "root",
@@ -108,7 +110,7 @@ class Ssh:
         chan.settimeout(1.0)
         chan.exec_command(command)
         out, err = bytearray(), bytearray()
-        timed_out = False
+        timed_out = capped = False
         deadline = t0 + timeout
         next_watch = t0 + 1.0
         while True:
@@ -120,12 +122,15 @@ class Ssh:
                     chan.close()
                     raise
             got = False
-            while chan.recv_ready():
+            while chan.recv_ready() and len(out) + len(err) <= self.max_output:
                 out += chan.recv(65536)
                 got = True
-            while chan.recv_stderr_ready():
+            while chan.recv_stderr_ready() and len(out) + len(err) <= self.max_output:
                 err += chan.recv_stderr(65536)
                 got = True
+            if len(out) + len(err) > self.max_output:
+                capped = True  # closing the channel ends the command (SIGPIPE/SIGHUP in the guest)
+                break
             if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                 break
             if time.monotonic() > deadline:
@@ -135,13 +140,18 @@ class Ssh:
                 break
             if not got:
                 time.sleep(0.02)
-        if timed_out or not chan.exit_status_ready():
+        if timed_out or capped or not chan.exit_status_ready():
             status = -1
         else:
             status = chan.recv_exit_status()
         chan.close()
-        res = CommandResult(command, status, out.decode(errors="replace"),
-                            err.decode(errors="replace"), time.monotonic() - t0, timed_out=timed_out)
+        cap = self.max_output
+        res = CommandResult(command, status, out[:cap].decode(errors="replace"),
+                            err[:cap].decode(errors="replace"), time.monotonic() - t0,
+                            timed_out=timed_out)
+        if capped:
+            res.stderr += ("\n" if res.stderr else "") + output_cap_note(cap)
+            res.extra["output_capped"] = True
         if not transport.is_active() and not res.ok and not timed_out:
             res.stderr += "\n(SSH connection lost)"
         return res
