@@ -34,3 +34,30 @@ def test_ide_scsi_and_rtl8139_bind_their_drivers(no_leftovers):
     assert "8139cp" in out or "8139too" in out
     assert "e1000e" in out
     assert "MISMATCH" not in out
+
+
+def test_default_device_check_agrees_on_real_guests(no_leftovers):
+    """The default Device.check (drivers bound to a virtio/PCI device), which new device kinds get
+    for free, gives the same verdict as the rng and balloon checks on real guests."""
+    from vbench import images, lab, remote, verify
+    from vbench.devices import DEVICES, Device, GuestContext
+    from vbench.guests import guest_name
+    from vbench.scenario import GuestSpec, parse_profile
+    from vbench.virt import Guest
+
+    lb = lab.current()
+    img = images.require("default")
+    acc = lab.accelerator(lb, img.kernel)
+    pkey, pub = remote.new_client_key()
+    for i, text in enumerate(["rng=virtio,balloon=virtio", "rng=none,balloon=none"]):
+        prof = parse_profile(text)
+        with Guest(guest_name("verify", i, "default-check"), lb, img, prof, GuestSpec(), acc, pkey,
+                   pub, tags={"run": "verify-default-check", "variant": text}) as g:
+            checks, facts = verify.verify_guest_report(g, prof)
+        assert all(c.ok for c in checks), checks
+        assert "virtio-pci" in facts["bound_drivers"].split()
+        for kind in ("rng", "balloon"):
+            spec = getattr(prof, kind)
+            c = Device.check(DEVICES[kind], spec, facts, GuestContext())
+            assert c.ok, (text, c)
+            assert c.found == (f"virtio_{kind}" if spec.model == "virtio" else "none")

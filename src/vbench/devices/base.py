@@ -102,8 +102,10 @@ class Device:
     """One device kind. Subclasses set the class attributes; the methods have working defaults.
 
     The default :meth:`check` needs no device facts of its own: it looks for the model's drivers
-    among the drivers bound to a virtio or PCI device in the guest (``bound_drivers``), which is
-    right for most virtio devices and PCI controllers.
+    among the drivers bound to a virtio or PCI device in the guest (``bound_drivers``). That is
+    right for a kind the guest has only as the device under test (a virtio-fs, console, mem
+    device); not for disks and NICs, whose drivers also serve the boot disk and the management
+    NIC, which is why disk and nic check their own facts.
     """
 
     kind: ClassVar[str]                     # the scenario key: `device: disk`, `disk:`, `disk=sata`
