@@ -400,3 +400,15 @@ def test_nightly_script(tmp_path):
     fourth = run_nightly(tmp_path, NIGHTLY_BASELINE=str(base), FAKE_RUN_STATUS="11")
     assert fourth.returncode == 11, fourth.stdout + fourth.stderr
     assert json.loads((tmp_path / "nightly" / "compare-previous.json").read_text())["base_runs"] == [base.name]
+
+
+def test_zero_to_five_percent_loss_fails_the_gate():
+    rows = [{"run_id": r, "scenario": "net", "variant": "virtio-net", "device": "nic",
+             "model": "virtio", "paravirtual": True, "workload": "rtt-h2g", "repetition": i,
+             "metric": "loss", "value": v, "unit": "%", "accelerator": "kvm", "host": "h"}
+            for r, vals in (("a", [0.0, 0.0, 0.0]), ("b", [5.0, 4.5, 5.5])) for i, v in enumerate(vals)]
+    df = pd.DataFrame(rows)
+    res = A.compare(df[df.run_id == "a"], df[df.run_id == "b"])
+    row = res.table.iloc[0]
+    assert row["gated"] and row["scale"] == "absolute" and row["status"] == "regression"
+    assert row["change"] == pytest.approx(5.0) and res.gate_failed

@@ -121,8 +121,8 @@ def metric_figure(data: Data, metric: str, skip: set) -> ReportFigure | None:
         return None
     return ReportFigure(id=f"metric-{slug_id(metric)}", title=metric_label(metric), src=png(fig),
                         alt=f"Median {metric_label(metric)} per variant and workload",
-                        caption=f"Big dot: median per variant; line: bootstrap 95% interval of the "
-                                f"median; small dots: single repetitions; dashed line: host-native "
+                        caption=f"Big dot: median per variant; line: 95% interval of the median "
+                                f"(t on logs); small dots: single repetitions; dashed line: host-native "
                                 f"(when measured). {better.capitalize()}.")
 
 
@@ -174,8 +174,8 @@ def latency_figure(data: Data, family: str) -> ReportFigure | None:
     return ReportFigure(id=f"latency-{slug_id(family)}", title=f"{name} percentiles", src=png(fig),
                         alt=f"{name} percentiles per variant",
                         caption="A curve per variant through its p50, p99 (and p99.9): the median "
-                                "of each percentile over the repetitions, whiskers the bootstrap "
-                                "95% interval; log scale. Host-native dashed grey.")
+                                "of each percentile over the repetitions, whiskers the 95% "
+                                "interval (t on logs); log scale. Host-native dashed grey.")
 
 
 # ---- network: each direction side by side ---------------------------------------------------------
@@ -240,8 +240,8 @@ def network_figure(data: Data, metric: str) -> ReportFigure | None:
                         title=f"Network {metric_label(metric).lower()} by direction", src=png(fig),
                         alt=f"Network {metric} host to guest and guest to host",
                         caption="Left host \u2192 guest (the guest receives), right guest \u2192 host "
-                                "(the guest sends), on the same scale. Median, bootstrap 95% "
-                                "interval, repetitions as small dots.")
+                                "(the guest sends), on the same scale. Median, 95% interval "
+                                "(t on logs), repetitions as small dots.")
 
 
 # ---- fraction of host-native ----------------------------------------------------------------------
@@ -292,7 +292,7 @@ def host_figure(data: Data) -> ReportFigure | None:
     return ReportFigure(id="host-native", title="Fraction of host-native performance", src=png(fig),
                         alt="Fraction of host-native performance per variant",
                         caption="100% = the same fio job run on the host itself (dashed line); line: "
-                                "bootstrap 95% interval. Red with \u26a0: a guest above the host, "
+                                "95% interval (Welch on logs). Red with \u26a0: a guest above the host, "
                                 "which a guest cannot be: the baseline is not the same job, or a "
                                 "cache answered.")
 

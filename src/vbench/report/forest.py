@@ -1,7 +1,7 @@
 """The headline figure: a forest plot of every paravirtual/emulated ratio.
 
 One panel per workload, one row per metric and device pair, one dot per run: the paravirtual
-device's advantage over its emulated peer on a log axis around a 1x line, with the bootstrap 95 %
+device's advantage over its emulated peer on a log axis around a 1x line, with the 95 %
 interval, coloured by the verdict (green better, red worse, grey no significant difference).
 The advantage is the ratio of medians turned so that right of 1x is always better for the
 paravirtual device: virtio / emulated for throughput-like metrics, emulated / virtio for
@@ -153,8 +153,8 @@ def forest_figure(data: Data, ratios, fig_id: str = "forest",
         id=fig_id, title=heading, src=data_uri(raw), png=raw,
         alt="Forest plot of every paravirtual/emulated ratio with 95% intervals",
         caption="Each row: how many times better the paravirtual device is than its emulated peer "
-                "on one metric (ratio of medians; turned for latency and CPU, where lower is "
-                "better, so that right of 1\u00d7 is always better), with the bootstrap 95% "
+                "on one metric (ratio of medians, estimated on logs; turned for latency and CPU, "
+                "where lower is better, so that right of 1\u00d7 is always better), with the 95% "
                 "interval. Green: significantly better; red: significantly worse; grey: no "
                 "significant difference (p \u2265 0.05). Log scale; all panels share it.")
 
