@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     imgsub = imgp.add_subparsers(dest="image_command", metavar="ACTION")
     imgsub.required = True
     sp = imgsub.add_parser("build", help="build (or reuse the cached) guest image")
-    sp.add_argument("recipe", nargs="?", default="debian12", help="recipe name under guests/ or path")
+    sp.add_argument("recipe", nargs="?", default="debian12", help="recipe name under guests/ (e.g. debian12)")
     sp.add_argument("--force", action="store_true", help="rebuild even if cached")
     sp.set_defaults(func=cmd_image_build)
     sp = imgsub.add_parser("list", help="list built images")

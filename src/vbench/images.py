@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -19,11 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from typing import Annotated, Literal
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import paths
 from .errors import ImageError
 from .store import atomic_write
+from .untrusted import UntrustedInputError, load_yaml, read_text, shown
 
 # Bump when the customisation code below changes what ends up in the image.
 IMAGE_FORMAT = 4
@@ -31,14 +35,25 @@ ROOT_LABEL = "vbench-root"
 MANIFEST = "manifest.json"
 
 
+RECIPE_NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+# Debian policy 5.6.1: package names; no paths (a local .deb runs its maintainer scripts as root),
+# no version pins, no apt patterns.
+DEB_PACKAGE_RE = r"^[a-z0-9][a-z0-9+.-]{1,62}$"
+UNIT_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9:_.@-]{0,90}\.(service|timer|socket|target|mount|path)$"
+MMDEBSTRAP_VARIANTS = Literal["minbase", "essential", "apt", "required", "important", "standard"]
+
+
 class Recipe(BaseModel):
+    """A guest image recipe. Recipes may come from someone else: every field is allow-listed."""
+
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    suite: str = Field(pattern=r"^[a-z]+$")
-    variant: str = "minbase"
+    name: str = Field(pattern=RECIPE_NAME_RE)
+    suite: str = Field(pattern=r"^[a-z]{2,20}$")
+    variant: MMDEBSTRAP_VARIANTS = "minbase"
     size_gib: int = Field(3, ge=1, le=64)
-    packages: list[str]
-    mask: list[str] = Field(default_factory=list)
+    packages: list[Annotated[str, Field(pattern=DEB_PACKAGE_RE)]] = Field(max_length=200)
+    mask: list[Annotated[str, Field(pattern=UNIT_NAME_RE)]] = Field(default_factory=list,
+                                                                    max_length=100)
 
 
 @dataclass(frozen=True)
@@ -87,19 +102,36 @@ def recipes_dir() -> Path:
                      "directory or set VBENCH_GUESTS")
 
 
-def load_recipe(name_or_path: str = "debian12") -> tuple[Recipe, str]:
-    """The recipe and its cache key (hash of the recipe text and the image format)."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = recipes_dir() / f"{name_or_path}.yaml"
+def load_recipe(name: str = "debian12") -> tuple[Recipe, str]:
+    """The recipe ``guests/<name>.yaml`` and its cache key (hash of its text and the image format).
+
+    Only a name is accepted, resolved inside the recipes directory: a scenario from someone else
+    must not pick a file elsewhere (``../../x``, ``/tmp/x.yaml``). The recipe's own ``name`` must be
+    its file name, so that one recipe cannot take (and prune) another recipe's images.
+    """
+    if not isinstance(name, str) or not re.match(RECIPE_NAME_RE, name):
+        raise ImageError(f"image {shown(name)} is not a recipe name (lowercase letters, digits, "
+                         f"'_', '-'); recipes live in guests/<name>.yaml")
+    root = recipes_dir().resolve()
+    path = root / f"{name}.yaml"
+    if path.is_symlink() or not path.resolve().is_relative_to(root):
+        raise ImageError(f"{path}: recipes must be plain files inside {root}")
     try:
-        text = path.read_text()
-    except OSError:
+        text = read_text(path)
+    except (OSError, UntrustedInputError, UnicodeDecodeError):
         raise ImageError(f"no image recipe {path}: see guests/ for the recipes vbench ships") from None
     try:
-        recipe = Recipe.model_validate(yaml.safe_load(text))
-    except (ValidationError, yaml.YAMLError) as exc:
-        raise ImageError(f"{path}: invalid recipe: {str(exc).splitlines()[0]}") from None
+        recipe = Recipe.model_validate(load_yaml(text))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err.get("loc", ()))
+        raise ImageError(f"{path}: invalid recipe: {where}: {err.get('msg', 'invalid')} "
+                         f"(got {shown(err.get('input'))})") from None
+    except (yaml.YAMLError, UntrustedInputError) as exc:
+        raise ImageError(f"{path}: invalid recipe: {str(exc).splitlines()[0][:200]}") from None
+    if recipe.name != name:
+        raise ImageError(f"{path}: the recipe is named {recipe.name!r}; a recipe's name must be "
+                         f"its file name ({name!r})")
     key = hashlib.sha256(f"format={IMAGE_FORMAT}\n{text}".encode()).hexdigest()[:12]
     return recipe, key
 
@@ -322,6 +354,7 @@ def build(name: str = "debian12", force: bool = False, progress=print) -> tuple[
         raw.unlink()
         for p in work.iterdir():  # the qemu user only reads these; directory traversal must work
             os.chmod(p, 0o600 if p.name == "ssh_host_ed25519_key" else 0o644)
+        restrict_base(work / "base.qcow2")
         os.chmod(work, 0o755)
         manifest = {"schema_version": 1, "recipe": recipe.model_dump(), "key": key,
                     "image_format": IMAGE_FORMAT, "kernel_release": release,
@@ -340,16 +373,50 @@ def build(name: str = "debian12", force: bool = False, progress=print) -> tuple[
     return img, True, time.monotonic() - t0
 
 
+def builds_of(recipe_name: str) -> list[Path]:
+    """Image directories of exactly this recipe (``<name>-<12 hex>``; ``debian12`` does not match
+    ``debian12-x-<key>``, a build of another recipe)."""
+    pattern = re.compile(re.escape(recipe_name) + r"-[0-9a-f]{12}")
+    d = paths.images_dir()
+    return [p for p in d.iterdir() if pattern.fullmatch(p.name)] if d.is_dir() else []
+
+
 def _prune_superseded(recipe_name: str, keep: Path, progress) -> None:
     """Remove older builds of the same recipe (each is ~1 GiB) unless a guest still uses one."""
     in_use = set()
     gd = paths.guests_dir()
+    builds = builds_of(recipe_name)
     if gd.is_dir():
         for overlay in gd.glob("*/overlay.qcow2"):
             with open(overlay, "rb") as fh:  # the backing file path sits in the qcow2 header
-                in_use.update(str(p) for p in paths.images_dir().glob(f"{recipe_name}-*")
-                              if str(p).encode() in fh.read(4096))
-    for old in paths.images_dir().glob(f"{recipe_name}-*"):
-        if old != keep and old.is_dir() and str(old) not in in_use:
+                header = fh.read(4096)
+            in_use.update(str(p) for p in builds if str(p).encode() in header)
+    for old in builds:
+        if old != keep and old.is_dir() and not old.is_symlink() and str(old) not in in_use:
             shutil.rmtree(old, ignore_errors=True)
             progress(f"removed superseded image {old.name}")
+
+
+def restrict_base(base: Path) -> None:
+    """base.qcow2 holds the guest's private SSH host key: readable by root and QEMU's group only.
+
+    libvirt's dynamic ownership hands the file to the QEMU user while a guest uses it; the group
+    read bit covers a libvirt without it.
+    """
+    import grp
+    import pwd
+
+    gid = None
+    for user in ("libvirt-qemu", "qemu"):
+        try:
+            gid = pwd.getpwnam(user).pw_gid
+            break
+        except KeyError:
+            continue
+    if gid is None:
+        try:
+            gid = grp.getgrnam("kvm").gr_gid
+        except KeyError:
+            gid = 0
+    os.chown(base, 0, gid)
+    os.chmod(base, 0o640)

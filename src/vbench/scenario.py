@@ -104,7 +104,8 @@ def parse_profile(text: str) -> DeviceProfile:
 # ---- guests ----------------------------------------------------------------------------------
 
 class GuestSpec(_Strict):
-    image: str = Field("default", description="'default' (built by vbench) or a recipe name/path")
+    image: str = Field("default", pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$",
+                       description="'default' (built by vbench) or a recipe name in guests/")
     vcpus: int = Field(2, ge=1, le=64)
     memory_mib: int = Field(1024, ge=256, le=262144)
     machine: str = Field("pc", pattern=r"^[a-z0-9][a-z0-9_.-]*$")

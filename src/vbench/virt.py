@@ -237,14 +237,30 @@ def destroy_tagged_domains(conn, run_id: str | None = None, orphans_only: bool =
                 dom.undefine()
         except libvirt.libvirtError:
             pass
-        gdir = tags.get("dir")
-        if gdir and Path(gdir).parent == paths.guests_dir():
+        gdir = owned_guest_dir(tags.get("dir"))
+        if gdir is not None:
             shutil.rmtree(gdir, ignore_errors=True)
         done.append(name)
     return done
 
 
 CONSOLE_KEEP_BYTES = 8 << 20  # the console log kept in a run: its last 8 MiB
+
+def owned_guest_dir(tag: object) -> Path | None:
+    """The guest directory a domain's ``dir`` tag names, if it is one of vbench's: a direct child
+    of the guests directory named like vbench's domains, not a symlink. Anything else (``.../guests/..``,
+    a path elsewhere, a planted link) is None: libvirt metadata is not trusted for deletions."""
+    if not isinstance(tag, str) or not tag:
+        return None
+    p = Path(tag)
+    gd = paths.guests_dir()
+    if p.parent != gd or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", p.name) \
+            or not p.name.startswith(DOMAIN_PREFIX) or p.is_symlink():
+        return None
+    if p.exists() and p.resolve().parent != gd.resolve():
+        return None
+    return p
+
 
 OWNER_FILE = "owner.json"
 

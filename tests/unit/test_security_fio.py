@@ -215,3 +215,11 @@ def test_property_any_fio_options_accepted_only_if_allowed():
     print(f"fio option property: {seen}")
     assert seen["cases"] >= 1000
     assert seen["accepted"] > 50 and seen["refused"] > 50  # both branches really exercised
+
+
+def test_readme_documents_exactly_the_supported_set():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Running scenarios you did not write"):]
+    section = section[: section.index("\n## ", 5)]
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)` \|", section, re.MULTILINE))
+    assert documented == set(fioopts.OPTIONS)

@@ -153,6 +153,13 @@ def check_options(options: object, max_options: int = len(OPTIONS)) -> dict:
     return options
 
 
+def _human(n: int) -> str:
+    for unit, size in (("t", TIB), ("g", GIB), ("m", MIB), ("k", KIB)):
+        if n and n % size == 0:
+            return f"{n // size}{unit}"
+    return str(n)
+
+
 def supported_table() -> list[tuple[str, str]]:
     """(option, accepted values) rows for documentation."""
     rows = []
@@ -162,7 +169,7 @@ def supported_table() -> list[tuple[str, str]]:
         elif opt.kind == "int":
             what = f"{opt.lo}..{opt.hi}"
         elif opt.kind == "size":
-            what = f"size {opt.lo}..{opt.hi} bytes (k, m, g, t suffixes)"
+            what = f"size {_human(opt.lo)}..{_human(opt.hi)} (k, m, g, t suffixes)"
         elif opt.kind == "choice":
             what = ", ".join(opt.choices)
         else:
