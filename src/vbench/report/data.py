@@ -109,9 +109,11 @@ class Data:
         return sorted({(a, b) for a, b in zip(s["scenario"], s["workload"])})
 
     def unit(self, metric: str) -> str:
-        s = self.summary[self.summary["metric"] == metric]["unit"]
-        u = next((x for x in s if x and x != "unknown"), "")
-        return u or (METRICS[metric].unit if metric in METRICS else "")
+        """The unit the samples of ``metric`` carry (else the known one)."""
+        if not hasattr(self, "_units"):
+            known = self.summary[~self.summary["unit"].isin(["", "unknown"])]
+            self._units = dict(zip(known["metric"], known["unit"]))
+        return self._units.get(metric) or (METRICS[metric].unit if metric in METRICS else "")
 
     def series_label(self, variant: str, series: str) -> str:
         return f"{variant} \u00b7 {series}" if self.multi_run else variant

@@ -65,7 +65,8 @@ def title(ax, text: str, size: int = 10) -> None:
 
 def png_bytes(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    # a lighter zlib level: a third faster on big pages, files ~10 % larger
+    fig.savefig(buf, format="png", dpi=DPI, pil_kwargs={"compress_level": 3})
     return buf.getvalue()
 
 
@@ -96,30 +97,46 @@ def use_log(values: Sequence[float]) -> bool:
     return bool(vals) and min(vals) > 0 and max(vals) / min(vals) > 3
 
 
-def dot_rows(ax, rows: list[Dot], log: bool | None = None, reference: float | None = None,
+def dot_rows(ax, dots: list[Dot], log: bool | None = None, reference: float | None = None,
              reference_label: str = "") -> None:
-    """Horizontal dot plot: one row per ``Dot`` (top to bottom), the median as a big dot with its
-    95 % interval as a line, repetitions as small dots; ``reference`` a dashed vertical line (the
-    host-native value, or 100 %). Log x axis when ``log`` (default: when the values span > 3x)."""
+    """Horizontal dot plot: one row per label (top to bottom; dots sharing a label, e.g. one per
+    run, sit side by side in its row), the median as a big dot with its 95 % interval as a line,
+    repetitions as small dots; ``reference`` a dashed vertical line (the host-native value, or
+    100 %). Log x axis when ``log`` (default: when the values span more than 3x)."""
     import numpy as np
 
-    n = len(rows)
-    ys = np.arange(n)[::-1].astype(float)
+    labels = list(dict.fromkeys(d.label for d in dots))
+    n = len(labels)
+    per = {lbl: sum(1 for d in dots if d.label == lbl) for lbl in labels}
+    seen: dict[str, int] = {}
+    ys = []
+    for d in dots:
+        k, step = seen.get(d.label, 0), 0.6 / per[d.label]
+        seen[d.label] = k + 1
+        ys.append(n - 1 - labels.index(d.label) + (0.3 - step * (k + 0.5) if per[d.label] > 1 else 0.0))
     rng = np.random.default_rng(0)
-    allv = [r.median for r in rows] + [v for r in rows for v in r.points]
+    allv = [d.median for d in dots] + [v for d in dots for v in d.points]
     if reference is not None:
         allv.append(reference)
     if log is None:
         log = use_log(allv)
-    for y, r in zip(ys, rows):
-        if math.isfinite(r.lo) and math.isfinite(r.hi):
-            ax.plot([r.lo, r.hi], [y, y], color=r.colour, linewidth=2.2, solid_capstyle="butt",
-                    zorder=3)
-        if len(r.points):
-            pts = np.asarray(r.points, dtype=float)
-            ax.scatter(pts, y + rng.uniform(-0.18, 0.18, pts.size), s=9, color=r.colour,
-                       alpha=0.45, linewidths=0, zorder=2)
-        ax.scatter([r.median], [y], s=64, color=r.colour, marker=r.marker, edgecolors="#222222",
+    # one call per kind of artist for the whole panel: a big page has thousands of rows
+    spans = [(d.lo, d.hi, y, d.colour) for y, d in zip(ys, dots)
+             if math.isfinite(d.lo) and math.isfinite(d.hi)]
+    if spans:
+        ax.hlines([s[2] for s in spans], [s[0] for s in spans], [s[1] for s in spans],
+                  colors=[s[3] for s in spans], linewidth=2.2, zorder=3)
+    px = [np.asarray(d.points, dtype=float) for d in dots]
+    jitter = 0.15 / max(per.values())
+    if any(p.size for p in px):
+        ax.scatter(np.concatenate(px),
+                   np.concatenate([y + rng.uniform(-jitter, jitter, p.size) for y, p in zip(ys, px)]),
+                   s=9, c=[d.colour for d, p in zip(dots, px) for _ in range(p.size)],
+                   alpha=0.45, linewidths=0, zorder=2)
+    for marker in dict.fromkeys(d.marker for d in dots):
+        mine = [(y, d) for y, d in zip(ys, dots) if d.marker == marker]
+        ax.scatter([d.median for _y, d in mine], [y for y, _d in mine], s=64,
+                   c=[d.colour for _y, d in mine], marker=marker, edgecolors="#222222",
                    linewidths=0.6, zorder=4)
     if reference is not None and math.isfinite(reference):
         ax.axvline(reference, color="#555555", linestyle="--", linewidth=1.1, zorder=1)
@@ -127,25 +144,25 @@ def dot_rows(ax, rows: list[Dot], log: bool | None = None, reference: float | No
             ax.annotate(mpl_text(reference_label), (reference, 1.0), xycoords=("data", "axes fraction"),
                         xytext=(-3, -3), textcoords="offset points", fontsize=7.5, color="#444444",
                         va="top", ha="right")
-    ax.set_yticks(ys)
-    ax.set_yticklabels([mpl_text(r.label) for r in rows], fontsize=8.5)
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([mpl_text(lbl) for lbl in labels[::-1]], fontsize=8.5)
     ax.set_ylim(-0.7, n - 0.3)
     if log and min(allv, default=0) > 0:
         log_axis(ax.xaxis)
-    ax.grid(axis="x", alpha=0.3, which="both" if log else "major", zorder=0)
+    ax.grid(axis="x", alpha=0.3, zorder=0)
     ax.tick_params(axis="x", labelsize=8)
 
 
 def log_axis(axis) -> None:
     """A log scale with plain tick labels at 1, 2, 5 x 10^k (950, 2k, 5k, 10k), no 10^x."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     from ..fmt import compact
 
     (axis.axes.set_xscale if axis is axis.axes.xaxis else axis.axes.set_yscale)("log")
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _p: compact(v)))
-    axis.set_minor_formatter(NullFormatter())
+    axis.set_minor_locator(NullLocator())  # minor ticks cost a third of a big page's drawing
 
 
 def legend(fig, entries: list[tuple[str, str, str]], heading: str | None = None) -> None:

@@ -76,13 +76,15 @@ def facet_dots(data: Data, scn: str, wl: str, metric: str) -> tuple[list[Dot], f
             if v in data.baseline:
                 host = med if host is None else host
                 continue
-            rows.append(Dot(data.series_label(v, s), data.palette[v], med, lo, hi,
-                            data.values.get(key, ()), data.marker[s]))
+            rows.append(Dot(v, data.palette[v], med, lo, hi, data.values.get(key, ()),
+                            data.marker[s]))
     return rows, host
 
 
-def panel_height(nrows: int) -> float:
-    return max(1.5, 0.32 * nrows + 0.7)
+def panel_height(dots: list[Dot]) -> float:
+    rows = {d.label for d in dots}
+    per_row = max(1, len(dots) // max(1, len(rows)))
+    return max(1.5, (0.3 + 0.14 * (per_row - 1)) * len(rows) + 0.7)
 
 
 def _dot_figure(data: Data, facets: list[tuple[str, str, str]], heading: str, ncols: int = 3,
@@ -93,13 +95,18 @@ def _dot_figure(data: Data, facets: list[tuple[str, str, str]], heading: str, nc
     panels = [p for p in panels if p[1]]
     if not panels:
         return None
-    fig, axes = new_figure(len(panels), ncols=ncols, h=[panel_height(len(p[1])) for p in panels],
+    fig, axes = new_figure(len(panels), ncols=ncols, h=[panel_height(p[1]) for p in panels],
                            legend=data.multi_run, sharex=sharex)
     for ax, ((scn, wl, metric), rows, host) in zip(axes, panels):
         dot_rows(ax, rows, reference=host, reference_label="host-native" if host else "")
         title(ax, label(scn, wl, metric) if label else data.facet_label(scn, wl),
               9 if label else 10)
         ax.set_xlabel(mpl_text(data.unit(metric)), fontsize=8)
+    for i, ax in enumerate(axes):
+        first = axes[i - i % ncols]
+        if ax is not first and [t.get_text() for t in ax.get_yticklabels()] == \
+                [t.get_text() for t in first.get_yticklabels()]:
+            ax.tick_params(labelleft=False)  # the same rows as the panel on its left
     legend(fig, data.run_entries(), "run")
     fig.suptitle(mpl_text(heading), fontsize=12, x=0.01, ha="left")
     return fig
@@ -163,7 +170,7 @@ def latency_figure(data: Data, family: str) -> ReportFigure | None:
         ax.set_xticks(range(len(present)))
         ax.set_xticklabels(ticks, fontsize=9)
         ax.set_xlim(-0.3, len(present) - 0.7)
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3)
         ax.set_ylabel(mpl_text(f"{data.unit(present[0])} (log)"), fontsize=8)
         title(ax, data.facet_label(scn, wl))
     legend(fig, [(k, c, m) for k, (c, m) in entries.items()])
@@ -217,7 +224,7 @@ def network_figure(data: Data, metric: str) -> ReportFigure | None:
             facets.append((scn, wl or "", metric))
             names.append(f"{data.facet_label(scn, base)}: {label}")
     panels = [facet_dots(data, *f) for f in facets]
-    h = panel_height(max((len(p[0]) for p in panels), default=1))
+    h = max((panel_height(p[0]) for p in panels if p[0]), default=1.5)
     fig, axes = new_figure(len(facets), ncols=2, h=h, legend=data.multi_run)
     for i in range(0, len(axes), 2):
         pair = list(zip(axes[i:i + 2], panels[i:i + 2], names[i:i + 2]))
@@ -274,11 +281,11 @@ def host_figure(data: Data) -> ReportFigure | None:
         for x in sub.itertuples(index=False):
             lo, hi = perf_ci(x)
             over = x.performance > 1
-            rows.append(Dot(data.series_label(x.variant, x.run_id) + ("  \u26a0" if over else ""),
+            rows.append(Dot(x.variant + ("  \u26a0" if over else ""),
                             verdict_colour("worse") if over else data.palette[x.variant],
                             x.performance * 100, lo * 100, hi * 100, (), data.marker.get(x.run_id, "o")))
         panels.append((scn, wl, rows))
-    fig, axes = new_figure(len(panels), ncols=3, h=panel_height(max(len(p[2]) for p in panels)),
+    fig, axes = new_figure(len(panels), ncols=3, h=[panel_height(p[2]) for p in panels],
                            legend=data.multi_run)
     for ax, (scn, wl, rows) in zip(axes, panels):
         dot_rows(ax, rows, log=False, reference=100.0, reference_label="host-native = 100%")

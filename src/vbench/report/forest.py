@@ -79,30 +79,36 @@ def _runs_of(rows) -> list[str]:
     return list(dict.fromkeys(run for _l, dots in rows for run, *_x in dots))
 
 
-def _panel(ax, rows, data: Data, xlim: tuple[float, float]) -> None:
+LABEL_LIMIT = 240  # value labels on the dots up to this many dots (text is slow to draw)
+
+
+def _panel(ax, rows, data: Data, xlim: tuple[float, float], labels: bool) -> None:
     n = len(rows)
     runs = _runs_of(rows)
     runs = runs if len(runs) > 1 else []
     step = 0.7 / max(1, len(runs)) if runs else 0.0
+    pts = []  # (x, lo, hi, y, colour, marker, verdict)
     for i, (_label, dots) in enumerate(rows):
         y0 = n - 1 - i
         for run, adv, lo, hi, verdict in dots:
             k = runs.index(run) if run in runs else 0
-            y = y0 + (0.35 - step * (k + 0.5) if runs else 0.0)
-            c = verdict_colour(verdict)
-            if math.isfinite(lo) and math.isfinite(hi):
-                ax.plot([max(lo, xlim[0]), min(hi, xlim[1])], [y, y], color=c, linewidth=2.4,
-                        solid_capstyle="butt", zorder=3)
-            ax.scatter([adv], [y], s=52, color=c, marker=data.marker.get(run, "o"),
-                       edgecolors="#222222", linewidths=0.6, zorder=4)
-            right = hi if math.isfinite(hi) else adv
-            ax.annotate(f"{adv:.2f}\u00d7", (min(right, xlim[1]), y), xytext=(4, 0),
-                        textcoords="offset points", va="center", fontsize=8, color=c,
-                        fontweight="bold" if verdict in VERDICT_COLOURS else "normal")
+            pts.append((adv, lo, hi, y0 + (0.35 - step * (k + 0.5) if runs else 0.0),
+                        verdict_colour(verdict), data.marker.get(run, "o"), verdict))
+    spans = [p for p in pts if math.isfinite(p[1]) and math.isfinite(p[2])]
+    ax.hlines([p[3] for p in spans], [max(p[1], xlim[0]) for p in spans],
+              [min(p[2], xlim[1]) for p in spans], colors=[p[4] for p in spans], linewidth=2.4,
+              zorder=3)
+    for marker in dict.fromkeys(p[5] for p in pts):
+        mine = [p for p in pts if p[5] == marker]
+        ax.scatter([p[0] for p in mine], [p[3] for p in mine], s=52, c=[p[4] for p in mine],
+                   marker=marker, edgecolors="#222222", linewidths=0.6, zorder=4)
+    for adv, _lo, hi, y, c, _m, verdict in pts if labels else ():
+        ax.annotate(f"{adv:.2f}\u00d7", (min(hi if math.isfinite(hi) else adv, xlim[1]), y),
+                    xytext=(4, 0), textcoords="offset points", va="center", fontsize=8, color=c,
+                    fontweight="bold" if verdict in VERDICT_COLOURS else "normal")
     ax.axvline(1.0, color="#333333", linewidth=1.2, zorder=2)
-    for y in range(n):
-        if y % 2 == 0:
-            ax.axhspan(y - 0.5, y + 0.5, color="#f3f5f7", zorder=0)
+    ax.barh(range(0, n, 2), 1, height=1.0, left=0, color="#f3f5f7", zorder=0,
+            transform=ax.get_yaxis_transform())  # stripes on every other row
     ax.set_xscale("log")
     ax.set_xlim(*xlim)
     ax.set_ylim(-0.5, n - 0.5)
@@ -110,12 +116,11 @@ def _panel(ax, rows, data: Data, xlim: tuple[float, float]) -> None:
     ax.set_yticklabels([mpl_text(lbl) for lbl, _d in rows][::-1], fontsize=8.5)
     ax.grid(axis="x", alpha=0.35, which="major", zorder=1)
     ax.tick_params(axis="x", labelsize=8)
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}\u00d7"))
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))
 
 
 def forest_figure(data: Data, ratios, fig_id: str = "forest",
@@ -132,12 +137,13 @@ def forest_figure(data: Data, ratios, fig_id: str = "forest",
     left = 0.3 + 0.075 * max(len(lbl) for k in keys for lbl, _d in panels[k])
     fit = max(1, int((PAGE_WIDTH - 2.3 + left) // (left + 3.6)))
     ncols = min(fit, 1 if len(keys) == 1 else (2 if len(keys) in (2, 4) else 3))
-    per_row = 0.34 + 0.2 * (max(len(_runs_of(panels[k])) for k in keys) - 1)
+    per_row = 0.3 + 0.15 * (max(len(_runs_of(panels[k])) for k in keys) - 1)
     fig, axes = new_figure(len(keys), ncols=ncols, h=[max(1.1, per_row * len(panels[k]) + 0.5)
                                                       for k in keys],
                            legend=True, left=left, top=1.0)
+    labels = sum(len(d) for k in keys for _l, d in panels[k]) <= LABEL_LIMIT
     for ax, (scn, wl) in zip(axes, keys):
-        _panel(ax, panels[(scn, wl)], data, xlim)
+        _panel(ax, panels[(scn, wl)], data, xlim, labels)
         title(ax, data.facet_label(scn, wl), 11)
     _verdict_legend(fig, data)
     pairs = ratios[["variant", "reference"]].drop_duplicates()

@@ -26,7 +26,7 @@ from .tables import FLAG_TEXT, Flags, headline, host_rows, ratio_rows, summary_r
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 HEADLINE_PNG = "headline-ratios.png"
-SECTIONS = ("forest", "forest_all") + tuple(dict.fromkeys(k.section for k in REGISTRY))
+SECTIONS = ("forest",) + tuple(dict.fromkeys(k.section for k in REGISTRY))
 
 
 @lru_cache(maxsize=1)
@@ -53,9 +53,8 @@ def now() -> str:
 def draw_figures(data: Data) -> dict[str, list[ReportFigure]]:
     """Every registered figure kind's figures plus the two forest plots, drawn (in parallel when
     the page is big) and grouped by page section."""
-    jobs = [(forest_figure, (data, headline(data.ratios))),
-            (forest_figure, (data, data.ratios, "forest-all", "Every ratio"))]
-    sections = ["forest", "forest_all"]
+    jobs = [(forest_figure, (data, headline(data.ratios)))]
+    sections = ["forest"]
     for kind in REGISTRY:
         for args in kind.tasks(data):
             jobs.append((kind.draw, (data, *args)))
