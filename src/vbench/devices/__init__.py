@@ -11,11 +11,13 @@ How to add a device (say virtio-fs as ``fs``): write ``devices/fs.py`` with
 
 - ``class FsSpec(Strict)``: its scenario section; the model field (``model`` unless you set
   ``model_field``) is a ``Literal`` of the model names, in the order of ``models``;
-- ``class Fs(Device)``: ``kind = "fs"``, ``spec = FsSpec``, ``models = (Model("virtio", True,
-  ("virtiofs",), {"CONFIG_VIRTIO_FS": "virtiofs"}), ...)``, ``headline_metrics``, and
+- ``class Fs(Device)``: ``kind = "fs"``, ``spec = FsSpec``, ``models =
+  virtio_or_none("virtiofs", "CONFIG_VIRTIO_FS")`` (or a tuple of :class:`Model`, one per model:
+  paravirtual or not, guest drivers, kernel options), ``headline_metrics``, and
   ``xml(spec, ctx) -> Fragment(devices=..., domain="<memoryBacking>...")``; override
-  ``prepare`` for host files (in ``ctx.files.dir``), ``facts_script``/``parse_fact``/``check``
-  when the default check (the model's drivers bound to a virtio or PCI device) is not enough;
+  ``prepare`` for host files (in ``ctx.files.dir``), ``guest_rule``/``host_requirements`` for
+  what it cannot run without, ``facts_script``/``parse_fact``/``check`` when the default check
+  (the model's drivers bound to a virtio or PCI device) is not enough;
 - ``DEVICE = Fs()`` at the end;
 
 then add ``"fs"`` to :data:`MODULES` below. That is all: no other file changes. Leave
@@ -27,7 +29,8 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Device, DriverCheck, DomainFiles, Fragment, GuestContext, Model, Strict, is_q35
+from .base import (Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model, Strict, is_q35,
+                   virtio_or_none)
 
 # The registration table: one line per device module, in the order of the domain XML and reports.
 MODULES = (
@@ -88,4 +91,4 @@ for _name in MODULES:
     register(importlib.import_module(f"{__name__}.{_name}").DEVICE)
 
 __all__ = ["DEVICES", "Device", "DomainFiles", "DriverCheck", "Fragment", "GuestContext", "Model",
-           "Strict", "freeze", "is_q35", "missing_on_host", "headline_metrics", "option_modules", "register"]
+           "Strict", "virtio_or_none", "freeze", "is_q35", "missing_on_host", "headline_metrics", "option_modules", "register"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from .base import Device, DriverCheck, Fragment, GuestContext, Model, Strict
+from .base import Device, DriverCheck, Fragment, GuestContext, Strict, virtio_or_none
 
 
 class BalloonSpec(Strict):
@@ -25,10 +25,7 @@ def memballoon_xml(model: str) -> str:
 class Balloon(Device):
     kind = "balloon"
     spec = BalloonSpec
-    models = (
-        Model("virtio", True, ("virtio_balloon",), {"CONFIG_VIRTIO_BALLOON": "virtio_balloon"}),
-        Model("none", False),
-    )
+    models = virtio_or_none("virtio_balloon", "CONFIG_VIRTIO_BALLOON")
     optional = False
     presets = {"virtio": "virtio", "emulated": "none"}
     headline_metrics = ("host_mem_returned",)

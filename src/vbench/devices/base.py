@@ -34,6 +34,12 @@ class Model:
     kconfig: Mapping[str, str] = field(default_factory=dict)  # kernel option -> module file name
 
 
+def virtio_or_none(driver: str, option: str, module: str = "") -> tuple[Model, Model]:
+    """The models of a kind that is a virtio device or nothing (rng, balloon, most new kinds):
+    ``driver`` binds to it in the guest, which needs kernel ``option`` (module file ``module``)."""
+    return Model("virtio", True, (driver,), {option: module or driver}), Model("none", False)
+
+
 @dataclass(frozen=True)
 class DomainFiles:
     """Host files of one guest; device files (scratch disk, shared dirs) live in ``dir``."""

@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape
 
 from pydantic import Field
 
-from .base import Device, DriverCheck, Fragment, GuestContext, Model, Strict
+from .base import Device, DriverCheck, Fragment, GuestContext, Strict, virtio_or_none
 
 CURRENT = "/sys/class/misc/hw_random/rng_current"
 
@@ -35,10 +35,7 @@ def rng_xml(model: str, backend: str, rate_bytes: int | None, rate_period_ms: in
 class Rng(Device):
     kind = "rng"
     spec = RngSpec
-    models = (
-        Model("virtio", True, ("virtio_rng",), {"CONFIG_HW_RANDOM_VIRTIO": "virtio-rng"}),
-        Model("none", False),
-    )
+    models = virtio_or_none("virtio_rng", "CONFIG_HW_RANDOM_VIRTIO", "virtio-rng")
     optional = False  # virtio-rng by default: guests boot faster with it
     presets = {"virtio": "virtio", "emulated": "none"}
     headline_metrics = ("hwrng_read_rate", "crng_init_time", "getrandom_latency")
