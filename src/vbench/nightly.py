@@ -110,7 +110,7 @@ def headline_ratios(run: Path) -> list[tuple[str, str, str, float, float, float]
     """(workload, metric, 'virtio vs emulated', ratio, ci_low, ci_high) on each workload's headline
     metric of one run (the number the report leads with)."""
     from . import analysis
-    from .runner import headline_metric
+    from .session import headline_metric
     from .scenario import load_scenario_text
     from .store import load_samples
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, devices, faults, images, kconfig, lab, paths, remote, verify
+from . import __version__, adaptive, devices, faults, images, kconfig, lab, paths, remote, verify
 from .errors import LabError, StoreError, UserError
 from .executors import Target, execute
 from .record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
@@ -161,10 +161,18 @@ def require_host_devices(scn: Scenario, exists=None) -> None:
 def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Path,
                  connect: str | None, accel_override: str | None, say: Say,
                  repetitions: int | None = None, resume: Path | None = None) -> Path:
-    """Run (or resume) a scenario; returns the run directory."""
-    reps = repetitions or scn.repetitions
+    """Run (or resume) a scenario; returns the run directory.
+
+    With ``repetitions: {min, max, target_ci}`` (and no ``repetitions`` override) rounds are
+    added after ``min`` until every gated interval is narrow enough (vbench.adaptive).
+    """
+    rounds = (adaptive.Plan(repetitions, repetitions) if repetitions else
+              adaptive.Plan(scn.min_repetitions, scn.max_repetitions, scn.target_ci))
+    reps = rounds.min
     say(f"scenario {scn.name}: {len(scn.variants)} variants x {len(scn.workloads)} workloads x "
-        f"{reps} repetitions ({scn.order})")
+        + (f"{rounds.min} to {rounds.max} repetitions until every gated interval is within "
+           f"±{(rounds.target_ci or 0) * 100:g} %" if rounds.adaptive else f"{reps} repetitions")
+        + f" ({scn.order})")
     require_host_devices(scn)
     lb = lab.up(connect=connect, progress=say)
     img = _image(scn, say)
@@ -174,6 +182,7 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
     if resume is not None:
         rd, rec = _open_run(resume, acc.name)
         reps = rec.repetitions or reps
+        rounds = adaptive.Plan(reps, reps)  # complete the rounds the run had planned
     else:
         env = Environment.model_validate(lab.host_facts(lb.uri))
         env.accelerator, env.accelerator_reason = acc.name, acc.reason
@@ -183,8 +192,13 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
         rec = _initial_record(rd.run_id, scn, scenario_file, text, env, reps)
     rd.write_record(rec)
     say(f"results: {rd.path}")
-    session = RunSession(scn, rd, rec, LabGuests(scn, rd, lb, img, acc, say), execute, say, reps,
-                         before_unit=faults.before_unit if faults.active() else None)
+    guests = LabGuests(scn, rd, lb, img, acc, say)
+    fault_hook = faults.before_unit if faults.active() else None
+    if rounds.adaptive:
+        session: RunSession = adaptive.AdaptiveSession(scn, rd, rec, guests, execute, say, rounds,
+                                                       before_unit=fault_hook)
+    else:
+        session = RunSession(scn, rd, rec, guests, execute, say, reps, before_unit=fault_hook)
     session.run()
     return rd.path
 
@@ -211,7 +225,7 @@ def cli(args, say) -> int:
     from . import budget
 
     # Before anything boots: a scenario from someone else must fit this host and --max-hours.
-    reps = stored.repetitions if resume is not None else (args.repetitions or scn.repetitions)
+    reps = stored.repetitions if resume is not None else (args.repetitions or scn.max_repetitions)
     if not isinstance(reps, int) or isinstance(reps, bool) or reps < 1:
         raise StoreError(f"{resume}/run.json: repetitions {reps!r} is not a positive whole number")
     budget.check(scn, reps, max_hours=getattr(args, "max_hours", None) or budget.DEFAULT_MAX_HOURS)

@@ -222,11 +222,37 @@ class GateSpec(_Strict):
     threshold: float | None = Field(None, gt=0, lt=1)
 
 
+class Repetitions(_Strict):
+    """Adaptive repetitions: ``min`` interleaved rounds, then more until every gated ratio's 95 %
+    interval is within +-``target_ci`` (a fraction, or "5%"), at most ``max`` (vbench.adaptive)."""
+
+    min: int = Field(3, ge=1, le=1000)
+    max: int = Field(10, ge=1, le=1000)
+    target_ci: float = Field(gt=0, lt=1)
+
+    @field_validator("target_ci", mode="before")
+    @classmethod
+    def _percent(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().endswith("%"):
+            try:
+                return float(v.strip()[:-1]) / 100
+            except ValueError:
+                raise ValueError(f"expected a fraction like 0.05 or a percentage like 5% (got {v!r})")
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Repetitions":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
 class Scenario(_Strict):
     name: Name
     description: str = ""
     device: DeviceKind
-    repetitions: int = Field(3, ge=1, le=1000)
+    repetitions: Annotated[int, Field(ge=1, le=1000)] | Repetitions = Field(
+        3, description="a number, or {min, max, target_ci} for adaptive repetitions")
     order: Literal["interleaved", "sequential"] = "interleaved"
     host_baseline: bool = Field(False, description="also run the fio jobs on the host (disk only)")
     fresh_boot: bool = Field(False, description="boot a fresh guest for every repetition (for "
@@ -266,6 +292,34 @@ class Scenario(_Strict):
             raise ValueError(f"host_baseline: only {kinds} scenarios have a host baseline")
         return self
 
+    @field_validator("repetitions", mode="before")
+    @classmethod
+    def _repetitions(cls, v: Any) -> Any:
+        # Report a bad {min, max, target_ci} by its own field, not as "not a valid integer".
+        if isinstance(v, dict):
+            try:
+                return Repetitions.model_validate(v)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = _loc(err.get("loc", ()))
+                raise ValueError(f"{where + ': ' if where else ''}{_message(err)}") from None
+        return v
+
+    @property
+    def min_repetitions(self) -> int:
+        r = self.repetitions
+        return r if isinstance(r, int) else r.min
+
+    @property
+    def max_repetitions(self) -> int:
+        r = self.repetitions
+        return r if isinstance(r, int) else r.max
+
+    @property
+    def target_ci(self) -> float | None:
+        r = self.repetitions
+        return None if isinstance(r, int) else r.target_ci
+
     def profile(self, variant: Variant) -> DeviceProfile:
         """The full device profile of a variant: defaults, then the variant's own device."""
         merged = {k: getattr(self.defaults, k) for k in DEVICES}
@@ -303,7 +357,7 @@ def _check_gate(gate: GateSpec, variants: list[str], workloads: list[str]) -> No
 # ---- loading ---------------------------------------------------------------------------------
 
 _INTERNAL_LOC = re.compile(r"^(function-(after|before|wrap|plain)|tagged-union|union)\[")
-_UNION_MEMBERS = {"str", "int", "bool", "float"}
+_UNION_MEMBERS = {"str", "int", "bool", "float", "constrained-int", "Repetitions"}
 
 
 def _loc(loc: tuple) -> str:
