@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         reportcli = None
     if reportcli is not None:
         reportcli.add_parsers(sub)
+    from . import ab
+
+    ab.add_parser(sub)
     return p
 
 

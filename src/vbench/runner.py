@@ -19,7 +19,7 @@ import platform
 import shutil
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,9 @@ class LabGuests:
     say: Say
     key: Any = None     # this run's client key (paramiko PKey) and its public half
     pub: str = ""
+    # variant -> Guest fields an A/B side changes (emulator, kernel, initrd; "lab" for another
+    # libvirt URI), see vbench.ab
+    overrides: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.key is None:
@@ -106,14 +109,16 @@ class LabGuests:
         prof = self.scn.profile(v)
         suffix = "" if rep is None else f"-r{rep}"
         name = f"vbench-{self.rd.run_id[-22:]}-{index}-{v.name}{suffix}"[:90]
-        g = Guest(name, self.lab, self.image, prof, self.scn.guest, self.accel, self.key, self.pub,
+        extra = dict(self.overrides.get(v.name, {}))
+        lb = extra.pop("lab", self.lab)
+        g = Guest(name, lb, self.image, prof, self.scn.guest, self.accel, self.key, self.pub,
                   tags={"run": self.rd.run_id, "variant": v.name}, progress=self.say,
-                  mgmt_link_down=faults.wanted("no-lease", v.name))
+                  mgmt_link_down=faults.wanted("no-lease", v.name), **extra)
         g.keep_console = self.rd.raw_path(v.name, f"console{suffix}.log")
         stack.enter_context(g)
         checks, facts = verify.verify_guest(g, prof)
         fio_v = g.ssh.run("fio --version", timeout=20).stdout.strip()
-        return Booted(Target(v.name, g, facts, lab=self.lab), checks, fio_v)
+        return Booted(Target(v.name, g, facts, lab=lb), checks, fio_v)
 
     def host(self, stack: contextlib.ExitStack) -> Target:
         """The host baseline: the same fio jobs against the same kind of backing file on the host."""
@@ -160,8 +165,12 @@ def require_host_devices(scn: Scenario, exists=None) -> None:
 
 def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Path,
                  connect: str | None, accel_override: str | None, say: Say,
-                 repetitions: int | None = None, resume: Path | None = None) -> Path:
+                 repetitions: int | None = None, resume: Path | None = None,
+                 sides: tuple | None = None) -> Path:
     """Run (or resume) a scenario; returns the run directory.
+
+    ``sides``: an A/B run (vbench.ab): ``scn`` is already expanded per side and these two
+    :class:`vbench.ab.Side` say what each side's guests change.
 
     With ``repetitions: {min, max, target_ci}`` (and no ``repetitions`` override) rounds are
     added after ``min`` until every gated interval is narrow enough (vbench.adaptive).
@@ -193,12 +202,19 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
     rd.write_record(rec)
     say(f"results: {rd.path}")
     guests = LabGuests(scn, rd, lb, img, acc, say)
+    run_unit, groups = execute, None
+    if sides is not None:
+        from . import ab
+
+        guests.overrides, run_unit, groups = ab.session_parts(scn, sides, lb, say)
+        rec.ab = {s.name: s.to_dict() for s in sides}  # type: ignore[attr-defined]
+        rd.write_record(rec)
     fault_hook = faults.before_unit if faults.active() else None
     if rounds.adaptive:
-        session: RunSession = adaptive.AdaptiveSession(scn, rd, rec, guests, execute, say, rounds,
-                                                       before_unit=fault_hook)
+        session: RunSession = adaptive.AdaptiveSession(scn, rd, rec, guests, run_unit, say, rounds,
+                                                       groups=groups, before_unit=fault_hook)
     else:
-        session = RunSession(scn, rd, rec, guests, execute, say, reps, before_unit=fault_hook)
+        session = RunSession(scn, rd, rec, guests, run_unit, say, reps, before_unit=fault_hook)
     session.run()
     return rd.path
 

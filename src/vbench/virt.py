@@ -80,8 +80,11 @@ def _devices_xml(parts: Fragment, files: DomainFiles, mgmt_nic: str) -> str:
 def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_type: str,
                files: DomainFiles, cmdline: str, mgmt_net: str, test_net: str,
                tags: dict[str, str], mgmt_link_down: bool = False,
-               cpu_mode: str = "host-passthrough") -> str:
-    """The complete domain XML for a guest of ``profile``; deterministic for golden tests."""
+               cpu_mode: str = "host-passthrough", emulator: str | None = None) -> str:
+    """The complete domain XML for a guest of ``profile``; deterministic for golden tests.
+
+    ``emulator``: the QEMU binary (an A/B side, see vbench.ab); None lets libvirt pick its own.
+    """
     _check_names(name, tags)
     meta = "".join(f"      <vbench:{k}>{escape(str(v))}</vbench:{k}>\n" for k, v in sorted(tags.items()))
     ctx = GuestContext(name, files, test_net, mac_for(name, "test"), guest.machine,
@@ -106,8 +109,12 @@ def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_t
         f"  <clock offset='utc'/>\n"
         f"  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n"
         f"  <on_crash>destroy</on_crash>\n"
-        f"  <devices>\n{devices}  </devices>\n{_qemu_xml(parts.qemu_args)}"
+        f"  <devices>\n{_emulator_xml(emulator)}{devices}  </devices>\n{_qemu_xml(parts.qemu_args)}"
         f"</domain>\n")
+
+
+def _emulator_xml(path: str | None) -> str:
+    return f"    <emulator>{escape(path)}</emulator>\n" if path else ""
 
 
 def _qemu_xml(args: str) -> str:
@@ -319,6 +326,9 @@ class Guest:
     keep_console: Path | None = None  # where to copy the console log when the guest goes away
     fault_prefix: str = ""             # test-only failpoint (vbench.faults), empty otherwise
     mgmt_link_down: bool = False       # test-only failpoint: boot without a management lease
+    emulator: str | None = None        # an A/B side's QEMU binary (vbench.ab); None: libvirt's
+    kernel: Path | None = None         # an A/B side's guest kernel/initrd instead of the image's
+    initrd: Path | None = None
 
     @property
     def dir(self) -> Path:
@@ -328,8 +338,8 @@ class Guest:
         return DomainFiles(overlay=self.dir / "overlay.qcow2",
                            scratch=(self.dir / f"scratch.{self.profile.disk.format}"
                                     if self.profile.disk else None),
-                           console=self.dir / "console.log", kernel=self.image.kernel,
-                           initrd=self.image.initrd)
+                           console=self.dir / "console.log", kernel=self.kernel or self.image.kernel,
+                           initrd=self.initrd or self.image.initrd)
 
     def __enter__(self) -> "Guest":
         try:
@@ -356,7 +366,7 @@ class Guest:
         return domain_xml(self.name, self.profile, self.spec, self.accel.domain_type, self.files(),
                           kernel_cmdline(ROOT_LABEL, self.client_pub), MGMT.name, TEST.name, tags,
                           mgmt_link_down=self.mgmt_link_down,
-                          cpu_mode=self.accel.cpu_mode)
+                          cpu_mode=self.accel.cpu_mode, emulator=self.emulator)
 
     def _prepare_files(self) -> None:
         f = self.files()
