@@ -40,16 +40,24 @@ QEMU = Path("/usr/bin/qemu-system-x86_64")
 
 @pytest.fixture
 def qemu_copy():
-    # Not under pytest's tmp_path (mode 0700): the QEMU process libvirt starts must read it.
+    """A second copy of the same QEMU binary. Not under pytest's tmp_path (mode 0700): the QEMU
+    process libvirt starts must read it. QEMU finds its modules (the TCG accelerator is one) and
+    firmware relative to its own location (bin/ -> lib/x86_64-linux-gnu/qemu, share/qemu), so the
+    copy gets the same prefix layout, linked to the installed ones."""
     from vbench import paths
 
-    d = paths.home() / f"ab-test-qemu-{int(time.time())}"
-    d.mkdir(parents=True, mode=0o755)
-    d.chmod(0o755)
-    copy = d / "qemu-system-x86_64"
+    root = paths.home() / f"ab-test-qemu-{int(time.time())}"
+    (root / "bin").mkdir(parents=True)
+    (root / "lib" / "x86_64-linux-gnu").mkdir(parents=True)
+    (root / "share").mkdir()
+    for d in (root, root / "bin", root / "lib", root / "lib" / "x86_64-linux-gnu", root / "share"):
+        d.chmod(0o755)
+    (root / "lib" / "x86_64-linux-gnu" / "qemu").symlink_to("/usr/lib/x86_64-linux-gnu/qemu")
+    (root / "share" / "qemu").symlink_to("/usr/share/qemu")
+    copy = root / "bin" / "qemu-system-x86_64"
     shutil.copy2(QEMU, copy)
     yield copy
-    shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def run_ab(tmp_path, *sides: str):
