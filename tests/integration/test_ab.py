@@ -42,7 +42,8 @@ QEMU = Path("/usr/bin/qemu-system-x86_64")
 def qemu_copy():
     """A second copy of the same QEMU binary. Not under pytest's tmp_path (mode 0700): the QEMU
     process libvirt starts must read it. QEMU finds its modules (the TCG accelerator is one) and
-    firmware relative to its own location (bin/ -> lib/x86_64-linux-gnu/qemu, share/qemu), so the
+    firmware relative to its own location (bin/ -> lib/x86_64-linux-gnu/qemu, share/qemu,
+    share/seabios ...), so the
     copy gets the same prefix layout, linked to the installed ones."""
     from vbench import paths
 
@@ -53,7 +54,9 @@ def qemu_copy():
     for d in (root, root / "bin", root / "lib", root / "lib" / "x86_64-linux-gnu", root / "share"):
         d.chmod(0o755)
     (root / "lib" / "x86_64-linux-gnu" / "qemu").symlink_to("/usr/lib/x86_64-linux-gnu/qemu")
-    (root / "share" / "qemu").symlink_to("/usr/share/qemu")
+    (root / "lib" / "ipxe").symlink_to("/usr/lib/ipxe")
+    for d in ("qemu", "seabios", "ipxe", "qemu-firmware"):  # data dir and firmware path
+        (root / "share" / d).symlink_to(f"/usr/share/{d}")
     copy = root / "bin" / "qemu-system-x86_64"
     shutil.copy2(QEMU, copy)
     yield copy
