@@ -95,10 +95,11 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
         return samples, text
     g = target.guest
     disks = target.facts.get("disks") or []
-    if not disks:
-        raise ProbeError(f"no scratch disk was found in guest {g.name}")
-    dev = disks[0]["dev"]
-    argv = fio_argv(w.name, f"/dev/{dev}", opts, runtime, ramp)
+    # A disk under test, else a file in the shared folder under test (device fs).
+    path = f"/dev/{disks[0]['dev']}" if disks else target.facts.get("fio_file")
+    if not path:
+        raise ProbeError(f"no scratch disk and no shared folder was found in guest {g.name}")
+    argv = fio_argv(w.name, path, opts, runtime, ramp)
     from . import faults
 
     cmd = faults.wrap(g, shlex.join(wrap + argv))
@@ -367,3 +368,25 @@ def run_balloon(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample
 
 
 EXECUTORS.update(iperf3=run_iperf3, ping=run_ping, entropy=run_entropy, balloon=run_balloon)
+
+
+# ---- shared folders: metadata operations (create, stat, delete many small files) --------------
+
+def run_fsmeta(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    from .probes.fsmeta import fsmeta_command, parse_fsmeta
+
+    spec = w.fsmeta
+    assert spec is not None
+    g = _guest(target, "fsmeta")
+    where = target.facts.get("fs_dir")
+    if not where:
+        raise ProbeError(f"fsmeta workloads need a mounted shared folder (device fs) in {g.name}")
+    cmd = fsmeta_command(f"{where}/vbench-meta", spec.files, spec.filesize, spec.timeout_s)
+    res = g.ssh.run(cmd, timeout=3 * spec.timeout_s + 30)
+    if not res.ok:
+        g.check_alive()
+        raise RemoteCommandError(res)
+    return parse_fsmeta(res.stdout, w.name), res.stdout
+
+
+EXECUTORS["fsmeta"] = run_fsmeta

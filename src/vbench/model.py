@@ -86,6 +86,15 @@ METRICS: dict[str, MetricInfo] = {
     "host_rss_before": MetricInfo("QEMU RSS before inflate", "MiB", False),
     "host_rss_shrunk": MetricInfo("QEMU RSS after inflate", "MiB", False),
     "host_mem_returned": MetricInfo("Memory returned to host", "MiB", True),
+    "create_rate": MetricInfo("Files created per second", "files/s", True),
+    "stat_rate": MetricInfo("Files stat'ed per second", "files/s", True),
+    "delete_rate": MetricInfo("Files deleted per second", "files/s", True),
+    "create_lat_p50": MetricInfo("File create latency p50", "us", False),
+    "create_lat_p99": MetricInfo("File create latency p99", "us", False),
+    "stat_lat_p50": MetricInfo("File stat latency p50", "us", False),
+    "stat_lat_p99": MetricInfo("File stat latency p99", "us", False),
+    "delete_lat_p50": MetricInfo("File delete latency p50", "us", False),
+    "delete_lat_p99": MetricInfo("File delete latency p99", "us", False),
 }
 
 _LOWER_HINTS = ("lat", "cpu", "loss", "retrans", "time", "rtt")

@@ -171,6 +171,14 @@ class BalloonWorkSpec(_Strict):
     timeout_s: int = Field(60, ge=1, le=600)
 
 
+class FsMetaSpec(_Strict):
+    """Create, stat and delete ``files`` small files in the shared folder (device fs)."""
+
+    files: int = Field(500, ge=10, le=100000)
+    filesize: str = Field("4k", pattern=r"^[0-9]+[kK]?$")
+    timeout_s: int = Field(300, ge=10, le=3600)
+
+
 class Workload(_Strict):
     name: Name
     fio: FioSpec | None = None
@@ -178,18 +186,22 @@ class Workload(_Strict):
     ping: PingSpec | None = None
     entropy: EntropySpec | None = None
     balloon: BalloonWorkSpec | None = None
+    fsmeta: FsMetaSpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Workload":
-        set_ = [k for k in ("fio", "iperf3", "ping", "entropy", "balloon") if getattr(self, k)]
+        set_ = [k for k in TOOLS if getattr(self, k)]
         if len(set_) != 1:
-            raise ValueError("a workload needs exactly one of fio, iperf3, ping, entropy, balloon "
+            raise ValueError(f"a workload needs exactly one of {', '.join(TOOLS)} "
                              f"(got {', '.join(set_) or 'none'})")
         return self
 
     @property
     def tool(self) -> str:
-        return next(k for k in ("fio", "iperf3", "ping", "entropy", "balloon") if getattr(self, k))
+        return next(k for k in TOOLS if getattr(self, k))
+
+
+TOOLS = ("fio", "iperf3", "ping", "entropy", "balloon", "fsmeta")
 
 
 class FioDefaults(_Strict):

@@ -138,7 +138,7 @@ def unit_estimate(scn: Scenario, wname: str) -> float:
 
 
 HEADLINE = {"fio": "iops", "iperf3": "throughput", "ping": "rtt_p50", "entropy": "hwrng_read_rate",
-            "balloon": "host_mem_returned"}
+            "balloon": "host_mem_returned", "fsmeta": "create_rate"}
 
 
 def headline_metric(w: Workload) -> str:

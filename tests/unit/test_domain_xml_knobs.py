@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from vbench.devices import missing_on_host
+from vbench.devices.fs import FsSpec
 from vbench.devices.nic import NicSpec
 from vbench.devices.vsock import VsockSpec
 from vbench.errors import ScenarioError
@@ -34,6 +35,9 @@ KNOB_CASES: dict[str, tuple[DeviceProfile, GuestSpec]] = {
     "nic-virtio-q4-vhost-off": (DeviceProfile(nic=NicSpec(model="virtio", queues=4, vhost=False)), PC),
     "nic-virtio-vhost-on": (DeviceProfile(nic=NicSpec(model="virtio", vhost=True)), PC),
     "vsock-virtio": (DeviceProfile(vsock=VsockSpec(model="virtio")), PC),
+    "fs-virtiofs": (DeviceProfile(fs=FsSpec(model="virtiofs")), PC),
+    "fs-9p-mapped": (DeviceProfile(fs=FsSpec(model="9p", accessmode="mapped")), PC),
+    "fs-9p-passthrough": (DeviceProfile(fs=FsSpec(model="9p", accessmode="passthrough")), PC),
 }
 
 

@@ -130,7 +130,7 @@ BAD = [
                  ["variants", "at least 1"], id="no-variants"),
     pytest.param(GOOD.replace("    fio: {rw: randread, bs: 4k, iodepth: 32}",
                               "    fio: {rw: randread}\n    ping: {count: 10}"),
-                 ["workloads[0]", "exactly one of fio, iperf3, ping, entropy, balloon"],
+                 ["workloads[0]", "exactly one of fio, iperf3, ping, entropy, balloon, fsmeta"],
                  id="two-tools-in-workload"),
     pytest.param(GOOD.replace("device: disk", "device: nic\nhost_baseline: true")
                      .replace("disk: {size_gib: 1}", "nic: {model: virtio}")

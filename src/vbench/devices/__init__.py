@@ -39,6 +39,7 @@ MODULES = (
     "rng",
     "balloon",
     "vsock",
+    "fs",
 )
 
 DEVICES: dict[str, Device] = {}
