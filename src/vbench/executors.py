@@ -7,6 +7,7 @@ remote command, guest) that the runner records as a failed repetition.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import threading
 import time
@@ -390,3 +391,87 @@ def run_fsmeta(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample]
 
 
 EXECUTORS["fsmeta"] = run_fsmeta
+
+
+# ---- byte channel: a host UNIX socket <-> the guest's port (device console) --------------------
+
+def _read_exactly(sock, n: int) -> tuple[int, float]:
+    """Read n bytes; (bytes after the first chunk, seconds from the first chunk to the last)."""
+    got, first_len, t_first, t_last = 0, 0, None, None
+    while got < n:
+        b = sock.recv(min(65536, n - got))
+        if not b:
+            break
+        t_last = time.monotonic()
+        if t_first is None:
+            t_first, first_len = t_last, len(b)
+        got += len(b)
+    if got < n or t_first is None or t_last is None:
+        raise ProbeError(f"bytestream: the host read {got} of {n} bytes")
+    return got - first_len, t_last - t_first
+
+
+def run_bytestream(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    import socket
+
+    from .devices.console import SOCKET, guest_device
+    from .probes import bytestream as bs
+
+    spec = w.bytestream
+    assert spec is not None
+    g = _guest(target, "bytestream")
+    dev = guest_device(target.facts)
+    if dev is None:
+        raise ProbeError(f"bytestream workloads need a byte channel (device console) in {g.name}")
+    log: list[str] = [f"guest device {dev}"]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(spec.timeout_s)
+    try:
+        sock.connect(str(g.dir / SOCKET))
+        got: dict = {}
+
+        def reader() -> None:
+            try:
+                got["g2h"] = _read_exactly(sock, spec.g2h_bytes)
+            except (OSError, ProbeError) as exc:
+                got["error"] = str(exc)
+
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        g.ssh.run(bs.g2h_command(dev, spec.g2h_bytes), timeout=spec.timeout_s, check=True)
+        th.join(spec.timeout_s)
+        if "g2h" not in got:
+            raise ProbeError(f"bytestream: guest to host did not arrive: {got.get('error', 'timeout')}")
+        log.append(f"g2h {got['g2h'][0]} bytes in {got['g2h'][1]:.6f} s")
+        out = "/run/vbench-h2g.out"
+        g.ssh.run(bs.h2g_command(dev, spec.h2g_bytes, out), timeout=30, check=True)
+        time.sleep(0.5)  # the guest has opened its end
+        sock.sendall(b"\0" * spec.h2g_bytes)
+        deadline, text = time.monotonic() + spec.timeout_s, ""
+        while time.monotonic() < deadline:
+            text = g.ssh.run(f"cat {out} 2>/dev/null", timeout=30).stdout
+            if "h2g " in text:
+                break
+            time.sleep(0.2)
+        log.append(text.strip())
+        h2g = bs.parse_h2g(text)
+        g.ssh.run(bs.echo_command(dev), timeout=30, check=True)
+        time.sleep(0.5)
+        rtts = []
+        for _ in range(spec.pings):
+            t0 = time.perf_counter()
+            sock.sendall(b"x")
+            if sock.recv(1) != b"x":
+                raise ProbeError("bytestream: the echo returned another byte")
+            rtts.append((time.perf_counter() - t0) * 1e6)
+        log.append("rtt_us " + " ".join(f"{x:.1f}" for x in rtts))
+    except OSError as exc:
+        raise ProbeError(f"bytestream over {g.dir / SOCKET}: {exc}") from None
+    finally:
+        sock.close()
+        with contextlib.suppress(Exception):
+            g.ssh.run(bs.stop_echo_command(), timeout=30)
+    return bs.bytestream_samples(w.name, got["g2h"], h2g, rtts), "\n".join(log)
+
+
+EXECUTORS["bytestream"] = run_bytestream

@@ -86,6 +86,8 @@ METRICS: dict[str, MetricInfo] = {
     "host_rss_before": MetricInfo("QEMU RSS before inflate", "MiB", False),
     "host_rss_shrunk": MetricInfo("QEMU RSS after inflate", "MiB", False),
     "host_mem_returned": MetricInfo("Memory returned to host", "MiB", True),
+    "g2h_throughput": MetricInfo("Byte channel guest to host", "KiB/s", True),
+    "h2g_throughput": MetricInfo("Byte channel host to guest", "KiB/s", True),
     "create_rate": MetricInfo("Files created per second", "files/s", True),
     "stat_rate": MetricInfo("Files stat'ed per second", "files/s", True),
     "delete_rate": MetricInfo("Files deleted per second", "files/s", True),

@@ -179,6 +179,15 @@ class FsMetaSpec(_Strict):
     timeout_s: int = Field(300, ge=10, le=3600)
 
 
+class BytestreamSpec(_Strict):
+    """Throughput both ways and round-trip time over the byte channel (device console)."""
+
+    g2h_bytes: int = Field(1048576, ge=1024, le=1 << 30)
+    h2g_bytes: int = Field(65536, ge=1024, le=1 << 30)
+    pings: int = Field(100, ge=5, le=100000)
+    timeout_s: int = Field(120, ge=5, le=3600)
+
+
 class Workload(_Strict):
     name: Name
     fio: FioSpec | None = None
@@ -187,6 +196,7 @@ class Workload(_Strict):
     entropy: EntropySpec | None = None
     balloon: BalloonWorkSpec | None = None
     fsmeta: FsMetaSpec | None = None
+    bytestream: BytestreamSpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Workload":
@@ -201,7 +211,7 @@ class Workload(_Strict):
         return next(k for k in TOOLS if getattr(self, k))
 
 
-TOOLS = ("fio", "iperf3", "ping", "entropy", "balloon", "fsmeta")
+TOOLS = ("fio", "iperf3", "ping", "entropy", "balloon", "fsmeta", "bytestream")
 
 
 class FioDefaults(_Strict):

@@ -138,7 +138,8 @@ def unit_estimate(scn: Scenario, wname: str) -> float:
 
 
 HEADLINE = {"fio": "iops", "iperf3": "throughput", "ping": "rtt_p50", "entropy": "hwrng_read_rate",
-            "balloon": "host_mem_returned", "fsmeta": "create_rate"}
+            "balloon": "host_mem_returned", "fsmeta": "create_rate",
+            "bytestream": "g2h_throughput"}
 
 
 def headline_metric(w: Workload) -> str:

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from vbench.devices import missing_on_host
+from vbench.devices.console import ConsoleSpec
 from vbench.devices.fs import FsSpec
 from vbench.devices.nic import NicSpec
 from vbench.devices.vsock import VsockSpec
@@ -38,6 +39,8 @@ KNOB_CASES: dict[str, tuple[DeviceProfile, GuestSpec]] = {
     "fs-virtiofs": (DeviceProfile(fs=FsSpec(model="virtiofs")), PC),
     "fs-9p-mapped": (DeviceProfile(fs=FsSpec(model="9p", accessmode="mapped")), PC),
     "fs-9p-passthrough": (DeviceProfile(fs=FsSpec(model="9p", accessmode="passthrough")), PC),
+    "console-virtio": (DeviceProfile(console=ConsoleSpec(model="virtio")), PC),
+    "console-16550": (DeviceProfile(console=ConsoleSpec(model="16550")), PC),
 }
 
 

@@ -40,6 +40,7 @@ MODULES = (
     "balloon",
     "vsock",
     "fs",
+    "console",
 )
 
 DEVICES: dict[str, Device] = {}
