@@ -114,3 +114,26 @@ def test_fsmeta_command_runs_three_fio_file_engines_on_the_same_names():
 def test_fsmeta_command_refuses_odd_input(d, size):
     with pytest.raises(ProbeError):
         fsmeta_command(d, 10, size, 60)
+
+
+@pytest.mark.parametrize("scenario, option, variants", [
+    ("fs", "CONFIG_VIRTIO_FS", ["virtiofs"]),
+    ("fs", "CONFIG_9P_FS", ["9p-mapped", "9p-passthrough"]),
+    ("fs", "CONFIG_NET_9P_VIRTIO", ["9p-mapped", "9p-passthrough"]),
+    ("console", "CONFIG_VIRTIO_CONSOLE", ["virtio-serial"]),
+    ("disk-nvme", "CONFIG_BLK_DEV_NVME", ["nvme"]),
+])
+def test_new_devices_name_the_kernel_options_they_need(scenario, option, variants):
+    from vbench import kconfig
+    from vbench.scenario import load_scenario
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = kconfig.parse_config((DATA / "crafted-kconfig-config.txt").read_text())
+    cfg.update({o: "m" for o in ("CONFIG_VIRTIO_FS", "CONFIG_9P_FS", "CONFIG_NET_9P_VIRTIO",
+                                 "CONFIG_VIRTIO_CONSOLE", "CONFIG_BLK_DEV_NVME", "CONFIG_SERIAL_8250",
+                                 "CONFIG_VIRTIO_BLK", "CONFIG_SATA_AHCI")})
+    scn = load_scenario(root / "scenarios" / f"{scenario}.yaml")
+    assert kconfig.missing_for_scenario(scn, cfg) == {}
+    del cfg[option]
+    missing = kconfig.missing_for_scenario(scn, cfg)
+    assert sorted(missing) == sorted(variants) and all(option in o for o in missing.values())
