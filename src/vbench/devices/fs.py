@@ -56,7 +56,7 @@ class Fs(Device):
         Model("9p", True, ("9pnet_virtio",), {"CONFIG_NET_9P_VIRTIO": "9pnet_virtio",
                                               "CONFIG_9P_FS": "9p"}),
     )
-    headline_metrics = ("iops", "bw", "create_rate", "stat_rate", "delete_rate")
+    headline_metrics = ("iops", "create_rate", "stat_rate", "delete_rate")
     # Mount the share by tag with whatever transport the guest has bound (the check below then
     # proves it is the intended one); print what got mounted.
     facts_script = (r"""t=""
