@@ -99,3 +99,16 @@ def test_commands_quote_the_device_and_set_raw_mode():
     cmd = bs.h2g_command("/dev/ttyS1", 4096, "/run/o")
     assert "head -c 4095" in cmd and cmd.endswith("> /run/o 2>&1 &")
     assert "exec cat <&3 >&3" in bs.echo_command("/dev/virtio-ports/org.vbench.port0")
+
+
+@pytest.mark.parametrize("name, dev, rate", [
+    ("bytestream-serial-16550-tcg.txt", "/dev/ttyS1", 15.65),     # KiB/s: about the line rate
+    ("bytestream-virtio-serial-tcg.txt", "/dev/virtio-ports/org.vbench.port0", 356.5),
+])
+def test_real_guest_h2g_lines_parse(name, dev, rate):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "data" / name).read_text()
+    assert text.splitlines()[0] == f"guest device {dev}"
+    n, secs = bs.parse_h2g(text)
+    assert n == 65536 and n / 1024 / secs == pytest.approx(rate, rel=0.01)
