@@ -100,6 +100,8 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
     path = f"/dev/{disks[0]['dev']}" if disks else target.facts.get("fio_file")
     if not path:
         raise ProbeError(f"no scratch disk and no shared folder was found in guest {g.name}")
+    if not disks:
+        _lay_out_once(g, target, path, opts)
     argv = fio_argv(w.name, path, opts, runtime, ramp)
     from . import faults
 
@@ -119,6 +121,28 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
     if rate is not None and ios_per_s > 0:
         samples.append(Sample(w.name, "host_cpu_per_io", rate / ios_per_s * 1e6, "us"))
     return samples, text
+
+
+LAYOUT_TIMEOUT_S = 900
+
+
+def _lay_out_once(g, target: Target, path: str, opts: dict) -> None:
+    """Write a file target in full once per guest, unmeasured, before its first job.
+
+    fio lays out a missing file before it starts its clock; on a slow shared folder (9p under
+    TCG: minutes for 256 MiB) that eats the job's time bound and the job is killed as hung.
+    """
+    if target.facts.get("fio_file_ready") == path:
+        return
+    argv = ["timeout", "-k", "5", str(LAYOUT_TIMEOUT_S), "fio", "--name=vbench-layout",
+            f"--filename={path}", "--rw=write", "--bs=1m", "--create_only=1"]
+    if "size" in opts:
+        argv.append(f"--size={opts['size']}")
+    res = g.ssh.run(shlex.join(argv), timeout=LAYOUT_TIMEOUT_S + 20)
+    if not res.ok:
+        g.check_alive()
+        raise RemoteCommandError(res, f"fio could not lay out {path} in {g.name}")
+    target.facts["fio_file_ready"] = path
 
 
 Executor = Callable[[Scenario, Workload, Target], tuple[list[Sample], str]]

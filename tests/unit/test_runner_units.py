@@ -266,3 +266,24 @@ def test_execute_unknown_tool(monkeypatch):
     monkeypatch.delitem(executors.EXECUTORS, "fio")
     with pytest.raises(ProbeError, match="fio probe is not available"):
         executors.execute(scn, scn.workloads[0], sata_target(FakeGuest(fio_ok)))
+
+
+def test_run_fio_on_a_shared_folder_file_lays_it_out_once_unmeasured():
+    g = FakeGuest(fio_ok)
+    scn = scenario()
+    t = Target("C", g, {"fio_file": "/mnt/vbench-share/vbench-fio.data"})
+    executors.execute(scn, scn.workloads[0], t)
+    executors.execute(scn, scn.workloads[0], t)
+    cmds = [shlex.split(c) for c, _ in g.ssh.calls]
+    assert len(cmds) == 3  # one layout, then the two measured jobs
+    assert "--create_only=1" in cmds[0] and "--name=vbench-layout" in cmds[0]
+    assert all("--filename=/mnt/vbench-share/vbench-fio.data" in c for c in cmds)
+    assert all("--create_only=1" not in c for c in cmds[1:])
+
+
+def test_run_fio_without_disk_or_shared_file_is_a_probe_error():
+    g = FakeGuest(fio_ok)
+    scn = scenario()
+    with pytest.raises(ProbeError, match="no scratch disk and no shared folder"):
+        executors.execute(scn, scn.workloads[0], Target("C", g, {}))
+    assert g.ssh.calls == []
