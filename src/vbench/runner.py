@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, adaptive, devices, faults, images, kconfig, lab, paths, remote, verify
+from . import __version__, adaptive, devices, faults, images, kconfig, lab, paths, remote, untrusted, verify
 from .errors import LabError, StoreError, UserError
 from .executors import Target, execute
 from .record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
@@ -233,7 +233,7 @@ def cli(args, say) -> int:
         if not args.scenario:
             raise UserError("name a scenario file (e.g. `vbench run scenarios/disk.yaml`) or --resume RUN")
         scn = load_scenario(args.scenario)
-        text = Path(args.scenario).read_text()
+        text = untrusted.read_text(Path(args.scenario))  # bounded, like load_scenario's read
         scenario_file = args.scenario
         results_root = Path(args.results)
     if args.repetitions is not None and args.repetitions < 1:
