@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, adaptive, devices, faults, images, kconfig, lab, paths, remote, untrusted, verify
+from . import (__version__, adaptive, devices, faults, images, kconfig, lab, paths, remote,
+               untrusted, verify)
 from .errors import LabError, StoreError, UserError
 from .executors import Target, execute
 from .record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
