@@ -151,12 +151,14 @@ def migrate(conn, known: list[Migration] | None = None) -> list[int]:
     applied_now: list[int] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        conn.execute("CREATE SCHEMA IF NOT EXISTS vbench")
-        conn.execute("""CREATE TABLE IF NOT EXISTS vbench.schema_migrations (
-                            version    integer     PRIMARY KEY,
-                            name       text        NOT NULL,
-                            checksum   text        NOT NULL,
-                            applied_at timestamptz NOT NULL DEFAULT now())""")
+        if schema_version(conn) == 0:
+            # only then: a publishing role without CREATE on the database works once migrated
+            conn.execute("CREATE SCHEMA IF NOT EXISTS vbench")
+            conn.execute("""CREATE TABLE IF NOT EXISTS vbench.schema_migrations (
+                                version    integer     PRIMARY KEY,
+                                name       text        NOT NULL,
+                                checksum   text        NOT NULL,
+                                applied_at timestamptz NOT NULL DEFAULT now())""")
         applied = dict(conn.execute("SELECT version, checksum FROM vbench.schema_migrations"))
         newer = sorted(v for v in applied if v > len(known))
         if newer:

@@ -243,3 +243,25 @@ def test_sql_clients_read_samples(pg, url):
                  db=db)
     meta = json.loads((RUNS[0] / "run.json").read_text())
     assert env == [(meta["environment"]["accelerator"], meta["scenario"]["name"])]
+
+
+def test_roles_publisher_without_create_and_read_only_reader(pg, url):
+    """Once migrated, publishing needs no CREATE on the database, and reading needs only SELECT."""
+    dbstore.publish(url, RUNS[:1])  # migrates as the owner
+    db = url.split("///")[1].split("?")[0]
+    for stmt in ("CREATE ROLE publisher LOGIN", "CREATE ROLE reader LOGIN"):
+        try:
+            pg.sql(stmt)
+        except Exception:
+            pass  # roles are cluster-wide: another test may have made them
+    pg.sql("GRANT USAGE ON SCHEMA vbench TO publisher, reader; "
+           "GRANT SELECT, INSERT, DELETE, UPDATE ON ALL TABLES IN SCHEMA vbench TO publisher; "
+           "GRANT USAGE ON ALL SEQUENCES IN SCHEMA vbench TO publisher; "
+           "GRANT SELECT ON ALL TABLES IN SCHEMA vbench TO reader", db=db)
+    as_publisher = url.replace("user=vbench", "user=publisher")
+    as_reader = url.replace("user=vbench", "user=reader")
+    assert [p.action for p in dbstore.publish(as_publisher, RUNS)] == ["unchanged", "inserted"]
+    with dbstore.checkout(as_reader, [RUNS[1].name]) as (_, [back]):
+        assert len(store.load_samples(back)) == len(store.load_samples(RUNS[1]))
+    with pytest.raises(StoreError, match="permission denied"):
+        dbstore.publish(as_reader, RUNS[:1])
