@@ -269,6 +269,22 @@ def owned_guest_dir(tag: object) -> Path | None:
     return p
 
 
+def qemu_pid_by_name(name: str, proc: Path = Path("/proc")) -> int | None:
+    """The pid of the QEMU process libvirt started for domain ``name`` (``-name guest=NAME,...``)."""
+    want = f"guest={name},".encode()
+    for d in proc.iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if argv and b"qemu" in argv[0] and any(
+                a == want[:-1] or a.startswith(want) for a in argv):
+            return int(d.name)
+    return None
+
+
 OWNER_FILE = "owner.json"
 
 
@@ -457,7 +473,9 @@ class Guest:
 
     def qemu_pid(self) -> int | None:
         pid = procs.read_pidfile(Path("/run/libvirt/qemu") / f"{self.name}.pid")
-        return pid
+        # A user's libvirtd (--connect) may keep its runtime files elsewhere: find the QEMU
+        # process by the guest name libvirt passes it (vbench's names are unique per run).
+        return pid or qemu_pid_by_name(self.name)
 
     def suspend(self) -> None:
         self.dom.suspend()

@@ -187,6 +187,9 @@ def test_run_against_the_users_own_libvirtd(own, home, tmp_path):
               f"virtio-blk {med['virtio-blk']:.0f} / sata {med['sata']:.0f} = "
               f"{med['virtio-blk'] / med['sata']:.2f}x")
         assert med["virtio-blk"] > 0 and med["sata"] > 0
+        # QEMU's host CPU was measured although that daemon's runtime files are not in /run/libvirt
+        cpu = df[df.metric == "host_cpu_per_io"].groupby("variant")["value"].median()
+        assert set(cpu.index) == {"virtio-blk", "sata"} and (cpu > 0).all()
 
         # 3. lab down removes vbench's networks from that libvirt, and nothing else
         cp = _vbench(own, home, "lab", "down", env=SUBNETS, timeout=300)

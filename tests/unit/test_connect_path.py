@@ -1,4 +1,4 @@
-"""vbench's network subnets are configurable, and a user's libvirt whose networks (or this host's
+"""The --connect path: vbench's network subnets are configurable, a user's libvirt whose networks (or this host's
 addresses) collide with them is refused with one line before anything is added to it."""
 
 from __future__ import annotations
@@ -119,3 +119,19 @@ def test_interface_subnets_reads_ip_json():
     got = lab._interface_subnets()  # ip -j -4 addr of this namespace: at least loopback
     assert ("lo", __import__("ipaddress").IPv4Network("127.0.0.0/8")) in got
     assert netns.check_target("127.0.0.1") is None
+
+
+def test_qemu_pid_found_by_guest_name_when_the_pidfile_is_elsewhere(tmp_path):
+    from vbench import virt
+
+    def proc(pid, *argv):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+
+    proc(10, "/usr/bin/qemu-system-x86_64", "-name", "guest=vbench-a-1,debug-threads=on")
+    proc(11, "/usr/bin/qemu-system-x86_64", "-name", "guest=vbench-a,debug-threads=on")
+    proc(12, "/bin/sh", "-c", "echo guest=vbench-b,")
+    (tmp_path / "self").mkdir()
+    assert virt.qemu_pid_by_name("vbench-a", tmp_path) == 11
+    assert virt.qemu_pid_by_name("vbench-b", tmp_path) is None  # not a QEMU
+    assert virt.qemu_pid_by_name("vbench-c", tmp_path) is None
