@@ -1,5 +1,6 @@
-"""The --connect path: vbench's network subnets are configurable, a user's libvirt whose networks (or this host's
-addresses) collide with them is refused with one line before anything is added to it."""
+"""The --connect path's pure parts: vbench's subnets are configurable, a user's libvirt whose
+networks (or this host's addresses) collide with them is refused with one line before anything is
+added, and a guest's QEMU is found even when the daemon keeps its pid files elsewhere."""
 
 from __future__ import annotations
 
