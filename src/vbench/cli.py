@@ -210,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     from . import ab
 
     ab.add_parser(sub)
+
+    from . import storecli
+
+    storecli.add_publish_parser(sub)
     return p
 
 

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from . import storecli
 from .errors import RegressionFound, UserError
 
 _THRESHOLD = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*=\s*([0-9]*\.?[0-9]+)\s*(%?)\s*$")
@@ -33,6 +34,7 @@ def add_parsers(subparsers) -> None:
     sp.add_argument("--history", metavar="RESULTS", dest="history_root",
                     help="also write history pages of the runs' scenarios from this results root "
                          "and link them")
+    storecli.add_store_option(sp)
     sp.set_defaults(func=cmd_report)
 
     _add_compare(subparsers)
@@ -46,6 +48,7 @@ def add_parsers(subparsers) -> None:
     sp.add_argument("--results", default=os.environ.get("VBENCH_RESULTS", "results"), metavar="DIR",
                     help="results root (default: ./results)")
     sp.add_argument("--out", metavar="DIR", help="output directory (default: reports/history-<scenario>)")
+    storecli.add_store_option(sp)
     sp.set_defaults(func=cmd_history)
 
 
@@ -84,6 +87,7 @@ def _add_compare(subparsers) -> None:
     sp.add_argument("--allow-mixed", action="store_true",
                     help="compare even if the runs were measured under different accelerators "
                          "or on different hosts")
+    storecli.add_store_option(sp)
     sp.set_defaults(func=cmd_compare)
 
 
@@ -180,6 +184,8 @@ def default_report_dir(runs: list[Path], root: Path = Path("reports")) -> Path:
 
 
 def cmd_report(args) -> int:
+    if getattr(args, "store", None):
+        return storecli.report_from_store(args, cmd_report)
     from .report import build_report
 
     runs = [_run_dir(r) for r in args.runs]
@@ -204,6 +210,8 @@ def _compare_gate(args, meta: dict, warn) -> tuple[object, float]:
 
 
 def cmd_compare(args) -> int:
+    if getattr(args, "store", None):
+        return storecli.compare_from_store(args, cmd_compare)
     from . import analysis
     from .store import atomic_write, load_meta, load_samples
 
@@ -246,6 +254,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_history(args) -> int:
+    if getattr(args, "store", None):
+        return storecli.history_from_store(args, cmd_history)
     from .report import build_history
 
     results = Path(args.results)

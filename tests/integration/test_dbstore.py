@@ -265,3 +265,63 @@ def test_roles_publisher_without_create_and_read_only_reader(pg, url):
         assert len(store.load_samples(back)) == len(store.load_samples(RUNS[1]))
     with pytest.raises(StoreError, match="permission denied"):
         dbstore.publish(as_reader, RUNS[:1])
+
+
+# ---- the commands, as a user runs them -------------------------------------------------------------
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vbench.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})})
+
+
+def test_publish_command_is_idempotent(url):
+    cp = _cli("publish", str(RUNS[0].parent), "--store", url)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.count(": published;") == len(RUNS)
+    cp = _cli("publish", *map(str, RUNS), env={"VBENCH_STORE": url})
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.count("already there, unchanged") == len(RUNS)
+    assert _counts(url) == _expected_counts(RUNS)
+
+
+def test_publish_command_errors_are_one_line(url):
+    cp = _cli("publish", str(RUNS[0]), env={"VBENCH_STORE": ""})
+    assert cp.returncode == 2 and len(cp.stderr.strip().splitlines()) == 1
+    bad = url.replace("postgresql:///", "postgresql://someone:hunter2@/").replace("vbench", "nobody")
+    cp = _cli("publish", str(RUNS[0]), "--store", bad)
+    assert cp.returncode == 10 and len(cp.stderr.strip().splitlines()) == 1
+    assert "hunter2" not in cp.stderr
+
+
+def _strip_paths(html: str) -> str:
+    import re
+
+    html = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "TIME", html)  # "generated" (minutes)
+    return re.sub(r"/tmp/vbench-store-[^/\"'<\s]+/results", "RESULTS",
+                  html.replace(str(RUNS[0].parent), "RESULTS"))
+
+
+def test_compare_history_report_read_the_store(url, tmp_path):
+    assert _cli("publish", *map(str, RUNS), "--store", url).returncode == 0
+    a, b = RUNS[0].name, RUNS[1].name
+    direct = _cli("compare", str(RUNS[0]), str(RUNS[1]))
+    via = _cli("compare", a, b, "--store", url)
+    assert (via.returncode, via.stdout) == (direct.returncode, direct.stdout), via.stderr
+    assert "compare: base" in via.stdout and len(via.stdout.splitlines()) > 5
+
+    direct = _cli("history", "smoke-disk", "--results", str(RUNS[0].parent),
+                  "--out", str(tmp_path / "h-dir"))
+    via = _cli("history", "scenarios/smoke-disk.yaml", "--store", url, "--out", str(tmp_path / "h-db"))
+    assert direct.returncode == 0 and via.returncode == 0, via.stderr
+    assert _strip_paths((tmp_path / "h-db" / "index.html").read_text()) == \
+        _strip_paths((tmp_path / "h-dir" / "index.html").read_text())
+
+    direct = _cli("report", str(RUNS[0]), "--out", str(tmp_path / "r-dir"))
+    via = _cli("report", a, "--store", url, "--out", str(tmp_path / "r-db"))
+    assert direct.returncode == 0 and via.returncode == 0, via.stderr
+    assert _strip_paths((tmp_path / "r-db" / "index.html").read_text()) == \
+        _strip_paths((tmp_path / "r-dir" / "index.html").read_text())
+
+    missing = _cli("compare", a, "no-such-run", "--store", url)
+    assert missing.returncode == 10 and "no-such-run" in missing.stderr
