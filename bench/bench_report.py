@@ -10,6 +10,13 @@ It writes three synthetic runs with the real store (two disk runs of the same sc
 run), then builds the report in a fresh child process so that the measured peak RSS is the
 report's alone (the child's ``ru_maxrss``), including importing pandas, scipy and matplotlib as
 ``vbench report`` would.
+
+The page includes the headline forest plot of every headline ratio (here 18 workload panels,
+7 device pairs, two disk runs side by side: a 1,400 x ~6,300 px figure, also written as
+``headline-ratios.png``), the derived guest CPU per I/O, and dot-and-interval figures per metric.
+On 2026-11-27 on the shared 2-core lab machine under load (load average ~3.5), the same bench
+gave 21.7 s wall / 13.1 s CPU / 157 MiB for this report and 13.7 s / 9.6 s / 127 MiB for the
+previous bar-chart report: the 10 s wall target needs an idle machine.
 """
 
 from __future__ import annotations
