@@ -137,3 +137,13 @@ def test_new_devices_name_the_kernel_options_they_need(scenario, option, variant
     del cfg[option]
     missing = kconfig.missing_for_scenario(scn, cfg)
     assert sorted(missing) == sorted(variants) and all(option in o for o in missing.values())
+
+
+def test_fsmeta_parses_a_real_three_phase_capture_from_virtiofs():
+    got = {s.metric: s.value for s in parse_fsmeta(
+        (DATA / "fsmeta-500-virtiofs-tcg.txt").read_text(), "meta-500")}
+    assert got["create_rate"] == pytest.approx(247.9, abs=0.1)
+    assert got["stat_rate"] == pytest.approx(1026.7, abs=0.1)
+    assert got["delete_rate"] == pytest.approx(455.8, abs=0.1)
+    # stat is a lookup: far cheaper per file than create or delete
+    assert got["stat_lat_p50"] < got["delete_lat_p50"] < got["create_lat_p50"]
