@@ -7,7 +7,6 @@ A scenario whose variants need an option the kernel lacks is refused before anyt
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
@@ -158,45 +157,3 @@ def check_running_guest(progress) -> tuple[str, dict[str, str], list[dict]]:
     with Guest(guest_name("check", 0, "virtio"), lb, img, parse_profile("virtio"), GuestSpec(), acc,
                pkey, pub, tags={"run": "guest-check", "variant": "virtio"}, progress=progress) as g:
         return parse_running(g.ssh.run(RUNNING_SCRIPT, timeout=30, check=True).stdout)
-
-
-def cli(args, say) -> int:
-    from . import images
-    from .scenario import load_scenario
-
-    bound = None
-    if getattr(args, "boot", False):
-        release, values, bound = check_running_guest(say if not args.json else None)
-        source, label = "config", f"running guest (kernel {release})"
-    elif args.config:
-        try:
-            text = open(args.config).read()
-        except OSError as exc:
-            raise ImageError(f"cannot read kernel config {args.config}: {exc.strerror}") from None
-        values, source, label = parse_config(text), "config", args.config
-    else:
-        img = images.require(args.image)
-        values, source = image_values(img)
-        label = f"image {img.name} (kernel {img.kernel_release})"
-    rows = states(values, source=source)
-    result = {"target": label, "source": source,
-              "options": [{"option": r.option, "state": r.state} for r in rows]}
-    if bound is not None:
-        result["bound"] = bound
-    if args.scenario:
-        result["scenario_missing"] = missing_for_scenario(load_scenario(args.scenario), values)
-    if args.json:
-        say(json.dumps(result, indent=2))
-    else:
-        from .cli import _table
-
-        say(f"virtio options of {label} (from the kernel {source}):")
-        say(_table([(r.option, r.state) for r in rows], ("option", "state")))
-        if bound is not None:
-            say("virtio drivers bound now:")
-            say(_table([(b["driver"], b["device"]) for b in bound], ("driver", "device")))
-        if args.scenario:
-            miss = result["scenario_missing"]
-            say("scenario can run: yes" if not miss else
-                "scenario cannot run: " + "; ".join(f"{v} needs {', '.join(o)}" for v, o in miss.items()))
-    return 0 if not result.get("scenario_missing") else 12

@@ -23,15 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import (__version__, adaptive, devices, faults, images, kconfig, lab, paths, remote,
-               untrusted, verify)
-from .errors import LabError, StoreError, UserError
+from . import __version__, adaptive, devices, faults, images, kconfig, lab, paths, remote, verify
+from .errors import LabError, UserError
 from .executors import Target, execute
 from .record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
-from .scenario import Scenario, load_scenario, load_scenario_text
+from .scenario import Scenario
 from .scenario import Variant as VariantSpec
 from .session import Booted, RunSession, Say, Unit, fmt_time, headline_metric, now, plan
-from .store import RunDir, iter_sample_rows, load_record
+from .store import RunDir, iter_sample_rows
 from .virt import Guest, claim_dir, make_scratch
 
 __all__ = ["LabGuests", "Unit", "plan", "run_scenario", "summary_rows", "fmt_time"]
@@ -218,61 +217,3 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
         session = RunSession(scn, rd, rec, guests, run_unit, say, reps, before_unit=fault_hook)
     session.run()
     return rd.path
-
-
-# ---- CLI ---------------------------------------------------------------------------------------
-
-def cli(args, say) -> int:
-    resume = Path(args.resume) if args.resume else None
-    if resume is not None:
-        stored = load_record(resume)
-        text = stored.scenario.text
-        scn = load_scenario_text(text, where=f"{resume}/run.json scenario")
-        scenario_file = stored.scenario.file
-        results_root = resume.parent
-    else:
-        if not args.scenario:
-            raise UserError("name a scenario file (e.g. `vbench run scenarios/disk.yaml`) or --resume RUN")
-        scn = load_scenario(args.scenario)
-        text = untrusted.read_text(Path(args.scenario))  # bounded, like load_scenario's read
-        scenario_file = args.scenario
-        results_root = Path(args.results)
-    if args.repetitions is not None and args.repetitions < 1:
-        raise UserError("--repetitions must be at least 1")
-    from . import budget
-
-    # Before anything boots: a scenario from someone else must fit this host and --max-hours.
-    reps = stored.repetitions if resume is not None else (args.repetitions or scn.max_repetitions)
-    if not isinstance(reps, int) or isinstance(reps, bool) or reps < 1:
-        raise StoreError(f"{resume}/run.json: repetitions {reps!r} is not a positive whole number")
-    budget.check(scn, reps, max_hours=getattr(args, "max_hours", None) or budget.DEFAULT_MAX_HOURS)
-    t0 = time.monotonic()
-    run_path = run_scenario(scn, text, scenario_file, results_root, args.connect, args.accel, say,
-                            repetitions=args.repetitions, resume=resume)
-    rows = summary_rows(run_path, scn)
-    if rows:
-        from .cli import _table
-
-        say("")
-        say(_table(rows, ("workload", "metric", "variant", "median", "n")))
-    from .report.summary import headline_lines
-
-    for line in headline_lines(run_path):
-        say(line)
-    done = load_record(run_path)
-    if done.failures:
-        say(f"{len(done.failures)} failure(s) recorded in {run_path / 'run.json'}")
-    if not args.no_report:
-        try:
-            from .report import build_report
-
-            out = build_report([run_path], Path(args.reports) / run_path.resolve().name)
-            say(f"report: {out}")
-        except UserError as exc:
-            say(f"report not written: {exc}")
-        except Exception as exc:  # the results are safe; a report bug must not hide them
-            say(f"report not written (bug: {type(exc).__name__}: {exc}); results are intact, rebuild "
-                f"it with `vbench report {run_path}`")
-    say(f"took {fmt_time(time.monotonic() - t0)}")
-    say(f"run: {run_path}")
-    return 0 if done.status == "complete" and not done.failures else 11

@@ -189,12 +189,15 @@ def test_guest_check_scenario_that_cannot_run(main, capsys, tmp_path):
 
 def test_unexpected_exception_is_one_line_without_debug(main, capsys, monkeypatch):
     from vbench import kconfig
+    from vbench.errors import ExitStatus
 
-    def bug(args, say):
+    def bug(text):
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr(kconfig, "cli", bug)
-    assert main(["guest", "check", "--config", "x"]) == 70
+    monkeypatch.setattr(kconfig, "parse_config", bug)
+    x = Path("x")
+    x.write_text("CONFIG_VIRTIO=y\n")
+    assert main(["guest", "check", "--config", "x"]) == ExitStatus.INTERNAL_ERROR == 70
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error: ZeroDivisionError: oops" in err
     assert "--debug" in err and "Traceback" not in err

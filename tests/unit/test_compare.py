@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers_
 
 from helpers_runs import write_run  # noqa: E402
 from vbench import analysis as A  # noqa: E402
-from vbench import reportcli  # noqa: E402
+from vbench.commands import report as reportcli  # noqa: E402
 from vbench.errors import RegressionFound, UserError  # noqa: E402
 from vbench.store import load_samples  # noqa: E402
 
@@ -334,7 +334,7 @@ if args[0] == "run":
     print(f"run: {{path}}")
     sys.exit(int(os.environ.get("FAKE_RUN_STATUS", "0")))
 import argparse
-from vbench import reportcli
+from vbench.commands import report as reportcli
 from vbench.errors import UserError
 parser = argparse.ArgumentParser(prog="vbench")
 reportcli.add_parsers(parser.add_subparsers(dest="command", required=True))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from vbench.commands.guests import guest_check
 from vbench import kconfig
 from vbench.errors import ImageError
 from vbench.scenario import load_scenario_text
@@ -224,7 +225,7 @@ def test_cli_json_lists_options_and_scenario_verdict(tmp_path):
     scn = tmp_path / "s.yaml"
     scn.write_text(DISK_SCENARIO)
     out: list[str] = []
-    status = kconfig.cli(cli_args(scenario=str(scn)), out.append)
+    status = guest_check(cli_args(scenario=str(scn)), out.append)
     assert status == 12  # the scenario cannot run on this kernel
     doc = json.loads("\n".join(out))
     assert doc["source"] == "config"
@@ -234,11 +235,11 @@ def test_cli_json_lists_options_and_scenario_verdict(tmp_path):
 
 def test_cli_table_without_scenario():
     out: list[str] = []
-    assert kconfig.cli(cli_args(json=False), out.append) == 0
+    assert guest_check(cli_args(json=False), out.append) == 0
     text = "\n".join(out)
     assert "CONFIG_SCSI_VIRTIO" in text and "missing" in text and "built-in" in text
 
 
 def test_cli_unreadable_config(tmp_path):
     with pytest.raises(ImageError, match="cannot read kernel config"):
-        kconfig.cli(cli_args(config=str(tmp_path / "nope")), print)
+        guest_check(cli_args(config=str(tmp_path / "nope")), print)

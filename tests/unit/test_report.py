@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers_runs
 
 from helpers_runs import write_run  # noqa: E402
-from vbench import reportcli  # noqa: E402
+from vbench.commands import report as reportcli  # noqa: E402
 from vbench.errors import UserError  # noqa: E402
 from vbench.report import build_history, build_report  # noqa: E402
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vbench import cli, storecli
+from vbench import cli
+from vbench.commands import store as storecli
 from vbench.errors import UserError
 
 RUNS = Path(__file__).resolve().parents[1] / "data" / "runs"

@@ -57,3 +57,20 @@ def test_libvirtd_down_through_the_cli_is_one_line(tmp_path):
     lines = [line for line in cp.stderr.splitlines() if line.strip()]
     assert lines == ["vbench: error: the vbench lab is not up (libvirtd is not running): run "
                      "`vbench lab up`"]
+
+
+def test_readme_lists_every_exit_status():
+    """One enum, one list: the README's exit statuses are exactly ExitStatus's values."""
+    import re
+
+    from vbench.errors import ExitStatus, UserError
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Exit statuses", 1)[1].split("\n## ", 1)[0]
+    listed = {int(n) for n in re.findall(r"`(\d+)`", section)}
+    assert listed == {int(s) for s in ExitStatus}
+
+    def classes(c):
+        return [c] + [s for sub in c.__subclasses__() for s in classes(sub)]
+
+    assert all(isinstance(c.exit_status, ExitStatus) for c in classes(UserError))

@@ -14,12 +14,12 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .errors import UserError
+from ..errors import ExitStatus, UserError
 
 STORE_ENV = "VBENCH_STORE"
 
 
-def add_publish_parser(subparsers) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     sp = subparsers.add_parser(
         "publish", help="write runs into a results database (PostgreSQL) for a fleet's history",
         description="Write each run (its run.json with the environment and variants, and its "
@@ -42,7 +42,7 @@ def add_store_option(sp: argparse.ArgumentParser) -> None:
 
 
 def _run_paths(items: list[str]) -> list[Path]:
-    from .store import RUN_FILE, find_runs
+    from ..store import RUN_FILE, find_runs
 
     out: list[Path] = []
     for item in items:
@@ -56,8 +56,8 @@ def _run_paths(items: list[str]) -> list[Path]:
     return out
 
 
-def cmd_publish(args) -> int:
-    from . import dbstore
+def cmd_publish(args: argparse.Namespace) -> ExitStatus:
+    from .. import dbstore
 
     if not args.store:
         raise UserError(f"vbench publish needs --store postgresql://... (or ${STORE_ENV})")
@@ -68,7 +68,7 @@ def cmd_publish(args) -> int:
         print(f"{p.run_id} (host {p.host or 'unknown'}): {what}; {p.samples} samples, "
               f"{p.variants} variants")
     print(f"store: {dbstore.redact(args.store)}")
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def via_store(args, command: Callable, refs: list[str] | None = None,
@@ -77,7 +77,7 @@ def via_store(args, command: Callable, refs: list[str] | None = None,
 
     ``rebind(new_args, root, paths)`` points the copied arguments at the exported run directories.
     """
-    from . import dbstore
+    from .. import dbstore
 
     with dbstore.checkout(args.store, refs=refs, scenario=scenario) as (root, paths):
         new = copy.copy(args)
@@ -106,7 +106,7 @@ def report_from_store(args, command: Callable) -> int:
 
 
 def history_from_store(args, command: Callable) -> int:
-    from . import dbstore
+    from .. import dbstore
 
     name = args.scenario
     if name.endswith((".yaml", ".yml")):

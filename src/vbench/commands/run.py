@@ -1,0 +1,98 @@
+"""`vbench run`: a scenario (or a run to resume) in, a results directory and a report out."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from ..errors import ExitStatus, StoreError, UserError
+from .lab import connect_opts
+from .output import say, table
+
+
+def _scenario_of(args: argparse.Namespace):
+    """(scenario, its text, its file name, results root, resume path or None, repetitions)."""
+    from .. import budget, untrusted
+    from ..scenario import load_scenario, load_scenario_text
+    from ..store import load_record
+
+    resume = Path(args.resume) if args.resume else None
+    if resume is not None:
+        stored = load_record(resume)
+        text = stored.scenario.text
+        scn = load_scenario_text(text, where=f"{resume}/run.json scenario")
+        scenario_file, results_root = stored.scenario.file, resume.parent
+        reps = stored.repetitions
+    else:
+        if not args.scenario:
+            raise UserError("name a scenario file (e.g. `vbench run scenarios/disk.yaml`) or --resume RUN")
+        scn = load_scenario(args.scenario)
+        text = untrusted.read_text(Path(args.scenario))  # bounded, like load_scenario's read
+        scenario_file, results_root = args.scenario, Path(args.results)
+        reps = args.repetitions or scn.max_repetitions
+    if args.repetitions is not None and args.repetitions < 1:
+        raise UserError("--repetitions must be at least 1")
+    if not isinstance(reps, int) or isinstance(reps, bool) or reps < 1:
+        raise StoreError(f"{resume}/run.json: repetitions {reps!r} is not a positive whole number")
+    # Before anything boots: a scenario from someone else must fit this host and --max-hours.
+    budget.check(scn, reps, max_hours=getattr(args, "max_hours", None) or budget.DEFAULT_MAX_HOURS)
+    return scn, text, scenario_file, results_root, resume
+
+
+def _report(args: argparse.Namespace, run_path: Path) -> None:
+    try:
+        from ..report import build_report
+
+        out = build_report([run_path], Path(args.reports) / run_path.resolve().name)
+        say(f"report: {out}")
+    except UserError as exc:
+        say(f"report not written: {exc}")
+    except Exception as exc:  # the results are safe; a report bug must not hide them
+        say(f"report not written (bug: {type(exc).__name__}: {exc}); results are intact, rebuild "
+            f"it with `vbench report {run_path}`")
+
+
+def cmd_run(args: argparse.Namespace) -> ExitStatus:
+    from .. import runner
+    from ..session import fmt_time
+    from ..store import load_record
+
+    scn, text, scenario_file, results_root, resume = _scenario_of(args)
+    t0 = time.monotonic()
+    run_path = runner.run_scenario(scn, text, scenario_file, results_root, args.connect, args.accel,
+                                   say, repetitions=args.repetitions, resume=resume)
+    rows = runner.summary_rows(run_path, scn)
+    if rows:
+        say("")
+        say(table(rows, ("workload", "metric", "variant", "median", "n")))
+    from ..report.summary import headline_lines
+
+    for line in headline_lines(run_path):
+        say(line)
+    done = load_record(run_path)
+    if done.failures:
+        say(f"{len(done.failures)} failure(s) recorded in {run_path / 'run.json'}")
+    if not args.no_report:
+        _report(args, run_path)
+    say(f"took {fmt_time(time.monotonic() - t0)}")
+    say(f"run: {run_path}")
+    ok = done.status == "complete" and not done.failures
+    return ExitStatus.SUCCESS if ok else ExitStatus.UNITS_FAILED
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    sp = sub.add_parser("run", help="run a scenario and store its results")
+    sp.add_argument("scenario", nargs="?", help="scenario YAML file (e.g. scenarios/disk.yaml)")
+    sp.add_argument("--results", default=os.environ.get("VBENCH_RESULTS", "results"),
+                    help="results root (default: ./results)")
+    sp.add_argument("--reports", default=os.environ.get("VBENCH_REPORTS", "reports"),
+                    help="reports root (default: ./reports)")
+    sp.add_argument("--repetitions", type=int, help="override the scenario's repetitions")
+    sp.add_argument("--resume", metavar="RUN", help="finish the missing repetitions of a run directory")
+    sp.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    sp.add_argument("--max-hours", type=float, default=24.0,
+                    help="refuse scenarios whose estimated run time is longer (default: 24)")
+    connect_opts(sp)
+    sp.set_defaults(func=cmd_run)
