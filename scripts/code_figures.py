@@ -4,7 +4,8 @@
     python scripts/code_figures.py [SRC_DIR]          # default: src/vbench
 
 An import cycle is a strongly connected set of modules of the package that import each other,
-counting imports inside functions too (a deferred import hides a cycle, it does not remove it).
+counting imports inside functions too (a deferred import hides a cycle, it does not remove it),
+but not those under ``if TYPE_CHECKING:`` (they never run).
 Exit status 1 when there is a cycle, so a test or CI step can assert there is none.
 """
 
@@ -28,7 +29,12 @@ def imports_of(root: Path, path: Path, modules: set[str]) -> set[str]:
     me = module_name(root, path)
     package = me if path.name == "__init__.py" else me.rpartition(".")[0]
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = {id(n) for node in ast.walk(tree) if _is_type_checking(node)
+                   for n in ast.walk(node)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue  # `if TYPE_CHECKING:` imports never run
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -46,6 +52,10 @@ def imports_of(root: Path, path: Path, modules: set[str]) -> set[str]:
             if n and n != me:
                 out.add(n)
     return out
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -253,7 +253,7 @@ def _free_port() -> int:
 
 def _test_ips(target: Target) -> tuple[str, str]:
     """(guest address on the test network, host-side peer address); both checked to be lab-only."""
-    from .lab import TEST
+    from .topology import TEST
     from .netns import check_target
 
     g = target.guest

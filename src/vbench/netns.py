@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import LabError
 from .procs import run
+from .topology import NETWORKS
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
@@ -55,15 +56,10 @@ def _setns(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-# Only the lab's own private subnets may ever be dialled (network rule: traffic goes to loopback
-# or the project's own guests in its namespace). The lab sets this when it comes up.
-_allowed_nets: list[ipaddress.IPv4Network] = [ipaddress.ip_network("127.0.0.0/8")]
-
-
-def allow_network(cidr: str) -> None:
-    net = ipaddress.ip_network(cidr, strict=False)
-    if net not in _allowed_nets:
-        _allowed_nets.append(net)
+def allowed_networks() -> list[ipaddress.IPv4Network]:
+    """Loopback and the lab's own private subnets: the only destinations ever dialled (network
+    rule: traffic goes to loopback or the project's own guests in its namespace)."""
+    return [ipaddress.IPv4Network("127.0.0.0/8")] + [ipaddress.IPv4Network(n.cidr) for n in NETWORKS]
 
 
 def check_target(addr: str) -> None:
@@ -73,9 +69,10 @@ def check_target(addr: str) -> None:
     except ValueError:
         raise LabError(f"refusing to send traffic to {addr!r}: vbench only dials addresses of "
                        f"loopback and the lab's own networks, never names") from None
-    if not any(ip in n for n in _allowed_nets):
+    allowed = allowed_networks()
+    if not any(ip in n for n in allowed):
         raise LabError(f"refusing to send traffic to {addr}: vbench only talks to loopback and the "
-                       f"lab's own networks ({', '.join(map(str, _allowed_nets))})")
+                       f"lab's own networks ({', '.join(map(str, allowed))})")
 
 
 def connect(addr: str, port: int, netns: str | None, timeout: float = 5.0) -> socket.socket:

@@ -28,6 +28,7 @@ from .devices import DomainFiles, Fragment, GuestContext
 from .devices.disk import SCRATCH_SERIAL, make_scratch  # noqa: F401  (callers import them here)
 from .devices.nic import interface_xml
 from .errors import GuestError, LabError
+from .topology import MGMT, TEST
 
 if TYPE_CHECKING:  # pragma: no cover
     from .images import Image
@@ -374,7 +375,6 @@ class Guest:
 
     def build_xml(self) -> str:
         from .images import ROOT_LABEL
-        from .lab import MGMT, TEST
 
         me = procs.ref(os.getpid())
         tags = {"owner": "vbench", "dir": str(self.dir), "pid": str(os.getpid()),

@@ -19,9 +19,23 @@ from vbench.errors import LabError
 def _lab_in_child(env: dict) -> subprocess.CompletedProcess:
     code = ("import json; from vbench import lab, netns\n"
             "print(json.dumps({'mgmt': lab.MGMT.xml(), 'test': lab.TEST.xml(), "
-            "'allowed': [str(n) for n in netns._allowed_nets]}))")
+            "'allowed': [str(n) for n in netns.allowed_networks()]}))")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env={**os.environ, **env})
+
+
+def test_importing_lab_does_not_change_the_traffic_guard():
+    """netns's allow-list comes from topology; importing lab (or not) changes nothing."""
+    code = ("import sys; from vbench import netns; before = netns.allowed_networks(); "
+            "import vbench.lab; assert netns.allowed_networks() == before; "
+            "print(len(before))")
+    cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.strip() == "3"  # loopback, management, test
+    cp = subprocess.run([sys.executable, "-c", "import sys; import vbench.netns, vbench.virt; "
+                         "print('vbench.lab' in sys.modules)"], capture_output=True, text=True,
+                        timeout=60)
+    assert cp.stdout.strip() == "False", cp.stderr  # virt no longer needs lab
 
 
 def test_subnets_come_from_the_environment():
