@@ -43,7 +43,10 @@ def imports_of(root: Path, path: Path, modules: set[str]) -> set[str]:
                 up = package.split(".")
                 up = up[: len(up) - node.level + 1]
                 base = ".".join(up + ([node.module] if node.module else []))
-            names = [base] + [f"{base}.{a.name}" for a in node.names]
+            # `from pkg import mod` needs mod (and pkg, which every submodule of pkg needs
+            # anyway); `from pkg import name` needs pkg.
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                     for a in node.names]
         else:
             continue
         for n in names:
