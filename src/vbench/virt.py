@@ -537,16 +537,24 @@ class Guest:
             except libvirt.libvirtError:
                 pass
             self.conn = None
-        if self.keep_console is not None and self.files().console.exists():
-            with contextlib.suppress(OSError):
-                from .store import atomic_write
+        try:
+            self._keep_console_tail()
+        finally:
+            # The overlay and scratch disk go even when keeping the console failed (a full or
+            # read-only results file system raises StoreError, not OSError).
+            shutil.rmtree(self.dir, ignore_errors=True)
 
-                # Replaces (never follows) a symlink planted at the destination; the run
-                # directory's raw_path already refused symlinked directories on the way.
-                with open(self.files().console, "rb") as fh:
-                    fh.seek(max(0, os.fstat(fh.fileno()).st_size - CONSOLE_KEEP_BYTES))
-                    atomic_write(self.keep_console, fh.read(CONSOLE_KEEP_BYTES))
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def _keep_console_tail(self) -> None:
+        if self.keep_console is None or not self.files().console.exists():
+            return
+        with contextlib.suppress(OSError):
+            from .store import atomic_write
+
+            # Replaces (never follows) a symlink planted at the destination; the run
+            # directory's raw_path already refused symlinked directories on the way.
+            with open(self.files().console, "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - CONSOLE_KEEP_BYTES))
+                atomic_write(self.keep_console, fh.read(CONSOLE_KEEP_BYTES))
 
     def reconnect(self) -> None:
         """A new SSH connection (after sshd died or the connection broke); GuestError if none."""

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from vbench import record
+
 from .conftest import ROOT, vbench
 
 pytestmark = pytest.mark.integration
@@ -25,7 +27,7 @@ def disk_run(lab_ready, tmp_path_factory):
 def test_run_stores_facts_needed_to_trust_it(disk_run):
     run_dir, out, _ = disk_run
     meta = json.loads((run_dir / "run.json").read_text())
-    assert meta["schema_version"] == 1
+    assert meta["schema_version"] == record.SCHEMA_VERSION
     assert meta["status"] == "complete" and meta["failures"] == []
     env = meta["environment"]
     assert env["accelerator"] in ("kvm", "tcg") and env["accelerator_reason"]

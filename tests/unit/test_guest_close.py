@@ -1,0 +1,44 @@
+"""Guest.close always removes the guest's overlay and scratch directory, even when keeping the
+console log in the results directory fails (a full or read-only results file system)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from vbench import store, virt
+from vbench.errors import StoreError
+from vbench.scenario import parse_profile
+
+
+def _guest(tmp_path: Path, monkeypatch) -> virt.Guest:
+    monkeypatch.setenv("VBENCH_HOME", str(tmp_path / "home"))
+    g = virt.Guest(name="vbench-20261127-000000-t-0-virtio-blk", lab=None,
+                   image=SimpleNamespace(kernel=tmp_path / "vmlinuz", initrd=tmp_path / "initrd"),
+                   profile=parse_profile("disk=virtio"), spec=None, accel=None, client_key=None,
+                   client_pub="", keep_console=tmp_path / "results" / "console.log")
+    g.dir.mkdir(parents=True)
+    (g.dir / "overlay.qcow2").write_bytes(b"x")
+    (g.dir / "console.log").write_text("boot\n")
+    return g
+
+
+def test_close_keeps_the_console_tail_and_removes_the_guest_dir(tmp_path, monkeypatch):
+    g = _guest(tmp_path, monkeypatch)
+    g.close()
+    assert (tmp_path / "results" / "console.log").read_text() == "boot\n"
+    assert not g.dir.exists()
+
+
+def test_close_removes_the_guest_dir_when_the_results_fs_is_full(tmp_path, monkeypatch):
+    g = _guest(tmp_path, monkeypatch)
+
+    def full(path, data, mode=0o644):
+        raise StoreError(f"cannot write {path}: No space left on device; free space")
+
+    monkeypatch.setattr(store, "atomic_write", full)
+    with pytest.raises(StoreError, match="free space"):
+        g.close()
+    assert not g.dir.exists(), "the overlay and scratch disk were left behind"
