@@ -107,12 +107,17 @@ def functions(path: Path) -> list[tuple[int, str]]:
     return out
 
 
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports, for every ``*.py`` under ``root``."""
+    files = sorted(root.rglob("*.py"))
+    modules = {module_name(root, f) for f in files}
+    return {module_name(root, f): imports_of(root, f, modules) for f in files}
+
+
 def main(argv: list[str]) -> int:
     root = Path(argv[0] if argv else "src/vbench")
     files = sorted(root.rglob("*.py"))
-    modules = {module_name(root, f) for f in files}
-    graph = {module_name(root, f): imports_of(root, f, modules) for f in files}
-    found = cycles(graph)
+    found = cycles(import_graph(root))
     funcs = sorted((x for f in files for x in functions(f)), reverse=True)
     big = [(len(f.read_text().splitlines()), f) for f in files]
     big = sorted((n, f) for n, f in big if n > 500)

@@ -15,7 +15,7 @@ from .data import is_baseline, metric_order
 from .draw import draw_all, mpl_text, new_figure, png, title
 from .figures import ReportFigure
 from .load import RunInfo, read_record
-from .pages import now, render
+from .render import now, render
 from .palette import Palette
 
 STYLES = ("-", "--", ":", "-.")

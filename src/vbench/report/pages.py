@@ -9,11 +9,9 @@ and wikis) and each variant's domain XML under ``domain-xml/``.
 
 from __future__ import annotations
 
-import datetime as _dt
-from functools import lru_cache
 from pathlib import Path
 
-from .. import __version__, fmt
+from .. import __version__
 from ..errors import UserError
 from ..store import atomic_write
 from . import context
@@ -22,32 +20,11 @@ from .draw import draw_all
 from .figures import REGISTRY, ReportFigure
 from .forest import forest_figure
 from .load import RunInfo, load_runs
+from .render import now, render
 from .tables import FLAG_TEXT, Flags, headline, host_rows, ratio_rows, summary_rows
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 HEADLINE_PNG = "headline-ratios.png"
 SECTIONS = ("forest",) + tuple(dict.fromkeys(k.section for k in REGISTRY))
-
-
-@lru_cache(maxsize=1)
-def _jinja():
-    import jinja2
-
-    # autoescape=True for every template: all text from scenarios, runs and guests is escaped.
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.ChainableUndefined)
-    env.filters["num"] = fmt.num
-    env.filters["pct"] = fmt.pct
-    return env
-
-
-def render(template: str, **ctx) -> str:
-    return _jinja().get_template(template).render(**ctx)
-
-
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def draw_figures(data: Data) -> dict[str, list[ReportFigure]]:
