@@ -5,6 +5,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh || exit $?
+# Types first (seconds): src/vbench must type-check ([tool.mypy] in pyproject.toml).
+if ! .venv/bin/python -m mypy; then
+  echo "test.sh: mypy found type errors in src/vbench; that is a failure" >&2
+  exit 1
+fi
 .venv/bin/python -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

@@ -162,7 +162,8 @@ class AdaptiveSession(RunSession):
     def _note(self) -> None:
         p, st = self.stopper.plan, self.stopper
         self.rec.repetitions = self.rounds
-        self.rec.adaptive = {  # type: ignore[attr-defined]  (the record keeps extra fields)
+        # The record keeps fields it does not declare (pydantic extra="allow").
+        self.rec.adaptive = {  # type: ignore[attr-defined]
             "min": p.min, "max": p.max, "target_ci": p.target_ci, "rounds": self.rounds,
             "widest_interval": st.widest if math.isfinite(st.widest) else None,
             "reason": st.reason}

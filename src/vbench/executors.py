@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import IO, TYPE_CHECKING, Callable
 
 from . import procs
 from .errors import GuestError, ProbeError, RemoteCommandError
 from .model import Sample
 from .scenario import Scenario, Workload
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .lab import Lab
+    from .virt import Guest
 
 FIO_SLACK_S = 20  # fio start-up and teardown, generous even under TCG
 
@@ -29,10 +33,10 @@ class Target:
     """Where a workload runs: a booted guest of a variant, or the host (baseline)."""
 
     variant: str
-    guest: object | None = None          # virt.Guest, None for the host baseline
+    guest: "Guest | None" = None         # None for the host baseline
     facts: dict = field(default_factory=dict)
     host_scratch: Path | None = None     # host baseline's backing file
-    lab: object | None = None
+    lab: "Lab | None" = None
 
 
 class CpuWindow:
@@ -178,13 +182,12 @@ class HostPeer:
         self.ns = ns
         self.argv = netns_argv(ns, argv)
         self.port = port
-        self.proc = None
+        self.proc: subprocess.Popen | None = None
         self.record: Path | None = None
-        self.log = None
+        self.log: IO[str] | None = None
 
     def __enter__(self) -> "HostPeer":
         import json
-        import subprocess
         import tempfile
 
         from . import paths
@@ -256,19 +259,25 @@ def _test_ips(target: Target) -> tuple[str, str]:
     from .topology import TEST
     from .netns import check_target
 
-    g = target.guest
     if "test_ip" not in target.facts:
-        target.facts["test_ip"] = g.test_nic_ip()
+        target.facts["test_ip"] = _guest(target, "network").test_nic_ip()
     check_target(target.facts["test_ip"])
     check_target(TEST.host_ip)
     return target.facts["test_ip"], TEST.host_ip
 
 
-def _guest(target: Target, tool: str):
+def _guest(target: Target, tool: str) -> "Guest":
     """The guest a network/entropy/balloon workload runs in (they have no host variant)."""
     if target.guest is None:
         raise ProbeError(f"{tool} workloads need a guest")
     return target.guest
+
+
+def _netns(target: Target) -> str | None:
+    """The lab namespace a host-side peer of ``target`` runs in (None: a --connect libvirt)."""
+    if target.lab is None:
+        raise ProbeError(f"variant {target.variant}: a host-side peer needs the lab's network")
+    return target.lab.netns
 
 
 def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
@@ -288,7 +297,7 @@ def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample]
                                   reverse=(direction == "h2g"), udp=spec.protocol == "udp",
                                   bitrate=spec.bitrate, length=spec.length, bind=guest_ip)
         bound = spec.duration + spec.omit + 30
-        with HostPeer(target.lab.netns, iperf3_server_argv(host_ip, port), port):
+        with HostPeer(_netns(target), iperf3_server_argv(host_ip, port), port):
             # iperf3 runs omit + duration seconds; only the last `duration` are measured.
             with CpuWindow(g.qemu_pid(), spec.omit, spec.duration) as cpu:
                 res = g.ssh.run(shlex.join(["timeout", "-k", "5", str(bound)] + argv),
@@ -319,7 +328,7 @@ def run_ping(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], 
     for direction in spec.directions:
         name = f"{w.name}-{direction}"
         if direction == "h2g":
-            res = procs.run(netns_argv(target.lab.netns,
+            res = procs.run(netns_argv(_netns(target),
                                        ping_argv(guest_ip, spec.count, spec.interval, spec.size)),
                             timeout=bound)
         else:
@@ -343,8 +352,9 @@ def run_entropy(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample
     if res.timed_out:
         raise RemoteCommandError(res, f"the entropy probe did not finish in {g.name}")
     samples = parse_entropy(res.stdout, w.name)
-    if getattr(g, "boot_seconds", None) and target.facts.get("fresh_boot"):
-        samples.append(Sample(w.name, "ssh_ready_time", float(g.boot_seconds), "s"))
+    boot = getattr(g, "boot_seconds", None)
+    if boot and target.facts.get("fresh_boot"):
+        samples.append(Sample(w.name, "ssh_ready_time", float(boot), "s"))
     return samples, res.stdout
 
 
@@ -369,7 +379,7 @@ def run_balloon(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample
                 f"vbfill $d; dd if=/dev/zero of=$d/f bs=1M count={spec.touch_mib} status=none; "
                 f"rm $d/f; umount $d; rmdir $d")
         g.ssh.run(fill, timeout=120, check=True)
-    facts: dict[str, float] = {"guest_mem_before": guest_mem()}
+    facts: dict[str, float | None] = {"guest_mem_before": guest_mem()}
     facts["host_rss_before"] = procs.rss_mib(pid) if pid else None
     full_kib = scn.guest.memory_mib * 1024
     target_kib = spec.target_mib * 1024

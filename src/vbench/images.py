@@ -383,7 +383,7 @@ def builds_of(recipe_name: str) -> list[Path]:
 
 def _prune_superseded(recipe_name: str, keep: Path, progress) -> None:
     """Remove older builds of the same recipe (each is ~1 GiB) unless a guest still uses one."""
-    in_use = set()
+    in_use: set[str] = set()
     gd = paths.guests_dir()
     builds = builds_of(recipe_name)
     if gd.is_dir():

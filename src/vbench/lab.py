@@ -163,8 +163,9 @@ def _start_daemon(state: LabState, name: str, argv: list[str], pidfile: Path, re
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         pid = procs.read_pidfile(pidfile)
-        if pid and procs.ref(pid) and ready():
-            state.daemons[name] = procs.ref(pid, name).to_dict()
+        ref = procs.ref(pid, name) if pid else None
+        if ref is not None and ready():
+            state.daemons[name] = ref.to_dict()
             state.save()
             return
         time.sleep(0.2)
@@ -557,8 +558,9 @@ def status(connect: str | None = None) -> list[tuple[str, str]]:
                      else "absent"))
         for name in ("virtlogd", "libvirtd"):
             d = state.daemons.get(name)
-            ok = d and procs.alive(procs.ProcRef.from_dict(d))
-            rows.append((name, f"running, pid {d['pid']} (started by vbench)" if ok else "not running"))
+            ok = d is not None and procs.alive(procs.ProcRef.from_dict(d))
+            rows.append((name, f"running, pid {d['pid']} (started by vbench)" if d is not None and ok
+                         else "not running"))
     dev = Path("/dev/kvm")
     if dev.exists():
         st = dev.stat()

@@ -117,10 +117,9 @@ def run(argv: list[str], timeout: float = 60, check: bool = False, input: str | 
     """Run a host command with a bound on its time and on its captured output; never raises on
     failure unless ``check``. A command that prints more than ``max_output`` bytes is killed and
     its result fails (exit -1) with the reason in ``stderr`` and ``extra['output_capped']``."""
-    import selectors
     import threading
 
-    from .errors import RemoteCommandError
+    from .errors import CommandTimedOut, RemoteCommandError
 
     t0 = time.monotonic()
     cmd = " ".join(argv)
@@ -134,20 +133,41 @@ def run(argv: list[str], timeout: float = 60, check: bool = False, input: str | 
             raise RemoteCommandError(res)
         return res
     if input is not None:
+        stdin = proc.stdin
+        assert stdin is not None  # stdin=PIPE above
+
         def feed() -> None:
             try:
-                proc.stdin.write(input.encode())  # type: ignore[union-attr]
-                proc.stdin.close()  # type: ignore[union-attr]
+                stdin.write(input.encode())
+                stdin.close()
             except OSError:
                 pass
 
         threading.Thread(target=feed, daemon=True).start()
-    bufs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    status, out, err, capped, timed_out = _collect(proc, t0 + timeout, max_output)
+    res = CommandResult(cmd, -1 if (capped or timed_out) else status, out, err,
+                        time.monotonic() - t0, timed_out=timed_out)
+    if capped:
+        res.stderr += ("\n" if res.stderr else "") + output_cap_note(max_output)
+        res.extra["output_capped"] = True
+    if check and not res.ok:
+        raise (CommandTimedOut if res.timed_out else RemoteCommandError)(res)
+    return res
+
+
+def _collect(proc: subprocess.Popen, deadline: float,
+             max_output: int) -> tuple[int, str, str, bool, bool]:
+    """Read ``proc``'s stdout and stderr until it closes them, ``deadline`` passes or they hold
+    more than ``max_output`` bytes (then kill it); (status, stdout, stderr, capped, timed out)."""
+    import selectors
+
+    assert proc.stdout is not None and proc.stderr is not None  # stdout=stderr=PIPE
+    fd_out, fd_err = proc.stdout.fileno(), proc.stderr.fileno()
+    bufs = {fd_out: bytearray(), fd_err: bytearray()}
     sel = selectors.DefaultSelector()
-    for f in bufs:
-        sel.register(f, selectors.EVENT_READ)
+    for fd in bufs:
+        sel.register(fd, selectors.EVENT_READ)
     capped = timed_out = False
-    deadline = t0 + timeout
     try:
         while sel.get_map():
             left = deadline - time.monotonic()
@@ -157,9 +177,9 @@ def run(argv: list[str], timeout: float = 60, check: bool = False, input: str | 
             for key, _ in sel.select(min(left, 1.0)):
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
-                    sel.unregister(key.fileobj)
+                    sel.unregister(key.fd)
                     continue
-                bufs[key.fileobj] += chunk
+                bufs[key.fd] += chunk
             if sum(len(b) for b in bufs.values()) > max_output:
                 capped = True
                 break
@@ -172,18 +192,10 @@ def run(argv: list[str], timeout: float = 60, check: bool = False, input: str | 
         except subprocess.TimeoutExpired:
             proc.kill()
             status = proc.wait()
-        for f in bufs:
-            f.close()
-    out, err = (bytes(bufs[proc.stdout][:max_output]).decode(errors="replace"),
-                bytes(bufs[proc.stderr][:max_output]).decode(errors="replace"))
-    res = CommandResult(cmd, -1 if (capped or timed_out) else status, out, err,
-                        time.monotonic() - t0, timed_out=timed_out)
-    if capped:
-        res.stderr += ("\n" if res.stderr else "") + output_cap_note(max_output)
-        res.extra["output_capped"] = True
-    if check and not res.ok:
-        raise RemoteCommandError(res)
-    return res
+        proc.stdout.close()
+        proc.stderr.close()
+    out, err = (bytes(bufs[fd][:max_output]).decode(errors="replace") for fd in (fd_out, fd_err))
+    return status, out, err, capped, timed_out
 
 
 def _s(b) -> str:

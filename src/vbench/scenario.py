@@ -10,6 +10,7 @@ sata, ide, nvme (got 'usb')``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -143,9 +144,16 @@ class FioSpec(_Strict):
         return self
 
 
+Direction = Literal["h2g", "g2h"]
+
+
+def _both_directions() -> list[Direction]:
+    return ["h2g", "g2h"]
+
+
 class Iperf3Spec(_Strict):
     protocol: Literal["tcp", "udp"] = "tcp"
-    directions: list[Literal["h2g", "g2h"]] = Field(default_factory=lambda: ["h2g", "g2h"], min_length=1)
+    directions: list[Direction] = Field(default_factory=_both_directions, min_length=1)
     parallel: int = Field(1, ge=1, le=32)
     duration: int = Field(10, ge=1, le=600)
     omit: int = Field(2, ge=0, le=60)
@@ -154,7 +162,7 @@ class Iperf3Spec(_Strict):
 
 
 class PingSpec(_Strict):
-    directions: list[Literal["h2g", "g2h"]] = Field(default_factory=lambda: ["h2g", "g2h"], min_length=1)
+    directions: list[Direction] = Field(default_factory=_both_directions, min_length=1)
     count: int = Field(200, ge=5, le=100000)
     interval: float = Field(0.01, ge=0.002, le=1.0)
     size: int = Field(56, ge=16, le=1472)
@@ -218,7 +226,7 @@ class FioDefaults(_Strict):
     runtime: int = Field(5, ge=1, le=3600)
     ramp_time: int = Field(2, ge=0, le=600)
     options: dict[str, str | int | bool] = Field(
-        default_factory=lambda: {"ioengine": "libaio", "direct": 1})
+        default_factory=lambda: dict[str, str | int | bool](ioengine="libaio", direct=1))
 
     @field_validator("options")
     @classmethod
@@ -401,7 +409,7 @@ def _loc(loc: tuple) -> str:
     return out
 
 
-def _message(err: dict) -> str:
+def _message(err: Mapping[str, Any]) -> str:
     kind = err.get("type", "")
     ctx = err.get("ctx") or {}
     got = err.get("input")

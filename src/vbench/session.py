@@ -226,6 +226,8 @@ class RunSession:
     def _boot(self, stack: contextlib.ExitStack, v: Variant, index: int, rep: int | None) -> Target:
         booted = self.guests.boot(stack, v, index, rep)
         t, g = booted.target, booted.target.guest
+        if g is None:
+            raise GuestError(f"variant {v.name}: the guest factory returned no guest")
         vm = self.rec.variants[v.name]
         vm.domain_xml, vm.guest_kernel = g.xml, t.facts.get("kernel", "")
         vm.boot_seconds = round(g.boot_seconds or 0.0, 1)
@@ -335,8 +337,9 @@ def recover(guest: Any) -> str | None:
         guest.check_alive()
     except GuestError as exc:
         return f"guest is gone ({exc})"
-    if guest.ssh is not None and guest.ssh.is_alive() and guest.ssh.run("true", timeout=15).ok:
-        return None
+    with contextlib.suppress(UserError):  # no connection, or a broken one: reconnect below
+        if guest.ssh.is_alive() and guest.ssh.run("true", timeout=15).ok:
+            return None
     try:
         if guest.is_paused():
             guest.resume()

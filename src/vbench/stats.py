@@ -33,12 +33,16 @@ from functools import lru_cache
 from typing import Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 CONFIDENCE = 0.95
 POWER = 0.80
 MIN_REPS = 3            # fewer repetitions per side than this: no gate (verdict inconclusive)
 N_BOOT = 2000
 SEED = 20261126
+
+# A group of samples: a list or a numpy array.
+Values = Sequence[float] | npt.NDArray[np.float64]
 
 
 # ---- t distribution (scipy, cached: a compare asks for the same few quantiles many times) -------
@@ -88,7 +92,7 @@ def positive(*samples: np.ndarray) -> bool:
     return all(np.asarray(s).size and bool(np.all(np.asarray(s) > 0)) for s in samples)
 
 
-def welch(base: Sequence[float], new: Sequence[float], confidence: float = CONFIDENCE,
+def welch(base: Values, new: Values, confidence: float = CONFIDENCE,
           scale: str = "auto") -> Welch:
     """Welch's t-test and interval of mean(new) - mean(base), on logs when ``scale`` is "log"
     (or "auto" and every value is positive), else on the raw values.
@@ -139,7 +143,7 @@ def order_statistic_rank(n: int, confidence: float = CONFIDENCE) -> tuple[int, f
     return best
 
 
-def median_interval(values: Sequence[float], confidence: float = CONFIDENCE
+def median_interval(values: Values, confidence: float = CONFIDENCE
                     ) -> tuple[float, float, str]:
     """(low, high, method) of an interval for the population median of one group.
 
@@ -246,7 +250,7 @@ def percentile_interval(dist: np.ndarray, confidence: float = CONFIDENCE) -> tup
     return (out[0], out[1])
 
 
-def ratio_interval(num: Sequence[float], den: Sequence[float], confidence: float = CONFIDENCE,
+def ratio_interval(num: Values, den: Values, confidence: float = CONFIDENCE,
                    n_boot: int = N_BOOT, seed: int = SEED) -> tuple[float, float]:
     """Interval of the ratio of the population medians num / den: Welch on logs for positive
     samples (coverage real at n = 3), else a percentile bootstrap of the ratio of sample medians."""

@@ -324,7 +324,7 @@ def find_runs(root: Path, scenario: str | None = None, warn=None) -> list[Path]:
     line), never raised: one bad file must not stop a report.
     """
     root = Path(root)
-    out = []
+    out: list[Path] = []
     if not root.is_dir():
         return out
     for d in sorted(p for p in root.iterdir() if p.is_dir()):

@@ -81,7 +81,7 @@ class Verdict:
         return asdict(self)
 
 
-def row_stats(base: Sequence[float], new: Sequence[float], *, metric: str = "",
+def row_stats(base: stats.Values, new: stats.Values, *, metric: str = "",
               threshold: float = 0.05, absolute: float | None = None,
               higher_is_better: bool | None = None,
               confidence: float = stats.CONFIDENCE) -> RowStats:

@@ -20,7 +20,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 from xml.sax.saxutils import escape, quoteattr
 
 from . import paths, procs
@@ -31,8 +31,12 @@ from .errors import GuestError, LabError
 from .topology import MGMT, TEST
 
 if TYPE_CHECKING:  # pragma: no cover
+    from libvirt import virConnect, virDomain
+    from paramiko import PKey
+
     from .images import Image
     from .lab import Accelerator, Lab
+    from .remote import Ssh
     from .scenario import DeviceProfile, GuestSpec
 
 VBENCH_NS = "https://vbench.invalid/xmlns/guest/1"
@@ -330,14 +334,14 @@ class Guest:
     profile: "DeviceProfile"
     spec: "GuestSpec"
     accel: "Accelerator"
-    client_key: object            # paramiko PKey
+    client_key: "PKey"
     client_pub: str
     tags: dict = field(default_factory=dict)
-    progress: object = None
-    conn: object = None
-    dom: object = None
+    progress: Callable[[str], None] | None = None
+    conn: "virConnect | None" = None
+    dom: "virDomain | None" = None
     ip: str | None = None
-    ssh: object = None
+    shell: "Ssh | None" = None         # the SSH connection while the guest runs (see .ssh)
     xml: str = ""
     boot_seconds: float | None = None
     keep_console: Path | None = None  # where to copy the console log when the guest goes away
@@ -346,6 +350,18 @@ class Guest:
     emulator: str | None = None        # an A/B side's QEMU binary (vbench.ab); None: libvirt's
     kernel: Path | None = None         # an A/B side's guest kernel/initrd instead of the image's
     initrd: Path | None = None
+
+    @property
+    def ssh(self) -> "Ssh":
+        """The guest's SSH connection; GuestError when it has none (not started, or closed)."""
+        if self.shell is None:
+            raise GuestError(f"{self.name} has no SSH connection")
+        return self.shell
+
+    def _domain(self) -> "virDomain":
+        if self.dom is None:
+            raise GuestError(f"{self.name} is not running")
+        return self.dom
 
     @property
     def dir(self) -> Path:
@@ -405,19 +421,19 @@ class Guest:
         t0 = time.monotonic()
         self._prepare_files()
         self.xml = self.build_xml()
-        self.conn = open_connection(self.lab.uri)
+        self.conn = conn = open_connection(self.lab.uri)
         try:
-            self.dom = self.conn.createXML(self.xml, 0)
+            self.dom = conn.createXML(self.xml, 0)
         except libvirt.libvirtError as exc:
             raise GuestError(f"libvirt could not start {self.name}: {exc.get_error_message()}") from None
         self._say(f"{self.name}: started ({self.accel.name}), waiting for DHCP lease ...")
         deadline = t0 + self.spec.boot_timeout_s
         self.ip = self._wait_lease(mac_for(self.name, "mgmt"), deadline)
         self._say(f"{self.name}: lease {self.ip}, waiting for SSH ...")
-        self.ssh = remote.wait_for_ssh(self.ip, self.lab.netns, self.image.host_key_pub,
-                                       self.client_key, self.image.user, deadline,
-                                       alive=self.check_alive)
-        self.ssh.watch = self.check_alive
+        self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.image.host_key_pub,
+                                         self.client_key, self.image.user, deadline,
+                                         alive=self.check_alive)
+        self.shell.watch = self.check_alive
         self.boot_seconds = time.monotonic() - t0
         self._say(f"{self.name}: SSH ready after {self.boot_seconds:.1f} s")
 
@@ -425,7 +441,7 @@ class Guest:
         """Raise GuestError (with the console tail) when the domain is gone or shut off."""
         libvirt = _libvirt()
         try:
-            active = bool(self.dom.isActive())
+            active = bool(self._domain().isActive())
         except libvirt.libvirtError:
             active = False
         if not active:
@@ -448,7 +464,7 @@ class Guest:
         while time.monotonic() < deadline:
             self.check_alive()
             try:
-                ifaces = self.dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
+                ifaces = self._domain().interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
             except libvirt.libvirtError:
                 ifaces = {}
             for iface in ifaces.values():
@@ -478,20 +494,20 @@ class Guest:
         return pid or qemu_pid_by_name(self.name)
 
     def suspend(self) -> None:
-        self.dom.suspend()
+        self._domain().suspend()
 
     def resume(self) -> None:
-        self.dom.resume()
+        self._domain().resume()
 
     def is_paused(self) -> bool:
         libvirt = _libvirt()
-        return self.dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED
+        return self._domain().state()[0] == libvirt.VIR_DOMAIN_PAUSED
 
     def set_memory_kib(self, kib: int) -> tuple[bool, str]:
         """Ask the balloon for ``kib``; (False, libvirt's answer) when the guest has no balloon."""
         libvirt = _libvirt()
         try:
-            self.dom.setMemoryFlags(kib, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            self._domain().setMemoryFlags(kib, libvirt.VIR_DOMAIN_AFFECT_LIVE)
             return True, "ok"
         except libvirt.libvirtError as exc:
             return False, f"not supported: {exc.get_error_message()}"
@@ -499,7 +515,7 @@ class Guest:
     def balloon_actual_kib(self) -> int | None:
         libvirt = _libvirt()
         try:
-            return int(self.dom.memoryStats().get("actual"))
+            return int(self._domain().memoryStats().get("actual"))
         except (libvirt.libvirtError, TypeError, ValueError):
             return None
 
@@ -519,12 +535,12 @@ class Guest:
     def close(self) -> None:
         """Always: close SSH, destroy the domain, remove overlay and scratch disk."""
         libvirt = _libvirt()
-        if self.ssh is not None:
+        if self.shell is not None:
             try:
-                self.ssh.close()
+                self.shell.close()
             except Exception:
                 pass
-            self.ssh = None
+            self.shell = None
         if self.dom is not None:
             try:
                 self.dom.destroy()
@@ -560,11 +576,13 @@ class Guest:
         """A new SSH connection (after sshd died or the connection broke); GuestError if none."""
         from . import remote
 
-        if self.ssh is not None:
+        if self.shell is not None:
             with contextlib.suppress(Exception):
-                self.ssh.close()
-        self.ssh = None
-        self.ssh = remote.wait_for_ssh(self.ip, self.lab.netns, self.image.host_key_pub,
-                                       self.client_key, self.image.user, time.monotonic() + 20,
-                                       alive=self.check_alive)
-        self.ssh.watch = self.check_alive
+                self.shell.close()
+        self.shell = None
+        if self.ip is None:
+            raise GuestError(f"{self.name} has no management address to reconnect to")
+        self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.image.host_key_pub,
+                                         self.client_key, self.image.user, time.monotonic() + 20,
+                                         alive=self.check_alive)
+        self.shell.watch = self.check_alive

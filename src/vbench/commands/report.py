@@ -13,9 +13,13 @@ import argparse
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import ExitStatus, RegressionFound, UserError
 from . import store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..compare import Gate
 
 _THRESHOLD = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*=\s*([0-9]*\.?[0-9]+)\s*(%?)\s*$")
 
@@ -125,7 +129,7 @@ def parse_abs_thresholds(items: list[str]) -> dict[str, float]:
     return out
 
 
-def scenario_gate(meta: dict, warn) -> tuple[object, float | None]:
+def scenario_gate(meta: dict, warn: Callable[[str], None]) -> tuple[Gate, float | None]:
     """(Gate, threshold) from the ``gate:`` of the scenario text a run recorded."""
     import yaml
     from pydantic import ValidationError
@@ -196,7 +200,8 @@ def cmd_report(args) -> ExitStatus:
     return ExitStatus.SUCCESS
 
 
-def _compare_gate(args, meta: dict, warn) -> tuple[object, float]:
+def _compare_gate(args: argparse.Namespace, meta: dict,
+                  warn: Callable[[str], None]) -> tuple[Gate, float]:
     """The gate (scenario's, or --gate's metrics) and the default threshold of a compare."""
     from ..compare import DEFAULT_THRESHOLD, Gate
 

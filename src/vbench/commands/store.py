@@ -72,7 +72,7 @@ def cmd_publish(args: argparse.Namespace) -> ExitStatus:
 
 
 def via_store(args, command: Callable, refs: list[str] | None = None,
-              scenario: str | None = None, rebind: Callable | None = None) -> int:
+              scenario: str | None = None, rebind: Callable | None = None) -> ExitStatus:
     """Run a reading ``command`` on runs exported from ``args.store``.
 
     ``rebind(new_args, root, paths)`` points the copied arguments at the exported run directories.
@@ -84,17 +84,17 @@ def via_store(args, command: Callable, refs: list[str] | None = None,
         new.store = None
         if rebind is not None:
             rebind(new, root, paths)
-        return command(new)
+        return ExitStatus(command(new))
 
 
-def compare_from_store(args, command: Callable) -> int:
+def compare_from_store(args: argparse.Namespace, command: Callable) -> ExitStatus:
     def rebind(new, root, paths):
         new.base, new.new = str(paths[0]), str(paths[1])
 
     return via_store(args, command, refs=[args.base, args.new], rebind=rebind)
 
 
-def report_from_store(args, command: Callable) -> int:
+def report_from_store(args: argparse.Namespace, command: Callable) -> ExitStatus:
     if getattr(args, "history_root", None):
         raise UserError("--history with --store: write the history page with "
                         "`vbench history SCENARIO --store URL`")
@@ -105,7 +105,7 @@ def report_from_store(args, command: Callable) -> int:
     return via_store(args, command, refs=list(args.runs), rebind=rebind)
 
 
-def history_from_store(args, command: Callable) -> int:
+def history_from_store(args: argparse.Namespace, command: Callable) -> ExitStatus:
     from .. import dbstore
 
     name = args.scenario

@@ -122,7 +122,7 @@ def canonical(key: object, value: object) -> str:
     if opt.kind == "size":
         text = str(value) if _int_of(value) is not None else value
         n = _size_bytes(text) if isinstance(text, str) else None
-        if n is None or not opt.lo <= n <= opt.hi:
+        if n is None or not isinstance(text, str) or not opt.lo <= n <= opt.hi:
             raise FioOptionError(f"{bad}: give a size like 4k, 1m or 2g from {opt.lo} to "
                                  f"{opt.hi} bytes")
         return text

@@ -152,8 +152,8 @@ def latency_figure(data: Data, family: str) -> ReportFigure | None:
     for ax, (scn, wl) in zip(axes, facets):
         for v in data.variants:
             for s in data.series:
-                pts = [(i, data.stats.get((scn, wl, m, v, s))) for i, m in enumerate(present)]
-                pts = [(i, st) for i, st in pts if st is not None]
+                got = [(i, data.stats.get((scn, wl, m, v, s))) for i, m in enumerate(present)]
+                pts = [(i, st) for i, st in got if st is not None]
                 if not pts:
                     continue
                 colour = HOST_COLOUR if v in data.baseline else data.palette[v]

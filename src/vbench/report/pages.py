@@ -10,6 +10,7 @@ and wikis) and each variant's domain XML under ``domain-xml/``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..errors import UserError
@@ -86,9 +87,10 @@ def build_report(run_paths: list[Path], out_dir: Path, title: str | None = None,
     warnings: list[str] = []
     runs, df = load_runs(run_paths, warnings)
     views = [context.run_view(r) for r in runs]
-    page = {"contexts": [], "scenarios": [], "headline": [], "all_ratios": [], "summary": [],
-            "host_rows": [], "figures": {s: [] for s in SECTIONS}, "flag_summary": [],
-            "has_entropy_avail": False}
+    page: dict[str, Any] = {
+        "contexts": [], "scenarios": [], "headline": [], "all_ratios": [], "summary": [],
+        "host_rows": [], "figures": {s: [] for s in SECTIONS}, "flag_summary": [],
+        "has_entropy_avail": False}
     if len(df):
         page.update(_analysed(Data(df, runs), runs, warnings))
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from typing import Any
 
 from .. import devices, fmt
 from ..model import metric_label
@@ -117,7 +118,8 @@ def _sorted(frame, run_order: list[str], extra: list[str]):
 def ratio_rows(ratios, flags: Flags, run_order: list[str], unit) -> list[dict]:
     """Ratio table rows; with several runs the rows of one (workload, metric, pair) are adjacent
     and each later run shows the change of the advantage against the first run."""
-    rows, first = [], {}
+    rows: list[dict] = []
+    first: dict[tuple, Any] = {}
     for x in _sorted(ratios, run_order, ["variant", "reference"]).itertuples(index=False):
         adv, lo, hi = advantage(x.ratio, x.ci_low, x.ci_high, bool(x.higher_is_better))
         key = (x.scenario, x.workload, x.metric, x.variant, x.reference)
@@ -144,7 +146,8 @@ def ratio_rows(ratios, flags: Flags, run_order: list[str], unit) -> list[dict]:
 
 
 def summary_rows(data: Data, flags: Flags, run_order: list[str]) -> list[dict]:
-    rows, first = [], {}
+    rows: list[dict] = []
+    first: dict[tuple, Any] = {}
     for x in _sorted(data.summary, run_order, ["variant"]).itertuples(index=False):
         key = (x.scenario, x.workload, x.metric, x.variant)
         base = first.setdefault(key, (x.run_id, x.median))
