@@ -348,6 +348,10 @@ except UserError as exc:
 
 
 def run_nightly(tmp_path, **env):
+    """scripts/nightly.sh with everything it reads or writes under ``tmp_path``: no inherited
+    NIGHTLY_*/VBENCH* variable (a pinned run or a baseline from the caller's environment), no
+    state in the default NIGHTLY_HOME (/var/lib/vbench/nightly: other runs' pins), no setup, no
+    lab or image (the fake answers those), no bytecode written into the checkout."""
     import os
     import subprocess
 
@@ -357,17 +361,23 @@ def run_nightly(tmp_path, **env):
         fake.write_text(FAKE_VBENCH.format(python=sys.executable, src=str(repo / "src"),
                                            tests=str(repo / "tests")))
         fake.chmod(0o755)
-    full = {**os.environ, "VBENCH": str(fake), "NIGHTLY_RESULTS": str(tmp_path / "results"),
+    inherited = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("NIGHTLY_", "VBENCH"))}
+    full = {**inherited, "VBENCH": str(fake), "NIGHTLY_RESULTS": str(tmp_path / "results"),
             "NIGHTLY_REPORTS": str(tmp_path / "reports"), "NIGHTLY_OUT": str(tmp_path / "nightly"),
             "NIGHTLY_PYTHON": sys.executable, "NIGHTLY_HOME": str(tmp_path / "home"),
-            "NIGHTLY_SETUP": "0",
+            "VBENCH_HOME": str(tmp_path / "vbench-home"), "NIGHTLY_SETUP": "0",
+            "NIGHTLY_PREPARE": "0", "PYTHONDONTWRITEBYTECODE": "1",
             # 5 repetitions at 3% noise cannot show "within 5%"; the fake runs gate at 20%
             "NIGHTLY_COMPARE_ARGS": "--default-threshold 0.2", **env}
     return subprocess.run(["bash", str(repo / "scripts" / "nightly.sh")], env=full,
                           capture_output=True, text=True, timeout=300)
 
 
-def test_nightly_script(tmp_path):
+def test_nightly_script(tmp_path, monkeypatch):
+    # a stale pin and baseline in the environment (another night's, long deleted) change nothing
+    monkeypatch.setenv("NIGHTLY_KNOWN_GOOD", str(tmp_path / "gone"))
+    monkeypatch.setenv("NIGHTLY_BASELINE", str(tmp_path / "gone"))
     first = run_nightly(tmp_path)
     assert first.returncode == 20, first.stdout + first.stderr  # no baseline: its own status
     assert "no baseline yet" in first.stdout
@@ -384,6 +394,8 @@ def test_nightly_script(tmp_path):
     report = tmp_path / "reports" / "nightly-20261202-020000-disk" / "index.html"
     assert "20261201-020000-disk" in report.read_text()  # side by side with the baseline
     assert (report.parent / "history" / "disk" / "index.html").is_file()
+    written = {p.name for p in tmp_path.iterdir()}
+    assert written <= {"fake-vbench", "results", "reports", "nightly", "home", "vbench-home"}
 
     third = run_nightly(tmp_path, FAKE_SCALE="virtio-blk=0.5")
     assert third.returncode == 1, third.stdout + third.stderr

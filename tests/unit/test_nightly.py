@@ -67,7 +67,8 @@ def night(tmp_path):
     log = tmp_path / "calls.log"
     env = {**os.environ, "NIGHTLY_HOME": str(home), "NIGHTLY_SETUP": "0", "NIGHTLY_PREPARE": "0",
            "VBENCH": f"{sys.executable} {fake}", "NIGHTLY_PYTHON": sys.executable,
-           "FAKE_LOG": str(log),
+           "FAKE_LOG": str(log), "VBENCH_HOME": str(tmp_path / "vbench-home"),
+           "PYTHONDONTWRITEBYTECODE": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"),
                                                        os.environ.get("PYTHONPATH")]))}
     for k in list(env):
