@@ -11,6 +11,7 @@ To use real runs, set REAL_RUNS to the two run directory names, e.g.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -149,3 +150,41 @@ def test_aa_pair_has_no_significant_gated_change(pair):
     a, b, _source = pair
     t = A.compare(a, b).table
     assert not (t["gated"] & t["status"].isin(["regression", "improvement"])).any(), t.to_string()
+
+
+@pytest.mark.parametrize("threshold", [None, "10%"])
+def test_planted_ten_percent_drop_fails_the_compare_command(tmp_path, capsys, threshold):
+    """The same case through `vbench compare` on copies of the stored run directories, at the
+    run's own gate (default threshold 5 %) and at the nightly's 10 %: exit status 1, and the
+    dropped row is what fails."""
+    import argparse
+    import shutil
+
+    from vbench import reportcli
+    from vbench.errors import RegressionFound
+
+    real = real_runs()
+    if real is None:
+        pytest.skip("no stored A/A pair under tests/data/runs")
+    base, new = (Path(shutil.copytree(p, tmp_path / p.name)) for p in real)
+    samples = pd.read_csv(new / "samples.csv")
+    row = (samples["variant"] == "virtio-blk") & (samples["workload"] == "randread-4k-qd32") \
+        & (samples["metric"] == "iops")
+    assert row.sum() >= 3
+    samples.loc[row, "value"] *= 0.9
+    samples.to_csv(new / "samples.csv", index=False)
+
+    parser = argparse.ArgumentParser(prog="vbench")
+    reportcli.add_parsers(parser.add_subparsers(dest="command", required=True))
+    extra = ["--default-threshold", threshold] if threshold else []
+    args = parser.parse_args(["compare", str(base), str(new), "--json",
+                              str(tmp_path / "c.json"), *extra])
+    with pytest.raises(RegressionFound) as exc:
+        args.func(args)
+    assert exc.value.exit_status == 1
+    doc = json.loads((tmp_path / "c.json").read_text())
+    hit = [r for r in doc["rows"] if (r["variant"], r["workload"], r["metric"])
+           == ("virtio-blk", "randread-4k-qd32", "iops")]
+    assert hit and hit[0]["gated"] and hit[0]["status"] in ("regression", "inconclusive")
+    assert doc["gate"]["failed"]
+    capsys.readouterr()
