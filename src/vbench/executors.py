@@ -8,6 +8,7 @@ remote command, guest) that the runner records as a failed repetition.
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 import subprocess
 import threading
@@ -133,19 +134,32 @@ LAYOUT_TIMEOUT_S = 900
 def _lay_out_once(g, target: Target, path: str, opts: dict) -> None:
     """Write a file target in full once per guest, unmeasured, before its first job.
 
-    fio lays out a missing file before it starts its clock; on a slow shared folder (9p under
-    TCG: minutes for 256 MiB) that eats the job's time bound and the job is killed as hung.
+    fio lays out a missing file before it starts its clock, in the job's own block size; on a
+    slow shared folder (9p under TCG: ~30 s for 256 MiB in 4k writes) that eats the job's time
+    bound and the job is killed as hung. The layout job is a *read* job: fio writes a file out
+    in full only for reads (for a write job with ``create_only`` it left a 0-byte file on 9p,
+    so the first measured read job laid it out again, inside its bound). The size fio left is
+    checked: a short file is an error, never a silent layout inside the next measured job.
     """
     if target.facts.get("fio_file_ready") == path:
         return
     argv = ["timeout", "-k", "5", str(LAYOUT_TIMEOUT_S), "fio", "--name=vbench-layout",
-            f"--filename={path}", "--rw=write", "--bs=1m", "--create_only=1"]
+            f"--filename={path}", "--rw=read", "--bs=1m", "--create_only=1"]
     if "size" in opts:
         argv.append(f"--size={opts['size']}")
-    res = g.ssh.run(shlex.join(argv), timeout=LAYOUT_TIMEOUT_S + 20)
+    cmd = f"{shlex.join(argv)} >/dev/null && stat -c size=%s {shlex.quote(path)}"
+    res = g.ssh.run(cmd, timeout=LAYOUT_TIMEOUT_S + 20)
     if not res.ok:
         g.check_alive()
         raise RemoteCommandError(res, f"fio could not lay out {path} in {g.name}")
+    m = re.search(r"^size=(\d+)$", res.stdout, re.M)
+    have = int(m.group(1)) if m else 0
+    from .probes.fioopts import _size_bytes
+
+    want = _size_bytes(str(opts["size"])) if "size" in opts else None  # None: relative (50%)
+    if have == 0 or (want is not None and have < want):
+        raise ProbeError(f"fio laid out {path} in {g.name} with {have} bytes, "
+                         f"not the {opts.get('size', 'non-zero size')} asked for")
     target.facts["fio_file_ready"] = path
 
 

@@ -268,17 +268,43 @@ def test_execute_unknown_tool(monkeypatch):
         executors.execute(scn, scn.workloads[0], sata_target(FakeGuest(fio_ok)))
 
 
+def layout_ok(size):
+    def answer(cmd, timeout):
+        if "--name=vbench-layout" in cmd:
+            return CommandResult(cmd, 0, f"size={size}\n", "", 1.0)
+        return fio_ok(cmd, timeout)
+    return answer
+
+
 def test_run_fio_on_a_shared_folder_file_lays_it_out_once_unmeasured():
-    g = FakeGuest(fio_ok)
-    scn = scenario()
+    g = FakeGuest(layout_ok(256 << 20))
+    scn = load_scenario_text(SCENARIO.format(order="interleaved", baseline="false", runtime=5,
+                                             ramp=2).replace("ramp_time: 2", "ramp_time: 2, options: {size: 256m}"))
     t = Target("C", g, {"fio_file": "/mnt/vbench-share/vbench-fio.data"})
     executors.execute(scn, scn.workloads[0], t)
     executors.execute(scn, scn.workloads[0], t)
-    cmds = [shlex.split(c) for c, _ in g.ssh.calls]
+    cmds = [c for c, _ in g.ssh.calls]
     assert len(cmds) == 3  # one layout, then the two measured jobs
-    assert "--create_only=1" in cmds[0] and "--name=vbench-layout" in cmds[0]
+    layout = shlex.split(cmds[0].split(" >/dev/null")[0])
+    assert "--create_only=1" in layout and "--name=vbench-layout" in layout
+    # a read job: fio writes a file out in full only for reads (a write job's create_only left a
+    # 0-byte file on 9p, and the first measured randread laid it out in 4k writes, killed as hung)
+    assert "--rw=read" in layout and "--bs=1m" in layout and "--size=256m" in layout
+    assert "stat -c size=%s /mnt/vbench-share/vbench-fio.data" in cmds[0]
     assert all("--filename=/mnt/vbench-share/vbench-fio.data" in c for c in cmds)
     assert all("--create_only=1" not in c for c in cmds[1:])
+
+
+@pytest.mark.parametrize("size", [0, 1 << 20])
+def test_a_short_layout_is_an_error_not_a_layout_inside_the_measured_job(size):
+    g = FakeGuest(layout_ok(size))
+    scn = load_scenario_text(SCENARIO.format(order="interleaved", baseline="false", runtime=5,
+                                             ramp=2).replace("ramp_time: 2", "ramp_time: 2, options: {size: 256m}"))
+    t = Target("C", g, {"fio_file": "/mnt/vbench-share/vbench-fio.data"})
+    with pytest.raises(ProbeError, match=f"with {size} bytes, not the 256m"):
+        executors.execute(scn, scn.workloads[0], t)
+    assert len(g.ssh.calls) == 1  # no measured job ran on a file fio would lay out itself
+    assert "fio_file_ready" not in t.facts
 
 
 def test_run_fio_without_disk_or_shared_file_is_a_probe_error():
