@@ -382,17 +382,8 @@ def _read_run_frame(run_path: Path):
 
     files = ([run_path / SAMPLES_FILE] if (run_path / SAMPLES_FILE).exists() else [])
     files += _part_files(run_path)
-    frames = []
-    for f in files:
-        try:
-            frame = pd.read_csv(io.BytesIO(read_bytes(f, MAX_CSV_BYTES)), dtype=str,
-                                keep_default_na=False, encoding="utf-8")
-        except (UnicodeDecodeError, ValueError, OSError) as exc:
-            raise StoreError(f"{f} is unreadable ({type(exc).__name__}); it is corrupt or not "
-                             f"vbench's") from None
-        if "metric" not in frame.columns or "value" not in frame.columns:
-            raise StoreError(f"{f} is not a vbench sample table")
-        frames.append(frame.reindex(columns=list(SAMPLE_COLUMNS), fill_value=""))
+    frames = [frame.reindex(columns=list(SAMPLE_COLUMNS), fill_value="")
+              for frame in _parse_csvs(pd, [(f, read_bytes(f, MAX_CSV_BYTES)) for f in files])]
     if not frames:
         return pd.DataFrame(columns=list(SAMPLE_COLUMNS))
     df = pd.concat(frames, ignore_index=True)
@@ -400,17 +391,62 @@ def _read_run_frame(run_path: Path):
     return df.drop_duplicates(subset=key, keep="first")
 
 
+def _parse_one(pd, path: Path, data: bytes):
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8")
+    except (UnicodeDecodeError, ValueError, OSError) as exc:
+        raise StoreError(f"{path} is unreadable ({type(exc).__name__}); it is corrupt or not "
+                         f"vbench's") from None
+    if "metric" not in frame.columns or "value" not in frame.columns:
+        raise StoreError(f"{path} is not a vbench sample table")
+    return frame
+
+
+def _parse_csvs(pd, blobs: list[tuple[Path, bytes]]) -> list:
+    """Sample tables from ``(path, bytes)``, in order. Consecutive files with the same header
+    line and no quote character (a run's parts, one per repetition: a thousand in a big run) are
+    parsed as one table: without quotes a line is a row, so that is the same rows in the same
+    order, and ten times faster than a parser per file. A batch that does not parse is parsed
+    file by file, so that the error names the bad file."""
+    frames = []
+    i = 0
+    while i < len(blobs):
+        header = blobs[i][1].split(b"\n", 1)[0] + b"\n"
+        j = i + 1
+        if b'"' not in blobs[i][1]:
+            while j < len(blobs) and blobs[j][1].startswith(header) and b'"' not in blobs[j][1]:
+                j += 1
+        batch = blobs[i:j]
+        if len(batch) == 1:
+            frames.append(_parse_one(pd, *batch[0]))
+            i = j
+            continue
+        joined = b"".join((data if k == 0 else data[len(header):])
+                          + (b"" if data.endswith(b"\n") else b"\n")
+                          for k, (_p, data) in enumerate(batch))
+        try:
+            frames.append(_parse_one(pd, batch[0][0], joined))
+        except StoreError:
+            frames.extend(_parse_one(pd, p, d) for p, d in batch)
+        i = j
+    return frames
+
+
 def _typed(df):
     import pandas as pd
 
+    # Per distinct value, not per row: a text column of 100k samples has a dozen distinct values.
     for col in _TEXT_COLUMNS:
-        if col in df.columns and df[col].astype(str).str.contains(_UNPRINTABLE.pattern).any():
-            df[col] = df[col].map(printable)
+        if col in df.columns:
+            distinct = pd.unique(df[col])
+            if any(_UNPRINTABLE.search(str(v)) for v in distinct):
+                df[col] = df[col].map({v: printable(v) for v in distinct})
 
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     df["repetition"] = pd.to_numeric(df["repetition"], errors="coerce").astype("Int64")
     df["paravirtual"] = df["paravirtual"].map(
-        lambda v: v if isinstance(v, bool) else str(v).strip().lower() == "true")
+        {v: v if isinstance(v, bool) else str(v).strip().lower() == "true"
+         for v in pd.unique(df["paravirtual"])}).astype(bool)
     return df.dropna(subset=["value"]).reset_index(drop=True)
 
 

@@ -217,6 +217,29 @@ def test_unconsolidated_parts_are_loaded_and_deduplicated(tmp_path):
     assert sorted(df["value"].tolist()) == [1.5, 2.5]
 
 
+def test_many_parts_load_like_one_table_per_file(tmp_path):
+    """Parts with the same header are parsed as one table: the same rows, values and order as
+    reading them one by one, including a part whose text needs quotes and one without a final
+    newline; a bad part among them is still named."""
+    rd = new_run(tmp_path)
+    for rep in range(30):
+        rd.add_samples(f"r{rep:02d}", [row(rep=rep, value=str(rep + 0.5)),
+                                       row(rep=rep, metric="bw", value=str(rep * 2))])
+    rd.add_samples("r15b", [row(rep=99, workload='odd, "quoted"\nname', value="7")])
+    part = rd.part_path("r20")
+    part.write_bytes(part.read_bytes().rstrip(b"\n"))
+    df = store.load_samples(rd.path)
+    expected = list(store.iter_sample_rows(rd.path))
+    assert len(df) == len(expected) == 61
+    assert [(r.repetition, r.metric, r.value, r.workload) for r in df.itertuples()] == \
+        [(int(r["repetition"]), r["metric"], float(r["value"]), r["workload"]) for r in expected]
+    assert 'odd, "quoted"\\x0aname' in set(df["workload"])  # escaped for terminals
+
+    rd.part_path("r25").write_bytes((",".join(SAMPLE_COLUMNS) + "\n").encode() + b"\xff\xfe,x\n")
+    with pytest.raises(StoreError, match="r25"):
+        store.load_samples(rd.path)
+
+
 def test_duplicates_keep_the_first_value(tmp_path):
     rd = new_run(tmp_path)
     rd.add_samples("a", [row(rep=0, value="1.0")])

@@ -26,10 +26,12 @@ def mpl_text(s: Any) -> str:
 
 
 def new_figure(nfacets: int, ncols: int = 3, h: float | list[float] = 3.1, legend: bool = False,
-               sharex: bool = False, left: float = 1.4, top: float = 0.8, bottom: float = 0.75):
+               sharex: bool = False, left: float = 1.4, top: float = 0.8, bottom: float = 0.75,
+               gap: float | None = None):
     """A page-wide figure with a grid of ``nfacets`` panels of height ``h`` (inches; or one height
     per panel, a grid row then as high as its highest panel), fixed margins; ``left`` leaves room
-    for y tick labels left of every panel."""
+    for y tick labels left of the first panel of a grid row, and ``gap`` (default ``left``) left
+    of the others."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -38,17 +40,18 @@ def new_figure(nfacets: int, ncols: int = 3, h: float | list[float] = 3.1, legen
     each = list(h) if isinstance(h, list) else [h] * nfacets
     rows_h = [max(each[r * ncols:(r + 1) * ncols] or [1.0]) for r in range(nrows)]
     right = 2.3 if legend else 0.3  # room for a figure legend right of the panels
-    gap = 0.45 if sharex else 0.9  # between rows: the next panel's title (and tick labels)
-    height = top + bottom + sum(rows_h) + (nrows - 1) * gap
+    gap_y = 0.45 if sharex else 0.9  # between rows: the next panel's title (and tick labels)
+    height = top + bottom + sum(rows_h) + (nrows - 1) * gap_y
     fig = Figure(figsize=(PAGE_WIDTH, height), dpi=DPI)
     FigureCanvasAgg(fig)
-    panel_w = (PAGE_WIDTH - left - right - (ncols - 1) * left) / ncols
+    gap_x = left if gap is None else gap
+    panel_w = (PAGE_WIDTH - left - right - (ncols - 1) * gap_x) / ncols
     grid = fig.subplots(nrows, ncols, squeeze=False, sharex="all" if sharex else "none",
                         gridspec_kw={"height_ratios": rows_h})
     axes = grid.ravel().tolist()
     fig.subplots_adjust(left=left / PAGE_WIDTH, right=1 - right / PAGE_WIDTH,
                         bottom=bottom / height, top=1 - top / height,
-                        hspace=gap / (sum(rows_h) / nrows), wspace=left / max(panel_w, 0.5))
+                        hspace=gap_y / (sum(rows_h) / nrows), wspace=gap_x / max(panel_w, 0.5))
     if sharex:
         for i, ax in enumerate(axes[:nfacets]):
             ax.xaxis.set_tick_params(labelbottom=i + ncols >= nfacets)
@@ -61,6 +64,13 @@ def title(ax, text: str, size: int = 10) -> None:
     # An explicit y turns off matplotlib's automatic title placement, which measures every tick
     # label of the panel (a fifth of the drawing time of a big report).
     ax.set_title(mpl_text(text), fontsize=size, y=1.0, pad=5, loc="left")
+
+
+def fig_title(fig, text: str, size: float = 12, **kw) -> None:
+    """The figure's title, top left, a fixed 0.15 in from the top edge: matplotlib's default
+    (2 % of the height) put it over the first panel of a tall figure."""
+    fig.suptitle(mpl_text(text), fontsize=size, x=0.01, y=1 - 0.15 / fig.get_figheight(),
+                 ha="left", va="top", **kw)
 
 
 def png_bytes(fig) -> bytes:
@@ -97,23 +107,29 @@ def use_log(values: Sequence[float]) -> bool:
     return bool(vals) and min(vals) > 0 and max(vals) / min(vals) > 3
 
 
+def row_labels(dots: list[Dot]) -> list[str]:
+    return list(dict.fromkeys(d.label for d in dots))
+
+
 def dot_rows(ax, dots: list[Dot], log: bool | None = None, reference: float | None = None,
-             reference_label: str = "") -> None:
+             reference_label: str = "", labels: bool = True) -> None:
     """Horizontal dot plot: one row per label (top to bottom; dots sharing a label, e.g. one per
     run, sit side by side in its row), the median as a big dot with its 95 % interval as a line,
     repetitions as small dots; ``reference`` a dashed vertical line (the host-native value, or
-    100 %). Log x axis when ``log`` (default: when the values span more than 3x)."""
+    100 %). Log x axis when ``log`` (default: when the values span more than 3x). Without
+    ``labels`` the rows are not named (the panel on the left names the same rows): no y ticks at
+    all, which also saves building a tick per row."""
     import numpy as np
 
-    labels = list(dict.fromkeys(d.label for d in dots))
-    n = len(labels)
-    per = {lbl: sum(1 for d in dots if d.label == lbl) for lbl in labels}
+    names = row_labels(dots)
+    n = len(names)
+    per = {lbl: sum(1 for d in dots if d.label == lbl) for lbl in names}
     seen: dict[str, int] = {}
     ys = []
     for d in dots:
         k, step = seen.get(d.label, 0), 0.6 / per[d.label]
         seen[d.label] = k + 1
-        ys.append(n - 1 - labels.index(d.label) + (0.3 - step * (k + 0.5) if per[d.label] > 1 else 0.0))
+        ys.append(n - 1 - names.index(d.label) + (0.3 - step * (k + 0.5) if per[d.label] > 1 else 0.0))
     rng = np.random.default_rng(0)
     allv = [d.median for d in dots] + [v for d in dots for v in d.points]
     if reference is not None:
@@ -129,9 +145,12 @@ def dot_rows(ax, dots: list[Dot], log: bool | None = None, reference: float | No
     px = [np.asarray(d.points, dtype=float) for d in dots]
     jitter = 0.15 / max(per.values())
     if any(p.size for p in px):
+        from matplotlib.colors import to_rgba_array
+
+        sizes = [p.size for p in px]
         ax.scatter(np.concatenate(px),
                    np.concatenate([y + rng.uniform(-jitter, jitter, p.size) for y, p in zip(ys, px)]),
-                   s=9, c=[d.colour for d, p in zip(dots, px) for _ in range(p.size)],
+                   s=9, c=np.repeat(to_rgba_array([d.colour for d in dots]), sizes, axis=0),
                    alpha=0.45, linewidths=0, zorder=2)
     for marker in dict.fromkeys(d.marker for d in dots):
         mine = [(y, d) for y, d in zip(ys, dots) if d.marker == marker]
@@ -144,8 +163,10 @@ def dot_rows(ax, dots: list[Dot], log: bool | None = None, reference: float | No
             ax.annotate(mpl_text(reference_label), (reference, 1.0), xycoords=("data", "axes fraction"),
                         xytext=(-3, -3), textcoords="offset points", fontsize=7.5, color="#444444",
                         va="top", ha="right")
-    ax.set_yticks(range(n))
-    ax.set_yticklabels([mpl_text(lbl) for lbl in labels[::-1]], fontsize=8.5)
+    if labels:
+        ax.set_yticks(range(n), [mpl_text(lbl) for lbl in names[::-1]], fontsize=8.5)
+    else:
+        ax.set_yticks([])
     ax.set_ylim(-0.7, n - 0.3)
     if log and min(allv, default=0) > 0:
         log_axis(ax.xaxis)
@@ -153,14 +174,29 @@ def dot_rows(ax, dots: list[Dot], log: bool | None = None, reference: float | No
     ax.tick_params(axis="x", labelsize=8)
 
 
+def log_locator():
+    """Major ticks at 1, 2, 5 x 10^k inside the view only: matplotlib's LogLocator also returns a
+    decade either side, and every tick it returns is built (two lines, a grid line, two labels)
+    before the ones outside the view are dropped."""
+    from matplotlib.ticker import LogLocator
+
+    class InView(LogLocator):
+        def tick_values(self, vmin, vmax):
+            locs = super().tick_values(vmin, vmax)
+            lo, hi = sorted((vmin, vmax))
+            return locs[(locs >= lo * (1 - 1e-9)) & (locs <= hi * (1 + 1e-9))]
+
+    return InView(base=10, subs=(1.0, 2.0, 5.0))
+
+
 def log_axis(axis) -> None:
     """A log scale with plain tick labels at 1, 2, 5 x 10^k (950, 2k, 5k, 10k), no 10^x."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+    from matplotlib.ticker import FuncFormatter, NullLocator
 
     from ..fmt import compact
 
     (axis.axes.set_xscale if axis is axis.axes.xaxis else axis.axes.set_yscale)("log")
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_locator(log_locator())
     axis.set_major_formatter(FuncFormatter(lambda v, _p: compact(v)))
     axis.set_minor_locator(NullLocator())  # minor ticks cost a third of a big page's drawing
 
@@ -215,6 +251,11 @@ def draw_all(jobs: list[tuple[Any, tuple]], npanels: int) -> list:
         from concurrent.futures import ProcessPoolExecutor
 
         _WORK[:] = jobs
+        # matplotlib imported once here rather than in every worker (half a second of CPU each)
+        import importlib
+
+        for mod in ("matplotlib.figure", "matplotlib.backends.backend_agg"):
+            importlib.import_module(mod)
         try:
             with ProcessPoolExecutor(max_workers=workers,
                                      mp_context=multiprocessing.get_context("fork")) as pool:

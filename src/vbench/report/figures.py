@@ -19,7 +19,8 @@ from typing import Callable
 
 from ..model import higher_is_better, metric_label
 from .data import Data, metric_order
-from .draw import Dot, dot_rows, legend, log_axis, mpl_text, new_figure, png, title
+from .draw import (Dot, dot_rows, fig_title, legend, log_axis, mpl_text, new_figure, png, row_labels,
+                   title)
 from .palette import HOST_COLOUR, verdict_colour
 
 
@@ -95,20 +96,19 @@ def _dot_figure(data: Data, facets: list[tuple[str, str, str]], heading: str, nc
     panels = [p for p in panels if p[1]]
     if not panels:
         return None
+    # a panel naming the same rows as the first of its grid row leaves them unnamed
+    names = [row_labels(p[1]) for p in panels]
+    named = [i % ncols == 0 or names[i] != names[i - i % ncols] for i in range(len(panels))]
     fig, axes = new_figure(len(panels), ncols=ncols, h=[panel_height(p[1]) for p in panels],
-                           legend=data.multi_run, sharex=sharex)
-    for ax, ((scn, wl, metric), rows, host) in zip(axes, panels):
-        dot_rows(ax, rows, reference=host, reference_label="host-native" if host else "")
+                           legend=data.multi_run, sharex=sharex,
+                           gap=None if any(named[i] for i in range(len(panels)) if i % ncols) else 0.5)
+    for ax, ((scn, wl, metric), rows, host), own in zip(axes, panels, named):
+        dot_rows(ax, rows, reference=host, reference_label="host-native" if host else "", labels=own)
         title(ax, label(scn, wl, metric) if label else data.facet_label(scn, wl),
               9 if label else 10)
         ax.set_xlabel(mpl_text(data.unit(metric)), fontsize=8)
-    for i, ax in enumerate(axes):
-        first = axes[i - i % ncols]
-        if ax is not first and [t.get_text() for t in ax.get_yticklabels()] == \
-                [t.get_text() for t in first.get_yticklabels()]:
-            ax.tick_params(labelleft=False)  # the same rows as the panel on its left
     legend(fig, data.run_entries(), "run")
-    fig.suptitle(mpl_text(heading), fontsize=12, x=0.01, ha="left")
+    fig_title(fig, heading)
     return fig
 
 
@@ -177,7 +177,7 @@ def latency_figure(data: Data, family: str) -> ReportFigure | None:
     name = "Round-trip time" if family == "rtt" else (
         f"{family.split('_')[0].capitalize()} completion latency" if "_" in family
         else "Completion latency")
-    fig.suptitle(mpl_text(f"{name} percentiles (lower is better)"), fontsize=12, x=0.01, ha="left")
+    fig_title(fig, f"{name} percentiles (lower is better)")
     return ReportFigure(id=f"latency-{slug_id(family)}", title=f"{name} percentiles", src=png(fig),
                         alt=f"{name} percentiles per variant",
                         caption="A curve per variant through its p50, p99 (and p99.9): the median "
@@ -241,8 +241,8 @@ def network_figure(data: Data, metric: str) -> ReportFigure | None:
             for ax, _p, _n in pair:
                 ax.set_xlim(0, top)
     legend(fig, data.run_entries(), "run")
-    fig.suptitle(mpl_text(f"Network {metric_label(metric).lower()} [{data.unit(metric)}] by "
-                          f"direction (higher is better)"), fontsize=12, x=0.01, ha="left")
+    fig_title(fig, f"Network {metric_label(metric).lower()} [{data.unit(metric)}] by "
+                          f"direction (higher is better)")
     return ReportFigure(id=f"network-{metric}",
                         title=f"Network {metric_label(metric).lower()} by direction", src=png(fig),
                         alt=f"Network {metric} host to guest and guest to host",
@@ -294,8 +294,7 @@ def host_figure(data: Data) -> ReportFigure | None:
         ax.set_xlabel("% of host-native", fontsize=8)
         title(ax, data.facet_label(scn, wl))
     legend(fig, data.run_entries(), "run")
-    fig.suptitle(mpl_text(f"{metric_label(metric)}: % of host-native performance"), fontsize=12,
-                 x=0.01, ha="left")
+    fig_title(fig, f"{metric_label(metric)}: % of host-native performance")
     return ReportFigure(id="host-native", title="Fraction of host-native performance", src=png(fig),
                         alt="Fraction of host-native performance per variant",
                         caption="100% = the same fio job run on the host itself (dashed line); line: "

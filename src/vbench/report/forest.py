@@ -14,7 +14,8 @@ import math
 
 from ..model import metric_label
 from .data import Data, metric_order
-from .draw import PAGE_WIDTH, data_uri, mpl_text, new_figure, png_bytes, title
+from .draw import (PAGE_WIDTH, data_uri, fig_title, log_locator, mpl_text, new_figure, png_bytes,
+                   title)
 from .figures import ReportFigure
 from .palette import VERDICT_COLOURS, verdict_colour
 
@@ -82,7 +83,8 @@ def _runs_of(rows) -> list[str]:
 LABEL_LIMIT = 240  # value labels on the dots up to this many dots (text is slow to draw)
 
 
-def _panel(ax, rows, data: Data, xlim: tuple[float, float], labels: bool) -> None:
+def _panel(ax, rows, data: Data, xlim: tuple[float, float], labels: bool,
+           names: bool = True) -> None:
     n = len(rows)
     runs = _runs_of(rows)
     runs = runs if len(runs) > 1 else []
@@ -112,13 +114,15 @@ def _panel(ax, rows, data: Data, xlim: tuple[float, float], labels: bool) -> Non
     ax.set_xscale("log")
     ax.set_xlim(*xlim)
     ax.set_ylim(-0.5, n - 0.5)
-    ax.set_yticks(range(n))
-    ax.set_yticklabels([mpl_text(lbl) for lbl, _d in rows][::-1], fontsize=8.5)
+    if names:
+        ax.set_yticks(range(n), [mpl_text(lbl) for lbl, _d in rows][::-1], fontsize=8.5)
+    else:  # the same rows as the first panel of this grid row names: no ticks to build at all
+        ax.set_yticks([])
     ax.grid(axis="x", alpha=0.35, which="major", zorder=1)
     ax.tick_params(axis="x", labelsize=8)
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+    from matplotlib.ticker import FuncFormatter, NullLocator
 
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_locator(log_locator())
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}\u00d7"))
 
@@ -138,12 +142,16 @@ def forest_figure(data: Data, ratios, fig_id: str = "forest",
     fit = max(1, int((PAGE_WIDTH - 2.3 + left) // (left + 3.6)))
     ncols = min(fit, 1 if len(keys) == 1 else (2 if len(keys) in (2, 4) else 3))
     per_row = 0.3 + 0.15 * (max(len(_runs_of(panels[k])) for k in keys) - 1)
+    # a panel naming the same rows as the first of its grid row leaves them unnamed
+    names = [[lbl for lbl, _d in panels[k]] for k in keys]
+    named = [i % ncols == 0 or names[i] != names[i - i % ncols] for i in range(len(keys))]
     fig, axes = new_figure(len(keys), ncols=ncols, h=[max(1.1, per_row * len(panels[k]) + 0.5)
                                                       for k in keys],
-                           legend=True, left=left, top=1.0)
+                           legend=True, left=left, top=1.0,
+                           gap=left if any(named[i] for i in range(len(keys)) if i % ncols) else 0.5)
     labels = sum(len(d) for k in keys for _l, d in panels[k]) <= LABEL_LIMIT
-    for ax, (scn, wl) in zip(axes, keys):
-        _panel(ax, panels[(scn, wl)], data, xlim, labels)
+    for ax, (scn, wl), own in zip(axes, keys, named):
+        _panel(ax, panels[(scn, wl)], data, xlim, labels, names=own)
         title(ax, data.facet_label(scn, wl), 11)
     _verdict_legend(fig, data)
     pairs = ratios[["variant", "reference"]].drop_duplicates()
@@ -152,8 +160,8 @@ def forest_figure(data: Data, ratios, fig_id: str = "forest",
         sub = f"{len(pairs)} device pairs"
     accels = sorted({str(a).upper() for a in ratios["accelerator"]})
     sub += f" under {' and '.join(accels)}" if accels else ""
-    fig.suptitle(mpl_text(f"{heading}: {sub}  (right of 1\u00d7 = paravirtual better)"),
-                 fontsize=12.5, x=0.01, ha="left", fontweight="bold")
+    fig_title(fig, f"{heading}: {sub}  (right of 1\u00d7 = paravirtual better)", 12.5,
+              fontweight="bold")
     raw = png_bytes(fig)
     return ReportFigure(
         id=fig_id, title=heading, src=data_uri(raw), png=raw,

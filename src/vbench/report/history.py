@@ -12,7 +12,7 @@ from ..model import METRICS, higher_is_better, metric_label
 from ..store import atomic_write, find_runs, load_samples
 from . import context
 from .data import is_baseline, metric_order
-from .draw import draw_all, mpl_text, new_figure, png, title
+from .draw import draw_all, fig_title, mpl_text, new_figure, png, title
 from .figures import ReportFigure
 from .load import RunInfo, read_record
 from .render import now, render
@@ -145,8 +145,7 @@ def history_figure(metric: str, points, changes, order: list[str],
                loc="upper right", fontsize=8, framealpha=0.9, borderaxespad=0.6)
     better = "higher is better" if higher_is_better(metric) else "lower is better"
     unit = METRICS[metric].unit if metric in METRICS else ""
-    fig.suptitle(mpl_text(f"{metric_label(metric)} [{unit}] over the runs ({better})"), fontsize=12,
-                 x=0.01, ha="left")
+    fig_title(fig, f"{metric_label(metric)} [{unit}] over the runs ({better})")
     return ReportFigure(id=f"h-{context.slug(metric)}", title=f"{metric_label(metric)} over the runs",
                         src=png(fig), alt=f"History of {metric_label(metric)} per workload",
                         caption="Median per run by start date, oldest left, one panel per "
