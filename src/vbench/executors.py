@@ -93,7 +93,7 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
 
         argv = fio_argv(w.name, str(target.host_scratch), opts, runtime, ramp)
         # Root on the host with a scenario's options: confined to its scratch file, no network.
-        res = procs.run(wrap + confine(argv, target.host_scratch), timeout=bound)
+        res = procs.run(wrap + confine(argv, target.host_scratch), timeout=bound, check=False)
         if not res.ok:
             raise RemoteCommandError(res)
         text = res.stdout
@@ -112,7 +112,7 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
 
     cmd = faults.wrap(g, shlex.join(wrap + argv))
     with CpuWindow(g.qemu_pid(), ramp, runtime) as cpu:
-        res = g.ssh.run(cmd, timeout=bound)
+        res = g.ssh.run(cmd, timeout=bound, check=False)
     if not res.ok:
         g.check_alive()
         if res.timed_out or res.exit_status in (124, 137):
@@ -148,7 +148,7 @@ def _lay_out_once(g, target: Target, path: str, opts: dict) -> None:
     if "size" in opts:
         argv.append(f"--size={opts['size']}")
     cmd = f"{shlex.join(argv)} >/dev/null && stat -c size=%s {shlex.quote(path)}"
-    res = g.ssh.run(cmd, timeout=LAYOUT_TIMEOUT_S + 20)
+    res = g.ssh.run(cmd, timeout=LAYOUT_TIMEOUT_S + 20, check=False)
     if not res.ok:
         g.check_alive()
         raise RemoteCommandError(res, f"fio could not lay out {path} in {g.name}")
@@ -220,7 +220,7 @@ class HostPeer:
                 if self.proc.poll() is not None:
                     break
                 ss = procs.run(netns_argv(self.ns, ["ss", "-Hltn", f"sport = :{self.port}"]),
-                               timeout=5)
+                               timeout=5, check=False)
                 if ss.ok and ss.stdout.strip():
                     return self
                 time.sleep(0.1)
@@ -315,7 +315,7 @@ def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample]
             # iperf3 runs omit + duration seconds; only the last `duration` are measured.
             with CpuWindow(g.qemu_pid(), spec.omit, spec.duration) as cpu:
                 res = g.ssh.run(shlex.join(["timeout", "-k", "5", str(bound)] + argv),
-                                timeout=bound + 15)
+                                timeout=bound + 15, check=False)
         raws.append(f"### {name}\n{res.stdout}")
         if res.timed_out:
             raise RemoteCommandError(res, f"iperf3 did not finish within {bound} s in {g.name} (hung?)")
@@ -344,10 +344,10 @@ def run_ping(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], 
         if direction == "h2g":
             res = procs.run(netns_argv(_netns(target),
                                        ping_argv(guest_ip, spec.count, spec.interval, spec.size)),
-                            timeout=bound)
+                            timeout=bound, check=False)
         else:
             res = g.ssh.run(shlex.join(ping_argv(host_ip, spec.count, spec.interval, spec.size)),
-                            timeout=bound)
+                            timeout=bound, check=False)
         raws.append(f"### {name}\n{res.stdout}{res.stderr}")
         samples += parse_ping(res.stdout, name)
     return samples, "\n".join(raws)
@@ -362,7 +362,8 @@ def run_entropy(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample
     assert spec is not None
     g = _guest(target, "entropy")
     script = entropy_probe_script(spec.read_bytes, spec.timeout_s)
-    res = g.ssh.run("sh -s <<'VBENCH_EOF'\n" + script + "\nVBENCH_EOF\n", timeout=spec.timeout_s + 30)
+    heredoc = "sh -s <<'VBENCH_EOF'\n" + script + "\nVBENCH_EOF\n"
+    res = g.ssh.run(heredoc, timeout=spec.timeout_s + 30, check=False)
     if res.timed_out:
         raise RemoteCommandError(res, f"the entropy probe did not finish in {g.name}")
     samples = parse_entropy(res.stdout, w.name)
@@ -431,7 +432,7 @@ def run_fsmeta(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample]
     if not where:
         raise ProbeError(f"fsmeta workloads need a mounted shared folder (device fs) in {g.name}")
     cmd = fsmeta_command(f"{where}/vbench-meta", spec.files, spec.filesize, spec.timeout_s)
-    res = g.ssh.run(cmd, timeout=3 * spec.timeout_s + 30)
+    res = g.ssh.run(cmd, timeout=3 * spec.timeout_s + 30, check=False)
     if not res.ok:
         g.check_alive()
         raise RemoteCommandError(res)
@@ -497,7 +498,7 @@ def run_bytestream(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sam
         sock.sendall(b"\0" * spec.h2g_bytes)
         deadline, text = time.monotonic() + spec.timeout_s, ""
         while time.monotonic() < deadline:
-            text = g.ssh.run(f"cat {out} 2>/dev/null", timeout=30).stdout
+            text = g.ssh.run(f"cat {out} 2>/dev/null", timeout=30, check=False).stdout
             if "h2g " in text:
                 break
             time.sleep(0.2)
@@ -518,7 +519,7 @@ def run_bytestream(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sam
     finally:
         sock.close()
         with contextlib.suppress(Exception):
-            g.ssh.run(bs.stop_echo_command(), timeout=30)
+            g.ssh.run(bs.stop_echo_command(), timeout=30, check=False)
     return bs.bytestream_samples(w.name, got["g2h"], h2g, rtts), "\n".join(log)
 
 

@@ -157,7 +157,7 @@ def _start_daemon(state: LabState, name: str, argv: list[str], pidfile: Path, re
                            f"will not touch it. Use it with `--connect qemu:///system` (no lab "
                            f"namespace), or stop it and run `vbench lab up` again")
         return  # a virtlogd someone else started serves us as well; it is not ours to stop
-    res = procs.run(netns.exec_argv(state.netns, argv), timeout=30)
+    res = procs.run(netns.exec_argv(state.netns, argv), timeout=30, check=False)
     if not res.ok:
         raise LabError(f"{name} failed to start: {res.tail()}")
     deadline = time.monotonic() + 30
@@ -263,7 +263,7 @@ def _xml_subnets(xml: str) -> list[ipaddress.IPv4Network]:
 
 def _interface_subnets() -> list[tuple[str, ipaddress.IPv4Network]]:
     """(interface, subnet) of every IPv4 address in this network namespace."""
-    res = procs.run(["ip", "-j", "-4", "addr", "show"], timeout=10)
+    res = procs.run(["ip", "-j", "-4", "addr", "show"], timeout=10, check=False)
     try:
         links = json.loads(res.stdout or "[]") if res.ok else []
     except ValueError:
@@ -449,7 +449,8 @@ def probe_accelerator(kernel: Path | None, conn_caps_kvm: bool, state: LabState 
     if kernel is None:
         return Accelerator("tcg", "not probed yet (no guest kernel: run `vbench image build`); "
                                   "TCG until a KVM test boot succeeds")
-    qemu_ver = procs.run(["qemu-system-x86_64", "--version"], timeout=10).stdout.split("\n")[0]
+    qemu_ver = procs.run(["qemu-system-x86_64", "--version"], timeout=10,
+                         check=False).stdout.split("\n")[0]
     key = hashlib.sha256(f"probe-v{PROBE_VERSION}\n{qemu_ver}\n{kvm_module()}\n".encode()
                          + Path(kernel).read_bytes()).hexdigest()[:16]
     cache = paths.lab_dir() / "accelerator.json"
@@ -492,7 +493,7 @@ def _probe_boot(kernel: Path, initrd: Path, cpu: str, timeout: int):
             "-kernel", str(kernel), "-initrd", str(initrd),
             "-append", "console=ttyS0 panic=-1 quiet rdinit=/init"]
     t0 = time.monotonic()
-    res = procs.run(argv, timeout=timeout)
+    res = procs.run(argv, timeout=timeout, check=False)
     return PROBE_MARKER in res.stdout, time.monotonic() - t0, res
 
 
@@ -528,8 +529,9 @@ def host_facts(uri: str) -> dict:
         mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
     except (OSError, ValueError, IndexError):
         pass
-    qemu = procs.run(["qemu-system-x86_64", "--version"], timeout=10).stdout.split("\n")[0]
-    fio = procs.run(["fio", "--version"], timeout=10).stdout.strip()
+    qemu = procs.run(["qemu-system-x86_64", "--version"], timeout=10, 
+                     check=False).stdout.split("\n")[0]
+    fio = procs.run(["fio", "--version"], timeout=10, check=False).stdout.strip()
     facts = {
         "host": platform.node(), "host_kernel": platform.release(), "cpu_model": cpu_model,
         "cpus": os.cpu_count(), "memory_mib": mem, "qemu_version": qemu,

@@ -28,7 +28,7 @@ def exists(name: str) -> bool:
 
 
 def create(name: str) -> None:
-    res = run(["ip", "netns", "add", name], timeout=20)
+    res = run(["ip", "netns", "add", name], timeout=20, check=False)
     if not res.ok:
         raise LabError(f"cannot create network namespace {name}: {res.tail()}")
     run(["ip", "-n", name, "link", "set", "lo", "up"], timeout=20, check=True)
@@ -36,7 +36,7 @@ def create(name: str) -> None:
 
 def delete(name: str) -> None:
     if exists(name):
-        run(["ip", "netns", "delete", name], timeout=20)
+        run(["ip", "netns", "delete", name], timeout=20, check=False)
 
 
 def exec_argv(name: str | None, argv: list[str]) -> list[str]:

@@ -112,11 +112,14 @@ def output_cap_note(cap: int) -> str:
             f"killed")
 
 
-def run(argv: list[str], timeout: float = 60, check: bool = False, input: str | None = None,
+def run(argv: list[str], timeout: float = 60, check: bool = True, input: str | None = None,
         env: dict | None = None, max_output: int = MAX_OUTPUT_BYTES) -> CommandResult:
-    """Run a host command with a bound on its time and on its captured output; never raises on
-    failure unless ``check``. A command that prints more than ``max_output`` bytes is killed and
-    its result fails (exit -1) with the reason in ``stderr`` and ``extra['output_capped']``."""
+    """Run a host command with a bound on its time and on its captured output.
+
+    Checked by default: a failure raises RemoteCommandError, a timeout CommandTimedOut;
+    ``check=False`` returns the failed result. A command that prints more than ``max_output``
+    bytes is killed and its result fails (exit -1) with the reason in ``stderr`` and
+    ``extra['output_capped']``."""
     import threading
 
     from .errors import CommandTimedOut, RemoteCommandError

@@ -17,7 +17,7 @@ import time
 from typing import Callable
 
 from . import netns
-from .errors import GuestError, RemoteCommandError
+from .errors import CommandTimedOut, GuestError, RemoteCommandError
 from .model import CommandResult
 from .procs import MAX_OUTPUT_BYTES, output_cap_note
 
@@ -83,11 +83,13 @@ class Ssh:
             t.set_keepalive(5)
         return cls(client, addr)
 
-    def run(self, command: str, timeout: float = 60.0, check: bool = False) -> CommandResult:
+    def run(self, command: str, timeout: float = 60.0, check: bool = True) -> CommandResult:
         """Run ``command`` (a shell string) with a hard bound on its duration.
 
-        Transport failures (sshd gone, channel refused, connection reset) come back as a failed
-        result (exit -1, the reason in stderr), never as a paramiko exception.
+        Checked by default (invoke's runners): a non-zero exit raises RemoteCommandError, a
+        timeout CommandTimedOut; ``check=False`` returns the failed result instead. Transport
+        failures (sshd gone, channel refused, connection reset) are a failed result (exit -1, the
+        reason in stderr), never a paramiko exception.
         """
         paramiko = _paramiko()
         t0 = time.monotonic()
@@ -97,9 +99,10 @@ class Ssh:
             res = CommandResult(command, -1, "", f"SSH failure: {type(exc).__name__}: {exc}",
                                 time.monotonic() - t0)
         if check and not res.ok:
-            why = f"timed out after {timeout:.0f} s" if res.timed_out else None
-            raise RemoteCommandError(res, None if why is None else
-                                     f"command {why}: {command} -- last output: {res.tail()}")
+            if res.timed_out:
+                raise CommandTimedOut(res, f"command timed out after {timeout:.0f} s: {command} "
+                                           f"-- last output: {res.tail()}")
+            raise RemoteCommandError(res)
         return res
 
     def _run(self, command: str, timeout: float, t0: float) -> CommandResult:
@@ -156,7 +159,7 @@ class Ssh:
             res.stderr += "\n(SSH connection lost)"
         return res
 
-    def run_argv(self, argv: list[str], timeout: float = 60.0, check: bool = False) -> CommandResult:
+    def run_argv(self, argv: list[str], timeout: float = 60.0, check: bool = True) -> CommandResult:
         return self.run(shlex.join(argv), timeout=timeout, check=check)
 
     def is_alive(self) -> bool:
@@ -177,7 +180,7 @@ def wait_for_ssh(addr: str, ns: str | None, host_key_pub: str, pkey, user: str, 
             alive()
         try:
             ssh = Ssh.connect(addr, ns, host_key_pub, pkey, user, timeout=5)
-            if ssh.run("true", timeout=10).ok:
+            if ssh.run("true", timeout=10, check=False).ok:
                 return ssh
             ssh.close()
         except paramiko.BadHostKeyException:

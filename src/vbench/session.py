@@ -338,7 +338,7 @@ def recover(guest: Any) -> str | None:
     except GuestError as exc:
         return f"guest is gone ({exc})"
     with contextlib.suppress(UserError):  # no connection, or a broken one: reconnect below
-        if guest.ssh.is_alive() and guest.ssh.run("true", timeout=15).ok:
+        if guest.ssh.is_alive() and guest.ssh.run("true", timeout=15, check=False).ok:
             return None
     try:
         if guest.is_paused():
@@ -360,7 +360,7 @@ def resumed(t: Target) -> Iterator[None]:
     if g.is_paused():
         g.resume()
         # Let the guest answer once before measuring: after a long pause it has timers to catch up.
-        g.ssh.run("true", timeout=30)
+        g.ssh.run("true", timeout=30, check=False)
     try:
         yield
     finally:

@@ -408,7 +408,7 @@ class Guest:
         os.chmod(self.dir, 0o755)
         claim_dir(self.dir)
         res = procs.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                         str(self.image.base), str(f.overlay)], timeout=60)
+                         str(self.image.base), str(f.overlay)], timeout=60, check=False)
         if not res.ok:
             raise GuestError(f"cannot create overlay for {self.name}: {res.tail()}")
         for dev, spec in self.profile.present():

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from vbench import procs
-from vbench.errors import RemoteCommandError, UserError
+from vbench.errors import CommandTimedOut, RemoteCommandError, UserError
 
 
 @pytest.fixture
@@ -128,29 +128,37 @@ def test_run_ok():
     assert res.duration >= 0
 
 
-def test_run_nonzero_exit_does_not_raise_unless_check():
-    res = procs.run(["sh", "-c", "echo boom >&2; exit 3"], timeout=5)
+def test_run_nonzero_exit_raises_by_default_and_returns_with_check_false():
+    res = procs.run(["sh", "-c", "echo boom >&2; exit 3"], timeout=5, check=False)
     assert not res.ok and res.exit_status == 3 and res.tail() == "boom"
     with pytest.raises(RemoteCommandError) as exc:
-        procs.run(["sh", "-c", "echo boom >&2; exit 3"], timeout=5, check=True)
+        procs.run(["sh", "-c", "echo boom >&2; exit 3"], timeout=5)
     msg = str(exc.value)
     assert "exit 3" in msg and "sh -c" in msg and "boom" in msg
     assert exc.value.result.exit_status == 3
+    assert not isinstance(exc.value, CommandTimedOut)
 
 
 def test_run_timeout():
     t0 = time.monotonic()
-    res = procs.run(["sh", "-c", "echo started; sleep 10"], timeout=0.3)
+    res = procs.run(["sh", "-c", "echo started; sleep 10"], timeout=0.3, check=False)
     assert time.monotonic() - t0 < 5
     assert res.timed_out is True and not res.ok and res.exit_status == -1
 
 
+def test_run_timeout_is_its_own_error_when_checked():
+    with pytest.raises(CommandTimedOut) as exc:
+        procs.run(["sh", "-c", "echo started; sleep 10"], timeout=0.3)
+    assert exc.value.result.timed_out and exc.value.result.stdout == "started\n"
+    assert isinstance(exc.value, RemoteCommandError)  # callers catching failures catch hangs too
+
+
 def test_run_missing_binary():
-    res = procs.run(["vbench-no-such-binary-xyz", "--flag"], timeout=5)
+    res = procs.run(["vbench-no-such-binary-xyz", "--flag"], timeout=5, check=False)
     assert res.exit_status == 127 and not res.ok and not res.timed_out
     assert res.stderr == "vbench-no-such-binary-xyz: not installed"
     with pytest.raises(RemoteCommandError) as exc:
-        procs.run(["vbench-no-such-binary-xyz"], timeout=5, check=True)
+        procs.run(["vbench-no-such-binary-xyz"], timeout=5)
     assert isinstance(exc.value, UserError)
     assert "exit 127" in str(exc.value) and "not installed" in str(exc.value)
 

@@ -13,7 +13,7 @@ from vbench.remote import Ssh
 
 def test_host_command_over_the_cap_is_killed_and_fails():
     t0 = time.monotonic()
-    res = procs.run(["yes"], timeout=60, max_output=1 << 20)
+    res = procs.run(["yes"], timeout=60, max_output=1 << 20, check=False)
     assert time.monotonic() - t0 < 10  # killed at the cap, not at the timeout
     assert not res.ok and res.exit_status == -1 and res.extra.get("output_capped")
     assert len(res.stdout) <= 1 << 20
@@ -22,12 +22,12 @@ def test_host_command_over_the_cap_is_killed_and_fails():
 
 
 def test_host_default_cap_applies():
-    res = procs.run(["sh", "-c", "yes | head -c 80000000"], timeout=60)
+    res = procs.run(["sh", "-c", "yes | head -c 80000000"], timeout=60, check=False)
     assert res.extra.get("output_capped") and len(res.stdout) <= procs.MAX_OUTPUT_BYTES
 
 
 def test_host_command_under_the_cap_is_untouched():
-    res = procs.run(["sh", "-c", "printf out; printf err >&2; exit 3"], input="x")
+    res = procs.run(["sh", "-c", "printf out; printf err >&2; exit 3"], input="x", check=False)
     assert (res.exit_status, res.stdout, res.stderr) == (3, "out", "err")
     assert not res.extra.get("output_capped")
     res = procs.run(["cat"], input="hello\n" * 1000)
@@ -35,7 +35,7 @@ def test_host_command_under_the_cap_is_untouched():
 
 
 def test_host_timeout_still_works():
-    res = procs.run(["sleep", "30"], timeout=0.5)
+    res = procs.run(["sleep", "30"], timeout=0.5, check=False)
     assert res.timed_out and not res.ok
 
 
@@ -91,8 +91,30 @@ def test_guest_command_over_the_cap_is_stopped_and_fails():
     ssh = Ssh(client, "10.0.0.2")
     ssh.max_output = 2 << 20
     t0 = time.monotonic()
-    res = ssh.run("yes", timeout=60)
+    res = ssh.run("yes", timeout=60, check=False)
     assert time.monotonic() - t0 < 10
     assert client.t.chan.closed  # the channel (and with it the command) was closed
     assert not res.ok and res.extra.get("output_capped")
     assert len(res.stdout) <= 2 << 20 and "exceeded the cap of 2 MiB" in res.stderr
+
+
+class _SilentChan(_Chan):
+    """A channel whose command never prints and never ends (a hang)."""
+
+    def recv_ready(self):
+        return False
+
+
+def test_guest_command_is_checked_by_default_and_a_hang_is_command_timed_out():
+    import pytest
+
+    from vbench.errors import CommandTimedOut
+
+    client = _Client()
+    client.t.chan = _SilentChan()
+    with pytest.raises(CommandTimedOut) as exc:
+        Ssh(client, "10.0.0.2").run("sleep 600", timeout=0.2)
+    assert exc.value.result.timed_out and "timed out after 0 s: sleep 600" in str(exc.value)
+    client.t.chan = _SilentChan()
+    res = Ssh(client, "10.0.0.2").run("sleep 600", timeout=0.2, check=False)
+    assert res.timed_out and not res.ok

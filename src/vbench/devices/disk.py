@@ -136,7 +136,7 @@ def to_qcow2(raw: Path, out: Path) -> None:
     from .. import procs
 
     res = procs.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(out)],
-                    timeout=1800)
+                    timeout=1800, check=False)
     raw.unlink(missing_ok=True)
     if not res.ok:
         raise GuestError(f"cannot convert the scratch disk to qcow2: {res.tail()}")
