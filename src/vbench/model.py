@@ -71,6 +71,8 @@ METRICS: dict[str, MetricInfo] = {
     "rtt_p99": MetricInfo("Round-trip time p99", "us", False),
     "sender_cpu": MetricInfo("iperf3 sender CPU", "%", False),
     "receiver_cpu": MetricInfo("iperf3 receiver CPU", "%", False),
+    # derived by the report: the guest's iperf3 CPU (receiver h2g, sender g2h) per Gbit moved
+    "guest_cpu_per_gbit": MetricInfo("Guest CPU (iperf3) per Gbit", "s/Gbit", False),
     "balloon_supported": MetricInfo("Balloon supported", "bool", True),
     "host_cpu_per_gbit": MetricInfo("Host CPU (QEMU) per Gbit", "s/Gbit", False),
     "hwrng_read_rate": MetricInfo("/dev/hwrng read rate", "B/s", True),

@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers_runs
 
 from vbench.report import figures  # noqa: E402
-from vbench.report.data import with_cpu_per_io  # noqa: E402
+from vbench.report.data import with_cpu_per_gbit, with_cpu_per_io  # noqa: E402
 from vbench.report.forest import advantage  # noqa: E402
 from vbench.report.palette import EMU_COLOURS, HOST_COLOUR, PV_COLOURS, Palette  # noqa: E402
 
@@ -52,6 +52,37 @@ def test_guest_cpu_per_io_is_derived_per_repetition():
     # 50 % of a CPU for 5,000 IO/s = 100 us per I/O; 50 % for 10,000 IO/s = 50 us
     assert per_io["value"].tolist() == pytest.approx([100.0, 50.0])
     assert set(per_io["unit"]) == {"us"} and per_io["paravirtual"].all()
+
+
+def test_guest_cpu_per_gbit_takes_the_guest_side_of_each_direction():
+    rows = []
+    # (workload, sender %, receiver %, Mbit/s): the guest receives h2g and sends g2h
+    for wl, snd, rcv, mbit in (("tcp-1-h2g", 5.0, 40.0, 2000.0), ("tcp-1-g2h", 30.0, 9.0, 1500.0),
+                               ("udp", 10.0, 10.0, 100.0)):
+        for metric, value in (("sender_cpu", snd), ("receiver_cpu", rcv), ("throughput", mbit)):
+            rows.append({"run_id": "r", "scenario": "s", "variant": "virtio-net", "device": "nic",
+                         "model": "virtio", "paravirtual": True, "workload": wl,
+                         "repetition": 0, "metric": metric, "value": value, "unit": "",
+                         "accelerator": "kvm", "host": "h"})
+    out = with_cpu_per_gbit(with_cpu_per_io(pd.DataFrame(rows)))
+    per = out[out["metric"] == "guest_cpu_per_gbit"].set_index("workload")["value"].to_dict()
+    # h2g: 40 % of a CPU for 2 Gbit/s = 0.2 s per Gbit; g2h: 30 % for 1.5 Gbit/s = 0.2 s per
+    # Gbit; no direction in the name: not derived
+    assert per == pytest.approx({"tcp-1-h2g": 0.2, "tcp-1-g2h": 0.2})
+    assert set(out.loc[out["metric"] == "guest_cpu_per_gbit", "unit"]) == {"s/Gbit"}
+    assert "guest_cpu_per_io" not in set(out["metric"])  # no fio samples, nothing per I/O
+
+
+def test_cpu_per_unit_of_work_sits_next_to_raw_cpu_and_in_the_headline():
+    from vbench.report.data import metric_order
+    from vbench.report.tables import HEADLINE_METRICS
+
+    order = metric_order(["iops", "guest_cpu_per_io", "guest_cpu_sys", "guest_cpu_usr",
+                          "throughput", "guest_cpu_per_gbit", "receiver_cpu", "sender_cpu"])
+    assert order.index("guest_cpu_per_io") == order.index("guest_cpu_sys") + 1
+    assert order.index("guest_cpu_per_gbit") == order.index("receiver_cpu") + 1
+    assert {"guest_cpu_per_io", "host_cpu_per_io", "guest_cpu_per_gbit",
+            "host_cpu_per_gbit"} <= set(HEADLINE_METRICS)
 
 
 def test_every_figure_kind_is_registered_once_with_a_section():

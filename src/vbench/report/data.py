@@ -1,8 +1,9 @@
 """The analysed numbers of a report, indexed the way tables and figures need them.
 
-Besides the stored metrics, one is derived here from the same repetition's samples: guest CPU per
-I/O (fio's user + system CPU over its IOPS), because raw CPU percentages mark the device that
-does more I/O as "worse" on CPU.
+Besides the stored metrics, two are derived here from the same repetition's samples, because raw
+CPU percentages mark the device that does more work as "worse" on CPU: guest CPU per I/O (fio's
+user + system CPU over its IOPS) and guest CPU per Gbit (the guest iperf3's CPU over its
+throughput). The host side (QEMU's CPU per I/O and per Gbit) is measured by the run itself.
 """
 
 from __future__ import annotations
@@ -25,29 +26,67 @@ def metric_order(metrics: Iterable[str]) -> list[str]:
     return sorted(set(metrics), key=lambda m: (known.index(m) if m in known else len(known), m))
 
 
-def with_cpu_per_io(df):
-    """Add ``guest_cpu_per_io`` rows (us of guest CPU per I/O): (usr% + sys%) * 1e4 / IOPS of the
-    same run, variant, workload and repetition."""
+def direction_of(workload: str) -> tuple[str, str] | None:
+    """("h2g" or "g2h", the name without it): "tcp-1-h2g" -> ("h2g", "tcp-1")."""
+    import re
+
+    m = re.search(r"(?<![A-Za-z0-9])(h2g|g2h)(?![A-Za-z0-9])", workload)
+    if not m:
+        return None
+    base = (workload[:m.start()].rstrip("-_.") + "-" + workload[m.end():].lstrip("-_.")).strip("-")
+    return m.group(1), base or workload
+
+
+KEYS = ["run_id", "scenario", "variant", "workload", "repetition", "accelerator", "host"]
+
+
+def _derive(df, need: set[str], metric: str, unit: str, per_row):
+    """``df`` plus a ``metric`` row per repetition that has every metric of ``need``:
+    ``per_row(wide)`` computes it from the table of those metrics (a column each, a row per
+    repetition; NaN where it does not apply)."""
     import pandas as pd
 
-    need = {"guest_cpu_usr", "guest_cpu_sys", "iops"}
-    if len(df) == 0 or not need <= set(df["metric"]):
+    if len(df) == 0 or not need & set(df["metric"]):
         return df
-    keys = ["run_id", "scenario", "variant", "workload", "repetition", "accelerator", "host"]
     sub = df[df["metric"].isin(need)]
-    wide = sub.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
-    wide = wide.dropna(subset=list(need))
-    wide = wide[wide["iops"] > 0]
-    if len(wide) == 0:
+    wide = sub.pivot_table(index=KEYS, columns="metric", values="value", aggfunc="first")
+    for m in need - set(wide.columns):
+        wide[m] = float("nan")
+    value = per_row(wide)
+    value = value[value.notna() & (value >= 0) & (value != float("inf"))]
+    if len(value) == 0:
         return df
-    per_io = (wide["guest_cpu_usr"] + wide["guest_cpu_sys"]) * 1e4 / wide["iops"]
-    first = sub.drop_duplicates(keys).set_index(keys)[["device", "model", "paravirtual"]]
-    rows = per_io.rename("value").to_frame().join(first).reset_index()
-    rows["metric"] = "guest_cpu_per_io"
-    rows["unit"] = "us"
+    first = sub.drop_duplicates(KEYS).set_index(KEYS)[["device", "model", "paravirtual"]]
+    rows = value.rename("value").to_frame().join(first).reset_index()
+    rows["metric"] = metric
+    rows["unit"] = unit
     out = pd.concat([df, rows[list(df.columns)]], ignore_index=True)
     out.attrs.update(df.attrs)
     return out
+
+
+def with_cpu_per_io(df):
+    """Add ``guest_cpu_per_io`` rows (us of guest CPU per I/O): (usr% + sys%) * 1e4 / IOPS of the
+    same run, variant, workload and repetition."""
+    def per_io(w):
+        return ((w["guest_cpu_usr"] + w["guest_cpu_sys"]) * 1e4 / w["iops"]).where(w["iops"] > 0)
+    return _derive(df, {"guest_cpu_usr", "guest_cpu_sys", "iops"}, "guest_cpu_per_io", "us", per_io)
+
+
+def with_cpu_per_gbit(df):
+    """Add ``guest_cpu_per_gbit`` rows (CPU seconds in the guest per Gbit moved): the guest's
+    iperf3 CPU % / 100 over the throughput in Gbit/s. The guest runs the iperf3 client, which
+    receives host to guest (h2g, ``receiver_cpu``) and sends guest to host (g2h, ``sender_cpu``);
+    workloads without a direction in their name get none."""
+    import pandas as pd
+
+    def per_gbit(w):
+        side = pd.Series([(direction_of(wl) or ("",))[0]
+                          for wl in w.index.get_level_values("workload")], index=w.index)
+        cpu = w["receiver_cpu"].where(side == "h2g", w["sender_cpu"].where(side == "g2h"))
+        return (cpu / 100 / (w["throughput"] / 1000)).where(w["throughput"] > 0)
+    return _derive(df, {"sender_cpu", "receiver_cpu", "throughput"}, "guest_cpu_per_gbit", "s/Gbit",
+                   per_gbit)
 
 
 class Data:
@@ -56,7 +95,7 @@ class Data:
     def __init__(self, df, runs: list[RunInfo]):
         from .. import analysis
 
-        d = with_cpu_per_io(analysis.prepare(df))
+        d = with_cpu_per_gbit(with_cpu_per_io(analysis.prepare(df)))
         self.df = d
         # A "series" gets its own marker: a run, split further by context if one run mixes several.
         ctx_per_run = d.groupby("run_id")[["accelerator", "host"]].nunique().max(axis=1)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..model import higher_is_better, metric_label
-from .data import Data, metric_order
+from .data import Data, direction_of, metric_order
 from .draw import (Dot, dot_rows, fig_title, legend, log_axis, mpl_text, new_figure, png, row_labels,
                    title)
 from .palette import HOST_COLOUR, verdict_colour
@@ -188,17 +188,6 @@ def latency_figure(data: Data, family: str) -> ReportFigure | None:
 # ---- network: each direction side by side ---------------------------------------------------------
 
 DIRECTIONS = (("h2g", "host \u2192 guest"), ("g2h", "guest \u2192 host"))
-
-
-def direction_of(workload: str) -> tuple[str, str] | None:
-    """("h2g" or "g2h", the name without it): "tcp-1-h2g" -> ("h2g", "tcp-1")."""
-    import re
-
-    m = re.search(r"(?<![A-Za-z0-9])(h2g|g2h)(?![A-Za-z0-9])", workload)
-    if not m:
-        return None
-    base = (workload[:m.start()].rstrip("-_.") + "-" + workload[m.end():].lstrip("-_.")).strip("-")
-    return m.group(1), base or workload
 
 
 def by_direction(data: Data, metric: str) -> dict[tuple[str, str], dict[str, str]]:

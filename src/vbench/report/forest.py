@@ -39,6 +39,7 @@ def advantage(ratio: float, lo: float, hi: float, higher_better: bool) -> tuple[
 SHORT = {"iops": "IOPS", "bw": "bandwidth", "clat_p99": "p99 latency", "clat_p50": "p50 latency",
          "clat_p99.9": "p99.9 latency", "clat_mean": "mean latency", "guest_cpu_per_io": "guest CPU/IO",
          "host_cpu_per_io": "host CPU/IO", "host_cpu_per_gbit": "host CPU/Gbit",
+         "guest_cpu_per_gbit": "guest CPU/Gbit",
          "guest_cpu_usr": "guest CPU usr", "guest_cpu_sys": "guest CPU sys", "rtt_p50": "RTT p50",
          "rtt_p99": "RTT p99", "crng_init_time": "crng init time", "hwrng_read_rate": "hwrng rate"}
 

@@ -24,7 +24,8 @@ from .load import RunInfo
 
 # Metrics of the headline table and figure: the telling ones per device kind (all are one click
 # away), with the CPU cost per unit of work next to the speed.
-HEADLINE_METRICS = ("guest_cpu_per_io", "host_cpu_per_io", "host_cpu_per_gbit") + \
+HEADLINE_METRICS = ("guest_cpu_per_io", "host_cpu_per_io", "guest_cpu_per_gbit",
+                    "host_cpu_per_gbit") + \
     devices.headline_metrics()
 
 FLAG_TEXT = {
