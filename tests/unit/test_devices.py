@@ -19,6 +19,7 @@ import pytest
 
 from vbench import devices, scenario, verify
 from vbench.devices import Device, Fragment, GuestContext, Model, Strict
+from tests.unit.driver_cases import presence_cases
 
 SRC = Path(devices.__file__).resolve().parents[2]
 
@@ -81,12 +82,8 @@ def test_declaration_must_list_the_models_of_the_spec_literal():
         Wrong().validate_declaration()
 
 
-@pytest.mark.parametrize("model, bound, ok, found", [
-    ("virtio", "virtio-pci virtio_toy ahci", True, "virtio_toy"),
-    ("virtio", "virtio-pci ahci", False, "none"),
-    ("none", "virtio-pci", True, "none"),
-    ("none", "virtio_toy virtio-pci", False, "virtio_toy"),
-])
+@pytest.mark.parametrize("model, bound, ok, found", presence_cases(
+    "virtio", "virtio-pci virtio_toy ahci", "virtio-pci ahci", "virtio_toy"))
 def test_default_check_looks_at_the_bound_drivers(model, bound, ok, found):
     facts = verify.parse_facts(f"kernel=6.1\nbound_drivers={bound} \n")
     c = _Toy().check(_ToySpec(model=model), facts, GuestContext())

@@ -16,6 +16,7 @@ from vbench import verify
 from vbench.errors import DeviceMismatch, GuestError, UserError
 from vbench.scenario import BalloonSpec, DeviceProfile, DiskSpec, NicSpec, RngSpec, parse_profile
 from vbench.virt import mac_for
+from tests.unit.driver_cases import presence_cases
 
 GUEST = "vbench-20261126-101500-disk-2-sata"
 MGMT_MAC = mac_for(GUEST, "mgmt")
@@ -184,12 +185,8 @@ def test_rng_missing_line_counts_as_absent():
     assert c.ok and c.found == "absent"
 
 
-@pytest.mark.parametrize("model, bound, ok, found", [
-    ("virtio", "virtio4 ", True, "virtio_balloon"),
-    ("virtio", "", False, "none"),
-    ("none", "", True, "none"),
-    ("none", "virtio4 ", False, "virtio_balloon"),
-])
+@pytest.mark.parametrize("model, bound, ok, found",
+                         presence_cases("virtio", "virtio4 ", "", "virtio_balloon"))
 def test_balloon_check(model, bound, ok, found):
     prof = DeviceProfile(rng=RngSpec(model="none"), balloon=BalloonSpec(model=model))
     c = one(verify.check(prof, verify.parse_facts(facts_text(None, balloon=bound)), TEST_MAC),
