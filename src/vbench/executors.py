@@ -108,9 +108,7 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
     if not disks:
         _lay_out_once(g, target, path, opts)
     argv = fio_argv(w.name, path, opts, runtime, ramp)
-    from . import faults
-
-    cmd = faults.wrap(g, shlex.join(wrap + argv))
+    cmd = shlex.join(wrap + argv)
     with CpuWindow(g.qemu_pid(), ramp, runtime) as cpu:
         res = g.ssh.run(cmd, timeout=bound, check=False)
     if not res.ok:

@@ -11,6 +11,11 @@ so the integration tests can prove that a run survives them:
 
 REP is the 0-based repetition, or ``*`` for any. The faults go through a separate SSH
 connection or a separate virsh process, exactly as something outside vbench would do it.
+
+They enter a run at one seam only, :func:`install` in ``runner.run_scenario``: guest options for
+the variants that boot broken, and the session's ``before_unit`` hook. No production module reads
+this one; a fault that must run in the workload's own shell rides on the guest's SSH connection
+for the next command of that unit (:class:`PrefixNextCommand`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 import subprocess
 import threading
 from dataclasses import dataclass
+from typing import Any, Callable
 
 KINDS = ("stop-workload", "kill-sshd", "panic", "destroy", "no-lease")
 
@@ -67,27 +73,49 @@ PANICKER = ("( sleep 2; echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-tr
             ">/dev/null 2>&1 & ")
 
 
-def wrap(guest, command: str) -> str:
-    """The workload command with any pending in-guest fault in front of it (used once)."""
-    prefix = getattr(guest, "fault_prefix", "")
-    if prefix:
-        guest.fault_prefix = ""
-    return prefix + command
+class PrefixNextCommand:
+    """Stands in for a guest's SSH connection for one unit: the next command (the unit's
+    workload, run right after ``before_unit``) gets ``prefix`` in front of it, once; everything
+    else goes to the real connection. ``cancel()`` puts the real connection back."""
+
+    def __init__(self, guest: Any, prefix: str) -> None:
+        self._guest, self._real, self._prefix = guest, guest.shell, prefix
+        guest.shell = self
+
+    def run(self, command: str, *args: Any, **kw: Any) -> Any:
+        prefix, self._prefix = self._prefix, ""
+        return self._real.run(prefix + command, *args, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def cancel(self) -> None:
+        if self._guest.shell is self:  # not replaced meanwhile (a reconnect after a failure)
+            self._guest.shell = self._real
 
 
-def before_unit(guest, variant: str, rep: int) -> threading.Timer | None:
-    """Inject the faults wanted for this unit; returns a timer to cancel after the unit."""
+class _Both:
+    def __init__(self, *parts: Any) -> None:
+        self.parts = [p for p in parts if p is not None]
+
+    def cancel(self) -> None:
+        for p in self.parts:
+            p.cancel()
+
+
+def before_unit(guest, variant: str, rep: int) -> Any:
+    """Inject the faults wanted for this unit; returns what to cancel after the unit."""
     if guest is None:
         return None
     if wanted("kill-sshd", variant, rep):
         _guest_cmd(guest, "pkill -KILL sshd")
     delayed = None
     if wanted("stop-workload", variant, rep):
-        # Deterministic: the stopper runs in the same shell as the workload (see wrap()), so it
-        # cannot lose a race against a second SSH connection on a slow TCG guest.
-        guest.fault_prefix = STOPPER
+        # Deterministic: the stopper runs in the same shell as the workload, so it cannot lose a
+        # race against a second SSH connection on a slow TCG guest.
+        return PrefixNextCommand(guest, STOPPER)
     elif wanted("panic", variant, rep):
-        guest.fault_prefix = PANICKER  # in the workload's own shell, like STOPPER
+        return PrefixNextCommand(guest, PANICKER)  # in the workload's own shell, like STOPPER
     elif wanted("destroy", variant, rep):
         delayed = lambda: subprocess.run(["virsh", "-c", guest.lab.uri, "destroy", guest.name],  # noqa: E731
                                          capture_output=True, timeout=30)
@@ -97,3 +125,15 @@ def before_unit(guest, variant: str, rep: int) -> threading.Timer | None:
     t.daemon = True
     t.start()
     return t
+
+
+def install(variants: list[str], overrides: dict[str, dict]) -> Callable[..., Any] | None:
+    """The one seam: add the guest options of faulty variants to ``overrides`` (variant -> Guest
+    fields) and return the session's ``before_unit`` hook; None (nothing added) when
+    ``VBENCH_FAULTS`` names no fault."""
+    if not active():
+        return None
+    for v in variants:
+        if wanted("no-lease", v):
+            overrides.setdefault(v, {})["mgmt_link_down"] = True
+    return before_unit

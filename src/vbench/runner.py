@@ -112,8 +112,7 @@ class LabGuests:
         extra = dict(self.overrides.get(v.name, {}))
         lb = extra.pop("lab", self.lab)
         g = Guest(name, lb, self.image, prof, self.scn.guest, self.accel, self.key, self.pub,
-                  tags={"run": self.rd.run_id, "variant": v.name}, progress=self.say,
-                  mgmt_link_down=faults.wanted("no-lease", v.name), **extra)
+                  tags={"run": self.rd.run_id, "variant": v.name}, progress=self.say, **extra)
         g.keep_console = self.rd.raw_path(v.name, f"console{suffix}.log")
         stack.enter_context(g)
         checks, facts = verify.verify_guest(g, prof)
@@ -209,7 +208,7 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
         guests.overrides, run_unit, groups = ab.session_parts(scn, sides, lb, say)
         rec.ab = {s.name: s.to_dict() for s in sides}  # type: ignore[attr-defined]
         rd.write_record(rec)
-    fault_hook = faults.before_unit if faults.active() else None
+    fault_hook = faults.install([v.name for v in scn.variants], guests.overrides)
     if rounds.adaptive:
         session: RunSession = adaptive.AdaptiveSession(scn, rd, rec, guests, run_unit, say, rounds,
                                                        groups=groups, before_unit=fault_hook)

@@ -11,7 +11,8 @@ unit-tested with fakes:
 - ``execute``: the executor of one workload on one target (``executors.execute``).
 
 Test-only fault injection enters through one more explicit seam, ``before_unit`` (``None`` in
-production unless ``VBENCH_FAULTS`` is set; see :mod:`vbench.faults`).
+production unless ``VBENCH_FAULTS`` is set; :func:`vbench.faults.install` is the one place it is
+wired in).
 
 What a guest object must offer the loop: ``name``, ``xml``, ``boot_seconds``, ``check_alive()``,
 ``is_paused()``, ``suspend()``, ``resume()``, ``reconnect()``, ``console_tail()`` and

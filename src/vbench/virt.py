@@ -345,7 +345,6 @@ class Guest:
     xml: str = ""
     boot_seconds: float | None = None
     keep_console: Path | None = None  # where to copy the console log when the guest goes away
-    fault_prefix: str = ""             # test-only failpoint (vbench.faults), empty otherwise
     mgmt_link_down: bool = False       # test-only failpoint: boot without a management lease
     emulator: str | None = None        # an A/B side's QEMU binary (vbench.ab); None: libvirt's
     kernel: Path | None = None         # an A/B side's guest kernel/initrd instead of the image's
