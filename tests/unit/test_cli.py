@@ -226,3 +226,7 @@ def test_run_resume_reads_the_stored_record(main, tmp_path, monkeypatch, capsys)
                     "root": run.parent, "resume": run}
     out = capsys.readouterr().out
     assert "randread-4k-qd32" in out and f"run: {run}" in out
+    # the summary's medians are followed by the headline ratios and their verdicts
+    medians, ratios = out.split("Paravirtual vs emulated (headline metrics):")
+    assert "median" in medians and "virtio-blk vs sata" not in medians
+    assert "virtio-blk vs sata" in ratios and "better" in ratios and "paravirtual better in" in ratios

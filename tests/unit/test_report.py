@@ -121,6 +121,24 @@ def test_several_runs_side_by_side(results, tmp_path):
     assert "from 2 runs" in text
 
 
+def test_two_runs_show_a_change_column_and_what_differs(results, tmp_path):
+    a = write_run(results, "run-a", seed=1)
+    b = write_run(results, "run-b", seed=2, host="lab2", scale={"virtio-blk": 0.5})
+    text = page(build_report([a, b], tmp_path / "r"))
+    # the environment diff names what differs (the host) and not what is the same (QEMU)
+    diff = text.split('<h2 id="env-diff">')[1].split("<h2")[0]
+    differ = diff.split("Same in all runs")[0]
+    assert "lab1" in differ and "lab2" in differ and "7.2.13" not in differ
+    assert "7.2.13" in diff  # listed once, as shared
+    # the change column: virtio-blk's IOPS advantage over sata halved in run-b
+    headline = text.split('id="headline"')[1].split("</table>")[0]
+    assert "Change of advantage vs first run [%]" in headline
+    row = next(r for r in headline.split("<tr")[1:] if "run-b" in r and "IOPS" in r
+               and "<td>virtio-blk</td><td>sata</td>" in r.replace("\n", ""))
+    change = re.search(r'class="num change">([^<]*)<', row).group(1)
+    assert change.startswith(("-", "\u2212")) and "5" in change, change  # about -50 %
+
+
 def test_mixed_contexts_are_flagged(results, tmp_path):
     a = write_run(results, "kvm-run", accelerator="kvm")
     b = write_run(results, "tcg-run", accelerator="tcg")
@@ -174,6 +192,16 @@ def test_failures_and_incomplete_status(results, tmp_path):
     text = page(build_report([run], tmp_path / "r"))
     assert "1 failure" in text and "fio exited 1" in text and "ata1: reset" in text
     assert "has status <b>incomplete</b>" in text
+    # the failed repetition is flagged next to ide's numbers of that workload, and only there
+    rows = [r for r in text.split("<tr")[1:] if 'class="flag reps"' in r]
+    assert rows and all("ide" in r and "randread-4k-qd32" in r for r in rows)
+
+
+def test_noisy_groups_are_flagged_next_to_their_numbers(results, tmp_path):
+    quiet = page(build_report([write_run(results, "quiet", cv=0.01)], tmp_path / "q"))
+    noisy = page(build_report([write_run(results, "noisy", cv=0.5, reps=8)], tmp_path / "n"))
+    assert 'class="flag noisy"' not in quiet
+    assert 'class="flag noisy"' in noisy and "groups are noisy" in noisy
 
 
 def test_run_without_samples(results, tmp_path):
