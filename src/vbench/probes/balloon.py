@@ -10,11 +10,11 @@ when the guest touched its memory before the inflate (untouched pages were never
 
 from __future__ import annotations
 
-import math
 import re
 
 from vbench.errors import ProbeError
 from vbench.model import METRICS, Sample
+from vbench.probes.common import nonnegative_number
 
 FACT_KEYS = (
     "guest_mem_before",
@@ -88,15 +88,8 @@ def balloon_samples(workload: str, facts: dict) -> list[Sample]:
 
 
 def _value(key: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ProbeError(f"balloon fact {key}={value!r} is not a number: measure it again")
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number) or number < 0:
-        raise ProbeError(f"balloon fact {key}={value!r} must be a finite number >= 0")
-    return number
+    return nonnegative_number(value, f"balloon fact {key}={{value}} is not a number: measure it again",
+                              f"balloon fact {key}={{value}} must be a finite number >= 0")
 
 
 def _start(text: str) -> str:

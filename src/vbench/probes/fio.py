@@ -18,12 +18,12 @@ is reported, an upper bound of the true merged percentile. Use ``group_reporting
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 
 from vbench.errors import ProbeError
 from vbench.model import Sample
+from vbench.probes.common import finite_sample, nonnegative_number, one_line, section
 from vbench.probes.fioopts import OPTIONS, FioOptionError, canonical, shown
 
 OptionValue = str | int | bool
@@ -35,7 +35,6 @@ RESERVED_OPTIONS = frozenset(
 )
 _DIRECTIONS = ("read", "write")
 _PERCENTILES = (("clat_p50", "50.000000"), ("clat_p99", "99.000000"), ("clat_p99.9", "99.900000"))
-_MAX_TOOL_TEXT = 300
 
 
 # ---------------------------------------------------------------- command line
@@ -112,7 +111,7 @@ def fio_version(text: str) -> str:
     match = re.search(r"^\s*fio-(\d+(?:\.\d+)*)\b", text, re.MULTILINE)
     if not match:
         raise ProbeError(
-            f"fio --version printed {_one_line(text)!r}, not 'fio-X.Y': check fio is installed "
+            f"fio --version printed {one_line(text)!r}, not 'fio-X.Y': check fio is installed "
             "in the guest image"
         )
     return match.group(1)
@@ -126,7 +125,7 @@ def parse_fio_error(text: str) -> str:
     start = _json_start(text)
     head = text if start is None else text[:start]
     lines = [line.strip() for line in head.splitlines() if line.strip()]
-    return _one_line(" | ".join(lines))
+    return one_line(" | ".join(lines))
 
 
 # ---------------------------------------------------------------- JSON output
@@ -245,7 +244,7 @@ def _job_error(job: dict, error: object, text: str) -> str:
     reason = ""
     if isinstance(error, int) and not isinstance(error, bool) and 0 < error < 4096:
         reason = f" ({os.strerror(error)})"
-    return _one_line(
+    return one_line(
         f"fio job {name!r} failed with error {error!r}{reason}{_said(text)}: check the filename "
         "(does the device exist in the guest?) and the job options"
     )
@@ -257,28 +256,15 @@ def _said(text: str) -> str:
 
 
 def _dir(job: dict, direction: str) -> dict:
-    part = job.get(direction)
-    if not isinstance(part, dict):
-        raise ProbeError(
-            f"fio's JSON job has no {direction!r} section: check the fio version (3.x needed)"
-        )
-    return part
+    return section(job, direction,
+                   f"fio's JSON job has no {direction!r} section: check the fio version (3.x needed)")
 
 
 def _num(obj: dict, key: str) -> float:
-    value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ProbeError(
-            f"fio's JSON field {key!r} is {_one_line(repr(value))[:60]}, not a number: check the "
-            "fio version (3.x needed)"
-        )
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number) or number < 0:
-        raise ProbeError(f"fio's JSON field {key!r} is {value!r}: fio's output is corrupt, rerun")
-    return number
+    field = f"fio's JSON field {key!r}".replace("{", "{{").replace("}", "}}")
+    return nonnegative_number(
+        obj.get(key), field + " is {shown}, not a number: check the fio version (3.x needed)",
+        field + " is {value}: fio's output is corrupt, rerun")
 
 
 def _int(obj: dict, key: str) -> int:
@@ -289,11 +275,6 @@ def _int(obj: dict, key: str) -> int:
 
 
 def _sample(workload: str, metric: str, value: float, unit: str) -> Sample:
-    if not math.isfinite(value):
-        raise ProbeError(f"fio gave a non-finite {metric}: fio's output is corrupt, rerun")
-    return Sample(workload, metric, float(value), unit)
+    return finite_sample(workload, metric, value, unit,
+                         "fio gave a non-finite {metric}: fio's output is corrupt, rerun")
 
-
-def _one_line(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= _MAX_TOOL_TEXT else text[: _MAX_TOOL_TEXT - 3] + "..."

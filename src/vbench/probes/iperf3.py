@@ -19,14 +19,13 @@ The end sums already leave out the ``-O`` omitted intervals.
 from __future__ import annotations
 
 import json
-import math
 import re
 
 from vbench.errors import ProbeError
 from vbench.model import Sample
+from vbench.probes.common import finite_sample, nonnegative_number, one_line, section
 
 _BITRATE_RE = re.compile(r"^\d+(\.\d+)?[KMGTkmgt]?(/\d+)?$")
-_MAX_TOOL_TEXT = 300
 _MAX_STREAMS = 128  # iperf3's own limit for -P
 
 
@@ -123,7 +122,7 @@ def parse_iperf3_json(text: str, workload: str) -> list[Sample]:
         samples = _udp_samples(end, workload)
     else:
         raise ProbeError(
-            f"iperf3 ran protocol {_one_line(repr(protocol))[:40]}: vbench parses only TCP and "
+            f"iperf3 ran protocol {one_line(repr(protocol))[:40]}: vbench parses only TCP and "
             "UDP tests"
         )
     return samples + _cpu_samples(end, _reverse(test), workload)
@@ -186,7 +185,7 @@ def _reverse(test: dict) -> bool:
 
 
 def _error_message(error: object) -> str:
-    said = _one_line(str(error))
+    said = one_line(str(error))
     low = said.lower()
     if "busy" in low:
         advice = "another client is using that server; wait for it or give this test its own port"
@@ -207,7 +206,7 @@ def _load(text: str) -> dict:
     start = match.start() if match else text.find("{")
     if start < 0:
         raise ProbeError(
-            f"iperf3 printed no JSON ({_one_line(text)[:120]!r}): run the client with -J"
+            f"iperf3 printed no JSON ({one_line(text)[:120]!r}): run the client with -J"
         )
     try:
         doc, _end = json.JSONDecoder().raw_decode(text, start)
@@ -222,36 +221,19 @@ def _load(text: str) -> dict:
 
 
 def _obj(doc: dict, key: str) -> dict:
-    value = doc.get(key)
-    if not isinstance(value, dict):
-        raise ProbeError(
-            f"iperf3's JSON has no {key!r} object: the test did not finish or iperf3 is not 3.x"
-        )
-    return value
+    return section(doc, key,
+                   f"iperf3's JSON has no {key!r} object: the test did not finish or iperf3 is not 3.x")
 
 
 def _num(obj: dict, key: str, where: str) -> float:
-    value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ProbeError(
-            f"iperf3's JSON field {where}.{key} is {_one_line(repr(value))[:60]}, not a number: "
-            "the test did not finish or iperf3 is not 3.x"
-        )
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number) or number < 0:
-        raise ProbeError(f"iperf3's JSON field {where}.{key} is {value!r}: output corrupt, rerun")
-    return number
+    field = f"iperf3's JSON field {where}.{key}".replace("{", "{{").replace("}", "}}")
+    return nonnegative_number(
+        obj.get(key),
+        field + " is {shown}, not a number: the test did not finish or iperf3 is not 3.x",
+        field + " is {value}: output corrupt, rerun")
 
 
 def _sample(workload: str, metric: str, value: float, unit: str) -> Sample:
-    if not math.isfinite(value):
-        raise ProbeError(f"iperf3 gave a non-finite {metric}: output corrupt, rerun")
-    return Sample(workload, metric, float(value), unit)
+    return finite_sample(workload, metric, value, unit,
+                         "iperf3 gave a non-finite {metric}: output corrupt, rerun")
 
-
-def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_TOOL_TEXT else text[: _MAX_TOOL_TEXT - 3] + "..."
