@@ -10,15 +10,15 @@ from __future__ import annotations
 import contextlib
 import re
 import shlex
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable
 
 from . import procs
-from .errors import GuestError, ProbeError, RemoteCommandError
+from .errors import ProbeError, RemoteCommandError
+from .hostpeer import HostPeer, netns_argv
 from .model import Sample
 from .scenario import Scenario, Workload
 
@@ -180,85 +180,6 @@ def execute(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
 
 
 # ---- network: iperf3 and ping between the guest's NIC under test and a host-side peer ---------
-
-class HostPeer:
-    """A host-side server (iperf3 -s) inside the lab namespace, started and stopped by vbench.
-
-    Its pid and start time are recorded under the lab directory while it runs, so that
-    ``vbench lab gc`` can stop it after a SIGKILL of vbench without looking for it by name.
-    Readiness is seen by polling the namespace's listening sockets (``ss``): the server's own
-    output is block-buffered in a pipe and cannot be waited for line by line.
-    """
-
-    def __init__(self, ns: str | None, argv: list[str], port: int) -> None:
-        self.ns = ns
-        self.argv = netns_argv(ns, argv)
-        self.port = port
-        self.proc: subprocess.Popen | None = None
-        self.record: Path | None = None
-        self.log: IO[str] | None = None
-
-    def __enter__(self) -> "HostPeer":
-        import json
-        import tempfile
-
-        from . import paths
-        from .store import atomic_write
-
-        self.log = tempfile.TemporaryFile(mode="w+")
-        try:
-            self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-            ref = procs.ref(self.proc.pid, "host-peer")
-            if ref is not None:
-                self.record = paths.lab_dir() / "peers" / f"{self.proc.pid}.json"
-                atomic_write(self.record, json.dumps(ref.to_dict()))
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    break
-                ss = procs.run(netns_argv(self.ns, ["ss", "-Hltn", f"sport = :{self.port}"]),
-                               timeout=5, check=False)
-                if ss.ok and ss.stdout.strip():
-                    return self
-                time.sleep(0.1)
-        except BaseException:  # Ctrl-C while starting: __exit__ would not run
-            self.__exit__()
-            raise
-        said = self.output()
-        self.__exit__()
-        raise ProbeError(f"host-side peer did not start listening on port {self.port}: "
-                         f"{' '.join(self.argv)} -- {said or 'no output'}")
-
-    def output(self) -> str:
-        if self.log is None:
-            return ""
-        self.log.seek(0)
-        return " | ".join(self.log.read().strip().splitlines()[-3:])
-
-    def __exit__(self, *exc) -> None:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(5)
-                except Exception:
-                    self.proc.kill()
-                    self.proc.wait(5)
-            self.proc = None
-        if self.record is not None:
-            self.record.unlink(missing_ok=True)
-            self.record = None
-        if self.log is not None:
-            self.log.close()
-            self.log = None
-
-
-def netns_argv(ns: str | None, argv: list[str]) -> list[str]:
-    from .netns import exec_argv
-
-    return exec_argv(ns, argv)
-
 
 def _free_port() -> int:
     import random

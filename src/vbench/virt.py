@@ -1,9 +1,6 @@
-"""Device profiles to domain XML, and the libvirt lifecycle of guests and networks.
+"""The libvirt lifecycle of guests and networks (the domain XML itself: :mod:`vbench.domainxml`).
 
-The only module that imports ``libvirt``. The domain XML is the guest's fixed part (boot disk,
-management NIC, serial console, pvpanic) around the fragments of its devices under test, which
-each device module of ``vbench.devices`` writes (``<target dev='vdb' bus='virtio'/>``,
-``<model type='virtio'/>``, ``<rng model='virtio'>``, ``<memballoon model='virtio'>``, ...).
+The only module that imports ``libvirt``.
 
 A :class:`Guest` is a context manager: it creates an overlay over the cached base image, starts a
 transient domain tagged in its metadata as vbench's, waits for its DHCP lease and SSH, and on exit
@@ -13,7 +10,6 @@ always destroys the domain and removes its overlay and scratch disk (also on Ctr
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -21,12 +17,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
-from xml.sax.saxutils import escape, quoteattr
 
 from . import paths, procs
-from .devices import DomainFiles, Fragment, GuestContext
+from .devices import DomainFiles
 from .devices.disk import SCRATCH_SERIAL, make_scratch  # noqa: F401  (callers import them here)
-from .devices.nic import interface_xml
+from .domainxml import (DOMAIN_PREFIX, PANIC_MARK, VBENCH_NS, domain_xml,  # noqa: F401  (and these)
+                        kernel_cmdline, mac_for)
 from .errors import GuestError, LabError
 from .topology import MGMT, TEST
 
@@ -38,103 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .lab import Accelerator, Lab
     from .remote import Ssh
     from .scenario import DeviceProfile, GuestSpec
-
-VBENCH_NS = "https://vbench.invalid/xmlns/guest/1"
-DOMAIN_PREFIX = "vbench-"
-DOMAIN_NAME_RE = re.compile(r"^vbench-[A-Za-z0-9_.-]{1,80}$")
-PANIC_MARK = "Kernel panic - not syncing"
-
-
-def mac_for(name: str, role: str) -> str:
-    h = hashlib.sha256(f"{name}/{role}".encode()).digest()
-    return "52:54:00:%02x:%02x:%02x" % (h[0], h[1], h[2])
-
-
-# ---- XML ---------------------------------------------------------------------------------------
-
-def _check_names(name: str, tags: dict[str, str]) -> None:
-    if not DOMAIN_NAME_RE.fullmatch(name):
-        raise GuestError(f"invalid domain name {name!r}")
-    for k in tags:
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", k):
-            raise GuestError(f"invalid metadata tag name {k!r}")
-
-
-def _cpu_xml(passthrough: bool, inner: str) -> str:
-    """Host CPU passthrough (KVM only: TCG cannot pass the host CPU through) and device parts."""
-    mode = " mode='host-passthrough'" if passthrough else ""
-    if not inner:
-        return f"  <cpu{mode}/>\n" if passthrough else ""
-    return f"  <cpu{mode}>\n{inner}  </cpu>\n"
-
-
-def _devices_xml(parts: Fragment, files: DomainFiles, mgmt_nic: str) -> str:
-    """Inside <devices>: the boot disk, the management NIC and the console around the devices'
-    fragments (disks after the boot disk, interfaces after the management NIC)."""
-    return ("    <disk type='file' device='disk'>\n"
-            "      <driver name='qemu' type='qcow2'/>\n"
-            f"      <source file={quoteattr(str(files.overlay))}/>\n"
-            "      <target dev='vda' bus='virtio'/>\n"
-            f"    </disk>\n{parts.disks}{mgmt_nic}{parts.interfaces}{parts.devices}"
-            f"    <serial type='file'>\n      <source path={quoteattr(str(files.console))}/>\n"
-            f"      <target port='0'/>\n    </serial>\n"
-            # pvpanic: a guest kernel panic reaches libvirt (on_crash), not a silently hung guest.
-            "    <panic model='isa'>\n      <address type='isa' iobase='0x505'/>\n    </panic>\n")
-
-
-def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_type: str,
-               files: DomainFiles, cmdline: str, mgmt_net: str, test_net: str,
-               tags: dict[str, str], mgmt_link_down: bool = False,
-               cpu_mode: str = "host-passthrough", emulator: str | None = None) -> str:
-    """The complete domain XML for a guest of ``profile``; deterministic for golden tests.
-
-    ``emulator``: the QEMU binary (an A/B side, see vbench.ab); None lets libvirt pick its own.
-    """
-    _check_names(name, tags)
-    meta = "".join(f"      <vbench:{k}>{escape(str(v))}</vbench:{k}>\n" for k, v in sorted(tags.items()))
-    ctx = GuestContext(name, files, test_net, mac_for(name, "test"), guest.machine,
-                       guest.memory_mib, guest.vcpus)
-    parts = sum((dev.xml(spec, ctx) for dev, spec in profile.present()), Fragment())
-    cpu = _cpu_xml(domain_type == "kvm" and cpu_mode == "host-passthrough", parts.cpu)
-    devices = _devices_xml(parts, files, interface_xml(mgmt_net, mac_for(name, "mgmt"), "virtio",
-                                                       mgmt_link_down))
-    return (
-        f"<domain type='{domain_type}'>\n"
-        f"  <name>{name}</name>\n"
-        f"  <metadata>\n    <vbench:guest xmlns:vbench='{VBENCH_NS}'>\n{meta}    </vbench:guest>\n"
-        f"  </metadata>\n"
-        f"  <memory unit='MiB'>{guest.memory_mib}</memory>\n"
-        f"  <currentMemory unit='MiB'>{guest.memory_mib}</currentMemory>\n{parts.domain}"
-        f"  <vcpu>{guest.vcpus}</vcpu>\n"
-        f"  <os>\n    <type arch='x86_64' machine='{guest.machine}'>hvm</type>\n"
-        f"    <kernel>{escape(str(files.kernel))}</kernel>\n"
-        f"    <initrd>{escape(str(files.initrd))}</initrd>\n"
-        f"    <cmdline>{escape(cmdline + parts.cmdline)}</cmdline>\n  </os>\n"
-        f"  <features>\n    <acpi/>\n    <apic/>\n  </features>\n{cpu}"
-        f"  <clock offset='utc'/>\n"
-        f"  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n"
-        f"  <on_crash>destroy</on_crash>\n"
-        f"  <devices>\n{_emulator_xml(emulator)}{devices}  </devices>\n{_qemu_xml(parts.qemu_args)}"
-        f"</domain>\n")
-
-
-def _emulator_xml(path: str | None) -> str:
-    return f"    <emulator>{escape(path)}</emulator>\n" if path else ""
-
-
-def _qemu_xml(args: str) -> str:
-    """QEMU arguments of devices this libvirt has no XML for (libvirt marks the domain tainted)."""
-    if not args:
-        return ""
-    return (f"  <qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n{args}"
-            f"  </qemu:commandline>\n")
-
-
-def kernel_cmdline(root_label: str, ssh_pubkey: str) -> str:
-    key = ":".join(ssh_pubkey.split()[:2])  # "ssh-ed25519 AAAA..." without spaces
-    return (f"root=LABEL={root_label} rw console=ttyS0,115200 net.ifnames=0 quiet "
-            f"systemd.show_status=0 vbench.sshkey={key}")
-
 
 # ---- libvirt connections, networks, tagged domains -------------------------------------------
 

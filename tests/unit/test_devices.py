@@ -212,6 +212,6 @@ def test_a_new_device_is_one_file_and_one_registration_line(tmp_path):
     (False, "    <numa/>\n", "  <cpu>\n    <numa/>\n  </cpu>\n"),
 ])
 def test_cpu_element_holds_the_devices_cpu_parts(passthrough, inner, xml):
-    from vbench import virt
+    from vbench import domainxml
 
-    assert virt._cpu_xml(passthrough, inner) == xml
+    assert domainxml._cpu_xml(passthrough, inner) == xml
