@@ -46,8 +46,6 @@ def _derive(df, need: set[str], metric: str, unit: str, per_row):
     repetition; NaN where it does not apply)."""
     import pandas as pd
 
-    if len(df) == 0 or not need & set(df["metric"]):
-        return df
     sub = df[df["metric"].isin(need)]
     wide = sub.pivot_table(index=KEYS, columns="metric", values="value", aggfunc="first")
     for m in need - set(wide.columns):
@@ -70,7 +68,10 @@ def with_cpu_per_io(df):
     same run, variant, workload and repetition."""
     def per_io(w):
         return ((w["guest_cpu_usr"] + w["guest_cpu_sys"]) * 1e4 / w["iops"]).where(w["iops"] > 0)
-    return _derive(df, {"guest_cpu_usr", "guest_cpu_sys", "iops"}, "guest_cpu_per_io", "us", per_io)
+    need = {"guest_cpu_usr", "guest_cpu_sys", "iops"}
+    if len(df) == 0 or not need <= set(df["metric"].unique()):
+        return df
+    return _derive(df, need, "guest_cpu_per_io", "us", per_io)
 
 
 def with_cpu_per_gbit(df):
@@ -85,6 +86,9 @@ def with_cpu_per_gbit(df):
                           for wl in w.index.get_level_values("workload")], index=w.index)
         cpu = w["receiver_cpu"].where(side == "h2g", w["sender_cpu"].where(side == "g2h"))
         return (cpu / 100 / (w["throughput"] / 1000)).where(w["throughput"] > 0)
+    have = set(df["metric"].unique()) if len(df) else set()
+    if "throughput" not in have or not {"sender_cpu", "receiver_cpu"} & have:
+        return df
     return _derive(df, {"sender_cpu", "receiver_cpu", "throughput"}, "guest_cpu_per_gbit", "s/Gbit",
                    per_gbit)
 

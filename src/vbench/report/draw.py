@@ -75,8 +75,9 @@ def fig_title(fig, text: str, size: float = 12, **kw) -> None:
 
 def png_bytes(fig) -> bytes:
     buf = io.BytesIO()
-    # a lighter zlib level: a third faster on big pages, files ~10 % larger
-    fig.savefig(buf, format="png", dpi=DPI, pil_kwargs={"compress_level": 3})
+    # the lightest zlib level: on the 100k-sample bench page 0.2 s less CPU than level 3 for
+    # files 3 % larger (the default level 6 is slower still)
+    fig.savefig(buf, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
     return buf.getvalue()
 
 
