@@ -379,6 +379,18 @@ def _read_exactly(sock, n: int) -> tuple[int, float]:
     return got - first_len, t_last - t_first
 
 
+def _echo_rtts_us(sock, pings: int) -> list[float]:
+    """Round trips of one byte through the guest's echo, in microseconds."""
+    rtts = []
+    for _ in range(pings):
+        t0 = time.perf_counter()
+        sock.sendall(b"x")
+        if sock.recv(1) != b"x":
+            raise ProbeError("bytestream: the echo returned another byte")
+        rtts.append((time.perf_counter() - t0) * 1e6)
+    return rtts
+
+
 def run_bytestream(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     import socket
 
@@ -425,13 +437,7 @@ def run_bytestream(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sam
         h2g = bs.parse_h2g(text)
         g.ssh.run(bs.echo_command(dev), timeout=30, check=True)
         time.sleep(0.5)
-        rtts = []
-        for _ in range(spec.pings):
-            t0 = time.perf_counter()
-            sock.sendall(b"x")
-            if sock.recv(1) != b"x":
-                raise ProbeError("bytestream: the echo returned another byte")
-            rtts.append((time.perf_counter() - t0) * 1e6)
+        rtts = _echo_rtts_us(sock, spec.pings)
         log.append("rtt_us " + " ".join(f"{x:.1f}" for x in rtts))
     except OSError as exc:
         raise ProbeError(f"bytestream over {g.dir / SOCKET}: {exc}") from None

@@ -303,6 +303,35 @@ def _customize(root: Path, recipe: Recipe, host_key: Path, progress) -> None:
         (root / d).mkdir(parents=True, exist_ok=True)
 
 
+def _check_can_build(size_gib: int) -> None:
+    """ImageError unless this process is root and the images directory has room for the build."""
+    if os.geteuid() != 0:
+        raise ImageError("building an image needs root (mmdebstrap, chroot): run as root")
+    paths.images_dir().mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(paths.images_dir()).free / 2**30
+    need = size_gib + 3
+    if free < need:
+        raise ImageError(f"not enough free disk in {paths.images_dir()}: {free:.1f} GiB free, about "
+                         f"{need} GiB needed; free space or set VBENCH_HOME elsewhere")
+
+
+def _copy_boot_files(root: Path, work: Path) -> str:
+    """Copy the newest kernel of ``root``, its initrd, config and module lists into ``work``;
+    returns the kernel release."""
+    kernels = sorted((root / "boot").glob("vmlinuz-*"))
+    if not kernels:
+        raise ImageError("the image has no kernel in /boot (is linux-image-amd64 in the recipe?)")
+    release = kernels[-1].name[len("vmlinuz-"):]
+    shutil.copy(kernels[-1], work / "vmlinuz")
+    shutil.copy(root / "boot" / f"initrd.img-{release}", work / "initrd.img")
+    if (root / "boot" / f"config-{release}").exists():
+        shutil.copy(root / "boot" / f"config-{release}", work / "config")
+    for listing in ("modules.builtin", "modules.order"):
+        if (root / "lib/modules" / release / listing).exists():
+            shutil.copy(root / "lib/modules" / release / listing, work / listing)
+    return release
+
+
 def build(name: str = "debian12", force: bool = False, progress=print) -> tuple[Image, bool, float]:
     """Build (or reuse) an image; returns (image, built_now, seconds)."""
     t0 = time.monotonic()
@@ -312,14 +341,7 @@ def build(name: str = "debian12", force: bool = False, progress=print) -> tuple[
         existing = find(name)
         if existing is not None:
             return existing, False, time.monotonic() - t0
-    if os.geteuid() != 0:
-        raise ImageError("building an image needs root (mmdebstrap, chroot): run as root")
-    paths.images_dir().mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(paths.images_dir()).free / 2**30
-    need = recipe.size_gib + 3
-    if free < need:
-        raise ImageError(f"not enough free disk in {paths.images_dir()}: {free:.1f} GiB free, about "
-                         f"{need} GiB needed; free space or set VBENCH_HOME elsewhere")
+    _check_can_build(recipe.size_gib)
     work = paths.images_dir() / f".build-{recipe.name}-{key}-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -331,17 +353,7 @@ def build(name: str = "debian12", force: bool = False, progress=print) -> tuple[
               recipe.suite, str(root)], progress, "mmdebstrap")
         _keypair_files(work / "ssh_host_ed25519_key", "vbench-guest-hostkey")
         _customize(root, recipe, work / "ssh_host_ed25519_key", progress)
-        kernels = sorted((root / "boot").glob("vmlinuz-*"))
-        if not kernels:
-            raise ImageError("the image has no kernel in /boot (is linux-image-amd64 in the recipe?)")
-        release = kernels[-1].name[len("vmlinuz-"):]
-        shutil.copy(kernels[-1], work / "vmlinuz")
-        shutil.copy(root / "boot" / f"initrd.img-{release}", work / "initrd.img")
-        if (root / "boot" / f"config-{release}").exists():
-            shutil.copy(root / "boot" / f"config-{release}", work / "config")
-        for listing in ("modules.builtin", "modules.order"):
-            if (root / "lib/modules" / release / listing).exists():
-                shutil.copy(root / "lib/modules" / release / listing, work / listing)
+        release = _copy_boot_files(root, work)
         pkgs = subprocess.run(["chroot", str(root), "dpkg-query", "-W", "-f", "${Package}=${Version}\n"],
                               capture_output=True, text=True).stdout.split()
         progress("writing ext4 file system and qcow2 base image ...")

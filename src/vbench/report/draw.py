@@ -112,6 +112,20 @@ def row_labels(dots: list[Dot]) -> list[str]:
     return list(dict.fromkeys(d.label for d in dots))
 
 
+def _row_ys(dots: list[Dot], names: list[str]) -> tuple[list[float], dict[str, int]]:
+    """The y of each dot (row ``names[0]`` at the top; dots sharing a row side by side in it) and
+    how many dots each row holds."""
+    n = len(names)
+    per = {lbl: sum(1 for d in dots if d.label == lbl) for lbl in names}
+    seen: dict[str, int] = {}
+    ys = []
+    for d in dots:
+        k, step = seen.get(d.label, 0), 0.6 / per[d.label]
+        seen[d.label] = k + 1
+        ys.append(n - 1 - names.index(d.label) + (0.3 - step * (k + 0.5) if per[d.label] > 1 else 0.0))
+    return ys, per
+
+
 def dot_rows(ax, dots: list[Dot], log: bool | None = None, reference: float | None = None,
              reference_label: str = "", labels: bool = True) -> None:
     """Horizontal dot plot: one row per label (top to bottom; dots sharing a label, e.g. one per
@@ -124,13 +138,7 @@ def dot_rows(ax, dots: list[Dot], log: bool | None = None, reference: float | No
 
     names = row_labels(dots)
     n = len(names)
-    per = {lbl: sum(1 for d in dots if d.label == lbl) for lbl in names}
-    seen: dict[str, int] = {}
-    ys = []
-    for d in dots:
-        k, step = seen.get(d.label, 0), 0.6 / per[d.label]
-        seen[d.label] = k + 1
-        ys.append(n - 1 - names.index(d.label) + (0.3 - step * (k + 0.5) if per[d.label] > 1 else 0.0))
+    ys, per = _row_ys(dots, names)
     rng = np.random.default_rng(0)
     allv = [d.median for d in dots] + [v for d in dots for v in d.points]
     if reference is not None:
