@@ -55,6 +55,25 @@ def test_single_run_report_is_self_contained(results, tmp_path):
                      text, re.S)
 
 
+NUMBER_COLUMNS = ("Median", "95% CI", "Mean", "Min", "Max", "Ratio", "Advantage", "Host median",
+                  "% of host-native", "CV", "Change")
+
+
+@pytest.mark.parametrize("runs", [1, 2])
+def test_every_number_column_says_its_unit(results, tmp_path, runs):
+    paths = [write_run(results, f"units-{i}", seed=i, host_baseline=True) for i in range(runs)]
+    text = page(build_report(paths, tmp_path / "r"))
+    tables = re.findall(r"<table[^>]*>\s*<thead>(.*?)</thead>", text, re.S)
+    numeric = [t for t in tables if "Median" in t]
+    assert len(numeric) >= 3  # headline ratios, host-native, summary (and all ratios)
+    for head in numeric:
+        cols = [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<th>(.*?)</th>", head)]
+        assert "Unit" in cols  # the metric's own unit, per row
+        for col in cols:
+            if col.startswith(NUMBER_COLUMNS):
+                assert re.search(r"\[(unit|\u00d7|%)\]$", col) or col == "% of host-native", col
+
+
 def test_tcg_banner(results, tmp_path):
     run = write_run(results, "tcg-run", accelerator="tcg")
     text = page(build_report([run], tmp_path / "r"))
