@@ -1,5 +1,6 @@
 """Executing one workload once: build the command, run it where it belongs, time the host side,
-parse the output. One function per tool; the runner calls them through ``EXECUTORS``.
+parse the output. One function per tool, registered with :func:`register` (its ``EXECUTORS``
+entry and its headline metric); the runner calls them through :func:`execute`.
 
 Each executor returns ``(samples, raw_text)``; any failure raises a UserError subclass (probe,
 remote command, guest) that the runner records as a failed repetition.
@@ -163,11 +164,15 @@ def _lay_out_once(g, target: Target, path: str, opts: dict) -> None:
 
 Executor = Callable[[Scenario, Workload, Target], tuple[list[Sample], str]]
 EXECUTORS: dict[str, Executor] = {"fio": run_fio}
+# tool -> the one metric the live lines and the run summary show for its workloads
+HEADLINE: dict[str, str] = {"fio": "iops"}
 
 
-def register(tool: str):
+def register(tool: str, headline: str) -> Callable[[Executor], Executor]:
+    """Decorator: the executor of ``tool``'s workloads, and the metric that headlines them."""
     def deco(fn: Executor) -> Executor:
         EXECUTORS[tool] = fn
+        HEADLINE[tool] = headline
         return fn
     return deco
 
@@ -213,6 +218,7 @@ def _netns(target: Target) -> str | None:
     return target.lab.netns
 
 
+@register("iperf3", headline="throughput")
 def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     from .probes.iperf3 import iperf3_client_argv, iperf3_server_argv, parse_iperf3_json
 
@@ -249,6 +255,7 @@ def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample]
     return samples, "\n".join(raws)
 
 
+@register("ping", headline="rtt_p50")
 def run_ping(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     from .probes.ping import parse_ping, ping_argv
 
@@ -274,6 +281,7 @@ def run_ping(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], 
 
 # ---- entropy: /dev/hwrng, crng init, early getrandom -----------------------------------------
 
+@register("entropy", headline="hwrng_read_rate")
 def run_entropy(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     from .probes.entropy import entropy_probe_script, parse_entropy
 
@@ -294,6 +302,7 @@ def run_entropy(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample
 
 # ---- balloon: shrink through libvirt, grow back, see what the host got back --------------------
 
+@register("balloon", headline="host_mem_returned")
 def run_balloon(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     from .probes.balloon import balloon_samples, mem_total_mib
 
@@ -336,11 +345,10 @@ def run_balloon(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample
     return samples + [Sample(w.name, "balloon_supported", 1.0, "bool")], "\n".join(log)
 
 
-EXECUTORS.update(iperf3=run_iperf3, ping=run_ping, entropy=run_entropy, balloon=run_balloon)
-
 
 # ---- shared folders: metadata operations (create, stat, delete many small files) --------------
 
+@register("fsmeta", headline="create_rate")
 def run_fsmeta(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     from .probes.fsmeta import fsmeta_command, parse_fsmeta
 
@@ -357,8 +365,6 @@ def run_fsmeta(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample]
         raise RemoteCommandError(res)
     return parse_fsmeta(res.stdout, w.name), res.stdout
 
-
-EXECUTORS["fsmeta"] = run_fsmeta
 
 
 # ---- byte channel: a host UNIX socket <-> the guest's port (device console) --------------------
@@ -391,6 +397,7 @@ def _echo_rtts_us(sock, pings: int) -> list[float]:
     return rtts
 
 
+@register("bytestream", headline="g2h_throughput")
 def run_bytestream(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     import socket
 
@@ -447,5 +454,3 @@ def run_bytestream(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sam
             g.ssh.run(bs.stop_echo_command(), timeout=30, check=False)
     return bs.bytestream_samples(w.name, got["g2h"], h2g, rtts), "\n".join(log)
 
-
-EXECUTORS["bytestream"] = run_bytestream

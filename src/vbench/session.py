@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
 from .errors import GuestError, StoreError, UserError
-from .executors import Target
+from .executors import HEADLINE, Target
 from .model import Sample
 from .record import DriverCheck, Failure, RunRecord, Timing
 from .scenario import Scenario, Variant, Workload
@@ -138,16 +138,11 @@ def unit_estimate(scn: Scenario, wname: str) -> float:
     return 10.0
 
 
-HEADLINE = {"fio": "iops", "iperf3": "throughput", "ping": "rtt_p50", "entropy": "hwrng_read_rate",
-            "balloon": "host_mem_returned", "fsmeta": "create_rate",
-            "bytestream": "g2h_throughput"}
-
-
 def headline_metric(w: Workload) -> str:
     """The one metric the live lines and the summary show for a workload."""
     if w.fio is not None and w.fio.rw in ("read", "write"):
         return "bw"
-    return HEADLINE.get(w.tool, "")
+    return HEADLINE.get(w.tool, "")  # registered with the tool's executor
 
 
 def headline(samples: list[Sample], w: Workload) -> str:
