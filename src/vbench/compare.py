@@ -25,7 +25,7 @@ import pandas as pd
 from . import stats
 from .errors import UserError
 from .summary import CONTEXT, HOST_VARIANT, _groups, contexts, prepare
-from .verdict import VERDICTS, decide, detectable_change, row_stats
+from .verdict import VERDICTS, RowStats, decide, detectable_change, row_stats
 
 COMPARE_STATUSES = VERDICTS
 CORRECTIONS = stats.CORRECTIONS
@@ -252,7 +252,7 @@ def _one(b: pd.DataFrame, n: pd.DataFrame, col: str) -> str:
 
 
 def _row(kd: dict, x: np.ndarray, y: np.ndarray, scen: str, thresholds: dict,
-         default_threshold: float, abs_thresholds: dict, fill: dict) -> tuple[dict, object]:
+         default_threshold: float, abs_thresholds: dict, fill: dict) -> tuple[dict, RowStats]:
     """The table row of one key (verdict still empty) and its :class:`RowStats`."""
     metric = kd["metric"]
     rs = row_stats(x, y, metric=metric, absolute=abs_thresholds.get(metric),
