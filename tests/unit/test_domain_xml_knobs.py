@@ -15,6 +15,7 @@ from vbench.devices import missing_on_host
 from vbench.devices.console import ConsoleSpec
 from vbench.devices.fs import FsSpec
 from vbench.devices.nic import NicSpec
+from vbench.devices.pmem import PmemSpec
 from vbench.devices.vsock import VsockSpec
 from vbench.errors import ScenarioError
 from vbench.scenario import DeviceProfile, DiskSpec, GuestSpec, RngSpec, load_scenario_text
@@ -41,6 +42,9 @@ KNOB_CASES: dict[str, tuple[DeviceProfile, GuestSpec]] = {
     "fs-9p-passthrough": (DeviceProfile(fs=FsSpec(model="9p", accessmode="passthrough")), PC),
     "console-virtio": (DeviceProfile(console=ConsoleSpec(model="virtio")), PC),
     "console-16550": (DeviceProfile(console=ConsoleSpec(model="16550")), PC),
+    "pmem-virtio-pmem": (DeviceProfile(pmem=PmemSpec(model="virtio-pmem")), PC),
+    "pmem-virtio-pmem-q35": (DeviceProfile(pmem=PmemSpec(model="virtio-pmem")), Q35),
+    "pmem-virtio-blk": (DeviceProfile(pmem=PmemSpec(model="virtio-blk")), PC),
 }
 
 

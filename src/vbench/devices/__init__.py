@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import importlib
 
-from .base import (Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model, Strict, is_q35,
-                   virtio_or_none)
+from .base import (Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model, Strict,
+                   hotplug_memory, is_q35, virtio_or_none)
 
 # The registration table: one line per device module, in the order of the domain XML and reports.
 MODULES = (
@@ -41,6 +41,7 @@ MODULES = (
     "vsock",
     "fs",
     "console",
+    "pmem",
 )
 
 DEVICES: dict[str, Device] = {}

@@ -94,6 +94,20 @@ class Fragment:
                            for f in fields(self)})
 
 
+def hotplug_memory(ctx: GuestContext, device_mib: int, boot_mib: int | None = None) -> Fragment:
+    """The ``<maxMemory>`` and NUMA cell that a memory device (virtio-pmem, virtio-mem) needs:
+    libvirt places such devices in the hotplug area above ``<maxMemory>``'s boot memory and
+    allows ``<maxMemory>`` only with a NUMA node. The cell holds the boot memory (``boot_mib``,
+    default all of the guest's memory); the limit leaves the device and 1 GiB of alignment room."""
+    boot = ctx.memory_mib if boot_mib is None else boot_mib
+    cpus = f"0-{ctx.vcpus - 1}" if ctx.vcpus > 1 else "0"
+    return Fragment(
+        domain=(f"  <maxMemory slots='2' unit='MiB'>{ctx.memory_mib + device_mib + 1024}"
+                f"</maxMemory>\n"),
+        cpu=(f"    <numa>\n      <cell id='0' cpus='{cpus}' memory='{boot}' unit='MiB'/>\n"
+             f"    </numa>\n"))
+
+
 @dataclass(frozen=True)
 class DriverCheck:
     device: str       # disk | nic | rng | balloon | ...

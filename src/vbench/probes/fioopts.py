@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from vbench.untrusted import shown
 
-IOENGINES = ("libaio", "io_uring", "psync", "sync", "posixaio")
+IOENGINES = ("libaio", "io_uring", "psync", "sync", "posixaio", "mmap")  # mmap: pmem DAX files
 RW_MODES = ("read", "write", "randread", "randwrite", "rw", "randrw")
 
 KIB, MIB, GIB, TIB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
