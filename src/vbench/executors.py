@@ -315,6 +315,7 @@ def run_balloon(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample
     def guest_mem() -> float:
         return mem_total_mib(g.ssh.run("cat /proc/meminfo", timeout=20, check=True).stdout)
 
+    give, take, wait = _memory_controls(scn, spec.target_mib, g)
     if spec.touch_mib:
         # Pages the guest never touched were never resident on the host: fill and free memory
         # first, or inflating the balloon gives nothing back and the benchmark measures nothing.
@@ -324,26 +325,57 @@ def run_balloon(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample
         g.ssh.run(fill, timeout=120, check=True)
     facts: dict[str, float | None] = {"guest_mem_before": guest_mem()}
     facts["host_rss_before"] = procs.rss_mib(pid) if pid else None
-    full_kib = scn.guest.memory_mib * 1024
-    target_kib = spec.target_mib * 1024
-    ok, answer = g.set_memory_kib(target_kib)
-    log.append(f"setMemory({target_kib} KiB): {answer}")
+    ok, answer = give()
+    log.append(answer)
     if not ok:
         facts_s = balloon_samples(w.name, {k: v for k, v in facts.items() if v is not None})
         return facts_s + [Sample(w.name, "balloon_supported", 0.0, "bool")], "\n".join(log)
-    facts["balloon_inflate_time"] = g.wait_balloon(target_kib, spec.timeout_s, shrinking=True)
+    facts["balloon_inflate_time"] = wait(True, spec.timeout_s)
     time.sleep(1.0)  # let the guest's MemTotal and the host's RSS settle
     facts["guest_mem_shrunk"] = guest_mem()
     facts["host_rss_shrunk"] = procs.rss_mib(pid) if pid else None
-    ok, answer = g.set_memory_kib(full_kib)
-    log.append(f"setMemory({full_kib} KiB): {answer}")
-    facts["balloon_deflate_time"] = g.wait_balloon(full_kib, spec.timeout_s, shrinking=False)
+    ok, answer = take()
+    log.append(answer)
+    facts["balloon_deflate_time"] = wait(False, spec.timeout_s)
     time.sleep(1.0)
     facts["guest_mem_after"] = guest_mem()
     log.append(" ".join(f"{k}={v}" for k, v in facts.items()))
     samples = balloon_samples(w.name, {k: v for k, v in facts.items() if v is not None})
     return samples + [Sample(w.name, "balloon_supported", 1.0, "bool")], "\n".join(log)
 
+
+def _memory_controls(scn: Scenario, target_mib: int, g):
+    """How this guest gives memory back and takes it again: (give, take, wait(shrinking, timeout)).
+
+    The balloon (libvirt setMemory, then its ``actual``), or, when the guest has a virtio-mem
+    device (device ``mem``), that device's ``<requested>`` size, then its ``<current>``: the guest
+    keeps ``memory_mib - size_mib`` as boot memory, so reaching ``target_mib`` means plugging
+    ``target_mib - boot`` of the device."""
+    full_mib = scn.guest.memory_mib
+    mem = getattr(getattr(g, "profile", None), "mem", None)
+    if mem is None or mem.model != "virtio-mem":
+        def set_kib(kib: int) -> tuple[bool, str]:
+            ok, answer = g.set_memory_kib(kib)
+            return ok, f"setMemory({kib} KiB): {answer}"
+
+        return (lambda: set_kib(target_mib * 1024), lambda: set_kib(full_mib * 1024),
+                lambda shrinking, timeout: g.wait_balloon(
+                    (target_mib if shrinking else full_mib) * 1024, timeout, shrinking))
+    boot = full_mib - mem.size_mib
+    low = target_mib - boot
+    if not 0 <= low < mem.size_mib or low % mem.block_mib:
+        raise ProbeError(f"target_mib {target_mib} cannot be reached with virtio-mem: the guest "
+                         f"boots with {boot} MiB and the device holds {mem.size_mib} MiB in "
+                         f"{mem.block_mib} MiB blocks (target_mib from {boot} to "
+                         f"{full_mib - mem.block_mib}, in whole blocks)")
+
+    def plug(mib: int) -> tuple[bool, str]:
+        g.set_virtio_mem_kib(mib * 1024)
+        return True, f"virtio-mem requested {mib} MiB (guest total {boot + mib} MiB)"
+
+    return (lambda: plug(low), lambda: plug(mem.size_mib),
+            lambda shrinking, timeout: g.wait_virtio_mem((low if shrinking else mem.size_mib) * 1024,
+                                                         timeout))
 
 
 # ---- shared folders: metadata operations (create, stat, delete many small files) --------------

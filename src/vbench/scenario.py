@@ -49,8 +49,11 @@ class _ProfileBase(_Devices):
     such test device; the others always exist and default to their spec's defaults."""
 
     def present(self) -> list[tuple[Device, Any]]:
-        """(device, spec) of every device this guest has, in registry order."""
-        return [(d, getattr(self, k)) for k, d in DEVICES.items() if getattr(self, k) is not None]
+        """(device, spec) of every device this guest has, in registry order; a kind another
+        present device replaces (``Device.replaces``: mem's own memballoon) is left out."""
+        have = [(d, getattr(self, k)) for k, d in DEVICES.items() if getattr(self, k) is not None]
+        gone = {d.replaces for d, _ in have if d.replaces}
+        return [(d, s) for d, s in have if d.kind not in gone]
 
     def model_of(self, kind: str) -> str:
         dev = getattr(self, kind)

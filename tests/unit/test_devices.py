@@ -27,9 +27,9 @@ SRC = Path(devices.__file__).resolve().parents[2]
 # ---- the registry as shipped ---------------------------------------------------------------------
 
 def test_registry_lists_the_kinds_in_order():
-    assert list(devices.DEVICES) == ["disk", "nic", "rng", "balloon", "vsock", "fs", "console", "pmem"]
-    assert list(scenario.DeviceProfile.model_fields) == ["disk", "nic", "rng", "balloon", "vsock", "fs", "console", "pmem"]
-    assert list(scenario.DeviceOverrides.model_fields) == ["disk", "nic", "rng", "balloon", "vsock", "fs", "console", "pmem"]
+    assert list(devices.DEVICES) == ["disk", "nic", "rng", "balloon", "vsock", "fs", "console", "pmem", "mem"]
+    assert list(scenario.DeviceProfile.model_fields) == ["disk", "nic", "rng", "balloon", "vsock", "fs", "console", "pmem", "mem"]
+    assert list(scenario.DeviceOverrides.model_fields) == ["disk", "nic", "rng", "balloon", "vsock", "fs", "console", "pmem", "mem"]
 
 
 @pytest.mark.parametrize("kind, model, para", [

@@ -14,6 +14,7 @@ import pytest
 from vbench.devices import missing_on_host
 from vbench.devices.console import ConsoleSpec
 from vbench.devices.fs import FsSpec
+from vbench.devices.mem import MemSpec
 from vbench.devices.nic import NicSpec
 from vbench.devices.pmem import PmemSpec
 from vbench.devices.vsock import VsockSpec
@@ -45,6 +46,8 @@ KNOB_CASES: dict[str, tuple[DeviceProfile, GuestSpec]] = {
     "pmem-virtio-pmem": (DeviceProfile(pmem=PmemSpec(model="virtio-pmem")), PC),
     "pmem-virtio-pmem-q35": (DeviceProfile(pmem=PmemSpec(model="virtio-pmem")), Q35),
     "pmem-virtio-blk": (DeviceProfile(pmem=PmemSpec(model="virtio-blk")), PC),
+    "mem-virtio-mem": (DeviceProfile(mem=MemSpec(model="virtio-mem")), PC),
+    "mem-balloon": (DeviceProfile(mem=MemSpec(model="balloon")), PC),
 }
 
 

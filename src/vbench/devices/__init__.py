@@ -42,6 +42,7 @@ MODULES = (
     "fs",
     "console",
     "pmem",
+    "mem",
 )
 
 DEVICES: dict[str, Device] = {}
@@ -56,6 +57,9 @@ def register(device: Device) -> Device:
     device.validate_declaration()
     if device.kind in DEVICES:
         raise TypeError(f"device {device.kind} is registered twice")
+    if device.replaces and device.replaces not in DEVICES:
+        raise TypeError(f"device {device.kind} replaces {device.replaces!r}, which is not "
+                        f"registered before it")
     DEVICES[device.kind] = device
     return device
 

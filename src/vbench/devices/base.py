@@ -137,6 +137,8 @@ class Device:
     host_baseline: ClassVar[bool] = False   # scenarios of this device may add a host baseline
     headline_metrics: ClassVar[tuple[str, ...]] = ()  # the report's headline table
     facts_script: ClassVar[str] = ""        # sh lines printing `key=value` facts in the guest
+    replaces: ClassVar[str] = ""            # a kind whose part this one takes over when present
+                                            # (mem emits the <memballoon>: balloon steps aside)
 
     def model(self, spec: Any) -> Model:
         name = getattr(spec, self.model_field)

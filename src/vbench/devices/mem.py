@@ -1,0 +1,88 @@
+"""Giving memory back: virtio-mem against the virtio balloon, for the same guest size.
+
+This device takes the memory balloon's place (``replaces = "balloon"``): a profile with ``mem``
+gets its ``<memballoon>`` from here, so the two variants differ only in this section.
+
+- ``virtio-mem``: the guest boots with ``memory_mib - size_mib`` and a virtio-mem device of
+  ``size_mib`` fully plugged (``<requested>`` = size), so it starts with the same memory as the
+  balloon guest; giving back N MiB lowers ``<requested>`` (libvirt ``updateDeviceFlags``), the
+  guest offlines and unplugs whole blocks and QEMU discards them. No balloon (``<memballoon
+  model='none'/>``). The hotplugged blocks must come online as movable memory, or the kernel
+  cannot empty them again: kernel argument ``memhp_default_state=online_movable``.
+- ``balloon``: ``<memballoon model='virtio'>`` with 1 s statistics, as the balloon scenario.
+
+Both get the same memory hotplug layout (``<maxMemory>`` and one NUMA cell, which libvirt needs
+for a ``<memory>`` device). The balloon workload drives either (see ``executors.run_balloon``):
+same touched-memory preparation, same facts (time to give back and take back, QEMU RSS, guest
+MemTotal).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ..errors import GuestError
+from .balloon import memballoon_xml
+from .base import Device, DriverCheck, Fragment, GuestContext, Model, Strict, hotplug_memory
+
+CMDLINE = " memhp_default_state=online_movable"
+
+
+class MemSpec(Strict):
+    model: Literal["virtio-mem", "balloon"] = "virtio-mem"
+    size_mib: int = Field(512, ge=128, le=65536, multiple_of=128,
+                          description="virtio-mem only: the device's size, plugged at boot and "
+                                      "part of the guest's memory_mib (a multiple of the 128 MiB "
+                                      "memory block)")
+    block_mib: Literal[2, 4, 8, 16, 32, 64, 128] = Field(
+        2, description="virtio-mem only: the device block size (the unit it plugs and unplugs)")
+
+
+def boot_mib(spec: MemSpec, memory_mib: int) -> int:
+    """The guest's boot memory: all of it with a balloon, the rest beside the virtio-mem device."""
+    return memory_mib - spec.size_mib if spec.model == "virtio-mem" else memory_mib
+
+
+def virtio_mem_xml(size_mib: int, block_mib: int, requested_mib: int) -> str:
+    return ("    <memory model='virtio-mem'>\n      <target>\n"
+            f"        <size unit='MiB'>{size_mib}</size>\n        <node>0</node>\n"
+            f"        <block unit='MiB'>{block_mib}</block>\n"
+            f"        <requested unit='MiB'>{requested_mib}</requested>\n"
+            "      </target>\n    </memory>\n")
+
+
+class Mem(Device):
+    kind = "mem"
+    spec = MemSpec
+    replaces = "balloon"
+    models = (
+        Model("virtio-mem", True, ("virtio_mem",), {"CONFIG_VIRTIO_MEM": "virtio_mem"}),
+        Model("balloon", True, ("virtio_balloon",), {"CONFIG_VIRTIO_BALLOON": "virtio_balloon"}),
+    )
+    headline_metrics = ()  # the balloon workload's: host_mem_returned (device balloon)
+
+    def xml(self, spec: MemSpec, ctx: GuestContext) -> Fragment:
+        boot = boot_mib(spec, ctx.memory_mib)
+        if boot < 128:
+            raise GuestError(f"mem: a {spec.size_mib} MiB virtio-mem device leaves {boot} MiB of "
+                             f"the guest's {ctx.memory_mib} MiB to boot with; make memory_mib "
+                             f"larger or size_mib smaller")
+        layout = hotplug_memory(ctx, spec.size_mib, boot)
+        if spec.model == "balloon":
+            return layout + Fragment(devices=memballoon_xml("virtio"))
+        return layout + Fragment(
+            devices=virtio_mem_xml(spec.size_mib, spec.block_mib, spec.size_mib)
+            + memballoon_xml("none"),
+            cmdline=CMDLINE)
+
+    def check(self, spec: MemSpec, facts: dict[str, Any], ctx: GuestContext) -> DriverCheck:
+        """The model's driver bound, the other one not (the guest must have exactly one way)."""
+        bound = set(str(facts.get("bound_drivers", "")).split())
+        found = "+".join(d for m in self.models for d in m.drivers if d in bound) or "none"
+        want = "+".join(self.model(spec).drivers)
+        return DriverCheck(self.kind, spec.model, want, found, found == want)
+
+
+DEVICE = Mem()
