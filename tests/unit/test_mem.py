@@ -141,3 +141,64 @@ def test_unreachable_target_is_refused_before_anything_runs(target):
 def test_kernel_options_per_model():
     assert set(MEM.kernel_options(MemSpec())) == {"CONFIG_VIRTIO_MEM"}
     assert set(MEM.kernel_options(MemSpec(model="balloon"))) == {"CONFIG_VIRTIO_BALLOON"}
+
+
+LIVE = """<domain><devices>
+    <memory model='virtio-mem'>
+      <target>
+        <size unit='KiB'>524288</size>
+        <node>0</node>
+        <block unit='KiB'>2048</block>
+        <requested unit='KiB'>524288</requested>
+        <current unit='KiB'>{cur}</current>
+      </target>
+      <alias name='virtiomem0'/>
+    </memory>
+    <memballoon model='none'/>
+</devices></domain>"""
+
+
+class FakeDom:
+    def __init__(self, cur):
+        self.cur, self.updates = cur, []
+
+    def XMLDesc(self, flags=0):
+        return LIVE.format(cur=self.cur)
+
+    def updateDeviceFlags(self, xml, flags):
+        self.updates.append((xml, flags))
+
+
+def _guest(dom):
+    """A Guest's virtio-mem methods on a fake live domain (no libvirt connection)."""
+    from vbench import virt
+
+    class G:
+        name = "vbench-unit-mem"
+        _VMEM_RE = virt.Guest._VMEM_RE
+        set_virtio_mem_kib = virt.Guest.set_virtio_mem_kib
+        virtio_mem_current_kib = virt.Guest.virtio_mem_current_kib
+        wait_virtio_mem = virt.Guest.wait_virtio_mem
+
+    g = G()
+    g.dom = dom
+    return g
+
+
+def test_set_virtio_mem_changes_only_requested_of_the_live_device():
+    pytest.importorskip("libvirt")
+    dom = FakeDom(524288)
+    _guest(dom).set_virtio_mem_kib(0)
+    (xml, flags), = dom.updates
+    assert "<requested unit='KiB'>0</requested>" in xml and "<alias name='virtiomem0'/>" in xml
+    assert "<size unit='KiB'>524288</size>" in xml and "memballoon" not in xml
+    assert flags == 1  # VIR_DOMAIN_AFFECT_LIVE
+
+
+def test_wait_virtio_mem_reads_current_and_times_out_with_what_was_plugged():
+    dom = FakeDom(0)
+    g = _guest(dom)
+    assert g.virtio_mem_current_kib() == 0
+    assert g.wait_virtio_mem(0, 5) < 1
+    with pytest.raises(GuestError, match="did not reach 512 MiB within 0 s .plugged: 0 KiB"):
+        g.wait_virtio_mem(524288, 0.2)
