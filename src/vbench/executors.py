@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from . import procs
-from .errors import ProbeError, RemoteCommandError
+from .errors import GuestError, ProbeError, RemoteCommandError
 from .hostpeer import HostPeer, netns_argv
 from .model import Sample
 from .scenario import Scenario, Workload
@@ -369,13 +369,22 @@ def _memory_controls(scn: Scenario, target_mib: int, g):
                          f"{mem.block_mib} MiB blocks (target_mib from {boot} to "
                          f"{full_mib - mem.block_mib}, in whole blocks)")
 
+    from .devices.mem import current_kib, live_device, with_requested
+
     def plug(mib: int) -> tuple[bool, str]:
-        g.set_virtio_mem_kib(mib * 1024)
+        g.update_device_live(with_requested(live_device(g.dom.XMLDesc(0)), mib * 1024))
         return True, f"virtio-mem requested {mib} MiB (guest total {boot + mib} MiB)"
 
-    return (lambda: plug(low), lambda: plug(mem.size_mib),
-            lambda shrinking, timeout: g.wait_virtio_mem((low if shrinking else mem.size_mib) * 1024,
-                                                         timeout))
+    def wait(shrinking: bool, timeout: float) -> float:
+        kib, t0 = (low if shrinking else mem.size_mib) * 1024, time.monotonic()
+        while (cur := current_kib(live_device(g.dom.XMLDesc(0)))) != kib:
+            if time.monotonic() - t0 > timeout:
+                raise GuestError(f"the virtio-mem device of {g.name} did not reach {kib // 1024} "
+                                 f"MiB within {timeout:.0f} s (plugged: {cur} KiB)")
+            time.sleep(0.05)
+        return time.monotonic() - t0
+
+    return lambda: plug(low), lambda: plug(mem.size_mib), wait
 
 
 # ---- shared folders: metadata operations (create, stat, delete many small files) --------------

@@ -430,38 +430,14 @@ class Guest:
         raise GuestError(f"the balloon of {self.name} did not reach {target_kib // 1024} MiB "
                          f"within {timeout:.0f} s")
 
-    _VMEM_RE = re.compile(r"<memory model='virtio-mem'>.*?</memory>", re.S)
-
-    def set_virtio_mem_kib(self, kib: int) -> None:
-        """Ask the guest's virtio-mem device for ``kib`` plugged (libvirt updateDeviceFlags on
-        the live device, its ``<requested>`` changed)."""
+    def update_device_live(self, xml: str) -> None:
+        """Change a device of the running guest (libvirt updateDeviceFlags, live only)."""
         libvirt = _libvirt()
-        m = self._VMEM_RE.search(self.dom.XMLDesc(0))
-        if not m:
-            raise GuestError(f"guest {self.name} has no virtio-mem device")
-        new = re.sub(r"<requested unit='\w+'>\d+</requested>",
-                     f"<requested unit='KiB'>{kib}</requested>", m.group(0))
         try:
-            self.dom.updateDeviceFlags(new, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            self.dom.updateDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
         except libvirt.libvirtError as exc:
-            raise GuestError(f"virtio-mem of {self.name}: libvirt refused {kib} KiB: "
+            raise GuestError(f"{self.name}: libvirt refused the device update: "
                              f"{exc.get_error_message()}") from None
-
-    def virtio_mem_current_kib(self) -> int | None:
-        """What the device has plugged now (libvirt's ``<current>``, updated from QEMU's events)."""
-        m = self._VMEM_RE.search(self.dom.XMLDesc(0))
-        cur = m and re.search(r"<current unit='KiB'>(\d+)</current>", m.group(0))
-        return int(cur.group(1)) if cur else None
-
-    def wait_virtio_mem(self, kib: int, timeout: float) -> float:
-        """Seconds until the virtio-mem device has exactly ``kib`` plugged."""
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if self.virtio_mem_current_kib() == kib:
-                return time.monotonic() - t0
-            time.sleep(0.05)
-        raise GuestError(f"the virtio-mem device of {self.name} did not reach {kib // 1024} MiB "
-                         f"within {timeout:.0f} s (plugged: {self.virtio_mem_current_kib()} KiB)")
 
     def close(self) -> None:
         """Always: close SSH, destroy the domain, remove overlay and scratch disk."""

@@ -19,6 +19,7 @@ MemTotal).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field
@@ -51,6 +52,29 @@ def virtio_mem_xml(size_mib: int, block_mib: int, requested_mib: int) -> str:
             f"        <block unit='MiB'>{block_mib}</block>\n"
             f"        <requested unit='MiB'>{requested_mib}</requested>\n"
             "      </target>\n    </memory>\n")
+
+
+_LIVE_RE = re.compile(r"<memory model='virtio-mem'>.*?</memory>", re.S)
+
+
+def live_device(domain_xml: str) -> str:
+    """The ``<memory model='virtio-mem'>`` element of a running guest's XML (libvirt's XMLDesc)."""
+    m = _LIVE_RE.search(domain_xml)
+    if not m:
+        raise GuestError("the guest has no virtio-mem device")
+    return m.group(0)
+
+
+def with_requested(device_xml: str, kib: int) -> str:
+    """The device element asking for ``kib`` plugged (for libvirt's live device update)."""
+    return re.sub(r"<requested unit='\w+'>\d+</requested>",
+                  f"<requested unit='KiB'>{kib}</requested>", device_xml)
+
+
+def current_kib(device_xml: str) -> int | None:
+    """What the device has plugged now (libvirt's ``<current>``, updated from QEMU's events)."""
+    m = re.search(r"<current unit='KiB'>(\d+)</current>", device_xml)
+    return int(m.group(1)) if m else None
 
 
 class Mem(Device):
