@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Structure figures of a source tree: import cycles, longest functions, files over 500 lines.
 
-    python scripts/code_figures.py [SRC_DIR]          # default: src/vbench
+    python scripts/code_figures.py [--strict] [SRC_DIR]   # default: src/vbench
 
 An import cycle is a strongly connected set of modules of the package that import each other,
 counting imports inside functions too (a deferred import hides a cycle, it does not remove it),
 but not those under ``if TYPE_CHECKING:`` (they never run).
-Exit status 1 when there is a cycle, so a test or CI step can assert there is none.
+Exit status 1 when there is a cycle, so a test or CI step can assert there is none; with
+``--strict`` also when a file has more than 500 lines or a function more than 60.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def import_graph(root: Path) -> dict[str, set[str]]:
 
 
 def main(argv: list[str]) -> int:
+    strict = "--strict" in argv
+    argv = [a for a in argv if a != "--strict"]
     root = Path(argv[0] if argv else "src/vbench")
     files = sorted(root.rglob("*.py"))
     found = cycles(import_graph(root))
@@ -126,7 +129,8 @@ def main(argv: list[str]) -> int:
     print(f"functions over 60 lines: {sum(1 for n, _ in funcs if n > 60)}")
     print(f"files over 500 lines: {len(big)}" + "".join(f"\n  {n} {f}" for n, f in big))
     print(f"import cycles: {len(found)}" + "".join(f"\n  {' <-> '.join(c)}" for c in found))
-    return 1 if found else 0
+    too_long = sum(1 for n, _ in funcs if n > 60)
+    return 1 if found or (strict and (big or too_long)) else 0
 
 
 if __name__ == "__main__":
