@@ -434,7 +434,7 @@ class Guest:
         """Change a device of the running guest (libvirt updateDeviceFlags, live only)."""
         libvirt = _libvirt()
         try:
-            self.dom.updateDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            self._domain().updateDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
         except libvirt.libvirtError as exc:
             raise GuestError(f"{self.name}: libvirt refused the device update: "
                              f"{exc.get_error_message()}") from None
