@@ -21,6 +21,7 @@ DEB_PACKAGES=(
   qemu-system-x86 qemu-utils
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
   mmdebstrap e2fsprogs dnsmasq-base iproute2 iptables busybox-static
+  genisoimage
   fio iperf3 iputils-ping procps coreutils
   bubblewrap
   python3 python3-venv python3-dev gcc

@@ -55,7 +55,7 @@ def wanted(kind: str, variant: str, rep: int | None = None) -> bool:
 def _guest_cmd(guest, command: str) -> None:
     from . import remote
 
-    ssh = remote.Ssh.connect(guest.ip, guest.lab.netns, guest.image.host_key_pub, guest.client_key,
+    ssh = remote.Ssh.connect(guest.ip, guest.lab.netns, guest.host_key, guest.client_key,
                              guest.image.user, timeout=10)
     try:
         ssh.run(command, timeout=40, check=False)

@@ -90,6 +90,10 @@ class Image:
     def user(self) -> str:
         return "root"
 
+    # What vbench.virt.Guest asks of any image (a user's own: vbench.userimage.UserImage)
+    base_format = "qcow2"
+    own_boot = False
+
 
 def recipes_dir() -> Path:
     env = os.environ.get("VBENCH_GUESTS")

@@ -143,17 +143,22 @@ def parse_running(text: str) -> tuple[str, dict[str, str], list[dict]]:
     return release, parse_config(text), bound
 
 
-def check_running_guest(progress) -> tuple[str, dict[str, str], list[dict]]:
-    """Boot a guest of the default image with every virtio device and read its running kernel."""
-    from . import images, lab, remote
+def check_running_guest(progress, image_file: str | None = None, firmware: str = "bios",
+                        connect: str | None = None) -> tuple[str, dict[str, str], list[dict]]:
+    """Boot a guest of the default image (or of a user's ``image_file``) with every virtio device
+    and read its running kernel."""
+    from . import images, lab, remote, userimage
     from .guests import guest_name
     from .scenario import GuestSpec, parse_profile
     from .virt import Guest
 
-    lb = lab.current()
-    img = images.require("default")
-    acc = lab.accelerator(lb, img.kernel)
+    lb = lab.current(connect)
+    img = (userimage.open_image(image_file, firmware) if image_file
+           else images.require("default"))
+    acc = lab.accelerator(lb, userimage.probe_kernel(img))
     pkey, pub = remote.new_client_key()
-    with Guest(guest_name("check", 0, "virtio"), lb, img, parse_profile("virtio"), GuestSpec(), acc,
+    spec = (GuestSpec.model_validate({"image_file": image_file, "firmware": firmware})
+            if image_file else GuestSpec())
+    with Guest(guest_name("check", 0, "virtio"), lb, img, parse_profile("virtio"), spec, acc,
                pkey, pub, tags={"run": "guest-check", "variant": "virtio"}, progress=progress) as g:
         return parse_running(g.ssh.run(RUNNING_SCRIPT, timeout=30, check=True).stdout)

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, adaptive, devices, faults, images, kconfig, lab, paths, remote, verify
-from .errors import LabError, UserError
+from . import (__version__, adaptive, devices, faults, images, kconfig, lab, paths, remote,
+               userimage, verify)
+from .errors import ImageError, LabError, UserError
 from .executors import Target, execute
 from .record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
 from .scenario import Scenario
@@ -115,6 +116,7 @@ class LabGuests:
                   tags={"run": self.rd.run_id, "variant": v.name}, progress=self.say, **extra)
         g.keep_console = self.rd.raw_path(v.name, f"console{suffix}.log")
         stack.enter_context(g)
+        check_guest(g, self.scn)
         checks, facts = verify.verify_guest(g, prof)
         fio_v = g.ssh.run("fio --version", timeout=20, check=False).stdout.strip()
         return Booted(Target(v.name, g, facts, lab=lb), checks, fio_v)
@@ -132,7 +134,36 @@ class LabGuests:
         return Target("host", None, {}, host_scratch=f)
 
 
+def check_guest(g, scn) -> None:
+    """Before anything is measured on a freshly booted guest: the tools its workloads run are
+    there, and (a user's image, whose kernel vbench could not read before booting it) the kernel
+    has the options the scenario's devices need. Refuses with one line that stops the run."""
+    need = userimage.required_tools(scn)
+    own = getattr(g.image, "own_boot", False)
+    script = userimage.tools_script(sorted(need)) + (kconfig.RUNNING_SCRIPT if own else "")
+    if not script:
+        return
+    out = g.ssh.run(script, timeout=60, check=False).stdout
+    missing = userimage.missing_tools(out)
+    if missing:
+        raise userimage.refuse_missing(str(g.image.name), missing, need)
+    if own:
+        release, values, _ = kconfig.parse_running(out)
+        if values:  # no /boot/config-*: the drivers are still verified device by device
+            lacking = kconfig.missing_for_scenario(scn, values)
+            if lacking:
+                desc = "; ".join(f"{v} needs {', '.join(o)}" for v, o in lacking.items())
+                err = ImageError(f"the guest kernel of {g.image.name} ({release}) lacks options "
+                                 f"this scenario needs: {desc}")
+                err.stops_run = True  # type: ignore[attr-defined]
+                raise err
+
+
 def _image(scn: Scenario, say: Say):
+    if scn.guest.image_file is not None:
+        say(f"guest image: {scn.guest.image_file} (your own, booted by its own bootloader "
+            f"with a cloud-init seed)")
+        return userimage.open_image(scn.guest.image_file, scn.guest.firmware)
     name = "debian12" if scn.guest.image == "default" else scn.guest.image
     img = images.find(name)
     if img is None:
@@ -184,8 +215,9 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
     require_host_devices(scn)
     lb = lab.up(connect=connect, progress=say)
     img = _image(scn, say)
-    kconfig.require_for_scenario(scn, img)
-    acc = lab.accelerator(lb, img.kernel, override=accel_override)
+    if not getattr(img, "own_boot", False):
+        kconfig.require_for_scenario(scn, img)  # a user's image: checked once it runs
+    acc = lab.accelerator(lb, userimage.probe_kernel(img), override=accel_override)
     say(f"accelerator: {acc.name.upper()} ({acc.reason})")
     if resume is not None:
         rd, rec = _open_run(resume, acc.name)
@@ -194,7 +226,8 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
     else:
         env = Environment.model_validate(lab.host_facts(lb.uri))
         env.accelerator, env.accelerator_reason = acc.name, acc.reason
-        env.guest_image, env.guest_image_key = str(img.dir), img.manifest.get("key")
+        env.guest_image = str(getattr(img, "path", img.dir))
+        env.guest_image_key = img.manifest.get("key")
         env.vbench_version, env.python = __version__, platform.python_version()
         rd = RunDir.create(results_root, _new_run_id(scn))
         rec = _initial_record(rd.run_id, scn, scenario_file, text, env, reps)

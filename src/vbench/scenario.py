@@ -114,6 +114,22 @@ class GuestSpec(_Strict):
     memory_mib: int = Field(1024, ge=256, le=262144)
     machine: str = Field("pc", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     boot_timeout_s: int = Field(240, ge=10, le=3600)
+    image_file: str | None = Field(None, min_length=1, max_length=4096,
+                                   description="a qcow2/raw image of your own that boots with its "
+                                               "own bootloader (see vbench.userimage for the rules)")
+    firmware: Literal["bios", "uefi"] = Field("bios", description="how image_file boots")
+
+    @model_validator(mode="after")
+    def _own_image(self) -> "GuestSpec":
+        if self.image_file is not None:
+            if self.image != "default":
+                raise ValueError("give either image (a recipe) or image_file (your own image), "
+                                 "not both")
+            if any(c in self.image_file for c in "\0\n\r"):
+                raise ValueError("image_file: not a file path")
+        elif self.firmware != "bios":
+            raise ValueError("firmware: uefi needs image_file (vbench's own image boots directly)")
+        return self
 
 
 # ---- workloads -------------------------------------------------------------------------------

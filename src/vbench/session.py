@@ -213,6 +213,8 @@ class RunSession:
             try:
                 self.targets[v.name] = self._boot(stack, v, i, None)
             except UserError as exc:
+                if getattr(exc, "stops_run", False):
+                    raise  # e.g. the guest image lacks a tool: no variant can be measured
                 self.dead[v.name] = str(exc)
                 self.record_failure(v.name, "*", None, exc)
                 self.say(f"variant {v.name} failed to come up: {exc}")
@@ -251,6 +253,8 @@ class RunSession:
         except StoreError:
             raise
         except Exception as exc:
+            if getattr(exc, "stops_run", False):
+                raise
             self._unit_failed(u, exc)
             self.after_unit(u, None)
             return

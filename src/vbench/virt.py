@@ -24,6 +24,7 @@ from .devices.disk import SCRATCH_SERIAL, make_scratch  # noqa: F401  (callers i
 from .domainxml import (DOMAIN_PREFIX, PANIC_MARK, VBENCH_NS, domain_xml,  # noqa: F401  (and these)
                         kernel_cmdline, mac_for)
 from .errors import GuestError, LabError
+from .userimage import own_boot, write_seed
 from .topology import MGMT, TEST
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from paramiko import PKey
 
     from .images import Image
+    from .userimage import UserImage
     from .lab import Accelerator, Lab
     from .remote import Ssh
     from .scenario import DeviceProfile, GuestSpec
@@ -229,7 +231,7 @@ class Guest:
 
     name: str
     lab: "Lab"
-    image: "Image"
+    image: "Image | UserImage"
     profile: "DeviceProfile"
     spec: "GuestSpec"
     accel: "Accelerator"
@@ -248,6 +250,7 @@ class Guest:
     emulator: str | None = None        # an A/B side's QEMU binary (vbench.ab); None: libvirt's
     kernel: Path | None = None         # an A/B side's guest kernel/initrd instead of the image's
     initrd: Path | None = None
+    host_key: str = ""                 # the pinned host key: the image's, or its seed's
 
     @property
     def ssh(self) -> "Ssh":
@@ -296,19 +299,21 @@ class Guest:
         return domain_xml(self.name, self.profile, self.spec, self.accel.domain_type, self.files(),
                           kernel_cmdline(ROOT_LABEL, self.client_pub), MGMT.name, TEST.name, tags,
                           mgmt_link_down=self.mgmt_link_down,
-                          cpu_mode=self.accel.cpu_mode, emulator=self.emulator)
+                          cpu_mode=self.accel.cpu_mode, emulator=self.emulator,
+                          own_boot=own_boot(self.image, self.dir, self.kernel or self.initrd))
 
     def _prepare_files(self) -> None:
         f = self.files()
-        if self.dir.exists():
-            shutil.rmtree(self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)  # a leftover of this name: mkdir says if not
         self.dir.mkdir(parents=True)
         os.chmod(self.dir, 0o755)
         claim_dir(self.dir)
-        res = procs.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                         str(self.image.base), str(f.overlay)], timeout=60, check=False)
+        res = procs.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", self.image.base_format,
+                         "-b", str(self.image.base), str(f.overlay)], timeout=60, check=False)
         if not res.ok:
             raise GuestError(f"cannot create overlay for {self.name}: {res.tail()}")
+        self.host_key = (write_seed(self.dir, self.name, self.client_pub, self.profile.nic is not None)
+                         if self.image.own_boot else self.image.host_key_pub)
         for dev, spec in self.profile.present():
             dev.prepare(spec, f)
 
@@ -328,7 +333,7 @@ class Guest:
         deadline = t0 + self.spec.boot_timeout_s
         self.ip = self._wait_lease(mac_for(self.name, "mgmt"), deadline)
         self._say(f"{self.name}: lease {self.ip}, waiting for SSH ...")
-        self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.image.host_key_pub,
+        self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.host_key,
                                          self.client_key, self.image.user, deadline,
                                          alive=self.check_alive)
         self.shell.watch = self.check_alive
@@ -489,7 +494,7 @@ class Guest:
         self.shell = None
         if self.ip is None:
             raise GuestError(f"{self.name} has no management address to reconnect to")
-        self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.image.host_key_pub,
+        self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.host_key,
                                          self.client_key, self.image.user, time.monotonic() + 20,
                                          alive=self.check_alive)
         self.shell.watch = self.check_alive

@@ -31,8 +31,12 @@ def _kernel_values(args: argparse.Namespace, out: Callable[[str], None]) -> tupl
     from .. import images, kconfig
 
     if getattr(args, "boot", False):
-        release, values, bound = kconfig.check_running_guest(out if not args.json else None)
+        release, values, bound = kconfig.check_running_guest(
+            out if not args.json else None, image_file=getattr(args, "image_file", None),
+            firmware=getattr(args, "firmware", "bios"))
         return values, "config", f"running guest (kernel {release})", bound
+    if getattr(args, "image_file", None):
+        raise ImageError("vbench reads your own image only by booting it: add --boot")
     if args.config:
         try:
             text = open(args.config).read()
@@ -91,6 +95,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--boot", action="store_true",
                     help="boot a guest of the image with every virtio device and check its running "
                          "kernel, listing the virtio drivers bound now")
+    sp.add_argument("--image-file", metavar="PATH",
+                    help="with --boot: your own qcow2/raw image (booted by its own bootloader with a "
+                         "cloud-init seed; it must lie in VBENCH_IMAGE_DIRS, see README)")
+    sp.add_argument("--firmware", choices=("bios", "uefi"), default="bios",
+                    help="how --image-file boots (uefi needs the ovmf package)")
     sp.add_argument("--scenario", metavar="FILE", help="also say whether this scenario's variants can run")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.set_defaults(func=cmd_guest_check)

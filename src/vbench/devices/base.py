@@ -47,8 +47,8 @@ class DomainFiles:
     overlay: Path
     scratch: Path | None
     console: Path
-    kernel: Path
-    initrd: Path
+    kernel: Path | None   # None: the guest boots with its own bootloader (a user's image)
+    initrd: Path | None
 
     @property
     def dir(self) -> Path:
