@@ -16,9 +16,9 @@ import sys
 
 from .. import __version__
 from ..errors import ExitStatus, UserError
-from . import ab, guests, lab, report, run, store
+from . import ab, fleet, guests, lab, report, run, store
 
-GROUPS = (lab, guests, run, report, ab, store)
+GROUPS = (lab, guests, run, report, ab, store, fleet)
 
 
 def build_parser() -> argparse.ArgumentParser:

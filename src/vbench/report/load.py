@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from pydantic import ValidationError
 
@@ -83,14 +83,15 @@ def read_record(path: Path) -> tuple[RunRecord, list[str]]:
         return rec, [f"run.json fields that do not validate and are not shown: {', '.join(dropped)}"]
 
 
-def load_runs(run_paths: Iterable[Path], warnings: list[str]):
-    """Run records and samples; each run's ``run_id`` column is set to a unique label."""
+def load_runs(run_paths: Iterable[Path], warnings: list[str], labels: Sequence[str] | None = None):
+    """Run records and samples; each run's ``run_id`` column is set to a unique label (the run
+    directory's name, or ``labels[i]``, e.g. a fleet's host names)."""
     import pandas as pd
 
     runs: list[RunInfo] = []
     frames = []
     seen: dict[str, int] = {}
-    for raw in run_paths:
+    for i, raw in enumerate(run_paths):
         path = Path(raw)
         if not path.is_dir():
             raise UserError(f"{path} is not a run directory; pass paths like results/<run id>")
@@ -98,7 +99,7 @@ def load_runs(run_paths: Iterable[Path], warnings: list[str]):
             rec, problems = read_record(path)
         except StoreError as exc:
             raise UserError(f"cannot report on {path}: {exc}") from exc
-        label = path.name
+        label = labels[i] if labels else path.name
         seen[label] = seen.get(label, 0) + 1
         if seen[label] > 1:
             label = f"{label} ({seen[label]})"

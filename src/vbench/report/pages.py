@@ -75,8 +75,10 @@ def _analysed(data: Data, runs: list[RunInfo], warnings: list[str]) -> dict:
 
 
 def build_report(run_paths: list[Path], out_dir: Path, title: str | None = None,
-                 history_root: Path | None = None) -> Path:
+                 history_root: Path | None = None, labels: list[str] | None = None) -> Path:
     """Write ``out_dir/index.html`` for one or more runs (side by side) and return its path.
+
+    ``labels`` names the runs on the page instead of their directory names (a fleet's hosts).
 
     With ``history_root`` (a results root), history pages of the runs' scenarios are written under
     ``out_dir/history/<scenario>/`` and linked.
@@ -85,7 +87,7 @@ def build_report(run_paths: list[Path], out_dir: Path, title: str | None = None,
 
     out_dir = Path(out_dir)
     warnings: list[str] = []
-    runs, df = load_runs(run_paths, warnings)
+    runs, df = load_runs(run_paths, warnings, labels)
     views = [context.run_view(r) for r in runs]
     page: dict[str, Any] = {
         "contexts": [], "scenarios": [], "headline": [], "all_ratios": [], "summary": [],
