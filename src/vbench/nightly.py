@@ -128,7 +128,7 @@ def headline_ratios(run: Path) -> list[tuple[str, str, str, float, float, float]
     df = df[[wanted.get(w) == m for w, m in zip(df["workload"], df["metric"])]]
     if len(df) == 0:
         return []
-    r = analysis.ratios(df)
+    r = analysis.ratios(df, references={scn.name: scn.reference} if scn.reference else None)
     return [(row.workload, row.metric, f"{row.variant} vs {row.reference}", row.ratio, row.ci_low,
              row.ci_high) for row in r.itertuples(index=False)]
 

@@ -38,6 +38,7 @@ class ScenarioInfo(_Record):
     file: str = ""
     text: str = ""
     description: str = ""
+    reference: str | None = None  # the scenario's `reference:` variant of the headline ratios
 
 
 class Environment(_Record):

@@ -81,7 +81,8 @@ def _initial_record(run_id: str, scn: Scenario, scenario_file: str, text: str, e
     return RunRecord(run_id=run_id, status="running", started=now(), finished=None,
                      vbench_version=__version__,
                      scenario=ScenarioInfo(name=scn.name, file=scenario_file, text=text,
-                                           description=scn.description),
+                                           description=scn.description,
+                                           reference=scn.reference),
                      repetitions=reps, environment=env, variants=variants, workloads=workloads)
 
 

@@ -313,6 +313,9 @@ class Scenario(_Strict):
     variants: list[Variant] = Field(min_length=1)
     workloads: list[Workload] = Field(min_length=1)
     gate: GateSpec | None = Field(None, description="primary metrics gated by `vbench compare`")
+    reference: Name | None = Field(None, description="the variant every other variant is set "
+                                   "against in the headline ratios (default: each paravirtual "
+                                   "variant against each emulated one)")
 
     @model_validator(mode="after")
     def _check(self) -> "Scenario":
@@ -329,6 +332,9 @@ class Scenario(_Strict):
                                      f"({self.device}) may differ between variants; put it in defaults")
             if getattr(v, self.device) is None and getattr(self.defaults, self.device) is None:
                 raise ValueError(f"variants[{i}]: sets no {self.device} (the device under test)")
+        if self.reference is not None and self.reference not in names:
+            raise ValueError(f"reference: no variant named {self.reference!r} "
+                             f"(variants: {', '.join(names)})")
         if self.gate is not None:
             _check_gate(self.gate, names + ["host"] if self.host_baseline else names, wnames)
         for i, v in enumerate(self.variants):

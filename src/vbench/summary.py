@@ -16,7 +16,7 @@ fractions of host-native performance. No I/O (callers load samples with
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -173,8 +173,22 @@ def _is_baseline(variant: str, device: str) -> bool:
     return variant == HOST_VARIANT or device == HOST_VARIANT
 
 
+def references_of(records: Iterable) -> dict[str, str]:
+    """{scenario name: its declared reference variant} of run records (RunRecord) that declare one."""
+    return {r.scenario.name: r.scenario.reference for r in records if r.scenario.reference}
+
+
+def _pairs(declared: str | None, refs: set[str] | None, ref: str, ref_paravirtual: bool) -> bool:
+    """Is ``ref`` a reference side: the scenario's declared reference, else an emulated variant
+    (among ``refs`` when given)."""
+    if declared is not None:
+        return ref == declared
+    return not ref_paravirtual and (refs is None or ref in refs)
+
+
 def ratios(df: pd.DataFrame, reference: str | Iterable[str] | None = None, by_run: bool = False,
-           alpha: float = 0.05, n_boot: int = N_BOOT, seed: int = SEED) -> pd.DataFrame:
+           alpha: float = 0.05, n_boot: int = N_BOOT, seed: int = SEED,
+           references: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Paravirtual vs emulated: ratio of medians (virtio / emulated) with CI and significance.
 
     For each (scenario, workload, metric, accelerator, host[, run_id]), every paravirtual variant is
@@ -183,6 +197,10 @@ def ratios(df: pd.DataFrame, reference: str | Iterable[str] | None = None, by_ru
     for IOPS, below 1 for latency); ``verdict`` is better/worse when also significant at ``alpha``,
     otherwise "n.s." ("insufficient" with fewer than 2 samples a side, "undefined" when the
     emulated median is 0). ``alpha`` applies per row: these ratios describe, they do not alarm.
+
+    ``references`` maps a scenario name to the variant its scenario declares as ``reference:``;
+    in that scenario every other variant of the reference's device kind is set against it,
+    paravirtual or not (virtio-fs vs 9p, qcow2 vs raw: both sides are virtio).
     """
     d = prepare(df)
     refs = {reference} if isinstance(reference, str) else (set(reference) if reference else None)
@@ -197,11 +215,12 @@ def ratios(df: pd.DataFrame, reference: str | Iterable[str] | None = None, by_ru
         hib = higher_is_better(metric)
         by_variant = [(vk[0], dev, model, para, x) for vk, dev, model, para, x in subs
                       if not _is_baseline(vk[0], dev)]
+        declared = (references or {}).get(key[0])
         for pv, dev, pmodel, is_pv, x in by_variant:
-            if not is_pv:
+            if not (is_pv if declared is None else pv != declared):
                 continue
             for ref, rdev, rmodel, r_pv, y in by_variant:
-                if r_pv or rdev != dev or (refs is not None and ref not in refs):
+                if not _pairs(declared, refs, ref, r_pv) or rdev != dev:
                     continue
                 mx, my = float(np.median(x)), float(np.median(y))
                 ratio = ratio_estimate(x, y) if my != 0 else math.nan

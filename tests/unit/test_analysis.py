@@ -268,3 +268,36 @@ def test_ratio_with_a_zero_reference_is_undefined():
                 "e1000": ("nic", "e1000", False, [0.0, 0.0, 0.0, 0.0, 0.0])}, metric="retransmits")
     row = A.ratios(df).iloc[0]
     assert math.isnan(row["ratio"]) and row["verdict"] == "undefined"
+
+
+def fs_frame(n=5, **kw):
+    """Shared folders: every variant is paravirtual (virtio-fs against 9p), plus another scenario."""
+    return pd.concat([
+        frame({"virtiofs": ("fs", "virtiofs", True, lognormal(20000, n, 0.03, 11)),
+               "9p-mapped": ("fs", "9p", True, lognormal(5000, n, 0.03, 12)),
+               "9p-passthrough": ("fs", "9p", True, lognormal(5500, n, 0.03, 13))},
+              scenario="fs", **kw),
+        disk_frame(n=n)], ignore_index=True)
+
+
+def test_all_paravirtual_scenario_has_no_pairs_without_a_reference():
+    r = A.ratios(fs_frame())
+    assert set(r["scenario"]) == {"disk"}
+
+
+def test_declared_reference_sets_every_other_variant_against_it():
+    r = A.ratios(fs_frame(), references={"fs": "virtiofs"})
+    fs = r[r["scenario"] == "fs"].set_index("variant")
+    assert set(fs.index) == {"9p-mapped", "9p-passthrough"}
+    assert set(fs["reference"]) == {"virtiofs"}
+    assert fs.loc["9p-mapped", "ratio"] == pytest.approx(0.25, rel=0.05)
+    assert fs.loc["9p-mapped", "verdict"] == "worse"
+    # the other scenario keeps the paravirtual/emulated rule
+    disk = r[r["scenario"] == "disk"]
+    assert set(disk["variant"]) == {"virtio-blk"} and set(disk["reference"]) == {"sata", "ide"}
+
+
+def test_declared_reference_may_be_emulated_or_paravirtual():
+    r = A.ratios(disk_frame(), references={"disk": "sata"})
+    assert set(r["reference"]) == {"sata"}
+    assert set(r["variant"]) == {"virtio-blk", "ide"}  # ide against sata too; never the host

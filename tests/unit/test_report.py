@@ -359,3 +359,34 @@ def test_history_skips_corrupt_and_foreign_runs_and_says_so(tmp_path):
     assert "<img" in html
     for skipped in ("20261124-020000-disk", "20261125-020000-disk", "20261126-020000-disk"):
         assert skipped in html, f"{skipped} was skipped silently"
+
+
+ALL_VIRTIO = {"raw": ("disk", "virtio", True, 6000.0), "qcow2": ("disk", "virtio", True, 3000.0)}
+
+
+def _reference_run(results, reference):
+    meta = {"scenario": {"name": "disk-qcow2", "file": "scenarios/disk-qcow2.yaml",
+                         "text": "name: disk-qcow2\ndevice: disk\n", "description": "q",
+                         **({"reference": reference} if reference else {})}}
+    return write_run(results, f"20261126-100000-q{reference}", scenario="disk-qcow2",
+                     variants=ALL_VIRTIO, meta=meta)
+
+
+def test_declared_reference_fills_the_headline_of_an_all_virtio_scenario(results, tmp_path):
+    from vbench.report.summary import headline_lines
+
+    run = _reference_run(results, "raw")
+    text = page(build_report([run], tmp_path / "r"))
+    assert "Variant vs reference (raw)" in text
+    assert "No paravirtual/emulated pairs" not in text
+    rows = re.findall(r"<tr[^>]*>.*?</tr>", text[text.index('id="headline"'):], re.S)
+    assert any(">qcow2<" in r and ">raw<" in r for r in rows)
+    assert (tmp_path / "r" / "headline-ratios.png").exists()
+    lines = headline_lines(run)
+    assert any("qcow2 vs raw" in line and "WORSE" in line for line in lines)  # half the IOPS
+
+
+def test_all_virtio_scenario_without_reference_says_how_to_get_one(results, tmp_path):
+    text = page(build_report([_reference_run(results, None)], tmp_path / "r"))
+    assert "No paravirtual/emulated pairs" in text and "reference:" in text
+    assert not (tmp_path / "r" / "headline-ratios.png").exists()

@@ -389,3 +389,9 @@ def test_parse_profile_bad(text, needles):
     assert msg.startswith(f"profile {text!r}")
     for n in needles:
         assert n in msg, f"{n!r} missing from {msg!r}"
+
+
+def test_reference_must_name_a_variant():
+    assert load_scenario_text(GOOD + "reference: sata\n").reference == "sata"
+    msg = error_of(GOOD + "reference: nvme\n")
+    assert "reference" in msg and "nvme" in msg and "vblk" in msg

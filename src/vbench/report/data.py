@@ -113,7 +113,10 @@ class Data:
         self.summary = analysis.summarize(d, by_run=True)
         self.summary["series"] = (self.summary["run_id"] + " (" + self.summary["accelerator"] + ", "
                                   + self.summary["host"] + ")") if split else self.summary["run_id"]
-        self.ratios = analysis.ratios(d, by_run=True)
+        from ..summary import references_of
+
+        self.references = references_of(r.record for r in runs)
+        self.ratios = analysis.ratios(d, by_run=True, references=self.references)
         self.host = analysis.host_fractions(d, by_run=True)
         self.scenarios = sorted(d["scenario"].unique())
         self.multi_scenario = len(self.scenarios) > 1

@@ -129,13 +129,15 @@ def _panel(ax, rows, data: Data, xlim: tuple[float, float], labels: bool,
 
 
 def forest_figure(data: Data, ratios, fig_id: str = "forest",
-                  heading: str = "Paravirtual advantage over emulated") -> ReportFigure | None:
+                  heading: str | None = None) -> ReportFigure | None:
     """The forest plot of ``ratios`` (rows of :func:`vbench.analysis.ratios`, by run)."""
     if len(ratios) == 0:
         return None
     panels = _rows(data, ratios)
     if not panels:
         return None
+    pv, emu = ("variant", "reference") if data.references else ("paravirtual", "emulated")
+    heading = heading or f"{pv.capitalize()} advantage over {emu}"
     keys = sorted(panels)
     xlim = _limits(panels)
     # room for the longest row label left of each panel, and panels at least 3.6 in wide
@@ -161,13 +163,13 @@ def forest_figure(data: Data, ratios, fig_id: str = "forest",
         sub = f"{len(pairs)} device pairs"
     accels = sorted({str(a).upper() for a in ratios["accelerator"]})
     sub += f" under {' and '.join(accels)}" if accels else ""
-    fig_title(fig, f"{heading}: {sub}  (right of 1\u00d7 = paravirtual better)", 12.5,
+    fig_title(fig, f"{heading}: {sub}  (right of 1\u00d7 = {pv} better)", 12.5,
               fontweight="bold")
     raw = png_bytes(fig)
     return ReportFigure(
         id=fig_id, title=heading, src=data_uri(raw), png=raw,
-        alt="Forest plot of every paravirtual/emulated ratio with 95% intervals",
-        caption="Each row: how many times better the paravirtual device is than its emulated peer "
+        alt=f"Forest plot of every {pv}/{emu} ratio with 95% intervals",
+        caption=f"Each row: how many times better the {pv} is than its {emu} "
                 "on one metric (ratio of medians, estimated on logs; turned for latency and CPU, "
                 "where lower is better, so that right of 1\u00d7 is always better), with the 95% "
                 "interval. Green: significantly better; red: significantly worse; grey: no "

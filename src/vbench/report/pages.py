@@ -71,7 +71,17 @@ def _analysed(data: Data, runs: list[RunInfo], warnings: list[str]) -> dict:
             "figures": figures,
             "flag_summary": [{"kind": k, "text": FLAG_TEXT[k][0], "title": FLAG_TEXT[k][1], "n": n}
                              for k, n in sorted(flags.counts.items())],
-            "has_entropy_avail": "entropy_avail" in data.metrics}
+            "has_entropy_avail": "entropy_avail" in data.metrics,
+            **pair_words(data)}
+
+
+def pair_words(data: Data) -> dict[str, str]:
+    """What the two sides of a headline ratio are called: paravirtual/emulated, or, when a
+    scenario declares its own ``reference:`` variant, variant/reference."""
+    if data.references:
+        refs = ", ".join(sorted(set(data.references.values())))
+        return {"pv_word": "variant", "emu_word": "reference", "ref_names": refs}
+    return {"pv_word": "paravirtual", "emu_word": "emulated", "ref_names": ""}
 
 
 def build_report(run_paths: list[Path], out_dir: Path, title: str | None = None,
@@ -92,7 +102,8 @@ def build_report(run_paths: list[Path], out_dir: Path, title: str | None = None,
     page: dict[str, Any] = {
         "contexts": [], "scenarios": [], "headline": [], "all_ratios": [], "summary": [],
         "host_rows": [], "figures": {s: [] for s in SECTIONS}, "flag_summary": [],
-        "has_entropy_avail": False}
+        "has_entropy_avail": False, "pv_word": "paravirtual", "emu_word": "emulated",
+        "ref_names": ""}
     if len(df):
         page.update(_analysed(Data(df, runs), runs, warnings))
     else:

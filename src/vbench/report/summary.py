@@ -18,14 +18,18 @@ def headline_lines(run_path: Path) -> list[str]:
     medians, its 95 % interval, the advantage, the verdict) and one line that sums it up."""
     from .. import analysis
     from ..store import load_samples
+    from ..summary import references_of
+    from .load import read_record
 
     df = load_samples(Path(run_path))
     if len(df) == 0:
         return []
-    r = headline(analysis.ratios(with_cpu_per_io(analysis.prepare(df))))
+    refs = references_of([read_record(Path(run_path))[0]])
+    r = headline(analysis.ratios(with_cpu_per_io(analysis.prepare(df)), references=refs))
     if len(r) == 0:
         return []
-    table = [("workload", "metric", "paravirtual vs emulated", "ratio", "95% CI", "advantage",
+    pv, emu = ("variant", "reference") if refs else ("paravirtual", "emulated")
+    table = [("workload", "metric", f"{pv} vs {emu}", "ratio", "95% CI", "advantage",
               "verdict")]
     order = {m: i for i, m in enumerate(metric_order(r["metric"].unique()))}
     r = r.assign(_m=r["metric"].map(order))
@@ -38,11 +42,11 @@ def headline_lines(run_path: Path) -> list[str]:
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     counts = r["verdict"].value_counts()
-    lines.append(f"paravirtual better in {counts.get('better', 0)} of {len(r)}, worse in "
+    lines.append(f"{pv} better in {counts.get('better', 0)} of {len(r)}, worse in "
                  f"{counts.get('worse', 0)}, no significant difference in "
                  f"{len(r) - counts.get('better', 0) - counts.get('worse', 0)} "
-                 f"(advantage > 1x = paravirtual better; ratio = paravirtual / emulated)")
+                 f"(advantage > 1x = {pv} better; ratio = {pv} / {emu})")
     if set(r["accelerator"].astype(str).str.lower()) == {"tcg"}:
         lines.append("measured under TCG: the guest CPU is saturated, these ratios are TCG's, "
                      "not KVM's")
-    return ["", "Paravirtual vs emulated (headline metrics):"] + lines
+    return ["", f"{pv.capitalize()} vs {emu} (headline metrics):"] + lines
