@@ -24,6 +24,7 @@ DEB_PACKAGES=(
   genisoimage
   fio iperf3 iputils-ping procps coreutils
   bubblewrap
+  openssh-client openssh-server
   python3 python3-venv python3-dev gcc
   libxml2-utils
   chromium

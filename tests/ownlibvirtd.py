@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from pgcluster import process_running
 
@@ -51,7 +52,11 @@ class OwnLibvirtd:
             return None
 
     @classmethod
-    def start(cls, netns: str) -> "OwnLibvirtd":
+    def start(cls, netns: str, extra: Callable[[Path], str] | None = None,
+              uts: bool = False) -> "OwnLibvirtd":
+        """``extra(base)``: called once the namespace exists; returns shell commands run last in
+        the daemon's namespaces (e.g. start an sshd, see :func:`sshd_script`); ``uts``: a UTS
+        namespace of its own too (its own host name)."""
         base = Path(tempfile.mkdtemp(prefix="vbench-ownlv-"))
         os.chmod(base, 0o755)  # QEMU (user libvirt-qemu) reads the test guest's files in here
         lv = cls(base, netns)
@@ -66,12 +71,15 @@ class OwnLibvirtd:
             shutil.copytree("/etc/libvirt", base / "etc", dirs_exist_ok=True, symlinks=True)
             for link in (base / "etc").rglob("autostart/*"):
                 link.unlink()
+            more = extra(base) if extra else ""
             mounts = "; ".join(f"mount --bind {shlex.quote(str(base / sub))} {target}"
                                for sub, target in PRIVATE_DIRS.items())
             script = (f"set -e; {mounts}; "
                       f"virtlogd -d -p {shlex.quote(str(base / 'virtlogd.pid'))}; "
-                      f"libvirtd -d -p {shlex.quote(str(base / 'libvirtd.pid'))}")
+                      f"libvirtd -d -p {shlex.quote(str(base / 'libvirtd.pid'))}"
+                      + (f"; {more}" if more else ""))
             subprocess.run(["ip", "netns", "exec", netns, "unshare", "--mount",
+                            *(["--uts"] if uts else []),
                             "--propagation", "private", "sh", "-c", script],
                            check=True, capture_output=True, text=True, timeout=60)
             deadline = time.monotonic() + 60
@@ -118,7 +126,7 @@ class OwnLibvirtd:
                     conn.close()
         except Exception:
             pass
-        for name in ("libvirtd", "virtlogd"):
+        for name in ("sshd", "libvirtd", "virtlogd"):
             pid = self.pid(name)
             if pid and process_running(pid):
                 os.kill(pid, signal.SIGTERM)
@@ -129,6 +137,33 @@ class OwnLibvirtd:
                     os.kill(pid, signal.SIGKILL)
         subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True, timeout=20)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+SSHD_CONFIG = """Port 22
+ListenAddress {addr}
+HostKey {base}/ssh_host_ed25519_key
+PidFile {base}/sshd.pid
+AuthorizedKeysFile {base}/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+Subsystem sftp /usr/lib/openssh/sftp-server
+"""
+
+
+def sshd_script(base: Path, addr: str, client_pub: str, hostname: str) -> str:
+    """Files for an sshd of the simulated host (a fresh host key, one authorized client key) and
+    the shell line that starts it: to pass as ``OwnLibvirtd.start(extra=...)``. Returns the line;
+    the host's public key is then in ``base/ssh_host_ed25519_key.pub``."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", hostname, "-f",
+                    str(base / "ssh_host_ed25519_key")], check=True, capture_output=True, timeout=30)
+    (base / "authorized_keys").write_text(client_pub.strip() + "\n")
+    os.chmod(base / "authorized_keys", 0o600)
+    (base / "sshd_config").write_text(SSHD_CONFIG.format(addr=addr, base=base))
+    return (f"hostname {shlex.quote(hostname)}; mkdir -p /run/sshd; "
+            f"/usr/sbin/sshd -f {shlex.quote(str(base / 'sshd_config'))}")
 
 
 def busybox_initrd(path: Path) -> None:

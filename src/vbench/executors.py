@@ -94,7 +94,9 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
 
         argv = fio_argv(w.name, str(target.host_scratch), opts, runtime, ramp)
         # Root on the host with a scenario's options: confined to its scratch file, no network.
-        res = procs.run(wrap + confine(argv, target.host_scratch), timeout=bound, check=False)
+        rh = getattr(target.lab, "remote", None)  # another host: its own fio on its own storage
+        res = (rh.run_confined(argv, target.host_scratch, wrap, timeout=bound) if rh is not None
+               else procs.run(wrap + confine(argv, target.host_scratch), timeout=bound, check=False))
         if not res.ok:
             raise RemoteCommandError(res)
         text = res.stdout

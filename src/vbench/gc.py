@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import shutil
 
-from . import lab, paths, procs, virt
+from . import lab, paths, procs, remotehost, virt
 from .errors import LabError
 
 
 def collect(connect: str | None = None, progress=print) -> list[str]:
     done: list[str] = []
     state = lab.LabState.load()
-    uri = connect or state.uri
+    far = remotehost.RemoteHost.open(connect) if connect and remotehost.is_remote(connect) else None
+    uri = far.libvirt_uri if far is not None else (connect or state.uri)
     live_dirs: set[str] = set()
     try:
         conn = virt.open_connection(uri)
@@ -45,6 +46,9 @@ def collect(connect: str | None = None, progress=print) -> list[str]:
             if procs.stop(ref, timeout=5):
                 done.append(f"stopped host-side peer pid {ref.pid}")
             rec.unlink(missing_ok=True)
+    if far is not None:  # another host: its guest directories, over the pinned session
+        done += far.remove_leftovers(live_dirs)
+        far.close()
     gd = paths.guests_dir()
     if gd.is_dir():
         for d in gd.iterdir():

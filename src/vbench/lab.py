@@ -20,8 +20,9 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from . import netns, paths, procs
+from . import netns, paths, procs, remotehost
 from .accel import (PROBE_MARKER, Accelerator, _newc, accelerator,  # noqa: F401  (re-exported)
                     kvm_module, probe_accelerator, probe_initramfs)
 from .errors import LabError
@@ -180,6 +181,7 @@ class Lab:
     uri: str
     netns: str | None
     state: LabState
+    remote: Any = None  # vbench.remotehost.RemoteHost: --connect qemu+ssh://... (another host)
 
     @property
     def mgmt(self) -> LabNetwork:
@@ -195,6 +197,10 @@ def up(connect: str | None = None, progress=print) -> Lab:
     from . import virt
 
     state = LabState.load()
+    remote = None
+    if connect and remotehost.is_remote(connect):
+        remote = remotehost.RemoteHost.open(connect)  # the pinned session; libvirt over its own ssh
+        connect = remote.libvirt_uri
     if connect:
         # A user's own libvirt: no namespace, no daemons; only vbench's isolated networks are
         # added, and recorded apart from the local lab so that neither record clobbers the other.
@@ -211,7 +217,7 @@ def up(connect: str | None = None, progress=print) -> Lab:
         finally:
             conn.close()
         state.save()
-        return Lab(connect, None, state)
+        return Lab(connect, None, state, remote)
     else:
         _require_root()
         _require_binaries()

@@ -64,9 +64,11 @@ class Ssh:
 
     @classmethod
     def connect(cls, addr: str, ns: str | None, host_key_pub: str, pkey, user: str = "root",
-                timeout: float = 10.0) -> "Ssh":
+                timeout: float = 10.0, via=None) -> "Ssh":
+        """``via``: a vbench.remotehost.RemoteHost whose session reaches ``addr`` (a jump)."""
         paramiko = _paramiko()
-        sock = netns.connect(addr, 22, ns, timeout=timeout)
+        sock = via.jump(addr, 22, timeout) if via is not None else netns.connect(addr, 22, ns,
+                                                                                  timeout=timeout)
         client = paramiko.SSHClient()
         client.get_host_keys().add(addr, "ssh-ed25519", _host_key(host_key_pub))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -171,7 +173,7 @@ class Ssh:
 
 
 def wait_for_ssh(addr: str, ns: str | None, host_key_pub: str, pkey, user: str, deadline: float,
-                 alive: Callable[[], None] | None = None) -> Ssh:
+                 alive: Callable[[], None] | None = None, via=None) -> Ssh:
     """Retry until sshd answers and authenticates, the deadline passes, or the guest dies."""
     paramiko = _paramiko()
     last = "no attempt"
@@ -179,7 +181,7 @@ def wait_for_ssh(addr: str, ns: str | None, host_key_pub: str, pkey, user: str, 
         if alive:
             alive()
         try:
-            ssh = Ssh.connect(addr, ns, host_key_pub, pkey, user, timeout=5)
+            ssh = Ssh.connect(addr, ns, host_key_pub, pkey, user, timeout=5, via=via)
             if ssh.run("true", timeout=10, check=False).ok:
                 return ssh
             ssh.close()

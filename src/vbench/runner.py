@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import (__version__, adaptive, devices, faults, images, kconfig, lab, paths, remote,
-               userimage, verify)
+               remotehost, userimage, verify)
 from .errors import ImageError, LabError, UserError
 from .executors import Target, execute
 from .record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
@@ -113,7 +113,8 @@ class LabGuests:
         name = f"vbench-{self.rd.run_id[-22:]}-{index}-{v.name}{suffix}"[:90]
         extra = dict(self.overrides.get(v.name, {}))
         lb = extra.pop("lab", self.lab)
-        g = Guest(name, lb, self.image, prof, self.scn.guest, self.accel, self.key, self.pub,
+        cls = remotehost.guest_class() if getattr(lb, "remote", None) is not None else Guest
+        g = cls(name, lb, self.image, prof, self.scn.guest, self.accel, self.key, self.pub,
                   tags={"run": self.rd.run_id, "variant": v.name}, progress=self.say, **extra)
         g.keep_console = self.rd.raw_path(v.name, f"console{suffix}.log")
         stack.enter_context(g)
@@ -126,6 +127,11 @@ class LabGuests:
         """The host baseline: the same fio jobs against the same kind of backing file on the host."""
         disk = self.scn.profile(self.scn.variants[0]).disk
         assert disk is not None
+        rh = getattr(self.lab, "remote", None)
+        if rh is not None:  # on the other host, where the guests run
+            rf = rh.host_scratch(self.rd.run_id, disk.size_gib, disk.preallocate)
+            stack.callback(rh.remove_dir, rf.parent)
+            return Target("host", None, {}, host_scratch=rf, lab=self.lab)
         d = paths.guests_dir() / f"vbench-host-{self.rd.run_id}"
         d.mkdir(parents=True, exist_ok=True)
         stack.callback(shutil.rmtree, d, True)
@@ -194,6 +200,23 @@ def require_host_devices(scn: Scenario, exists=None) -> None:
                        f"on a host that has them, or drop those variants")
 
 
+def _lab_image_accel(scn: Scenario, connect: str | None, accel_override: str | None, ab: bool,
+                     say: Say):
+    """The lab (a local one, a user's libvirt, or another host's), the guest image (uploaded to
+    that host) and the accelerator, after refusing what this lab cannot run."""
+    if remotehost.is_remote(connect):
+        remotehost.refuse_unsupported(scn, ab=ab)
+    else:
+        require_host_devices(scn)
+    lb = lab.up(connect=connect, progress=say)
+    img = _image(scn, say)
+    if not getattr(img, "own_boot", False):
+        kconfig.require_for_scenario(scn, img)  # a user's image: checked once it runs
+    if lb.remote is not None:
+        return lb, lb.remote.upload_image(img, say), remotehost.accelerator(lb, accel_override)
+    return lb, img, lab.accelerator(lb, userimage.probe_kernel(img), override=accel_override)
+
+
 def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Path,
                  connect: str | None, accel_override: str | None, say: Say,
                  repetitions: int | None = None, resume: Path | None = None,
@@ -213,19 +236,15 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
         + (f"{rounds.min} to {rounds.max} repetitions until every gated interval is within "
            f"±{(rounds.target_ci or 0) * 100:g} %" if rounds.adaptive else f"{reps} repetitions")
         + f" ({scn.order})")
-    require_host_devices(scn)
-    lb = lab.up(connect=connect, progress=say)
-    img = _image(scn, say)
-    if not getattr(img, "own_boot", False):
-        kconfig.require_for_scenario(scn, img)  # a user's image: checked once it runs
-    acc = lab.accelerator(lb, userimage.probe_kernel(img), override=accel_override)
+    lb, img, acc = _lab_image_accel(scn, connect, accel_override, sides is not None, say)
     say(f"accelerator: {acc.name.upper()} ({acc.reason})")
     if resume is not None:
         rd, rec = _open_run(resume, acc.name)
         reps = rec.repetitions or reps
         rounds = adaptive.Plan(reps, reps)  # complete the rounds the run had planned
     else:
-        env = Environment.model_validate(lab.host_facts(lb.uri))
+        env = Environment.model_validate(lb.remote.host_facts(lb.uri) if lb.remote is not None
+                                         else lab.host_facts(lb.uri))  # the host that measures
         env.accelerator, env.accelerator_reason = acc.name, acc.reason
         env.guest_image = str(getattr(img, "path", img.dir))
         env.guest_image_key = img.manifest.get("key")

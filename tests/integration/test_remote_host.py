@@ -1,0 +1,222 @@
+"""`vbench run --connect qemu+ssh://root@HOST/system` against a second host, end to end.
+
+The second host is simulated: its own network namespace, mount namespace (private
+/var/lib/libvirt, /run/libvirt, /etc/libvirt ...) and UTS namespace (its own host name), its own
+libvirtd and virtlogd (tests/ownlibvirtd.py) and its own sshd with a fresh host key and one
+authorized client key. vbench runs in a second network namespace of the test's, joined to the
+host's by a veth pair on 10.239.0.0/30: every packet stays in the two namespaces. vbench reaches
+that host only over SSH (its key pinned through VBENCH_KNOWN_HOSTS), libvirt over its ssh
+transport, the guests through the host (a jump).
+
+Asserted: the run exits 0 with samples for every variant and the host baseline; the record names
+the simulated host (its host name, kernel, QEMU, libvirt, the URI); every domain that appeared
+did so on that host's libvirtd, tagged as vbench's, and none is left; the image was uploaded into
+the host's private directory (nothing of it on this machine's /var/lib/libvirt); the host
+baseline's scratch file was on the host; afterwards only the cached image is left there. Also:
+an unknown host key is refused with one line before anything is created.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
+from ownlibvirtd import OwnLibvirtd, sshd_script  # noqa: E402
+from pgcluster import process_running  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST_ADDR, CLIENT_ADDR = "10.239.0.2", "10.239.0.1"
+HOSTNAME = "vbench-second-host"
+URI = f"qemu+ssh://root@{HOST_ADDR}/system"
+REMOTE_ROOT = "lib/vbench"  # /var/lib/libvirt/vbench on the host = base/lib/vbench here
+
+
+def _sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def keys():
+    d = Path(tempfile.mkdtemp(prefix="vbench-rkeys-"))
+    _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "vbench-client", "-f",
+        str(d / "id_ed25519"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def second_host(lab_ready, keys):
+    """(the host's libvirtd, the client namespace vbench runs in)."""
+    if shutil.which("unshare") is None or not Path("/usr/sbin/sshd").exists():
+        pytest.skip("needs util-linux unshare and openssh-server")
+    pid = os.getpid()
+    host_ns, client_ns = f"vbench-rhost-{pid}", f"vbench-rcli-{pid}"
+    veth_c, veth_h = f"vrc{pid % 100000}", f"vrh{pid % 100000}"
+
+    def wire_and_sshd(base: Path) -> str:
+        _sh("ip", "netns", "add", client_ns)
+        _sh("ip", "-n", client_ns, "link", "set", "lo", "up")
+        _sh("ip", "-n", client_ns, "link", "add", veth_c, "type", "veth", "peer", "name", veth_h,
+            "netns", host_ns)
+        _sh("ip", "-n", client_ns, "addr", "add", f"{CLIENT_ADDR}/30", "dev", veth_c)
+        _sh("ip", "-n", host_ns, "addr", "add", f"{HOST_ADDR}/30", "dev", veth_h)
+        _sh("ip", "-n", client_ns, "link", "set", veth_c, "up")
+        _sh("ip", "-n", host_ns, "link", "set", veth_h, "up")
+        return sshd_script(base, HOST_ADDR, (keys / "id_ed25519.pub").read_text(), HOSTNAME)
+
+    try:
+        lv = OwnLibvirtd.start(host_ns, extra=wire_and_sshd, uts=True)
+    except BaseException:
+        subprocess.run(["ip", "netns", "delete", client_ns], capture_output=True, timeout=20)
+        raise
+    host_pub = (lv.base / "ssh_host_ed25519_key.pub").read_text().split()
+    (keys / "known_hosts").write_text(f"{HOST_ADDR} {host_pub[0]} {host_pub[1]}\n")
+    deadline = time.monotonic() + 20
+    while not (lv.base / "sshd.pid").exists():
+        assert time.monotonic() < deadline, "the simulated host's sshd did not start"
+        time.sleep(0.2)
+    yield lv, client_ns
+    pids = [lv.pid("sshd"), lv.pid("libvirtd"), lv.pid("virtlogd")]
+    lv.stop()
+    subprocess.run(["ip", "netns", "delete", client_ns], capture_output=True, timeout=20)
+    assert not any(p and process_running(p) for p in pids), "the host's daemons survived"
+
+
+@pytest.fixture(scope="module")
+def home(second_host):
+    from vbench import paths
+
+    h = Path(tempfile.mkdtemp(prefix="vbench-home-"))
+    os.chmod(h, 0o755)
+    (h / "images").symlink_to(paths.images_dir())
+    (h / "lab").mkdir()
+    yield h
+    shutil.rmtree(h, ignore_errors=True)
+
+
+def _vbench(client_ns: str, home: Path, keys: Path, *args: str, known_hosts: Path | None = None,
+            timeout: int = 1500):
+    env = {**os.environ, "VBENCH_HOME": str(home), "VBENCH_SSH_KEY": str(keys / "id_ed25519"),
+           "VBENCH_KNOWN_HOSTS": str(known_hosts or keys / "known_hosts")}
+    return subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-m", "vbench.cli",
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+class Watcher(threading.Thread):
+    """Lists a daemon's domains every second while vbench runs (name -> vbench tags)."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(daemon=True)
+        self.uri, self.seen, self.stop_flag = uri, {}, threading.Event()
+
+    def run(self) -> None:
+        import libvirt
+
+        from vbench import virt
+
+        conn = libvirt.open(self.uri)
+        try:
+            while not self.stop_flag.is_set():
+                for dom in conn.listAllDomains():
+                    try:
+                        self.seen.setdefault(dom.name(), virt._tags(dom))
+                    except libvirt.libvirtError:
+                        pass
+                self.stop_flag.wait(1)
+        finally:
+            conn.close()
+
+
+def _files(d: Path) -> list[str]:
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*")) if d.exists() else []
+
+
+def test_unknown_host_key_is_refused(second_host, home, keys, tmp_path):
+    lv, client_ns = second_host
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    cp = _vbench(client_ns, home, keys, "run", "scenarios/smoke-disk.yaml", "--connect", URI,
+                 "--results", str(tmp_path / "results"), "--no-report", known_hosts=empty,
+                 timeout=120)
+    assert cp.returncode != 0
+    err = cp.stderr.strip()
+    assert len(err.splitlines()) == 1 and "never accepts an unknown host key" in err, err
+    assert _files(lv.base / REMOTE_ROOT) == []
+
+
+def test_run_on_a_second_host(second_host, home, keys, tmp_path):
+    import libvirt
+
+    from vbench import store, virt
+
+    lv, client_ns = second_host
+    local_libvirt_dir = Path("/var/lib/libvirt/vbench")
+    assert not local_libvirt_dir.exists()
+    lab_sock = Path("/run/libvirt/libvirt-sock")
+    watchers = [Watcher(lv.uri)] + ([Watcher("qemu:///system")] if lab_sock.exists() else [])
+    for w in watchers:
+        w.start()
+    t0 = time.monotonic()
+    cp = _vbench(client_ns, home, keys, "run", "scenarios/smoke-disk.yaml", "--connect", URI,
+                 "--results", str(tmp_path / "results"), "--no-report")
+    took = time.monotonic() - t0
+    for w in watchers:
+        w.stop_flag.set()
+        w.join(10)
+    assert cp.returncode == 0, f"stdout:\n{cp.stdout[-3000:]}\nstderr:\n{cp.stderr[-3000:]}"
+
+    run_dir = Path(cp.stdout.strip().splitlines()[-1].split("run:", 1)[1].strip())
+    rec = store.load_record(run_dir)
+    assert rec.status == "complete", rec.failures
+    env = rec.environment
+    assert env.host == HOSTNAME and env.libvirt_uri == URI
+    assert env.host_kernel and env.qemu_version.startswith("QEMU") and env.libvirt_version != "unknown"
+    assert env.guest_image and env.guest_image.startswith("/var/lib/libvirt/vbench/images/")
+
+    # domains: on the second host only, all vbench's, none left
+    on_host = watchers[0].seen
+    assert on_host and all(t and t.get("owner") == "vbench" and t.get("run") == rec.run_id
+                           for t in on_host.values()), on_host
+    for w in watchers[1:]:
+        assert not [n for n, t in w.seen.items() if t and t.get("run") == rec.run_id], w.seen
+    conn = libvirt.open(lv.uri)
+    try:
+        assert virt.tagged_domains(conn) == []
+    finally:
+        conn.close()
+
+    # samples for every variant, the baseline included; the baseline's file was on the host
+    df = store.load_samples(run_dir)
+    assert set(df.variant) == {"virtio-blk", "sata", "host"}
+    host_raw = "\n".join(p.read_text(errors="replace")
+                         for p in (run_dir / "raw" / "host").rglob("*") if p.is_file())
+    assert f"/var/lib/libvirt/vbench/guests/vbench-host-{rec.run_id}" in host_raw
+    assert not local_libvirt_dir.exists(), "vbench wrote into this machine's /var/lib/libvirt"
+    assert not (home / "guests").exists() or _files(home / "guests") == []
+
+    # on the host: only the cached image is left
+    left = _files(lv.base / REMOTE_ROOT)
+    img = [p for p in left if p.startswith("images/") and "/" in p[len("images/"):]]
+    assert left == ["guests", "images", *sorted({p.rsplit("/", 1)[0] for p in img}), *img] or \
+        sorted(left) == sorted(["guests", "images", img[0].rsplit("/", 1)[0], *img]), left
+    assert sorted(p.rsplit("/", 1)[1] for p in img) == [".complete", "base", "initrd", "kernel"]
+
+    med = df[(df.workload == "randread-4k-qd32") & (df.metric == "iops")].groupby(
+        "variant")["value"].median()
+    print(f"\nsecond host: smoke-disk in {took:.0f} s, randread-4k-qd32 IOPS virtio-blk "
+          f"{med['virtio-blk']:.0f} / sata {med['sata']:.0f} = "
+          f"{med['virtio-blk'] / med['sata']:.2f}x; host {med['host']:.0f}")
+    print("\n".join(line for line in cp.stdout.splitlines() if "headline" in line.lower()
+                    or "randread" in line))

@@ -1,0 +1,220 @@
+"""Another host (vbench.remotehost): the pieces that need no VM and no network."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shlex
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from vbench import remotehost as rh
+from vbench.errors import LabError
+from vbench.scenario import load_scenario, load_scenario_text
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_uri_parsing():
+    t = rh.parse_uri("qemu+ssh://root@10.0.0.5/system")
+    assert (t.user, t.host, t.port, t.path) == ("root", "10.0.0.5", 22, "/system")
+    assert t.known_hosts_name == "10.0.0.5"
+    t = rh.parse_uri("qemu+ssh://bench@hv1.example:2222/system")
+    assert (t.user, t.host, t.port) == ("bench", "hv1.example", 2222)
+    assert t.known_hosts_name == "[hv1.example]:2222"
+    assert t.public_uri == "qemu+ssh://bench@hv1.example:2222/system"
+    assert rh.parse_uri("qemu+ssh://hv1/system").user == "root"
+    assert rh.is_remote("qemu+ssh://hv1/system")
+    assert not rh.is_remote("qemu:///system") and not rh.is_remote(None)
+    assert not rh.is_remote("qemu+unix:///system?socket=/x")
+
+
+@pytest.mark.parametrize("uri, why", [
+    ("qemu+ssh://root:secret@hv1/system", "no password"),
+    ("qemu+ssh://root@hv1/system?keyfile=/x", "no ?parameters"),
+    ("qemu+ssh://root@hv1/session", "/system"),
+    ("qemu+ssh:///system", "no valid host"),
+    ("qemu+ssh://root@hv1:99999/system", "port"),
+    ("qemu+ssh://ro%20ot@hv1/system", "not a user name"),
+    ("qemu+ssh://root@-oProxyCommand=x/system", "no valid host"),
+    ("qemu+tls://root@hv1/system", "qemu+ssh://"),
+])
+def test_uri_refusals_are_one_line(uri, why):
+    with pytest.raises(LabError) as e:
+        rh.parse_uri(uri)
+    assert why in str(e.value) and "\n" not in str(e.value)
+
+
+def _known_hosts(tmp_path: Path, line: str) -> Path:
+    p = tmp_path / "known_hosts"
+    p.write_text(line)
+    return p
+
+
+def test_known_hosts_pinning(tmp_path):
+    from vbench.remote import new_client_key
+
+    _, pub = new_client_key()
+    kh = _known_hosts(tmp_path, f"10.0.0.5 {pub}\n[hv1]:2222 {pub}\n")
+    keys = rh.pinned_host_keys(rh.parse_uri("qemu+ssh://root@10.0.0.5/system"), kh)
+    assert list(keys) == ["ssh-ed25519"]
+    assert rh.pinned_host_keys(rh.parse_uri("qemu+ssh://root@hv1:2222/system"), kh)
+    # the same host on another port, or another host: refused with one line, never accepted
+    for uri in ("qemu+ssh://root@hv1/system", "qemu+ssh://root@10.0.0.6/system"):
+        with pytest.raises(LabError) as e:
+            rh.pinned_host_keys(rh.parse_uri(uri), kh)
+        assert "never accepts an unknown host key" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(LabError, match="cannot read known_hosts"):
+        rh.pinned_host_keys(rh.parse_uri("qemu+ssh://root@hv1/system"), tmp_path / "missing")
+
+
+def test_client_key_from_env_or_refusal(tmp_path, monkeypatch):
+    monkeypatch.setenv("VBENCH_SSH_KEY", str(tmp_path / "k"))
+    assert rh.client_key_file() == tmp_path / "k"
+    monkeypatch.delenv("VBENCH_SSH_KEY")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(LabError, match="VBENCH_SSH_KEY"):
+        rh.client_key_file()
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_ed25519").write_text("x")
+    assert rh.client_key_file() == tmp_path / ".ssh" / "id_ed25519"
+
+
+def test_libvirt_ssh_transport_is_pinned_too(tmp_path):
+    kh, key = tmp_path / "my known hosts", tmp_path / "id"
+    w = rh.ssh_wrapper(kh, key, tmp_path / "ssh" / "hv1-22.sh")
+    argv = shlex.split(w.read_text().splitlines()[1])
+    assert argv[:2] == ["exec", "ssh"] and argv[-1] == "$@"
+    assert f"UserKnownHostsFile={kh}" in argv and "StrictHostKeyChecking=yes" in argv
+    assert "BatchMode=yes" in argv and argv[argv.index("-i") + 1] == str(key)
+    assert w.stat().st_mode & 0o777 == 0o700
+    uri = rh.libvirt_uri(rh.parse_uri("qemu+ssh://root@hv1:2222/system"), w)
+    assert uri.startswith("qemu+ssh://root@hv1:2222/system?command=") and "no_tty=1" in uri
+    assert "StrictHostKeyChecking=no" not in w.read_text()
+
+
+def test_remote_paths_stay_under_the_root():
+    assert rh.remote_path("guests", "vbench-x-0-a") == rh.REMOTE_ROOT / "guests" / "vbench-x-0-a"
+    for bad in ("..", "a/b", "$(reboot)", "a b", "", ".hidden;x", "-rf"):
+        with pytest.raises(LabError):
+            rh.remote_path("guests", bad)
+    for bad in ("/etc", "/var/lib/libvirt/vbench", "/var/lib/libvirt/vbench/../images"):
+        with pytest.raises(LabError):
+            rh._inside_root(PurePosixPath(bad))
+
+
+def test_scratch_commands_are_argv_lists():
+    p = rh.REMOTE_ROOT / "guests" / "vbench-r-0-v" / "scratch.raw"
+    full = rh.scratch_argv(p, 0.25, "full")
+    assert full[0][0] == "dd" and f"of={p}" in full[0] and "count=256" in full[0]
+    assert "conv=fsync" in full[0] and "if=/dev/urandom" in full[0]
+    assert full[1] == ["truncate", "-s", str(2**28), str(p)]
+    assert rh.scratch_argv(p, 1, "falloc") == [["fallocate", "-l", str(2**30), str(p)]]
+    assert rh.scratch_argv(p, 1, "sparse") == [["truncate", "-s", str(2**30), str(p)]]
+    with pytest.raises(LabError):
+        rh.scratch_argv(PurePosixPath("/tmp/x"), 1, "full")
+
+
+class FakeSsh:
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def run_argv(self, argv, timeout=60.0, check=True):
+        from vbench.model import CommandResult
+
+        self.commands.append(shlex.join(argv))
+        return CommandResult(shlex.join(argv), 0, "", "", 0.0)
+
+
+class FakeSftp:
+    def __init__(self) -> None:
+        self.files: dict[str, io.StringIO] = {}
+
+    def open(self, path, mode="r"):
+        f = self.files[path] = io.StringIO()
+        f.close = lambda: None  # type: ignore[method-assign]
+        return contextlib.nullcontext(f)
+
+
+def _host() -> rh.RemoteHost:
+    h = rh.RemoteHost.__new__(rh.RemoteHost)
+    h.target = rh.parse_uri("qemu+ssh://root@hv1/system")
+    h.ssh, h._sftp = FakeSsh(), FakeSftp()  # type: ignore[assignment]
+    return h
+
+
+def test_remote_commands_are_quoted_and_confined():
+    h = _host()
+    f = h.host_scratch("20261127-083000-smoke", 0.25, "full")
+    assert str(f) == "/var/lib/libvirt/vbench/guests/vbench-host-20261127-083000-smoke/scratch.raw"
+    owner = json.loads(h._sftp.files[str(f.parent / "owner.json")].getvalue())  # type: ignore[attr-defined]
+    assert owner["pid"] == os.getpid() and owner["client"]  # gc knows whose it is
+    argv = ["fio", "--name=x; rm -rf /", f"--filename={f}"]
+    h.run_confined(argv, f, ["timeout", "-k", "5", "30"], timeout=60)
+    last = shlex.split(h.ssh.commands[-1])  # type: ignore[attr-defined]
+    assert last[:4] == ["timeout", "-k", "5", "30"] and last[4] == "bwrap"
+    assert last[last.index("--bind") + 1] == str(f) and "--unshare-all" in last
+    assert last[-3:] == argv  # the hostile option is one argument, never shell syntax
+    with pytest.raises(LabError):
+        h.run_confined(argv, PurePosixPath("/etc/passwd"), [], timeout=60)
+    with pytest.raises(LabError):
+        h.guest_dir("../../etc")
+    h.remove_dir(f.parent)
+    assert shlex.split(h.ssh.commands[-1])[-1] == str(f.parent)  # type: ignore[attr-defined]
+
+
+def test_disk_smoke_scenario_is_supported():
+    scn = load_scenario(str(ROOT / "scenarios" / "smoke-disk.yaml"))
+    assert rh.unsupported(scn) == []
+    rh.refuse_unsupported(scn)
+
+
+@pytest.mark.parametrize("name, what", [
+    ("smoke-net.yaml", "device nic"),
+    ("rng.yaml", "device rng"),
+    ("balloon.yaml", "device balloon"),
+    ("disk-nvme.yaml", "disk bus nvme"),
+    ("fs.yaml", "device fs"),
+])
+def test_unsupported_scenarios_are_refused_in_one_line(name, what):
+    scn = load_scenario(str(ROOT / "scenarios" / name))
+    with pytest.raises(LabError) as e:
+        rh.refuse_unsupported(scn)
+    msg = str(e.value)
+    assert what in msg and "not supported on a remote host yet" in msg and "\n" not in msg
+
+
+def test_ab_is_refused_on_a_remote_host():
+    scn = load_scenario(str(ROOT / "scenarios" / "smoke-disk.yaml"))
+    with pytest.raises(LabError, match="vbench ab: not supported on a remote host yet"):
+        rh.refuse_unsupported(scn, ab=True)
+
+
+def test_a_non_fio_workload_is_refused():
+    text = (ROOT / "scenarios" / "smoke-net.yaml").read_text()
+    scn = load_scenario_text(text, where="t")
+    assert any(w.startswith("workload ") for w in rh.unsupported(scn))
+
+
+def test_remote_image_points_at_the_uploaded_copy():
+    class Local:
+        base, kernel, initrd = Path("/l/base.qcow2"), Path("/l/vmlinuz"), Path("/l/initrd.img")
+        base_format, user, host_key_pub = "qcow2", "root", "ssh-ed25519 AAAA"
+
+    d = rh.remote_path("images", "ab" * 16)
+    img = rh.RemoteImage(Local(), d)
+    assert (img.base, img.kernel, img.initrd) == (d / "base", d / "kernel", d / "initrd")
+    assert img.base_format == "qcow2" and img.host_key_pub == "ssh-ed25519 AAAA"
+
+
+def test_remote_accelerator_is_tcg_unless_forced(monkeypatch):
+    class Lb:
+        remote = _host()
+
+    monkeypatch.delenv("VBENCH_ACCEL", raising=False)
+    a = rh.accelerator(Lb(), None)
+    assert a.name == "tcg" and "hv1" in a.reason
+    assert rh.accelerator(Lb(), "kvm").name == "kvm"
