@@ -205,11 +205,14 @@ def guest_overrides(side: Side) -> dict[str, Any]:
 def session_parts(scn, sides: tuple[Side, Side], default_lab, say):
     """(guest overrides per variant, executor, adaptive groups) for an A/B run of ``scn``."""
     from . import lab as labmod
+    from . import remotehost
     from .executors import execute
 
     labs = {}
     for side in sides:
         if side.uri:
+            if remotehost.is_remote(side.uri):
+                remotehost.refuse_unsupported(scn, ab=True)
             labs[side.name] = labmod.up(connect=side.uri, progress=say)
     overrides = {}
     for v in scn.variants:

@@ -313,6 +313,9 @@ def current(connect: str | None = None) -> Lab:
     from . import virt
 
     state = LabState.load()
+    if connect and remotehost.is_remote(connect):
+        raise LabError(f"{connect}: guest checks are not supported on a remote host yet "
+                       f"(`vbench run` is)")
     uri = connect or state.uri
     ns = None if connect else state.netns
     if not connect:

@@ -218,3 +218,42 @@ def test_remote_accelerator_is_tcg_unless_forced(monkeypatch):
     a = rh.accelerator(Lb(), None)
     assert a.name == "tcg" and "hv1" in a.reason
     assert rh.accelerator(Lb(), "kvm").name == "kvm"
+
+
+def test_guest_checks_and_ab_sides_refuse_a_remote_host():
+    from vbench import ab, lab
+
+    with pytest.raises(LabError, match="not supported on a remote host yet"):
+        lab.current("qemu+ssh://root@hv1/system")
+    scn = load_scenario(str(ROOT / "scenarios" / "smoke-disk.yaml"))
+    side = type("Side", (), {"uri": "qemu+ssh://root@hv1/system", "name": "b"})()
+    with pytest.raises(LabError, match="vbench ab: not supported on a remote host yet"):
+        ab.session_parts(scn, (side, side), None, print)
+
+
+def test_gc_removes_only_dead_leftovers_of_this_machine(monkeypatch):
+    import platform
+
+    from vbench import procs
+
+    h = _host()
+    g = rh.REMOTE_ROOT / "guests"
+    owners = {"vbench-a-0-x": {"client": platform.node(), "pid": 1, "starttime": 1},  # dead
+              "vbench-b-0-x": {"client": platform.node(), "pid": os.getpid(), "starttime": 2},
+              "vbench-c-0-x": {"client": "elsewhere", "pid": 1, "starttime": 1},
+              "vbench-d-0-x": {"client": platform.node(), "pid": 1, "starttime": 1}}
+    monkeypatch.setattr(procs, "alive", lambda ref: ref.pid == os.getpid())
+
+    class Ls(FakeSsh):
+        def run_argv(self, argv, timeout=60.0, check=True):
+            res = super().run_argv(argv, timeout, check)
+            if argv[0] == "ls":
+                res.stdout = "\n".join([*owners, "other-dir", "..", "x;rm"])
+            return res
+
+    h.ssh = Ls()  # type: ignore[assignment]
+    monkeypatch.setattr(h, "read_tail", lambda p, n: json.dumps(owners[p.parent.name]).encode())
+    done = h.remove_leftovers(live={str(g / "vbench-d-0-x")})
+    removed = [shlex.split(c)[-1] for c in h.ssh.commands if c.startswith("rm ")]  # type: ignore[attr-defined]
+    assert removed == [str(g / "vbench-a-0-x")]
+    assert sum(d.startswith("left ") for d in done) == 2  # in use (b), made elsewhere (c); d is a live domain's
