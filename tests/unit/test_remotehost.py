@@ -257,3 +257,16 @@ def test_gc_removes_only_dead_leftovers_of_this_machine(monkeypatch):
     removed = [shlex.split(c)[-1] for c in h.ssh.commands if c.startswith("rm ")]  # type: ignore[attr-defined]
     assert removed == [str(g / "vbench-a-0-x")]
     assert sum(d.startswith("left ") for d in done) == 2  # in use (b), made elsewhere (c); d is a live domain's
+
+
+def test_a_remote_guest_lives_on_the_host_and_is_reached_through_it():
+    class Lb:
+        remote = _host()
+        netns = None
+
+    scn = load_scenario(str(ROOT / "scenarios" / "smoke-disk.yaml"))
+    g = rh.guest_class()("vbench-r-0-virtio-blk", Lb(), None, scn.profile(scn.variants[0]),
+                         scn.guest, None, None, "")
+    assert g.jump is Lb.remote  # wait_for_ssh gets via=the host's session
+    assert str(g.dir) == "/var/lib/libvirt/vbench/guests/vbench-r-0-virtio-blk"
+    assert g.qemu_pid() is None
