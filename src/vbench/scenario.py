@@ -338,7 +338,11 @@ class Scenario(_Strict):
         if self.gate is not None:
             _check_gate(self.gate, names + ["host"] if self.host_baseline else names, wnames)
         for i, v in enumerate(self.variants):
-            for dev, spec in self.profile(v).present():
+            try:
+                prof = self.profile(v)
+            except ValueError as exc:
+                raise ValueError(f"variants[{i}].{self.device}: {exc}") from None
+            for dev, spec in prof.present():
                 why = dev.guest_rule(spec, self.guest.machine)
                 if why:
                     raise ValueError(f"variants[{i}].{dev.kind}: {why}")
@@ -378,8 +382,9 @@ class Scenario(_Strict):
     def profile(self, variant: Variant) -> DeviceProfile:
         """The full device profile of a variant: defaults, then the variant's own device."""
         merged = {k: getattr(self.defaults, k) for k in DEVICES}
-        if getattr(variant, self.device) is not None:
-            merged[self.device] = getattr(variant, self.device)
+        own = getattr(variant, self.device)
+        if own is not None:
+            merged[self.device] = _over_defaults(merged[self.device], own)
         for kind, dev in DEVICES.items():
             if merged[kind] is None and (not dev.optional or kind == self.device):
                 merged[kind] = dev.spec()  # e.g. virtio-rng: guests boot faster with it
@@ -398,6 +403,21 @@ class Scenario(_Strict):
             opts["group_reporting"] = 1
         opts.update(w.fio.options)
         return opts
+
+
+def _over_defaults(default: Any, own: Any) -> Any:
+    """The variant's device spec over the scenario's ``defaults`` for that device: fields the
+    variant does not set come from the defaults (``defaults: {disk: {size_gib: 8}}`` and a variant
+    ``disk: {bus: sata}`` is an 8 GiB SATA disk), then the whole is validated again (raises
+    ValueError naming what does not fit together)."""
+    if default is None or type(default) is not type(own):
+        return own
+    fields = {**default.model_dump(exclude_unset=True), **own.model_dump(exclude_unset=True)}
+    try:
+        return type(own).model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ValueError(f"with the defaults: {first['msg']}") from None
 
 
 def _check_gate(gate: GateSpec, variants: list[str], workloads: list[str]) -> None:

@@ -317,8 +317,8 @@ def test_profile_merges_defaults_and_variant_device():
                                           "  rng: {model: none}\n  balloon: {model: virtio}"))
     p = scn.profile(scn.variants[1])
     assert isinstance(p, DeviceProfile)
-    # The variant's disk replaces the defaults' disk as a whole (no per-field merge) ...
-    assert p.disk == DiskSpec(bus="sata")
+    # The variant's disk over the defaults' disk: what it does not set comes from defaults ...
+    assert p.disk == DiskSpec(bus="sata", size_gib=1, cache="none", io="threads")
     # ... and the other devices come from defaults, identical for every variant.
     assert p.rng.model == "none" and p.balloon.model == "virtio"
     assert scn.profile(scn.variants[0]).rng == p.rng
@@ -395,3 +395,20 @@ def test_reference_must_name_a_variant():
     assert load_scenario_text(GOOD + "reference: sata\n").reference == "sata"
     msg = error_of(GOOD + "reference: nvme\n")
     assert "reference" in msg and "nvme" in msg and "vblk" in msg
+
+
+def test_variant_device_fields_it_does_not_set_come_from_defaults():
+    s = load_scenario_text(GOOD.replace("disk: {size_gib: 1}",
+                                        "disk: {size_gib: 8, cache: writeback, io: threads}"))
+    for v in s.variants:
+        disk = s.profile(v).disk
+        assert (disk.size_gib, disk.cache, disk.io) == (8, "writeback", "threads")
+    assert [s.profile(v).disk.bus for v in s.variants] == ["virtio", "sata"]
+    # the variant's own field wins over the default
+    s = load_scenario_text(GOOD.replace("disk: {bus: sata}", "disk: {bus: sata, size_gib: 3}"))
+    assert [s.profile(v).disk.size_gib for v in s.variants] == [1, 3]
+
+
+def test_defaults_that_do_not_fit_a_variant_are_one_line_with_its_path():
+    msg = error_of(GOOD.replace("disk: {size_gib: 1}", "disk: {size_gib: 1, queues: 2}"))
+    assert "variants[1].disk" in msg and "queues" in msg
