@@ -28,7 +28,8 @@
 #   NIGHTLY_RESULTS       results root (default: $NIGHTLY_HOME/results)
 #   NIGHTLY_REPORTS       reports root (default: $NIGHTLY_HOME/reports)
 #   NIGHTLY_OUT           this night's outputs: summary.md, junit.xml, compare-*.json, run.log,
-#                         report/ (default: $NIGHTLY_HOME/out; emptied at start)
+#                         report/, run/ (a copy of the run directory) (default: $NIGHTLY_HOME/out;
+#                         emptied at start)
 #   NIGHTLY_VENV          the virtual environment (default: $NIGHTLY_HOME/venv)
 #   NIGHTLY_SETUP         1 (default): scripts/setup.sh into NIGHTLY_VENV first (packages, vbench)
 #   NIGHTLY_PREPARE       1 (default): `vbench lab up` and `vbench image build` first (idempotent)
@@ -195,6 +196,8 @@ else
   say "report not written" >&2
 fi
 echo "$NEW" > "$OUT/run-dir"
+# the run itself too, so that a fleet job can put this host next to the others (vbench fleet compare)
+rm -rf "$OUT/run" && cp -r "$NEW" "$OUT/run"
 
 say "$verdict: see $OUT/summary.md, $OUT/junit.xml and $report_dir/index.html"
 exit "$status"

@@ -121,6 +121,8 @@ def test_second_and_third_nights_compare_with_previous_and_known_good(night):
     suites = ET.parse(out / "junit.xml").getroot()
     assert [s.get("name") for s in suites] == ["vbench.compare.previous", "vbench.compare.known-good"]
     assert (out / "report" / "index.html").is_file()
+    # the night's own run travels with the outputs (the fleet job of the matrix reads it)
+    assert (out / "run" / "run.json").read_bytes() == (runs[2] / "run.json").read_bytes()
 
 
 def test_a_failed_gate_exits_1_and_does_not_pin(night):

@@ -1,0 +1,112 @@
+"""`vbench fleet run` over two hosts of this machine: the lab's libvirtd and a user's own libvirtd
+(tests/ownlibvirtd.py, its own state and network namespace, other subnets). Both are this
+machine, so the fleet must run them one after another; then `vbench fleet compare` puts them
+side by side and `vbench fleet report` writes one page with both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, vbench
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
+from ownlibvirtd import OwnLibvirtd  # noqa: E402
+
+pytestmark = pytest.mark.integration
+SUBNETS = {"VBENCH_MGMT_SUBNET": "10.232.0.0/24", "VBENCH_TEST_SUBNET": "10.232.1.0/24"}
+
+
+@pytest.fixture(scope="module")
+def own(lab_ready):
+    if shutil.which("unshare") is None:
+        pytest.skip("needs util-linux unshare")
+    lv = OwnLibvirtd.start(f"vbench-fleet-{os.getpid()}")
+    yield lv
+    lv.stop()
+
+
+@pytest.fixture(scope="module")
+def home(own):
+    """The user's host has its own VBENCH_HOME (sharing only the built images), as in
+    test_own_libvirtd, so the lab's record is never touched by the other host's run."""
+    from vbench import paths
+
+    h = Path(tempfile.mkdtemp(prefix="vbench-fleet-home-"))
+    os.chmod(h, 0o755)
+    (h / "images").symlink_to(paths.images_dir())
+    (h / "lab").mkdir()
+    probe = paths.lab_dir() / "accelerator.json"
+    if probe.exists():
+        shutil.copy(probe, h / "lab" / probe.name)
+    yield h
+    shutil.rmtree(h, ignore_errors=True)
+
+
+def _when(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
+
+
+def test_fleet_over_the_lab_and_a_users_libvirtd(own, home, tmp_path, no_leftovers):
+    from vbench import store
+
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text(json.dumps({"hosts": [
+        {"name": "lab"},
+        {"name": "own-libvirtd", "connect": own.uri, "netns": own.netns,
+         "env": {**SUBNETS, "VBENCH_HOME": str(home)}}]}))
+    fleet = tmp_path / "fleet"
+    t0 = time.monotonic()
+    cp = vbench("fleet", "run", "scenarios/smoke-disk.yaml", "--hosts", str(hosts), "--out",
+                str(fleet), timeout=2400, check=False)
+    took = time.monotonic() - t0
+    assert cp.returncode == 0, f"stdout:\n{cp.stdout[-4000:]}\nstderr:\n{cp.stderr[-3000:]}"
+    out = cp.stdout
+    assert "machine 1: lab, own-libvirtd (one after another (same machine))" in out
+    assert "[lab] " in out and "[own-libvirtd] " in out  # progress says which host does what
+
+    doc = json.loads((fleet / "fleet.json").read_text())
+    assert doc["status"] == "complete"
+    by = {h["name"]: h for h in doc["hosts"]}
+    assert set(by) == {"lab", "own-libvirtd"}
+    assert by["lab"]["group"] == by["own-libvirtd"]["group"]
+    assert by["lab"]["machine"] == by["own-libvirtd"]["machine"]
+    runs = {n: fleet / h["run"] for n, h in by.items()}
+    recs = {n: store.load_record(p) for n, p in runs.items()}
+    assert all(r.status == "complete" and not r.failures for r in recs.values())
+    assert recs["own-libvirtd"].environment.libvirt_uri == own.uri
+    assert recs["lab"].environment.libvirt_uri != own.uri
+    for n, p in runs.items():
+        df = store.load_samples(p)
+        iops = df[(df.workload == "randread-4k-qd32") & (df.metric == "iops")]
+        assert set(iops.variant) >= {"virtio-blk", "sata"} and (iops.value > 0).all(), n
+    # one machine: the two runs did not overlap in time (by the runs' own records, and the index)
+    first, second = sorted(recs.values(), key=lambda r: r.started)
+    assert _when(first.finished) <= _when(second.started), (first.finished, second.started)
+    a, b = sorted(by.values(), key=lambda h: h["started"])
+    assert a["finished"] <= b["started"]
+
+    cp = vbench("fleet", "compare", str(fleet))
+    print(f"\nfleet of 2 hosts on one machine in {took:.0f} s\n{cp.stdout}")
+    lines = cp.stdout.splitlines()
+    head = next(ln for ln in lines if ln.startswith("workload"))
+    assert head.split()[-2:] == ["lab", "own-libvirtd"]
+    row = next(ln for ln in lines if ln.startswith("randread-4k-qd32") and " IOPS " in ln)
+    assert row.count("\u00d7") >= 6 and " - " not in row  # a ratio and interval per host
+    html = (fleet / "report" / "index.html").read_text()
+    assert "<h3>lab <span" in html and "<h3>own-libvirtd <span" in html
+    # vbench's networks in the user's libvirt go again (the fixture removes the daemon anyway)
+    down = subprocess.run(own.exec_argv([sys.executable, "-m", "vbench.cli", "lab", "down"]),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **SUBNETS, "VBENCH_HOME": str(home)})
+    assert down.returncode == 0, down.stderr
