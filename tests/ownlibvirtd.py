@@ -200,3 +200,18 @@ def users_domain_xml(name: str, kernel: Path, initrd: Path, console: Path, netwo
 def users_network_xml(name: str, bridge: str, address: str, netmask: str) -> str:
     return (f"<network><name>{name}</name><bridge name='{bridge}' stp='off' delay='0'/>"
             f"<ip address='{address}' netmask='{netmask}'/></network>")
+
+
+def separate_home(prefix: str = "vbench-home-") -> Path:
+    """A VBENCH_HOME of its own, sharing only the built images (and the accelerator probe), so that
+    a run against another libvirtd never changes the lab's record. The caller removes it."""
+    from vbench import paths
+
+    h = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(h, 0o755)
+    (h / "images").symlink_to(paths.images_dir())
+    (h / "lab").mkdir()
+    probe = paths.lab_dir() / "accelerator.json"
+    if probe.exists():
+        shutil.copy(probe, h / "lab" / probe.name)
+    return h

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from .conftest import ROOT, vbench
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
-from ownlibvirtd import OwnLibvirtd  # noqa: E402
+from ownlibvirtd import OwnLibvirtd, separate_home  # noqa: E402
 
 pytestmark = pytest.mark.integration
 SUBNETS = {"VBENCH_MGMT_SUBNET": "10.232.0.0/24", "VBENCH_TEST_SUBNET": "10.232.1.0/24"}
@@ -40,15 +39,7 @@ def own(lab_ready):
 def home(own):
     """The user's host has its own VBENCH_HOME (sharing only the built images), as in
     test_own_libvirtd, so the lab's record is never touched by the other host's run."""
-    from vbench import paths
-
-    h = Path(tempfile.mkdtemp(prefix="vbench-fleet-home-"))
-    os.chmod(h, 0o755)
-    (h / "images").symlink_to(paths.images_dir())
-    (h / "lab").mkdir()
-    probe = paths.lab_dir() / "accelerator.json"
-    if probe.exists():
-        shutil.copy(probe, h / "lab" / probe.name)
+    h = separate_home("vbench-fleet-home-")
     yield h
     shutil.rmtree(h, ignore_errors=True)
 

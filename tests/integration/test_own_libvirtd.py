@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -30,7 +29,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
-from ownlibvirtd import (OwnLibvirtd, busybox_initrd, users_domain_xml,  # noqa: E402
+from ownlibvirtd import (OwnLibvirtd, busybox_initrd, separate_home,  # noqa: E402
+                         users_domain_xml,
                          users_network_xml)
 from pgcluster import process_running  # noqa: E402
 
@@ -58,15 +58,7 @@ def own(lab_ready):
 @pytest.fixture(scope="module")
 def home(own):
     """A VBENCH_HOME of its own, sharing only the built images (and the accelerator probe)."""
-    from vbench import paths
-
-    h = Path(tempfile.mkdtemp(prefix="vbench-home-"))
-    os.chmod(h, 0o755)
-    (h / "images").symlink_to(paths.images_dir())
-    (h / "lab").mkdir()
-    probe = paths.lab_dir() / "accelerator.json"
-    if probe.exists():
-        shutil.copy(probe, h / "lab" / probe.name)
+    h = separate_home("vbench-home-")
     yield h
     shutil.rmtree(h, ignore_errors=True)
 
