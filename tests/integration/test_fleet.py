@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -101,3 +103,45 @@ def test_fleet_over_the_lab_and_a_users_libvirtd(own, home, tmp_path, no_leftove
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, **SUBNETS, "VBENCH_HOME": str(home)})
     assert down.returncode == 0, down.stderr
+
+
+def test_ctrl_c_stops_the_fleet_and_leaves_no_guest(own, home, tmp_path, no_leftovers):
+    """SIGINT to `vbench fleet run` (a terminal's Ctrl-C) while the first host's guest boots: that
+    host's run is interrupted and cleans up, the second host never starts, the index says so."""
+    import libvirt
+
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text(json.dumps([{"name": "lab"}, {
+        "name": "own-libvirtd", "connect": own.uri, "netns": own.netns,
+        "env": {**SUBNETS, "VBENCH_HOME": str(home)}}]))
+    fleet = tmp_path / "fleet"
+    p = subprocess.Popen([sys.executable, "-m", "vbench.cli", "fleet", "run",
+                          "scenarios/smoke-disk.yaml", "--hosts", str(hosts), "--out", str(fleet)],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
+    watchdog = threading.Timer(900, p.kill)
+    watchdog.start()
+    seen = []
+    try:
+        assert p.stdout is not None
+        for line in p.stdout:
+            seen.append(line)
+            if line.startswith("[lab] ") and ": started (" in line:  # a guest of the lab is up
+                break
+        os.kill(p.pid, signal.SIGINT)
+        rest, _ = p.communicate(timeout=600)
+    finally:
+        watchdog.cancel()
+    out = "".join(seen) + rest
+    assert p.returncode == 130, out[-4000:]
+    assert "[lab] vbench: interrupted" in out
+    doc = json.loads((fleet / "fleet.json").read_text())
+    by = {h["name"]: h for h in doc["hosts"]}
+    assert doc["status"] == "interrupted"
+    assert by["lab"]["status"] == "interrupted" and by["lab"]["exit_status"] == 130
+    assert by["own-libvirtd"]["status"] == "skipped"
+    conn = libvirt.open(own.uri)
+    try:
+        assert conn.listAllDomains() == []
+    finally:
+        conn.close()

@@ -69,6 +69,7 @@ HOSTILE = [
     ("- {name: a, netns: '../x'}\n", "not a network namespace name"),
     ("- {name: a, connect: 'qemu+ssh://root@h/system', netns: ns}\n", "netns only applies"),
     ("- {name: a}\n- {name: A}\n", "appears twice"),
+    ("- {name: a, machine: 'box/../1'}\n", "not a machine name"),
     ("[]\n", "non-empty list"),
     ("name: a\n", "only `hosts:`"),
     ("- just-a-string\n", "each host is a mapping"),
@@ -105,6 +106,20 @@ def test_identity_keys_from_libvirt_and_of_this_machine():
     assert any(k.startswith("machine:") for k in me) and any(k.startswith("hostname:") for k in me)
     assert identity.identify(Host("lab")) == me
     assert identity.identify(Host("u", "qemu+unix:///system?socket=/x")) == me
+
+
+def test_a_declared_machine_joins_hosts_libvirt_cannot_tell_apart(monkeypatch, tmp_path):
+    """Two libvirtds in namespaces of one machine: own host names, made-up host UUIDs."""
+    hs = _load(tmp_path, "- {name: ns-a, connect: 'qemu+ssh://root@10.0.0.2/system', machine: box1}\n"
+                         "- {name: ns-b, connect: 'qemu+ssh://root@10.0.0.3/system', machine: BOX1}\n"
+                         "- {name: other, connect: 'qemu+ssh://root@10.0.0.4/system'}\n")
+    told = {h.connect: frozenset({f"hostname:{h.name}", f"host-uuid:{i}"}) for i, h in enumerate(hs)}
+    monkeypatch.setattr(identity, "ask_libvirt", lambda uri: told[uri])
+    ids = {h.name: identity.identify(h) for h in hs}
+    assert [[h.name for h in g] for g in schedule.group_hosts(hs, ids)] == [["ns-a", "ns-b"], ["other"]]
+    hs[0] = Host("ns-a", hs[0].connect)  # without the declaration: three machines
+    ids = {h.name: identity.identify(h) for h in hs}
+    assert len(schedule.group_hosts(hs, ids)) == 3
 
 
 def _hosts(*names: str) -> list[Host]:

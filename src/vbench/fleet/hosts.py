@@ -10,6 +10,9 @@
         connect: qemu+unix:///system?socket=/run/other/libvirt-sock
         netns: users-ns                # run vbench inside this network namespace (local only)
         env: {VBENCH_MGMT_SUBNET: 10.231.0.0/24, VBENCH_TEST_SUBNET: 10.231.1.0/24}
+      - name: vm-on-kvm-b
+        connect: qemu+ssh://root@10.0.0.7/system
+        machine: kvm-b                 # declared: shares kvm-b's CPUs (never measured with it)
 
 Only these fields are accepted; names are short and of a safe charset (they become directory
 names and column headings); at most :data:`MAX_HOSTS` hosts; ``env`` only carries the variables
@@ -34,7 +37,7 @@ MAX_FILE_BYTES = 64 * 1024
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 NETNS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 URI = re.compile(r"^qemu(\+(ssh|libssh|libssh2|unix|tcp|tls))?://[\x21-\x7e]{0,480}$")
-HOST_FIELDS = {"name", "connect", "netns", "env"}
+HOST_FIELDS = {"name", "connect", "netns", "env", "machine"}
 LOCAL_TRANSPORTS = {"qemu", "qemu+unix"}
 
 
@@ -70,6 +73,7 @@ class Host:
     connect: str | None = None           # None: the local lab
     netns: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    machine: str | None = None          # a declared machine: hosts naming the same one run in turn
 
     @property
     def local(self) -> bool:
@@ -113,7 +117,7 @@ def _env(value: Any, where: str) -> dict[str, str]:
 
 def parse_host(item: Any, where: str) -> Host:
     if not isinstance(item, dict):
-        raise _fail(where, "each host is a mapping with a name (and connect, netns, env)")
+        raise _fail(where, "each host is a mapping with a name (and connect, netns, env, machine)")
     extra = [k for k in item if k not in HOST_FIELDS]
     if extra:
         raise _fail(where, f"unknown field {untrusted.shown(extra[0])} (allowed: "
@@ -127,7 +131,11 @@ def parse_host(item: Any, where: str) -> Host:
     netns = item.get("netns")
     if netns is not None:
         netns = _text(netns, where, NETNS, "a network namespace name")
-    host = Host(name=name, connect=connect, netns=netns, env=_env(item.get("env", {}), where))
+    machine = item.get("machine")
+    if machine is not None:
+        machine = _text(machine, where, NAME, "a machine name (like a host name)")
+    host = Host(name=name, connect=connect, netns=netns, env=_env(item.get("env", {}), where),
+                machine=machine)
     if host.netns and not host.local:
         raise _fail(where, "netns only applies to a libvirt on this machine")
     return host

@@ -9,6 +9,9 @@ the other way round it would spoil both measurements.
 - Any other URI: what its libvirt says: ``conn.getHostname()``, the host UUID of
   ``getCapabilities()`` and the system UUID of ``getSysinfo()`` (SMBIOS), when they answer.
   A URI that points back at this machine over SSH therefore still shares the host name key.
+- What the hosts file declares (``machine: NAME``): for hosts these facts cannot tell apart, e.g.
+  libvirtds in containers or namespaces of one machine with their own host names and no SMBIOS
+  (libvirt then makes up a host UUID each time it starts).
 """
 
 from __future__ import annotations
@@ -78,5 +81,7 @@ def ask_libvirt(uri: str) -> Identity:
 
 
 def identify(host: Host) -> Identity:
-    """The identity keys of one host (raises UserError when a remote libvirt does not answer)."""
-    return this_machine() if host.local else ask_libvirt(host.connect or "")
+    """The identity keys of one host (raises UserError when a remote libvirt does not answer),
+    plus the machine the hosts file declares for it, if any."""
+    keys = this_machine() if host.local else ask_libvirt(host.connect or "")
+    return keys | {f"declared:{host.machine.lower()}"} if host.machine else keys

@@ -48,7 +48,7 @@ def _host_entry(fleet: Path, o: Outcome, identity: Identity | None) -> dict:
         except ValueError:
             rel = None
     return {"name": o.host.name, "connect": o.host.connect, "netns": o.host.netns,
-            "env": dict(o.host.env), "group": o.group,
+            "env": dict(o.host.env), "declared_machine": o.host.machine, "group": o.group,
             "machine": machine_label(identity) if identity else None, "status": o.status,
             "exit_status": o.exit_status, "message": o.message, "run": rel,
             "log": f"{HOSTS_DIR}/{o.host.name}/run.log", "started": _iso(o.started),
