@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 from . import procs
 from .errors import GuestError, ProbeError, RemoteCommandError
-from .hostpeer import HostPeer, netns_argv
+from .hostpeer import peer_for, run_on_host
 from .model import Sample
 from .scenario import Scenario, Workload
 
@@ -213,11 +213,11 @@ def _guest(target: Target, tool: str) -> "Guest":
     return target.guest
 
 
-def _netns(target: Target) -> str | None:
-    """The lab namespace a host-side peer of ``target`` runs in (None: a --connect libvirt)."""
+def _lab(target: Target) -> "Lab":
+    """The lab whose host side the peer of ``target`` runs on (its namespace, or another host)."""
     if target.lab is None:
         raise ProbeError(f"variant {target.variant}: a host-side peer needs the lab's network")
-    return target.lab.netns
+    return target.lab
 
 
 @register("iperf3", headline="throughput")
@@ -238,7 +238,7 @@ def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample]
                                   reverse=(direction == "h2g"), udp=spec.protocol == "udp",
                                   bitrate=spec.bitrate, length=spec.length, bind=guest_ip)
         bound = spec.duration + spec.omit + 30
-        with HostPeer(_netns(target), iperf3_server_argv(host_ip, port), port):
+        with peer_for(target.lab, iperf3_server_argv(host_ip, port), port):
             # iperf3 runs omit + duration seconds; only the last `duration` are measured.
             with CpuWindow(g.qemu_pid(), spec.omit, spec.duration) as cpu:
                 res = g.ssh.run(shlex.join(["timeout", "-k", "5", str(bound)] + argv),
@@ -270,9 +270,8 @@ def run_ping(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], 
     for direction in spec.directions:
         name = f"{w.name}-{direction}"
         if direction == "h2g":
-            res = procs.run(netns_argv(_netns(target),
-                                       ping_argv(guest_ip, spec.count, spec.interval, spec.size)),
-                            timeout=bound, check=False)
+            res = run_on_host(_lab(target), ping_argv(guest_ip, spec.count, spec.interval,
+                                                       spec.size), timeout=bound)
         else:
             res = g.ssh.run(shlex.join(ping_argv(host_ip, spec.count, spec.interval, spec.size)),
                             timeout=bound, check=False)

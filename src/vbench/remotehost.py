@@ -296,6 +296,10 @@ class RemoteHost:
                 "kvm_module": kvm.strip() or "none", "libvirt_uri": self.target.public_uri,
                 "remote_host": self.target.host, "libvirt_version": _libvirt_version(libvirt_uri)}
 
+    # -- host-side peers (iperf3 -s)
+    def peer(self, argv: list[str], port: int) -> "RemotePeer":
+        return RemotePeer(self, argv, port)
+
     # -- cleanup of leftovers (gc)
     def claim(self, d: PurePosixPath | Path) -> None:
         """Which vbench (this machine, pid + start time) owns a directory on the host."""
@@ -346,6 +350,62 @@ def _libvirt_version(uri: str) -> str:
         return virt.libvirt_version(conn)
     finally:
         conn.close()
+
+
+class RemotePeer:
+    """A host-side server (``iperf3 -s -1``) on the other host for one test: started on its own
+    channel of the session under ``timeout`` (so it can never outlive a lost vbench by long), its
+    pid reported first and killed by that pid on exit; ready once the host lists its socket."""
+
+    LIMIT_S = 600
+
+    def __init__(self, host: RemoteHost, argv: list[str], port: int) -> None:
+        self.host, self.port = host, port
+        self.argv = ["sh", "-c", 'echo "$$"; exec "$@"', "vbench-peer", "timeout", "-k", "5",
+                     str(self.LIMIT_S), *argv]
+        self.chan: Any = None
+        self.pid: int | None = None
+
+    def __enter__(self) -> "RemotePeer":
+        import shlex
+        import time
+
+        from .errors import ProbeError
+
+        tr = self.host._client.get_transport()
+        if tr is None or not tr.is_active():
+            raise ProbeError(f"the SSH session to {self.host.target.host} is closed")
+        self.chan = tr.open_session(timeout=10)
+        self.chan.exec_command(shlex.join(self.argv))
+        try:
+            deadline, out = time.monotonic() + 10, b""
+            while time.monotonic() < deadline:
+                while self.chan.recv_ready():
+                    out += self.chan.recv(4096)
+                if self.pid is None and b"\n" in out and out.split(b"\n")[0].strip().isdigit():
+                    self.pid = int(out.split(b"\n")[0])
+                if self.chan.exit_status_ready():
+                    break
+                ss = self.host.run(["ss", "-Hltn", f"sport = :{self.port}"], timeout=10,
+                                   check=False)
+                if self.pid is not None and ss.ok and ss.stdout.strip():
+                    return self
+                time.sleep(0.1)
+        except BaseException:
+            self.__exit__()
+            raise
+        said = out.decode(errors="replace").strip().splitlines()[-3:]
+        self.__exit__()
+        raise ProbeError(f"host-side peer on {self.host.target.host} did not start listening on "
+                         f"port {self.port}: {' '.join(self.argv[4:])} -- {' | '.join(said)}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.pid is not None:
+            self.host.run(["kill", "-TERM", str(self.pid)], timeout=10, check=False)
+            self.pid = None
+        if self.chan is not None:
+            self.chan.close()
+            self.chan = None
 
 
 def content_hash_one(f: Path) -> str:

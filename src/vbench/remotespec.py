@@ -20,6 +20,7 @@ REMOTE_ROOT = PurePosixPath("/var/lib/libvirt/vbench")
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[[0-9A-Fa-f:]+\]$")
 _NAME_RE = re.compile(r"^vbench-[A-Za-z0-9_.-]{1,120}$")
 IMAGE_FILES = ("base", "kernel", "initrd")
+REMOTE_TOOLS = ("fio", "iperf3", "ping")  # what runs on (or against) another host so far
 COMPLETE = ".complete"
 
 
@@ -160,13 +161,12 @@ def scratch_argv(path: PurePosixPath, size_gib: float, mode: str) -> list[list[s
 def unsupported(scn) -> list[str]:
     """Why ``scn`` cannot run on another host yet (empty: it can)."""
     from .devices import Device
-    from .devices import DEVICES
 
     why = []
-    if scn.device != "disk":
+    if scn.device not in ("disk", "nic"):
         why.append(f"device {scn.device}")
     for w in scn.workloads:
-        if w.tool != "fio":
+        if w.tool not in REMOTE_TOOLS:
             why.append(f"workload {w.name} ({w.tool})")
     if getattr(scn.guest, "image_file", None) is not None:
         why.append("guest.image_file (your own image)")
@@ -176,18 +176,16 @@ def unsupported(scn) -> list[str]:
             if dev.kind == "disk":
                 if spec.bus == "nvme":
                     why.append(f"variant {v.name}: disk bus nvme")
-            elif type(dev).prepare is not Device.prepare:
+            elif type(dev).prepare is not Device.prepare or dev.host_requirements(spec):
                 why.append(f"variant {v.name}: device {dev.kind}")
-        if prof.nic is not None and "nic" in DEVICES:
-            why.append(f"variant {v.name}: a NIC under test")
     return list(dict.fromkeys(why))
 
 
 def refuse_unsupported(scn, ab: bool = False) -> None:
     why = unsupported(scn) + (["vbench ab"] if ab else [])
     if why:
-        raise LabError(f"{', '.join(why)}: not supported on a remote host yet (only disk "
-                       f"scenarios with fio workloads are)")
+        raise LabError(f"{', '.join(why)}: not supported on a remote host yet (disk and NIC "
+                       f"scenarios with fio, iperf3 and ping workloads are)")
 
 
 def accelerator(lb: Any, override: str | None):

@@ -221,3 +221,25 @@ def test_run_on_a_second_host(second_host, home, keys, tmp_path):
           f"{med['virtio-blk'] / med['sata']:.2f}x; host {med['host']:.0f}")
     print("\n".join(line for line in cp.stdout.splitlines() if "headline" in line.lower()
                     or "randread" in line))
+
+
+def test_net_on_a_second_host(second_host, home, keys, tmp_path):
+    """smoke-net through the same host: the image is reused, the iperf3 server and the host-side
+    ping run on that host (its test-network address exists only there), nothing is left."""
+    from vbench import store
+
+    lv, client_ns = second_host
+    cp = _vbench(client_ns, home, keys, "run", "scenarios/smoke-net.yaml", "--connect", URI,
+                 "--results", str(tmp_path / "results"), "--no-report")
+    assert cp.returncode == 0, f"stdout:\n{cp.stdout[-3000:]}\nstderr:\n{cp.stderr[-3000:]}"
+    assert "guest image already on 10.239.0.2" in cp.stdout  # uploaded once, by content
+    run_dir = Path(cp.stdout.strip().splitlines()[-1].split("run:", 1)[1].strip())
+    assert store.load_record(run_dir).status == "complete"
+    df = store.load_samples(run_dir)
+    got = {(r.variant, r.workload) for r in df[df.metric.isin(["throughput", "rtt_p50"])].itertuples()}
+    for v in ("virtio-net", "e1000"):
+        assert {(v, "tcp-1-h2g"), (v, "tcp-1-g2h"), (v, "udp-64b-g2h"), (v, "rtt-h2g"),
+                (v, "rtt-g2h")} <= got, got
+    left = subprocess.run(["pgrep", "-f", "vbench-peer"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "a host-side peer outlived the run"
+    assert _files(lv.base / REMOTE_ROOT / "guests") == []

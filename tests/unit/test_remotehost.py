@@ -166,14 +166,21 @@ def test_remote_commands_are_quoted_and_confined():
     assert shlex.split(h.ssh.commands[-1])[-1] == str(f.parent)  # type: ignore[attr-defined]
 
 
-def test_disk_smoke_scenario_is_supported():
-    scn = load_scenario(str(ROOT / "scenarios" / "smoke-disk.yaml"))
+@pytest.mark.parametrize("name", ["smoke-disk.yaml", "disk.yaml", "smoke-net.yaml", "net.yaml"])
+def test_disk_and_net_scenarios_are_supported(name):
+    scn = load_scenario(str(ROOT / "scenarios" / name))
     assert rh.unsupported(scn) == []
     rh.refuse_unsupported(scn)
 
 
+def test_vhost_is_refused_on_a_remote_host():
+    text = (ROOT / "scenarios" / "smoke-net.yaml").read_text().replace(
+        "nic: {model: virtio}", "nic: {model: virtio, vhost: true}")
+    assert "vhost: true" in text
+    assert rh.unsupported(load_scenario_text(text, where="t")) == ["variant virtio-net: device nic"]
+
+
 @pytest.mark.parametrize("name, what", [
-    ("smoke-net.yaml", "device nic"),
     ("rng.yaml", "device rng"),
     ("balloon.yaml", "device balloon"),
     ("disk-nvme.yaml", "disk bus nvme"),
@@ -193,9 +200,8 @@ def test_ab_is_refused_on_a_remote_host():
         rh.refuse_unsupported(scn, ab=True)
 
 
-def test_a_non_fio_workload_is_refused():
-    text = (ROOT / "scenarios" / "smoke-net.yaml").read_text()
-    scn = load_scenario_text(text, where="t")
+def test_a_workload_other_than_fio_iperf3_ping_is_refused():
+    scn = load_scenario(str(ROOT / "scenarios" / "rng.yaml"))
     assert any(w.startswith("workload ") for w in rh.unsupported(scn))
 
 
@@ -270,3 +276,50 @@ def test_a_remote_guest_lives_on_the_host_and_is_reached_through_it():
     assert g.jump is Lb.remote  # wait_for_ssh gets via=the host's session
     assert str(g.dir) == "/var/lib/libvirt/vbench/guests/vbench-r-0-virtio-blk"
     assert g.qemu_pid() is None
+
+
+def test_remote_peer_runs_on_the_host_and_is_killed_by_its_pid():
+    from vbench.hostpeer import peer_for, run_on_host
+
+    class Chan:
+        def __init__(self) -> None:
+            self.sent, self.out, self.closed = "", [b"4321\n"], False
+
+        def exec_command(self, cmd):
+            self.sent = cmd
+
+        def recv_ready(self):
+            return bool(self.out)
+
+        def recv(self, n):
+            return self.out.pop(0)
+
+        def exit_status_ready(self):
+            return False
+
+        def close(self):
+            self.closed = True
+
+    chan = Chan()
+    transport = type("T", (), {"is_active": lambda s: True, "open_session": lambda s, timeout: chan})()
+    h = _host()
+    h._client = type("C", (), {"get_transport": lambda s: transport})()
+
+    class Ss(FakeSsh):
+        def run_argv(self, argv, timeout=60.0, check=True):
+            res = super().run_argv(argv, timeout, check)
+            if argv[0] == "ss":
+                res.stdout = "LISTEN 0 5 10.254.1.1:5201 0.0.0.0:*"
+            return res
+
+    h.ssh = Ss()  # type: ignore[assignment]
+    lab = type("Lab", (), {"remote": h, "netns": None})()
+    with peer_for(lab, ["iperf3", "-s", "-1", "-B", "10.254.1.1", "-p", "5201"], 5201) as p:
+        assert p.pid == 4321
+    argv = shlex.split(chan.sent)
+    assert argv[:3] == ["sh", "-c", 'echo "$$"; exec "$@"'] and argv[-7:] == [
+        "iperf3", "-s", "-1", "-B", "10.254.1.1", "-p", "5201"]
+    assert "timeout" in argv and chan.closed
+    assert h.ssh.commands[-1] == "kill -TERM 4321"  # type: ignore[attr-defined]
+    run_on_host(lab, ["ping", "-c", "1", "10.254.1.9"], timeout=10)
+    assert h.ssh.commands[-1] == "ping -c 1 10.254.1.9"  # type: ignore[attr-defined]
