@@ -239,6 +239,7 @@ TRAP = """
 import signal, sys, time, pathlib
 out = pathlib.Path(sys.argv[1])
 def bye(signum, frame):
+    print(f"signal {signum}", flush=True)
     time.sleep(0.3)            # "cleaning up its guests"
     out.write_text(str(signum))
     print("vbench: interrupted; guests destroyed and results so far kept", flush=True)
@@ -259,9 +260,15 @@ def test_an_interrupt_is_forwarded_to_every_child_and_waited_for(tmp_path, monke
     hs = [Host("a"), Host("b", "qemu+ssh://root@b/system"), Host("a2")]
     ids = {"a": frozenset({"m:a"}), "a2": frozenset({"m:a"}), "b": frozenset({"m:b"})}
     groups = schedule.group_hosts(hs, ids)
-    timer = threading.Timer(1.0, lnch.interrupt)
+    def ctrl_c_twice():
+        lnch.interrupt()
+        time.sleep(0.1)  # the children are cleaning up now: a second signal must not reach them
+        lnch.interrupt()
+
+    timer = threading.Timer(1.0, ctrl_c_twice)
     timer.start()
     out = {o.host.name: o for o in schedule.run_groups(groups, lnch.run, lnch.stop)}
+    assert sorted(ln for ln in lines if ln.endswith("signal 15")) == ["[a] signal 15", "[b] signal 15"]
     assert (tmp_path / "a.signal").read_text() == str(int(signal.SIGTERM))
     assert (tmp_path / "b.signal").read_text() == str(int(signal.SIGTERM))
     assert out["a"].status == out["b"].status == "interrupted" and out["a"].exit_status == 130

@@ -50,7 +50,8 @@ def _with_signals(launcher, work):
     """Run ``work()``; SIGINT/SIGTERM are forwarded to every child (SIGTERM) and waited for."""
     def forward(signum, _frame):
         n = launcher.interrupt(signal.SIGTERM)
-        say(f"fleet: signal {signum}: stopping {n} running host(s) and waiting for their cleanup")
+        say(f"fleet: signal {signum}: stopping; waiting for {n} running host(s) to destroy their "
+            f"guests")
 
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -126,7 +127,7 @@ def _finish(args, fleet: Path, outcomes, stopped: bool) -> ExitStatus:
     bad = [o for o in outcomes if not o.ok]
     for o in bad:
         say(f"FAILED {o.host.name}: {o.status}: {o.message}")
-    if any(o.run_dir for o in outcomes):
+    if any(o.run_dir for o in outcomes) and not stopped:  # interrupted: exit at once
         try:
             _print_compare(fleet, everything=False, json_out=None)
             if not args.no_report:

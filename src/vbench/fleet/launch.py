@@ -63,13 +63,17 @@ class Launcher:
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._children: dict[str, subprocess.Popen] = {}
+        self._signalled: set[int] = set()
 
     def interrupt(self, signum: int = signal.SIGTERM) -> int:
-        """Stop starting hosts and pass ``signum`` to every running child; how many got it."""
+        """Stop starting hosts and pass ``signum`` once to every running child (a second signal
+        would cut short the cleanup the first started); how many children are still running."""
         with self._lock:
             self.stop.set()
             kids = list(self._children.values())
-        for child in kids:
+            fresh = [c for c in kids if c.pid not in self._signalled]
+            self._signalled.update(c.pid for c in fresh)
+        for child in fresh:
             try:
                 os.killpg(child.pid, signum)
             except ProcessLookupError:
