@@ -133,6 +133,7 @@ def test_ctrl_c_stops_the_fleet_and_leaves_no_guest(own, home, tmp_path, no_left
     finally:
         watchdog.cancel()
     out = "".join(seen) + rest
+    print(f"\nfleet run interrupted with SIGINT:\n{out[-1500:]}")
     assert p.returncode == 130, out[-4000:]
     assert "[lab] vbench: interrupted" in out
     doc = json.loads((fleet / "fleet.json").read_text())
