@@ -9,8 +9,6 @@ sata, ide, nvme (got 'usb')``.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -24,8 +22,9 @@ from .devices.disk import DiskSpec  # noqa: F401
 from .devices.nic import NicSpec  # noqa: F401
 from .devices.rng import RngSpec  # noqa: F401
 from .errors import ScenarioError
+from .fielderrors import field_path, error_text, format_validation_error
 from .probes import fioopts
-from .untrusted import UntrustedInputError, load_yaml, read_text, shown
+from .untrusted import UntrustedInputError, load_yaml, read_text
 from .probes.fio import RESERVED_OPTIONS as RESERVED_FIO_OPTIONS
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
@@ -360,8 +359,8 @@ class Scenario(_Strict):
                 return Repetitions.model_validate(v)
             except ValidationError as exc:
                 err = exc.errors()[0]
-                where = _loc(err.get("loc", ()))
-                raise ValueError(f"{where + ': ' if where else ''}{_message(err)}") from None
+                where = field_path(err.get("loc", ()))
+                raise ValueError(f"{where + ': ' if where else ''}{error_text(err)}") from None
         return v
 
     @property
@@ -430,57 +429,6 @@ def _check_gate(gate: GateSpec, variants: list[str], workloads: list[str]) -> No
 
 
 # ---- loading ---------------------------------------------------------------------------------
-
-_INTERNAL_LOC = re.compile(r"^(function-(after|before|wrap|plain)|tagged-union|union)\[")
-_UNION_MEMBERS = {"str", "int", "bool", "float", "constrained-int", "Repetitions"}
-
-
-def _loc(loc: tuple) -> str:
-    """A pydantic error location as a field path: ``variants[1].disk.bus``."""
-    out = ""
-    parts = list(loc)
-    for i, part in enumerate(parts):
-        if isinstance(part, int):
-            out += f"[{part}]"
-            continue
-        text = str(part)
-        if _INTERNAL_LOC.match(text):
-            continue  # pydantic's validator/union markers, not fields
-        if text in _UNION_MEMBERS and i == len(parts) - 1 and i > 0:
-            continue  # which member of a `str | int | bool` union failed
-        if not re.fullmatch(r"[A-Za-z0-9_.\[\]-]{1,48}", text):
-            text = shown(text)  # keeps odd keys (newlines, spaces) on one line and visible
-        out += ("." if out else "") + text
-    return out
-
-
-def _message(err: Mapping[str, Any]) -> str:
-    kind = err.get("type", "")
-    ctx = err.get("ctx") or {}
-    got = err.get("input")
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected', '').replace(' or ', ', ').replace(chr(39), '')} (got {shown(got)})"
-    if kind == "extra_forbidden":
-        return "unknown field (check its spelling; see scenarios/*.yaml for examples)"
-    if kind == "missing":
-        return "is required"
-    if kind == "string_pattern_mismatch":
-        return f"{shown(got)} is not allowed here (letters, digits, '_', '.', '-'; must match {ctx.get('pattern')})"
-    msg = err.get("msg", "invalid")
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    return f"{msg} (got {shown(got)})" if kind not in ("value_error", "assertion_error") and not isinstance(got, dict) else msg
-
-
-def format_validation_error(exc: ValidationError, where: str) -> str:
-    errors = exc.errors()
-    first = errors[0]
-    path = _loc(first.get("loc", ()))
-    line = f"{where}: {path + ': ' if path else ''}{_message(first)}"
-    if len(errors) > 1:
-        line += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return line
-
 
 def _validate(model, data, where: str):
     try:
