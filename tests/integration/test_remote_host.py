@@ -243,3 +243,38 @@ def test_net_on_a_second_host(second_host, home, keys, tmp_path):
     left = subprocess.run(["pgrep", "-f", "vbench-peer"], capture_output=True, text=True)
     assert left.stdout.strip() == "", "a host-side peer outlived the run"
     assert _files(lv.base / REMOTE_ROOT / "guests") == []
+
+
+def test_gc_and_down_on_the_second_host(second_host, home, keys):
+    """`lab gc --connect` removes on that host only what a killed vbench of this machine left
+    (a planted guest directory whose owner is dead); a directory another machine's vbench made
+    stays; `lab down` removes vbench's networks there and keeps the cached image."""
+    import json
+    import platform
+
+    import libvirt
+
+    lv, client_ns = second_host
+    guests = lv.base / REMOTE_ROOT / "guests"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for name, client in (("vbench-killed-0-virtio-blk", platform.node()),
+                         ("vbench-elsewhere-0-sata", "another-machine")):
+        (guests / name).mkdir()
+        (guests / name / "overlay.qcow2").write_bytes(b"x")
+        (guests / name / "owner.json").write_text(json.dumps(
+            {"client": client, "pid": dead.pid, "starttime": 1, "what": "vbench"}))
+    cp = _vbench(client_ns, home, keys, "lab", "gc", "--connect", URI, timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    assert _files(guests) == ["vbench-elsewhere-0-sata", "vbench-elsewhere-0-sata/overlay.qcow2",
+                              "vbench-elsewhere-0-sata/owner.json"], cp.stdout
+    assert "removed leftover guest files 10.239.0.2:" in cp.stdout
+    conn = libvirt.open(lv.uri)
+    try:
+        assert {"vbench-mgmt", "vbench-test"} <= {n.name() for n in conn.listAllNetworks()}
+        cp = _vbench(client_ns, home, keys, "lab", "down", timeout=300)
+        assert cp.returncode == 0, cp.stderr
+        assert not {"vbench-mgmt", "vbench-test"} & {n.name() for n in conn.listAllNetworks()}
+    finally:
+        conn.close()
+    assert [p.name for p in (lv.base / REMOTE_ROOT / "images").iterdir()]  # the cache stays
