@@ -255,7 +255,10 @@ def test_gc_and_down_on_the_second_host(second_host, home, keys):
     import libvirt
 
     lv, client_ns = second_host
+    cp = _vbench(client_ns, home, keys, "lab", "up", "--connect", URI, timeout=300)
+    assert cp.returncode == 0, cp.stderr  # (after the runs above: nothing to add)
     guests = lv.base / REMOTE_ROOT / "guests"
+    guests.mkdir(parents=True, exist_ok=True)
     dead = subprocess.Popen(["true"])
     dead.wait()
     for name, client in (("vbench-killed-0-virtio-blk", platform.node()),
