@@ -259,6 +259,7 @@ def test_gc_and_down_on_the_second_host(second_host, home, keys):
     assert cp.returncode == 0, cp.stderr  # (after the runs above: nothing to add)
     guests = lv.base / REMOTE_ROOT / "guests"
     guests.mkdir(parents=True, exist_ok=True)
+    cached = _files(lv.base / REMOTE_ROOT / "images")  # the runs' image, when they ran before
     dead = subprocess.Popen(["true"])
     dead.wait()
     for name, client in (("vbench-killed-0-virtio-blk", platform.node()),
@@ -280,4 +281,4 @@ def test_gc_and_down_on_the_second_host(second_host, home, keys):
         assert not {"vbench-mgmt", "vbench-test"} & {n.name() for n in conn.listAllNetworks()}
     finally:
         conn.close()
-    assert [p.name for p in (lv.base / REMOTE_ROOT / "images").iterdir()]  # the cache stays
+    assert _files(lv.base / REMOTE_ROOT / "images") == cached  # the cache stays
