@@ -50,10 +50,6 @@ def guest_class():
         def dir(self) -> Path:
             return self.lab.remote.guest_dir(self.name)
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.jump = self.lab.remote  # SSH to the guest through the host's session
-
         def _prepare_files(self) -> None:
             self.lab.remote.prepare_guest(self)
 

@@ -251,7 +251,6 @@ class Guest:
     kernel: Path | None = None         # an A/B side's guest kernel/initrd instead of the image's
     initrd: Path | None = None
     host_key: str = ""                 # the pinned host key: the image's, or its seed's
-    jump: object = None                # a remotehost.RemoteHost whose SSH session reaches the guest
 
     @property
     def ssh(self) -> "Ssh":
@@ -336,7 +335,7 @@ class Guest:
         self._say(f"{self.name}: lease {self.ip}, waiting for SSH ...")
         self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.host_key,
                                          self.client_key, self.image.user, deadline,
-                                         alive=self.check_alive, via=self.jump)
+                                         alive=self.check_alive, via=self.lab.remote)
         self.shell.watch = self.check_alive
         self.boot_seconds = time.monotonic() - t0
         self._say(f"{self.name}: SSH ready after {self.boot_seconds:.1f} s")
@@ -497,5 +496,5 @@ class Guest:
             raise GuestError(f"{self.name} has no management address to reconnect to")
         self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.host_key,
                                          self.client_key, self.image.user, time.monotonic() + 20,
-                                         alive=self.check_alive, via=self.jump)
+                                         alive=self.check_alive, via=self.lab.remote)
         self.shell.watch = self.check_alive

@@ -265,15 +265,25 @@ def test_gc_removes_only_dead_leftovers_of_this_machine(monkeypatch):
     assert sum(d.startswith("left ") for d in done) == 2  # in use (b), made elsewhere (c); d is a live domain's
 
 
-def test_a_remote_guest_lives_on_the_host_and_is_reached_through_it():
+def test_a_remote_guest_lives_on_the_host_and_is_reached_through_it(monkeypatch):
+    from vbench import remote
     class Lb:
         remote = _host()
         netns = None
 
     scn = load_scenario(str(ROOT / "scenarios" / "smoke-disk.yaml"))
-    g = rh.guest_class()("vbench-r-0-virtio-blk", Lb(), None, scn.profile(scn.variants[0]),
+    g = rh.guest_class()("vbench-r-0-virtio-blk", Lb(), type("Img", (), {"user": "root"})(), scn.profile(scn.variants[0]),
                          scn.guest, None, None, "")
-    assert g.jump is Lb.remote  # wait_for_ssh gets via=the host's session
+    seen = {}
+
+    def wait(*args, **kwargs):
+        seen.update(kwargs)
+        return FakeSsh()
+
+    monkeypatch.setattr(remote, "wait_for_ssh", wait)
+    g.ip = "10.254.0.9"
+    g.reconnect()
+    assert seen["via"] is Lb.remote  # SSH to the guest through the host's session (a jump)
     assert str(g.dir) == "/var/lib/libvirt/vbench/guests/vbench-r-0-virtio-blk"
     assert g.qemu_pid() is None
 
