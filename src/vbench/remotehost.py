@@ -69,11 +69,8 @@ def guest_class():
                 atomic_write(self.keep_console, self.lab.remote.read_tail(
                     self.files().console, virt.CONSOLE_KEEP_BYTES))
 
-        def close(self) -> None:
-            try:
-                super().close()  # its local rmtree of this (remote) path finds nothing here
-            finally:
-                self.lab.remote.remove_dir(self.dir)
+        def _remove_files(self) -> None:  # on the other host, never a local path of that name
+            self.lab.remote.remove_dir(self.dir)
 
     return RemoteGuest
 

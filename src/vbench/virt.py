@@ -3,9 +3,8 @@
 The only module that imports ``libvirt``.
 
 A :class:`Guest` is a context manager: it creates an overlay over the cached base image, starts a
-transient domain tagged in its metadata as vbench's, waits for its DHCP lease and SSH, and on exit
-always destroys the domain and removes its overlay and scratch disk (also on Ctrl-C).
-"""
+transient domain tagged as vbench's, waits for its lease and SSH, and on exit always destroys the
+domain and removes its files (also on Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -467,10 +466,11 @@ class Guest:
             self.conn = None
         try:
             self._keep_console_tail()
-        finally:
-            # The overlay and scratch disk go even when keeping the console failed (a full or
-            # read-only results file system raises StoreError, not OSError).
-            shutil.rmtree(self.dir, ignore_errors=True)
+        finally:  # even when keeping the console failed (StoreError: full results file system)
+            self._remove_files()
+
+    def _remove_files(self) -> None:  # overlay, scratch disk, console (a remote guest's: there)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def _keep_console_tail(self) -> None:
         if self.keep_console is None or not self.files().console.exists():

@@ -42,3 +42,23 @@ def test_close_removes_the_guest_dir_when_the_results_fs_is_full(tmp_path, monke
     with pytest.raises(StoreError, match="free space"):
         g.close()
     assert not g.dir.exists(), "the overlay and scratch disk were left behind"
+
+
+def test_a_remote_guest_removes_its_files_there_and_never_a_local_path(tmp_path, monkeypatch):
+    from pathlib import PurePosixPath
+
+    from vbench import remotehost
+
+    local_twin = tmp_path / "twin"  # a local directory at the remote guest's path: must survive
+    local_twin.mkdir()
+    removed: list = []
+    remote = SimpleNamespace(guest_dir=lambda name: local_twin,
+                             remove_dir=lambda p: removed.append(PurePosixPath(p)),
+                             read_tail=lambda path, size: b"boot\n")
+    g = remotehost.guest_class()(name="vbench-20261127-000000-t-0-virtio-blk",
+                                 lab=SimpleNamespace(remote=remote), image=None,
+                                 profile=parse_profile("disk=virtio"), spec=None, accel=None,
+                                 client_key=None, client_pub="", keep_console=None)
+    g.close()
+    assert removed == [PurePosixPath(local_twin)]
+    assert local_twin.exists(), "a remote guest's close removed a local directory"

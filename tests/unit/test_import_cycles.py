@@ -26,6 +26,16 @@ def test_src_vbench_has_no_import_cycle():
     assert figures.cycles(graph) == []
 
 
+def test_no_module_over_500_lines_and_no_function_over_60():
+    """The limits issue 13 set (a module a reader can hold, a function a screen can show)."""
+    figures = _figures()
+    files = sorted((ROOT / "src" / "vbench").rglob("*.py"))
+    big = {str(f.relative_to(ROOT)): n for f in files
+           if (n := len(f.read_text().splitlines())) > 500}
+    long_functions = [where for f in files for n, where in figures.functions(f) if n > 60]
+    assert big == {} and long_functions == []
+
+
 def _package(tmp_path: Path, files: dict[str, str]) -> Path:
     root = tmp_path / "pkg"
     for name, text in files.items():
