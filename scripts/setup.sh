@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything vbench needs on Debian 12 (run as root): Debian packages, then a Python
 # virtual environment with vbench and its test dependencies. Idempotent and quiet when everything
-# is already there. Starts no daemon: `vbench lab up` does that, recording what it starts.
+# is already there. Starts no daemon, and the packages it installs start none either (see below):
+# `vbench lab up` and the tests start what they need, recording what they start.
 #
 # Environment:
 #   VBENCH_VENV      where the virtual environment goes (default: .venv in the checkout)
@@ -38,8 +39,17 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Installing must start no service (sshd on port 22, PostgreSQL, a second libvirtd): while apt
+  # runs, a policy-rc.d (invoke-rc.d's own switch) refuses every start, unless one exists already.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# vbench setup.sh: no service starts while it installs packages\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$(trap -p EXIT)" != "" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
 
 PY=${PYTHON:-python3}
