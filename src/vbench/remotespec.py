@@ -122,6 +122,18 @@ def ssh_wrapper(known_hosts: Path, key: Path, where: Path) -> Path:
     return where
 
 
+def pinned_libvirt_uri(uri: str) -> str:
+    """The libvirt URI vbench opens for ``qemu+ssh://...``: the host key must be pinned in
+    known_hosts (else one line), and libvirt's ssh runs through the pinned wrapper."""
+    from . import paths
+
+    t = parse_uri(uri)
+    kh = known_hosts_file()
+    pinned_host_keys(t, kh)
+    wrapper = ssh_wrapper(kh, client_key_file(), paths.lab_dir() / "ssh" / f"{t.host}-{t.port}.sh")
+    return libvirt_uri(t, wrapper)
+
+
 def libvirt_uri(t: Target, wrapper: Path) -> str:
     port = "" if t.port == 22 else f":{t.port}"
     return (f"qemu+ssh://{t.user}@{t.host}{port}{t.path}?command={quote(str(wrapper), safe='/')}"

@@ -354,3 +354,41 @@ def test_fleet_compare_and_report_commands(fleet_dir, tmp_path, capsys):
     assert "<h3>20261126-113024-smoke-disk" not in html
     assert (fleet_dir / "report" / "headline-ratios.png").stat().st_size > 1000
     assert main(["fleet", "compare", "--run", "bad name=/tmp"]) == 2
+
+
+def test_remote_identity_probe_goes_through_the_pinned_ssh(tmp_path, monkeypatch):
+    """The fleet asks a qemu+ssh host who it is only over a pinned host key, as a run does."""
+    import libvirt
+
+    from vbench.errors import LabError
+    from vbench.remote import new_client_key
+
+    _, pub = new_client_key()
+    (tmp_path / "known_hosts").write_text(f"10.0.0.5 {pub}\n")
+    (tmp_path / "key").write_text("x")
+    monkeypatch.setenv("VBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VBENCH_KNOWN_HOSTS", str(tmp_path / "known_hosts"))
+    monkeypatch.setenv("VBENCH_SSH_KEY", str(tmp_path / "key"))
+    opened = []
+
+    class Conn:
+        def getHostname(self):
+            return "hv5"
+
+        def getCapabilities(self):
+            return ""
+
+        def getSysinfo(self, flags=0):
+            return ""
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(libvirt, "openReadOnly", lambda uri: opened.append(uri) or Conn())
+    assert identity.ask_libvirt("qemu+ssh://root@10.0.0.5/system") == {"hostname:hv5"}
+    assert opened[0].startswith("qemu+ssh://root@10.0.0.5/system?command=")
+    wrapper = Path(opened[0].split("command=")[1].split("&")[0])
+    assert "StrictHostKeyChecking=yes" in wrapper.read_text()
+    with pytest.raises(LabError, match="never accepts an unknown host key"):
+        identity.ask_libvirt("qemu+ssh://root@10.0.0.6/system")
+    assert len(opened) == 1, "an unknown host was dialled"

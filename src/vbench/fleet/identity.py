@@ -61,8 +61,11 @@ def keys_from_libvirt(hostname: str, capabilities: str, sysinfo: str) -> Identit
 def ask_libvirt(uri: str) -> Identity:
     import libvirt
 
+    from ..remotespec import is_remote, pinned_libvirt_uri
+
+    opened = pinned_libvirt_uri(uri) if is_remote(uri) else uri  # never an unpinned host key
     try:
-        conn = libvirt.openReadOnly(uri)
+        conn = libvirt.openReadOnly(opened)
     except libvirt.libvirtError as exc:
         raise UserError(f"cannot reach libvirt at {uri}: {exc.get_error_message()}") from None
     try:
