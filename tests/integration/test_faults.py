@@ -73,10 +73,17 @@ def test_run_survives_guest_faults(no_leftovers, tmp_path):
     assert len(before) >= 3, f"too few repetitions measured before the faults: {before}"
 
 
+def _default_sigint() -> None:
+    # A CI job started in the background of a non-interactive shell runs with SIGINT ignored, and
+    # an ignored signal stays ignored across exec: the child must get Ctrl-C as a user's would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _popen_run(scenario: Path, results: Path, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "vbench.cli", "run", str(scenario), "--results",
                              str(results), "--no-report"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
+                            preexec_fn=_default_sigint)
 
 
 def _read_until(proc: subprocess.Popen, needle: str, timeout: float = 600) -> str:
