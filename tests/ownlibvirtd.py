@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -215,3 +216,29 @@ def separate_home(prefix: str = "vbench-home-") -> Path:
     if probe.exists():
         shutil.copy(probe, h / "lab" / probe.name)
     return h
+
+
+class DomainWatcher(threading.Thread):
+    """Lists a daemon's domains every second while vbench runs: what did it create?
+    (``seen``: domain name -> vbench's tags on it)"""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(daemon=True)
+        self.uri, self.seen, self.stop_flag = uri, {}, threading.Event()
+
+    def run(self) -> None:
+        import libvirt
+
+        from vbench import virt
+
+        conn = libvirt.open(self.uri)
+        try:
+            while not self.stop_flag.is_set():
+                for dom in conn.listAllDomains():
+                    try:
+                        self.seen.setdefault(dom.name(), virt._tags(dom))
+                    except libvirt.libvirtError:
+                        pass  # gone between listing and asking
+                self.stop_flag.wait(1)
+        finally:
+            conn.close()

@@ -22,14 +22,13 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
-from ownlibvirtd import (OwnLibvirtd, busybox_initrd, separate_home,  # noqa: E402
+from ownlibvirtd import (DomainWatcher, OwnLibvirtd, busybox_initrd, separate_home,  # noqa: E402
                          users_domain_xml,
                          users_network_xml)
 from pgcluster import process_running  # noqa: E402
@@ -93,30 +92,6 @@ def _state(conn) -> tuple[dict, dict]:
     nets = {n.name(): (n.isActive(), n.XMLDesc()) for n in conn.listAllNetworks()}
     return doms, nets
 
-
-class DomainWatcher(threading.Thread):
-    """Lists the daemon's domains every second while vbench runs: what did it create?"""
-
-    def __init__(self, uri: str) -> None:
-        super().__init__(daemon=True)
-        self.uri, self.seen, self.stop_flag = uri, {}, threading.Event()
-
-    def run(self) -> None:
-        import libvirt
-
-        from vbench import virt
-
-        conn = libvirt.open(self.uri)
-        try:
-            while not self.stop_flag.is_set():
-                for dom in conn.listAllDomains():
-                    try:
-                        self.seen.setdefault(dom.name(), virt._tags(dom))
-                    except libvirt.libvirtError:
-                        pass  # gone between listing and asking
-                self.stop_flag.wait(1)
-        finally:
-            conn.close()
 
 
 def _digest(path: Path) -> str:

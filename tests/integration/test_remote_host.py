@@ -23,14 +23,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
-from ownlibvirtd import OwnLibvirtd, sshd_script  # noqa: E402
+from ownlibvirtd import DomainWatcher, OwnLibvirtd, sshd_script  # noqa: E402
 from pgcluster import process_running  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -114,30 +113,6 @@ def _vbench(client_ns: str, home: Path, keys: Path, *args: str, known_hosts: Pat
                           env=env)
 
 
-class Watcher(threading.Thread):
-    """Lists a daemon's domains every second while vbench runs (name -> vbench tags)."""
-
-    def __init__(self, uri: str) -> None:
-        super().__init__(daemon=True)
-        self.uri, self.seen, self.stop_flag = uri, {}, threading.Event()
-
-    def run(self) -> None:
-        import libvirt
-
-        from vbench import virt
-
-        conn = libvirt.open(self.uri)
-        try:
-            while not self.stop_flag.is_set():
-                for dom in conn.listAllDomains():
-                    try:
-                        self.seen.setdefault(dom.name(), virt._tags(dom))
-                    except libvirt.libvirtError:
-                        pass
-                self.stop_flag.wait(1)
-        finally:
-            conn.close()
-
 
 def _files(d: Path) -> list[str]:
     return sorted(str(p.relative_to(d)) for p in d.rglob("*")) if d.exists() else []
@@ -165,7 +140,7 @@ def test_run_on_a_second_host(second_host, home, keys, tmp_path):
     local_libvirt_dir = Path("/var/lib/libvirt/vbench")
     assert not local_libvirt_dir.exists()
     lab_sock = Path("/run/libvirt/libvirt-sock")
-    watchers = [Watcher(lv.uri)] + ([Watcher("qemu:///system")] if lab_sock.exists() else [])
+    watchers = [DomainWatcher(lv.uri)] + ([DomainWatcher("qemu:///system")] if lab_sock.exists() else [])
     for w in watchers:
         w.start()
     t0 = time.monotonic()
