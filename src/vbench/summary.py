@@ -178,6 +178,12 @@ def references_of(records: Iterable) -> dict[str, str]:
     return {r.scenario.name: r.scenario.reference for r in records if r.scenario.reference}
 
 
+def pair_words(references: Mapping[str, str] | None) -> tuple[str, str]:
+    """What the two sides of a headline ratio are called: (paravirtual, emulated), or
+    (variant, reference) when a scenario declares its own ``reference:`` variant."""
+    return ("variant", "reference") if references else ("paravirtual", "emulated")
+
+
 def _pairs(declared: str | None, refs: set[str] | None, ref: str, ref_paravirtual: bool) -> bool:
     """Is ``ref`` a reference side: the scenario's declared reference, else an emulated variant
     (among ``refs`` when given)."""

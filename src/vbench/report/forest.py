@@ -136,7 +136,9 @@ def forest_figure(data: Data, ratios, fig_id: str = "forest",
     panels = _rows(data, ratios)
     if not panels:
         return None
-    pv, emu = ("variant", "reference") if data.references else ("paravirtual", "emulated")
+    from ..summary import pair_words
+
+    pv, emu = pair_words(data.references)
     heading = heading or f"{pv.capitalize()} advantage over {emu}"
     keys = sorted(panels)
     xlim = _limits(panels)

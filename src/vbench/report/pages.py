@@ -78,10 +78,11 @@ def _analysed(data: Data, runs: list[RunInfo], warnings: list[str]) -> dict:
 def pair_words(data: Data) -> dict[str, str]:
     """What the two sides of a headline ratio are called: paravirtual/emulated, or, when a
     scenario declares its own ``reference:`` variant, variant/reference."""
-    if data.references:
-        refs = ", ".join(sorted(set(data.references.values())))
-        return {"pv_word": "variant", "emu_word": "reference", "ref_names": refs}
-    return {"pv_word": "paravirtual", "emu_word": "emulated", "ref_names": ""}
+    from ..summary import pair_words as words
+
+    pv, emu = words(data.references)
+    return {"pv_word": pv, "emu_word": emu,
+            "ref_names": ", ".join(sorted(set(data.references.values())))}
 
 
 def build_report(run_paths: list[Path], out_dir: Path, title: str | None = None,

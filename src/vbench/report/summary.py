@@ -18,7 +18,7 @@ def headline_lines(run_path: Path) -> list[str]:
     medians, its 95 % interval, the advantage, the verdict) and one line that sums it up."""
     from .. import analysis
     from ..store import load_samples
-    from ..summary import references_of
+    from ..summary import pair_words, references_of
     from .load import read_record
 
     df = load_samples(Path(run_path))
@@ -28,7 +28,7 @@ def headline_lines(run_path: Path) -> list[str]:
     r = headline(analysis.ratios(with_cpu_per_io(analysis.prepare(df)), references=refs))
     if len(r) == 0:
         return []
-    pv, emu = ("variant", "reference") if refs else ("paravirtual", "emulated")
+    pv, emu = pair_words(refs)
     table = [("workload", "metric", f"{pv} vs {emu}", "ratio", "95% CI", "advantage",
               "verdict")]
     order = {m: i for i, m in enumerate(metric_order(r["metric"].unique()))}
