@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vbench import cli
-from vbench.commands import store as storecli
-from vbench.errors import UserError
+from vbench import commands as cli
+from vbench.commands import publish as storecli
+from vbench.core.errors import UserError
 
 RUNS = Path(__file__).resolve().parents[1] / "data" / "runs"
 
@@ -55,6 +55,6 @@ def test_report_with_history_and_store_is_refused():
 
 
 def test_help_does_not_import_the_database_driver():
-    code = "import sys; from vbench import cli; cli.build_parser(); print('psycopg' in sys.modules)"
+    code = "import sys; from vbench import commands; commands.build_parser(); print('psycopg' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
