@@ -49,7 +49,7 @@ if cmd == "compare":
          "workload": "w", "variant": "v", "metric": "iops", "median_base": 100,
          "median_new": 80, "change": -0.2, "ci_low": -0.25, "ci_high": -0.15}]}))
     junit = Path(args[args.index("--junit") + 1])
-    junit.write_text('<testsuite name="vbench.stats.compare" tests="1" failures="0" errors="0" '
+    junit.write_text('<testsuite name="vbench.compare" tests="1" failures="0" errors="0" '
                      'skipped="0"><testcase classname="fake.w.v" name="iops"/></testsuite>')
     sys.exit(int(os.environ.get("FAKE_COMPARE_EXIT", "0")))
 if cmd == "report":
@@ -202,10 +202,10 @@ def test_summary_shows_only_gated_rows_when_the_compare_marks_them():
 
 def test_merged_junit_counts_every_suite(tmp_path):
     a, b = tmp_path / "a.xml", tmp_path / "b.xml"
-    a.write_text('<testsuite name="vbench.stats.compare" tests="2" failures="1" errors="0" skipped="0">'
+    a.write_text('<testsuite name="vbench.compare" tests="2" failures="1" errors="0" skipped="0">'
                  '<testcase classname="s.w.v" name="iops"><failure message="x"/></testcase>'
                  '<testcase classname="s.w.v" name="bw"/></testsuite>')
-    b.write_text('<testsuite name="vbench.stats.compare" tests="1" failures="0" errors="0" skipped="1">'
+    b.write_text('<testsuite name="vbench.compare" tests="1" failures="0" errors="0" skipped="1">'
                  '<testcase classname="s.w.v" name="iops"><skipped/></testcase></testsuite>')
     root = ET.fromstring(nightly.merge_junit([("previous", a), ("known-good", b),
                                               ("missing", tmp_path / "none.xml")]))
