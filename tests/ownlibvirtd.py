@@ -169,7 +169,7 @@ def sshd_script(base: Path, addr: str, client_pub: str, hostname: str) -> str:
 
 def busybox_initrd(path: Path) -> None:
     """An initramfs whose init prints a line and then sleeps forever: a tiny guest of the user's."""
-    from vbench.host.lab import _newc
+    from vbench.host.accel import _newc
 
     init = b"#!/bin/busybox sh\n/bin/busybox echo USERS-GUEST-UP\nwhile :; do /bin/busybox sleep 3600; done\n"
     busybox = Path("/bin/busybox").read_bytes()
@@ -229,14 +229,14 @@ class DomainWatcher(threading.Thread):
     def run(self) -> None:
         import libvirt
 
-        from vbench.guest import domain as virt
+        from vbench.host import libvirtd
 
         conn = libvirt.open(self.uri)
         try:
             while not self.stop_flag.is_set():
                 for dom in conn.listAllDomains():
                     try:
-                        self.seen.setdefault(dom.name(), virt._tags(dom))
+                        self.seen.setdefault(dom.name(), libvirtd._tags(dom))
                     except libvirt.libvirtError:
                         pass  # gone between listing and asking
                 self.stop_flag.wait(1)

@@ -47,11 +47,11 @@ def lab_ready():
     vbench("image", "build", timeout=1800)
     yield
     from vbench.host import lab
-    from vbench.guest import domain as virt
+    from vbench.host import libvirtd
 
-    conn = virt.open_connection(lab.LabState.load().uri)
+    conn = libvirtd.open_connection(lab.LabState.load().uri)
     try:
-        virt.destroy_tagged_domains(conn)
+        libvirtd.destroy_tagged_domains(conn)
     finally:
         conn.close()
     if not was_up:
@@ -60,11 +60,11 @@ def lab_ready():
 
 def tagged_domains() -> list[str]:
     from vbench.host import lab
-    from vbench.guest import domain as virt
+    from vbench.host import libvirtd
 
-    conn = virt.open_connection(lab.LabState.load().uri)
+    conn = libvirtd.open_connection(lab.LabState.load().uri)
     try:
-        return virt.tagged_domains(conn)
+        return libvirtd.tagged_domains(conn)
     finally:
         conn.close()
 

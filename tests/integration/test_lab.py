@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 
 def test_lab_down_leaves_nothing_and_up_restores(lab_ready):
     from vbench.host import lab
+    from vbench.host import networks
     from vbench.core import procs
 
     state = lab.LabState.load()
@@ -23,7 +24,7 @@ def test_lab_down_leaves_nothing_and_up_restores(lab_ready):
         pytest.skip("the lab runs on a libvirt vbench did not start (--connect): nothing to stop")
     daemons = [procs.ProcRef.from_dict(d) for d in state.daemons.values()]
     dnsmasq = []
-    for net in lab.NETWORKS:
+    for net in networks.NETWORKS:
         pid = procs.read_pidfile(Path(f"/run/libvirt/network/{net.name}.pid"))
         if pid:
             dnsmasq.append(procs.ref(pid))

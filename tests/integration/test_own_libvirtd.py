@@ -103,7 +103,7 @@ def test_run_against_the_users_own_libvirtd(own, home, tmp_path):
 
     from vbench.core import paths
     from vbench.results import rundir as store
-    from vbench.guest import domain as virt
+    from vbench.host import libvirtd
 
     lab_state = paths.lab_dir() / "state.json"
     lab_state_before = _digest(lab_state)
@@ -134,7 +134,7 @@ def test_run_against_the_users_own_libvirtd(own, home, tmp_path):
         assert cp.returncode == 0, f"stdout:\n{cp.stdout[-3000:]}\nstderr:\n{cp.stderr[-3000:]}"
         others = {n: t for n, t in watcher.seen.items() if n != USERS_GUEST}
         assert others, "the watcher saw no vbench guest: it observed nothing"
-        assert all(t is not None and t.get("owner") == "vbench" and n.startswith(virt.DOMAIN_PREFIX)
+        assert all(t is not None and t.get("owner") == "vbench" and n.startswith(libvirtd.DOMAIN_PREFIX)
                    for n, t in others.items()), others
         doms1, nets1 = _state(conn)
         assert doms1 == doms0, "vbench left a guest, or touched the user's guest"

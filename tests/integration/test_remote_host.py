@@ -135,7 +135,7 @@ def test_run_on_a_second_host(second_host, home, keys, tmp_path):
     import libvirt
 
     from vbench.results import rundir as store
-    from vbench.guest import domain as virt
+    from vbench.host import libvirtd
 
     lv, client_ns = second_host
     local_libvirt_dir = Path("/var/lib/libvirt/vbench")
@@ -169,7 +169,7 @@ def test_run_on_a_second_host(second_host, home, keys, tmp_path):
         assert not [n for n, t in w.seen.items() if t and t.get("run") == rec.run_id], w.seen
     conn = libvirt.open(lv.uri)
     try:
-        assert virt.tagged_domains(conn) == []
+        assert libvirtd.tagged_domains(conn) == []
     finally:
         conn.close()
 

@@ -13,12 +13,14 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from vbench.host import lab, netns
+
+from vbench.host import networks
 from vbench.core.errors import LabError
 
 
 def _lab_in_child(env: dict) -> subprocess.CompletedProcess:
-    code = ("import json; from vbench.host import lab, netns\n"
-            "print(json.dumps({'mgmt': lab.MGMT.xml(), 'test': lab.TEST.xml(), "
+    code = ("import json; from vbench.host import lab, netns, networks\n"
+            "print(json.dumps({'mgmt': networks.MGMT.xml(), 'test': networks.TEST.xml(), "
             "'allowed': [str(n) for n in netns.allowed_networks()]}))")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env={**os.environ, **env})
@@ -108,14 +110,14 @@ def test_a_user_network_that_overlaps_is_refused(no_host_addresses):
 
 
 def test_distinct_user_networks_and_our_own_pass(no_host_addresses):
-    conn = FakeConn([_net("default", "192.168.122.1"), _net(lab.MGMT.name, lab.MGMT.host_ip),
+    conn = FakeConn([_net("default", "192.168.122.1"), _net(networks.MGMT.name, networks.MGMT.host_ip),
                      FakeNet("v6only", "<network><name>v6only</name><ip family='ipv6' "
                                        "address='fd00::1' prefix='64'/></network>")])
     lab.check_subnets(conn, "qemu:///system")
 
 
 def test_our_network_up_with_another_subnet_is_refused(no_host_addresses):
-    conn = FakeConn([_net(lab.MGMT.name, "10.77.0.1")])
+    conn = FakeConn([_net(networks.MGMT.name, "10.77.0.1")])
     with pytest.raises(LabError, match="already up with 10.77.0.0/24"):
         lab.check_subnets(conn, "qemu:///system")
 
@@ -123,7 +125,7 @@ def test_our_network_up_with_another_subnet_is_refused(no_host_addresses):
 def test_host_addresses_count_only_for_a_local_libvirt(monkeypatch):
     monkeypatch.setattr(lab, "_interface_subnets", lambda: [
         ("lo", __import__("ipaddress").IPv4Network("127.0.0.0/8")),
-        (lab.MGMT.bridge, __import__("ipaddress").IPv4Network(lab.MGMT.cidr)),
+        (networks.MGMT.bridge, __import__("ipaddress").IPv4Network(networks.MGMT.cidr)),
         ("eth0", __import__("ipaddress").IPv4Network("10.254.0.0/23"))])
     with pytest.raises(LabError, match="interface eth0"):
         lab.check_subnets(FakeConn([]), "qemu:///system")
@@ -137,7 +139,7 @@ def test_interface_subnets_reads_ip_json():
 
 
 def test_qemu_pid_found_by_guest_name_when_the_pidfile_is_elsewhere(tmp_path):
-    from vbench.guest import domain as virt
+    from vbench.host import libvirtd
 
     def proc(pid, *argv):
         (tmp_path / str(pid)).mkdir()
@@ -147,6 +149,6 @@ def test_qemu_pid_found_by_guest_name_when_the_pidfile_is_elsewhere(tmp_path):
     proc(11, "/usr/bin/qemu-system-x86_64", "-name", "guest=vbench-a,debug-threads=on")
     proc(12, "/bin/sh", "-c", "echo guest=vbench-b,")
     (tmp_path / "self").mkdir()
-    assert virt.qemu_pid_by_name("vbench-a", tmp_path) == 11
-    assert virt.qemu_pid_by_name("vbench-b", tmp_path) is None  # not a QEMU
-    assert virt.qemu_pid_by_name("vbench-c", tmp_path) is None
+    assert libvirtd.qemu_pid_by_name("vbench-a", tmp_path) == 11
+    assert libvirtd.qemu_pid_by_name("vbench-b", tmp_path) is None  # not a QEMU
+    assert libvirtd.qemu_pid_by_name("vbench-c", tmp_path) is None

@@ -26,16 +26,14 @@ from pathlib import Path
 import pytest
 
 from vbench.guest import domain as virt
+
+from vbench.host import libvirtd
 from vbench.core.errors import GuestError, UserError
-from vbench.scenario.schema import (
-    BalloonSpec,
-    DeviceProfile,
-    DiskSpec,
-    GuestSpec,
-    NicSpec,
-    RngSpec,
-    parse_profile,
-)
+from vbench.scenario.schema import DeviceProfile, GuestSpec, parse_profile
+from vbench.devices.rng import RngSpec
+from vbench.devices.nic import NicSpec
+from vbench.devices.disk import SCRATCH_SERIAL, DiskSpec
+from vbench.devices.balloon import BalloonSpec
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UPDATE = os.environ.get("VBENCH_UPDATE_GOLDEN") == "1"
@@ -46,7 +44,7 @@ IMG = Path("/var/lib/vbench/images/debian12-0123456789ab")
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFixedTestKeyForGoldenFilesOnly0000000000 vbench-run"
 TAGS = {"owner": "vbench", "dir": str(GDIR), "pid": "4242", "run": "20261126-101500-disk",
         "variant": "case"}
-NS = {"vbench": virt.VBENCH_NS}
+NS = {"vbench": libvirtd.VBENCH_NS}
 
 RNG_NONE = RngSpec(model="none")
 CASES: dict[str, DeviceProfile] = {
@@ -86,7 +84,7 @@ def render(profile: DeviceProfile, domain_type: str, name: str = NAME, tags: dic
 
 
 def scratch_disk(root: ET.Element) -> ET.Element | None:
-    found = [d for d in root.findall("./devices/disk") if d.findtext("serial") == virt.SCRATCH_SERIAL]
+    found = [d for d in root.findall("./devices/disk") if d.findtext("serial") == SCRATCH_SERIAL]
     assert len(found) <= 1
     return found[0] if found else None
 

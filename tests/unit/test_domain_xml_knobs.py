@@ -19,7 +19,9 @@ from vbench.devices.nic import NicSpec
 from vbench.devices.pmem import PmemSpec
 from vbench.devices.vsock import VsockSpec
 from vbench.core.errors import ScenarioError
-from vbench.scenario.schema import DeviceProfile, DiskSpec, GuestSpec, RngSpec, load_scenario_text
+from vbench.scenario.schema import DeviceProfile, GuestSpec, load_scenario_text
+from vbench.devices.rng import RngSpec
+from vbench.devices.disk import DiskSpec
 
 from .test_domain_xml import DOMAIN_TYPES, GDIR, GOLDEN, render, scratch_disk
 

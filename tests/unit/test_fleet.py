@@ -361,7 +361,7 @@ def test_remote_identity_probe_goes_through_the_pinned_ssh(tmp_path, monkeypatch
     import libvirt
 
     from vbench.core.errors import LabError
-    from vbench.guest.ssh import new_client_key
+    from vbench.host.ssh import new_client_key
 
     _, pub = new_client_key()
     (tmp_path / "known_hosts").write_text(f"10.0.0.5 {pub}\n")

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from vbench.core import files
 from vbench.results import rundir as store
 from vbench.guest import domain as virt
 from vbench.core.errors import StoreError
@@ -39,7 +40,7 @@ def test_close_removes_the_guest_dir_when_the_results_fs_is_full(tmp_path, monke
     def full(path, data, mode=0o644):
         raise StoreError(f"cannot write {path}: No space left on device; free space")
 
-    monkeypatch.setattr(store, "atomic_write", full)
+    monkeypatch.setattr(files, "atomic_write", full)
     with pytest.raises(StoreError, match="free space"):
         g.close()
     assert not g.dir.exists(), "the overlay and scratch disk were left behind"
@@ -48,7 +49,7 @@ def test_close_removes_the_guest_dir_when_the_results_fs_is_full(tmp_path, monke
 def test_a_remote_guest_removes_its_files_there_and_never_a_local_path(tmp_path, monkeypatch):
     from pathlib import PurePosixPath
 
-    from vbench.host import remote as remotehost
+    from vbench.guest.domain import guest_class
 
     local_twin = tmp_path / "twin"  # a local directory at the remote guest's path: must survive
     local_twin.mkdir()
@@ -56,8 +57,9 @@ def test_a_remote_guest_removes_its_files_there_and_never_a_local_path(tmp_path,
     remote = SimpleNamespace(guest_dir=lambda name: local_twin,
                              remove_dir=lambda p: removed.append(PurePosixPath(p)),
                              read_tail=lambda path, size: b"boot\n")
-    g = remotehost.guest_class()(name="vbench-20261127-000000-t-0-virtio-blk",
-                                 lab=SimpleNamespace(remote=remote), image=None,
+    lab = SimpleNamespace(remote=remote)
+    g = guest_class(lab)(name="vbench-20261127-000000-t-0-virtio-blk",
+                                 lab=lab, image=None,
                                  profile=parse_profile("disk=virtio"), spec=None, accel=None,
                                  client_key=None, client_pub="", keep_console=None)
     g.close()

@@ -10,13 +10,17 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from vbench.host import lab, netns
+
+from vbench.host import accel
+
+from vbench.host import networks
 from vbench.core import paths
 from vbench.core.errors import LabError, StoreError, UserError
 
 
 # ---- LabNetwork -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("net", lab.NETWORKS, ids=lambda n: n.name)
+@pytest.mark.parametrize("net", networks.NETWORKS, ids=lambda n: n.name)
 def test_lab_network_xml(net):
     root = ET.fromstring(net.xml())
     assert root.tag == "network"
@@ -39,11 +43,11 @@ def range_of(start, end):
 
 
 def test_management_and_test_networks_are_distinct():
-    assert lab.MGMT.name == "vbench-mgmt" and lab.TEST.name == "vbench-test"
-    assert lab.MGMT.cidr == "10.254.0.0/24" and lab.TEST.cidr == "10.254.1.0/24"
-    assert lab.MGMT.host_ip == "10.254.0.1"
-    assert len({n.bridge for n in lab.NETWORKS}) == 2
-    assert all(len(n.bridge) <= 15 for n in lab.NETWORKS)  # IFNAMSIZ - 1
+    assert networks.MGMT.name == "vbench-mgmt" and networks.TEST.name == "vbench-test"
+    assert networks.MGMT.cidr == "10.254.0.0/24" and networks.TEST.cidr == "10.254.1.0/24"
+    assert networks.MGMT.host_ip == "10.254.0.1"
+    assert len({n.bridge for n in networks.NETWORKS}) == 2
+    assert all(len(n.bridge) <= 15 for n in networks.NETWORKS)  # IFNAMSIZ - 1
 
 
 # ---- _newc: the cpio archive the kernel unpacks as initramfs ----------------------------------
@@ -77,7 +81,7 @@ def parse_newc(data: bytes) -> list[tuple[str, int, bytes]]:
 def test_newc_round_trip():
     entries = [("bin", 0o040755, b""), ("bin/x", 0o100755, b"abc"), ("init", 0o100755, b"#!/bin/sh\n"),
                ("a-name-of-odd-len", 0o100644, b"12345")]
-    data = lab._newc(entries)
+    data = accel._newc(entries)
     assert data.startswith(b"070701")
     assert len(data) % 4 == 0
     assert parse_newc(data) == entries
@@ -88,11 +92,11 @@ def test_newc_round_trip():
 def test_newc_alignment_for_every_size(size):
     body = bytes(range(256)) * (size // 256 + 1)
     entries = [("f" * (size % 7 + 1), 0o100644, body[:size]), ("next", 0o100600, b"z")]
-    assert parse_newc(lab._newc(entries)) == entries
+    assert parse_newc(accel._newc(entries)) == entries
 
 
 def test_newc_inodes_are_distinct():
-    data = lab._newc([("a", 0o100644, b"1"), ("b", 0o100644, b"2")])
+    data = accel._newc([("a", 0o100644, b"1"), ("b", 0o100644, b"2")])
     inos, off = [], 0
     while off < len(data):
         hdr = data[off:off + 110]
@@ -109,12 +113,12 @@ def test_probe_initramfs_has_init_and_busybox():
 
     if not Path("/bin/busybox").exists():
         with pytest.raises(LabError, match="busybox"):
-            lab.probe_initramfs()
+            accel.probe_initramfs()
         return
-    entries = {name: (mode, body) for name, mode, body in parse_newc(lab.probe_initramfs())}
+    entries = {name: (mode, body) for name, mode, body in parse_newc(accel.probe_initramfs())}
     assert set(entries) == {"bin", "bin/busybox", "init"}
     assert entries["bin"][0] == 0o040755
-    assert entries["init"][0] == 0o100755 and lab.PROBE_MARKER.encode() in entries["init"][1]
+    assert entries["init"][0] == 0o100755 and accel.PROBE_MARKER.encode() in entries["init"][1]
     assert entries["bin/busybox"][1] == Path("/bin/busybox").read_bytes()
 
 
@@ -206,13 +210,13 @@ def test_lab_state_save_failure_is_a_store_error(tmp_path, monkeypatch):
 
 
 def test_accelerator_domain_type():
-    assert lab.Accelerator("kvm", "").domain_type == "kvm"
-    assert lab.Accelerator("tcg", "").domain_type == "qemu"
+    assert accel.Accelerator("kvm", "").domain_type == "kvm"
+    assert accel.Accelerator("tcg", "").domain_type == "qemu"
 
 
 def test_forced_accelerator_needs_no_libvirt(monkeypatch):
     monkeypatch.setenv("VBENCH_ACCEL", "tcg")
-    acc = lab.accelerator(lab.Lab("test:///nowhere", None, lab.LabState()), None)
+    acc = accel.accelerator(lab.Lab("test:///nowhere", None, lab.LabState()), None)
     assert acc.name == "tcg" and "VBENCH_ACCEL=tcg" in acc.reason
-    acc = lab.accelerator(lab.Lab("test:///nowhere", None, lab.LabState()), None, override="kvm")
+    acc = accel.accelerator(lab.Lab("test:///nowhere", None, lab.LabState()), None, override="kvm")
     assert acc.name == "kvm" and "--accel=kvm" in acc.reason

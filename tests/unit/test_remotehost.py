@@ -12,6 +12,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from vbench.host import remote as rh
+
+from vbench.host import remoteuri
 from vbench.core.errors import LabError
 from vbench.scenario.schema import load_scenario, load_scenario_text
 
@@ -19,17 +21,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_uri_parsing():
-    t = rh.parse_uri("qemu+ssh://root@10.0.0.5/system")
+    t = remoteuri.parse_uri("qemu+ssh://root@10.0.0.5/system")
     assert (t.user, t.host, t.port, t.path) == ("root", "10.0.0.5", 22, "/system")
     assert t.known_hosts_name == "10.0.0.5"
-    t = rh.parse_uri("qemu+ssh://bench@hv1.example:2222/system")
+    t = remoteuri.parse_uri("qemu+ssh://bench@hv1.example:2222/system")
     assert (t.user, t.host, t.port) == ("bench", "hv1.example", 2222)
     assert t.known_hosts_name == "[hv1.example]:2222"
     assert t.public_uri == "qemu+ssh://bench@hv1.example:2222/system"
-    assert rh.parse_uri("qemu+ssh://hv1/system").user == "root"
-    assert rh.is_remote("qemu+ssh://hv1/system")
-    assert not rh.is_remote("qemu:///system") and not rh.is_remote(None)
-    assert not rh.is_remote("qemu+unix:///system?socket=/x")
+    assert remoteuri.parse_uri("qemu+ssh://hv1/system").user == "root"
+    assert remoteuri.is_remote("qemu+ssh://hv1/system")
+    assert not remoteuri.is_remote("qemu:///system") and not remoteuri.is_remote(None)
+    assert not remoteuri.is_remote("qemu+unix:///system?socket=/x")
 
 
 @pytest.mark.parametrize("uri, why", [
@@ -44,7 +46,7 @@ def test_uri_parsing():
 ])
 def test_uri_refusals_are_one_line(uri, why):
     with pytest.raises(LabError) as e:
-        rh.parse_uri(uri)
+        remoteuri.parse_uri(uri)
     assert why in str(e.value) and "\n" not in str(e.value)
 
 
@@ -55,67 +57,67 @@ def _known_hosts(tmp_path: Path, line: str) -> Path:
 
 
 def test_known_hosts_pinning(tmp_path):
-    from vbench.guest.ssh import new_client_key
+    from vbench.host.ssh import new_client_key
 
     _, pub = new_client_key()
     kh = _known_hosts(tmp_path, f"10.0.0.5 {pub}\n[hv1]:2222 {pub}\n")
-    keys = rh.pinned_host_keys(rh.parse_uri("qemu+ssh://root@10.0.0.5/system"), kh)
+    keys = remoteuri.pinned_host_keys(remoteuri.parse_uri("qemu+ssh://root@10.0.0.5/system"), kh)
     assert list(keys) == ["ssh-ed25519"]
-    assert rh.pinned_host_keys(rh.parse_uri("qemu+ssh://root@hv1:2222/system"), kh)
+    assert remoteuri.pinned_host_keys(remoteuri.parse_uri("qemu+ssh://root@hv1:2222/system"), kh)
     # the same host on another port, or another host: refused with one line, never accepted
     for uri in ("qemu+ssh://root@hv1/system", "qemu+ssh://root@10.0.0.6/system"):
         with pytest.raises(LabError) as e:
-            rh.pinned_host_keys(rh.parse_uri(uri), kh)
+            remoteuri.pinned_host_keys(remoteuri.parse_uri(uri), kh)
         assert "never accepts an unknown host key" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(LabError, match="cannot read known_hosts"):
-        rh.pinned_host_keys(rh.parse_uri("qemu+ssh://root@hv1/system"), tmp_path / "missing")
+        remoteuri.pinned_host_keys(remoteuri.parse_uri("qemu+ssh://root@hv1/system"), tmp_path / "missing")
 
 
 def test_client_key_from_env_or_refusal(tmp_path, monkeypatch):
     monkeypatch.setenv("VBENCH_SSH_KEY", str(tmp_path / "k"))
-    assert rh.client_key_file() == tmp_path / "k"
+    assert remoteuri.client_key_file() == tmp_path / "k"
     monkeypatch.delenv("VBENCH_SSH_KEY")
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(LabError, match="VBENCH_SSH_KEY"):
-        rh.client_key_file()
+        remoteuri.client_key_file()
     (tmp_path / ".ssh").mkdir()
     (tmp_path / ".ssh" / "id_ed25519").write_text("x")
-    assert rh.client_key_file() == tmp_path / ".ssh" / "id_ed25519"
+    assert remoteuri.client_key_file() == tmp_path / ".ssh" / "id_ed25519"
 
 
 def test_libvirt_ssh_transport_is_pinned_too(tmp_path):
     kh, key = tmp_path / "my known hosts", tmp_path / "id"
-    w = rh.ssh_wrapper(kh, key, tmp_path / "ssh" / "hv1-22.sh")
+    w = remoteuri.ssh_wrapper(kh, key, tmp_path / "ssh" / "hv1-22.sh")
     argv = shlex.split(w.read_text().splitlines()[1])
     assert argv[:2] == ["exec", "ssh"] and argv[-1] == "$@"
     assert f"UserKnownHostsFile={kh}" in argv and "StrictHostKeyChecking=yes" in argv
     assert "BatchMode=yes" in argv and argv[argv.index("-i") + 1] == str(key)
     assert w.stat().st_mode & 0o777 == 0o700
-    uri = rh.libvirt_uri(rh.parse_uri("qemu+ssh://root@hv1:2222/system"), w)
+    uri = remoteuri.libvirt_uri(remoteuri.parse_uri("qemu+ssh://root@hv1:2222/system"), w)
     assert uri.startswith("qemu+ssh://root@hv1:2222/system?command=") and "no_tty=1" in uri
     assert "StrictHostKeyChecking=no" not in w.read_text()
 
 
 def test_remote_paths_stay_under_the_root():
-    assert rh.remote_path("guests", "vbench-x-0-a") == rh.REMOTE_ROOT / "guests" / "vbench-x-0-a"
+    assert remoteuri.remote_path("guests", "vbench-x-0-a") == remoteuri.REMOTE_ROOT / "guests" / "vbench-x-0-a"
     for bad in ("..", "a/b", "$(reboot)", "a b", "", ".hidden;x", "-rf"):
         with pytest.raises(LabError):
-            rh.remote_path("guests", bad)
+            remoteuri.remote_path("guests", bad)
     for bad in ("/etc", "/var/lib/libvirt/vbench", "/var/lib/libvirt/vbench/../images"):
         with pytest.raises(LabError):
-            rh._inside_root(PurePosixPath(bad))
+            remoteuri._inside_root(PurePosixPath(bad))
 
 
 def test_scratch_commands_are_argv_lists():
-    p = rh.REMOTE_ROOT / "guests" / "vbench-r-0-v" / "scratch.raw"
-    full = rh.scratch_argv(p, 0.25, "full")
+    p = remoteuri.REMOTE_ROOT / "guests" / "vbench-r-0-v" / "scratch.raw"
+    full = remoteuri.scratch_argv(p, 0.25, "full")
     assert full[0][0] == "dd" and f"of={p}" in full[0] and "count=256" in full[0]
     assert "conv=fsync" in full[0] and "if=/dev/urandom" in full[0]
     assert full[1] == ["truncate", "-s", str(2**28), str(p)]
-    assert rh.scratch_argv(p, 1, "falloc") == [["fallocate", "-l", str(2**30), str(p)]]
-    assert rh.scratch_argv(p, 1, "sparse") == [["truncate", "-s", str(2**30), str(p)]]
+    assert remoteuri.scratch_argv(p, 1, "falloc") == [["fallocate", "-l", str(2**30), str(p)]]
+    assert remoteuri.scratch_argv(p, 1, "sparse") == [["truncate", "-s", str(2**30), str(p)]]
     with pytest.raises(LabError):
-        rh.scratch_argv(PurePosixPath("/tmp/x"), 1, "full")
+        remoteuri.scratch_argv(PurePosixPath("/tmp/x"), 1, "full")
 
 
 class FakeSsh:
@@ -141,7 +143,7 @@ class FakeSftp:
 
 def _host() -> rh.RemoteHost:
     h = rh.RemoteHost.__new__(rh.RemoteHost)
-    h.target = rh.parse_uri("qemu+ssh://root@hv1/system")
+    h.target = remoteuri.parse_uri("qemu+ssh://root@hv1/system")
     h.ssh, h._sftp = FakeSsh(), FakeSftp()  # type: ignore[assignment]
     return h
 
@@ -169,15 +171,15 @@ def test_remote_commands_are_quoted_and_confined():
 @pytest.mark.parametrize("name", ["smoke-disk.yaml", "disk.yaml", "smoke-net.yaml", "net.yaml"])
 def test_disk_and_net_scenarios_are_supported(name):
     scn = load_scenario(str(ROOT / "scenarios" / name))
-    assert rh.unsupported(scn) == []
-    rh.refuse_unsupported(scn)
+    assert remoteuri.unsupported(scn) == []
+    remoteuri.refuse_unsupported(scn)
 
 
 def test_vhost_is_refused_on_a_remote_host():
     text = (ROOT / "scenarios" / "smoke-net.yaml").read_text().replace(
         "nic: {model: virtio}", "nic: {model: virtio, vhost: true}")
     assert "vhost: true" in text
-    assert rh.unsupported(load_scenario_text(text, where="t")) == ["variant virtio-net: device nic"]
+    assert remoteuri.unsupported(load_scenario_text(text, where="t")) == ["variant virtio-net: device nic"]
 
 
 @pytest.mark.parametrize("name, what", [
@@ -189,7 +191,7 @@ def test_vhost_is_refused_on_a_remote_host():
 def test_unsupported_scenarios_are_refused_in_one_line(name, what):
     scn = load_scenario(str(ROOT / "scenarios" / name))
     with pytest.raises(LabError) as e:
-        rh.refuse_unsupported(scn)
+        remoteuri.refuse_unsupported(scn)
     msg = str(e.value)
     assert what in msg and "not supported on a remote host yet" in msg and "\n" not in msg
 
@@ -197,12 +199,12 @@ def test_unsupported_scenarios_are_refused_in_one_line(name, what):
 def test_ab_is_refused_on_a_remote_host():
     scn = load_scenario(str(ROOT / "scenarios" / "smoke-disk.yaml"))
     with pytest.raises(LabError, match="vbench ab: not supported on a remote host yet"):
-        rh.refuse_unsupported(scn, ab=True)
+        remoteuri.refuse_unsupported(scn, ab=True)
 
 
 def test_a_workload_other_than_fio_iperf3_ping_is_refused():
     scn = load_scenario(str(ROOT / "scenarios" / "rng.yaml"))
-    assert any(w.startswith("workload ") for w in rh.unsupported(scn))
+    assert any(w.startswith("workload ") for w in remoteuri.unsupported(scn))
 
 
 def test_remote_image_points_at_the_uploaded_copy():
@@ -210,7 +212,7 @@ def test_remote_image_points_at_the_uploaded_copy():
         base, kernel, initrd = Path("/l/base.qcow2"), Path("/l/vmlinuz"), Path("/l/initrd.img")
         base_format, user, host_key_pub = "qcow2", "root", "ssh-ed25519 AAAA"
 
-    d = rh.remote_path("images", "ab" * 16)
+    d = remoteuri.remote_path("images", "ab" * 16)
     img = rh.RemoteImage(Local(), d)
     assert (img.base, img.kernel, img.initrd) == (d / "base", d / "kernel", d / "initrd")
     assert img.base_format == "qcow2" and img.host_key_pub == "ssh-ed25519 AAAA"
@@ -221,9 +223,9 @@ def test_remote_accelerator_is_tcg_unless_forced(monkeypatch):
         remote = _host()
 
     monkeypatch.delenv("VBENCH_ACCEL", raising=False)
-    a = rh.accelerator(Lb(), None)
+    a = remoteuri.accelerator(Lb(), None)
     assert a.name == "tcg" and "hv1" in a.reason
-    assert rh.accelerator(Lb(), "kvm").name == "kvm"
+    assert remoteuri.accelerator(Lb(), "kvm").name == "kvm"
 
 
 def test_guest_checks_and_ab_sides_refuse_a_remote_host():
@@ -244,7 +246,7 @@ def test_gc_removes_only_dead_leftovers_of_this_machine(monkeypatch):
     from vbench.core import procs
 
     h = _host()
-    g = rh.REMOTE_ROOT / "guests"
+    g = remoteuri.REMOTE_ROOT / "guests"
     owners = {"vbench-a-0-x": {"client": platform.node(), "pid": 1, "starttime": 1},  # dead
               "vbench-b-0-x": {"client": platform.node(), "pid": os.getpid(), "starttime": 2},
               "vbench-c-0-x": {"client": "elsewhere", "pid": 1, "starttime": 1},
@@ -267,13 +269,15 @@ def test_gc_removes_only_dead_leftovers_of_this_machine(monkeypatch):
 
 
 def test_a_remote_guest_lives_on_the_host_and_is_reached_through_it(monkeypatch):
-    from vbench.guest import ssh as remote
+    from vbench.guest.domain import guest_class
+    from vbench.host import ssh as remote
+
     class Lb:
         remote = _host()
         netns = None
 
     scn = load_scenario(str(ROOT / "scenarios" / "smoke-disk.yaml"))
-    g = rh.guest_class()("vbench-r-0-virtio-blk", Lb(), type("Img", (), {"user": "root"})(), scn.profile(scn.variants[0]),
+    g = guest_class(Lb())("vbench-r-0-virtio-blk", Lb(), type("Img", (), {"user": "root"})(), scn.profile(scn.variants[0]),
                          scn.guest, None, None, "")
     seen = {}
 

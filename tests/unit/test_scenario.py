@@ -12,14 +12,9 @@ from pathlib import Path
 import pytest
 
 from vbench.core.errors import ScenarioError, UserError
-from vbench.scenario.schema import (
-    DeviceProfile,
-    DiskSpec,
-    RngSpec,
-    load_scenario,
-    load_scenario_text,
-    parse_profile,
-)
+from vbench.scenario.schema import DeviceProfile, load_scenario, load_scenario_text, parse_profile
+from vbench.devices.rng import RngSpec
+from vbench.devices.disk import DiskSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))

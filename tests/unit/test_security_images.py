@@ -12,7 +12,7 @@ import pytest
 
 from vbench.host import images
 from vbench.core import paths
-from vbench.guest import domain as virt
+from vbench.host import libvirtd
 from vbench.core.errors import ImageError, ScenarioError
 from vbench.scenario.schema import load_scenario_text
 
@@ -124,13 +124,13 @@ def test_cleanup_does_not_trust_the_dir_tag(tmp_path, monkeypatch, tag):
     gd = paths.guests_dir()
     gd.mkdir(parents=True)
     value = tag.format(gd=gd) if isinstance(tag, str) else tag
-    assert virt.owned_guest_dir(value) is None
+    assert libvirtd.owned_guest_dir(value) is None
 
 
 def test_cleanup_accepts_its_own_guest_dir_but_not_a_link(tmp_path, monkeypatch):
     monkeypatch.setenv("VBENCH_HOME", str(tmp_path))
     gd = paths.guests_dir()
     (gd / "vbench-run-0-a").mkdir(parents=True)
-    assert virt.owned_guest_dir(str(gd / "vbench-run-0-a")) == gd / "vbench-run-0-a"
+    assert libvirtd.owned_guest_dir(str(gd / "vbench-run-0-a")) == gd / "vbench-run-0-a"
     (gd / "vbench-link").symlink_to(tmp_path)
-    assert virt.owned_guest_dir(str(gd / "vbench-link")) is None
+    assert libvirtd.owned_guest_dir(str(gd / "vbench-link")) is None

@@ -8,7 +8,7 @@ import time
 
 from vbench.core import procs
 from vbench.core.errors import RemoteCommandError
-from vbench.guest.ssh import Ssh
+from vbench.host.ssh import Ssh
 
 
 def test_host_command_over_the_cap_is_killed_and_fails():

@@ -15,7 +15,8 @@ import pytest
 from vbench.results import rundir as store
 from vbench.core.errors import StoreError
 from vbench.run.session import Unit, plan
-from vbench.results.rundir import RunDir, atomic_write, unit_key
+from vbench.results.rundir import RunDir, unit_key
+from vbench.core.files import atomic_write
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers_runs import write_run  # noqa: E402

@@ -12,6 +12,8 @@ import os
 import pytest
 
 from vbench.results import rundir as store
+
+from vbench.core import files
 from vbench.core.errors import StoreError, UserError
 from vbench.core.metrics import SAMPLE_COLUMNS
 
@@ -27,8 +29,8 @@ def assert_one_line(msg: str) -> None:
 # ---- atomic_write ------------------------------------------------------------------------------
 
 def test_atomic_write_text_and_bytes(tmp_path):
-    store.atomic_write(tmp_path / "a" / "b.txt", "hello\n")
-    store.atomic_write(tmp_path / "c.bin", b"\x00\xff")
+    files.atomic_write(tmp_path / "a" / "b.txt", "hello\n")
+    files.atomic_write(tmp_path / "c.bin", b"\x00\xff")
     assert (tmp_path / "a" / "b.txt").read_text() == "hello\n"
     assert (tmp_path / "c.bin").read_bytes() == b"\x00\xff"
     assert leftovers(tmp_path) == []
@@ -36,8 +38,8 @@ def test_atomic_write_text_and_bytes(tmp_path):
 
 def test_atomic_write_replaces_whole_file(tmp_path):
     p = tmp_path / "f.txt"
-    store.atomic_write(p, "x" * 10000)
-    store.atomic_write(p, "short")
+    files.atomic_write(p, "x" * 10000)
+    files.atomic_write(p, "short")
     assert p.read_text() == "short"
 
 
@@ -45,7 +47,7 @@ def test_atomic_write_parent_is_a_file(tmp_path):
     blocker = tmp_path / "results"
     blocker.write_text("not a directory")
     with pytest.raises(StoreError) as exc:
-        store.atomic_write(blocker / "run" / "run.json", "{}")
+        files.atomic_write(blocker / "run" / "run.json", "{}")
     msg = str(exc.value)
     assert_one_line(msg)
     assert str(blocker / "run" / "run.json") in msg
@@ -57,7 +59,7 @@ def test_atomic_write_parent_is_a_file(tmp_path):
 def test_atomic_write_target_is_a_directory(tmp_path):
     (tmp_path / "d").mkdir()
     with pytest.raises(StoreError) as exc:
-        store.atomic_write(tmp_path / "d", "data")
+        files.atomic_write(tmp_path / "d", "data")
     assert_one_line(str(exc.value))
     assert leftovers(tmp_path) == []  # the temporary file made before the failing rename is gone
 
@@ -71,7 +73,7 @@ def test_atomic_write_failure_keeps_old_content_and_no_temp(tmp_path, monkeypatc
 
     monkeypatch.setattr(store.os, "replace", full)
     with pytest.raises(StoreError) as exc:
-        store.atomic_write(p, "new")
+        files.atomic_write(p, "new")
     msg = str(exc.value)
     assert_one_line(msg)
     assert "No space left on device" in msg and "free space" in msg
@@ -85,7 +87,7 @@ def test_atomic_write_interrupted_leaves_no_temp(tmp_path, monkeypatch):
 
     monkeypatch.setattr(store.os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        store.atomic_write(tmp_path / "x.json", "data")
+        files.atomic_write(tmp_path / "x.json", "data")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -14,7 +14,11 @@ import pytest
 
 from vbench.guest import verify
 from vbench.core.errors import DeviceMismatch, GuestError, UserError
-from vbench.scenario.schema import BalloonSpec, DeviceProfile, DiskSpec, NicSpec, RngSpec, parse_profile
+from vbench.scenario.schema import DeviceProfile, parse_profile
+from vbench.devices.rng import RngSpec
+from vbench.devices.nic import NicSpec
+from vbench.devices.disk import DiskSpec
+from vbench.devices.balloon import BalloonSpec
 from vbench.guest.domain import mac_for
 from tests.unit.driver_cases import presence_cases
 
@@ -265,6 +269,6 @@ def test_verify_guest_runs_the_facts_script_and_raises_on_mismatch():
 
 
 def test_facts_script_looks_for_the_scratch_serial():
-    from vbench.guest.domain import SCRATCH_SERIAL
+    from vbench.devices.disk import SCRATCH_SERIAL
 
     assert f"/dev/disk/by-id/*{SCRATCH_SERIAL}" in verify.FACTS_SCRIPT

@@ -42,7 +42,8 @@ def cmd_ab(args: argparse.Namespace) -> ExitStatus:
     from vbench.run.ab import check_sides, expand, parse_side, side_frames
     from vbench.stats.compare import Gate, compare
     from vbench.scenario.schema import load_scenario
-    from vbench.results.rundir import atomic_write, load_samples
+    from vbench.results.rundir import load_samples
+    from vbench.core.files import atomic_write
 
     a, b = parse_side(args.a, "a"), parse_side(args.b, "b")
     check_sides(a, b)

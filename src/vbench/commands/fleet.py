@@ -164,7 +164,7 @@ def _print_compare(fleet: Path | None, everything: bool, json_out: str | None,
                    runs: list | None = None) -> None:
     from vbench.fleet.compare import host_ratios, side_by_side, to_json
     from vbench.fleet.index import fleet_runs
-    from vbench.results.rundir import atomic_write
+    from vbench.core.files import atomic_write
 
     runs = runs if runs is not None else fleet_runs(Path(fleet or "."))
     r = host_ratios(runs, everything=everything, warn=lambda w: say(f"warning: {w}"))

@@ -15,11 +15,11 @@ def connect_opts(sp: argparse.ArgumentParser) -> None:
 
 
 def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
-    from vbench.host import images, lab
+    from vbench.host import accel, images, lab
 
     lb = lab.up(connect=args.connect, progress=say)
     img = images.find_default()
-    acc = lab.accelerator(lb, img.kernel if img else None, override=args.accel)
+    acc = accel.accelerator(lb, img.kernel if img else None, override=args.accel)
     say(f"lab is up: libvirt {lb.uri}" + (f" in namespace {lb.netns}" if lb.netns else ""))
     say(f"accelerator: {acc.name.upper()} ({acc.reason})")
     return ExitStatus.SUCCESS

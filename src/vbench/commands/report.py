@@ -218,7 +218,8 @@ def cmd_compare(args) -> ExitStatus:
     if getattr(args, "store", None):
         return store.compare_from_store(args, cmd_compare)
     from vbench.stats import compare
-    from vbench.results.rundir import atomic_write, load_meta, load_samples
+    from vbench.results.rundir import load_meta, load_samples
+    from vbench.core.files import atomic_write
 
     thresholds = parse_thresholds(args.threshold)
     abs_thresholds = parse_abs_thresholds(args.abs_threshold)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from vbench.core.errors import UserError
-from vbench.results.rundir import atomic_write, read_bytes
+from vbench.core.files import atomic_write, read_bytes
 from vbench.fleet.hosts import NAME, Host
 from vbench.fleet.identity import Identity
 from vbench.fleet.schedule import Outcome

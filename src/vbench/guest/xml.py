@@ -16,13 +16,12 @@ from xml.sax.saxutils import escape, quoteattr
 from vbench.devices import DomainFiles, Fragment, GuestContext
 from vbench.devices.nic import interface_xml
 from vbench.core.errors import GuestError
+from vbench.host.libvirtd import DOMAIN_PREFIX, VBENCH_NS
 
 if TYPE_CHECKING:  # pragma: no cover
     from vbench.scenario.schema import DeviceProfile, GuestSpec
 
-VBENCH_NS = "https://vbench.invalid/xmlns/guest/1"
-DOMAIN_PREFIX = "vbench-"
-DOMAIN_NAME_RE = re.compile(r"^vbench-[A-Za-z0-9_.-]{1,80}$")
+DOMAIN_NAME_RE = re.compile("^" + re.escape(DOMAIN_PREFIX) + r"[A-Za-z0-9_.-]{1,80}$")
 PANIC_MARK = "Kernel panic - not syncing"
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from vbench.core import paths, procs
 from vbench.core.errors import LabError
-from vbench.results.rundir import atomic_write
+from vbench.core.files import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     from vbench.host.lab import Lab, LabState
@@ -135,14 +135,14 @@ def _probe_boot(kernel: Path, initrd: Path, cpu: str, timeout: int):
 
 def accelerator(lab: Lab, kernel: Path | None, override: str | None = None) -> Accelerator:
     """The accelerator guests of this lab will use (probing and caching as needed)."""
-    from vbench.guest import domain as virt
+    from vbench.host import libvirtd
 
     env = override or os.environ.get("VBENCH_ACCEL")
     if env in ("kvm", "tcg"):
         return Accelerator(env, f"forced with {'--accel' if override else 'VBENCH_ACCEL'}={env}")
-    conn = virt.open_connection(lab.uri)
+    conn = libvirtd.open_connection(lab.uri)
     try:
-        caps_kvm = virt.supports_kvm(conn)
+        caps_kvm = libvirtd.supports_kvm(conn)
     finally:
         conn.close()
     return probe_accelerator(kernel, caps_kvm, lab.state)

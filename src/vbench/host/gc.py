@@ -12,27 +12,28 @@ import json
 import shutil
 
 from vbench.host import lab, remote as remotehost
+from vbench.host import remoteuri
 from vbench.core import paths, procs
-from vbench.guest import domain as virt
+from vbench.host import libvirtd
 from vbench.core.errors import LabError
 
 
 def collect(connect: str | None = None, progress=print) -> list[str]:
     done: list[str] = []
     state = lab.LabState.load()
-    far = remotehost.RemoteHost.open(connect) if connect and remotehost.is_remote(connect) else None
+    far = remotehost.RemoteHost.open(connect) if connect and remoteuri.is_remote(connect) else None
     uri = far.libvirt_uri if far is not None else (connect or state.uri)
     live_dirs: set[str] = set()
     try:
-        conn = virt.open_connection(uri)
+        conn = libvirtd.open_connection(uri)
     except LabError:
         conn = None
     if conn is not None:
         try:
-            for name in virt.destroy_tagged_domains(conn, orphans_only=True):
+            for name in libvirtd.destroy_tagged_domains(conn, orphans_only=True):
                 done.append(f"destroyed orphaned guest {name}")
             for dom in conn.listAllDomains():
-                tags = virt._tags(dom)
+                tags = libvirtd._tags(dom)
                 if tags and tags.get("dir"):
                     live_dirs.add(tags["dir"])
         finally:
@@ -54,9 +55,9 @@ def collect(connect: str | None = None, progress=print) -> list[str]:
     gd = paths.guests_dir()
     if gd.is_dir():
         for d in gd.iterdir():
-            if not d.name.startswith(virt.DOMAIN_PREFIX) or str(d) in live_dirs:
+            if not d.name.startswith(libvirtd.DOMAIN_PREFIX) or str(d) in live_dirs:
                 continue
-            if virt.dir_owner_alive(d):
+            if libvirtd.dir_owner_alive(d):
                 continue  # a running vbench is using it
             shutil.rmtree(d, ignore_errors=True)
             done.append(f"removed leftover guest files {d}")

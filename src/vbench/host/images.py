@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vbench.core import paths
 from vbench.core.errors import ImageError
-from vbench.results.rundir import atomic_write
+from vbench.core.files import atomic_write
 from vbench.core.untrusted import UntrustedInputError, load_yaml, read_text, shown
 
 # Bump when the customisation code below changes what ends up in the image.

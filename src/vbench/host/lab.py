@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from vbench.host import netns, remote as remotehost
+from vbench.host import remoteuri
 from vbench.core import paths, procs
-from vbench.host.accel import (PROBE_MARKER, Accelerator, _newc, accelerator, kvm_module,
-                               probe_accelerator, probe_initramfs)
+from vbench.host.accel import (kvm_module, probe_accelerator)
 from vbench.core.errors import LabError
-from vbench.results.rundir import atomic_write
-from vbench.host.networks import MGMT, NETWORKS, TEST, LabNetwork  # noqa: F401  (re-exported)
+from vbench.core.files import atomic_write
+from vbench.host.networks import MGMT, NETWORKS, TEST, LabNetwork
 
 NETNS = "vbench"
 LAB_URI = "qemu:///system"
@@ -195,21 +195,21 @@ class Lab:
 
 def up(connect: str | None = None, progress=print) -> Lab:
     """Bring the lab up (idempotent) and return it."""
-    from vbench.guest import domain as virt
+    from vbench.host import libvirtd
 
     state = LabState.load()
     remote = None
-    if connect and remotehost.is_remote(connect):
+    if connect and remoteuri.is_remote(connect):
         remote = remotehost.RemoteHost.open(connect)  # the pinned session; libvirt over its own ssh
         connect = remote.libvirt_uri
     if connect:
         # A user's own libvirt: no namespace, no daemons; only vbench's isolated networks are
         # added, and recorded apart from the local lab so that neither record clobbers the other.
-        conn = virt.open_connection(connect)
+        conn = libvirtd.open_connection(connect)
         try:
             check_subnets(conn, connect)
             for net in NETWORKS:
-                if virt.ensure_network(conn, net.name, net.xml()):
+                if libvirtd.ensure_network(conn, net.name, net.xml()):
                     progress(f"started libvirt network {net.name} ({net.cidr} on {net.bridge}) "
                              f"in {connect}")
                     state.external.setdefault(connect, [])
@@ -237,10 +237,10 @@ def up(connect: str | None = None, progress=print) -> Lab:
                       lambda: Path("/run/libvirt/virtlogd-sock").exists())
         _start_daemon(state, "libvirtd", ["libvirtd", "-d"], LIBVIRTD_PIDFILE,
                       lambda: _socket_answers(LIBVIRT_SOCK))
-    conn = virt.open_connection(state.uri)
+    conn = libvirtd.open_connection(state.uri)
     try:
         for net in NETWORKS:
-            if virt.ensure_network(conn, net.name, net.xml()):
+            if libvirtd.ensure_network(conn, net.name, net.xml()):
                 progress(f"started libvirt network {net.name} ({net.cidr} on {net.bridge})")
             if net.name not in state.networks:
                 state.networks.append(net.name)
@@ -311,10 +311,10 @@ def check_subnets(conn, uri: str) -> None:
 
 def current(connect: str | None = None) -> Lab:
     """The lab as it is now, without changing anything; a clear error when it is not up."""
-    from vbench.guest import domain as virt
+    from vbench.host import libvirtd
 
     state = LabState.load()
-    if connect and remotehost.is_remote(connect):
+    if connect and remoteuri.is_remote(connect):
         raise LabError(f"{connect}: guest checks are not supported on a remote host yet "
                        f"(`vbench run` is)")
     uri = connect or state.uri
@@ -323,10 +323,10 @@ def current(connect: str | None = None) -> Lab:
         lv = state.daemons.get("libvirtd")
         if not lv or not procs.alive(procs.ProcRef.from_dict(lv)):
             raise LabError("the vbench lab is not up (libvirtd is not running): run `vbench lab up`")
-    conn = virt.open_connection(uri)
+    conn = libvirtd.open_connection(uri)
     try:
         for net in NETWORKS:
-            if not virt.network_active(conn, net.name):
+            if not libvirtd.network_active(conn, net.name):
                 raise LabError(f"libvirt network {net.name} is not active: run `vbench lab up`")
     finally:
         conn.close()
@@ -335,7 +335,7 @@ def current(connect: str | None = None) -> Lab:
 
 def down(progress=print, force: bool = False) -> list[str]:
     """Remove everything the lab record says vbench made. Returns what was done."""
-    from vbench.guest import domain as virt
+    from vbench.host import libvirtd
 
     done: list[str] = []
     try:
@@ -346,14 +346,14 @@ def down(progress=print, force: bool = False) -> list[str]:
         state = LabState()
     for uri, nets in list(state.external.items()):
         try:
-            conn = virt.open_connection(uri)
+            conn = libvirtd.open_connection(uri)
         except LabError:
             continue
         try:
-            for name in virt.destroy_tagged_domains(conn):
+            for name in libvirtd.destroy_tagged_domains(conn):
                 done.append(f"destroyed guest {name} in {uri}")
             for name in nets:
-                if virt.destroy_network(conn, name):
+                if libvirtd.destroy_network(conn, name):
                     done.append(f"removed network {name} from {uri}")
         finally:
             conn.close()
@@ -362,15 +362,15 @@ def down(progress=print, force: bool = False) -> list[str]:
     daemon_ours_alive = bool(lv and procs.alive(procs.ProcRef.from_dict(lv)))
     if daemon_ours_alive:
         try:
-            conn = virt.open_connection(state.uri)
+            conn = libvirtd.open_connection(state.uri)
         except LabError:
             conn = None
         if conn is not None:
             try:
-                for name in virt.destroy_tagged_domains(conn):
+                for name in libvirtd.destroy_tagged_domains(conn):
                     done.append(f"destroyed guest {name}")
                 for name in list(state.networks):
-                    if virt.destroy_network(conn, name):
+                    if libvirtd.destroy_network(conn, name):
                         done.append(f"removed network {name}")
             finally:
                 conn.close()
@@ -386,7 +386,7 @@ def down(progress=print, force: bool = False) -> list[str]:
     if state.kvm_original:
         _restore_kvm_permissions(state)
         done.append("restored /dev/kvm owner and mode")
-    virt.remove_guest_dirs(done)
+    libvirtd.remove_guest_dirs(done)
     state.clear()
     for line in done:
         progress(line)
@@ -395,7 +395,7 @@ def down(progress=print, force: bool = False) -> list[str]:
 
 def host_facts(uri: str) -> dict:
     """The environment facts stored with every run."""
-    from vbench.guest import domain as virt
+    from vbench.host import libvirtd
 
     cpu_model = ""
     try:
@@ -419,9 +419,9 @@ def host_facts(uri: str) -> dict:
         "fio_version_host": fio, "libvirt_uri": uri, "kvm_module": kvm_module(),
     }
     try:
-        conn = virt.open_connection(uri)
+        conn = libvirtd.open_connection(uri)
         try:
-            facts["libvirt_version"] = virt.libvirt_version(conn)
+            facts["libvirt_version"] = libvirtd.libvirt_version(conn)
         finally:
             conn.close()
     except LabError:
@@ -432,7 +432,7 @@ def host_facts(uri: str) -> dict:
 def status(connect: str | None = None) -> list[tuple[str, str]]:
     """What is up, as (item, state) rows for the CLI."""
     from vbench.host import images
-    from vbench.guest import domain as virt
+    from vbench.host import libvirtd
 
     rows: list[tuple[str, str]] = []
     state = LabState.load()
@@ -452,19 +452,19 @@ def status(connect: str | None = None) -> list[tuple[str, str]]:
     else:
         rows.append(("/dev/kvm", "absent"))
     try:
-        conn = virt.open_connection(uri)
+        conn = libvirtd.open_connection(uri)
     except LabError as exc:
         rows.append(("libvirt", str(exc)))
         return rows
     try:
-        rows.append(("libvirt", f"{uri} (libvirt {virt.libvirt_version(conn)})"))
+        rows.append(("libvirt", f"{uri} (libvirt {libvirtd.libvirt_version(conn)})"))
         for net in NETWORKS:
             rows.append((f"network {net.name}",
-                         f"active, {net.cidr} on {net.bridge}" if virt.network_active(conn, net.name)
+                         f"active, {net.cidr} on {net.bridge}" if libvirtd.network_active(conn, net.name)
                          else "inactive"))
-        guests = virt.tagged_domains(conn)
+        guests = libvirtd.tagged_domains(conn)
         rows.append(("vbench guests", ", ".join(guests) if guests else "none"))
-        caps_kvm = virt.supports_kvm(conn)
+        caps_kvm = libvirtd.supports_kvm(conn)
     finally:
         conn.close()
     img = images.find_default()

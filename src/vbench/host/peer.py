@@ -34,7 +34,7 @@ class HostPeer:
         import tempfile
 
         from vbench.core import paths
-        from vbench.results.rundir import atomic_write
+        from vbench.core.files import atomic_write
 
         self.log = tempfile.TemporaryFile(mode="w+")
         try:

@@ -32,48 +32,9 @@ from typing import Any, Callable
 
 from vbench.core import paths
 from vbench.core.errors import GuestError, LabError, RemoteCommandError
-from vbench.host.remoteuri import (COMPLETE, IMAGE_FILES, REMOTE_ROOT, SCHEMES, Target,
-                                   _inside_root, _NAME_RE, accelerator, client_key_file, is_remote,
-                                   known_hosts_file, libvirt_uri, parse_uri, pinned_host_keys,
-                                   refuse_unsupported, remote_path, scratch_argv, ssh_wrapper,
-                                   unsupported)
-
-
-# ---- a guest on the other host ----------------------------------------------------------------------
-
-def guest_class():
-    """virt.Guest with its files on the other host and its SSH through it (built on first use:
-    virt imports libvirt-facing code this module does not need for parsing and checks)."""
-    from vbench.guest import domain as virt
-
-    class RemoteGuest(virt.Guest):
-        @property
-        def dir(self) -> Path:
-            return self.lab.remote.guest_dir(self.name)
-
-        def _prepare_files(self) -> None:
-            self.lab.remote.prepare_guest(self)
-
-        def _console_end(self, size: int = 8192) -> str:
-            return self.lab.remote.read_tail(self.files().console, size).decode(errors="replace")
-
-        def console_tail(self, lines: int = 15) -> str:
-            return "\n".join(self._console_end(64 << 10).rstrip().splitlines()[-lines:])
-
-        def qemu_pid(self) -> int | None:
-            return None  # QEMU runs on the other host: its CPU time is not sampled there (yet)
-
-        def _keep_console_tail(self) -> None:
-            if self.keep_console is not None:
-                from vbench.results.rundir import atomic_write
-
-                atomic_write(self.keep_console, self.lab.remote.read_tail(
-                    self.files().console, virt.CONSOLE_KEEP_BYTES))
-
-        def _remove_files(self) -> None:  # on the other host, never a local path of that name
-            self.lab.remote.remove_dir(self.dir)
-
-    return RemoteGuest
+from vbench.host.remoteuri import (COMPLETE, IMAGE_FILES, REMOTE_ROOT, Target, _inside_root,
+                                   _NAME_RE, client_key_file, known_hosts_file, libvirt_uri, parse_uri,
+                                   pinned_host_keys, remote_path, scratch_argv, ssh_wrapper)
 
 
 # ---- the session ---------------------------------------------------------------------------------
@@ -108,7 +69,7 @@ class RemoteHost:
     """One pinned SSH session to another host (see the module doc)."""
 
     def __init__(self, target: Target, client, libvirt_uri: str) -> None:
-        from vbench.guest.ssh import Ssh
+        from vbench.host.ssh import Ssh
 
         self.target, self._client, self.libvirt_uri = target, client, libvirt_uri
         self.ssh = Ssh(client, target.host)
@@ -334,14 +295,14 @@ class RemoteHost:
 
 
 def _libvirt_version(uri: str) -> str:
-    from vbench.guest import domain as virt
+    from vbench.host import libvirtd
 
     try:
-        conn = virt.open_connection(uri)
+        conn = libvirtd.open_connection(uri)
     except LabError:
         return "unknown"
     try:
-        return virt.libvirt_version(conn)
+        return libvirtd.libvirt_version(conn)
     finally:
         conn.close()
 

@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from vbench.results.rundir import atomic_write
+from vbench.core.files import atomic_write
 from vbench.results.record import Variant
 from vbench.report.load import RunInfo
 

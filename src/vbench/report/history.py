@@ -10,7 +10,8 @@ from vbench import __version__
 from vbench.core import fmt
 from vbench.core.errors import StoreError, UserError
 from vbench.core.metrics import METRICS, higher_is_better, metric_label
-from vbench.results.rundir import atomic_write, find_runs, load_samples
+from vbench.results.rundir import find_runs, load_samples
+from vbench.core.files import atomic_write
 from vbench.report import context
 from vbench.report.data import is_baseline, metric_order
 from vbench.report.draw import draw_all, fig_title, mpl_text, new_figure, png, title

@@ -14,7 +14,7 @@ from typing import Any
 
 from vbench import __version__
 from vbench.core.errors import UserError
-from vbench.results.rundir import atomic_write
+from vbench.core.files import atomic_write
 from vbench.report import context
 from vbench.report.data import Data
 from vbench.report.draw import draw_all

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+from vbench.core import files
 from vbench.results import record, rundir as store
 from vbench.core.errors import StoreError
 from vbench.core.metrics import SAMPLE_COLUMNS
@@ -366,10 +367,10 @@ def _export_one(conn, run_pk: int, root: Path) -> Path:
         name = _SAFE_NAME.sub("_", f"{run_id}@{host}").strip(".")
     path = root / name
     path.mkdir(parents=True)
-    store.atomic_write(path / store.RUN_FILE, json.dumps(record, indent=2) + "\n")
+    files.atomic_write(path / store.RUN_FILE, json.dumps(record, indent=2) + "\n")
     cur = conn.execute(f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM vbench.samples WHERE run = %s "
                        f"ORDER BY ordinal", (run_pk,))
-    store.atomic_write(path / store.SAMPLES_FILE,
+    files.atomic_write(path / store.SAMPLES_FILE,
                        store.rows_to_csv(_csv_row(row) for row in cur))
     return path
 

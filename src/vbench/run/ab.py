@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -205,14 +205,14 @@ def guest_overrides(side: Side) -> dict[str, Any]:
 def session_parts(scn, sides: tuple[Side, Side], default_lab, say):
     """(guest overrides per variant, executor, adaptive groups) for an A/B run of ``scn``."""
     from vbench.host import lab as labmod
-    from vbench.host import remote as remotehost
+    from vbench.host import remote as remotehost, remoteuri
     from vbench.run.executors import execute
 
     labs = {}
     for side in sides:
         if side.uri:
-            if remotehost.is_remote(side.uri):
-                remotehost.refuse_unsupported(scn, ab=True)
+            if remoteuri.is_remote(side.uri):
+                remoteuri.refuse_unsupported(scn, ab=True)
             labs[side.name] = labmod.up(connect=side.uri, progress=say)
     overrides = {}
     for v in scn.variants:

@@ -53,7 +53,7 @@ def wanted(kind: str, variant: str, rep: int | None = None) -> bool:
 
 
 def _guest_cmd(guest, command: str) -> None:
-    from vbench.guest import ssh as remote
+    from vbench.host import ssh as remote
 
     ssh = remote.Ssh.connect(guest.ip, guest.lab.netns, guest.host_key, guest.client_key,
                              guest.image.user, timeout=10)

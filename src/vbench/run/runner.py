@@ -25,8 +25,9 @@ from typing import Any
 
 from vbench import __version__, devices
 from vbench.run import adaptive, faults
-from vbench.host import images, lab, remote as remotehost
-from vbench.guest import kconfig, ssh as remote, userimage, verify
+from vbench.host import accel, images, lab, remote as remotehost, remoteuri
+from vbench.guest import kconfig, userimage, verify
+from vbench.host import ssh as remote
 from vbench.core import paths
 from vbench.core.errors import ImageError, LabError, UserError
 from vbench.run.executors import Target, execute
@@ -35,7 +36,10 @@ from vbench.scenario.schema import Scenario
 from vbench.scenario.schema import Variant as VariantSpec
 from vbench.run.session import Booted, RunSession, Say, Unit, fmt_time, headline_metric, now, plan
 from vbench.results.rundir import RunDir, iter_sample_rows
-from vbench.guest.domain import Guest, claim_dir, make_scratch
+from vbench.guest.domain import guest_class
+from vbench.devices.disk import make_scratch
+from vbench.host.libvirtd import DOMAIN_PREFIX
+from vbench.host.libvirtd import claim_dir
 
 __all__ = ["LabGuests", "Unit", "plan", "run_scenario", "summary_rows", "fmt_time"]
 
@@ -113,10 +117,10 @@ class LabGuests:
              rep: int | None) -> Booted:
         prof = self.scn.profile(v)
         suffix = "" if rep is None else f"-r{rep}"
-        name = f"vbench-{self.rd.run_id[-22:]}-{index}-{v.name}{suffix}"[:90]
+        name = f"{DOMAIN_PREFIX}{self.rd.run_id[-22:]}-{index}-{v.name}{suffix}"[:90]
         extra = dict(self.overrides.get(v.name, {}))
         lb = extra.pop("lab", self.lab)
-        cls = remotehost.guest_class() if getattr(lb, "remote", None) is not None else Guest
+        cls = guest_class(lb)
         g = cls(name, lb, self.image, prof, self.scn.guest, self.accel, self.key, self.pub,
                   tags={"run": self.rd.run_id, "variant": v.name}, progress=self.say, **extra)
         g.keep_console = self.rd.raw_path(v.name, f"console{suffix}.log")
@@ -207,8 +211,8 @@ def _lab_image_accel(scn: Scenario, connect: str | None, accel_override: str | N
                      say: Say):
     """The lab (a local one, a user's libvirt, or another host's), the guest image (uploaded to
     that host) and the accelerator, after refusing what this lab cannot run."""
-    if remotehost.is_remote(connect):
-        remotehost.refuse_unsupported(scn, ab=ab)
+    if remoteuri.is_remote(connect):
+        remoteuri.refuse_unsupported(scn, ab=ab)
     else:
         require_host_devices(scn)
     lb = lab.up(connect=connect, progress=say)
@@ -216,8 +220,8 @@ def _lab_image_accel(scn: Scenario, connect: str | None, accel_override: str | N
     if not getattr(img, "own_boot", False):
         kconfig.require_for_scenario(scn, img)  # a user's image: checked once it runs
     if lb.remote is not None:
-        return lb, lb.remote.upload_image(img, say), remotehost.accelerator(lb, accel_override)
-    return lb, img, lab.accelerator(lb, userimage.probe_kernel(img), override=accel_override)
+        return lb, lb.remote.upload_image(img, say), remoteuri.accelerator(lb, accel_override)
+    return lb, img, accel.accelerator(lb, userimage.probe_kernel(img), override=accel_override)
 
 
 def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Path,

@@ -17,10 +17,6 @@ from pydantic import Field, ValidationError, create_model, field_validator, mode
 
 from vbench import devices
 from vbench.devices import Device, Strict
-from vbench.devices.balloon import (BalloonSpec)  # noqa: F401  (the device specs, as before, from here)
-from vbench.devices.disk import DiskSpec  # noqa: F401
-from vbench.devices.nic import NicSpec  # noqa: F401
-from vbench.devices.rng import RngSpec  # noqa: F401
 from vbench.core.errors import ScenarioError
 from vbench.scenario.fielderrors import field_path, error_text, format_validation_error
 from vbench.workloads import fioopts

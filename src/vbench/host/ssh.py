@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import shlex
-import socket
 import time
 from typing import Callable
 
