@@ -184,7 +184,7 @@ def test_mixed_read_write_fio_metrics(results, tmp_path):
     assert '<figure id="latency-read_clat">' in text and '<figure id="latency-write_clat">' in text
     assert '<figure id="metric-read_iops">' in text
     headline = text.split('id="headline"')[1].split("All ")[0]
-    assert "read_iops" in headline and "write_iops" in headline
+    assert "IOPS (read)" in headline and "IOPS (write)" in headline
 
 
 def test_domain_xml_diff_and_drivers(results, tmp_path):

@@ -154,8 +154,8 @@ def test_no_gate_below_three_repetitions():
 def test_detectable_change_shrinks_with_repetitions_and_grows_with_the_family():
     a3, b3 = lognormal(100, 3, 0.05, 5), lognormal(100, 3, 0.05, 6)
     a10, b10 = lognormal(100, 10, 0.05, 5), lognormal(100, 10, 0.05, 6)
-    assert judge(a10, b10).detectable < judge(a3, b3).detectable
-    assert judge(a10, b10, family_size=12).detectable > judge(a10, b10).detectable
+    assert judge(a10, b10, metric="iops").detectable < judge(a3, b3, metric="iops").detectable
+    assert judge(a10, b10, metric="iops", family_size=12).detectable > judge(a10, b10, metric="iops").detectable
 
 
 def test_intervals_within_target():

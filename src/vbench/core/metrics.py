@@ -36,6 +36,14 @@ class Sample:
     value: float
     unit: str
 
+    def __post_init__(self) -> None:
+        # The metric catalogue is the one home of units: a probe that names a metric it does not
+        # declare, or another unit for it, is a bug, never a silently mislabelled number.
+        info = metric_info(self.metric)
+        if self.unit != info.unit:
+            raise ValueError(f"metric {self.metric!r} is measured in {info.unit!r}, not "
+                             f"{self.unit!r}")
+
 
 @dataclass(frozen=True)
 class MetricInfo:
@@ -47,8 +55,8 @@ class MetricInfo:
     abs_threshold: float | None = None
 
 
-# Known metrics. Anything not listed is treated as higher-is-better unless its name says latency,
-# cpu, loss, retransmits or time (see `higher_is_better`).
+# The metric catalogue: every metric vbench stores, with its unit and direction. A name that is not
+# here (or a declared direction prefix of one, see `metric_info`) is an error wherever it is used.
 METRICS: dict[str, MetricInfo] = {
     "iops": MetricInfo("IOPS", "IO/s", True),
     "bw": MetricInfo("Bandwidth", "MiB/s", True),
@@ -101,25 +109,51 @@ METRICS: dict[str, MetricInfo] = {
     "delete_lat_p99": MetricInfo("File delete latency p99", "us", False),
 }
 
-_LOWER_HINTS = ("lat", "cpu", "loss", "retrans", "time", "rtt")
+# A job that both reads and writes (fio rw/randrw) reports each direction under a prefix.
+DIRECTION_PREFIXES = {"read_": "Read", "write_": "Write"}
+DIRECTIONAL = ("iops", "bw", "clat_mean", "clat_p50", "clat_p99", "clat_p99.9")
+
+
+def metric_info(metric: str) -> MetricInfo:
+    """The catalogue entry of ``metric``; an unknown name is an error, never a guessed direction."""
+    info = METRICS.get(metric)
+    if info is not None:
+        return info
+    for prefix, word in DIRECTION_PREFIXES.items():
+        base = metric[len(prefix):]
+        if metric.startswith(prefix) and base in DIRECTIONAL:
+            b = METRICS[base]
+            return MetricInfo(f"{b.label} ({word.lower()})", b.unit,
+                              b.higher_is_better, b.abs_threshold)
+    raise ValueError(f"unknown metric {metric!r}: not in the metric catalogue "
+                     f"(vbench.core.metrics.METRICS)")
+
+
+def base_metric(metric: str) -> str:
+    """``read_iops`` -> ``iops``: the metric without its direction prefix."""
+    return next((metric[len(p):] for p in DIRECTION_PREFIXES if metric.startswith(p)), metric)
+
+
+def is_known(metric: str) -> bool:
+    try:
+        metric_info(metric)
+    except ValueError:
+        return False
+    return True
 
 
 def higher_is_better(metric: str) -> bool:
     """Whether a larger value of ``metric`` is an improvement."""
-    if metric in METRICS:
-        return METRICS[metric].higher_is_better
-    return not any(h in metric for h in _LOWER_HINTS)
+    return metric_info(metric).higher_is_better
 
 
 def absolute_threshold(metric: str) -> float | None:
     """The declared absolute threshold of ``metric`` (None: compared as a relative change)."""
-    info = METRICS.get(metric)
-    return info.abs_threshold if info else None
+    return metric_info(metric).abs_threshold
 
 
 def metric_label(metric: str) -> str:
-    info = METRICS.get(metric)
-    return info.label if info else metric
+    return metric_info(metric).label
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from vbench.core.metrics import METRICS
+from vbench.core.metrics import METRICS, metric_info
 from vbench.report.load import RunInfo
 from vbench.report.palette import RUN_MARKERS, Palette
 
@@ -159,7 +159,7 @@ class Data:
         if not hasattr(self, "_units"):
             known = self.summary[~self.summary["unit"].isin(["", "unknown"])]
             self._units = dict(zip(known["metric"], known["unit"]))
-        return self._units.get(metric) or (METRICS[metric].unit if metric in METRICS else "")
+        return self._units.get(metric) or (metric_info(metric).unit)
 
     def series_label(self, variant: str, series: str) -> str:
         return f"{variant} \u00b7 {series}" if self.multi_run else variant

@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import math
 
-from vbench.core.metrics import metric_label
+from vbench.core.metrics import base_metric, metric_label
 from vbench.report.data import Data, metric_order
 from vbench.report.draw import (PAGE_WIDTH, data_uri, fig_title, log_locator, mpl_text, new_figure,
                                 png_bytes, title)
 from vbench.report.figures import ReportFigure
 from vbench.report.palette import VERDICT_COLOURS, verdict_colour
 
-PREFIXES = ("read_", "write_")
-
-
-def base_metric(metric: str) -> str:
-    return next((metric[len(p):] for p in PREFIXES if metric.startswith(p)), metric)
 
 
 def advantage(ratio: float, lo: float, hi: float, higher_better: bool) -> tuple[float, float, float]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from vbench import __version__
 from vbench.core import fmt
 from vbench.core.errors import StoreError, UserError
-from vbench.core.metrics import METRICS, higher_is_better, metric_label
+from vbench.core.metrics import higher_is_better, metric_info, metric_label
 from vbench.results.rundir import find_runs, load_samples
 from vbench.core.files import atomic_write
 from vbench.report import context
@@ -79,7 +79,7 @@ def build_history(results_root: Path, scenario: str, out_dir: Path) -> Path:
             change_rows.append({"workload": x.workload, "metric": metric_label(x.metric),
                                 "variant": x.variant, "context": f"{x.accelerator} on {x.host}",
                                 "run": x.run_id, "before": fmt.num(x.before), "after": fmt.num(x.after),
-                                "unit": METRICS[x.metric].unit if x.metric in METRICS else "",
+                                "unit": metric_info(x.metric).unit,
                                 "step": fmt.change(x.step), "environment": x.environment,
                                 "cls": "worse" if (x.step < 0) == higher_is_better(x.metric) else "better"})
     else:
@@ -136,7 +136,7 @@ def history_figure(metric: str, points, changes, order: list[str],
                     ax.plot([pos], [float(y.iloc[0])], marker="v", markersize=9, color="#d62728",
                             linestyle="none", zorder=5)
         title(ax, wl, 10)
-        ax.set_ylabel(mpl_text(METRICS[metric].unit if metric in METRICS else ""), fontsize=8)
+        ax.set_ylabel(mpl_text(metric_info(metric).unit), fontsize=8)
         ax.grid(alpha=0.3)
     dates = dict(zip(points["run_id"], points["date"]))
     _run_axis(axes, [str(dates.get(r) or r)[:16].replace("T", " ") for r in order])
@@ -146,7 +146,7 @@ def history_figure(metric: str, points, changes, order: list[str],
                                label=mpl_text(lbl)) for lbl, (c, ls) in entries.items()],
                loc="upper right", fontsize=8, framealpha=0.9, borderaxespad=0.6)
     better = "higher is better" if higher_is_better(metric) else "lower is better"
-    unit = METRICS[metric].unit if metric in METRICS else ""
+    unit = metric_info(metric).unit
     fig_title(fig, f"{metric_label(metric)} [{unit}] over the runs ({better})")
     return ReportFigure(id=f"h-{context.slug(metric)}", title=f"{metric_label(metric)} over the runs",
                         src=png(fig), alt=f"History of {metric_label(metric)} per workload",

@@ -17,10 +17,10 @@ from typing import Any
 
 from vbench import devices
 from vbench.core import fmt
-from vbench.core.metrics import metric_label
+from vbench.core.metrics import base_metric, metric_label
 from vbench.report.data import Data, metric_order
 from vbench.report.figures import perf_ci
-from vbench.report.forest import advantage, base_metric
+from vbench.report.forest import advantage
 from vbench.report.load import RunInfo
 
 # Metrics of the headline table and figure: the telling ones per device kind (all are one click
