@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from vbench.run.cpuwindow import CpuWindow
 from vbench.run import executors, runner
 from vbench.core import procs
 from vbench.core.errors import GuestError, ProbeError, RemoteCommandError, UserError
@@ -183,10 +184,10 @@ def test_run_fio_host_cpu_per_io_from_qemu_pid(monkeypatch):
 
 
 def test_cpu_window_measures_between_its_timers():
-    with executors.CpuWindow(os.getpid(), 0.0, 0.05) as w:
+    with CpuWindow(os.getpid(), 0.0, 0.05) as w:
         threading.Event().wait(0.15)
     assert len(w.values) == 2 and w.rate() is not None and w.rate() >= 0
-    with executors.CpuWindow(os.getpid(), 5.0, 5.0) as w2:
+    with CpuWindow(os.getpid(), 5.0, 5.0) as w2:
         pass  # ended before the window opened: no number rather than a wrong one
     assert w2.rate() is None
 
@@ -194,7 +195,7 @@ def test_cpu_window_measures_between_its_timers():
 def test_cpu_window_samples_inside_the_tools_measured_window():
     """iperf3 -O 2 -t 8 measures seconds 2..10 and then exits: both samples must fall inside,
     or the closing one would come after the command returned and be lost."""
-    w = executors.CpuWindow(None, 2.0, 8.0)
+    w = CpuWindow(None, 2.0, 8.0)
     first, last = (t.interval for t in w._timers)
     assert 2.0 < first < last < 10.0
     assert abs(w.length - (last - first)) < 1e-9

@@ -184,7 +184,8 @@ def test_property_any_fio_options_accepted_only_if_allowed():
     def check(opts):
         seen["cases"] += 1
         try:
-            from vbench.scenario.schema import FioSpec, Workload
+            from vbench.scenario.schema import Workload
+            from vbench.workloads.fio import FioSpec
 
             w = Workload(name="w", fio=FioSpec(rw="randread", options=opts))
         except Exception as exc:  # pydantic ValidationError from the allow-list

@@ -37,7 +37,6 @@ QCOW2_MAGIC = b"QFI\xfb"
 OVMF_PAIRS = (("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
               ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"))
 # What each workload kind runs inside the guest (besides a POSIX shell and coreutils).
-GUEST_TOOLS = {"fio": ("fio",), "iperf3": ("iperf3",), "ping": ("ping",)}
 
 
 def allowed_dirs() -> list[Path]:
@@ -207,7 +206,7 @@ def required_tools(scn) -> dict[str, list[str]]:
     """tool -> workloads that need it inside the guest."""
     out: dict[str, list[str]] = {}
     for w in scn.workloads:
-        for tool in GUEST_TOOLS.get(w.tool, ()):
+        for tool in w.kind.guest_tools:
             out.setdefault(tool, []).append(w.name)
     return out
 

@@ -20,7 +20,6 @@ REMOTE_ROOT = PurePosixPath("/var/lib/libvirt/vbench")
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[[0-9A-Fa-f:]+\]$")
 _NAME_RE = re.compile(r"^vbench-[A-Za-z0-9_.-]{1,120}$")
 IMAGE_FILES = ("base", "kernel", "initrd")
-REMOTE_TOOLS = ("fio", "iperf3", "ping")  # what runs on (or against) another host so far
 COMPLETE = ".complete"
 
 
@@ -178,7 +177,7 @@ def unsupported(scn) -> list[str]:
     if scn.device not in ("disk", "nic"):
         why.append(f"device {scn.device}")
     for w in scn.workloads:
-        if w.tool not in REMOTE_TOOLS:
+        if not w.kind.remote:
             why.append(f"workload {w.name} ({w.tool})")
     if getattr(scn.guest, "image_file", None) is not None:
         why.append("guest.image_file (your own image)")

@@ -205,7 +205,7 @@ def guest_overrides(side: Side) -> dict[str, Any]:
 def session_parts(scn, sides: tuple[Side, Side], default_lab, say):
     """(guest overrides per variant, executor, adaptive groups) for an A/B run of ``scn``."""
     from vbench.host import lab as labmod
-    from vbench.host import remote as remotehost, remoteuri
+    from vbench.host import remoteuri
     from vbench.run.executors import execute
 
     labs = {}

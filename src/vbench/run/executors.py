@@ -21,6 +21,8 @@ from vbench.core import procs
 from vbench.core.errors import GuestError, ProbeError, RemoteCommandError
 from vbench.host.peer import peer_for, run_on_host
 from vbench.core.metrics import Sample
+from vbench.run.cpuwindow import CpuWindow
+from vbench.workloads import WORKLOADS
 from vbench.scenario.schema import Scenario, Workload
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,43 +41,6 @@ class Target:
     facts: dict = field(default_factory=dict)
     host_scratch: Path | None = None     # host baseline's backing file
     lab: "Lab | None" = None
-
-
-class CpuWindow:
-    """CPU time a process (QEMU) uses inside a tool's measured window, sampled by timers.
-
-    The window is [delay, delay+length] after the command starts (ramp/omit time left out),
-    shrunk by a margin at both ends so that both samples fall inside the tool's own window even
-    with SSH start-up lag; ``rate()`` is CPU-seconds per second of that window.
-    """
-
-    MARGIN_S = 0.3
-
-    def __init__(self, pid: int | None, delay: float, length: float) -> None:
-        self.pid = pid
-        self.values: list[float | None] = []
-        m = min(self.MARGIN_S, length / 4)
-        self.length = length - 2 * m
-        self._timers = [threading.Timer(delay + m, self._sample),
-                        threading.Timer(delay + m + self.length, self._sample)]
-
-    def _sample(self) -> None:
-        self.values.append(procs.cpu_seconds(self.pid) if self.pid else None)
-
-    def __enter__(self) -> "CpuWindow":
-        for t in self._timers:
-            t.daemon = True
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for t in self._timers:
-            t.cancel()
-
-    def rate(self) -> float | None:
-        if len(self.values) == 2 and None not in self.values and self.length > 0:
-            return (self.values[1] - self.values[0]) / self.length  # type: ignore[operator]
-        return None
 
 
 def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
@@ -166,21 +131,20 @@ def _lay_out_once(g, target: Target, path: str, opts: dict) -> None:
 
 Executor = Callable[[Scenario, Workload, Target], tuple[list[Sample], str]]
 EXECUTORS: dict[str, Executor] = {"fio": run_fio}
-# tool -> the one metric the live lines and the run summary show for its workloads
-HEADLINE: dict[str, str] = {"fio": "iops"}
 
 
-def register(tool: str, headline: str) -> Callable[[Executor], Executor]:
-    """Decorator: the executor of ``tool``'s workloads, and the metric that headlines them."""
+def register(tool: str) -> Callable[[Executor], Executor]:
+    """Decorator: the executor of ``tool``'s workloads (a kind of :data:`vbench.workloads.WORKLOADS`)."""
     def deco(fn: Executor) -> Executor:
+        if tool not in WORKLOADS:
+            raise TypeError(f"executor for {tool!r}: no such workload in vbench.workloads")
         EXECUTORS[tool] = fn
-        HEADLINE[tool] = headline
         return fn
     return deco
 
 
 def execute(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
-    fn = EXECUTORS.get(w.tool)
+    fn = EXECUTORS.get(w.tool) or (w.kind.run if w.kind.runs_itself else None)
     if fn is None:
         raise ProbeError(f"workload {w.name}: the {w.tool} probe is not available in this vbench")
     return fn(scn, w, target)
@@ -220,7 +184,7 @@ def _lab(target: Target) -> "Lab":
     return target.lab
 
 
-@register("iperf3", headline="throughput")
+@register("iperf3")
 def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     from vbench.workloads.iperf3 import iperf3_client_argv, iperf3_server_argv, parse_iperf3_json
 
@@ -257,7 +221,7 @@ def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample]
     return samples, "\n".join(raws)
 
 
-@register("ping", headline="rtt_p50")
+@register("ping")
 def run_ping(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     from vbench.workloads.ping import parse_ping, ping_argv
 
@@ -282,7 +246,7 @@ def run_ping(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], 
 
 # ---- entropy: /dev/hwrng, crng init, early getrandom -----------------------------------------
 
-@register("entropy", headline="hwrng_read_rate")
+@register("entropy")
 def run_entropy(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     from vbench.workloads.entropy import entropy_probe_script, parse_entropy
 
@@ -303,7 +267,7 @@ def run_entropy(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample
 
 # ---- balloon: shrink through libvirt, grow back, see what the host got back --------------------
 
-@register("balloon", headline="host_mem_returned")
+@register("balloon")
 def run_balloon(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     from vbench.workloads.balloon import balloon_samples, mem_total_mib
 
@@ -390,7 +354,7 @@ def _memory_controls(scn: Scenario, target_mib: int, g):
 
 # ---- shared folders: metadata operations (create, stat, delete many small files) --------------
 
-@register("fsmeta", headline="create_rate")
+@register("fsmeta")
 def run_fsmeta(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     from vbench.workloads.fsmeta import fsmeta_command, parse_fsmeta
 
@@ -439,7 +403,7 @@ def _echo_rtts_us(sock, pings: int) -> list[float]:
     return rtts
 
 
-@register("bytestream", headline="g2h_throughput")
+@register("bytestream")
 def run_bytestream(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     import socket
 
@@ -496,3 +460,7 @@ def run_bytestream(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sam
             g.ssh.run(bs.stop_echo_command(), timeout=30, check=False)
     return bs.bytestream_samples(w.name, got["g2h"], h2g, rtts), "\n".join(log)
 
+
+_missing = {t for t, k in WORKLOADS.items() if t not in EXECUTORS and not k.runs_itself}
+if _missing:  # fail at import, not in the middle of a run
+    raise TypeError(f"workloads without an executor: {', '.join(sorted(_missing))}")

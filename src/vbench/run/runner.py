@@ -25,7 +25,7 @@ from typing import Any
 
 from vbench import __version__, devices
 from vbench.run import adaptive, faults
-from vbench.host import accel, images, lab, remote as remotehost, remoteuri
+from vbench.host import accel, images, lab, remoteuri
 from vbench.guest import kconfig, userimage, verify
 from vbench.host import ssh as remote
 from vbench.core import paths

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
 from vbench.core.errors import GuestError, StoreError, UserError
-from vbench.run.executors import HEADLINE, Target
+from vbench.run.executors import Target
 from vbench.core.metrics import Sample
 from vbench.results.record import DriverCheck, Failure, RunRecord, Timing
 from vbench.scenario.schema import Scenario, Variant, Workload
@@ -128,21 +128,12 @@ def fmt_time(s: float) -> str:
 
 def unit_estimate(scn: Scenario, wname: str) -> float:
     w = next(w for w in scn.workloads if w.name == wname)
-    if w.fio:
-        rt, ramp = scn.fio_runtime(w)
-        return rt + ramp + 1.5
-    if w.iperf3:
-        return w.iperf3.duration + 3
-    if w.ping:
-        return w.ping.count * w.ping.interval + 2
-    return 10.0
+    return w.kind.estimate_s(w.spec, scn)
 
 
 def headline_metric(w: Workload) -> str:
     """The one metric the live lines and the summary show for a workload."""
-    if w.fio is not None and w.fio.rw in ("read", "write"):
-        return "bw"
-    return HEADLINE.get(w.tool, "")  # registered with the tool's executor
+    return w.kind.headline_of(w.spec)
 
 
 def headline(samples: list[Sample], w: Workload) -> str:

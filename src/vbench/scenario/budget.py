@@ -63,18 +63,7 @@ def host_figures() -> HostFigures:
 def unit_seconds(scn: Scenario, index: int) -> float:
     """Estimated seconds of one repetition of ``scn.workloads[index]`` (tool time + slack)."""
     w = scn.workloads[index]
-    if w.fio is not None:
-        runtime, ramp = scn.fio_runtime(w)
-        return runtime + ramp + 2.0
-    if w.iperf3 is not None:
-        return (w.iperf3.duration + w.iperf3.omit + 2.0) * len(w.iperf3.directions)
-    if w.ping is not None:
-        return (w.ping.count * w.ping.interval + 2.0) * len(w.ping.directions)
-    if w.entropy is not None:
-        return min(float(w.entropy.timeout_s), 10.0) + 2.0
-    if w.balloon is not None:
-        return 10.0
-    return 10.0
+    return w.kind.estimate_s(w.spec, scn)  # the workload's own declaration (vbench.workloads)
 
 
 def estimate_seconds(scn: Scenario, repetitions: int) -> float:

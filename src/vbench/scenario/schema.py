@@ -19,9 +19,10 @@ from vbench import devices
 from vbench.devices import Device, Strict
 from vbench.core.errors import ScenarioError
 from vbench.scenario.fielderrors import field_path, error_text, format_validation_error
-from vbench.workloads import fioopts
+from vbench import workloads
+from vbench.workloads.base import WorkloadKind
+from vbench.workloads.fio import FioDefaults, runtime_of
 from vbench.core.untrusted import UntrustedInputError, load_yaml, read_text
-from vbench.workloads.fio import RESERVED_OPTIONS as RESERVED_FIO_OPTIONS
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
 Name = Annotated[str, Field(pattern=NAME_RE)]
@@ -129,99 +130,17 @@ class GuestSpec(_Strict):
 
 # ---- workloads -------------------------------------------------------------------------------
 
-def check_fio_options(v: dict) -> dict:
-    """fio options a user may add: only the allow-list of :mod:`vbench.workloads.fioopts`."""
-    if any(key in RESERVED_FIO_OPTIONS for key in v):
-        key = next(key for key in v if key in RESERVED_FIO_OPTIONS)
-        raise ValueError(f"fio option {key!r} is set by vbench and cannot be set here "
-                         f"(use the workload's runtime/ramp_time fields)")
-    return fioopts.check_options(v)
+class _WorkloadBase(_Strict):
+    """One workload of a scenario: a name and exactly one tool section (the registered kinds of
+    :mod:`vbench.workloads`)."""
 
-
-class FioSpec(_Strict):
-    rw: Literal["read", "write", "randread", "randwrite", "rw", "randrw"]
-    bs: str = Field("4k", pattern=r"^[0-9]+[kKmM]?$")
-    iodepth: int = Field(1, ge=1, le=1024)
-    numjobs: int = Field(1, ge=1, le=64)
-    runtime: int | None = Field(None, ge=1, le=3600)
-    ramp_time: int | None = Field(None, ge=0, le=600)
-    options: dict[str, str | int | bool] = Field(default_factory=dict)
-
-    @field_validator("options")
-    @classmethod
-    def _option_names(cls, v: dict) -> dict:
-        return check_fio_options(v)
-
-    @model_validator(mode="after")
-    def _bounded(self) -> "FioSpec":
-        fioopts.check_options({"bs": self.bs})  # the pattern alone lets '99999999999m' through
-        return self
-
-
-Direction = Literal["h2g", "g2h"]
-
-
-def _both_directions() -> list[Direction]:
-    return ["h2g", "g2h"]
-
-
-class Iperf3Spec(_Strict):
-    protocol: Literal["tcp", "udp"] = "tcp"
-    directions: list[Direction] = Field(default_factory=_both_directions, min_length=1)
-    parallel: int = Field(1, ge=1, le=32)
-    duration: int = Field(10, ge=1, le=600)
-    omit: int = Field(2, ge=0, le=60)
-    bitrate: str | None = Field(None, pattern=r"^[0-9]+[KMG]?$")
-    length: int | None = Field(None, ge=16, le=65507)
-
-
-class PingSpec(_Strict):
-    directions: list[Direction] = Field(default_factory=_both_directions, min_length=1)
-    count: int = Field(200, ge=5, le=100000)
-    interval: float = Field(0.01, ge=0.002, le=1.0)
-    size: int = Field(56, ge=16, le=1472)
-
-
-class EntropySpec(_Strict):
-    read_bytes: int = Field(1048576, ge=4096, le=64 * 1048576)
-    timeout_s: int = Field(20, ge=1, le=600)
-
-
-class BalloonWorkSpec(_Strict):
-    target_mib: int = Field(512, ge=64)
-    touch_mib: int = Field(600, ge=0, description="memory the guest fills and frees before inflating")
-    timeout_s: int = Field(60, ge=1, le=600)
-
-
-class FsMetaSpec(_Strict):
-    """Create, stat and delete ``files`` small files in the shared folder (device fs)."""
-
-    files: int = Field(500, ge=10, le=100000)
-    filesize: str = Field("4k", pattern=r"^[0-9]+[kK]?$")
-    timeout_s: int = Field(300, ge=10, le=3600)
-
-
-class BytestreamSpec(_Strict):
-    """Throughput both ways and round-trip time over the byte channel (device console)."""
-
-    g2h_bytes: int = Field(1048576, ge=1024, le=1 << 30)
-    h2g_bytes: int = Field(65536, ge=1024, le=1 << 30)
-    pings: int = Field(100, ge=5, le=100000)
-    timeout_s: int = Field(120, ge=5, le=3600)
-
-
-class Workload(_Strict):
     name: Name
-    fio: FioSpec | None = None
-    iperf3: Iperf3Spec | None = None
-    ping: PingSpec | None = None
-    entropy: EntropySpec | None = None
-    balloon: BalloonWorkSpec | None = None
-    fsmeta: FsMetaSpec | None = None
-    bytestream: BytestreamSpec | None = None
+
+    if TYPE_CHECKING:  # type checkers see the tool sections as attributes of any name
+        def __getattr__(self, tool: str) -> Any: ...
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Workload":
+    def _exactly_one(self) -> "_WorkloadBase":
         set_ = [k for k in TOOLS if getattr(self, k)]
         if len(set_) != 1:
             raise ValueError(f"a workload needs exactly one of {', '.join(TOOLS)} "
@@ -232,20 +151,24 @@ class Workload(_Strict):
     def tool(self) -> str:
         return next(k for k in TOOLS if getattr(self, k))
 
+    @property
+    def kind(self) -> WorkloadKind:
+        return WORKLOADS[self.tool]
 
-TOOLS = ("fio", "iperf3", "ping", "entropy", "balloon", "fsmeta", "bytestream")
+    @property
+    def spec(self) -> Any:
+        return getattr(self, self.tool)
 
 
-class FioDefaults(_Strict):
-    runtime: int = Field(5, ge=1, le=3600)
-    ramp_time: int = Field(2, ge=0, le=600)
-    options: dict[str, str | int | bool] = Field(
-        default_factory=lambda: dict[str, str | int | bool](ioengine="libaio", direct=1))
+WORKLOADS = workloads.freeze()
+TOOLS = tuple(WORKLOADS)
 
-    @field_validator("options")
-    @classmethod
-    def _option_names(cls, v: dict) -> dict:
-        return check_fio_options(v)
+if TYPE_CHECKING:
+    Workload = _WorkloadBase
+else:
+    Workload = create_model(
+        "Workload", __base__=_WorkloadBase, __module__=__name__, __doc__=_WorkloadBase.__doc__,
+        **{t: (k.spec | None, None) for t, k in WORKLOADS.items()})
 
 
 # ---- variants and scenario -------------------------------------------------------------------
@@ -387,8 +310,7 @@ class Scenario(_Strict):
 
     def fio_runtime(self, w: Workload) -> tuple[int, int]:
         assert w.fio is not None
-        return (w.fio.runtime or self.fio_defaults.runtime,
-                self.fio_defaults.ramp_time if w.fio.ramp_time is None else w.fio.ramp_time)
+        return runtime_of(w.fio, self.fio_defaults)
 
     def fio_options(self, w: Workload) -> dict[str, str | int | bool]:
         assert w.fio is not None

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import re
 
+from typing import Any
+
+from pydantic import Field
+
 from vbench.core.errors import ProbeError
+from vbench.devices.base import Strict
+from vbench.workloads.base import WorkloadKind
 from vbench.core.metrics import METRICS, Sample
 from vbench.workloads.common import nonnegative_number
 
@@ -94,3 +100,30 @@ def _value(key: str, value: object) -> float:
 
 def _start(text: str) -> str:
     return " ".join(text.split())[:60]
+
+
+# ---- scenario spec and declaration ----------------------------------------------------------
+
+class BalloonWorkSpec(Strict):
+    target_mib: int = Field(512, ge=64)
+    touch_mib: int = Field(600, ge=0, description="memory the guest fills and frees before inflating")
+    timeout_s: int = Field(60, ge=1, le=600)
+
+
+class Balloon(WorkloadKind):
+    """Give memory back to the host and take it again (virtio balloon or virtio-mem)."""
+
+    tool = "balloon"
+    spec = BalloonWorkSpec
+    metrics = ("balloon_inflate_time", "balloon_deflate_time", "guest_mem_before",
+               "guest_mem_shrunk", "guest_mem_after", "host_rss_before", "host_rss_shrunk",
+               "host_mem_returned", "balloon_supported")
+    headline = "host_mem_returned"
+    guest_tools = ("mount", "umount", "dd")
+
+    def estimate_s(self, spec: Any, scn: Any) -> float:
+        # filling touch_mib under TCG runs at roughly 100 MiB/s; shrinking and growing take seconds
+        return 10.0 + spec.touch_mib / 100.0
+
+
+WORKLOAD = Balloon()

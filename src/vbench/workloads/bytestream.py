@@ -17,7 +17,13 @@ import re
 import shlex
 import statistics
 
+from typing import Any
+
+from pydantic import Field
+
 from vbench.core.errors import ProbeError
+from vbench.devices.base import Strict
+from vbench.workloads.base import WorkloadKind
 from vbench.core.metrics import Sample
 
 ECHO_PIDFILE = "/run/vbench-echo.pid"
@@ -78,3 +84,30 @@ def bytestream_samples(workload: str, g2h: tuple[int, float] | None, h2g: tuple[
         out.append(Sample(workload, "rtt_p50", statistics.median(rtts_us), "us"))
         out.append(Sample(workload, "rtt_p99", percentile(rtts_us, 99), "us"))
     return out
+
+
+# ---- scenario spec and declaration ----------------------------------------------------------
+
+class BytestreamSpec(Strict):
+    """Throughput both ways and round-trip time over the byte channel (device console)."""
+
+    g2h_bytes: int = Field(1048576, ge=1024, le=1 << 30)
+    h2g_bytes: int = Field(65536, ge=1024, le=1 << 30)
+    pings: int = Field(100, ge=5, le=100000)
+    timeout_s: int = Field(120, ge=5, le=3600)
+
+
+class Bytestream(WorkloadKind):
+    tool = "bytestream"
+    spec = BytestreamSpec
+    metrics = ("g2h_throughput", "h2g_throughput", "rtt_p50", "rtt_p99")
+    headline = "g2h_throughput"
+    guest_tools = ("stty", "head", "nohup", "date", "cat", "wc")
+
+    def estimate_s(self, spec: Any, scn: Any) -> float:
+        # the slower channel sets the estimate: a 16550 UART under TCG moved ~137 KiB/s guest to
+        # host, 16 KiB/s host to guest, ~6 ms a round trip (tests/data/bytestream-serial-16550-tcg.txt)
+        return 5.0 + spec.g2h_bytes / (128 << 10) + spec.h2g_bytes / (16 << 10) + spec.pings * 0.01
+
+
+WORKLOAD = Bytestream()

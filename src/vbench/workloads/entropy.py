@@ -19,7 +19,13 @@ from __future__ import annotations
 
 import re
 
+from typing import Any
+
+from pydantic import Field
+
 from vbench.core.errors import ProbeError
+from vbench.devices.base import Strict
+from vbench.workloads.base import WorkloadKind
 from vbench.core.metrics import Sample
 
 GETRANDOM_NS_PATH = "/run/vbench/getrandom_ns"
@@ -180,3 +186,25 @@ def _seconds(value: str, key: str) -> float:
             f"entropy probe printed {key}={value[:40]!r}, not seconds: rerun the probe"
         )
     return float(value)
+
+
+# ---- scenario spec and declaration ----------------------------------------------------------
+
+class EntropySpec(Strict):
+    read_bytes: int = Field(1048576, ge=4096, le=64 * 1048576)
+    timeout_s: int = Field(20, ge=1, le=600)
+
+
+class Entropy(WorkloadKind):
+    tool = "entropy"
+    spec = EntropySpec
+    metrics = ("hwrng_read_rate", "crng_init_time", "ssh_ready_time", "getrandom_latency",
+               "entropy_avail")
+    headline = "hwrng_read_rate"
+    guest_tools = ("dd", "date", "head", "sed", "timeout")
+
+    def estimate_s(self, spec: Any, scn: Any) -> float:
+        return min(float(spec.timeout_s), 10.0) + 2.0
+
+
+WORKLOAD = Entropy()

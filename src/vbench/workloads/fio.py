@@ -21,9 +21,16 @@ import json
 import os
 import re
 
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
 from vbench.core.errors import ProbeError
 from vbench.core.metrics import Sample
 from vbench.workloads.common import finite_sample, nonnegative_number, one_line, section
+from vbench.devices.base import Strict
+from vbench.workloads import fioopts
+from vbench.workloads.base import WorkloadKind
 from vbench.workloads.fioopts import OPTIONS, FioOptionError, canonical, shown
 
 OptionValue = str | int | bool
@@ -278,3 +285,71 @@ def _sample(workload: str, metric: str, value: float, unit: str) -> Sample:
     return finite_sample(workload, metric, value, unit,
                          "fio gave a non-finite {metric}: fio's output is corrupt, rerun")
 
+
+# ---------------------------------------------------------------- scenario spec and declaration
+
+def check_fio_options(v: dict) -> dict:
+    """fio options a user may add: only the allow-list of :mod:`vbench.workloads.fioopts`."""
+    if any(key in RESERVED_OPTIONS for key in v):
+        key = next(key for key in v if key in RESERVED_OPTIONS)
+        raise ValueError(f"fio option {key!r} is set by vbench and cannot be set here "
+                         f"(use the workload's runtime/ramp_time fields)")
+    return fioopts.check_options(v)
+
+
+class FioSpec(Strict):
+    rw: Literal["read", "write", "randread", "randwrite", "rw", "randrw"]
+    bs: str = Field("4k", pattern=r"^[0-9]+[kKmM]?$")
+    iodepth: int = Field(1, ge=1, le=1024)
+    numjobs: int = Field(1, ge=1, le=64)
+    runtime: int | None = Field(None, ge=1, le=3600)
+    ramp_time: int | None = Field(None, ge=0, le=600)
+    options: dict[str, str | int | bool] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _option_names(cls, v: dict) -> dict:
+        return check_fio_options(v)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "FioSpec":
+        fioopts.check_options({"bs": self.bs})  # the pattern alone lets '99999999999m' through
+        return self
+
+
+class FioDefaults(Strict):
+    runtime: int = Field(5, ge=1, le=3600)
+    ramp_time: int = Field(2, ge=0, le=600)
+    options: dict[str, str | int | bool] = Field(
+        default_factory=lambda: dict[str, str | int | bool](ioengine="libaio", direct=1))
+
+    @field_validator("options")
+    @classmethod
+    def _option_names(cls, v: dict) -> dict:
+        return check_fio_options(v)
+
+
+def runtime_of(spec: FioSpec, defaults: FioDefaults) -> tuple[int, int]:
+    """(runtime, ramp_time) of a fio workload: its own, else the scenario's fio defaults."""
+    return (spec.runtime or defaults.runtime,
+            defaults.ramp_time if spec.ramp_time is None else spec.ramp_time)
+
+
+class Fio(WorkloadKind):
+    tool = "fio"
+    spec = FioSpec
+    metrics = ("iops", "bw", "clat_mean", "clat_p50", "clat_p99", "clat_p99.9", "guest_cpu_usr",
+               "guest_cpu_sys", "host_cpu_per_io")
+    headline = "iops"
+    guest_tools = ("fio",)
+    remote = True
+
+    def estimate_s(self, spec: Any, scn: Any) -> float:
+        runtime, ramp = runtime_of(spec, scn.fio_defaults)
+        return runtime + ramp + 2.0
+
+    def headline_of(self, spec: Any) -> str:
+        return "bw" if spec.rw in ("read", "write") else "iops"  # sequential: bandwidth tells
+
+
+WORKLOAD = Fio()

@@ -11,7 +11,13 @@ from __future__ import annotations
 import re
 import shlex
 
+from typing import Any
+
+from pydantic import Field
+
 from vbench.core.errors import ProbeError
+from vbench.devices.base import Strict
+from vbench.workloads.base import WorkloadKind
 from vbench.core.metrics import Sample
 from vbench.workloads.fio import parse_fio_json
 
@@ -52,3 +58,28 @@ def parse_fsmeta(text: str, workload: str) -> list[Sample]:
                 out.append(Sample(workload, f"{phase}_{_RENAME[s.metric]}", s.value,
                                   "files/s" if s.metric == "iops" else s.unit))
     return out
+
+
+# ---- scenario spec and declaration ----------------------------------------------------------
+
+class FsMetaSpec(Strict):
+    """Create, stat and delete ``files`` small files in the shared folder (device fs)."""
+
+    files: int = Field(500, ge=10, le=100000)
+    filesize: str = Field("4k", pattern=r"^[0-9]+[kK]?$")
+    timeout_s: int = Field(300, ge=10, le=3600)
+
+
+class FsMeta(WorkloadKind):
+    tool = "fsmeta"
+    spec = FsMetaSpec
+    metrics = tuple(f"{phase}_{m}" for phase in PHASES for m in ("rate", "lat_p50", "lat_p99"))
+    headline = "create_rate"
+    guest_tools = ("fio",)
+
+    def estimate_s(self, spec: Any, scn: Any) -> float:
+        # 500 files on virtio-fs under TCG: about 3 s a phase (tests/data/fsmeta-500-virtiofs-tcg.txt)
+        return 5.0 + spec.files * len(PHASES) * 0.006
+
+
+WORKLOAD = FsMeta()

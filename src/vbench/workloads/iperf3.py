@@ -21,7 +21,13 @@ from __future__ import annotations
 import json
 import re
 
+from typing import Any, Literal
+
+from pydantic import Field
+
 from vbench.core.errors import ProbeError
+from vbench.devices.base import Strict
+from vbench.workloads.base import Direction, WorkloadKind, both_directions
 from vbench.core.metrics import Sample
 from vbench.workloads.common import finite_sample, nonnegative_number, one_line, section
 
@@ -237,3 +243,30 @@ def _sample(workload: str, metric: str, value: float, unit: str) -> Sample:
     return finite_sample(workload, metric, value, unit,
                          "iperf3 gave a non-finite {metric}: output corrupt, rerun")
 
+
+# ---- scenario spec and declaration ----------------------------------------------------------
+
+class Iperf3Spec(Strict):
+    protocol: Literal["tcp", "udp"] = "tcp"
+    directions: list[Direction] = Field(default_factory=both_directions, min_length=1)
+    parallel: int = Field(1, ge=1, le=32)
+    duration: int = Field(10, ge=1, le=600)
+    omit: int = Field(2, ge=0, le=60)
+    bitrate: str | None = Field(None, pattern=r"^[0-9]+[KMG]?$")
+    length: int | None = Field(None, ge=16, le=65507)
+
+
+class Iperf3(WorkloadKind):
+    tool = "iperf3"
+    spec = Iperf3Spec
+    metrics = ("throughput", "retransmits", "retransmits_per_gb", "pps", "loss", "sender_cpu",
+               "receiver_cpu", "host_cpu_per_gbit")
+    headline = "throughput"
+    guest_tools = ("iperf3",)
+    remote = True
+
+    def estimate_s(self, spec: Any, scn: Any) -> float:
+        return (spec.duration + spec.omit + 2.0) * len(spec.directions)
+
+
+WORKLOAD = Iperf3()

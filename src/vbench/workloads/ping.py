@@ -15,7 +15,13 @@ from __future__ import annotations
 import math
 import re
 
+from typing import Any
+
+from pydantic import Field
+
 from vbench.core.errors import ProbeError
+from vbench.devices.base import Strict
+from vbench.workloads.base import Direction, WorkloadKind, both_directions
 from vbench.core.metrics import Sample
 
 _REPLY_RE = re.compile(
@@ -121,3 +127,27 @@ def _said(lines: list[str]) -> str:
     if len(told) > _MAX_TOOL_TEXT:
         told = told[: _MAX_TOOL_TEXT - 3] + "..."
     return f"; ping said: {told}"
+
+
+# ---- scenario spec and declaration ----------------------------------------------------------
+
+class PingSpec(Strict):
+    directions: list[Direction] = Field(default_factory=both_directions, min_length=1)
+    count: int = Field(200, ge=5, le=100000)
+    interval: float = Field(0.01, ge=0.002, le=1.0)
+    size: int = Field(56, ge=16, le=1472)
+
+
+class Ping(WorkloadKind):
+    tool = "ping"
+    spec = PingSpec
+    metrics = ("rtt_p50", "rtt_p99", "loss")
+    headline = "rtt_p50"
+    guest_tools = ("ping",)
+    remote = True
+
+    def estimate_s(self, spec: Any, scn: Any) -> float:
+        return (spec.count * spec.interval + 2.0) * len(spec.directions)
+
+
+WORKLOAD = Ping()
