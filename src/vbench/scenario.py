@@ -22,7 +22,8 @@ from .devices.disk import DiskSpec  # noqa: F401
 from .devices.nic import NicSpec  # noqa: F401
 from .devices.rng import RngSpec  # noqa: F401
 from .errors import ScenarioError
-from .fielderrors import field_path, error_text, format_validation_error
+from .fielderrors import (Problems, error_text, field_path, format_validation_error,  # noqa: F401
+                          validation_problems)
 from .probes import fioopts
 from .untrusted import UntrustedInputError, load_yaml, read_text
 from .probes.fio import RESERVED_OPTIONS as RESERVED_FIO_OPTIONS
@@ -301,6 +302,8 @@ class Scenario(_Strict):
     device: DeviceKind
     repetitions: Annotated[int, Field(ge=1, le=1000)] | Repetitions = Field(
         3, description="a number, or {min, max, target_ci} for adaptive repetitions")
+    smoke: bool = Field(False, description="a code-path check, not a measurement: allows fewer "
+                        "than 3 repetitions (a comparison needs at least 3)")
     order: Literal["interleaved", "sequential"] = "interleaved"
     host_baseline: bool = Field(False, description="also run the fio jobs on the host (disk only)")
     fresh_boot: bool = Field(False, description="boot a fresh guest for every repetition (for "
@@ -318,37 +321,50 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "Scenario":
+        problems = self.problems()
+        if problems:
+            raise Problems(problems)
+        return self
+
+    def problems(self) -> list[str]:
+        """Every problem of the fields taken together, one line each with its field path."""
+        out: list[str] = []
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names) or "host" in names:
-            raise ValueError("variant names must be unique and not 'host' (reserved for the baseline)")
+            out.append("variants: variant names must be unique and not 'host' (reserved for the "
+                       "baseline)")
         wnames = [w.name for w in self.workloads]
         if len(set(wnames)) != len(wnames):
-            raise ValueError("workload names must be unique")
+            out.append("workloads: workload names must be unique")
         for i, v in enumerate(self.variants):
             for kind in DEVICES:
                 if kind != self.device and getattr(v, kind) is not None:
-                    raise ValueError(f"variants[{i}].{kind}: only the device under test "
-                                     f"({self.device}) may differ between variants; put it in defaults")
+                    out.append(f"variants[{i}].{kind}: only the device under test "
+                               f"({self.device}) may differ between variants; put it in defaults")
             if getattr(v, self.device) is None and getattr(self.defaults, self.device) is None:
-                raise ValueError(f"variants[{i}]: sets no {self.device} (the device under test)")
+                out.append(f"variants[{i}]: sets no {self.device} (the device under test)")
         if self.reference is not None and self.reference not in names:
-            raise ValueError(f"reference: no variant named {self.reference!r} "
-                             f"(variants: {', '.join(names)})")
+            out.append(f"reference: no variant named {self.reference!r} "
+                       f"(variants: {', '.join(names)})")
         if self.gate is not None:
-            _check_gate(self.gate, names + ["host"] if self.host_baseline else names, wnames)
+            out += _gate_problems(self.gate, names + ["host"] if self.host_baseline else names,
+                                  wnames)
+        if out:
+            return out  # the profiles below assume sound variants
         for i, v in enumerate(self.variants):
             try:
                 prof = self.profile(v)
             except ValueError as exc:
-                raise ValueError(f"variants[{i}].{self.device}: {exc}") from None
+                out.append(f"variants[{i}].{self.device}: {exc}")
+                continue
             for dev, spec in prof.present():
                 why = dev.guest_rule(spec, self.guest.machine)
                 if why:
-                    raise ValueError(f"variants[{i}].{dev.kind}: {why}")
+                    out.append(f"variants[{i}].{dev.kind}: {why}")
         if self.host_baseline and not DEVICES[self.device].host_baseline:
             kinds = " or ".join(k for k, d in DEVICES.items() if d.host_baseline)
-            raise ValueError(f"host_baseline: only {kinds} scenarios have a host baseline")
-        return self
+            out.append(f"host_baseline: only {kinds} scenarios have a host baseline")
+        return out
 
     @field_validator("repetitions", mode="before")
     @classmethod
@@ -419,13 +435,15 @@ def _over_defaults(default: Any, own: Any) -> Any:
         raise ValueError(f"with the defaults: {first['msg']}") from None
 
 
-def _check_gate(gate: GateSpec, variants: list[str], workloads: list[str]) -> None:
+def _gate_problems(gate: GateSpec, variants: list[str], workloads: list[str]) -> list[str]:
+    out = []
     for field, names, known in (("variants", gate.variants, variants),
                                 ("workloads", gate.workloads, workloads)):
         unknown = sorted(set(names or ()) - set(known))
         if unknown:
-            raise ValueError(f"gate.{field}: no such {field[:-1]} {', '.join(unknown)} "
-                             f"(the scenario has {', '.join(known)})")
+            out.append(f"gate.{field}: no such {field[:-1]} {', '.join(unknown)} "
+                       f"(the scenario has {', '.join(known)})")
+    return out
 
 
 # ---- loading ---------------------------------------------------------------------------------
@@ -434,7 +452,7 @@ def _validate(model, data, where: str):
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(format_validation_error(exc, where)) from None
+        raise ScenarioError.of(validation_problems(exc, where)) from None
 
 
 def load_scenario_text(text: str, where: str = "scenario") -> Scenario:

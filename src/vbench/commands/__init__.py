@@ -16,9 +16,9 @@ import sys
 
 from .. import __version__
 from ..errors import ExitStatus, UserError
-from . import ab, fleet, guests, lab, report, run, store
+from . import ab, fleet, guests, lab, report, run, store, validate
 
-GROUPS = (lab, guests, run, report, ab, store, fleet)
+GROUPS = (lab, guests, run, validate, report, ab, store, fleet)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or ExitStatus.SUCCESS)
     except UserError as exc:
-        print(f"vbench: error: {exc}", file=sys.stderr, flush=True)
+        for line in getattr(exc, "problems", None) or [str(exc)]:  # every problem, one line each
+            print(f"vbench: error: {line}", file=sys.stderr, flush=True)
         tail = getattr(exc, "console_tail", "")
         if tail:
             print("guest console (last lines):\n" + tail, file=sys.stderr)

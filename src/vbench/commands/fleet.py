@@ -94,10 +94,12 @@ def cmd_fleet_run(args: argparse.Namespace) -> ExitStatus:
     from ..fleet.hosts import load_hosts
     from ..fleet.launch import Launcher
     from ..fleet.schedule import group_hosts, run_groups
-    from ..scenario import load_scenario
+    from ..preflight import require_scenario
 
     hosts = load_hosts(Path(args.hosts))
-    scn = load_scenario(args.scenario)  # refuse a bad scenario once, before any host starts
+    # Refuse a bad scenario once, before any host starts (the checks of `vbench validate`; the
+    # host budget is each host's own `vbench run`'s).
+    scn, _text = require_scenario(args.scenario, repetitions=args.repetitions, host=None)
     fleet = _fleet_dir(args, scn.name)
     ids, failed = _identities(hosts)
     groups = group_hosts([h for h in hosts if h.name in ids], ids)

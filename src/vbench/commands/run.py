@@ -14,8 +14,8 @@ from .output import say, table
 
 def _scenario_of(args: argparse.Namespace):
     """(scenario, its text, its file name, results root, resume path or None, repetitions)."""
-    from .. import budget, untrusted
-    from ..scenario import load_scenario, load_scenario_text
+    from .. import budget, preflight
+    from ..scenario import load_scenario_text
     from ..store import load_record
 
     resume = Path(args.resume) if args.resume else None
@@ -28,10 +28,15 @@ def _scenario_of(args: argparse.Namespace):
     else:
         if not args.scenario:
             raise UserError("name a scenario file (e.g. `vbench run scenarios/disk.yaml`) or --resume RUN")
-        scn = load_scenario(args.scenario)
-        text = untrusted.read_text(Path(args.scenario))  # bounded, like load_scenario's read
+        if args.repetitions is not None and args.repetitions < 1:
+            raise UserError("--repetitions must be at least 1")
+        # Before anything boots, the checks `vbench validate` makes (every problem listed): a
+        # scenario from someone else must be sound and fit this host and --max-hours.
+        scn, text = preflight.require_scenario(
+            args.scenario, repetitions=args.repetitions,
+            max_hours=getattr(args, "max_hours", None) or budget.DEFAULT_MAX_HOURS)
         scenario_file, results_root = args.scenario, Path(args.results)
-        reps = args.repetitions or scn.max_repetitions
+        return scn, text, scenario_file, results_root, resume
     if args.repetitions is not None and args.repetitions < 1:
         raise UserError("--repetitions must be at least 1")
     if not isinstance(reps, int) or isinstance(reps, bool) or reps < 1:
