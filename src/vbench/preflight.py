@@ -133,12 +133,12 @@ def check_file(path: Path, max_hours: float | None = None) -> Checked:
 
 def require_scenario(path: str | Path, repetitions: int | None = None,
                      max_hours: float | None = None, host: Any = "this",
-                     devices_too: bool = False) -> tuple[Any, str]:
-    """(scenario, its text) of a file that passes every check, else ScenarioError listing all
+                     devices_too: bool = False) -> tuple[Any, str, Path]:
+    """(scenario, its text, its path) of a file that passes every check, else ScenarioError listing all
     problems (what ``run`` and ``fleet run`` call before anything starts)."""
     from . import untrusted
 
-    path = Path(path)
+    path = resolve_scenario(path)
     text, problem = _read(path, untrusted.MAX_FILE_BYTES)
     if problem:
         if problem.endswith("no such file"):
@@ -149,7 +149,18 @@ def require_scenario(path: str | Path, repetitions: int | None = None,
                                         devices_too=devices_too)
     if problems:
         raise ScenarioError.of(problems)
-    return scn, text
+    return scn, text, path
+
+
+def resolve_scenario(arg: str | Path) -> Path:
+    """A scenario argument as a path: the file if it exists, else a shipped scenario's name
+    (``vbench run disk`` -> scenarios/disk.yaml, also from an installed package)."""
+    from .shipped import scenario_by_name
+
+    path = Path(arg)
+    if path.exists() or "/" in str(arg):
+        return path
+    return scenario_by_name(str(arg)) or path
 
 
 def not_a_scenario(path: Path) -> UserError:

@@ -16,9 +16,9 @@ import sys
 
 from .. import __version__
 from ..errors import ExitStatus, UserError
-from . import ab, fleet, guests, lab, report, run, store, validate
+from . import ab, fleet, guests, lab, plan, report, run, store, validate
 
-GROUPS = (lab, guests, run, validate, report, ab, store, fleet)
+GROUPS = (lab, guests, run, validate, plan, report, ab, store, fleet)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         return int(exc.exit_status)
+    except BrokenPipeError:  # `vbench plan disk | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitStatus.SUCCESS
     except KeyboardInterrupt:
         print("vbench: interrupted; guests destroyed and results so far kept", file=sys.stderr)
         return ExitStatus.INTERRUPTED

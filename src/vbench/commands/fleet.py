@@ -99,7 +99,7 @@ def cmd_fleet_run(args: argparse.Namespace) -> ExitStatus:
     hosts = load_hosts(Path(args.hosts))
     # Refuse a bad scenario once, before any host starts (the checks of `vbench validate`; the
     # host budget is each host's own `vbench run`'s).
-    scn, _text = require_scenario(args.scenario, repetitions=args.repetitions, host=None)
+    scn, _text, _path = require_scenario(args.scenario, repetitions=args.repetitions, host=None)
     fleet = _fleet_dir(args, scn.name)
     ids, failed = _identities(hosts)
     groups = group_hosts([h for h in hosts if h.name in ids], ids)

@@ -32,10 +32,10 @@ def _scenario_of(args: argparse.Namespace):
             raise UserError("--repetitions must be at least 1")
         # Before anything boots, the checks `vbench validate` makes (every problem listed): a
         # scenario from someone else must be sound and fit this host and --max-hours.
-        scn, text = preflight.require_scenario(
+        scn, text, path = preflight.require_scenario(
             args.scenario, repetitions=args.repetitions,
             max_hours=getattr(args, "max_hours", None) or budget.DEFAULT_MAX_HOURS)
-        scenario_file, results_root = args.scenario, Path(args.results)
+        scenario_file, results_root = str(path), Path(args.results)
         return scn, text, scenario_file, results_root, resume
     if args.repetitions is not None and args.repetitions < 1:
         raise UserError("--repetitions must be at least 1")
@@ -65,6 +65,10 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
     from ..store import load_record
 
     scn, text, scenario_file, results_root, resume = _scenario_of(args)
+    if resume is None:
+        from .plan import estimate_line
+
+        say(estimate_line(scn, args.repetitions or scn.max_repetitions))
     t0 = time.monotonic()
     run_path = runner.run_scenario(scn, text, scenario_file, results_root, args.connect, args.accel,
                                    say, repetitions=args.repetitions, resume=resume)
@@ -89,7 +93,9 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     sp = sub.add_parser("run", help="run a scenario and store its results")
-    sp.add_argument("scenario", nargs="?", help="scenario YAML file (e.g. scenarios/disk.yaml)")
+    sp.add_argument("scenario", nargs="?",
+                    help="scenario YAML file (e.g. scenarios/disk.yaml), or a shipped scenario's "
+                         "name (e.g. disk)")
     sp.add_argument("--results", default=os.environ.get("VBENCH_RESULTS", "results"),
                     help="results root (default: ./results)")
     sp.add_argument("--reports", default=os.environ.get("VBENCH_REPORTS", "reports"),
