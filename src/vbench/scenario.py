@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import (Field, ValidationError, WithJsonSchema, create_model, field_validator,
+                      model_validator)
 
 from . import devices
 from .devices import Device, Strict
@@ -277,7 +278,10 @@ class Repetitions(_Strict):
 
     min: int = Field(3, ge=1, le=1000)
     max: int = Field(10, ge=1, le=1000)
-    target_ci: float = Field(gt=0, lt=1)
+    target_ci: Annotated[float, WithJsonSchema({  # what the "before" validator below accepts
+        "anyOf": [{"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                  {"type": "string", "pattern": r"^\s*[0-9]*\.?[0-9]+\s*%\s*$"}],
+        "title": "Target Ci"})] = Field(gt=0, lt=1)
 
     @field_validator("target_ci", mode="before")
     @classmethod

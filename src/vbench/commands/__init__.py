@@ -16,9 +16,9 @@ import sys
 
 from .. import __version__
 from ..errors import ExitStatus, UserError
-from . import ab, fleet, guests, lab, plan, report, run, store, validate
+from . import ab, fleet, guests, lab, plan, report, run, schema, store, validate
 
-GROUPS = (lab, guests, run, validate, plan, report, ab, store, fleet)
+GROUPS = (lab, guests, run, validate, plan, schema, report, ab, store, fleet)
 
 
 def build_parser() -> argparse.ArgumentParser:
