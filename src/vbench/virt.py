@@ -42,7 +42,9 @@ def _libvirt():
     try:
         import libvirt
     except ImportError:
-        raise LabError("libvirt-python is not installed: run `scripts/setup.sh` as root") from None
+        from .extras import message
+
+        raise LabError(message("booting guests", ["libvirt-python"])) from None
     libvirt.registerErrorHandler(lambda *_: None, None)  # errors come as exceptions, not stderr
     return libvirt
 

@@ -43,7 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM cleans up like Ctrl-C
     try:
-        return int(args.func(args) or ExitStatus.SUCCESS)
+        try:
+            return int(args.func(args) or ExitStatus.SUCCESS)
+        except ModuleNotFoundError as exc:  # a lab extra missing deep down: say which to install
+            from ..extras import lab_error_of
+
+            lab = lab_error_of(exc, f"vbench {args.command}")
+            if lab is None:
+                raise
+            raise lab from None
     except UserError as exc:
         for line in getattr(exc, "problems", None) or [str(exc)]:  # every problem, one line each
             print(f"vbench: error: {line}", file=sys.stderr, flush=True)

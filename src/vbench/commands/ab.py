@@ -43,6 +43,9 @@ def cmd_ab(args: argparse.Namespace) -> ExitStatus:
     from ..scenario import load_scenario
     from ..store import atomic_write, load_samples
 
+    from ..extras import require_lab
+
+    require_lab("vbench ab")
     a, b = parse_side(args.a, "a"), parse_side(args.b, "b")
     check_sides(a, b)
     if args.repetitions is not None and args.repetitions < 1:

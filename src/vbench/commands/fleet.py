@@ -100,6 +100,9 @@ def cmd_fleet_run(args: argparse.Namespace) -> ExitStatus:
     # Refuse a bad scenario once, before any host starts (the checks of `vbench validate`; the
     # host budget is each host's own `vbench run`'s).
     scn, _text, _path = require_scenario(args.scenario, repetitions=args.repetitions, host=None)
+    from ..extras import require_lab
+
+    require_lab("vbench fleet run")
     fleet = _fleet_dir(args, scn.name)
     ids, failed = _identities(hosts)
     groups = group_hosts([h for h in hosts if h.name in ids], ids)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..errors import ExitStatus, StoreError, UserError
+from ..extras import require_lab
 from .lab import connect_opts
 from .output import say, table
 
@@ -69,6 +70,7 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
         from .plan import estimate_line
 
         say(estimate_line(scn, args.repetitions or scn.max_repetitions))
+    require_lab("vbench run")
     t0 = time.monotonic()
     run_path = runner.run_scenario(scn, text, scenario_file, results_root, args.connect, args.accel,
                                    say, repetitions=args.repetitions, resume=resume)

@@ -12,11 +12,11 @@ from .output import say
 
 
 def cmd_validate(args: argparse.Namespace) -> ExitStatus:
-    from ..preflight import check_file
+    from ..preflight import check_file, resolve_scenario
 
     bad = 0
     for name in args.files:
-        checked = check_file(Path(name), max_hours=args.max_hours)
+        checked = check_file(resolve_scenario(name), max_hours=args.max_hours)
         for problem in checked.problems:
             print(f"vbench: error: {problem}", file=sys.stderr, flush=True)
         if checked.problems:
