@@ -57,6 +57,10 @@ class ScenarioError(UserError):
     exit_status = ExitStatus.SCENARIO_INVALID
 
 
+class HostsFileError(ScenarioError):
+    """A hosts file is unreadable or invalid: bad input, exit 3 like a bad scenario."""
+
+
 class LabError(UserError):
     """The host side (daemons, namespace, network, accelerator) is not ready."""
 

@@ -39,12 +39,10 @@ if TYPE_CHECKING:  # pragma: no cover
 # ---- libvirt connections, networks, tagged domains -------------------------------------------
 
 def _libvirt():
-    try:
-        import libvirt
-    except ImportError:
-        from .extras import message
+    from .extras import require_lab
 
-        raise LabError(message("booting guests", ["libvirt-python"])) from None
+    require_lab("booting guests")  # one line naming the extra to install, if it is missing
+    import libvirt
     libvirt.registerErrorHandler(lambda *_: None, None)  # errors come as exceptions, not stderr
     return libvirt
 

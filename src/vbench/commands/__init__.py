@@ -16,7 +16,8 @@ import sys
 
 from .. import __version__
 from ..errors import ExitStatus, UserError
-from . import ab, fleet, guests, lab, plan, report, run, schema, store, validate
+from . import ab, completion, fleet, guests, lab, plan, report, run, schema, store, validate
+from .walk import subcommand_parsers
 
 GROUPS = (lab, guests, run, validate, plan, schema, report, ab, store, fleet)
 
@@ -31,7 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for group in GROUPS:
         group.add_parsers(sub)
+    completion.add_parsers(sub, cmd_completion)
+    for sp in subcommand_parsers(p).values():  # `vbench run X --debug` works as well
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of unexpected errors")
     return p
+
+
+def cmd_completion(args: argparse.Namespace) -> ExitStatus:
+    """`vbench completion bash|zsh` (here: the script is generated from this parser)."""
+    parser = build_parser()
+    script = completion.bash_script(parser) if args.shell == "bash" else completion.zsh_script(parser)
+    print(script, end="")
+    return ExitStatus.SUCCESS
 
 
 def _on_sigterm(signum, frame):

@@ -27,8 +27,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--repetitions", type=int, help="override the scenario's repetitions")
     sp.add_argument("--results", default=os.environ.get("VBENCH_RESULTS", "results"),
                     help="results root (default: ./results)")
-    sp.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
-    sp.add_argument("--junit", metavar="FILE", help="write the comparison as JUnit XML")
+    sp.add_argument("--json", metavar="FILE", help="write the comparison as JSON (- for stdout)")
+    sp.add_argument("--junit", metavar="FILE", help="write the comparison as JUnit XML (- for "
+                                                    "stdout)")
     sp.add_argument("--allow-inconclusive", action="store_true",
                     help="pass the gate when gated rows are inconclusive")
     sp.add_argument("--connect", metavar="URI", help="libvirt URI of both sides (default: the lab)")
@@ -41,11 +42,13 @@ def cmd_ab(args: argparse.Namespace) -> ExitStatus:
     from ..ab import check_sides, expand, parse_side, side_frames
     from ..compare import Gate, compare
     from ..scenario import load_scenario
-    from ..store import atomic_write, load_samples
+    from ..store import load_samples
+    from .output import check_one_stdout, write_file_or_stdout
 
     from ..extras import require_lab
 
     require_lab("vbench ab")
+    check_one_stdout(json=args.json, junit=args.junit)
     a, b = parse_side(args.a, "a"), parse_side(args.b, "b")
     check_sides(a, b)
     if args.repetitions is not None and args.repetitions < 1:
@@ -67,9 +70,9 @@ def cmd_ab(args: argparse.Namespace) -> ExitStatus:
     say(f"compare: side A ({a.describe()}) -> side B ({b.describe()})")
     say(result.to_text())
     if args.json:
-        atomic_write(Path(args.json), result.to_json())
+        write_file_or_stdout(args.json, result.to_json())
     if args.junit:
-        atomic_write(Path(args.junit), result.to_junit())
+        write_file_or_stdout(args.junit, result.to_junit())
     say(f"run: {run}")
     if result.gate_failed:
         raise RegressionFound(result.gate_message())

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import untrusted
-from ..errors import UserError
+from ..errors import HostsFileError, UserError
 
 MAX_HOSTS = 32
 MAX_FILE_BYTES = 64 * 1024
@@ -88,7 +88,7 @@ class Host:
 
 
 def _fail(where: str, what: str) -> UserError:
-    return UserError(f"{where}: {what}")
+    return HostsFileError(f"{where}: {what}")
 
 
 def _text(value: Any, where: str, pattern: re.Pattern, what: str) -> str:
@@ -158,7 +158,7 @@ def host_problems(item: Any, where: str) -> tuple[Host | None, list[str]]:
 def parse_host(item: Any, where: str) -> Host:
     host, problems = host_problems(item, where)
     if problems or host is None:
-        raise UserError.of(problems)
+        raise HostsFileError.of(problems)
     return host
 
 
@@ -192,7 +192,7 @@ def parse_hosts(doc: Any, where: str = "hosts file") -> list[Host]:
     UserError listing every problem ("; "-separated) otherwise."""
     hosts, problems = hosts_problems(doc, where)
     if problems:
-        raise UserError.of(problems)
+        raise HostsFileError.of(problems)
     return hosts
 
 
