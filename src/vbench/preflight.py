@@ -84,14 +84,16 @@ def host_device_problems(scn: Any, where: str, exists=None) -> list[str]:
 
 def check_scenario_text(text: str, where: str, repetitions: int | None = None,
                         max_hours: float | None = None, host: Any = "this",
-                        devices_too: bool = True) -> tuple[Any, list[str]]:
+                        devices_too: bool = True,
+                        base_dir: Path | None = None) -> tuple[Any, list[str]]:
     """(the scenario or None, every problem). ``host``: "this" (this machine's figures), None
-    (not checked against a host) or a :class:`vbench.budget.HostFigures`."""
+    (not checked against a host) or a :class:`vbench.budget.HostFigures`; ``base_dir``: where
+    fio job files named by the scenario are read."""
     from . import budget
     from .scenario import load_scenario_text
 
     try:
-        scn = load_scenario_text(text, where=where)
+        scn = load_scenario_text(text, where=where, base_dir=base_dir)
     except ScenarioError as exc:
         return None, exc.problems
     reps = repetitions or scn.max_repetitions
@@ -127,7 +129,8 @@ def check_file(path: Path, max_hours: float | None = None) -> Checked:
             return Checked(path, "hosts", [f"{path}: is larger than {HOSTS_MAX // 1024} KiB"])
         hosts, problems = check_hosts_doc(doc, str(path))
         return Checked(path, "hosts", problems, hosts=hosts, text=text)
-    scn, problems = check_scenario_text(text, str(path), max_hours=max_hours)
+    scn, problems = check_scenario_text(text, str(path), max_hours=max_hours,
+                                        base_dir=path.parent)
     return Checked(path, "scenario", problems, scenario=scn, text=text)
 
 
@@ -146,10 +149,25 @@ def require_scenario(path: str | Path, repetitions: int | None = None,
         raise ScenarioError(problem)
     assert text is not None
     scn, problems = check_scenario_text(text, str(path), repetitions, max_hours, host,
-                                        devices_too=devices_too)
+                                        devices_too=devices_too, base_dir=path.parent)
     if problems:
         raise ScenarioError.of(problems)
-    return scn, text, path
+    return scn, self_contained(text, path), path
+
+
+def self_contained(text: str, path: Path) -> str:
+    """The scenario text a run records: with its fio job files expanded into workloads when it
+    names any (a resumed run, a report or `vbench history` must not need the .fio files)."""
+    import yaml
+
+    from .probes.fiojob import uses_jobfile
+    from .scenario import scenario_data
+
+    if not uses_jobfile(scenario_data(text, str(path))):
+        return text
+    data = scenario_data(text, str(path), base_dir=path.parent)
+    return (f"# {path.name} with its fio job files expanded into workloads by vbench\n"
+            + yaml.safe_dump(data, sort_keys=False))
 
 
 def resolve_scenario(arg: str | Path) -> Path:

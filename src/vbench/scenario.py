@@ -25,7 +25,7 @@ from .devices.rng import RngSpec  # noqa: F401
 from .errors import ScenarioError
 from .fielderrors import (Problems, error_text, field_path, format_validation_error,  # noqa: F401
                           validation_problems)
-from .probes import fioopts
+from .probes import fiojob, fioopts
 from .untrusted import UntrustedInputError, load_yaml, read_text
 from .probes.fio import RESERVED_OPTIONS as RESERVED_FIO_OPTIONS
 
@@ -217,6 +217,8 @@ class BytestreamSpec(_Strict):
 
 
 class Workload(_Strict):
+    model_config = {**_Strict.model_config, "json_schema_extra": fiojob.schema_extra}
+
     name: Name
     fio: FioSpec | None = None
     iperf3: Iperf3Spec | None = None
@@ -225,6 +227,7 @@ class Workload(_Strict):
     balloon: BalloonWorkSpec | None = None
     fsmeta: FsMetaSpec | None = None
     bytestream: BytestreamSpec | None = None
+    _jobfile_read = field_validator("fio", mode="before")(fiojob.refuse_unexpanded)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Workload":
@@ -325,8 +328,7 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "Scenario":
-        problems = self.problems()
-        if problems:
+        if problems := self.problems():
             raise Problems(problems)
         return self
 
@@ -335,8 +337,8 @@ class Scenario(_Strict):
         out: list[str] = []
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names) or "host" in names:
-            out.append("variants: variant names must be unique and not 'host' (reserved for the "
-                       "baseline)")
+            out.append("variants: variant names must be unique and not 'host' (reserved for "
+                       "the baseline)")
         wnames = [w.name for w in self.workloads]
         if len(set(wnames)) != len(wnames):
             out.append("workloads: workload names must be unique")
@@ -351,8 +353,7 @@ class Scenario(_Strict):
             out.append(f"reference: no variant named {self.reference!r} "
                        f"(variants: {', '.join(names)})")
         if self.gate is not None:
-            out += _gate_problems(self.gate, names + ["host"] if self.host_baseline else names,
-                                  wnames)
+            out += _gate_problems(self.gate, names + ["host"] * self.host_baseline, wnames)
         if out:
             return out  # the profiles below assume sound variants
         for i, v in enumerate(self.variants):
@@ -459,7 +460,13 @@ def _validate(model, data, where: str):
         raise ScenarioError.of(validation_problems(exc, where)) from None
 
 
-def load_scenario_text(text: str, where: str = "scenario") -> Scenario:
+def load_scenario_text(text: str, where: str = "scenario", base_dir: Path | None = None) -> Scenario:
+    """A scenario from its YAML text; fio job files it names are read from ``base_dir``."""
+    return _validate(Scenario, scenario_data(text, where, base_dir), where)
+
+
+def scenario_data(text: str, where: str = "scenario", base_dir: Path | None = None) -> Any:
+    """The parsed, not yet validated scenario mapping (job files expanded when ``base_dir``)."""
     try:
         data = load_yaml(text)
     except UntrustedInputError as exc:
@@ -475,7 +482,7 @@ def load_scenario_text(text: str, where: str = "scenario") -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError(f"{where}: expected a mapping with name, device, variants, workloads "
                             f"(got {type(data).__name__})")
-    return _validate(Scenario, data, where)
+    return data if base_dir is None else fiojob.expanded(data, base_dir, where)
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -488,4 +495,4 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"{path}: no such scenario file (see scenarios/ for the shipped ones)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path}: cannot read it: {exc}") from None
-    return load_scenario_text(text, where=str(path))
+    return load_scenario_text(text, where=str(path), base_dir=path.parent)

@@ -15,7 +15,10 @@ def _spec_text(spec: Any, first: str | None = None) -> str:
     """A device or tool spec in one short line: its main field, then what differs from defaults."""
     data = spec.model_dump(exclude_defaults=True, mode="json")
     head = [str(getattr(spec, first))] if first else []
-    rest = [f"{k}={v}" for k, v in data.items() if k != first]
+    rest = []
+    for k, v in data.items():
+        if k != first:
+            rest += [f"{k2}={v2}" for k2, v2 in v.items()] if isinstance(v, dict) else [f"{k}={v}"]
     return " ".join(head + rest) or "defaults"
 
 
