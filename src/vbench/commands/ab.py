@@ -38,10 +38,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_ab(args: argparse.Namespace) -> ExitStatus:
-    from .. import budget, runner
+    from .. import budget, preflight, runner
     from ..ab import check_sides, expand, parse_side, side_frames
     from ..compare import Gate, compare
-    from ..scenario import load_scenario
     from ..store import load_samples
     from .output import check_one_stdout, write_file_or_stdout
 
@@ -53,14 +52,17 @@ def cmd_ab(args: argparse.Namespace) -> ExitStatus:
     check_sides(a, b)
     if args.repetitions is not None and args.repetitions < 1:
         raise UserError("--repetitions must be at least 1")
-    base = load_scenario(args.scenario)
+    # The checks of `vbench validate` (every problem listed); the budget of the expanded
+    # scenario against this host follows.
+    base, _text, path = preflight.require_scenario(args.scenario, repetitions=args.repetitions,
+                                                   host=None)
     scn = expand(base, (a, b))
     budget.check(scn, args.repetitions or scn.max_repetitions)
     say(f"A/B: side A {a.describe()}; side B {b.describe()}")
     import yaml
 
     text = yaml.safe_dump(scn.model_dump(mode="json", exclude_none=True), sort_keys=False)
-    run = runner.run_scenario(scn, text, args.scenario, Path(args.results), args.connect,
+    run = runner.run_scenario(scn, text, str(path), Path(args.results), args.connect,
                               args.accel, say, repetitions=args.repetitions, sides=(a, b))
     side_a, side_b = side_frames(load_samples(run))
     gate = Gate.from_spec(base.gate)
