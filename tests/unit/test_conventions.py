@@ -23,7 +23,7 @@ A, B = RUNS / "20261126-113024-smoke-disk", RUNS / "20261126-113314-smoke-disk"
 
 def vb(tmp_path, *args):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "VBENCH_HOME": str(tmp_path / "home")}
-    return subprocess.run([sys.executable, "-m", "vbench.cli", *args], cwd=tmp_path, env=env,
+    return subprocess.run([sys.executable, "-m", "vbench", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from vbench import preflight
-from vbench.budget import HostFigures
-from vbench.errors import ScenarioError
-from vbench.probes.fio import fio_argv
-from vbench.scenario import load_scenario, load_scenario_text
+from vbench.commands import preflight
+from vbench.scenario.budget import HostFigures
+from vbench.core.errors import ScenarioError
+from vbench.workloads.fio import fio_argv
+from vbench.scenario.schema import load_scenario, load_scenario_text
 
 BIG = HostFigures(free_disk_gib=1000, mem_available_mib=1 << 20, cpus=64)
 SCENARIO = """\

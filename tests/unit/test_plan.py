@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from vbench import budget
+from vbench.scenario import budget
 from vbench.commands.plan import estimate_line
-from vbench.scenario import load_scenario, load_scenario_text
+from vbench.scenario.schema import load_scenario, load_scenario_text
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "tests/data/runs/20261126-113024-smoke-disk"
@@ -22,7 +22,7 @@ RUN = ROOT / "tests/data/runs/20261126-113024-smoke-disk"
 
 def _cli(tmp_path, *args, cwd=None):
     env = {**os.environ, "VBENCH_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([sys.executable, "-m", "vbench.cli", *args], cwd=cwd or tmp_path,
+    return subprocess.run([sys.executable, "-m", "vbench", *args], cwd=cwd or tmp_path,
                           env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -68,9 +68,9 @@ def test_plan_of_a_bad_scenario_lists_every_problem(tmp_path):
 
 @pytest.mark.parametrize("name", ["disk", "smoke-disk"])
 def test_run_prints_the_estimate_first(tmp_path, monkeypatch, capsys, name):
-    from vbench import runner
+    from vbench.run import runner
     from vbench.commands import main
-    from vbench.errors import LabError
+    from vbench.core.errors import LabError
 
     def stop(*_a, **_k):
         raise LabError("stopped before the lab")  # nothing boots in a unit test

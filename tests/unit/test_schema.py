@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from vbench import schemas
+from vbench.scenario import jsonschema as schemas
 from vbench.fleet.hosts import ENV_ALLOWED, HOST_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-REGEN = "regenerate with: PYTHONPATH=src python -m vbench.schemas docs"
+REGEN = "regenerate with: PYTHONPATH=src python -m vbench.scenario.jsonschema docs"
 
 
 @pytest.mark.parametrize("name, text", [
@@ -65,7 +65,7 @@ def test_shipped_scenarios_validate_against_the_schema():
 def test_cli_prints_the_committed_schema(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "VBENCH_HOME": str(tmp_path)}
     for kind in ("scenario", "hosts"):
-        cp = subprocess.run([sys.executable, "-m", "vbench.cli", "schema", kind], env=env,
+        cp = subprocess.run([sys.executable, "-m", "vbench", "schema", kind], env=env,
                             capture_output=True, text=True, timeout=60)
         assert cp.returncode == 0 and json.loads(cp.stdout)
         assert cp.stdout == (DOCS / f"{kind}.schema.json").read_text()

@@ -1,4 +1,4 @@
-"""`vbench validate` and the checks `run` shares with it (vbench.preflight): every shipped
+"""`vbench validate` and the checks `run` shares with it (vbench.commands.preflight): every shipped
 scenario passes, a hostile corpus fails with exit 3 and one line per problem, each with its path;
 nothing boots (VBENCH_HOME is empty and no lab is up)."""
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from vbench import preflight
-from vbench.budget import HostFigures
-from vbench.errors import ScenarioError, UserError
+from vbench.commands import preflight
+from vbench.scenario.budget import HostFigures
+from vbench.core.errors import ScenarioError, UserError
 from vbench.fleet.hosts import parse_hosts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +113,7 @@ def test_hosts_file_problems_are_all_listed():
 def _cli(tmp_path, *args):
     env = {**os.environ, "VBENCH_HOME": str(tmp_path / "home"),
            "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([sys.executable, "-m", "vbench.cli", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "vbench", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 
 

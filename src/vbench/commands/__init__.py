@@ -1,7 +1,7 @@
 """Command line: argument parsing, progress display, exit statuses.
 
 The only place that prints or exits. Every UserError becomes one line on stderr and the error
-class's :class:`~vbench.errors.ExitStatus`; any other exception is a bug: one line plus a hint
+class's :class:`~vbench.core.errors.ExitStatus`; any other exception is a bug: one line plus a hint
 (``INTERNAL_ERROR``), the traceback only with ``--debug``. One module per command group builds
 its own subparsers (argparse stays at this edge: the rooms below take plain values). Heavy
 modules (pandas, matplotlib, libvirt, paramiko) are imported inside commands so that
@@ -14,10 +14,11 @@ import argparse
 import signal
 import sys
 
-from .. import __version__
-from ..errors import ExitStatus, UserError
-from . import ab, completion, fleet, guests, lab, plan, report, run, schema, store, validate
-from .walk import subcommand_parsers
+from vbench import __version__
+from vbench.core.errors import ExitStatus, UserError
+from vbench.commands import (ab, completion, fleet, guests, lab, plan, report, run, schema,
+                             publish as store, validate)
+from vbench.commands.walk import subcommand_parsers
 
 GROUPS = (lab, guests, run, validate, plan, schema, report, ab, store, fleet)
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return int(args.func(args) or ExitStatus.SUCCESS)
         except ModuleNotFoundError as exc:  # a lab extra missing deep down: say which to install
-            from ..extras import lab_error_of
+            from vbench.core.extras import lab_error_of
 
             lab = lab_error_of(exc, f"vbench {args.command}")
             if lab is None:

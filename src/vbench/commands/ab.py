@@ -1,5 +1,5 @@
 """`vbench ab`: a scenario on two sides (QEMU, guest kernel, libvirt) in one interleaved run,
-side B compared against side A (the sides and their expansion live in :mod:`vbench.ab`)."""
+side B compared against side A (the sides and their expansion live in :mod:`vbench.run.ab`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import argparse
 import os
 from pathlib import Path
 
-from ..errors import ExitStatus, RegressionFound, UserError
-from .output import say
+from vbench.core.errors import ExitStatus, RegressionFound, UserError
+from vbench.commands.output import say
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -38,13 +38,15 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_ab(args: argparse.Namespace) -> ExitStatus:
-    from .. import budget, preflight, runner
-    from ..ab import check_sides, expand, parse_side, side_frames
-    from ..compare import Gate, compare
-    from ..store import load_samples
-    from .output import check_one_stdout, write_file_or_stdout
+    from vbench.scenario import budget
+    from vbench.commands import preflight
+    from vbench.run import runner
+    from vbench.run.ab import check_sides, expand, parse_side, side_frames
+    from vbench.stats.compare import Gate, compare
+    from vbench.results.rundir import load_samples
+    from vbench.commands.output import check_one_stdout, write_file_or_stdout
 
-    from ..extras import require_lab
+    from vbench.core.extras import require_lab
 
     require_lab("vbench ab")
     check_one_stdout(json=args.json, junit=args.junit)

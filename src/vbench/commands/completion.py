@@ -11,7 +11,7 @@ import argparse
 import shlex
 from typing import Callable
 
-from .walk import subcommand_parsers
+from vbench.commands.walk import subcommand_parsers
 
 
 def command_words(parser: argparse.ArgumentParser) -> dict[str, list[str]]:

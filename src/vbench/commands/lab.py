@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ExitStatus
-from .output import say, table
+from vbench.core.errors import ExitStatus
+from vbench.commands.output import say, table
 
 
 def connect_opts(sp: argparse.ArgumentParser) -> None:
@@ -15,9 +15,9 @@ def connect_opts(sp: argparse.ArgumentParser) -> None:
 
 
 def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
-    from .. import images, lab
+    from vbench.host import images, lab
 
-    from ..extras import require_lab
+    from vbench.core.extras import require_lab
 
     require_lab("vbench lab up")
     lb = lab.up(connect=args.connect, progress=say)
@@ -29,14 +29,14 @@ def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_lab_status(args: argparse.Namespace) -> ExitStatus:
-    from .. import lab
+    from vbench.host import lab
 
     say(table(lab.status(connect=args.connect)))
     return ExitStatus.SUCCESS
 
 
 def cmd_lab_down(args: argparse.Namespace) -> ExitStatus:
-    from .. import lab
+    from vbench.host import lab
 
     if not lab.down(progress=say, force=args.force):
         say("nothing of vbench's was running")
@@ -44,7 +44,7 @@ def cmd_lab_down(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_lab_gc(args: argparse.Namespace) -> ExitStatus:
-    from .. import gc
+    from vbench.host import gc
 
     done = gc.collect(connect=args.connect, progress=say)
     say(f"removed {len(done)} leftover(s)" if done else "no leftovers found")
@@ -52,9 +52,9 @@ def cmd_lab_gc(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_image_build(args: argparse.Namespace) -> ExitStatus:
-    from .. import images
+    from vbench.host import images
 
-    from ..extras import require_lab
+    from vbench.core.extras import require_lab
 
     require_lab("vbench image build")
     img, built, secs = images.build(args.recipe, force=args.force, progress=say)
@@ -64,7 +64,7 @@ def cmd_image_build(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_image_list(args: argparse.Namespace) -> ExitStatus:
-    from .. import paths
+    from vbench.core import paths
 
     d = paths.images_dir()
     rows = [(p.name, str(p)) for p in sorted(d.iterdir())] if d.is_dir() else []

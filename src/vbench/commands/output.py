@@ -38,7 +38,7 @@ def write_file_or_stdout(path: str, text: str) -> bool:
         return True
     from pathlib import Path
 
-    from ..store import atomic_write
+    from vbench.results.rundir import atomic_write
 
     atomic_write(Path(path), text)
     return False
@@ -46,7 +46,7 @@ def write_file_or_stdout(path: str, text: str) -> bool:
 
 def check_one_stdout(**options: str | None) -> None:
     """At most one machine-readable output may go to stdout."""
-    from ..errors import UserError
+    from vbench.core.errors import UserError
 
     dashed = [f"--{k}" for k, v in options.items() if v == "-"]
     if len(dashed) > 1:

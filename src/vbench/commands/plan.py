@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import ExitStatus
-from .output import say, table
+from vbench.core.errors import ExitStatus
+from vbench.commands.output import say, table
 
 
 def _spec_text(spec: Any, first: str | None = None) -> str:
@@ -28,8 +28,8 @@ def workload_text(w: Any) -> str:
 
 def estimate_line(scn: Any, repetitions: int) -> str:
     """The estimate `plan` shows and `run` prints first (budget.estimate_seconds: the one home)."""
-    from .. import budget
-    from ..session import fmt_time
+    from vbench.scenario import budget
+    from vbench.run.session import fmt_time
 
     variants = len(scn.variants) + (1 if scn.host_baseline else 0)
     units = variants * len(scn.workloads) * repetitions
@@ -41,9 +41,10 @@ def estimate_line(scn: Any, repetitions: int) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> ExitStatus:
-    from .. import budget, preflight
-    from ..errors import ScenarioError
-    from ..session import plan
+    from vbench.scenario import budget
+    from vbench.commands import preflight
+    from vbench.core.errors import ScenarioError
+    from vbench.run.session import plan
 
     path = preflight.resolve_scenario(args.scenario)
     checked = preflight.check_file(path, max_hours=args.max_hours)

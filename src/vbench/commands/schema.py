@@ -7,11 +7,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import ExitStatus
+from vbench.core.errors import ExitStatus
 
 
 def cmd_schema(args: argparse.Namespace) -> ExitStatus:
-    from .. import schemas
+    from vbench.scenario import jsonschema as schemas
 
     schema = schemas.scenario_schema() if args.kind == "scenario" else schemas.hosts_schema()
     sys.stdout.write(schemas.dump(schema))

@@ -7,12 +7,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import ExitStatus
-from .output import say
+from vbench.core.errors import ExitStatus
+from vbench.commands.output import say
 
 
 def cmd_validate(args: argparse.Namespace) -> ExitStatus:
-    from ..preflight import check_file, resolve_scenario
+    from vbench.commands.preflight import check_file, resolve_scenario
 
     bad = 0
     for name in args.files:
