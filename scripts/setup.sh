@@ -63,16 +63,16 @@ fi
 stamp="$VENV/.vbench-installed"
 quiet_pip() { grep -v -e '^WARNING: Location' -e 'as the .root. user' || true; }
 if [ "$EDITABLE" = "1" ]; then
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
     echo "setup: installing vbench (editable) and its Python dependencies into $VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-    "$VENV/bin/python" -m pip install -q -e '.[test]' 2>&1 | quiet_pip
+    "$VENV/bin/python" -m pip install -q -e '.[lab,test]' 2>&1 | quiet_pip
     "$VENV/bin/python" -c "import vbench, libvirt, paramiko, pandas, matplotlib"
     touch "$stamp"
   fi
 else
   # The source's hash decides whether to reinstall: a regular install does not follow the tree.
-  want="$(find pyproject.toml src -type f ! -name '*.pyc' -print0 | LC_ALL=C sort -z \
+  want="$(find pyproject.toml setup.py src scenarios guests -type f ! -name '*.pyc' -print0 | LC_ALL=C sort -z \
           | xargs -0 sha256sum | sha256sum | cut -c1-16)"
   if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "setup: installing vbench ($want) and its Python dependencies into $VENV"
@@ -82,7 +82,7 @@ else
         --exclude='__pycache__' --exclude='*.egg-info' --exclude=./build -cf - . | tar -xf - -C "$tmp"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
     (cd "$tmp" && PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pip install -q \
-       "$tmp" 2>&1 | quiet_pip)
+       "$tmp[lab,test]" 2>&1 | quiet_pip)
     "$VENV/bin/python" -c "import vbench, libvirt, paramiko, pandas, matplotlib"
     echo "$want" > "$stamp"
   fi

@@ -23,7 +23,7 @@ HOSTILE = {
 
 
 def scenario(fio_options: str, extra: str = "") -> str:
-    return ("name: hostile\ndevice: disk\nhost_baseline: true\nrepetitions: 1\n"
+    return ("name: hostile\ndevice: disk\nhost_baseline: true\nrepetitions: 1\nsmoke: true\n"
             "guest: {vcpus: 1, memory_mib: 512}\n" + extra +
             "defaults:\n  disk: {size_gib: 0.25}\n"
             "variants:\n  - {name: a, disk: {bus: virtio}}\n"

@@ -15,6 +15,7 @@ SMOKE = """
 name: smoke-console
 device: console
 repetitions: 1
+smoke: true
 guest: {vcpus: 2, memory_mib: 1024, machine: pc}
 variants:
   - {name: virtio-serial, console: {model: virtio}}

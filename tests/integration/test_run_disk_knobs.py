@@ -15,6 +15,7 @@ SMOKE = """
 name: smoke-disk-knobs
 device: disk
 repetitions: 1
+smoke: true
 guest: {vcpus: 2, memory_mib: 1024, machine: q35}
 defaults:
   disk: {size_gib: 0.25}

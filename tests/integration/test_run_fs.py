@@ -15,6 +15,7 @@ SMOKE = """
 name: smoke-fs
 device: fs
 repetitions: 1
+smoke: true
 guest: {vcpus: 2, memory_mib: 1024, machine: pc}
 fio_defaults: {runtime: 2, ramp_time: 1, options: {ioengine: libaio, direct: 1, size: 32m}}
 variants:

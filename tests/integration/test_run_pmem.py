@@ -15,6 +15,7 @@ SMOKE = """
 name: smoke-pmem
 device: pmem
 repetitions: 1
+smoke: true
 guest: {vcpus: 2, memory_mib: 1024, machine: pc}
 fio_defaults: {runtime: 2, ramp_time: 1, options: {ioengine: mmap, size: 32m}}
 variants:

@@ -70,6 +70,7 @@ SCN = """
 name: unit-mem
 device: mem
 repetitions: 1
+smoke: true
 guest: {vcpus: 2, memory_mib: 1024, machine: pc}
 variants:
   - {name: virtio-mem, mem: {model: virtio-mem, size_mib: 512}}

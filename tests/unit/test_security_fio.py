@@ -165,6 +165,8 @@ def _good_value(name: str):
         return st.sampled_from(opt.choices)
     if opt.kind == "cpus":
         return st.sampled_from(["0", "0,1", "0-3", "1,3-5"])
+    if opt.kind == "bssplit":
+        return st.sampled_from(["4k/10:64k/50:32k/40", "4k/100", "4k/50:8k/50,64k/100"])
     return st.sampled_from(["random", "zipf:1.2", "pareto:0.9", "normal:20"])
 
 
@@ -192,7 +194,7 @@ def test_property_any_fio_options_accepted_only_if_allowed():
             from pydantic import ValidationError
 
             assert isinstance(exc, ValidationError), exc
-            from vbench.scenario.schema import format_validation_error
+            from vbench.scenario.fielderrors import format_validation_error
 
             line = format_validation_error(exc, "scenario")
             assert "\n" not in line and len(line) < 600
@@ -210,7 +212,11 @@ def test_property_any_fio_options_accepted_only_if_allowed():
         for arg in argv[7:]:
             key, _, value = arg[2:].partition("=")
             assert key in fioopts.OPTIONS and key not in RESERVED_OPTIONS
-            assert re.fullmatch(r"[A-Za-z0-9_.:,-]+", value), arg
+            if key == "bssplit":  # its '/' separates a block size from its share: never a path
+                assert re.fullmatch(r"[0-9]+[kKmMgGtT]?/[0-9]{1,3}([:,][0-9]+[kKmMgGtT]?/[0-9]{1,3})*",
+                                    value), arg
+            else:
+                assert re.fullmatch(r"[A-Za-z0-9_.:,-]+", value), arg
 
     check()
     print(f"fio option property: {seen}")

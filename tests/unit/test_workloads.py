@@ -49,7 +49,7 @@ workloads:
 """)
     for i, w in enumerate(scn.workloads):
         assert budget.unit_seconds(scn, i) == unit_estimate(scn, w.name) > 0
-    assert budget.unit_seconds(scn, 0) == 7 + 1 + 2.0
+    assert budget.unit_seconds(scn, 0) == 7 + 1 + 1.0
     assert budget.unit_seconds(scn, 1) == (5 + 1 + 2.0) * 2  # both directions
     assert budget.unit_seconds(scn, 2) > 60 and budget.unit_seconds(scn, 3) > 60
 

@@ -16,9 +16,11 @@ import sys
 
 from vbench import __version__
 from vbench.core.errors import ExitStatus, UserError
-from vbench.commands import ab, fleet, guests, lab, publish, report, run
+from vbench.commands import (ab, completion, fleet, guests, lab, plan, publish, report, run, schema,
+                             validate)
+from vbench.commands.walk import subcommand_parsers
 
-GROUPS = (lab, guests, run, report, ab, publish, fleet)
+GROUPS = (lab, guests, run, validate, plan, schema, report, ab, publish, fleet)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for group in GROUPS:
         group.add_parsers(sub)
+    completion.add_parsers(sub, cmd_completion)
+    for sp in subcommand_parsers(p).values():  # `vbench run X --debug` works as well
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of unexpected errors")
     return p
+
+
+def cmd_completion(args: argparse.Namespace) -> ExitStatus:
+    """`vbench completion bash|zsh` (here: the script is generated from this parser)."""
+    parser = build_parser()
+    script = completion.bash_script(parser) if args.shell == "bash" else completion.zsh_script(parser)
+    print(script, end="")
+    return ExitStatus.SUCCESS
 
 
 def _on_sigterm(signum, frame):
@@ -43,15 +57,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM cleans up like Ctrl-C
     try:
-        return int(args.func(args) or ExitStatus.SUCCESS)
+        try:
+            return int(args.func(args) or ExitStatus.SUCCESS)
+        except ModuleNotFoundError as exc:  # a lab extra missing deep down: say which to install
+            from vbench.core.extras import lab_error_of
+
+            lab = lab_error_of(exc, f"vbench {args.command}")
+            if lab is None:
+                raise
+            raise lab from None
     except UserError as exc:
-        print(f"vbench: error: {exc}", file=sys.stderr, flush=True)
+        for line in getattr(exc, "problems", None) or [str(exc)]:  # every problem, one line each
+            print(f"vbench: error: {line}", file=sys.stderr, flush=True)
         tail = getattr(exc, "console_tail", "")
         if tail:
             print("guest console (last lines):\n" + tail, file=sys.stderr)
         if args.debug:
             raise
         return int(exc.exit_status)
+    except BrokenPipeError:  # `vbench plan disk | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitStatus.SUCCESS
     except KeyboardInterrupt:
         print("vbench: interrupted; guests destroyed and results so far kept", file=sys.stderr)
         return ExitStatus.INTERRUPTED

@@ -27,8 +27,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--repetitions", type=int, help="override the scenario's repetitions")
     sp.add_argument("--results", default=os.environ.get("VBENCH_RESULTS", "results"),
                     help="results root (default: ./results)")
-    sp.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
-    sp.add_argument("--junit", metavar="FILE", help="write the comparison as JUnit XML")
+    sp.add_argument("--json", metavar="FILE", help="write the comparison as JSON (- for stdout)")
+    sp.add_argument("--junit", metavar="FILE", help="write the comparison as JUnit XML (- for "
+                                                    "stdout)")
     sp.add_argument("--allow-inconclusive", action="store_true",
                     help="pass the gate when gated rows are inconclusive")
     sp.add_argument("--connect", metavar="URI", help="libvirt URI of both sides (default: the lab)")
@@ -44,19 +45,28 @@ def cmd_ab(args: argparse.Namespace) -> ExitStatus:
     from vbench.scenario.schema import load_scenario
     from vbench.results.rundir import load_samples
     from vbench.core.files import atomic_write
+    from vbench.commands import preflight
+    from vbench.commands.output import check_one_stdout, write_file_or_stdout
 
+    from vbench.core.extras import require_lab
+
+    require_lab("vbench ab")
+    check_one_stdout(json=args.json, junit=args.junit)
     a, b = parse_side(args.a, "a"), parse_side(args.b, "b")
     check_sides(a, b)
     if args.repetitions is not None and args.repetitions < 1:
         raise UserError("--repetitions must be at least 1")
-    base = load_scenario(args.scenario)
+    # The checks of `vbench validate` (every problem listed); the budget of the expanded
+    # scenario against this host follows.
+    base, _text, path = preflight.require_scenario(args.scenario, repetitions=args.repetitions,
+                                                   host=None)
     scn = expand(base, (a, b))
     budget.check(scn, args.repetitions or scn.max_repetitions)
     say(f"A/B: side A {a.describe()}; side B {b.describe()}")
     import yaml
 
     text = yaml.safe_dump(scn.model_dump(mode="json", exclude_none=True), sort_keys=False)
-    run = runner.run_scenario(scn, text, args.scenario, Path(args.results), args.connect,
+    run = runner.run_scenario(scn, text, str(path), Path(args.results), args.connect,
                               args.accel, say, repetitions=args.repetitions, sides=(a, b))
     side_a, side_b = side_frames(load_samples(run))
     gate = Gate.from_spec(base.gate)
@@ -66,9 +76,9 @@ def cmd_ab(args: argparse.Namespace) -> ExitStatus:
     say(f"compare: side A ({a.describe()}) -> side B ({b.describe()})")
     say(result.to_text())
     if args.json:
-        atomic_write(Path(args.json), result.to_json())
+        write_file_or_stdout(args.json, result.to_json())
     if args.junit:
-        atomic_write(Path(args.junit), result.to_junit())
+        write_file_or_stdout(args.junit, result.to_junit())
     say(f"run: {run}")
     if result.gate_failed:
         raise RegressionFound(result.gate_message())

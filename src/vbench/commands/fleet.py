@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
 
 from vbench.core.errors import ExitStatus, UserError
-from vbench.commands.output import say, table
+from vbench.commands.output import say, table, write_file_or_stdout
 
 
 def _identities(hosts) -> tuple[dict, list]:
@@ -95,9 +96,15 @@ def cmd_fleet_run(args: argparse.Namespace) -> ExitStatus:
     from vbench.fleet.launch import Launcher
     from vbench.fleet.schedule import group_hosts, run_groups
     from vbench.scenario.schema import load_scenario
+    from vbench.commands.preflight import require_scenario
 
     hosts = load_hosts(Path(args.hosts))
-    scn = load_scenario(args.scenario)  # refuse a bad scenario once, before any host starts
+    # Refuse a bad scenario once, before any host starts (the checks of `vbench validate`; the
+    # host budget is each host's own `vbench run`'s).
+    scn, _text, _path = require_scenario(args.scenario, repetitions=args.repetitions, host=None)
+    from vbench.core.extras import require_lab
+
+    require_lab("vbench fleet run")
     fleet = _fleet_dir(args, scn.name)
     ids, failed = _identities(hosts)
     groups = group_hosts([h for h in hosts if h.name in ids], ids)
@@ -166,15 +173,16 @@ def _print_compare(fleet: Path | None, everything: bool, json_out: str | None,
     from vbench.fleet.index import fleet_runs
     from vbench.core.files import atomic_write
 
+    # With --json -, stdout carries only the JSON; the human text goes to stderr.
+    out = (lambda text: print(text, file=sys.stderr, flush=True)) if json_out == "-" else say
     runs = runs if runs is not None else fleet_runs(Path(fleet or "."))
-    r = host_ratios(runs, everything=everything, warn=lambda w: say(f"warning: {w}"))
+    r = host_ratios(runs, everything=everything, warn=lambda w: out(f"warning: {w}"))
     header, rows = side_by_side(r, [n for n, _p in runs])
-    say("")
-    say("Paravirtual / emulated per host (ratio of medians, 95% interval, verdict):")
-    say(table(rows, header))
-    if json_out:
-        atomic_write(Path(json_out), json.dumps(to_json(r), indent=2) + "\n")
-        say(f"json: {json_out}")
+    out("")
+    out("Paravirtual / emulated per host (ratio of medians, 95% interval, verdict):")
+    out(table(rows, header))
+    if json_out and not write_file_or_stdout(json_out, json.dumps(to_json(r), indent=2) + "\n"):
+        out(f"json: {json_out}")
 
 
 def cmd_fleet_compare(args: argparse.Namespace) -> ExitStatus:
@@ -218,7 +226,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sp = fsub.add_parser("run", help="fan a scenario out over the hosts of a hosts file")
     sp.add_argument("scenario", help="scenario YAML file")
     sp.add_argument("--hosts", required=True, metavar="FILE",
-                    help="hosts file: a YAML list of {name, connect, netns, env}")
+                    help="hosts file: a YAML list of {name, connect, netns, env, machine} "
+                         "(check it with `vbench validate FILE`)")
     sp.add_argument("--out", metavar="DIR", help="fleet directory (default: FLEETS/<time>-<scenario>)")
     sp.add_argument("--fleets", default=os.environ.get("VBENCH_FLEETS", "fleets"), metavar="DIR",
                     help="where fleet directories go (default: ./fleets)")
@@ -228,7 +237,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sp = fsub.add_parser("compare", help="per host, the paravirtual/emulated ratios in columns")
     _sources(sp)
     sp.add_argument("--all", action="store_true", help="every metric, not only the headline ones")
-    sp.add_argument("--json", metavar="FILE", help="also write the ratios as JSON")
+    sp.add_argument("--json", metavar="FILE", help="also write the ratios as JSON (- for stdout; "
+                                                   "the table then goes to stderr)")
     sp.set_defaults(func=cmd_fleet_compare)
     sp = fsub.add_parser("report", help="HTML report with the hosts side by side")
     _sources(sp)

@@ -14,6 +14,9 @@ from vbench.commands.output import say, table
 def cmd_guests_verify(args: argparse.Namespace) -> ExitStatus:
     from vbench.guest import boot as guests
 
+    from vbench.core.extras import require_lab
+
+    require_lab("vbench guests verify")
     rows = guests.verify_profiles(args.profiles, connect=args.connect, accel=args.accel,
                                   progress=say)
     say(table([(r["profile"], r["device"], r["model"], r["expected"], r["found"],

@@ -17,6 +17,9 @@ def connect_opts(sp: argparse.ArgumentParser) -> None:
 def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
     from vbench.host import accel, images, lab
 
+    from vbench.core.extras import require_lab
+
+    require_lab("vbench lab up")
     lb = lab.up(connect=args.connect, progress=say)
     img = images.find_default()
     acc = accel.accelerator(lb, img.kernel if img else None, override=args.accel)
@@ -51,6 +54,9 @@ def cmd_lab_gc(args: argparse.Namespace) -> ExitStatus:
 def cmd_image_build(args: argparse.Namespace) -> ExitStatus:
     from vbench.host import images
 
+    from vbench.core.extras import require_lab
+
+    require_lab("vbench image build")
     img, built, secs = images.build(args.recipe, force=args.force, progress=say)
     verb = "built" if built else "reused cached"
     say(f"{verb} image {img.name} (kernel {img.kernel_release}) in {secs:.1f} s: {img.dir}")

@@ -34,11 +34,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     sp.set_defaults(func=cmd_publish)
 
 
-def add_store_option(sp: argparse.ArgumentParser) -> None:
-    """``--store URL`` for a reading command: its RUN arguments are then run ids in that database."""
-    sp.add_argument("--store", metavar="URL",
-                    help="read the runs from this results database (postgresql://...) instead of "
-                         "run directories; RUN is then a run id (or RUN@HOST)")
+def add_store_option(sp: argparse.ArgumentParser, scenario: bool = False) -> None:
+    """``--store URL`` for a reading command: its RUN arguments are then run ids in that database
+    (``scenario``: the command takes a scenario, whose runs are then read from the database)."""
+    what = ("the scenario's runs from this results database (postgresql://...) instead of "
+            "--results" if scenario else
+            "the runs from this results database (postgresql://...) instead of run directories; "
+            "RUN is then a run id (or RUN@HOST)")
+    sp.add_argument("--store", metavar="URL", help=f"read {what}")
 
 
 def _run_paths(items: list[str]) -> list[Path]:

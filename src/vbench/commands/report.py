@@ -52,7 +52,7 @@ def add_parsers(subparsers) -> None:
     sp.add_argument("--results", default=os.environ.get("VBENCH_RESULTS", "results"), metavar="DIR",
                     help="results root (default: ./results)")
     sp.add_argument("--out", metavar="DIR", help="output directory (default: reports/history-<scenario>)")
-    store.add_store_option(sp)
+    store.add_store_option(sp, scenario=True)
     sp.set_defaults(func=cmd_history)
 
 
@@ -60,7 +60,7 @@ def _add_compare(subparsers) -> None:
     sp = subparsers.add_parser(
         "compare", help="compare a new run against a base run; exit 1 when the gate fails",
         description="Per (workload, metric, variant): change of the median (Welch's t on logs), "
-                    "95%% interval, p-value and the smallest change the row could detect; "
+                    "95% interval, p-value and the smallest change the row could detect; "
                     "verdict regression, improvement, unchanged (the whole interval within the "
                     "threshold) or inconclusive. Only the gated metrics (the scenario's `gate:`) "
                     "can fail: on a regression, or on an inconclusive row unless "
@@ -86,8 +86,11 @@ def _add_compare(subparsers) -> None:
     sp.add_argument("--allow-inconclusive", action="store_true",
                     help="pass the gate when gated rows are inconclusive (the data cannot rule out "
                          "a change beyond the threshold); regressions still fail")
-    sp.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
-    sp.add_argument("--junit", metavar="FILE", help="write the comparison as JUnit XML")
+    sp.add_argument("--json", metavar="FILE",
+                    help="write the comparison as JSON (- for stdout; the table then goes to "
+                         "stderr)")
+    sp.add_argument("--junit", metavar="FILE", help="write the comparison as JUnit XML (- for "
+                                                    "stdout)")
     sp.add_argument("--allow-mixed", action="store_true",
                     help="compare even if the runs were measured under different accelerators "
                          "or on different hosts")
@@ -135,7 +138,8 @@ def scenario_gate(meta: dict, warn: Callable[[str], None]) -> tuple[Gate, float 
     from pydantic import ValidationError
 
     from vbench.stats.compare import Gate
-    from vbench.scenario.schema import GateSpec, format_validation_error
+    from vbench.scenario.fielderrors import format_validation_error
+    from vbench.scenario.schema import GateSpec
 
     text = (meta.get("scenario") or {}).get("text") if isinstance(meta, dict) else None
     try:
@@ -217,9 +221,18 @@ def _compare_gate(args: argparse.Namespace, meta: dict,
 def cmd_compare(args) -> ExitStatus:
     if getattr(args, "store", None):
         return store.compare_from_store(args, cmd_compare)
+    import sys
+
     from vbench.stats import compare
     from vbench.results.rundir import load_meta, load_samples
-    from vbench.core.files import atomic_write
+    from vbench.commands.output import check_one_stdout, to_stdout, write_file_or_stdout
+
+    check_one_stdout(json=args.json, junit=args.junit)
+    # With --json - or --junit -, stdout carries only that; the human text goes to stderr.
+    human = sys.stderr if to_stdout(args.json, args.junit) else sys.stdout
+
+    def out(text: str) -> None:
+        print(text, file=human, flush=True)
 
     thresholds = parse_thresholds(args.threshold)
     abs_thresholds = parse_abs_thresholds(args.abs_threshold)
@@ -233,22 +246,21 @@ def cmd_compare(args) -> ExitStatus:
                         f"{', '.join(sorted(present)) or 'none'})")
     gate, default = _compare_gate(args, load_meta(new), warnings.append)
     for w in warnings:
-        print(f"warning: {w}")
+        out(f"warning: {w}")
     for label, path in (("base", base), ("new", new)):
         status = load_meta(path).get("status")
         if status and status != "complete":
-            print(f"warning: the {label} run {path.name} is {status}; its numbers may be partial")
+            out(f"warning: the {label} run {path.name} is {status}; its numbers may be partial")
     result = compare.compare(base_df, new_df, thresholds=thresholds, abs_thresholds=abs_thresholds,
                               default_threshold=default, alpha=args.alpha,
                               allow_mixed=args.allow_mixed, correction=args.correction, gate=gate,
                               fail_inconclusive=not args.allow_inconclusive)
-    print(f"compare: base {base.name} -> new {new.name}")
-    print(result.to_text())
+    out(f"compare: base {base.name} -> new {new.name}")
+    out(result.to_text())
     for path, text, label in ((args.json, result.to_json, "json"),
                               (args.junit, result.to_junit, "junit")):
-        if path:
-            atomic_write(Path(path), text())
-            print(f"{label}: {path}")
+        if path and not write_file_or_stdout(path, text()):
+            out(f"{label}: {path}")
     if result.gate_failed:
         t = result.table
         failing = t[t["gated"] & t["status"].isin(["regression", "inconclusive"])]

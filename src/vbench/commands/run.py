@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from vbench.core.errors import ExitStatus, StoreError, UserError
+from vbench.core.extras import require_lab
 from vbench.commands.lab import connect_opts
 from vbench.commands.output import say, table
 
@@ -15,8 +16,8 @@ from vbench.commands.output import say, table
 def _scenario_of(args: argparse.Namespace):
     """(scenario, its text, its file name, results root, resume path or None, repetitions)."""
     from vbench.scenario import budget
-    from vbench.core import untrusted
-    from vbench.scenario.schema import load_scenario, load_scenario_text
+    from vbench.scenario.schema import load_scenario_text
+    from vbench.commands import preflight
     from vbench.results.rundir import load_record
 
     resume = Path(args.resume) if args.resume else None
@@ -29,10 +30,15 @@ def _scenario_of(args: argparse.Namespace):
     else:
         if not args.scenario:
             raise UserError("name a scenario file (e.g. `vbench run scenarios/disk.yaml`) or --resume RUN")
-        scn = load_scenario(args.scenario)
-        text = untrusted.read_text(Path(args.scenario))  # bounded, like load_scenario's read
-        scenario_file, results_root = args.scenario, Path(args.results)
-        reps = args.repetitions or scn.max_repetitions
+        if args.repetitions is not None and args.repetitions < 1:
+            raise UserError("--repetitions must be at least 1")
+        # Before anything boots, the checks `vbench validate` makes (every problem listed): a
+        # scenario from someone else must be sound and fit this host and --max-hours.
+        scn, text, path = preflight.require_scenario(
+            args.scenario, repetitions=args.repetitions,
+            max_hours=getattr(args, "max_hours", None) or budget.DEFAULT_MAX_HOURS)
+        scenario_file, results_root = str(path), Path(args.results)
+        return scn, text, scenario_file, results_root, resume
     if args.repetitions is not None and args.repetitions < 1:
         raise UserError("--repetitions must be at least 1")
     if not isinstance(reps, int) or isinstance(reps, bool) or reps < 1:
@@ -61,6 +67,11 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
     from vbench.results.rundir import load_record
 
     scn, text, scenario_file, results_root, resume = _scenario_of(args)
+    if resume is None:
+        from vbench.commands.plan import estimate_line
+
+        say(estimate_line(scn, args.repetitions or scn.max_repetitions))
+    require_lab("vbench run")
     t0 = time.monotonic()
     run_path = runner.run_scenario(scn, text, scenario_file, results_root, args.connect, args.accel,
                                    say, repetitions=args.repetitions, resume=resume)
@@ -85,7 +96,9 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     sp = sub.add_parser("run", help="run a scenario and store its results")
-    sp.add_argument("scenario", nargs="?", help="scenario YAML file (e.g. scenarios/disk.yaml)")
+    sp.add_argument("scenario", nargs="?",
+                    help="scenario YAML file (e.g. scenarios/disk.yaml), or a shipped scenario's "
+                         "name (e.g. disk)")
     sp.add_argument("--results", default=os.environ.get("VBENCH_RESULTS", "results"),
                     help="results root (default: ./results)")
     sp.add_argument("--reports", default=os.environ.get("VBENCH_REPORTS", "reports"),

@@ -35,15 +35,30 @@ class ExitStatus(IntEnum):
 
 
 class UserError(Exception):
-    """Something the user can fix; the message says what is wrong and what to do next."""
+    """Something the user can fix; the message says what is wrong and what to do next.
+
+    ``problems``: every problem found, one line each (the CLI prints one line per problem; the
+    message joins them with "; ")."""
 
     exit_status: ExitStatus = ExitStatus.USER_ERROR
+
+    def __init__(self, message: str = "", problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems else [message]
+
+    @classmethod
+    def of(cls, problems: list[str]):
+        return cls("; ".join(problems), problems)
 
 
 class ScenarioError(UserError):
     """A scenario file is unreadable or invalid; the message names the field path."""
 
     exit_status = ExitStatus.SCENARIO_INVALID
+
+
+class HostsFileError(ScenarioError):
+    """A hosts file is unreadable or invalid: bad input, exit 3 like a bad scenario."""
 
 
 class LabError(UserError):

@@ -35,12 +35,19 @@ def read_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
 
     OSError and UnicodeDecodeError pass through for the caller to word.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as fh:
-        import stat
+    import stat
 
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise UntrustedInputError("is not a regular file")
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):  # checked before fdopen, which refuses a directory with errno 21
+        os.close(fd)
+        raise UntrustedInputError("is a directory, not a file" if stat.S_ISDIR(mode)
+                                  else "is not a regular file")
+    with os.fdopen(fd, "rb") as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise UntrustedInputError(f"is larger than {max_bytes // 1024} KiB; scenarios and recipes "

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vbench.core import untrusted
-from vbench.core.errors import UserError
+from vbench.core.errors import HostsFileError, UserError
 
 MAX_HOSTS = 32
 MAX_FILE_BYTES = 64 * 1024
@@ -88,7 +88,7 @@ class Host:
 
 
 def _fail(where: str, what: str) -> UserError:
-    return UserError(f"{where}: {what}")
+    return HostsFileError(f"{where}: {what}")
 
 
 def _text(value: Any, where: str, pattern: re.Pattern, what: str) -> str:
@@ -97,66 +97,102 @@ def _text(value: Any, where: str, pattern: re.Pattern, what: str) -> str:
     return value
 
 
-def _env(value: Any, where: str) -> dict[str, str]:
+def _env(value: Any, where: str, problems: list[str]) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise _fail(where, "env must be a mapping of VARIABLE: value")
+        problems.append(f"{where}: env must be a mapping of VARIABLE: value")
+        return {}
     out: dict[str, str] = {}
     for key, val in value.items():
         check = ENV_ALLOWED.get(key) if isinstance(key, str) else None
         if check is None:
-            raise _fail(where, f"env {untrusted.shown(key)} is not allowed (allowed: "
-                               f"{', '.join(sorted(ENV_ALLOWED))})")
+            problems.append(f"{where}: env {untrusted.shown(key)} is not allowed (allowed: "
+                            f"{', '.join(sorted(ENV_ALLOWED))})")
+            continue
         if not isinstance(val, str) or len(val) > 255 or not val.isprintable():
-            raise _fail(where, f"env {key}: {untrusted.shown(val)} is not a short string")
+            problems.append(f"{where}: env {key}: {untrusted.shown(val)} is not a short string")
+            continue
         try:
             out[key] = check(val)
         except ValueError as exc:
-            raise _fail(where, f"env {key}: {untrusted.shown(val)} is not {exc}") from None
+            problems.append(f"{where}: env {key}: {untrusted.shown(val)} is not {exc}")
     return out
 
 
-def parse_host(item: Any, where: str) -> Host:
+def _field(item: dict, key: str, where: str, pattern: re.Pattern, what: str,
+           problems: list[str]) -> str | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    try:
+        return _text(value, where, pattern, what)
+    except UserError as exc:
+        problems.append(str(exc))
+        return None
+
+
+def host_problems(item: Any, where: str) -> tuple[Host | None, list[str]]:
+    """(the host or None, every problem of one hosts-file entry, one line each)."""
     if not isinstance(item, dict):
-        raise _fail(where, "each host is a mapping with a name (and connect, netns, env, machine)")
-    extra = [k for k in item if k not in HOST_FIELDS]
-    if extra:
-        raise _fail(where, f"unknown field {untrusted.shown(extra[0])} (allowed: "
-                           f"{', '.join(sorted(HOST_FIELDS))})")
-    name = _text(item.get("name"), where, NAME, "a host name (letters, digits, '-', '_'; "
-                                                "at most 32, starting with a letter or digit)")
-    where = f"{where} ({name})"
-    connect = item.get("connect")
-    if connect is not None:
-        connect = _text(connect, where, URI, "a libvirt URI such as qemu+ssh://root@HOST/system")
-    netns = item.get("netns")
-    if netns is not None:
-        netns = _text(netns, where, NETNS, "a network namespace name")
-    machine = item.get("machine")
-    if machine is not None:
-        machine = _text(machine, where, NAME, "a machine name (like a host name)")
-    host = Host(name=name, connect=connect, netns=netns, env=_env(item.get("env", {}), where),
-                machine=machine)
+        return None, [f"{where}: each host is a mapping with a name (and connect, netns, env, "
+                      f"machine)"]
+    problems = [f"{where}: unknown field {untrusted.shown(k)} (allowed: "
+                f"{', '.join(sorted(HOST_FIELDS))})" for k in item if k not in HOST_FIELDS]
+    name = _field(item, "name", where, NAME, "a host name (letters, digits, '-', '_'; at most 32, "
+                  "starting with a letter or digit)", problems)
+    if name is None and "name" not in item:
+        problems.append(f"{where}: name is required")
+    where = f"{where} ({name})" if name else where
+    connect = _field(item, "connect", where, URI,
+                     "a libvirt URI such as qemu+ssh://root@HOST/system", problems)
+    netns = _field(item, "netns", where, NETNS, "a network namespace name", problems)
+    machine = _field(item, "machine", where, NAME, "a machine name (like a host name)", problems)
+    env = _env(item.get("env", {}), where, problems)
+    if problems or name is None:
+        return None, problems
+    host = Host(name=name, connect=connect, netns=netns, env=env, machine=machine)
     if host.netns and not host.local:
-        raise _fail(where, "netns only applies to a libvirt on this machine")
+        return None, [f"{where}: netns only applies to a libvirt on this machine"]
+    return host, []
+
+
+def parse_host(item: Any, where: str) -> Host:
+    host, problems = host_problems(item, where)
+    if problems or host is None:
+        raise HostsFileError.of(problems)
     return host
 
 
-def parse_hosts(doc: Any, where: str = "hosts file") -> list[Host]:
-    """Validated hosts of a parsed hosts document (a list, or a mapping with ``hosts:``)."""
+def hosts_problems(doc: Any, where: str = "hosts file") -> tuple[list[Host], list[str]]:
+    """(the valid hosts, every problem of a parsed hosts document, one line each)."""
     if isinstance(doc, dict):
         if set(doc) != {"hosts"}:
-            raise _fail(where, "expected a list of hosts, or a mapping with only `hosts:`")
+            return [], [f"{where}: expected a list of hosts, or a mapping with only `hosts:`"]
         doc = doc["hosts"]
     if not isinstance(doc, list) or not doc:
-        raise _fail(where, "expected a non-empty list of hosts")
+        return [], [f"{where}: expected a non-empty list of hosts"]
     if len(doc) > MAX_HOSTS:
-        raise _fail(where, f"{len(doc)} hosts; at most {MAX_HOSTS}")
-    hosts = [parse_host(item, f"{where}: host {i + 1}") for i, item in enumerate(doc)]
+        return [], [f"{where}: {len(doc)} hosts; at most {MAX_HOSTS}"]
+    hosts, problems = [], []
     seen: set[str] = set()
-    for h in hosts:
-        if h.name.lower() in seen:  # names become directories: no two that differ in case only
-            raise _fail(where, f"host name {h.name!r} appears twice")
-        seen.add(h.name.lower())
+    for i, item in enumerate(doc):
+        host, found = host_problems(item, f"{where}: host {i + 1}")
+        problems += found
+        if host is not None:
+            hosts.append(host)
+        name = item.get("name") if isinstance(item, dict) else None
+        if isinstance(name, str) and NAME.match(name):
+            if name.lower() in seen:  # names become directories: none that differ in case only
+                problems.append(f"{where}: host name {name!r} appears twice")
+            seen.add(name.lower())
+    return hosts, problems
+
+
+def parse_hosts(doc: Any, where: str = "hosts file") -> list[Host]:
+    """Validated hosts of a parsed hosts document (a list, or a mapping with ``hosts:``); a
+    UserError listing every problem ("; "-separated) otherwise."""
+    hosts, problems = hosts_problems(doc, where)
+    if problems:
+        raise HostsFileError.of(problems)
     return hosts
 
 

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Callable
 from vbench.core import paths, procs
 from vbench.devices import DomainFiles
 from vbench.guest.xml import PANIC_MARK, domain_xml, kernel_cmdline, mac_for
-from vbench.core.errors import GuestError
 from vbench.host.libvirtd import (_libvirt, claim_dir, open_connection, qemu_pid_by_name)
 from vbench.guest.userimage import own_boot, write_seed
 from vbench.host.networks import MGMT, TEST
 from vbench.core import files
+from vbench.core.errors import GuestError
 
 if TYPE_CHECKING:  # pragma: no cover
     from libvirt import virConnect, virDomain

@@ -99,9 +99,11 @@ def recipes_dir() -> Path:
     env = os.environ.get("VBENCH_GUESTS")
     if env:
         return Path(env)
-    for cand in (Path.cwd() / "guests", Path(__file__).resolve().parents[2] / "guests"):
-        if cand.is_dir():
-            return cand
+    from vbench.core.shipped import find_dir
+
+    found = find_dir("guests")  # ./guests, the checkout's, or the installed package's copy
+    if found is not None:
+        return found
     raise ImageError("no guests/ directory with image recipes found: run vbench from the project "
                      "directory or set VBENCH_GUESTS")
 

@@ -21,10 +21,10 @@ DOMAIN_PREFIX = "vbench-"                            # every vbench domain and g
 # ---- libvirt connections, networks, tagged domains -------------------------------------------
 
 def _libvirt():
-    try:
-        import libvirt
-    except ImportError:
-        raise LabError("libvirt-python is not installed: run `scripts/setup.sh` as root") from None
+    from vbench.core.extras import require_lab
+
+    require_lab("booting guests")  # one line naming the extra to install, if it is missing
+    import libvirt
     libvirt.registerErrorHandler(lambda *_: None, None)  # errors come as exceptions, not stderr
     return libvirt
 

@@ -98,7 +98,7 @@ def load_runs(run_paths: Iterable[Path], warnings: list[str], labels: Sequence[s
         try:
             rec, problems = read_record(path)
         except StoreError as exc:
-            raise UserError(f"cannot report on {path}: {exc}") from exc
+            raise StoreError(f"cannot report on {path}: {exc}") from exc  # exit 10, as compare
         label = labels[i] if labels else path.name
         seen[label] = seen.get(label, 0) + 1
         if seen[label] > 1:

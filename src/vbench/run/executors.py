@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from vbench.host.lab import Lab
     from vbench.guest.domain import Guest
 
-FIO_SLACK_S = 20  # fio start-up and teardown, generous even under TCG
+FIO_TIMEOUT_SLACK_S = 20  # fio start-up and teardown, generous even under TCG
 
 
 @dataclass
@@ -50,7 +50,7 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
     opts = scn.fio_options(w)
     # fio ends on its own after ramp+runtime; past `limit` it is hung (or stopped): `timeout`
     # signals its whole process group, SIGKILL 5 s later even if stopped.
-    limit = runtime + ramp + FIO_SLACK_S
+    limit = runtime + ramp + FIO_TIMEOUT_SLACK_S
     wrap = ["timeout", "-k", "5", str(limit)]
     bound = limit + 20
     if target.guest is None:

@@ -52,11 +52,26 @@ def error_text(err: Mapping[str, Any]) -> str:
     return f"{msg} (got {shown(got)})" if kind not in ("value_error", "assertion_error") and not isinstance(got, dict) else msg
 
 
+def validation_problems(exc: ValidationError, where: str) -> list[str]:
+    """Every problem of a validation error, one line each: ``where: field.path: what``. A model
+    check that found several problems (a :class:`Problems`) gives one line per problem."""
+    out = []
+    for err in exc.errors():
+        path = field_path(err.get("loc", ()))
+        inner = (err.get("ctx") or {}).get("error")
+        texts = list(inner.problems) if isinstance(inner, Problems) else [error_text(err)]
+        out += [f"{where}: {path + ': ' if path else ''}{text}" for text in texts]
+    return out
+
+
 def format_validation_error(exc: ValidationError, where: str) -> str:
-    errors = exc.errors()
-    first = errors[0]
-    path = field_path(first.get("loc", ()))
-    line = f"{where}: {path + ': ' if path else ''}{error_text(first)}"
-    if len(errors) > 1:
-        line += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return line
+    """All problems on one line, separated by "; " (none hidden behind a count)."""
+    return "; ".join(validation_problems(exc, where))
+
+
+class Problems(ValueError):
+    """Several problems a model check found at once (each a line with its own field path)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)

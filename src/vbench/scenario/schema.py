@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import (Field, ValidationError, WithJsonSchema, create_model, field_validator,
+                      model_validator)
 
 from vbench import devices
 from vbench.devices import Device, Strict
 from vbench.core.errors import ScenarioError
-from vbench.scenario.fielderrors import field_path, error_text, format_validation_error
 from vbench import workloads
 from vbench.workloads.base import WorkloadKind
 from vbench.workloads.fio import FioDefaults, runtime_of
 from vbench.core.untrusted import UntrustedInputError, load_yaml, read_text
+from vbench.scenario.fielderrors import (Problems, error_text, field_path, validation_problems)
+from vbench.workloads import fiojob
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
 Name = Annotated[str, Field(pattern=NAME_RE)]
@@ -134,10 +136,14 @@ class _WorkloadBase(_Strict):
     """One workload of a scenario: a name and exactly one tool section (the registered kinds of
     :mod:`vbench.workloads`)."""
 
+    model_config = {**_Strict.model_config, "json_schema_extra": fiojob.schema_extra}
+
     name: Name
 
     if TYPE_CHECKING:  # type checkers see the tool sections as attributes of any name
         def __getattr__(self, tool: str) -> Any: ...
+
+    _jobfile_read = field_validator("fio", mode="before", check_fields=False)(fiojob.refuse_unexpanded)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "_WorkloadBase":
@@ -195,7 +201,10 @@ class Repetitions(_Strict):
 
     min: int = Field(3, ge=1, le=1000)
     max: int = Field(10, ge=1, le=1000)
-    target_ci: float = Field(gt=0, lt=1)
+    target_ci: Annotated[float, WithJsonSchema({  # what the "before" validator below accepts
+        "anyOf": [{"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                  {"type": "string", "pattern": r"^\s*[0-9]*\.?[0-9]+\s*%\s*$"}],
+        "title": "Target Ci"})] = Field(gt=0, lt=1)
 
     @field_validator("target_ci", mode="before")
     @classmethod
@@ -220,6 +229,8 @@ class Scenario(_Strict):
     device: DeviceKind
     repetitions: Annotated[int, Field(ge=1, le=1000)] | Repetitions = Field(
         3, description="a number, or {min, max, target_ci} for adaptive repetitions")
+    smoke: bool = Field(False, description="a code-path check, not a measurement: allows fewer "
+                        "than 3 repetitions (a comparison needs at least 3)")
     order: Literal["interleaved", "sequential"] = "interleaved"
     host_baseline: bool = Field(False, description="also run the fio jobs on the host (disk only)")
     fresh_boot: bool = Field(False, description="boot a fresh guest for every repetition (for "
@@ -237,37 +248,48 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "Scenario":
+        if problems := self.problems():
+            raise Problems(problems)
+        return self
+
+    def problems(self) -> list[str]:
+        """Every problem of the fields taken together, one line each with its field path."""
+        out: list[str] = []
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names) or "host" in names:
-            raise ValueError("variant names must be unique and not 'host' (reserved for the baseline)")
+            out.append("variants: variant names must be unique and not 'host' (reserved for "
+                       "the baseline)")
         wnames = [w.name for w in self.workloads]
         if len(set(wnames)) != len(wnames):
-            raise ValueError("workload names must be unique")
+            out.append("workloads: workload names must be unique")
         for i, v in enumerate(self.variants):
             for kind in DEVICES:
                 if kind != self.device and getattr(v, kind) is not None:
-                    raise ValueError(f"variants[{i}].{kind}: only the device under test "
-                                     f"({self.device}) may differ between variants; put it in defaults")
+                    out.append(f"variants[{i}].{kind}: only the device under test "
+                               f"({self.device}) may differ between variants; put it in defaults")
             if getattr(v, self.device) is None and getattr(self.defaults, self.device) is None:
-                raise ValueError(f"variants[{i}]: sets no {self.device} (the device under test)")
+                out.append(f"variants[{i}]: sets no {self.device} (the device under test)")
         if self.reference is not None and self.reference not in names:
-            raise ValueError(f"reference: no variant named {self.reference!r} "
-                             f"(variants: {', '.join(names)})")
+            out.append(f"reference: no variant named {self.reference!r} "
+                       f"(variants: {', '.join(names)})")
         if self.gate is not None:
-            _check_gate(self.gate, names + ["host"] if self.host_baseline else names, wnames)
+            out += _gate_problems(self.gate, names + ["host"] * self.host_baseline, wnames)
+        if out:
+            return out  # the profiles below assume sound variants
         for i, v in enumerate(self.variants):
             try:
                 prof = self.profile(v)
             except ValueError as exc:
-                raise ValueError(f"variants[{i}].{self.device}: {exc}") from None
+                out.append(f"variants[{i}].{self.device}: {exc}")
+                continue
             for dev, spec in prof.present():
                 why = dev.guest_rule(spec, self.guest.machine)
                 if why:
-                    raise ValueError(f"variants[{i}].{dev.kind}: {why}")
+                    out.append(f"variants[{i}].{dev.kind}: {why}")
         if self.host_baseline and not DEVICES[self.device].host_baseline:
             kinds = " or ".join(k for k, d in DEVICES.items() if d.host_baseline)
-            raise ValueError(f"host_baseline: only {kinds} scenarios have a host baseline")
-        return self
+            out.append(f"host_baseline: only {kinds} scenarios have a host baseline")
+        return out
 
     @field_validator("repetitions", mode="before")
     @classmethod
@@ -337,13 +359,15 @@ def _over_defaults(default: Any, own: Any) -> Any:
         raise ValueError(f"with the defaults: {first['msg']}") from None
 
 
-def _check_gate(gate: GateSpec, variants: list[str], workloads: list[str]) -> None:
+def _gate_problems(gate: GateSpec, variants: list[str], workloads: list[str]) -> list[str]:
+    out = []
     for field, names, known in (("variants", gate.variants, variants),
                                 ("workloads", gate.workloads, workloads)):
         unknown = sorted(set(names or ()) - set(known))
         if unknown:
-            raise ValueError(f"gate.{field}: no such {field[:-1]} {', '.join(unknown)} "
-                             f"(the scenario has {', '.join(known)})")
+            out.append(f"gate.{field}: no such {field[:-1]} {', '.join(unknown)} "
+                       f"(the scenario has {', '.join(known)})")
+    return out
 
 
 # ---- loading ---------------------------------------------------------------------------------
@@ -352,10 +376,16 @@ def _validate(model, data, where: str):
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(format_validation_error(exc, where)) from None
+        raise ScenarioError.of(validation_problems(exc, where)) from None
 
 
-def load_scenario_text(text: str, where: str = "scenario") -> Scenario:
+def load_scenario_text(text: str, where: str = "scenario", base_dir: Path | None = None) -> Scenario:
+    """A scenario from its YAML text; fio job files it names are read from ``base_dir``."""
+    return _validate(Scenario, scenario_data(text, where, base_dir), where)
+
+
+def scenario_data(text: str, where: str = "scenario", base_dir: Path | None = None) -> Any:
+    """The parsed, not yet validated scenario mapping (job files expanded when ``base_dir``)."""
     try:
         data = load_yaml(text)
     except UntrustedInputError as exc:
@@ -371,7 +401,7 @@ def load_scenario_text(text: str, where: str = "scenario") -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError(f"{where}: expected a mapping with name, device, variants, workloads "
                             f"(got {type(data).__name__})")
-    return _validate(Scenario, data, where)
+    return data if base_dir is None else fiojob.expanded(data, base_dir, where)
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -384,4 +414,4 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"{path}: no such scenario file (see scenarios/ for the shipped ones)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path}: cannot read it: {exc}") from None
-    return load_scenario_text(text, where=str(path))
+    return load_scenario_text(text, where=str(path), base_dir=path.parent)

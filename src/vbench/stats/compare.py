@@ -144,7 +144,8 @@ class CompareResult:
 
     def to_dict(self) -> dict:
         return {
-            "kind": "vbench-compare", "alpha": self.alpha,
+            "kind": "vbench-compare", "schema_version": COMPARE_JSON_VERSION,
+            "units": dict(COMPARE_JSON_UNITS), "alpha": self.alpha,
             "default_threshold": self.default_threshold, "correction": self.correction,
             "thresholds": dict(self.thresholds), "base_runs": list(self.base_runs),
             "new_runs": list(self.new_runs),
@@ -156,7 +157,7 @@ class CompareResult:
                      "fail_inconclusive": self.fail_inconclusive, "failed": self.gate_failed,
                      "message": self.gate_message(), "counts": self.counts(gated=True)},
             "counts": self.counts(),
-            "rows": [{k: _jsonable(v) for k, v in row.items()}
+            "rows": [_with_units({k: _jsonable(v) for k, v in row.items()})
                      for row in self.table.to_dict(orient="records")],
         }
 
@@ -172,6 +173,30 @@ class CompareResult:
         from vbench.stats.compare_text import text
 
         return text(self)
+
+
+# `vbench compare --json`: version 1 added schema_version and the units (rows carry "unit", the
+# metric's, and "change_unit": "fraction" for relative rows, the metric's unit for absolute ones).
+COMPARE_JSON_VERSION = 1
+COMPARE_JSON_UNITS = {
+    "median_base": "the row's unit", "median_new": "the row's unit",
+    "cv_base": "fraction", "cv_new": "fraction",
+    "change": "the row's change_unit (new vs base median: a fraction, 0.05 = +5 %, for relative "
+              "rows; a difference in the metric's unit for absolute ones)",
+    "ci_low": "the row's change_unit", "ci_high": "the row's change_unit",
+    "threshold": "the row's change_unit", "detectable": "the row's change_unit",
+    "alpha": "probability", "p_value": "probability", "p_adjusted": "probability",
+}
+
+
+def _with_units(row: dict) -> dict:
+    from vbench.core.metrics import METRICS
+
+    info = METRICS.get(row.get("metric", ""))
+    unit = info.unit if info is not None else ""
+    row["unit"] = unit
+    row["change_unit"] = "fraction" if row.get("scale") != "absolute" else unit
+    return row
 
 
 def describe_row(row: dict) -> str:

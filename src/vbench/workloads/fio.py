@@ -335,6 +335,9 @@ def runtime_of(spec: FioSpec, defaults: FioDefaults) -> tuple[int, int]:
             defaults.ramp_time if spec.ramp_time is None else spec.ramp_time)
 
 
+FIO_SLACK_S = 1.0  # per fio unit beyond runtime + ramp_time (start, JSON, suspend): measured
+
+
 class Fio(WorkloadKind):
     tool = "fio"
     spec = FioSpec
@@ -346,7 +349,7 @@ class Fio(WorkloadKind):
 
     def estimate_s(self, spec: Any, scn: Any) -> float:
         runtime, ramp = runtime_of(spec, scn.fio_defaults)
-        return runtime + ramp + 2.0
+        return runtime + ramp + FIO_SLACK_S
 
     def headline_of(self, spec: Any) -> str:
         return "bw" if spec.rw in ("read", "write") else "iops"  # sequential: bandwidth tells

@@ -34,7 +34,7 @@ class FioOptionError(ValueError):
 
 @dataclass(frozen=True)
 class Opt:
-    kind: str                      # bool | int | size | choice | cpus | dist
+    kind: str                      # bool | int | size | choice | cpus | dist | bssplit
     lo: int = 0
     hi: int = 0
     choices: tuple[str, ...] = ()
@@ -81,6 +81,8 @@ OPTIONS: dict[str, Opt] = {
     "refill_buffers": _b("new random data for every write"),
     "buffer_compress_percentage": Opt("int", 0, 100, help="compressibility of written data (%)"),
     "cpus_allowed": Opt("cpus", help="CPU list, e.g. 0,2-3"),
+    "bssplit": Opt("bssplit", 512, 64 * MIB,
+                   help="block sizes and their shares, e.g. 4k/10:64k/50:32k/40 (reads,writes)"),
 }
 
 
@@ -139,7 +141,34 @@ def canonical(key: object, value: object) -> str:
         if not isinstance(value, str) or not _DIST_RE.match(value):
             raise FioOptionError(f"{bad}: give random, zipf:X, pareto:X or normal:X")
         return value
+    if opt.kind == "bssplit":
+        if not isinstance(value, str) or not _bssplit_ok(value, opt):
+            raise FioOptionError(f"{bad}: give SIZE/PERCENT pairs like 4k/10:64k/90 (at most 2 "
+                                 f"lists, comma-separated: reads,writes; sizes {opt.lo} to "
+                                 f"{opt.hi} bytes; shares adding up to at most 100)")
+        return value
     raise AssertionError(opt.kind)  # pragma: no cover - the table above has no other kind
+
+
+def _bssplit_ok(text: str, opt: Opt) -> bool:
+    lists = text.split(",")
+    if not 1 <= len(lists) <= 2 or len(text) > 512:
+        return False
+    for part in lists:
+        pairs = part.split(":")
+        if not 1 <= len(pairs) <= 64:
+            return False
+        total = 0
+        for pair in pairs:
+            size, sep, pct = pair.partition("/")
+            n = _size_bytes(size)
+            if not sep or n is None or not opt.lo <= n <= opt.hi or not re.fullmatch(
+                    r"[0-9]{1,3}", pct):
+                return False
+            total += int(pct)
+        if total > 100:
+            return False
+    return True
 
 
 def check_options(options: object, max_options: int = len(OPTIONS)) -> dict:
