@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .remotespec import check_uri
 
 SIDES = ("a", "b")
 KEYS = ("emulator", "kernel", "initrd", "uri", "rate_iops")
-URI_RE = re.compile(r"^[a-z][a-z0-9+]*://[A-Za-z0-9._~@:/-]*(\?[A-Za-z0-9._~=&/-]*)?$")
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,7 @@ def parse_side(items: list[str] | str, name: str) -> Side:
         elif key in ("kernel", "initrd"):
             values[key] = _file(key, value, name, executable=False)
         elif key == "uri":
-            if not URI_RE.fullmatch(value):
-                raise UserError(f"--{name} uri={value}: not a libvirt URI like qemu:///system")
-            values[key] = value
+            values[key] = check_uri(value, f"--{name} uri=")  # the one allow-list
         else:
             if not value.isdigit() or not 1 <= int(value) <= 100_000_000:
                 raise UserError(f"--{name} rate_iops={value}: expected a whole number of IOPS")

@@ -16,6 +16,8 @@ from .errors import LabError
 
 
 def collect(connect: str | None = None, progress=print) -> list[str]:
+    if connect is not None:
+        remotehost.check_uri(connect)
     done: list[str] = []
     state = lab.LabState.load()
     far = remotehost.RemoteHost.open(connect) if connect and remotehost.is_remote(connect) else None

@@ -196,6 +196,8 @@ def up(connect: str | None = None, progress=print) -> Lab:
     """Bring the lab up (idempotent) and return it."""
     from . import virt
 
+    if connect is not None:
+        remotehost.check_uri(connect)
     state = LabState.load()
     remote = None
     if connect and remotehost.is_remote(connect):
@@ -312,6 +314,8 @@ def current(connect: str | None = None) -> Lab:
     """The lab as it is now, without changing anything; a clear error when it is not up."""
     from . import virt
 
+    if connect is not None:
+        remotehost.check_uri(connect)
     state = LabState.load()
     if connect and remotehost.is_remote(connect):
         raise LabError(f"{connect}: guest checks are not supported on a remote host yet "
@@ -432,6 +436,8 @@ def status(connect: str | None = None) -> list[tuple[str, str]]:
     """What is up, as (item, state) rows for the CLI."""
     from . import images, virt
 
+    if connect is not None:
+        remotehost.check_uri(connect)
     rows: list[tuple[str, str]] = []
     state = LabState.load()
     uri = connect or state.uri

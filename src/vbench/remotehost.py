@@ -32,9 +32,9 @@ from typing import Any, Callable
 
 from . import paths
 from .errors import GuestError, LabError, RemoteCommandError
-from .remotespec import (COMPLETE, IMAGE_FILES, REMOTE_ROOT, SCHEMES, Target,  # noqa: F401
+from .remotespec import (COMPLETE, IMAGE_FILES, REMOTE_ROOT, SCHEMES, Target, check_uri,  # noqa: F401
                          _inside_root, _NAME_RE, accelerator, client_key_file, is_remote,
-                         known_hosts_file, libvirt_uri, parse_uri, pinned_host_keys,
+                         known_hosts_file, libvirt_uri, parse_uri, pinned_host_keys, wrapper_path,
                          refuse_unsupported, remote_path, scratch_argv, ssh_wrapper, unsupported)
 
 
@@ -143,7 +143,7 @@ class RemoteHost:
         tr = client.get_transport()
         if tr is not None:
             tr.set_keepalive(5)
-        wrapper = ssh_wrapper(kh, key, paths.lab_dir() / "ssh" / f"{t.host}-{t.port}.sh")
+        wrapper = ssh_wrapper(kh, key, wrapper_path(t, paths.lab_dir()))
         return cls(t, client, libvirt_uri(t, wrapper))
 
     def close(self) -> None:

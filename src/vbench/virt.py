@@ -48,6 +48,9 @@ def _libvirt():
 
 
 def open_connection(uri: str):
+    from .remotespec import check_opened_uri
+
+    check_opened_uri(uri)  # whatever the caller: only allow-listed URIs reach libvirt
     libvirt = _libvirt()
     try:
         return libvirt.open(uri)

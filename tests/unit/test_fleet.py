@@ -26,7 +26,7 @@ hosts:
   - name: kvm-b
     connect: qemu+ssh://root@kvm-b.example/system
   - name: own_lv
-    connect: qemu+unix:///system?socket=/tmp/x/run/libvirt-sock
+    connect: qemu:///system
     netns: users-ns
     env: {VBENCH_MGMT_SUBNET: 10.231.0.0/24, VBENCH_TEST_SUBNET: 10.231.1.0/24}
 """
@@ -105,7 +105,7 @@ def test_identity_keys_from_libvirt_and_of_this_machine():
     me = identity.this_machine()
     assert any(k.startswith("machine:") for k in me) and any(k.startswith("hostname:") for k in me)
     assert identity.identify(Host("lab")) == me
-    assert identity.identify(Host("u", "qemu+unix:///system?socket=/x")) == me
+    assert identity.identify(Host("u", "qemu:///session")) == me
 
 
 def test_a_declared_machine_joins_hosts_libvirt_cannot_tell_apart(monkeypatch, tmp_path):

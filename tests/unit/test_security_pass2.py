@@ -50,3 +50,111 @@ def test_virtiofsd_is_found_at_fixed_locations_only(tmp_path, monkeypatch):
     assert fs.find_virtiofsd() is None
     path, _why = fs.DEVICE.host_requirements(spec)[0]
     assert not os.path.exists(path)  # reported missing: the scenario is refused on this host
+
+
+# ---- finding 3: one URI allow-list, from every entry point -------------------------------------
+
+HOSTILE_URIS = [
+    "qemu+libssh2://root@h/system?known_hosts_verify=ignore&keyfile=/root/.ssh/id_rsa",
+    "qemu+libssh://root@h/system?known_hosts=/etc/ld.so.preload&known_hosts_verify=auto",
+    "qemu+tcp://h/system?no_verify=1&auth=none",
+    "qemu+tls://h/system?pkipath=/tmp/pki",
+    "qemu+ext:///system?command=/tmp/evil",
+    "qemu+unix:///system?socket=/tmp/other-sock",
+    "qemu+ssh://root:hunter2@h/system",
+    "qemu+ssh://root@h/system?command=/tmp/evil",
+    "qemu+ssh://root@h/system?no_verify=1",
+    "qemu+ssh://root@h:0/system",
+    "qemu+ssh://root@h:/system",
+    "qemu+ssh://root@h:65536/system",
+    "qemu+ssh://root@h/session",
+    "qemu+ssh://root@h/system#x",
+    "qemu:///system?socket=/tmp/x",
+    "qemu:///embed?root=/tmp/x",
+    "qemu+ssh://root@[::1/system",
+    "qemu+ssh://root@[not:v6:zz]/system",
+    "test:///default",
+    "qemu+ssh://" + "a" * 300 + "/system",
+]
+GOOD_URIS = ["qemu:///system", "qemu:///session", "qemu+ssh://h/system",
+             "qemu+ssh://bench@hv1.example:2222/system", "qemu+ssh://root@[fd00::7]:2200/system",
+             "qemu+ssh://root@10.0.0.7:65535/system"]
+
+
+@pytest.mark.parametrize("uri", HOSTILE_URIS)
+def test_hostile_uris_are_refused_by_the_one_validator(uri):
+    from vbench.errors import BadUri
+    from vbench.remotespec import check_uri
+
+    with pytest.raises(BadUri) as exc:
+        check_uri(uri)
+    msg = one_line(exc)
+    assert "hunter2" not in msg
+    assert BadUri.exit_status == 3
+
+
+@pytest.mark.parametrize("uri", GOOD_URIS)
+def test_allowed_uris_pass(uri):
+    from vbench.remotespec import check_uri, parse_uri
+
+    assert check_uri(uri) == uri
+    if uri.startswith("qemu+ssh"):
+        t = parse_uri(uri)
+        assert t.public_uri.replace("root@", "") == uri.replace("root@", "")
+
+
+@pytest.mark.parametrize("uri", HOSTILE_URIS)
+def test_hostile_uris_are_refused_in_a_hosts_file(uri, tmp_path):
+    from vbench.errors import UserError
+    from vbench.fleet import hosts
+
+    p = tmp_path / "hosts.yaml"
+    p.write_text(f"- {{name: a, connect: '{uri}'}}\n")
+    with pytest.raises(UserError) as exc:
+        hosts.load_hosts(p)
+    assert "hunter2" not in one_line(exc)
+
+
+@pytest.mark.parametrize("uri", HOSTILE_URIS)
+def test_hostile_uris_are_refused_by_ab(uri):
+    from vbench import ab
+    from vbench.errors import UserError
+
+    with pytest.raises(UserError) as exc:
+        ab.parse_side(f"uri={uri}", "b")
+    assert "hunter2" not in one_line(exc)
+
+
+@pytest.mark.parametrize("uri", HOSTILE_URIS[:6])
+def test_hostile_uris_never_reach_libvirt(uri, monkeypatch, tmp_path):
+    """--connect of run/lab/gc/guests, the lab's own state, and the fleet's identity probe."""
+    import sys
+    import types
+
+    from vbench import gc, lab, virt
+    from vbench.errors import BadUri
+    from vbench.fleet import identity
+
+    opened = []
+    fake = types.SimpleNamespace(open=opened.append, openReadOnly=opened.append,
+                                 libvirtError=Exception, registerErrorHandler=lambda *a: None)
+    monkeypatch.setitem(sys.modules, "libvirt", fake)
+    monkeypatch.setenv("VBENCH_HOME", str(tmp_path))
+    for call in (lambda: lab.up(connect=uri, progress=lambda *_: None),
+                 lambda: lab.current(uri), lambda: lab.status(uri), lambda: gc.collect(uri),
+                 lambda: virt.open_connection(uri), lambda: identity.ask_libvirt(uri)):
+        with pytest.raises(BadUri):
+            call()
+    assert opened == []
+
+
+def test_the_pinned_form_opens_only_with_vbenchs_own_wrapper(monkeypatch, tmp_path):
+    from vbench import paths, remotespec
+    from vbench.errors import BadUri
+
+    monkeypatch.setattr(paths, "home", lambda: tmp_path)
+    t = remotespec.parse_uri("qemu+ssh://root@hv1:2222/system")
+    good = remotespec.libvirt_uri(t, remotespec.wrapper_path(t, paths.lab_dir()))
+    assert remotespec.check_opened_uri(good) == good
+    with pytest.raises(BadUri):
+        remotespec.check_opened_uri(remotespec.libvirt_uri(t, tmp_path / "evil.sh"))

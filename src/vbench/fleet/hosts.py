@@ -7,7 +7,7 @@
       - name: kvm-b
         connect: qemu+ssh://root@kvm-b.example/system
       - name: users-libvirtd
-        connect: qemu+unix:///system?socket=/run/other/libvirt-sock
+        connect: qemu:///system        # qemu:///system, qemu:///session or pinned qemu+ssh only
         netns: users-ns                # run vbench inside this network namespace (local only)
         env: {VBENCH_MGMT_SUBNET: 10.231.0.0/24, VBENCH_TEST_SUBNET: 10.231.1.0/24}
       - name: vm-on-kvm-b
@@ -30,13 +30,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import untrusted
-from ..errors import UserError
+from ..errors import BadUri, UserError
+from ..remotespec import URI_RULE, check_uri
 
 MAX_HOSTS = 32
 MAX_FILE_BYTES = 64 * 1024
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 NETNS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-URI = re.compile(r"^qemu(\+(ssh|libssh|libssh2|unix|tcp|tls))?://[\x21-\x7e]{0,480}$")
 HOST_FIELDS = {"name", "connect", "netns", "env", "machine"}
 LOCAL_TRANSPORTS = {"qemu", "qemu+unix"}
 
@@ -127,7 +127,12 @@ def parse_host(item: Any, where: str) -> Host:
     where = f"{where} ({name})"
     connect = item.get("connect")
     if connect is not None:
-        connect = _text(connect, where, URI, "a libvirt URI such as qemu+ssh://root@HOST/system")
+        if not isinstance(connect, str):
+            raise _fail(where, f"connect: {untrusted.shown(connect)} is not {URI_RULE}")
+        try:
+            connect = check_uri(connect, "connect:")
+        except BadUri as exc:
+            raise _fail(where, str(exc)) from None
     netns = item.get("netns")
     if netns is not None:
         netns = _text(netns, where, NETNS, "a network namespace name")
