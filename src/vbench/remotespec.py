@@ -1,145 +1,27 @@
 """What another host is (``qemu+ssh://`` URIs, its pinned keys, paths vbench may use on it)
 and what vbench can run there so far. No network here: the session is :mod:`vbench.remotehost`.
 
-:func:`check_uri` is the one allow-list of libvirt URIs, used by every entry point (``--connect``,
-``vbench ab uri=``, a hosts file's ``connect:``, the lab's own state, the fleet's identity probe)
-and again where a connection is opened (:func:`check_opened_uri`): ``qemu:///system``,
-``qemu:///session`` and ``qemu+ssh://[USER@]HOST[:PORT]/system`` (HOST a name, an IPv4 address
-or an IPv6 address in brackets; PORT 1-65535), nothing else: no other transport, no
-``?parameters`` (libvirt's ``no_verify``, ``known_hosts``, ``keyfile``, ``command``, ``socket``
-choose files and programs), no password."""
+The libvirt URI allow-list itself (:func:`check_uri`) is :mod:`vbench.uris`."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import posixpath
 import re
 import shlex
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
 
-from .errors import BadUri, LabError
+from .errors import LabError
+from .uris import (LOCAL_URIS, MAX_URI, SCHEMES, URI_RULE, Target, check_opened_uri,  # noqa: F401
+                   check_uri, is_remote, libvirt_uri, parse_uri, wrapper_path)
 
 
-SCHEMES = ("qemu+ssh",)
-LOCAL_URIS = ("qemu:///system", "qemu:///session")
-URI_RULE = ("qemu:///system, qemu:///session or qemu+ssh://[USER@]HOST[:PORT]/system "
-            "(no ?parameters, no password)")
-MAX_URI = 255
 REMOTE_ROOT = PurePosixPath("/var/lib/libvirt/vbench")
-_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[[0-9A-Fa-f:]+\]$")
 _NAME_RE = re.compile(r"^vbench-[A-Za-z0-9_.-]{1,120}$")
 IMAGE_FILES = ("base", "kernel", "initrd")
 REMOTE_TOOLS = ("fio", "iperf3", "ping")  # what runs on (or against) another host so far
 COMPLETE = ".complete"
-
-
-def is_remote(uri: str | None) -> bool:
-    return bool(uri) and urlsplit(uri or "").scheme in SCHEMES
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where ``--connect qemu+ssh://...`` points."""
-
-    user: str
-    host: str
-    port: int
-    path: str
-
-    @property
-    def known_hosts_name(self) -> str:
-        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
-
-    @property
-    def url_host(self) -> str:
-        return f"[{self.host}]" if ":" in self.host else self.host
-
-    @property
-    def public_uri(self) -> str:
-        """The URI as recorded: no password, no query (vbench's key/known_hosts paths)."""
-        port = "" if self.port == 22 else f":{self.port}"
-        return f"qemu+ssh://{self.user}@{self.url_host}{port}{self.path}"
-
-
-def _shown(uri: str) -> str:
-    """The URI for a message: printable, short, and without a password."""
-    text = re.sub(r"(//[^/@]*?):[^/@]*@", r"\1:***@", uri)
-    text = "".join(c if c.isprintable() else "?" for c in text)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def parse_uri(uri: str, where: str = "--connect") -> Target:
-    """``qemu+ssh://[USER@]HOST[:PORT]/system``; anything else is refused with one line."""
-    if not isinstance(uri, str) or len(uri) > MAX_URI or not uri.isascii() \
-            or any(not c.isprintable() or c.isspace() for c in uri):
-        raise BadUri(f"{where} {_shown(str(uri))}: not a libvirt URI (at most {MAX_URI} printable "
-                     f"ASCII characters, no spaces)")
-    try:
-        parts = urlsplit(uri)
-        parts.hostname, parts.port  # noqa: B018  (both raise ValueError on a malformed netloc)
-    except ValueError:
-        raise BadUri(f"{where} {_shown(uri)}: no valid host name or port") from None
-    if parts.scheme not in SCHEMES:
-        raise BadUri(f"{where} {_shown(uri)}: another host is reached as "
-                     f"qemu+ssh://USER@HOST[:PORT]/system")
-    if parts.password is not None or ":" in parts.netloc.rpartition("@")[0]:
-        raise BadUri(f"{where}: put no password in the URI; vbench logs in with a key "
-                     f"(VBENCH_SSH_KEY or ~/.ssh/id_*)")
-    if parts.query or parts.fragment or "?" in uri or "#" in uri:
-        raise BadUri(f"{where} {parts.scheme}://...: no ?parameters please; vbench sets the key "
-                     f"and known_hosts itself (VBENCH_SSH_KEY, VBENCH_KNOWN_HOSTS)")
-    hostport = parts.netloc.rpartition("@")[2]
-    host = parts.hostname or ""
-    if hostport.startswith("["):
-        try:
-            ok = ipaddress.ip_address(host).version == 6
-        except ValueError:
-            ok = False
-    else:
-        ok = bool(_HOST_RE.match(host)) and ":" not in host and "%" not in hostport
-    if not host or not ok:
-        raise BadUri(f"{where} {_shown(uri)}: no valid host name")
-    port = parts.port
-    if hostport.endswith(":") or (port is not None and not 1 <= port <= 65535):
-        raise BadUri(f"{where} {_shown(uri)}: the port is not a number from 1 to 65535")
-    user = unquote(parts.username or "root")
-    if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", user):
-        raise BadUri(f"{where} {_shown(uri)}: {user!r} is not a user name")
-    if parts.path != "/system":
-        raise BadUri(f"{where} {_shown(uri)}: only the system daemon (/system) is supported on "
-                     f"another host")
-    return Target(user, host, port or 22, parts.path)
-
-
-def check_uri(uri: str, where: str = "--connect") -> str:
-    """``uri`` when the allow-list admits it (see the module docstring), else :class:`BadUri`
-    (one line, exit 3). The one validator of every libvirt URI vbench is given."""
-    if uri in LOCAL_URIS:
-        return uri
-    if isinstance(uri, str) and uri.partition(":")[0] in SCHEMES:
-        parse_uri(uri, where)
-        return uri
-    raise BadUri(f"{where} {_shown(str(uri))}: not a libvirt URI vbench accepts; use {URI_RULE}")
-
-
-def check_opened_uri(uri: str) -> str:
-    """The gate where a libvirt connection is opened: an allowed URI, or the pinned form vbench
-    itself builds from one (:func:`libvirt_uri`: its ssh wrapper under the lab directory)."""
-    from . import paths
-
-    base, sep, query = uri.partition("?")
-    if not sep:
-        return check_uri(uri, "libvirt URI")
-    t = parse_uri(base, "libvirt URI")
-    wrapper = wrapper_path(t, paths.lab_dir())
-    if uri != libvirt_uri(t, wrapper):
-        raise BadUri(f"libvirt URI {_shown(base)}?...: only vbench's pinned ssh wrapper may be "
-                     f"given as a parameter")
-    return uri
 
 
 def known_hosts_file() -> Path:
@@ -180,13 +62,12 @@ def ssh_wrapper(known_hosts: Path, key: Path, where: Path) -> Path:
     opts = ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
             "-o", "ConnectTimeout=20", "-i", str(key)]
+    from .paths import trusted_dir, write_file
+
     text = f"#!/bin/sh\nexec ssh {shlex.join(opts)} \"$@\"\n"
-    where.parent.mkdir(parents=True, exist_ok=True)
-    tmp = where.with_name(where.name + ".tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, 0o700)
-    os.replace(tmp, where)
-    return where
+    where.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    trusted_dir(where.parent)
+    return write_file(where, text, 0o700)  # exclusive temporary file, renamed: no link followed
 
 
 def pinned_libvirt_uri(uri: str) -> str:
@@ -199,16 +80,6 @@ def pinned_libvirt_uri(uri: str) -> str:
     pinned_host_keys(t, kh)
     wrapper = ssh_wrapper(kh, client_key_file(), wrapper_path(t, paths.lab_dir()))
     return libvirt_uri(t, wrapper)
-
-
-def wrapper_path(t: Target, lab_dir: Path) -> Path:
-    return lab_dir / "ssh" / f"{t.host.replace(':', '_')}-{t.port}.sh"
-
-
-def libvirt_uri(t: Target, wrapper: Path) -> str:
-    port = "" if t.port == 22 else f":{t.port}"
-    return (f"qemu+ssh://{t.user}@{t.url_host}{port}{t.path}"
-            f"?command={quote(str(wrapper), safe='/')}&no_tty=1")
 
 
 def remote_path(*parts: str) -> PurePosixPath:

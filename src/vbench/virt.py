@@ -1,8 +1,5 @@
 """The libvirt lifecycle of guests and networks (the domain XML itself: :mod:`vbench.domainxml`).
-
-The only module that imports ``libvirt``.
-
-A :class:`Guest` is a context manager: it creates an overlay over the cached base image, starts a
+The only module that imports ``libvirt``. A :class:`Guest` is a context manager: it creates an overlay over the cached base image, starts a
 transient domain tagged as vbench's, waits for its lease and SSH, and on exit always destroys the
 domain and removes its files (also on Ctrl-C)."""
 
@@ -20,11 +17,11 @@ from typing import TYPE_CHECKING, Callable
 from . import paths, procs
 from .devices import DomainFiles
 from .devices.disk import SCRATCH_SERIAL, make_scratch  # noqa: F401  (callers import them here)
-from .domainxml import (DOMAIN_PREFIX, PANIC_MARK, VBENCH_NS, domain_xml,  # noqa: F401  (and these)
-                        kernel_cmdline, mac_for)
+from .domainxml import DOMAIN_PREFIX, PANIC_MARK, VBENCH_NS, domain_xml, kernel_cmdline, mac_for  # noqa: F401,E501
 from .errors import GuestError, LabError
 from .userimage import own_boot, write_seed
 from .topology import MGMT, TEST
+from .uris import check_opened_uri
 
 if TYPE_CHECKING:  # pragma: no cover
     from libvirt import virConnect, virDomain
@@ -48,8 +45,6 @@ def _libvirt():
 
 
 def open_connection(uri: str):
-    from .remotespec import check_opened_uri
-
     check_opened_uri(uri)  # whatever the caller: only allow-listed URIs reach libvirt
     libvirt = _libvirt()
     try:
@@ -201,7 +196,7 @@ def claim_dir(d: Path) -> None:
     import json
 
     me = procs.ref(os.getpid(), "vbench")
-    (d / OWNER_FILE).write_text(json.dumps(me.to_dict() if me else {}))
+    paths.write_file(d / OWNER_FILE, json.dumps(me.to_dict() if me else {}), 0o644)
 
 
 def dir_owner_alive(d: Path) -> bool:

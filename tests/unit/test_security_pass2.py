@@ -158,3 +158,86 @@ def test_the_pinned_form_opens_only_with_vbenchs_own_wrapper(monkeypatch, tmp_pa
     assert remotespec.check_opened_uri(good) == good
     with pytest.raises(BadUri):
         remotespec.check_opened_uri(remotespec.libvirt_uri(t, tmp_path / "evil.sh"))
+
+
+# ---- finding 2: no untrusted file chooses where vbench writes; trusted dirs are checked ----------
+
+@pytest.mark.parametrize("home", ["/tmp/attacker", "/home/user/vb", "/var/lib/vbench/homes/../x",
+                                  "/var/lib/vbench/homes/a/b", "/var/lib/vbench", "/var/lib/vbench/homes/"])
+def test_hosts_file_cannot_choose_vbench_home(home, tmp_path):
+    from vbench.errors import UserError
+    from vbench.fleet import hosts
+
+    p = tmp_path / "hosts.yaml"
+    p.write_text(f"- {{name: a, env: {{VBENCH_HOME: '{home}'}}}}\n")
+    with pytest.raises(UserError) as exc:
+        hosts.load_hosts(p)
+    assert "VBENCH_HOME" in one_line(exc)
+
+
+def test_hosts_file_home_only_under_the_fixed_root(tmp_path):
+    from vbench.fleet import hosts
+
+    p = tmp_path / "hosts.yaml"
+    p.write_text("- {name: a, env: {VBENCH_HOME: /var/lib/vbench/homes/users-lv}}\n")
+    assert hosts.load_hosts(p)[0].env == {"VBENCH_HOME": "/var/lib/vbench/homes/users-lv"}
+
+
+def test_ssh_wrapper_never_follows_a_planted_link(tmp_path, monkeypatch):
+    from vbench import paths, remotespec
+
+    monkeypatch.setenv("VBENCH_HOME", str(tmp_path / "home"))
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    where = paths.lab_dir() / "ssh" / "h-22.sh"
+    where.parent.mkdir(parents=True)
+    where.symlink_to(victim)
+    (where.parent / "h-22.sh.tmp").symlink_to(victim)  # the old predictable temporary name
+    remotespec.ssh_wrapper(tmp_path / "kh", tmp_path / "key", where)
+    assert victim.read_text() == "precious\n"
+    assert not where.is_symlink() and where.read_text().startswith("#!/bin/sh")
+    assert os.stat(victim).st_mode & 0o777 != 0o700
+
+
+@pytest.mark.parametrize("mode, uid", [(0o777, 0), (0o775, 0), (0o757, 0), (0o755, 4242)])
+def test_a_home_others_can_write_or_own_is_refused_before_use(tmp_path, monkeypatch, mode, uid):
+    from vbench import lab, paths
+    from vbench.errors import LabError
+
+    home = tmp_path / "home"
+    (home / "lab").mkdir(parents=True)
+    (home / "lab" / "state.json").write_text('{"schema_version": 1, "uri": "qemu+tcp://evil/system"}')
+    monkeypatch.setenv("VBENCH_HOME", str(home))
+    os.chmod(home, mode)
+    os.chown(home, uid, -1)
+    for call in (paths.home, paths.lab_dir, paths.images_dir, paths.guests_dir, lab.LabState.load):
+        with pytest.raises(LabError) as exc:
+            call()
+        assert str(home) in one_line(exc)
+
+
+def test_a_lab_dir_that_is_a_link_is_refused(tmp_path, monkeypatch):
+    from vbench import paths
+    from vbench.errors import LabError
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "lab").symlink_to(elsewhere)
+    monkeypatch.setenv("VBENCH_HOME", str(tmp_path / "home"))
+    with pytest.raises(LabError, match="symbolic link"):
+        paths.lab_dir()
+    assert paths.home() == tmp_path / "home"
+
+
+def test_scratch_and_pmem_files_are_created_not_followed(tmp_path):
+    from vbench.devices.disk import make_scratch
+    from vbench.errors import GuestError
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link = tmp_path / "scratch.raw"
+    link.symlink_to(victim)
+    with pytest.raises(GuestError):
+        make_scratch(link, 0.001, "sparse")
+    assert victim.read_text() == "precious\n"

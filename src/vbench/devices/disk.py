@@ -23,6 +23,7 @@ from xml.sax.saxutils import quoteattr
 
 from pydantic import Field, model_validator
 
+from .. import paths
 from ..errors import GuestError
 from .base import Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model, Strict, is_q35
 
@@ -78,7 +79,7 @@ def make_scratch(path: Path, size_gib: float, mode: str) -> None:
     """
     size = int(size_gib * 2**30)
     try:
-        with open(path, "wb") as fh:
+        with paths.new_file(path, 0o600) as fh:
             if mode == "full":
                 chunk = os.urandom(1 << 20)
                 for _ in range(size >> 20):

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from .. import untrusted
 from ..errors import BadUri, UserError
+from ..paths import FLEET_HOMES
 from ..remotespec import URI_RULE, check_uri
 
 MAX_HOSTS = 32
@@ -54,15 +55,19 @@ def _accel(value: str) -> str:
     return value
 
 
-def _abs_path(value: str) -> str:
+def _fleet_home(value: str) -> str:
+    """A host's own vbench home, only as FLEET_HOMES/NAME: a hosts file never chooses where root
+    writes or which lab record, images and ssh wrapper it trusts; the directory under that
+    root-owned place is made by vbench and checked (root-owned, not writable by others) in the
+    child before use (:func:`vbench.paths.trusted_dir`)."""
     p = Path(value)
-    if not p.is_absolute() or ".." in p.parts or len(value) > 255:
-        raise ValueError("an absolute path without '..'")
+    if p.parent != FLEET_HOMES or not NAME.match(p.name) or str(p) != value:
+        raise ValueError(f"{FLEET_HOMES}/NAME (NAME: letters, digits, '-', '_')")
     return value
 
 
 ENV_ALLOWED = {"VBENCH_MGMT_SUBNET": _subnet, "VBENCH_TEST_SUBNET": _subnet,
-               "VBENCH_ACCEL": _accel, "VBENCH_HOME": _abs_path}
+               "VBENCH_ACCEL": _accel, "VBENCH_HOME": _fleet_home}
 
 
 @dataclass(frozen=True)
