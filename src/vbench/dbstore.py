@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from . import record, store
+from . import record, store, untrusted
 from .errors import StoreError
 from .model import SAMPLE_COLUMNS
 from .record import RunRecord
@@ -358,20 +358,51 @@ def _find(conn, ref: str) -> int:
     return int(rows[0][0])
 
 
+MAX_EXPORT_SAMPLES = 1_000_000  # per run; a real run has thousands
+MAX_EXPORT_BYTES = store.MAX_CSV_BYTES  # what the readers of samples.csv accept
+
+
+def _dir_name(run_pk: int, *parts: str) -> str:
+    """A directory name for an exported run: its id (and host) when short and plain, else
+    ``run-<row id>`` (a stored run id is untrusted: 5,000 characters made ENAMETOOLONG)."""
+    name = _SAFE_NAME.sub("_", "@".join(parts)).strip(".")
+    return name if name and len(name) <= 100 else f"run-{run_pk}"
+
+
 def _export_one(conn, run_pk: int, root: Path) -> Path:
-    run_id, host, record = conn.execute("SELECT run_id, host, record FROM vbench.runs WHERE id = %s",
-                                        (run_pk,)).fetchone()
-    name = _SAFE_NAME.sub("_", run_id).strip(".") or f"run-{run_pk}"
+    run_id, host, text = conn.execute("SELECT run_id, host, record::text FROM vbench.runs "
+                                      "WHERE id = %s", (run_pk,)).fetchone()
+    where = f"run {store.printable(run_id)[:80]!r} in the results database"
+    if len(text) > store.MAX_JSON_BYTES:
+        raise StoreError(f"{where}: its record is larger than {store.MAX_JSON_BYTES >> 20} MiB")
+    try:  # parsed by vbench, bounded (psycopg's own json loads had no depth limit: exit 70)
+        record = untrusted.load_json(text)
+    except untrusted.UntrustedInputError as exc:
+        raise StoreError(f"{where}: its record {exc}") from None
+    n = int(conn.execute("SELECT count(*) FROM vbench.samples WHERE run = %s",
+                         (run_pk,)).fetchone()[0])
+    if n > MAX_EXPORT_SAMPLES:
+        raise StoreError(f"{where} has {n} samples, more than {MAX_EXPORT_SAMPLES} a run may have")
+    name = _dir_name(run_pk, run_id)
     if (root / name).exists():  # the same run id from another host
-        name = _SAFE_NAME.sub("_", f"{run_id}@{host}").strip(".")
+        name = _dir_name(run_pk, run_id, host)
     path = root / name
     path.mkdir(parents=True)
     store.atomic_write(path / store.RUN_FILE, json.dumps(record, indent=2) + "\n")
     cur = conn.execute(f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM vbench.samples WHERE run = %s "
-                       f"ORDER BY ordinal", (run_pk,))
-    store.atomic_write(path / store.SAMPLES_FILE,
-                       store.rows_to_csv(_csv_row(row) for row in cur))
+                       f"ORDER BY ordinal LIMIT %s", (run_pk, MAX_EXPORT_SAMPLES + 1))
+    store.atomic_write(path / store.SAMPLES_FILE, store.rows_to_csv(_bounded(cur, where)))
     return path
+
+
+def _bounded(cur, where: str) -> Iterator[dict]:
+    size = 0
+    for row in cur:
+        out = _csv_row(row)
+        size += sum(len(v) + 1 for v in out.values())
+        if size > MAX_EXPORT_BYTES:
+            raise StoreError(f"{where}: its samples exceed {MAX_EXPORT_BYTES >> 20} MiB")
+        yield out
 
 
 def _csv_row(row: tuple) -> dict:

@@ -241,3 +241,104 @@ def test_scratch_and_pmem_files_are_created_not_followed(tmp_path):
     with pytest.raises(GuestError):
         make_scratch(link, 0.001, "sparse")
     assert victim.read_text() == "precious\n"
+
+
+# ---- finding 8: hostile run directories and store rows: one line, bounded --------------------
+
+RUN = sorted((os.path.dirname(__file__) + "/../data/runs/" + d)
+             for d in os.listdir(os.path.dirname(__file__) + "/../data/runs"))[0]
+
+
+class FakeStore:
+    """The two queries of dbstore._export_one, answered from a record text and sample rows."""
+
+    def __init__(self, run_id: str, record_text: str, n_samples: int, rows=()):
+        self.run_id, self.text, self.n, self.rows, self.fetched = run_id, record_text, n_samples, rows, 0
+
+    def execute(self, sql, params=()):
+        import types
+
+        if "record" in sql:
+            return types.SimpleNamespace(fetchone=lambda: (self.run_id, "h", self.text))
+        if "count(*)" in sql:
+            return types.SimpleNamespace(fetchone=lambda: (self.n,))
+        return iter(self._rows())
+
+    def _rows(self):
+        for r in self.rows:
+            self.fetched += 1
+            yield r
+
+
+def _record_text() -> str:
+    with open(os.path.join(RUN, "run.json")) as fh:
+        return fh.read()
+
+
+@pytest.mark.parametrize("case", ["surrogate", "deep"])
+def test_hostile_run_json_is_one_line_for_the_report(case, tmp_path, capsys):
+    import json
+    import shutil
+
+    from vbench.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(RUN, run)
+    meta = json.loads((run / "run.json").read_text())
+    if case == "surrogate":
+        meta["environment"]["host"] = "ab\ud800cd"
+        text = json.dumps(meta)
+    else:
+        text = json.dumps(meta)[:-1] + ', "x": ' + "[" * 3000 + "]" * 3000 + "}"
+    (run / "run.json").write_text(text)
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) in (2, 10)  # not 70
+    err = capsys.readouterr().err.strip()
+    assert "internal error" not in err and len(err.splitlines()) == 1 and len(err) < 400, err
+
+
+@pytest.mark.parametrize("case", ["surrogate", "deep", "deep-2000"])
+def test_hostile_store_records_are_one_line(case, tmp_path):
+    import json
+
+    from vbench import dbstore
+    from vbench.errors import StoreError
+
+    text = _record_text()
+    if case == "surrogate":
+        text = text.replace('"status"', '"st\\ud800atus"', 1)
+    else:
+        depth = 3000 if case == "deep" else 2000
+        text = json.dumps(json.loads(text))[:-1] + ', "x": ' + "[" * depth + "]" * depth + "}"
+    with pytest.raises(StoreError) as exc:
+        dbstore._export_one(FakeStore("r1", text, 10), 1, tmp_path)
+    one_line(exc)
+
+
+def test_a_5000_character_run_id_from_the_store_exports(tmp_path):
+    from vbench import dbstore
+
+    path = dbstore._export_one(FakeStore("r" * 5000, _record_text(), 0), 7, tmp_path)
+    assert path.name == "run-7" and (path / "run.json").is_file()
+
+
+def test_a_3_million_sample_row_is_refused_before_it_is_fetched(tmp_path):
+    from vbench import dbstore
+    from vbench.errors import StoreError
+
+    fake = FakeStore("r1", _record_text(), 3_000_000, rows=iter([("x",) * 20] * 10))
+    with pytest.raises(StoreError) as exc:
+        dbstore._export_one(fake, 1, tmp_path)
+    assert "3000000 samples" in one_line(exc) and fake.fetched == 0
+
+
+def test_sample_bytes_are_capped_while_exported(tmp_path, monkeypatch):
+    from vbench import dbstore
+    from vbench.errors import StoreError
+    from vbench.model import SAMPLE_COLUMNS
+
+    monkeypatch.setattr(dbstore, "MAX_EXPORT_BYTES", 10_000)
+    row = tuple("y" * 500 if c != "value" else 1.0 for c in SAMPLE_COLUMNS)
+    fake = FakeStore("r1", _record_text(), 100, rows=[row] * 100)
+    with pytest.raises(StoreError, match="exceed"):
+        dbstore._export_one(fake, 1, tmp_path)
+    assert fake.fetched < 100
