@@ -61,7 +61,7 @@ HOSTILE = [
     ("- {name: a, connect: \"qemu:///system\\nx\"}\n", "not a libvirt URI"),
     ("- {name: a, env: {LD_PRELOAD: /tmp/evil.so}}\n", "LD_PRELOAD' is not allowed"),
     ("- {name: a, env: {VBENCH_MGMT_SUBNET: 'not-a-net'}}\n", "VBENCH_MGMT_SUBNET"),
-    ("- {name: a, env: {VBENCH_TEST_SUBNET: '10.0.0.0/30'}}\n", "/28 or larger"),
+    ("- {name: a, env: {VBENCH_TEST_SUBNET: '10.0.0.0/30'}}\n", "64 to 65536 addresses"),
     ("- {name: a, env: {VBENCH_HOME: 'relative/dir'}}\n", "/var/lib/vbench/homes/NAME"),
     ("- {name: a, env: {VBENCH_HOME: '/x/../etc'}}\n", "/var/lib/vbench/homes/NAME"),
     ("- {name: a, env: {VBENCH_ACCEL: 'kvm -x'}}\n", "kvm or tcg"),

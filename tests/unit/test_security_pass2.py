@@ -342,3 +342,60 @@ def test_sample_bytes_are_capped_while_exported(tmp_path, monkeypatch):
     with pytest.raises(StoreError, match="exceed"):
         dbstore._export_one(fake, 1, tmp_path)
     assert fake.fetched < 100
+
+
+# ---- finding 9: inert or misleading fields ---------------------------------------------------
+
+def test_scenario_connect_field_is_refused():
+    text = FS_SCENARIO.replace("device: fs\n", "device: fs\nconnect: qemu+tcp://evil/system\n") % ""
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario_text(text)
+    assert "connect" in one_line(exc)
+
+
+@pytest.mark.parametrize("subnet", ["127.0.0.0/24", "169.254.0.0/16", "100.64.0.0/24",
+                                    "192.0.2.0/24", "198.18.0.0/24", "240.0.0.0/24", "0.0.0.0/24",
+                                    "8.8.8.0/24", "10.0.0.0/8", "10.0.0.0/28"])
+def test_special_or_public_subnets_are_refused(subnet, tmp_path):
+    from vbench.errors import UserError
+    from vbench.fleet import hosts
+    from vbench.topology import check_subnet
+
+    with pytest.raises(ValueError):
+        check_subnet(subnet)
+    for var in ("VBENCH_MGMT_SUBNET", "VBENCH_TEST_SUBNET"):
+        p = tmp_path / "hosts.yaml"
+        p.write_text(f"- {{name: a, env: {{{var}: '{subnet}'}}}}\n")
+        with pytest.raises(UserError) as exc:
+            hosts.load_hosts(p)
+        assert var in one_line(exc)
+
+
+@pytest.mark.parametrize("subnet", ["10.199.0.0/24", "172.30.8.0/22", "192.168.77.0/26"])
+def test_rfc1918_subnets_pass(subnet):
+    from vbench.topology import check_subnet
+
+    assert check_subnet(subnet) == subnet
+
+
+@pytest.mark.parametrize("text", ["- name: a\n- name: A\n",
+                                  "- {name: a, connect: 'qemu+ssh://KVM-B/system'}\n"
+                                  "- {name: b, connect: 'qemu+ssh://kvm-b/system'}\n"])
+def test_hosts_differing_in_case_only_are_refused(text, tmp_path):
+    from vbench.errors import UserError
+    from vbench.fleet import hosts
+
+    p = tmp_path / "hosts.yaml"
+    p.write_text(text)
+    with pytest.raises(UserError) as exc:
+        hosts.load_hosts(p)
+    one_line(exc)
+
+
+@pytest.mark.parametrize("uri", ["qemu+ssh://h:0/system", "qemu+ssh://h:00/system"])
+def test_port_zero_is_refused_not_22(uri):
+    from vbench.errors import BadUri
+    from vbench.remotespec import parse_uri
+
+    with pytest.raises(BadUri, match="port"):
+        parse_uri(uri)

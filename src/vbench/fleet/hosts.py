@@ -22,7 +22,6 @@ as one argv element or one environment value of a child process.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,10 +42,9 @@ LOCAL_TRANSPORTS = {"qemu", "qemu+unix"}
 
 
 def _subnet(value: str) -> str:
-    net = ipaddress.ip_network(value, strict=True)
-    if net.version != 4 or net.prefixlen > 28:
-        raise ValueError("an IPv4 network of /28 or larger")
-    return value
+    from ..topology import check_subnet
+
+    return check_subnet(value)  # the lab's own rule (RFC 1918 only), raising ValueError
 
 
 def _accel(value: str) -> str:
@@ -163,10 +161,16 @@ def parse_hosts(doc: Any, where: str = "hosts file") -> list[Host]:
         raise _fail(where, f"{len(doc)} hosts; at most {MAX_HOSTS}")
     hosts = [parse_host(item, f"{where}: host {i + 1}") for i, item in enumerate(doc)]
     seen: set[str] = set()
+    targets: dict[str, str] = {}
     for h in hosts:
         if h.name.lower() in seen:  # names become directories: no two that differ in case only
             raise _fail(where, f"host name {h.name!r} appears twice")
         seen.add(h.name.lower())
+        target = (h.connect or "lab").lower() + (f" in {h.netns}" if h.netns else "")
+        if target in targets and h.connect and not h.local:  # one libvirt measured twice at once
+            raise _fail(where, f"hosts {targets[target]!r} and {h.name!r} connect to the same "
+                               f"libvirt ({h.connect}); list it once")
+        targets.setdefault(target, h.name)
     return hosts
 
 
