@@ -399,3 +399,77 @@ def test_port_zero_is_refused_not_22(uri):
 
     with pytest.raises(BadUri, match="port"):
         parse_uri(uri)
+
+
+# ---- finding 4: the budget covers host disk and memory, and the scratch cannot grow ------------
+
+def _budget_refusal(text: str, host=None) -> str:
+    from vbench import budget
+
+    host = host or budget.HostFigures(free_disk_gib=500, mem_available_mib=64_000, cpus=16)
+    with pytest.raises(ScenarioError) as exc:
+        budget.check(load_scenario_text(text), 3, host=host)
+    return one_line(exc)
+
+
+BASELINE = """name: s
+device: disk
+host_baseline: true
+variants:
+  - {name: a, disk: {bus: virtio, size_gib: 2}}
+workloads:
+  - {name: w, fio: {rw: randwrite, %s}}
+"""
+
+
+def test_host_baseline_fio_size_beyond_its_scratch_is_refused():
+    msg = _budget_refusal(BASELINE % "options: {size: 16t}")
+    assert "workloads[0].fio.options.size" in msg
+    msg = _budget_refusal(BASELINE % "options: {size: 1g, offset: 1536m}")
+    assert "workloads[0].fio.options.size" in msg
+
+
+def test_host_baseline_fio_buffers_count_as_host_memory():
+    msg = _budget_refusal(BASELINE % "bs: 64m, iodepth: 1024, numjobs: 64")
+    assert "fio" in msg and "MiB" in msg
+
+
+def test_fs_share_writes_count_as_host_disk():
+    text = """name: s
+device: fs
+variants:
+  - {name: a, fs: {model: virtiofs}}
+  - {name: b, fs: {model: 9p}}
+workloads:
+  - {name: w, fio: {rw: write, options: {size: 400g}}}
+"""
+    assert "GiB" in _budget_refusal(text)
+
+
+def test_pmem_backing_files_count_at_their_size():
+    from vbench import budget
+
+    vs = "".join(f"  - {{name: v{i}, pmem: {{size_mib: 16384}}}}\n" for i in range(16))
+    text = ("name: s\ndevice: pmem\nguest: {vcpus: 1, memory_mib: 1024}\nvariants:\n" + vs +
+            "workloads:\n  - {name: w, fio: {rw: randread, options: {size: 64m}}}\n")
+    assert budget.scratch_gib(load_scenario_text(text)) >= 16 * 16
+    _budget_refusal(text, budget.HostFigures(free_disk_gib=100, mem_available_mib=64_000, cpus=16))
+
+
+def test_the_host_baseline_cannot_grow_its_scratch_file(tmp_path):
+    """Enforced, not only estimated: the sandboxed tool runs under RLIMIT_FSIZE."""
+    import shutil
+    import subprocess
+    import types
+
+    from vbench import sandbox
+
+    if shutil.which("bwrap") is None or shutil.which("prlimit") is None:
+        pytest.skip("bubblewrap or prlimit missing")
+    f = tmp_path / "scratch.raw"
+    f.write_bytes(b"\0" * (1 << 20))
+    disk = types.SimpleNamespace(size_gib=1 / 1024)
+    argv = sandbox.fsize_limited(["dd", "if=/dev/zero", f"of={f}", "bs=1M", "count=8",
+                                  "conv=notrunc"], disk)
+    subprocess.run(sandbox.confine(argv, f), capture_output=True, timeout=60)
+    assert f.stat().st_size == 1 << 20
