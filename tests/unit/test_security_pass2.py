@@ -473,3 +473,34 @@ def test_the_host_baseline_cannot_grow_its_scratch_file(tmp_path):
                                   "conv=notrunc"], disk)
     subprocess.run(sandbox.confine(argv, f), capture_output=True, timeout=60)
     assert f.stat().st_size == 1 << 20
+
+
+# ---- finding 7: a published run is replaced only when asked for -------------------------------
+
+class FakePublishConn:
+    def __init__(self, found):
+        self.found, self.sql = found, []
+
+    def transaction(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def execute(self, sql, params=()):
+        import types
+
+        self.sql.append(sql)
+        return types.SimpleNamespace(fetchone=lambda: self.found if "FOR UPDATE" in sql else (1,))
+
+
+def test_other_content_under_a_published_name_is_refused_without_replace():
+    from pathlib import Path
+
+    from vbench import dbstore
+    from vbench.errors import StoreError
+
+    conn = FakePublishConn((41, "0" * 64))  # published under this run id and host, other content
+    with pytest.raises(StoreError) as exc:
+        dbstore.publish_run(conn, Path(RUN))
+    assert "--replace" in one_line(exc)
+    assert not any(s.lstrip().startswith(("DELETE", "INSERT")) for s in conn.sql)
