@@ -86,6 +86,9 @@ class Image:
     def kernel_release(self) -> str:
         return self.manifest.get("kernel_release", "")
 
+    def verify(self) -> None:
+        """vbench's own cached image lives in its checked images directory; nothing to do."""
+
     @property
     def user(self) -> str:
         return "root"

@@ -504,3 +504,73 @@ def test_other_content_under_a_published_name_is_refused_without_replace():
         dbstore.publish_run(conn, Path(RUN))
     assert "--replace" in one_line(exc)
     assert not any(s.lstrip().startswith(("DELETE", "INSERT")) for s in conn.sql)
+
+
+# ---- finding 6: an image is used as it was checked; no hard links --------------------------------
+
+@pytest.fixture()
+def image_dirs(tmp_path, monkeypatch):
+    from vbench import userimage
+
+    d = tmp_path / "images"
+    d.mkdir()
+    monkeypatch.setenv(userimage.IMAGE_DIRS_ENV, str(d))
+    monkeypatch.setenv("VBENCH_HOME", str(tmp_path / "home"))
+    return d
+
+
+def _qcow2(path, *extra):
+    import subprocess
+
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", *extra, str(path), "16M"],
+                   check=True)
+    return path
+
+
+def test_a_hard_link_to_a_file_outside_the_allowed_dirs_is_refused(image_dirs, tmp_path):
+    from vbench import userimage
+    from vbench.errors import ImageError
+
+    outside = _qcow2(tmp_path / "secret.qcow2")
+    os.link(outside, image_dirs / "mine.qcow2")
+    with pytest.raises(ImageError) as exc:
+        userimage.open_image("mine.qcow2")
+    assert "hard link" in one_line(exc)
+
+
+def test_the_image_swapped_after_its_check_is_not_what_the_overlay_reads(image_dirs, tmp_path):
+    """The overlay is made over what was checked: swapping the file afterwards (here for a qcow2
+    with an external data file outside the allowed directories) changes nothing QEMU reads."""
+    import json
+    import subprocess
+
+    from vbench import userimage
+
+    good = _qcow2(image_dirs / "mine.qcow2")
+    img = userimage.open_image("mine.qcow2")
+    checked = img.sha256
+    # swap: the same name now holds a qcow2 whose data lives outside the allowed directories
+    (tmp_path / "outside.raw").write_bytes(b"\0" * (16 << 20))
+    good.unlink()
+    _qcow2(good, "-o", f"data_file={tmp_path / 'outside.raw'},data_file_raw=on")
+    assert img.base != good  # the overlay is not made from the path that was swapped
+    img.verify()  # what vbench will make the overlay over still has the checked hash
+    assert userimage.sha256_file(img.base) == checked
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", "-f", img.base_format,
+                                      str(img.base)], capture_output=True, text=True,
+                                     check=True).stdout)
+    assert not (info.get("format-specific") or {}).get("data", {}).get("data-file")
+
+
+def test_a_copy_changed_after_the_check_is_refused_when_the_overlay_is_made(image_dirs):
+    from vbench import userimage
+    from vbench.errors import ImageError
+
+    _qcow2(image_dirs / "mine.qcow2")
+    img = userimage.open_image("mine.qcow2")
+    with open(img.base, "r+b") as fh:
+        fh.seek(100_000)
+        fh.write(b"x")
+    with pytest.raises(ImageError) as exc:
+        img.verify()
+    assert "sha256" in one_line(exc)
