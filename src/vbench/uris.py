@@ -76,6 +76,8 @@ def parse_uri(uri: str, where: str = "--connect") -> Target:
     if parts.password is not None or ":" in parts.netloc.rpartition("@")[0]:
         raise BadUri(f"{where}: put no password in the URI; vbench logs in with a key "
                      f"(VBENCH_SSH_KEY or ~/.ssh/id_*)")
+    if "%" in uri:  # no percent-encoding (a user "ro%6Ft" is root) and no IPv6 zone (fe80::1%eth0)
+        raise BadUri(f"{where} {_shown(uri)}: no %-escapes in the URI; write it plainly")
     if parts.query or parts.fragment or "?" in uri or "#" in uri:
         raise BadUri(f"{where} {parts.scheme}://...: no ?parameters please; vbench sets the key "
                      f"and known_hosts itself (VBENCH_SSH_KEY, VBENCH_KNOWN_HOSTS)")
@@ -91,7 +93,10 @@ def parse_uri(uri: str, where: str = "--connect") -> Target:
     if not host or not ok:
         raise BadUri(f"{where} {_shown(uri)}: no valid host name")
     port = parts.port
-    if hostport.endswith(":") or (port is not None and not 1 <= port <= 65535):
+    port_text = hostport.rpartition("]")[2].partition(":")[2] if ":" in hostport.rpartition("]")[2] \
+        else None
+    if hostport.endswith(":") or (port is not None and not 1 <= port <= 65535) \
+            or (port_text is not None and not re.fullmatch(r"[1-9][0-9]{0,4}", port_text)):
         raise BadUri(f"{where} {_shown(uri)}: the port is not a number from 1 to 65535")
     user = unquote(parts.username or "root")
     if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", user):

@@ -38,7 +38,8 @@ def test_uri_parsing():
     ("qemu+ssh://root@hv1/session", "/system"),
     ("qemu+ssh:///system", "no valid host"),
     ("qemu+ssh://root@hv1:99999/system", "port"),
-    ("qemu+ssh://ro%20ot@hv1/system", "not a user name"),
+    ("qemu+ssh://ro%20ot@hv1/system", "no %-escapes"),
+    ("qemu+ssh://Root@hv1/system", "not a user name"),
     ("qemu+ssh://root@-oProxyCommand=x/system", "no valid host"),
     ("qemu+tls://root@hv1/system", "qemu+ssh://"),
 ])
