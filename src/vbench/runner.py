@@ -133,7 +133,8 @@ class LabGuests:
             stack.callback(rh.remove_dir, rf.parent)
             return Target("host", None, {}, host_scratch=rf, lab=self.lab)
         d = paths.guests_dir() / f"vbench-host-{self.rd.run_id}"
-        d.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(d, ignore_errors=True)  # a leftover of a killed run being resumed: the
+        d.mkdir(parents=True)                 # scratch file is then created anew, exclusively
         stack.callback(shutil.rmtree, d, True)
         claim_dir(d)
         f = d / "scratch.raw"
