@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from vbench.errors import ScenarioError
-from vbench.scenario import load_scenario_text
+from vbench.core.errors import ScenarioError
+from vbench.scenario.schema import load_scenario_text
 
 FS_SCENARIO = """name: s
 device: fs
@@ -83,8 +83,8 @@ GOOD_URIS = ["qemu:///system", "qemu:///session", "qemu+ssh://h/system",
 
 @pytest.mark.parametrize("uri", HOSTILE_URIS)
 def test_hostile_uris_are_refused_by_the_one_validator(uri):
-    from vbench.errors import BadUri
-    from vbench.remotespec import check_uri
+    from vbench.core.errors import BadUri
+    from vbench.host.remoteuri import check_uri
 
     with pytest.raises(BadUri) as exc:
         check_uri(uri)
@@ -95,7 +95,7 @@ def test_hostile_uris_are_refused_by_the_one_validator(uri):
 
 @pytest.mark.parametrize("uri", GOOD_URIS)
 def test_allowed_uris_pass(uri):
-    from vbench.remotespec import check_uri, parse_uri
+    from vbench.host.remoteuri import check_uri, parse_uri
 
     assert check_uri(uri) == uri
     if uri.startswith("qemu+ssh"):
@@ -105,7 +105,7 @@ def test_allowed_uris_pass(uri):
 
 @pytest.mark.parametrize("uri", HOSTILE_URIS)
 def test_hostile_uris_are_refused_in_a_hosts_file(uri, tmp_path):
-    from vbench.errors import UserError
+    from vbench.core.errors import UserError
     from vbench.fleet import hosts
 
     p = tmp_path / "hosts.yaml"
@@ -117,8 +117,8 @@ def test_hostile_uris_are_refused_in_a_hosts_file(uri, tmp_path):
 
 @pytest.mark.parametrize("uri", HOSTILE_URIS)
 def test_hostile_uris_are_refused_by_ab(uri):
-    from vbench import ab
-    from vbench.errors import UserError
+    from vbench.run import ab
+    from vbench.core.errors import UserError
 
     with pytest.raises(UserError) as exc:
         ab.parse_side(f"uri={uri}", "b")
@@ -131,8 +131,9 @@ def test_hostile_uris_never_reach_libvirt(uri, monkeypatch, tmp_path):
     import sys
     import types
 
-    from vbench import gc, lab, virt
-    from vbench.errors import BadUri
+    from vbench.host import gc, lab
+    from vbench.guest import domain as virt
+    from vbench.core.errors import BadUri
     from vbench.fleet import identity
 
     opened = []
@@ -149,8 +150,9 @@ def test_hostile_uris_never_reach_libvirt(uri, monkeypatch, tmp_path):
 
 
 def test_the_pinned_form_opens_only_with_vbenchs_own_wrapper(monkeypatch, tmp_path):
-    from vbench import paths, remotespec
-    from vbench.errors import BadUri
+    from vbench.core import paths
+    from vbench.host import remoteuri as remotespec
+    from vbench.core.errors import BadUri
 
     monkeypatch.setattr(paths, "home", lambda: tmp_path)
     t = remotespec.parse_uri("qemu+ssh://root@hv1:2222/system")
@@ -165,7 +167,7 @@ def test_the_pinned_form_opens_only_with_vbenchs_own_wrapper(monkeypatch, tmp_pa
 @pytest.mark.parametrize("home", ["/tmp/attacker", "/home/user/vb", "/var/lib/vbench/homes/../x",
                                   "/var/lib/vbench/homes/a/b", "/var/lib/vbench", "/var/lib/vbench/homes/"])
 def test_hosts_file_cannot_choose_vbench_home(home, tmp_path):
-    from vbench.errors import UserError
+    from vbench.core.errors import UserError
     from vbench.fleet import hosts
 
     p = tmp_path / "hosts.yaml"
@@ -184,7 +186,8 @@ def test_hosts_file_home_only_under_the_fixed_root(tmp_path):
 
 
 def test_ssh_wrapper_never_follows_a_planted_link(tmp_path, monkeypatch):
-    from vbench import paths, remotespec
+    from vbench.core import paths
+    from vbench.host import remoteuri as remotespec
 
     monkeypatch.setenv("VBENCH_HOME", str(tmp_path / "home"))
     victim = tmp_path / "victim"
@@ -201,8 +204,9 @@ def test_ssh_wrapper_never_follows_a_planted_link(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("mode, uid", [(0o777, 0), (0o775, 0), (0o757, 0), (0o755, 4242)])
 def test_a_home_others_can_write_or_own_is_refused_before_use(tmp_path, monkeypatch, mode, uid):
-    from vbench import lab, paths
-    from vbench.errors import LabError
+    from vbench.host import lab
+    from vbench.core import paths
+    from vbench.core.errors import LabError
 
     home = tmp_path / "home"
     (home / "lab").mkdir(parents=True)
@@ -217,8 +221,8 @@ def test_a_home_others_can_write_or_own_is_refused_before_use(tmp_path, monkeypa
 
 
 def test_a_lab_dir_that_is_a_link_is_refused(tmp_path, monkeypatch):
-    from vbench import paths
-    from vbench.errors import LabError
+    from vbench.core import paths
+    from vbench.core.errors import LabError
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -232,7 +236,7 @@ def test_a_lab_dir_that_is_a_link_is_refused(tmp_path, monkeypatch):
 
 def test_scratch_and_pmem_files_are_created_not_followed(tmp_path):
     from vbench.devices.disk import make_scratch
-    from vbench.errors import GuestError
+    from vbench.core.errors import GuestError
 
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
@@ -280,7 +284,7 @@ def test_hostile_run_json_is_one_line_for_the_report(case, tmp_path, capsys):
     import json
     import shutil
 
-    from vbench.cli import main
+    from vbench.commands import main
 
     run = tmp_path / "run"
     shutil.copytree(RUN, run)
@@ -300,8 +304,8 @@ def test_hostile_run_json_is_one_line_for_the_report(case, tmp_path, capsys):
 def test_hostile_store_records_are_one_line(case, tmp_path):
     import json
 
-    from vbench import dbstore
-    from vbench.errors import StoreError
+    from vbench.results import postgres as dbstore
+    from vbench.core.errors import StoreError
 
     text = _record_text()
     if case == "surrogate":
@@ -315,15 +319,15 @@ def test_hostile_store_records_are_one_line(case, tmp_path):
 
 
 def test_a_5000_character_run_id_from_the_store_exports(tmp_path):
-    from vbench import dbstore
+    from vbench.results import postgres as dbstore
 
     path = dbstore._export_one(FakeStore("r" * 5000, _record_text(), 0), 7, tmp_path)
     assert path.name == "run-7" and (path / "run.json").is_file()
 
 
 def test_a_3_million_sample_row_is_refused_before_it_is_fetched(tmp_path):
-    from vbench import dbstore
-    from vbench.errors import StoreError
+    from vbench.results import postgres as dbstore
+    from vbench.core.errors import StoreError
 
     fake = FakeStore("r1", _record_text(), 3_000_000, rows=iter([("x",) * 20] * 10))
     with pytest.raises(StoreError) as exc:
@@ -332,9 +336,9 @@ def test_a_3_million_sample_row_is_refused_before_it_is_fetched(tmp_path):
 
 
 def test_sample_bytes_are_capped_while_exported(tmp_path, monkeypatch):
-    from vbench import dbstore
-    from vbench.errors import StoreError
-    from vbench.model import SAMPLE_COLUMNS
+    from vbench.results import postgres as dbstore
+    from vbench.core.errors import StoreError
+    from vbench.core.metrics import SAMPLE_COLUMNS
 
     monkeypatch.setattr(dbstore, "MAX_EXPORT_BYTES", 10_000)
     row = tuple("y" * 500 if c != "value" else 1.0 for c in SAMPLE_COLUMNS)
@@ -357,9 +361,9 @@ def test_scenario_connect_field_is_refused():
                                     "192.0.2.0/24", "198.18.0.0/24", "240.0.0.0/24", "0.0.0.0/24",
                                     "8.8.8.0/24", "10.0.0.0/8", "10.0.0.0/28"])
 def test_special_or_public_subnets_are_refused(subnet, tmp_path):
-    from vbench.errors import UserError
+    from vbench.core.errors import UserError
     from vbench.fleet import hosts
-    from vbench.topology import check_subnet
+    from vbench.host.networks import check_subnet
 
     with pytest.raises(ValueError):
         check_subnet(subnet)
@@ -373,7 +377,7 @@ def test_special_or_public_subnets_are_refused(subnet, tmp_path):
 
 @pytest.mark.parametrize("subnet", ["10.199.0.0/24", "172.30.8.0/22", "192.168.77.0/26"])
 def test_rfc1918_subnets_pass(subnet):
-    from vbench.topology import check_subnet
+    from vbench.host.networks import check_subnet
 
     assert check_subnet(subnet) == subnet
 
@@ -382,7 +386,7 @@ def test_rfc1918_subnets_pass(subnet):
                                   "- {name: a, connect: 'qemu+ssh://KVM-B/system'}\n"
                                   "- {name: b, connect: 'qemu+ssh://kvm-b/system'}\n"])
 def test_hosts_differing_in_case_only_are_refused(text, tmp_path):
-    from vbench.errors import UserError
+    from vbench.core.errors import UserError
     from vbench.fleet import hosts
 
     p = tmp_path / "hosts.yaml"
@@ -394,8 +398,8 @@ def test_hosts_differing_in_case_only_are_refused(text, tmp_path):
 
 @pytest.mark.parametrize("uri", ["qemu+ssh://h:0/system", "qemu+ssh://h:00/system"])
 def test_port_zero_is_refused_not_22(uri):
-    from vbench.errors import BadUri
-    from vbench.remotespec import parse_uri
+    from vbench.core.errors import BadUri
+    from vbench.host.remoteuri import parse_uri
 
     with pytest.raises(BadUri, match="port"):
         parse_uri(uri)
@@ -404,7 +408,7 @@ def test_port_zero_is_refused_not_22(uri):
 # ---- finding 4: the budget covers host disk and memory, and the scratch cannot grow ------------
 
 def _budget_refusal(text: str, host=None) -> str:
-    from vbench import budget
+    from vbench.scenario import budget
 
     host = host or budget.HostFigures(free_disk_gib=500, mem_available_mib=64_000, cpus=16)
     with pytest.raises(ScenarioError) as exc:
@@ -447,7 +451,7 @@ workloads:
 
 
 def test_pmem_backing_files_count_at_their_size():
-    from vbench import budget
+    from vbench.scenario import budget
 
     vs = "".join(f"  - {{name: v{i}, pmem: {{size_mib: 16384}}}}\n" for i in range(16))
     text = ("name: s\ndevice: pmem\nguest: {vcpus: 1, memory_mib: 1024}\nvariants:\n" + vs +
@@ -462,7 +466,7 @@ def test_the_host_baseline_cannot_grow_its_scratch_file(tmp_path):
     import subprocess
     import types
 
-    from vbench import sandbox
+    from vbench.host import sandbox
 
     if shutil.which("bwrap") is None or shutil.which("prlimit") is None:
         pytest.skip("bubblewrap or prlimit missing")
@@ -496,8 +500,8 @@ class FakePublishConn:
 def test_other_content_under_a_published_name_is_refused_without_replace():
     from pathlib import Path
 
-    from vbench import dbstore
-    from vbench.errors import StoreError
+    from vbench.results import postgres as dbstore
+    from vbench.core.errors import StoreError
 
     conn = FakePublishConn((41, "0" * 64))  # published under this run id and host, other content
     with pytest.raises(StoreError) as exc:
@@ -510,7 +514,7 @@ def test_other_content_under_a_published_name_is_refused_without_replace():
 
 @pytest.fixture()
 def image_dirs(tmp_path, monkeypatch):
-    from vbench import userimage
+    from vbench.guest import userimage
 
     d = tmp_path / "images"
     d.mkdir()
@@ -528,8 +532,8 @@ def _qcow2(path, *extra):
 
 
 def test_a_hard_link_to_a_file_outside_the_allowed_dirs_is_refused(image_dirs, tmp_path):
-    from vbench import userimage
-    from vbench.errors import ImageError
+    from vbench.guest import userimage
+    from vbench.core.errors import ImageError
 
     outside = _qcow2(tmp_path / "secret.qcow2")
     os.link(outside, image_dirs / "mine.qcow2")
@@ -544,7 +548,7 @@ def test_the_image_swapped_after_its_check_is_not_what_the_overlay_reads(image_d
     import json
     import subprocess
 
-    from vbench import userimage
+    from vbench.guest import userimage
 
     good = _qcow2(image_dirs / "mine.qcow2")
     img = userimage.open_image("mine.qcow2")
@@ -563,8 +567,8 @@ def test_the_image_swapped_after_its_check_is_not_what_the_overlay_reads(image_d
 
 
 def test_a_copy_changed_after_the_check_is_refused_when_the_overlay_is_made(image_dirs):
-    from vbench import userimage
-    from vbench.errors import ImageError
+    from vbench.guest import userimage
+    from vbench.core.errors import ImageError
 
     _qcow2(image_dirs / "mine.qcow2")
     img = userimage.open_image("mine.qcow2")

@@ -13,8 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vbench.errors import ScenarioError, UserError
-from vbench.scenario import load_scenario_text
+from vbench.core.errors import ScenarioError, UserError
+from vbench.scenario.schema import load_scenario_text
 
 COUNT: dict[str, int] = {}
 SETTINGS = settings(max_examples=400, deadline=None, database=None,
@@ -114,8 +114,8 @@ host_items = st.fixed_dictionaries(
 @SETTINGS
 @given(uris)
 def test_every_accepted_uri_satisfies_the_rule(uri):
-    from vbench.errors import BadUri
-    from vbench.remotespec import check_uri
+    from vbench.core.errors import BadUri
+    from vbench.host.remoteuri import check_uri
 
     COUNT["uris"] = COUNT.get("uris", 0) + 1
     try:

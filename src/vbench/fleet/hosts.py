@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import untrusted
-from ..errors import BadUri, UserError
-from ..paths import FLEET_HOMES
-from ..remotespec import URI_RULE, check_uri
+from vbench.core import untrusted
+from vbench.core.errors import BadUri, UserError
+from vbench.core.paths import FLEET_HOMES
+from vbench.host.remoteuri import URI_RULE, check_uri
 
 MAX_HOSTS = 32
 MAX_FILE_BYTES = 64 * 1024
@@ -42,7 +42,7 @@ LOCAL_TRANSPORTS = {"qemu", "qemu+unix"}
 
 
 def _subnet(value: str) -> str:
-    from ..topology import check_subnet
+    from vbench.host.networks import check_subnet
 
     return check_subnet(value)  # the lab's own rule (RFC 1918 only), raising ValueError
 
@@ -57,7 +57,7 @@ def _fleet_home(value: str) -> str:
     """A host's own vbench home, only as FLEET_HOMES/NAME: a hosts file never chooses where root
     writes or which lab record, images and ssh wrapper it trusts; the directory under that
     root-owned place is made by vbench and checked (root-owned, not writable by others) in the
-    child before use (:func:`vbench.paths.trusted_dir`)."""
+    child before use (:func:`vbench.core.paths.trusted_dir`)."""
     p = Path(value)
     if p.parent != FLEET_HOMES or not NAME.match(p.name) or str(p) != value:
         raise ValueError(f"{FLEET_HOMES}/NAME (NAME: letters, digits, '-', '_')")

@@ -9,9 +9,9 @@ import json
 import re
 from pathlib import Path
 
-from ..store import atomic_write
-from ..record import Variant
-from .load import RunInfo
+from vbench.results.rundir import atomic_write
+from vbench.results.record import Variant
+from vbench.report.load import RunInfo
 
 
 def text(v: object) -> str:
@@ -56,8 +56,8 @@ def write_domain_xml(out_dir: Path, runs: list[RunInfo]) -> None:
     """Each variant's stored domain XML next to the report, for the context strip's links: an
     HTML page showing it escaped under the report's CSP. Never an ``.xml`` file: the run's XML is
     untrusted, and a browser renders an XHTML-namespaced ``<h:script>`` or ``onerror`` in one."""
-    from .. import __version__
-    from .render import render
+    from vbench import __version__
+    from vbench.report.render import render
 
     for run in runs:
         for name, v in run.variants.items():
