@@ -106,7 +106,9 @@ def test_changed_run_replaces_its_old_version(url, tmp_path):
                                         "status": "incomplete"})
     lines = (run / "samples.csv").read_text().splitlines()
     (run / "samples.csv").write_text("\n".join(lines[:-10]) + "\n")
-    again = dbstore.publish(url, [run])
+    with pytest.raises(StoreError, match="--replace"):  # issue 21: only when asked for
+        dbstore.publish(url, [run])
+    again = dbstore.publish(url, [run], replace=True)
     assert again[0].action == "replaced"
     assert _counts(url) == _expected_counts([run])
     with dbstore.checkout(url, [run.name]) as (_, [back]):
@@ -134,8 +136,27 @@ def test_failed_replace_keeps_the_old_version(url, tmp_path, monkeypatch):
     monkeypatch.setattr(dbstore, "_checkpoint", lambda at: (_ for _ in ()).throw(
         RuntimeError("injected")) if at == "samples" else None)
     with pytest.raises(RuntimeError):
-        dbstore.publish(url, [run])
+        dbstore.publish(url, [run], replace=True)
     assert _counts(url) == _expected_counts(RUNS[:1])
+
+
+def test_a_hostile_run_directory_cannot_replace_a_published_run(url, tmp_path):
+    """Issue 21, finding 7: the name (run_id, host) comes from the run's own run.json; replacing
+    needs --replace, and a run named by its content hash is exactly that content."""
+    base = dbstore.publish(url, RUNS[:1])[0]
+    evil = tmp_path / "elsewhere"
+    shutil.copytree(RUNS[0], evil)
+    lines = (evil / "samples.csv").read_text().splitlines()
+    (evil / "samples.csv").write_text("\n".join(lines[:3]) + "\n")
+    with pytest.raises(StoreError) as exc:
+        dbstore.publish(url, [evil])
+    assert "already published with other content" in str(exc.value)
+    assert _counts(url) == _expected_counts(RUNS[:1])
+    with dbstore.checkout(url, [f"sha256:{base.content_hash[:16]}"]) as (_, [back]):
+        assert len(store.load_samples(back)) == len(store.load_samples(RUNS[0]))
+    with pytest.raises(StoreError, match="no run"):
+        with dbstore.checkout(url, ["sha256:" + "0" * 16]):
+            pass
 
 
 _KILLER = """

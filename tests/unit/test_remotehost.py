@@ -14,6 +14,8 @@ import pytest
 from vbench.host import remote as rh
 
 from vbench.host import remoteuri
+
+from vbench.host import uris
 from vbench.core.errors import LabError
 from vbench.scenario.schema import load_scenario, load_scenario_text
 
@@ -29,9 +31,9 @@ def test_uri_parsing():
     assert t.known_hosts_name == "[hv1.example]:2222"
     assert t.public_uri == "qemu+ssh://bench@hv1.example:2222/system"
     assert remoteuri.parse_uri("qemu+ssh://hv1/system").user == "root"
-    assert remoteuri.is_remote("qemu+ssh://hv1/system")
-    assert not remoteuri.is_remote("qemu:///system") and not remoteuri.is_remote(None)
-    assert not remoteuri.is_remote("qemu+unix:///system?socket=/x")
+    assert uris.is_remote("qemu+ssh://hv1/system")
+    assert not uris.is_remote("qemu:///system") and not uris.is_remote(None)
+    assert not uris.is_remote("qemu+unix:///system?socket=/x")
 
 
 @pytest.mark.parametrize("uri, why", [
@@ -40,7 +42,8 @@ def test_uri_parsing():
     ("qemu+ssh://root@hv1/session", "/system"),
     ("qemu+ssh:///system", "no valid host"),
     ("qemu+ssh://root@hv1:99999/system", "port"),
-    ("qemu+ssh://ro%20ot@hv1/system", "not a user name"),
+    ("qemu+ssh://ro%20ot@hv1/system", "no %-escapes"),
+    ("qemu+ssh://Root@hv1/system", "not a user name"),
     ("qemu+ssh://root@-oProxyCommand=x/system", "no valid host"),
     ("qemu+tls://root@hv1/system", "qemu+ssh://"),
 ])

@@ -205,7 +205,7 @@ def test_stored_run_has_badge_forest_and_no_false_mismatch(stored_reports, tmp_p
     # the driver of each variant and a link to its domain XML are in the context strip
     strip = dom.split('id="context-0"')[1].split("</div>")[0]
     assert "virtio_blk" in strip and "ahci" in strip and 'href="domain-xml/' in strip
-    assert (page.parent / "domain-xml" / f"{accel}-run" / "virtio-blk.xml").is_file()
+    assert (page.parent / "domain-xml" / f"{accel}-run" / "virtio-blk.html").is_file()
 
 
 def html_section(dom: str, start: str, end: str) -> str:

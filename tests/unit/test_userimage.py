@@ -25,6 +25,7 @@ def dirs(tmp_path, monkeypatch):
     d = tmp_path / "images"
     d.mkdir()
     monkeypatch.setenv(userimage.IMAGE_DIRS_ENV, str(d))
+    monkeypatch.setenv("VBENCH_HOME", str(tmp_path / "home"))  # vbench's private image copies
     return d
 
 

@@ -42,9 +42,7 @@ def cmd_ab(args: argparse.Namespace) -> ExitStatus:
     from vbench.run import runner
     from vbench.run.ab import check_sides, expand, parse_side, side_frames
     from vbench.stats.compare import Gate, compare
-    from vbench.scenario.schema import load_scenario
     from vbench.results.rundir import load_samples
-    from vbench.core.files import atomic_write
     from vbench.commands import preflight
     from vbench.commands.output import check_one_stdout, write_file_or_stdout
 

@@ -95,7 +95,6 @@ def cmd_fleet_run(args: argparse.Namespace) -> ExitStatus:
     from vbench.fleet.hosts import load_hosts
     from vbench.fleet.launch import Launcher
     from vbench.fleet.schedule import group_hosts, run_groups
-    from vbench.scenario.schema import load_scenario
     from vbench.commands.preflight import require_scenario
 
     hosts = load_hosts(Path(args.hosts))
@@ -171,7 +170,6 @@ def _print_compare(fleet: Path | None, everything: bool, json_out: str | None,
                    runs: list | None = None) -> None:
     from vbench.fleet.compare import host_ratios, side_by_side, to_json
     from vbench.fleet.index import fleet_runs
-    from vbench.core.files import atomic_write
 
     # With --json -, stdout carries only the JSON; the human text goes to stderr.
     out = (lambda text: print(text, file=sys.stderr, flush=True)) if json_out == "-" else say

@@ -24,13 +24,18 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "publish", help="write runs into a results database (PostgreSQL) for a fleet's history",
         description="Write each run (its run.json with the environment and variants, and its "
                     "samples) into PostgreSQL, migrating the database's vbench schema first. "
-                    "Idempotent: a run already there with the same content is left as it is; a "
-                    "changed run (e.g. resumed) replaces its old version. Each run is one "
-                    "transaction: an interrupted publish leaves nothing partial.")
+                    "Idempotent: a run already there with the same content is left as it is; "
+                    "other content under a published run id and host is refused unless "
+                    "--replace (e.g. a resumed run). A run is named by its content as "
+                    "sha256:PREFIX. Each run is one transaction: an interrupted publish leaves "
+                    "nothing partial.")
     sp.add_argument("runs", nargs="+", metavar="RUN",
                     help="run directory (results/<run id>), or a results root for all its runs")
     sp.add_argument("--store", metavar="URL", default=os.environ.get(STORE_ENV),
                     help=f"postgresql://USER@HOST/DB (default: ${STORE_ENV})")
+    sp.add_argument("--replace", action="store_true",
+                    help="replace a run published before under the same run id and host with "
+                         "other content (e.g. resumed); without it that is refused")
     sp.set_defaults(func=cmd_publish)
 
 
@@ -40,7 +45,7 @@ def add_store_option(sp: argparse.ArgumentParser, scenario: bool = False) -> Non
     what = ("the scenario's runs from this results database (postgresql://...) instead of "
             "--results" if scenario else
             "the runs from this results database (postgresql://...) instead of run directories; "
-            "RUN is then a run id (or RUN@HOST)")
+            "RUN is then a run id (or RUN@HOST, or sha256:PREFIX of its content)")
     sp.add_argument("--store", metavar="URL", help=f"read {what}")
 
 
@@ -65,11 +70,11 @@ def cmd_publish(args: argparse.Namespace) -> ExitStatus:
     if not args.store:
         raise UserError(f"vbench publish needs --store postgresql://... (or ${STORE_ENV})")
     runs = _run_paths(args.runs)
-    for p in dbstore.publish(args.store, runs, progress=print):
+    for p in dbstore.publish(args.store, runs, progress=print, replace=args.replace):
         what = {"inserted": "published", "unchanged": "already there, unchanged",
                 "replaced": "replaced its older version"}[p.action]
         print(f"{p.run_id} (host {p.host or 'unknown'}): {what}; {p.samples} samples, "
-              f"{p.variants} variants")
+              f"{p.variants} variants; content sha256:{p.content_hash[:16]}")
     print(f"store: {dbstore.redact(args.store)}")
     return ExitStatus.SUCCESS
 

@@ -67,6 +67,12 @@ class LabError(UserError):
     exit_status = ExitStatus.LAB_NOT_READY
 
 
+class BadUri(LabError):
+    """A libvirt URI outside the allow-list (:func:`vbench.host.uris.check_uri`): bad input."""
+
+    exit_status = ExitStatus.SCENARIO_INVALID
+
+
 class ImageError(UserError):
     """A guest image is missing, broken or cannot be built."""
 

@@ -1,4 +1,5 @@
-"""Reading files vbench did not write (scenarios, recipes): bounded in size, depth and echo.
+"""Reading files vbench did not write (scenarios, recipes, run records): bounded in size, depth
+and echo.
 
 A scenario may come from someone else and vbench runs as root, so reading one must not cost
 unbounded memory or time, nor turn into an unbounded error message: files are capped in size,
@@ -8,8 +9,11 @@ back in messages are cut (``shown``).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -94,3 +98,32 @@ def load_yaml(text: str, max_bytes: int = MAX_FILE_BYTES):
         return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:
         raise UntrustedInputError(f"is nested too deeply (more than {MAX_DEPTH} levels)") from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def load_json(text: str, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse untrusted JSON text (a run record, from a file or the results database): at most
+    ``max_depth`` levels, and no lone surrogate (a ``\\ud800`` escape: no UTF-8 file or page can
+    hold it). Raises UntrustedInputError with a one-line message."""
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise UntrustedInputError(f"is nested deeper than {max_depth} levels") from None
+    except ValueError as exc:
+        raise UntrustedInputError(f"is not readable JSON ({shown(str(exc), 80)})") from None
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack:  # iterative: a deep document must not exhaust the interpreter's stack here
+        value, depth = stack.pop()
+        if depth > max_depth:
+            raise UntrustedInputError(f"is nested deeper than {max_depth} levels")
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise UntrustedInputError("holds a lone UTF-16 surrogate (a \\udXXX escape)")
+        elif isinstance(value, dict):
+            stack.extend((k, depth + 1) for k in value)
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return obj

@@ -23,6 +23,7 @@ from xml.sax.saxutils import quoteattr
 
 from pydantic import Field, model_validator
 
+from vbench.core import paths
 from vbench.core.errors import GuestError
 from vbench.devices.base import (Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model,
                                  Strict, is_q35)
@@ -79,7 +80,7 @@ def make_scratch(path: Path, size_gib: float, mode: str) -> None:
     """
     size = int(size_gib * 2**30)
     try:
-        with open(path, "wb") as fh:
+        with paths.new_file(path, 0o600) as fh:
             if mode == "full":
                 chunk = os.urandom(1 << 20)
                 for _ in range(size >> 20):

@@ -1,6 +1,6 @@
 """A shared folder: a host directory shared into the guest over virtio-fs or 9p (virtio transport).
 
-virtio-fs: libvirt starts ``virtiofsd`` (Debian ships it with QEMU as /usr/lib/qemu/virtiofsd) for
+virtio-fs: libvirt starts ``virtiofsd`` for
 ``<filesystem>`` with ``<driver type='virtiofs'/>``; vhost-user needs the guest RAM shared with it,
 hence ``<memoryBacking>`` memfd + shared. 9p: QEMU's own 9p server, ``accessmode`` ``mapped``
 (owners and modes kept in xattrs, QEMU runs as its usual user) or ``passthrough`` (host owners =
@@ -11,11 +11,16 @@ Each guest gets an empty share ``share/`` in its own directory (removed with it)
 facts script mounts it at :data:`MOUNT` by tag (virtiofs, or 9p2000.L over virtio with ``msize`` :data:`MSIZE`);
 the fio workload then runs on :data:`FIO_FILE` in it. Both models are paravirtual: the question is
 which shared-folder protocol, not virtio or emulated.
+
+No scenario names the virtiofsd program (libvirt runs it as root): vbench takes the first of
+:data:`VIRTIOFSD_PATHS` that is a root-owned regular file not writable by group or others, and a
+virtiofs variant is refused on a host that has none.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any, Literal
 from xml.sax.saxutils import quoteattr
 
@@ -29,14 +34,28 @@ MOUNT = "/mnt/vbench-share"
 FIO_FILE = f"{MOUNT}/vbench-fio.data"
 SHARE_DIR = "share"
 MSIZE = 524288  # 9p message size (the 6.1 default is 128 KiB; large I/O needs larger messages)
+# Where virtiofsd is, in order: Debian 12's virtiofsd package (Rust), then QEMU's own (C) one.
+VIRTIOFSD_PATHS = ("/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd")
+
+
+def find_virtiofsd() -> str | None:
+    """The first of :data:`VIRTIOFSD_PATHS` that root may run: a regular file (links resolved)
+    owned by root, not writable by group or others. None when there is none."""
+    for p in VIRTIOFSD_PATHS:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022 \
+                and st.st_mode & 0o100:
+            return p
+    return None
 
 
 class FsSpec(Strict):
     model: Literal["virtiofs", "9p"] = "virtiofs"
     accessmode: Literal["mapped", "passthrough"] = Field(
         "passthrough", description="9p only: mapped (xattrs) or passthrough (host owners)")
-    virtiofsd: str = Field("/usr/lib/qemu/virtiofsd", pattern=r"^/[A-Za-z0-9_./-]+$",
-                           description="virtiofs only: the virtiofsd binary libvirt starts")
 
     @model_validator(mode="after")
     def _mode(self) -> "FsSpec":
@@ -81,7 +100,7 @@ echo "fs_mount=$(grep -s " """ + MOUNT + r""" " /proc/mounts | cut -d' ' -f3 | h
                         "    <access mode='shared'/>\n  </memoryBacking>\n"),
                 devices=(f"    <filesystem type='mount' accessmode='passthrough'>\n"
                          f"      <driver type='virtiofs' queue='1024'/>\n"
-                         f"      <binary path={quoteattr(spec.virtiofsd)}/>\n"
+                         f"      <binary path={quoteattr(find_virtiofsd() or VIRTIOFSD_PATHS[-1])}/>\n"
                          f"      <source dir={src}/>\n      <target dir='{TAG}'/>\n"
                          f"    </filesystem>\n"))
         root = ("  <seclabel type='static' model='dac' relabel='no'>\n"
@@ -94,7 +113,10 @@ echo "fs_mount=$(grep -s " """ + MOUNT + r""" " /proc/mounts | cut -d' ' -f3 | h
                      f"    </filesystem>\n"))
 
     def host_requirements(self, spec: FsSpec) -> tuple[tuple[str, str], ...]:
-        return ((spec.virtiofsd, "virtiofs"),) if spec.model == "virtiofs" else ()
+        if spec.model != "virtiofs":
+            return ()
+        # none found: a name that is no file, so the variant is reported missing on this host
+        return ((find_virtiofsd() or " or ".join(VIRTIOFSD_PATHS), "virtiofs"),)
 
     def prepare(self, spec: FsSpec, files: DomainFiles) -> None:
         d = files.dir / SHARE_DIR

@@ -22,6 +22,7 @@ boot disk).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Literal
 from xml.sax.saxutils import quoteattr
 
@@ -68,9 +69,9 @@ def blk_xml(source: str) -> str:
 
 def make_image(path: str, size_mib: int) -> None:
     """An ext4 image of ``size_mib`` (4 KiB blocks: DAX needs the page size)."""
-    from vbench.core import procs
+    from vbench.core import paths, procs
 
-    with open(path, "wb") as fh:
+    with paths.new_file(Path(path), 0o600) as fh:
         fh.truncate(size_mib << 20)
     res = procs.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", "vbench-pmem",
                      "-E", "lazy_itable_init=0,lazy_journal_init=0,nodiscard", path], timeout=300)

@@ -7,7 +7,7 @@
       - name: kvm-b
         connect: qemu+ssh://root@kvm-b.example/system
       - name: users-libvirtd
-        connect: qemu+unix:///system?socket=/run/other/libvirt-sock
+        connect: qemu:///system        # qemu:///system, qemu:///session or pinned qemu+ssh only
         netns: users-ns                # run vbench inside this network namespace (local only)
         env: {VBENCH_MGMT_SUBNET: 10.231.0.0/24, VBENCH_TEST_SUBNET: 10.231.1.0/24}
       - name: vm-on-kvm-b
@@ -22,7 +22,6 @@ as one argv element or one environment value of a child process.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,22 +29,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vbench.core import untrusted
-from vbench.core.errors import HostsFileError, UserError
+from vbench.core.errors import BadUri, HostsFileError, UserError
+from vbench.core.paths import FLEET_HOMES
+from vbench.host.uris import URI_RULE, check_uri
 
 MAX_HOSTS = 32
 MAX_FILE_BYTES = 64 * 1024
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 NETNS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-URI = re.compile(r"^qemu(\+(ssh|libssh|libssh2|unix|tcp|tls))?://[\x21-\x7e]{0,480}$")
 HOST_FIELDS = {"name", "connect", "netns", "env", "machine"}
 LOCAL_TRANSPORTS = {"qemu", "qemu+unix"}
 
 
 def _subnet(value: str) -> str:
-    net = ipaddress.ip_network(value, strict=True)
-    if net.version != 4 or net.prefixlen > 28:
-        raise ValueError("an IPv4 network of /28 or larger")
-    return value
+    from vbench.host.networks import check_subnet
+
+    return check_subnet(value)  # the lab's own rule (RFC 1918 only), raising ValueError
 
 
 def _accel(value: str) -> str:
@@ -54,15 +53,19 @@ def _accel(value: str) -> str:
     return value
 
 
-def _abs_path(value: str) -> str:
+def _fleet_home(value: str) -> str:
+    """A host's own vbench home, only as FLEET_HOMES/NAME: a hosts file never chooses where root
+    writes or which lab record, images and ssh wrapper it trusts; the directory under that
+    root-owned place is made by vbench and checked (root-owned, not writable by others) in the
+    child before use (:func:`vbench.core.paths.trusted_dir`)."""
     p = Path(value)
-    if not p.is_absolute() or ".." in p.parts or len(value) > 255:
-        raise ValueError("an absolute path without '..'")
+    if p.parent != FLEET_HOMES or not NAME.match(p.name) or str(p) != value:
+        raise ValueError(f"{FLEET_HOMES}/NAME (NAME: letters, digits, '-', '_')")
     return value
 
 
 ENV_ALLOWED = {"VBENCH_MGMT_SUBNET": _subnet, "VBENCH_TEST_SUBNET": _subnet,
-               "VBENCH_ACCEL": _accel, "VBENCH_HOME": _abs_path}
+               "VBENCH_ACCEL": _accel, "VBENCH_HOME": _fleet_home}
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,17 @@ def host_problems(item: Any, where: str) -> tuple[Host | None, list[str]]:
     if name is None and "name" not in item:
         problems.append(f"{where}: name is required")
     where = f"{where} ({name})" if name else where
-    connect = _field(item, "connect", where, URI,
-                     "a libvirt URI such as qemu+ssh://root@HOST/system", problems)
+    connect = item.get("connect")
+    if connect is not None:
+        if not isinstance(connect, str):
+            problems.append(f"{where}: connect: {untrusted.shown(connect)} is not {URI_RULE}")
+            connect = None
+        else:
+            try:
+                connect = check_uri(connect, "connect:")
+            except BadUri as exc:
+                problems.append(f"{where}: {exc}")
+                connect = None
     netns = _field(item, "netns", where, NETNS, "a network namespace name", problems)
     machine = _field(item, "machine", where, NAME, "a machine name (like a host name)", problems)
     env = _env(item.get("env", {}), where, problems)
@@ -184,6 +196,13 @@ def hosts_problems(doc: Any, where: str = "hosts file") -> tuple[list[Host], lis
             if name.lower() in seen:  # names become directories: none that differ in case only
                 problems.append(f"{where}: host name {name!r} appears twice")
             seen.add(name.lower())
+    targets: dict[str, str] = {}
+    for h in hosts:
+        target = (h.connect or "lab").lower() + (f" in {h.netns}" if h.netns else "")
+        if target in targets and h.connect and not h.local:  # one libvirt measured twice at once
+            problems.append(f"{where}: hosts {targets[target]!r} and {h.name!r} connect to the "
+                            f"same libvirt ({h.connect}); list it once")
+        targets.setdefault(target, h.name)
     return hosts, problems
 
 

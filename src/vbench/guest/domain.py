@@ -124,6 +124,7 @@ class Guest:
         self.dir.mkdir(parents=True)
         os.chmod(self.dir, 0o755)
         claim_dir(self.dir)
+        self.image.verify()  # a user's image: its private copy still has the checked hash
         res = procs.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", self.image.base_format,
                          "-b", str(self.image.base), str(f.overlay)], timeout=60, check=False)
         if not res.ok:

@@ -13,12 +13,20 @@ else, and vbench runs as root, so the path is data, checked before anything uses
 - its format is read from its own header by vbench (the qcow2 magic, else raw) and passed to
   QEMU explicitly, never probed by QEMU; a qcow2 with a backing file or an external data file is
   refused (it would make QEMU open a second file that the path check never saw);
-- it is never written: each guest gets its own qcow2 overlay over it, and it is read only by
-  ``qemu-img info`` and by QEMU through that overlay.
+- not a hard link (``st_nlink`` 1): a link in an allowed directory to a file outside it would
+  pass the path check;
+- it is used as it was checked: vbench opens it once (no links followed), checks that the open
+  file is the one the path check saw, and copies it through that descriptor, hashing as it goes,
+  into a private root-owned copy under ``<VBENCH_HOME>/images/user`` (kept by its sha256, so a
+  second run reuses it). ``qemu-img info`` checks the copy, each guest's overlay is made over the
+  copy, and the copy's hash is verified again when an overlay is made (:meth:`UserImage.verify`).
+  Swapping the file after its check changes nothing vbench or QEMU reads;
+- it is never written: each guest gets its own qcow2 overlay over the copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -74,7 +82,45 @@ def resolve(text: str, dirs: list[Path] | None = None) -> Path:
         raise ImageError(f"guest image {path}: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise ImageError(f"guest image {path} is not a regular file")
+    if st.st_nlink > 1:
+        raise ImageError(f"guest image {path} has {st.st_nlink} hard links; vbench uses only a "
+                         f"file with one (a link may lead outside the allowed directories): copy it")
     return path
+
+
+def private_copy(path: Path) -> tuple[Path, str, str]:
+    """(copy, sha256, format) of the image at ``path``: opened once without following links,
+    checked to be the file the path check saw (one link, a regular file), and copied through
+    that descriptor, hashed on the way, to a root-owned file under the images directory."""
+    before = os.lstat(path)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as src:
+        st = os.fstat(src.fileno())
+        if (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino) or not stat.S_ISREG(st.st_mode) \
+                or st.st_nlink != 1:
+            raise ImageError(f"guest image {path} changed while it was checked; try again")
+        d = paths.images_dir() / "user"
+        d.mkdir(mode=0o755, parents=True, exist_ok=True)
+        paths.trusted_dir(d)
+        tmp = d / f".copy-{os.getpid()}-{st.st_ino}"
+        h = hashlib.sha256()
+        head = b""
+        try:
+            with paths.new_file(tmp, 0o644) as dst:
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    head = head or block[:4]
+                    h.update(block)
+                    dst.write(block)
+            digest = h.hexdigest()
+            fmt = "qcow2" if head == QCOW2_MAGIC else "raw"
+            final = d / f"{digest}.{fmt}"
+            os.replace(tmp, final)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise ImageError(f"cannot copy guest image {path} into {d}: {exc.strerror}; free "
+                             f"disk space there") from None
+    return final, digest, fmt
 
 
 def read_format(path: Path) -> str:
@@ -139,13 +185,14 @@ def ovmf() -> tuple[str, str] | None:
 class UserImage:
     """A user's image, checked; what :class:`vbench.guest.domain.Guest` needs of an image."""
 
-    path: Path
+    path: Path                              # the private copy QEMU reads (see the module doc)
     format: str
     sha256: str
     virtual_size: int
     firmware: str = "bios"
     loader: tuple[str, str] | None = None   # (OVMF code, variables template) for UEFI
     manifest: dict = field(default_factory=dict)
+    source: Path | None = None              # the file the scenario named
 
     own_boot = True
     user = "root"
@@ -155,7 +202,13 @@ class UserImage:
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return (self.source or self.path).name
+
+    def verify(self) -> None:
+        """Before an overlay is made over it: the copy still has the hash that was checked."""
+        if sha256_file(self.path) != self.sha256:
+            raise ImageError(f"guest image {self.name}: vbench's copy {self.path} no longer has "
+                             f"the sha256 it was checked with; refusing to use it")
 
     @property
     def base(self) -> Path:
@@ -176,8 +229,12 @@ class UserImage:
 
 def open_image(text: str, firmware: str = "bios") -> UserImage:
     """Check the image a scenario names and return it (hashing it: the run records its sha256)."""
-    path = resolve(text)
-    fmt = read_format(path)
+    source = resolve(text)
+    if not qemu_can_read(os.lstat(source)):
+        raise ImageError(f"guest image {source} is not readable by QEMU's user (libvirt-qemu); "
+                         f"vbench does not change its owner: `chgrp libvirt-qemu` it and make it "
+                         f"group-readable, or world-readable")
+    path, digest, fmt = private_copy(source)
     res = procs.run(["qemu-img", "info", "--output=json", "-f", fmt, str(path)], timeout=60)
     if not res.ok:
         raise ImageError(f"guest image {path}: qemu-img cannot read it as {fmt}: {res.tail()}")
@@ -185,21 +242,16 @@ def open_image(text: str, firmware: str = "bios") -> UserImage:
         info = json.loads(res.stdout)
     except ValueError:
         raise ImageError(f"guest image {path}: qemu-img info printed no JSON") from None
-    size = check_info(info, path)
-    if not qemu_can_read(os.stat(path)):
-        raise ImageError(f"guest image {path} is not readable by QEMU's user (libvirt-qemu); vbench "
-                         f"does not change its owner: `chgrp libvirt-qemu` it and make it group-"
-                         f"readable, or world-readable")
+    size = check_info(info, source)
     loader = None
     if firmware == "uefi":
         loader = ovmf()
         if loader is None:
             raise ImageError(f"guest image {path} wants UEFI, but no OVMF firmware is installed "
                              f"(Debian package ovmf: apt-get install ovmf)")
-    digest = sha256_file(path)
     return UserImage(path, fmt, digest, size, firmware, loader,
                      {"key": f"sha256:{digest}", "format": fmt, "firmware": firmware,
-                      "virtual_size": size})
+                      "virtual_size": size}, source)
 
 
 def required_tools(scn) -> dict[str, list[str]]:

@@ -12,16 +12,18 @@ import json
 import shutil
 
 from vbench.host import lab, remote as remotehost
-from vbench.host import remoteuri
+from vbench.host import uris
 from vbench.core import paths, procs
 from vbench.host import libvirtd
 from vbench.core.errors import LabError
 
 
 def collect(connect: str | None = None, progress=print) -> list[str]:
+    if connect is not None:
+        uris.check_uri(connect)
     done: list[str] = []
     state = lab.LabState.load()
-    far = remotehost.RemoteHost.open(connect) if connect and remoteuri.is_remote(connect) else None
+    far = remotehost.RemoteHost.open(connect) if connect and uris.is_remote(connect) else None
     uri = far.libvirt_uri if far is not None else (connect or state.uri)
     live_dirs: set[str] = set()
     try:

@@ -86,6 +86,9 @@ class Image:
     def kernel_release(self) -> str:
         return self.manifest.get("kernel_release", "")
 
+    def verify(self) -> None:
+        """vbench's own cached image lives in its checked images directory; nothing to do."""
+
     @property
     def user(self) -> str:
         return "root"
@@ -211,9 +214,8 @@ def _keypair_files(prefix: Path, comment: str) -> None:
                              serialization.NoEncryption())
     pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                         serialization.PublicFormat.OpenSSH)
-    prefix.write_bytes(priv)
-    os.chmod(prefix, 0o600)
-    Path(str(prefix) + ".pub").write_text(pub.decode() + f" {comment}\n")
+    paths.write_file(prefix, priv, 0o600)
+    paths.write_file(Path(str(prefix) + ".pub"), pub.decode() + f" {comment}\n", 0o644)
 
 
 AUTHORIZED_KEYS_CMD = """#!/bin/sh

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vbench.host import netns, remote as remotehost
-from vbench.host import remoteuri
+from vbench.host import uris
 from vbench.core import paths, procs
 from vbench.host.accel import (kvm_module, probe_accelerator)
 from vbench.core.errors import LabError
@@ -197,9 +197,11 @@ def up(connect: str | None = None, progress=print) -> Lab:
     """Bring the lab up (idempotent) and return it."""
     from vbench.host import libvirtd
 
+    if connect is not None:
+        uris.check_uri(connect)
     state = LabState.load()
     remote = None
-    if connect and remoteuri.is_remote(connect):
+    if connect and uris.is_remote(connect):
         remote = remotehost.RemoteHost.open(connect)  # the pinned session; libvirt over its own ssh
         connect = remote.libvirt_uri
     if connect:
@@ -313,8 +315,10 @@ def current(connect: str | None = None) -> Lab:
     """The lab as it is now, without changing anything; a clear error when it is not up."""
     from vbench.host import libvirtd
 
+    if connect is not None:
+        uris.check_uri(connect)
     state = LabState.load()
-    if connect and remoteuri.is_remote(connect):
+    if connect and uris.is_remote(connect):
         raise LabError(f"{connect}: guest checks are not supported on a remote host yet "
                        f"(`vbench run` is)")
     uri = connect or state.uri
@@ -434,6 +438,8 @@ def status(connect: str | None = None) -> list[tuple[str, str]]:
     from vbench.host import images
     from vbench.host import libvirtd
 
+    if connect is not None:
+        uris.check_uri(connect)
     rows: list[tuple[str, str]] = []
     state = LabState.load()
     uri = connect or state.uri

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vbench.core import paths, procs
 from vbench.core.errors import LabError
+from vbench.host.uris import check_opened_uri
 
 VBENCH_NS = "https://vbench.invalid/xmlns/guest/1"  # vbench's libvirt metadata namespace (the tag)
 DOMAIN_PREFIX = "vbench-"                            # every vbench domain and guest directory
@@ -30,6 +31,7 @@ def _libvirt():
 
 
 def open_connection(uri: str):
+    check_opened_uri(uri)  # whatever the caller: only allow-listed URIs reach libvirt
     libvirt = _libvirt()
     try:
         return libvirt.open(uri)
@@ -179,7 +181,7 @@ def claim_dir(d: Path) -> None:
     import json
 
     me = procs.ref(os.getpid(), "vbench")
-    (d / OWNER_FILE).write_text(json.dumps(me.to_dict() if me else {}))
+    paths.write_file(d / OWNER_FILE, json.dumps(me.to_dict() if me else {}), 0o644)
 
 
 def dir_owner_alive(d: Path) -> bool:

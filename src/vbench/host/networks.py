@@ -41,18 +41,34 @@ class LabNetwork:
                 f"  </ip>\n</network>\n")
 
 
+# The only ranges a lab network may use: RFC 1918's private networks. Not loopback (127/8),
+# link-local (169.254/16), shared (100.64/10), documentation, benchmarking or reserved ranges,
+# which Python's is_private also admits, nor anything public.
+PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12",
+                                                          "192.168.0.0/16"))
+SUBNET_RULE = ("a private IPv4 network (inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16) "
+               "of 64 to 65536 addresses, e.g. 10.199.0.0/24")
+
+
+def check_subnet(text: str) -> str:
+    """``text`` as a lab network's subnet, or ValueError saying :data:`SUBNET_RULE`."""
+    try:
+        net = ipaddress.IPv4Network(text, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"not an IPv4 network ({str(exc)[:60]}); {SUBNET_RULE}") from None
+    if not any(net.subnet_of(r) for r in PRIVATE_RANGES) or not 16 <= net.prefixlen <= 26:
+        raise ValueError(SUBNET_RULE)
+    return str(net)
+
+
 def _subnet(env: str, default: str) -> str:
     """The subnet of one of vbench's networks: ``default`` unless the environment names another
     (so that it cannot collide with a network of the user's libvirt or host)."""
     text = os.environ.get(env, "").strip() or default
     try:
-        net = ipaddress.IPv4Network(text, strict=True)
+        return check_subnet(text)
     except ValueError as exc:
-        raise LabError(f"{env}={text!r}: not an IPv4 network ({exc}); write e.g. 10.199.0.0/24") from None
-    if not net.is_private or net.num_addresses < 64 or net.prefixlen < 16:
-        raise LabError(f"{env}={text}: vbench needs a private IPv4 network of 64 to 65536 "
-                       f"addresses for its isolated network, e.g. 10.199.0.0/24")
-    return str(net)
+        raise LabError(f"{env}={text[:40]!r}: vbench needs {exc}") from None
 
 
 MGMT = LabNetwork("vbench-mgmt", "vbmgmt0", _subnet("VBENCH_MGMT_SUBNET", "10.254.0.0/24"))

@@ -33,7 +33,7 @@ from typing import Any, Callable
 from vbench.core import paths
 from vbench.core.errors import GuestError, LabError, RemoteCommandError
 from vbench.host.remoteuri import (COMPLETE, IMAGE_FILES, REMOTE_ROOT, Target, _inside_root,
-                                   _NAME_RE, client_key_file, known_hosts_file, libvirt_uri, parse_uri,
+                                   _NAME_RE, client_key_file, known_hosts_file, libvirt_uri, parse_uri, wrapper_path,
                                    pinned_host_keys, remote_path, scratch_argv, ssh_wrapper)
 
 
@@ -105,7 +105,7 @@ class RemoteHost:
         tr = client.get_transport()
         if tr is not None:
             tr.set_keepalive(5)
-        wrapper = ssh_wrapper(kh, key, paths.lab_dir() / "ssh" / f"{t.host}-{t.port}.sh")
+        wrapper = ssh_wrapper(kh, key, wrapper_path(t, paths.lab_dir()))
         return cls(t, client, libvirt_uri(t, wrapper))
 
     def close(self) -> None:

@@ -1,5 +1,7 @@
 """What another host is (``qemu+ssh://`` URIs, its pinned keys, paths vbench may use on it)
-and what vbench can run there so far. No network here: the session is :mod:`vbench.host.remote`."""
+and what vbench can run there so far. No network here: the session is :mod:`vbench.host.remote`.
+
+The libvirt URI allow-list itself (:func:`check_uri`) is :mod:`vbench.host.uris`."""
 
 from __future__ import annotations
 
@@ -7,71 +9,17 @@ import os
 import posixpath
 import re
 import shlex
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
 
 from vbench.core.errors import LabError
+from vbench.host.uris import (Target, libvirt_uri, parse_uri, wrapper_path)
 
 
-SCHEMES = ("qemu+ssh",)
 REMOTE_ROOT = PurePosixPath("/var/lib/libvirt/vbench")
-_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[[0-9A-Fa-f:]+\]$")
 _NAME_RE = re.compile(r"^vbench-[A-Za-z0-9_.-]{1,120}$")
 IMAGE_FILES = ("base", "kernel", "initrd")
 COMPLETE = ".complete"
-
-
-def is_remote(uri: str | None) -> bool:
-    return bool(uri) and urlsplit(uri or "").scheme in SCHEMES
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where ``--connect qemu+ssh://...`` points."""
-
-    user: str
-    host: str
-    port: int
-    path: str
-
-    @property
-    def known_hosts_name(self) -> str:
-        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
-
-    @property
-    def public_uri(self) -> str:
-        """The URI as recorded: no password, no query (vbench's key/known_hosts paths)."""
-        port = "" if self.port == 22 else f":{self.port}"
-        return f"qemu+ssh://{self.user}@{self.host}{port}{self.path}"
-
-
-def parse_uri(uri: str) -> Target:
-    """``qemu+ssh://[USER@]HOST[:PORT]/system``; anything else is refused with one line."""
-    parts = urlsplit(uri)
-    if parts.scheme not in SCHEMES:
-        raise LabError(f"{uri}: another host is reached as qemu+ssh://USER@HOST[:PORT]/system")
-    if parts.password is not None:
-        raise LabError("--connect: put no password in the URI; vbench logs in with a key "
-                       "(VBENCH_SSH_KEY or ~/.ssh/id_*)")
-    if parts.query or parts.fragment:
-        raise LabError(f"--connect {parts.scheme}://...: no ?parameters please; vbench sets the key "
-                       f"and known_hosts itself (VBENCH_SSH_KEY, VBENCH_KNOWN_HOSTS)")
-    host = parts.hostname or ""
-    if not host or not _HOST_RE.match(host):
-        raise LabError(f"--connect {uri}: no valid host name")
-    try:
-        port = parts.port or 22
-    except ValueError:
-        raise LabError(f"--connect {uri}: the port is not a number from 1 to 65535") from None
-    user = unquote(parts.username or "root")
-    if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", user):
-        raise LabError(f"--connect {uri}: {user!r} is not a user name")
-    if parts.path != "/system":
-        raise LabError(f"--connect {uri}: only the system daemon (/system) is supported on "
-                       f"another host")
-    return Target(user, host, port, parts.path)
 
 
 def known_hosts_file() -> Path:
@@ -112,13 +60,12 @@ def ssh_wrapper(known_hosts: Path, key: Path, where: Path) -> Path:
     opts = ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
             "-o", "ConnectTimeout=20", "-i", str(key)]
+    from vbench.core.paths import trusted_dir, write_file
+
     text = f"#!/bin/sh\nexec ssh {shlex.join(opts)} \"$@\"\n"
-    where.parent.mkdir(parents=True, exist_ok=True)
-    tmp = where.with_name(where.name + ".tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, 0o700)
-    os.replace(tmp, where)
-    return where
+    where.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    trusted_dir(where.parent)
+    return write_file(where, text, 0o700)  # exclusive temporary file, renamed: no link followed
 
 
 def pinned_libvirt_uri(uri: str) -> str:
@@ -129,14 +76,8 @@ def pinned_libvirt_uri(uri: str) -> str:
     t = parse_uri(uri)
     kh = known_hosts_file()
     pinned_host_keys(t, kh)
-    wrapper = ssh_wrapper(kh, client_key_file(), paths.lab_dir() / "ssh" / f"{t.host}-{t.port}.sh")
+    wrapper = ssh_wrapper(kh, client_key_file(), wrapper_path(t, paths.lab_dir()))
     return libvirt_uri(t, wrapper)
-
-
-def libvirt_uri(t: Target, wrapper: Path) -> str:
-    port = "" if t.port == 22 else f":{t.port}"
-    return (f"qemu+ssh://{t.user}@{t.host}{port}{t.path}?command={quote(str(wrapper), safe='/')}"
-            f"&no_tty=1")
 
 
 def remote_path(*parts: str) -> PurePosixPath:

@@ -5,7 +5,8 @@ may come from someone else. Besides the option allow-list (``probes.fioopts``), 
 confined: a read-only view of the whole file system except the one scratch file it measures, a
 private /dev and /proc, no network (its own empty network namespace), its own PID, IPC and
 UTS namespaces, no capabilities, ``no_new_privs`` set, a new session (no terminal injection), and
-it dies with vbench. bubblewrap needs neither systemd as PID 1 nor a daemon.
+it dies with vbench. bubblewrap needs neither systemd as PID 1 nor a daemon. Its file size
+limit (RLIMIT_FSIZE, :func:`fsize_limited`) is its scratch file's size: it cannot grow the file.
 """
 
 from __future__ import annotations
@@ -32,3 +33,11 @@ def confine(argv: list[str], writable: Path) -> list[str]:
     return [bwrap(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
             "--bind", str(w), str(w), "--unshare-all", "--die-with-parent", "--new-session",
             "--cap-drop", "ALL", "--", *argv]
+
+
+def fsize_limited(argv: list[str], disk) -> list[str]:
+    """``argv`` under RLIMIT_FSIZE = the scratch file's size (``disk.size_gib``): whatever a
+    scenario's fio options say, the host baseline cannot grow its file on the host's disk
+    (writes past it fail with EFBIG/SIGXFSZ). prlimit is util-linux's, on every host."""
+    limit = int(disk.size_gib * 2**30) if disk is not None else 0
+    return ["prlimit", f"--fsize={limit}", "--", *argv]

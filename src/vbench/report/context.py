@@ -49,16 +49,22 @@ def _machines(run: RunInfo) -> list[str]:
 
 
 def xml_href(run: RunInfo, variant: str) -> str:
-    return f"domain-xml/{slug(run.label)}/{slug(variant)}.xml"
+    return f"domain-xml/{slug(run.label)}/{slug(variant)}.html"
 
 
 def write_domain_xml(out_dir: Path, runs: list[RunInfo]) -> None:
-    """Each variant's stored domain XML as a file next to the report, for the context strip's
-    links (and for `virsh define` by hand)."""
+    """Each variant's stored domain XML next to the report, for the context strip's links: an
+    HTML page showing it escaped under the report's CSP. Never an ``.xml`` file: the run's XML is
+    untrusted, and a browser renders an XHTML-namespaced ``<h:script>`` or ``onerror`` in one."""
+    from vbench import __version__
+    from vbench.report.render import render
+
     for run in runs:
         for name, v in run.variants.items():
             if v.domain_xml:
-                atomic_write(Path(out_dir) / xml_href(run, name), v.domain_xml)
+                page = render("domain_xml.html.j2", title=f"{run.label} / {name}: domain XML",
+                              xml=v.domain_xml, version=__version__)
+                atomic_write(Path(out_dir) / xml_href(run, name), page)
 
 
 def strip(run: RunInfo) -> dict:

@@ -11,9 +11,13 @@ samples; ``history``, ``compare`` and ``report`` take ``--store URL`` and read f
   :func:`migrate` applies the missing ones in one transaction under an advisory lock (two
   publishers may start at once), refuses a store migrated by a newer vbench, and refuses an applied
   migration whose file has since changed. Readers never migrate: a read-only role is enough.
-- **Idempotent.** A run is identified by (run_id, host) and its content by a sha256 over run.json
-  and its sample rows. Publishing the same content again changes nothing; publishing changed
-  content (a resumed run that is now complete) replaces the old version in the same transaction.
+- **Idempotent, and identified by content.** A run's content is a sha256 over run.json and its
+  sample rows; readers may name a run by it (``sha256:PREFIX``), which no other run directory can
+  take over. (run_id, host), which the run's own run.json states, is only a name: publishing the
+  same content again changes nothing, and publishing other content under a published name is
+  refused unless asked for with ``replace`` (``vbench publish --replace``: a resumed run that is
+  now complete), then done in the same transaction. A hostile run directory can therefore not
+  replace a published run, e.g. a compare baseline.
 - **Atomic.** A publish is one transaction: the run row, its variants and its samples are all
   committed or none is (an interrupted publish leaves nothing partial).
 - **Reading.** :func:`checkout` exports runs from the database into the canonical on-disk layout
@@ -38,6 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from vbench.core import files
 from vbench.results import record, rundir as store
+from vbench.core import untrusted
 from vbench.core.errors import StoreError
 from vbench.core.metrics import SAMPLE_COLUMNS
 from vbench.results.record import RunRecord
@@ -255,8 +260,9 @@ def read_run(run_path: Path) -> tuple[dict, RunRecord, list[dict]]:
     return raw, rec, rows
 
 
-def publish_run(conn, run_path: Path) -> Published:
-    """Write one run directory into the store in one transaction (the schema must be migrated)."""
+def publish_run(conn, run_path: Path, replace: bool = False) -> Published:
+    """Write one run directory into the store in one transaction (the schema must be migrated);
+    a published run of the same name and other content is replaced only with ``replace``."""
     run_path = Path(run_path)
     raw, rec, rows = read_run(run_path)
     run_id = rec.run_id or run_path.name
@@ -271,6 +277,11 @@ def publish_run(conn, run_path: Path) -> Published:
                              "host = %s FOR UPDATE", (run_id, host)).fetchone()
         if found and found[1] == digest:
             return Published(run_id, host, "unchanged", len(rows), len(variants), digest)
+        if found and not replace:
+            raise StoreError(f"run {store.printable(run_id)[:80]!r} from host "
+                             f"{store.printable(host)[:40]!r} is already published with other "
+                             f"content (sha256:{str(found[1])[:12]}, this is sha256:{digest[:12]}); "
+                             f"nothing was changed: pass --replace to replace it")
         if found:
             conn.execute("DELETE FROM vbench.runs WHERE id = %s", (found[0],))
         run_pk = conn.execute(
@@ -315,9 +326,10 @@ def _sample_tuple(run_pk: int, ordinal: int, r: dict) -> tuple:
     return tuple(out)
 
 
-def publish(url: str, run_paths: list[Path], progress: Callable[[str], None] | None = None
-            ) -> list[Published]:
-    """Migrate the store if needed and publish each run (one transaction per run)."""
+def publish(url: str, run_paths: list[Path], progress: Callable[[str], None] | None = None,
+            replace: bool = False) -> list[Published]:
+    """Migrate the store if needed and publish each run (one transaction per run); ``replace``:
+    a run published before under the same name with other content is replaced."""
     conn = connect(url)
     try:
         with _db_errors(url, "migration"):
@@ -327,7 +339,7 @@ def publish(url: str, run_paths: list[Path], progress: Callable[[str], None] | N
         out = []
         for p in run_paths:
             with _db_errors(url, f"publishing {Path(p).name}"):
-                out.append(publish_run(conn, Path(p)))
+                out.append(publish_run(conn, Path(p), replace))
         return out
     finally:
         conn.close()
@@ -342,7 +354,19 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
     return run, (host or None)
 
 
+_HASH_REF = re.compile(r"^sha256:([0-9a-f]{12,64})$")
+
+
 def _find(conn, ref: str) -> int:
+    m = _HASH_REF.match(ref)
+    if m:  # by content: the one run whose content hash starts so
+        rows = conn.execute("SELECT id FROM vbench.runs WHERE starts_with(content_hash, %s) "
+                            "LIMIT 2", (m.group(1),)).fetchall()
+        if len(rows) != 1:
+            raise StoreError(f"{ref}: {'no run' if not rows else 'several runs'} in the results "
+                             f"database with this content hash" + ("; give more of it" if rows
+                                                                    else ""))
+        return int(rows[0][0])
     run_id, host = _split_ref(ref)
     if host is None:
         rows = conn.execute("SELECT id, host FROM vbench.runs WHERE run_id = %s ORDER BY host",
@@ -359,20 +383,51 @@ def _find(conn, ref: str) -> int:
     return int(rows[0][0])
 
 
+MAX_EXPORT_SAMPLES = 1_000_000  # per run; a real run has thousands
+MAX_EXPORT_BYTES = store.MAX_CSV_BYTES  # what the readers of samples.csv accept
+
+
+def _dir_name(run_pk: int, *parts: str) -> str:
+    """A directory name for an exported run: its id (and host) when short and plain, else
+    ``run-<row id>`` (a stored run id is untrusted: 5,000 characters made ENAMETOOLONG)."""
+    name = _SAFE_NAME.sub("_", "@".join(parts)).strip(".")
+    return name if name and len(name) <= 100 else f"run-{run_pk}"
+
+
 def _export_one(conn, run_pk: int, root: Path) -> Path:
-    run_id, host, record = conn.execute("SELECT run_id, host, record FROM vbench.runs WHERE id = %s",
-                                        (run_pk,)).fetchone()
-    name = _SAFE_NAME.sub("_", run_id).strip(".") or f"run-{run_pk}"
+    run_id, host, text = conn.execute("SELECT run_id, host, record::text FROM vbench.runs "
+                                      "WHERE id = %s", (run_pk,)).fetchone()
+    where = f"run {store.printable(run_id)[:80]!r} in the results database"
+    if len(text) > store.MAX_JSON_BYTES:
+        raise StoreError(f"{where}: its record is larger than {store.MAX_JSON_BYTES >> 20} MiB")
+    try:  # parsed by vbench, bounded (psycopg's own json loads had no depth limit: exit 70)
+        record = untrusted.load_json(text)
+    except untrusted.UntrustedInputError as exc:
+        raise StoreError(f"{where}: its record {exc}") from None
+    n = int(conn.execute("SELECT count(*) FROM vbench.samples WHERE run = %s",
+                         (run_pk,)).fetchone()[0])
+    if n > MAX_EXPORT_SAMPLES:
+        raise StoreError(f"{where} has {n} samples, more than {MAX_EXPORT_SAMPLES} a run may have")
+    name = _dir_name(run_pk, run_id)
     if (root / name).exists():  # the same run id from another host
-        name = _SAFE_NAME.sub("_", f"{run_id}@{host}").strip(".")
+        name = _dir_name(run_pk, run_id, host)
     path = root / name
     path.mkdir(parents=True)
     files.atomic_write(path / store.RUN_FILE, json.dumps(record, indent=2) + "\n")
     cur = conn.execute(f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM vbench.samples WHERE run = %s "
-                       f"ORDER BY ordinal", (run_pk,))
-    files.atomic_write(path / store.SAMPLES_FILE,
-                       store.rows_to_csv(_csv_row(row) for row in cur))
+                       f"ORDER BY ordinal LIMIT %s", (run_pk, MAX_EXPORT_SAMPLES + 1))
+    files.atomic_write(path / store.SAMPLES_FILE, store.rows_to_csv(_bounded(cur, where)))
     return path
+
+
+def _bounded(cur, where: str) -> Iterator[dict]:
+    size = 0
+    for row in cur:
+        out = _csv_row(row)
+        size += sum(len(v) + 1 for v in out.values())
+        if size > MAX_EXPORT_BYTES:
+            raise StoreError(f"{where}: its samples exceed {MAX_EXPORT_BYTES >> 20} MiB")
+        yield out
 
 
 def _csv_row(row: tuple) -> dict:

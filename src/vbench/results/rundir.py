@@ -31,6 +31,7 @@ from typing import Any, Iterable
 
 from vbench.core.files import atomic_write, read_bytes
 from vbench.results import record
+from vbench.core import untrusted
 from vbench.core.errors import StoreError
 from vbench.core.metrics import SAMPLE_COLUMNS
 from vbench.results.record import SCHEMA_VERSION, RunRecord
@@ -85,12 +86,16 @@ def write_json(path: Path, obj: Any) -> None:
 def read_json(path: Path) -> dict:
     """Read a vbench JSON file, checking that it is one and of a schema version we understand."""
     try:
-        obj = json.loads(read_bytes(Path(path), MAX_JSON_BYTES).decode("utf-8"))
+        text = read_bytes(Path(path), MAX_JSON_BYTES).decode("utf-8")
     except FileNotFoundError as exc:
         raise StoreError(f"{path} does not exist") from exc
-    except (OSError, ValueError, RecursionError) as exc:
+    except (OSError, ValueError) as exc:
         raise StoreError(f"{path} is not readable JSON ({str(exc)[:80]}); it is corrupt or not "
                          f"vbench's") from None
+    try:
+        obj = untrusted.load_json(text)
+    except untrusted.UntrustedInputError as exc:
+        raise StoreError(f"{path} {exc}; it is corrupt or not vbench's") from None
     if not isinstance(obj, dict) or "schema_version" not in obj:
         raise StoreError(f"{path} is not a vbench file (no schema_version)")
     record.check_version(obj["schema_version"], str(path))  # older: readable; newer: refused

@@ -22,16 +22,15 @@ ever reaches a shell: they go into the domain XML (escaped) or to libvirt's API.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vbench.core.errors import UserError
+from vbench.host.uris import check_uri
 
 SIDES = ("a", "b")
 KEYS = ("emulator", "kernel", "initrd", "uri", "rate_iops")
-URI_RE = re.compile(r"^[a-z][a-z0-9+]*://[A-Za-z0-9._~@:/-]*(\?[A-Za-z0-9._~=&/-]*)?$")
 
 
 @dataclass(frozen=True)
@@ -84,9 +83,7 @@ def parse_side(items: list[str] | str, name: str) -> Side:
         elif key in ("kernel", "initrd"):
             values[key] = _file(key, value, name, executable=False)
         elif key == "uri":
-            if not URI_RE.fullmatch(value):
-                raise UserError(f"--{name} uri={value}: not a libvirt URI like qemu:///system")
-            values[key] = value
+            values[key] = check_uri(value, f"--{name} uri=")  # the one allow-list
         else:
             if not value.isdigit() or not 1 <= int(value) <= 100_000_000:
                 raise UserError(f"--{name} rate_iops={value}: expected a whole number of IOPS")
@@ -206,12 +203,13 @@ def session_parts(scn, sides: tuple[Side, Side], default_lab, say):
     """(guest overrides per variant, executor, adaptive groups) for an A/B run of ``scn``."""
     from vbench.host import lab as labmod
     from vbench.host import remoteuri
+    from vbench.host import uris
     from vbench.run.executors import execute
 
     labs = {}
     for side in sides:
         if side.uri:
-            if remoteuri.is_remote(side.uri):
+            if uris.is_remote(side.uri):
                 remoteuri.refuse_unsupported(scn, ab=True)
             labs[side.name] = labmod.up(connect=side.uri, progress=say)
     overrides = {}

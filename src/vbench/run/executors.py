@@ -55,9 +55,10 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
     bound = limit + 20
     if target.guest is None:
         assert target.host_scratch is not None
-        from vbench.host.sandbox import confine
+        from vbench.host.sandbox import confine, fsize_limited
 
-        argv = fio_argv(w.name, str(target.host_scratch), opts, runtime, ramp)
+        argv = fsize_limited(fio_argv(w.name, str(target.host_scratch), opts, runtime, ramp),
+                             scn.profile(scn.variants[0]).disk)
         # Root on the host with a scenario's options: confined to its scratch file, no network.
         rh = getattr(target.lab, "remote", None)  # another host: its own fio on its own storage
         res = (rh.run_confined(argv, target.host_scratch, wrap, timeout=bound) if rh is not None

@@ -26,6 +26,7 @@ from typing import Any
 from vbench import __version__, devices
 from vbench.run import adaptive, faults
 from vbench.host import accel, images, lab, remoteuri
+from vbench.host import uris
 from vbench.guest import kconfig, userimage, verify
 from vbench.host import ssh as remote
 from vbench.core import paths
@@ -140,7 +141,8 @@ class LabGuests:
             stack.callback(rh.remove_dir, rf.parent)
             return Target("host", None, {}, host_scratch=rf, lab=self.lab)
         d = paths.guests_dir() / f"vbench-host-{self.rd.run_id}"
-        d.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(d, ignore_errors=True)  # a leftover of a killed run being resumed: the
+        d.mkdir(parents=True)                 # scratch file is then created anew, exclusively
         stack.callback(shutil.rmtree, d, True)
         claim_dir(d)
         f = d / "scratch.raw"
@@ -211,7 +213,7 @@ def _lab_image_accel(scn: Scenario, connect: str | None, accel_override: str | N
                      say: Say):
     """The lab (a local one, a user's libvirt, or another host's), the guest image (uploaded to
     that host) and the accelerator, after refusing what this lab cannot run."""
-    if remoteuri.is_remote(connect):
+    if uris.is_remote(connect):
         remoteuri.refuse_unsupported(scn, ab=ab)
     else:
         require_host_devices(scn)

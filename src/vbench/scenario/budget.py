@@ -8,6 +8,13 @@ guest's memory, or an estimated run time beyond ``--max-hours``.
 
 Figures are deliberately simple upper-ish estimates: every variant's guest is up at the same
 time (the runner boots them all, then suspends them), a suspended guest keeps its memory.
+
+Host disk counts every file a variant puts on the host: scratch disks, pmem backing files at
+their full size, and what fio and fsmeta write into a shared folder (device fs: the guest's
+share is a host directory). The host baseline's fio may use no more than its scratch file
+(``size`` + ``offset``), which is also enforced while it runs (RLIMIT_FSIZE: the file cannot
+grow), and its I/O buffers (``bs`` x ``iodepth`` x ``numjobs``) count as host memory, capped at
+:data:`HOST_FIO_BUFFERS_MAX_MIB`.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ OVERLAY_GIB = 0.5              # a guest's qcow2 overlay and console log, genero
 BOOT_ESTIMATE_S = 30.0         # one boot + driver check under TCG
 BALLOON_MIN_FREE_MIB = 128     # what a guest keeps besides the memory it is asked to touch
 DEFAULT_MAX_HOURS = 24.0
+HOST_FIO_BUFFERS_MAX_MIB = 2048  # bs x iodepth x numjobs of the host baseline (4k x 32 x 4 = 0.5)
+GIB = 2**30
 
 
 @dataclass(frozen=True)
@@ -122,16 +131,87 @@ def check_balloon(scn: Scenario) -> None:
     _refuse_first(balloon_problems(scn))
 
 
-def scratch_gib(scn: Scenario) -> float:
-    """Guest files of every variant up at once, plus the host baseline's scratch file."""
+def _bytes(opts: dict, key: str) -> int:
+    from vbench.workloads.fioopts import _size_bytes
+
+    return (_size_bytes(str(opts[key])) or 0) if key in opts else 0
+
+
+def share_gib(scn: Scenario) -> float:
+    """What the workloads write into a shared folder (a host directory): the largest fio file
+    (``offset`` + ``size``) or fsmeta set (``files`` x ``filesize``), plus 1 KiB per file."""
+    most = 0
+    for w in scn.workloads:
+        if w.fio is not None:
+            opts = scn.fio_options(w)
+            most = max(most, _bytes(opts, "offset") + _bytes(opts, "size"))
+        fsmeta = getattr(w, "fsmeta", None)
+        if fsmeta is not None:
+            size = int(fsmeta.filesize.lower().rstrip("k")) * (1024 if "k" in fsmeta.filesize.lower()
+                                                               else 1)
+            most = max(most, fsmeta.files * (size + 1024))
+    return most / GIB
+
+
+def host_files_gib(prof, share: float) -> float:
+    """The host files of one variant's devices: scratch disk, pmem backing file, share writes."""
     total = 0.0
-    for v in scn.variants:
-        disk = scn.profile(v).disk
-        total += (disk.size_gib if disk is not None else 0.0) + OVERLAY_GIB
+    for dev, spec in prof.present():
+        if dev.kind == "disk":
+            total += spec.size_gib
+        elif dev.kind == "pmem":
+            total += spec.size_mib / 1024
+        elif dev.kind == "fs":
+            total += share
+    return total
+
+
+def scratch_gib(scn: Scenario) -> float:
+    """Host files of every variant up at once (scratch disks, pmem files, shared folder writes,
+    overlays), plus the host baseline's scratch file."""
+    share = share_gib(scn)
+    total = sum(host_files_gib(scn.profile(v), share) + OVERLAY_GIB for v in scn.variants)
     if scn.host_baseline:
         disk = scn.profile(scn.variants[0]).disk
         total += disk.size_gib if disk is not None else 0.0
     return total
+
+
+def host_fio_buffers_mib(scn: Scenario) -> float:
+    """The host baseline's largest fio buffer need: bs x iodepth x numjobs (0 without one)."""
+    if not scn.host_baseline:
+        return 0.0
+    most = 0
+    for w in scn.workloads:
+        if w.fio is not None:
+            opts = scn.fio_options(w)
+            most = max(most, _bytes(opts, "bs") * int(opts.get("iodepth", 1))
+                       * int(opts.get("numjobs", 1)))
+    return most / 2**20
+
+
+def host_baseline_problems(scn: Scenario) -> list[str]:
+    """The host baseline's fio stays inside its scratch file and a bounded amount of memory."""
+    if not scn.host_baseline:
+        return []
+    out = []
+    disk = scn.profile(scn.variants[0]).disk
+    scratch = int(disk.size_gib * GIB) if disk is not None else 0
+    for i, w in enumerate(scn.workloads):
+        if w.fio is None:
+            continue
+        opts = scn.fio_options(w)
+        end = _bytes(opts, "offset") + _bytes(opts, "size")
+        if end > scratch:
+            out.append(_line(f"workloads[{i}].fio.options.size", f"the host baseline's fio would "
+                             f"use {end / GIB:.1f} GiB (offset + size) of a {scratch / GIB:g} GiB "
+                             f"scratch file (disk.size_gib); it may not grow it"))
+    buffers = host_fio_buffers_mib(scn)
+    if buffers > HOST_FIO_BUFFERS_MAX_MIB:
+        out.append(_line("workloads.fio", f"the host baseline's fio buffers (bs x iodepth x "
+                         f"numjobs) need {buffers:.0f} MiB of host memory; at most "
+                         f"{HOST_FIO_BUFFERS_MAX_MIB} MiB"))
+    return out
 
 
 def host_problems(scn: Scenario, host: HostFigures) -> list[str]:
@@ -140,16 +220,19 @@ def host_problems(scn: Scenario, host: HostFigures) -> list[str]:
         out.append(_line("guest.vcpus", f"{scn.guest.vcpus} vCPUs per guest; this host has "
                          f"{host.cpus} CPUs"))
     guests = 1 if scn.fresh_boot else len(scn.variants)
-    mem = guests * (scn.guest.memory_mib + QEMU_OVERHEAD_MIB)
+    fio = host_fio_buffers_mib(scn)
+    mem = guests * (scn.guest.memory_mib + QEMU_OVERHEAD_MIB) + fio
     if mem > host.mem_available_mib:
         out.append(_line("guest.memory_mib", f"{guests} guest(s) x ({scn.guest.memory_mib} + "
-                         f"{QEMU_OVERHEAD_MIB}) MiB need {mem} MiB; this host has "
-                         f"{host.mem_available_mib:.0f} MiB available"))
+                         f"{QEMU_OVERHEAD_MIB}) MiB" + (f" and the host baseline's fio buffers "
+                                                        f"({fio:.0f} MiB)" if fio else "") +
+                         f" need {mem:.0f} MiB; this host has {host.mem_available_mib:.0f} MiB "
+                         f"available"))
     need = scratch_gib(scn)
     if need > host.free_disk_gib:
         out.append(_line("disk.size_gib", f"{len(scn.variants)} guest(s) need {need:.1f} GiB of "
-                         f"scratch and overlay files; {host.where or 'the guests directory'} has "
-                         f"{host.free_disk_gib:.1f} GiB free"))
+                         f"scratch, pmem, shared-folder and overlay files; "
+                         f"{host.where or 'the guests directory'} has {host.free_disk_gib:.1f} GiB free"))
     return out
 
 
@@ -174,7 +257,7 @@ def problems(scn: Scenario, repetitions: int, max_hours: float = DEFAULT_MAX_HOU
              host: HostFigures | None = None) -> list[str]:
     """Every budget problem, one line each (field and host figure); ``host`` None: not checked
     against a host (a fleet's scenario runs elsewhere)."""
-    out = list_problems(scn, repetitions) + balloon_problems(scn)
+    out = list_problems(scn, repetitions) + balloon_problems(scn) + host_baseline_problems(scn)
     out += time_problems(scn, repetitions, max_hours)
     if host is not None:
         out += host_problems(scn, host)

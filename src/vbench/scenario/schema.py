@@ -235,7 +235,6 @@ class Scenario(_Strict):
     host_baseline: bool = Field(False, description="also run the fio jobs on the host (disk only)")
     fresh_boot: bool = Field(False, description="boot a fresh guest for every repetition (for "
                              "boot-time facts such as crng init); otherwise one boot per variant")
-    connect: str | None = Field(None, description="libvirt URI; default: the vbench lab")
     guest: GuestSpec = GuestSpec()
     defaults: DeviceOverrides = DeviceOverrides()
     fio_defaults: FioDefaults = FioDefaults()
