@@ -203,14 +203,18 @@ def users_network_xml(name: str, bridge: str, address: str, netmask: str) -> str
             f"<ip address='{address}' netmask='{netmask}'/></network>")
 
 
-def separate_home(prefix: str = "vbench-home-") -> Path:
-    """A VBENCH_HOME of its own, sharing only the built images (and the accelerator probe), so that
-    a run against another libvirtd never changes the lab's record. The caller removes it."""
+def separate_home(prefix: str = "vbench-home-", root: Path | None = None) -> Path:
+    """A VBENCH_HOME of its own, sharing only the built images (hard links: vbench refuses a
+    symlinked images directory) and the accelerator probe, so that a run against another libvirtd
+    never changes the lab's record. ``root``: where (a hosts file may only name a home under
+    /var/lib/vbench/homes). The caller removes it."""
     from vbench.core import paths
 
-    h = Path(tempfile.mkdtemp(prefix=prefix))
+    if root is not None:
+        root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    h = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
     os.chmod(h, 0o755)
-    (h / "images").symlink_to(paths.images_dir())
+    shutil.copytree(paths.images_dir(), h / "images", symlinks=True, copy_function=os.link)
     (h / "lab").mkdir()
     probe = paths.lab_dir() / "accelerator.json"
     if probe.exists():

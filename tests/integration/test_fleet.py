@@ -41,7 +41,9 @@ def own(lab_ready):
 def home(own):
     """The user's host has its own VBENCH_HOME (sharing only the built images), as in
     test_own_libvirtd, so the lab's record is never touched by the other host's run."""
-    h = separate_home("vbench-fleet-home-")
+    from vbench.core.paths import FLEET_HOMES  # the only place a hosts file may put a home
+
+    h = separate_home("fleet-home-", root=FLEET_HOMES)
     yield h
     shutil.rmtree(h, ignore_errors=True)
 

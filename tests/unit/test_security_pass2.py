@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from vbench.core.errors import ScenarioError
+from vbench.core.errors import BadUri, ScenarioError
 from vbench.scenario.schema import load_scenario_text
 
 FS_SCENARIO = """name: s
@@ -60,7 +60,10 @@ HOSTILE_URIS = [
     "qemu+tcp://h/system?no_verify=1&auth=none",
     "qemu+tls://h/system?pkipath=/tmp/pki",
     "qemu+ext:///system?command=/tmp/evil",
-    "qemu+unix:///system?socket=/tmp/other-sock",
+    "qemu+unix:///system?socket=/tmp/../etc/other-sock",
+    "qemu+unix:///system?socket=/run/x-sock&no_verify=1",
+    "qemu+unix:///session?socket=/run/x-sock",
+    "qemu+unix:///system?socket=run/x-sock",
     "qemu+ssh://root:hunter2@h/system",
     "qemu+ssh://root@h/system?command=/tmp/evil",
     "qemu+ssh://root@h/system?no_verify=1",
@@ -579,3 +582,38 @@ def test_a_copy_changed_after_the_check_is_refused_when_the_overlay_is_made(imag
     with pytest.raises(ImageError) as exc:
         img.verify()
     assert "sha256" in one_line(exc)
+
+
+def test_a_local_libvirtd_on_another_socket_is_reached_only_through_a_trusted_socket(tmp_path):
+    """qemu+unix:///system?socket=PATH (a second libvirtd of this machine): the one parameter
+    allowed; the socket must be root's, in directories nobody else can write, when opened."""
+    import os
+    import socket as so
+
+    from vbench.host.uris import check_opened_uri
+
+    def listening(path):
+        s = so.socket(so.AF_UNIX)
+        s.bind(str(path))
+        return s
+
+    good_dir = tmp_path / "run"
+    good_dir.mkdir(mode=0o700)
+    os.chmod(tmp_path, 0o700)
+    keep = [listening(good_dir / "libvirt-sock")]
+    uri = f"qemu+unix:///system?socket={good_dir / 'libvirt-sock'}"
+    assert check_opened_uri(uri) == uri
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)  # others could plant a socket of theirs here
+    keep.append(listening(shared / "libvirt-sock"))
+    with pytest.raises(BadUri, match="writable by group or others"):
+        check_opened_uri(f"qemu+unix:///system?socket={shared / 'libvirt-sock'}")
+    (good_dir / "plain").write_text("")
+    with pytest.raises(BadUri, match="not a socket"):
+        check_opened_uri(f"qemu+unix:///system?socket={good_dir / 'plain'}")
+    os.symlink(good_dir / "libvirt-sock", good_dir / "link-sock")
+    with pytest.raises(BadUri, match="not a socket"):
+        check_opened_uri(f"qemu+unix:///system?socket={good_dir / 'link-sock'}")
+    for s in keep:
+        s.close()

@@ -27,9 +27,14 @@ _SSH = re.compile(r"qemu\+ssh://(?:([a-z_][a-z0-9_.-]{0,31})@)?"
 RFC1918 = [ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 
 
+_UNIX = re.compile(r"qemu\+unix:///system\?socket=(/[A-Za-z0-9_.+-]+)+")
+
+
 def uri_ok(uri: str) -> bool:
     if uri in ("qemu:///system", "qemu:///session"):
         return True
+    if _UNIX.fullmatch(uri) and len(uri) <= 255:  # a local socket; the socket is checked when opened
+        return "/../" not in uri + "/" and "/./" not in uri + "/"
     m = _SSH.fullmatch(uri)
     if not m or len(uri) > 255:
         return False

@@ -18,8 +18,11 @@ from vbench.core.errors import BadUri
 
 SCHEMES = ("qemu+ssh",)
 LOCAL_URIS = ("qemu:///system", "qemu:///session")
-URI_RULE = ("qemu:///system, qemu:///session or qemu+ssh://[USER@]HOST[:PORT]/system "
-            "(no ?parameters, no password)")
+URI_RULE = ("qemu:///system, qemu:///session, qemu+unix:///system?socket=/ABSOLUTE/PATH or "
+            "qemu+ssh://[USER@]HOST[:PORT]/system (no other ?parameters, no password)")
+# A libvirtd of this machine on another socket (a second daemon, a container's): the one parameter
+# allowed, a plain absolute path; the socket itself is checked when the connection is opened.
+_UNIX_RE = re.compile(r"^qemu\+unix:///system\?socket=(/[A-Za-z0-9_.+-]+(?:/[A-Za-z0-9_.+-]+)*)$")
 MAX_URI = 255
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[[0-9A-Fa-f:]+\]$")
 
@@ -112,6 +115,11 @@ def check_uri(uri: str, where: str = "--connect") -> str:
     (one line, exit 3). The one validator of every libvirt URI vbench is given."""
     if uri in LOCAL_URIS:
         return uri
+    m = _UNIX_RE.match(uri) if isinstance(uri, str) and len(uri) <= MAX_URI else None
+    if m:
+        if any(part in (".", "..") for part in m.group(1).split("/")):
+            raise BadUri(f"{where} {_shown(uri)}: the socket path has . or .. in it")
+        return uri
     if isinstance(uri, str) and uri.partition(":")[0] in SCHEMES:
         parse_uri(uri, where)
         return uri
@@ -126,12 +134,37 @@ def check_opened_uri(uri: str) -> str:
     base, sep, query = uri.partition("?")
     if not sep:
         return check_uri(uri, "libvirt URI")
+    if uri.startswith("qemu+unix:"):
+        check_uri(uri, "libvirt URI")
+        check_socket(Path(uri.partition("socket=")[2]))
+        return uri
     t = parse_uri(base, "libvirt URI")
     wrapper = wrapper_path(t, paths.lab_dir())
     if uri != libvirt_uri(t, wrapper):
         raise BadUri(f"libvirt URI {_shown(base)}?...: only vbench's pinned ssh wrapper may be "
                      f"given as a parameter")
     return uri
+
+
+def check_socket(path: Path) -> Path:
+    """A libvirt socket vbench (root) may talk to: a socket, not a link, owned by root (or the
+    user running vbench), in a directory chain nobody else can write (paths.trusted_dir)."""
+    import os
+    import stat
+
+    from vbench.core import paths
+
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise BadUri(f"libvirt socket {path}: {exc.strerror}") from None
+    if not stat.S_ISSOCK(st.st_mode) or st.st_uid not in (0, os.geteuid()):
+        raise BadUri(f"libvirt socket {path}: not a socket owned by root")
+    try:
+        paths.trusted_dir(path.parent)
+    except Exception as exc:  # a LabError saying which directory and why
+        raise BadUri(f"libvirt socket {path}: {exc}") from None
+    return path
 
 
 def wrapper_path(t: Target, lab_dir: Path) -> Path:
