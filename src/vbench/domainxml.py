@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
 
+from .bootlog import PANIC_MARK  # noqa: F401  (virt imports it from here)
 from .devices import DomainFiles, Fragment, GuestContext
 from .devices.nic import interface_xml
 from .errors import GuestError
@@ -23,7 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
 VBENCH_NS = "https://vbench.invalid/xmlns/guest/1"
 DOMAIN_PREFIX = "vbench-"
 DOMAIN_NAME_RE = re.compile(r"^vbench-[A-Za-z0-9_.-]{1,80}$")
-PANIC_MARK = "Kernel panic - not syncing"
 
 
 def mac_for(name: str, role: str) -> str:
@@ -168,6 +168,9 @@ def _qemu_xml(args: str) -> str:
 
 
 def kernel_cmdline(root_label: str, ssh_pubkey: str) -> str:
+    """The guest kernel line. No ``quiet``: the kernel log goes to the serial console (a file of
+    vbench's, so it costs nothing), and with it the image's boot markers (vbench.bootlog), so a
+    guest that stops during boot leaves a trace of how far it got."""
     key = ":".join(ssh_pubkey.split()[:2])  # "ssh-ed25519 AAAA..." without spaces
-    return (f"root=LABEL={root_label} rw console=ttyS0,115200 net.ifnames=0 quiet "
+    return (f"root=LABEL={root_label} rw console=ttyS0,115200 net.ifnames=0 "
             f"systemd.show_status=0 vbench.sshkey={key}")
