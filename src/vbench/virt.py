@@ -4,7 +4,10 @@ The only module that imports ``libvirt``.
 
 A :class:`Guest` is a context manager: it creates an overlay over the cached base image, starts a
 transient domain tagged as vbench's, waits for its lease and SSH, and on exit always destroys the
-domain and removes its files (also on Ctrl-C)."""
+domain and removes its files (also on Ctrl-C). While it waits it watches the guest: a domain that
+is gone, a kernel panic, or a console that stops growing before userspace (``boot_stall_s``) ends
+the wait early, and a boot that fails says where it stopped (:class:`~vbench.errors.BootError`,
+from the console's boot markers and the lease table: :mod:`vbench.bootlog`)."""
 
 from __future__ import annotations
 
@@ -17,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from . import paths, procs
+from . import bootlog, paths, procs
 from .devices import DomainFiles
 from .devices.disk import SCRATCH_SERIAL, make_scratch  # noqa: F401  (callers import them here)
 from .domainxml import (DOMAIN_PREFIX, PANIC_MARK, VBENCH_NS, domain_xml,  # noqa: F401  (and these)
                         kernel_cmdline, mac_for)
-from .errors import GuestError, LabError
+from .errors import BootError, GuestError, LabError
 from .userimage import own_boot, write_seed
 from .topology import MGMT, TEST
 
@@ -157,6 +160,7 @@ def destroy_tagged_domains(conn, run_id: str | None = None, orphans_only: bool =
 
 
 CONSOLE_KEEP_BYTES = 8 << 20  # the console log kept in a run: its last 8 MiB
+BOOT_CONSOLE_BYTES = 1 << 20  # what is read to see how far a boot got (a boot's log is ~60 KB)
 
 def owned_guest_dir(tag: object) -> Path | None:
     """The guest directory a domain's ``dir`` tag names, if it is one of vbench's: a direct child
@@ -246,10 +250,17 @@ class Guest:
     boot_seconds: float | None = None
     keep_console: Path | None = None  # where to copy the console log when the guest goes away
     mgmt_link_down: bool = False       # test-only failpoint: boot without a management lease
+    extra_cmdline: str = ""            # test-only failpoint: kernel options of a hung boot
     emulator: str | None = None        # an A/B side's QEMU binary (vbench.ab); None: libvirt's
     kernel: Path | None = None         # an A/B side's guest kernel/initrd instead of the image's
     initrd: Path | None = None
     host_key: str = ""                 # the pinned host key: the image's, or its seed's
+    # while booting: the console as last read, when it last grew, when it was last read
+    _console_seen: str = field(default="", init=False, repr=False)
+    _console_grew: float = field(default=0.0, init=False, repr=False)
+    _console_checked: float = field(default=0.0, init=False, repr=False)
+    _boot_progress: bootlog.BootProgress = field(default_factory=bootlog.BootProgress, init=False,
+                                                 repr=False)
 
     @property
     def ssh(self) -> "Ssh":
@@ -295,8 +306,11 @@ class Guest:
         me = procs.ref(os.getpid())
         tags = {"owner": "vbench", "dir": str(self.dir), "pid": str(os.getpid()),
                 "pid_start": str(me.starttime if me else 0), **self.tags}
+        cmdline = kernel_cmdline(ROOT_LABEL, self.client_pub)
+        if self.extra_cmdline:
+            cmdline += " " + self.extra_cmdline
         return domain_xml(self.name, self.profile, self.spec, self.accel.domain_type, self.files(),
-                          kernel_cmdline(ROOT_LABEL, self.client_pub), MGMT.name, TEST.name, tags,
+                          cmdline, MGMT.name, TEST.name, tags,
                           mgmt_link_down=self.mgmt_link_down,
                           cpu_mode=self.accel.cpu_mode, emulator=self.emulator,
                           own_boot=own_boot(self.image, self.dir, self.kernel or self.initrd))
@@ -330,11 +344,20 @@ class Guest:
             raise GuestError(f"libvirt could not start {self.name}: {exc.get_error_message()}") from None
         self._say(f"{self.name}: started ({self.accel.name}), waiting for DHCP lease ...")
         deadline = t0 + self.spec.boot_timeout_s
-        self.ip = self._wait_lease(mac_for(self.name, "mgmt"), deadline)
+        self._console_seen, self._console_grew, self._console_checked = "", time.monotonic(), 0.0
+        self._boot_progress = bootlog.BootProgress()
+        self.ip = self._wait_lease(mac_for(self.name, "mgmt"), deadline, boot=True)
         self._say(f"{self.name}: lease {self.ip}, waiting for SSH ...")
-        self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.host_key,
-                                         self.client_key, self.image.user, deadline,
-                                         alive=self.check_alive, via=self.lab.remote)
+        try:
+            self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.host_key,
+                                             self.client_key, self.image.user, deadline,
+                                             alive=self._boot_alive, via=self.lab.remote)
+        except BootError:
+            raise
+        except GuestError as exc:
+            if time.monotonic() < deadline:
+                raise  # not a timeout (a host key that is not the pinned one): nothing to explain
+            raise self.boot_error(str(exc), lease=self.ip) from None
         self.shell.watch = self.check_alive
         self.boot_seconds = time.monotonic() - t0
         self._say(f"{self.name}: SSH ready after {self.boot_seconds:.1f} s")
@@ -352,6 +375,37 @@ class Guest:
         if PANIC_MARK in self._console_end():
             raise GuestError(f"guest {self.name} kernel panicked", self.console_tail())
 
+    # ---- while booting: liveness and where a boot stopped ---------------------------------------
+
+    def boot_error(self, message: str, lease: str | None = None) -> BootError:
+        """``message`` and where the boot stopped (console markers, the lease), with the console
+        tail: what a failed boot raises."""
+        d = bootlog.explain(self._console_end(BOOT_CONSOLE_BYTES), lease=lease)
+        return BootError(f"{message}: {d.reason}", self.console_tail(), stage=d.stage)
+
+    def _boot_alive(self) -> None:
+        """check_alive while booting, plus: a console that stopped growing before userspace for
+        longer than ``boot_stall_s`` is a hung boot (BootError now, not at the boot timeout)."""
+        try:
+            self.check_alive()
+        except BootError:
+            raise
+        except GuestError as exc:
+            raise self.boot_error(str(exc), lease=self.ip) from None
+        now = time.monotonic()
+        if now - self._console_checked < 1.0:
+            return
+        self._console_checked = now
+        text = self._console_end(BOOT_CONSOLE_BYTES)
+        if text != self._console_seen:
+            self._console_seen, self._console_grew = text, now
+            self._boot_progress = bootlog.read(text)
+        quiet = now - self._console_grew
+        if bootlog.stalled(self._boot_progress, quiet, self.spec.boot_stall_s,
+                           own_boot=bool(getattr(self.image, "own_boot", False))):
+            raise self.boot_error(f"guest {self.name} hung while booting (its console has not "
+                                  f"grown for {quiet:.0f} s)", lease=self.ip)
+
     def _console_end(self, size: int = 8192) -> str:
         try:
             with open(self.files().console, "rb") as fh:
@@ -361,10 +415,13 @@ class Guest:
         except OSError:
             return ""
 
-    def _wait_lease(self, mac: str, deadline: float) -> str:
+    def _wait_lease(self, mac: str, deadline: float, boot: bool = False) -> str:
         libvirt = _libvirt()
         while time.monotonic() < deadline:
-            self.check_alive()
+            if boot:
+                self._boot_alive()
+            else:
+                self.check_alive()
             try:
                 ifaces = self._domain().interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
             except libvirt.libvirtError:
@@ -375,6 +432,9 @@ class Guest:
                         if a.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
                             return a["addr"]
             time.sleep(0.5)
+        if boot:
+            raise self.boot_error(f"guest {self.name} got no DHCP lease within "
+                                  f"{self.spec.boot_timeout_s} s")
         raise GuestError(f"guest {self.name} got no DHCP lease within {self.spec.boot_timeout_s} s",
                          self.console_tail())
 
