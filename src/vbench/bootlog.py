@@ -6,15 +6,18 @@ see ``vbench.images.BOOT_MARK``); the kernel line has no ``quiet``, so the kerne
 markers reach the serial console, a file vbench keeps. A user's own image has no markers: for it
 the usual lines of a Linux boot stand in (``systemd[1]:``, ``Welcome to``, ``cloud-init``).
 
-Pure functions, no libvirt and no I/O: :func:`read` turns console text into a
-:class:`BootProgress`, :func:`explain` says where a boot that did not finish stopped, in the words
-of one of :data:`REASONS`.
+No libvirt and no I/O of its own: :func:`read` turns console text into a :class:`BootProgress`,
+:func:`explain` says where a boot that did not finish stopped, in the words of one of
+:data:`REASONS`, and :class:`BootWatch` applies the stall rule (:func:`stalled`) to a console read
+now and then while vbench waits for a guest.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 MARK = "vbench-boot: "
 PANIC_MARK = "Kernel panic - not syncing"
@@ -135,3 +138,26 @@ def stalled(progress: BootProgress, quiet_s: float, budget_s: float, own_boot: b
     if own_boot and not progress.kernel:
         return False
     return quiet_s > budget_s
+
+
+class BootWatch:
+    """The stall rule over time, for one boot: ``check(read_console)`` reads the console at most
+    every ``every_s`` seconds and returns for how long it has not grown when that counts as a
+    hung boot, else None. ``clock`` is injectable for tests."""
+
+    def __init__(self, budget_s: float, own_boot: bool = False, every_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.budget_s, self.own_boot, self.every_s, self.clock = budget_s, own_boot, every_s, clock
+        self.seen, self.grew, self.checked = "", clock(), float("-inf")
+        self.progress = BootProgress()
+
+    def check(self, read_console: Callable[[], str]) -> float | None:
+        now = self.clock()
+        if now - self.checked < self.every_s:
+            return None
+        self.checked = now
+        text = read_console()
+        if text != self.seen:
+            self.seen, self.grew, self.progress = text, now, read(text)
+        quiet = now - self.grew
+        return quiet if stalled(self.progress, quiet, self.budget_s, self.own_boot) else None

@@ -4,10 +4,8 @@ The only module that imports ``libvirt``.
 
 A :class:`Guest` is a context manager: it creates an overlay over the cached base image, starts a
 transient domain tagged as vbench's, waits for its lease and SSH, and on exit always destroys the
-domain and removes its files (also on Ctrl-C). While it waits it watches the guest: a domain that
-is gone, a kernel panic, or a console that stops growing before userspace (``boot_stall_s``) ends
-the wait early, and a boot that fails says where it stopped (:class:`~vbench.errors.BootError`,
-from the console's boot markers and the lease table: :mod:`vbench.bootlog`)."""
+domain and removes its files (also on Ctrl-C). A dead or hung boot ends the wait early, and says
+where it stopped (:class:`~vbench.errors.BootError`, :mod:`vbench.bootlog`)."""
 
 from __future__ import annotations
 
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from . import bootlog, paths, procs
+from .procs import OWNER_FILE, claim_dir, dir_owner_alive, qemu_pid_by_name  # noqa: F401
 from .devices import DomainFiles
 from .devices.disk import SCRATCH_SERIAL, make_scratch  # noqa: F401  (callers import them here)
 from .domainxml import (DOMAIN_PREFIX, PANIC_MARK, VBENCH_NS, domain_xml,  # noqa: F401  (and these)
@@ -178,42 +177,6 @@ def owned_guest_dir(tag: object) -> Path | None:
     return p
 
 
-def qemu_pid_by_name(name: str, proc: Path = Path("/proc")) -> int | None:
-    """The pid of the QEMU process libvirt started for domain ``name`` (``-name guest=NAME,...``)."""
-    want = f"guest={name},".encode()
-    for d in proc.iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            argv = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue  # gone meanwhile, or not ours to read
-        if argv and b"qemu" in argv[0] and any(
-                a == want[:-1] or a.startswith(want) for a in argv):
-            return int(d.name)
-    return None
-
-
-OWNER_FILE = "owner.json"
-
-
-def claim_dir(d: Path) -> None:
-    """Record which vbench process owns a guest/host directory (pid + start time)."""
-    import json
-
-    me = procs.ref(os.getpid(), "vbench")
-    (d / OWNER_FILE).write_text(json.dumps(me.to_dict() if me else {}))
-
-
-def dir_owner_alive(d: Path) -> bool:
-    import json
-
-    try:
-        return procs.alive(procs.ProcRef.from_dict(json.loads((d / OWNER_FILE).read_text())))
-    except (OSError, ValueError, KeyError):
-        return False
-
-
 def remove_guest_dirs(done: list[str] | None = None) -> None:
     """Remove leftover guest directories (overlays, scratch disks) under VBENCH_HOME/guests."""
     gd = paths.guests_dir()
@@ -255,12 +218,7 @@ class Guest:
     kernel: Path | None = None         # an A/B side's guest kernel/initrd instead of the image's
     initrd: Path | None = None
     host_key: str = ""                 # the pinned host key: the image's, or its seed's
-    # while booting: the console as last read, when it last grew, when it was last read
-    _console_seen: str = field(default="", init=False, repr=False)
-    _console_grew: float = field(default=0.0, init=False, repr=False)
-    _console_checked: float = field(default=0.0, init=False, repr=False)
-    _boot_progress: bootlog.BootProgress = field(default_factory=bootlog.BootProgress, init=False,
-                                                 repr=False)
+    _watch: bootlog.BootWatch | None = field(default=None, init=False, repr=False)  # booting
 
     @property
     def ssh(self) -> "Ssh":
@@ -306,9 +264,8 @@ class Guest:
         me = procs.ref(os.getpid())
         tags = {"owner": "vbench", "dir": str(self.dir), "pid": str(os.getpid()),
                 "pid_start": str(me.starttime if me else 0), **self.tags}
-        cmdline = kernel_cmdline(ROOT_LABEL, self.client_pub)
-        if self.extra_cmdline:
-            cmdline += " " + self.extra_cmdline
+        cmdline = " ".join(filter(None, (kernel_cmdline(ROOT_LABEL, self.client_pub),
+                                         self.extra_cmdline)))
         return domain_xml(self.name, self.profile, self.spec, self.accel.domain_type, self.files(),
                           cmdline, MGMT.name, TEST.name, tags,
                           mgmt_link_down=self.mgmt_link_down,
@@ -344,19 +301,16 @@ class Guest:
             raise GuestError(f"libvirt could not start {self.name}: {exc.get_error_message()}") from None
         self._say(f"{self.name}: started ({self.accel.name}), waiting for DHCP lease ...")
         deadline = t0 + self.spec.boot_timeout_s
-        self._console_seen, self._console_grew, self._console_checked = "", time.monotonic(), 0.0
-        self._boot_progress = bootlog.BootProgress()
+        self._watch = bootlog.BootWatch(self.spec.boot_stall_s, bool(self.image.own_boot))
         self.ip = self._wait_lease(mac_for(self.name, "mgmt"), deadline, boot=True)
         self._say(f"{self.name}: lease {self.ip}, waiting for SSH ...")
         try:
             self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.host_key,
                                              self.client_key, self.image.user, deadline,
                                              alive=self._boot_alive, via=self.lab.remote)
-        except BootError:
-            raise
-        except GuestError as exc:
-            if time.monotonic() < deadline:
-                raise  # not a timeout (a host key that is not the pinned one): nothing to explain
+        except GuestError as exc:  # a timeout is explained (not a host key that is not the pinned one)
+            if isinstance(exc, BootError) or time.monotonic() < deadline:
+                raise
             raise self.boot_error(str(exc), lease=self.ip) from None
         self.shell.watch = self.check_alive
         self.boot_seconds = time.monotonic() - t0
@@ -375,34 +329,19 @@ class Guest:
         if PANIC_MARK in self._console_end():
             raise GuestError(f"guest {self.name} kernel panicked", self.console_tail())
 
-    # ---- while booting: liveness and where a boot stopped ---------------------------------------
-
     def boot_error(self, message: str, lease: str | None = None) -> BootError:
-        """``message`` and where the boot stopped (console markers, the lease), with the console
-        tail: what a failed boot raises."""
+        """What a failed boot raises: ``message``, where the boot stopped, the console tail."""
         d = bootlog.explain(self._console_end(BOOT_CONSOLE_BYTES), lease=lease)
         return BootError(f"{message}: {d.reason}", self.console_tail(), stage=d.stage)
 
     def _boot_alive(self) -> None:
-        """check_alive while booting, plus: a console that stopped growing before userspace for
-        longer than ``boot_stall_s`` is a hung boot (BootError now, not at the boot timeout)."""
+        """check_alive while booting, and a hung boot (bootlog.BootWatch): BootError."""
         try:
             self.check_alive()
-        except BootError:
-            raise
         except GuestError as exc:
             raise self.boot_error(str(exc), lease=self.ip) from None
-        now = time.monotonic()
-        if now - self._console_checked < 1.0:
-            return
-        self._console_checked = now
-        text = self._console_end(BOOT_CONSOLE_BYTES)
-        if text != self._console_seen:
-            self._console_seen, self._console_grew = text, now
-            self._boot_progress = bootlog.read(text)
-        quiet = now - self._console_grew
-        if bootlog.stalled(self._boot_progress, quiet, self.spec.boot_stall_s,
-                           own_boot=bool(getattr(self.image, "own_boot", False))):
+        quiet = self._watch and self._watch.check(lambda: self._console_end(BOOT_CONSOLE_BYTES))
+        if quiet is not None:
             raise self.boot_error(f"guest {self.name} hung while booting (its console has not "
                                   f"grown for {quiet:.0f} s)", lease=self.ip)
 
@@ -418,10 +357,7 @@ class Guest:
     def _wait_lease(self, mac: str, deadline: float, boot: bool = False) -> str:
         libvirt = _libvirt()
         while time.monotonic() < deadline:
-            if boot:
-                self._boot_alive()
-            else:
-                self.check_alive()
+            (self._boot_alive if boot else self.check_alive)()
             try:
                 ifaces = self._domain().interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
             except libvirt.libvirtError:
