@@ -50,7 +50,9 @@ def lab_ready():
 
     conn = virt.open_connection(lab.LabState.load().uri)
     try:
-        virt.destroy_tagged_domains(conn)
+        # Only guests whose vbench process is gone: on a shared host another session's run may
+        # be booting guests on the same libvirtd right now.
+        virt.destroy_tagged_domains(conn, orphans_only=True)
     finally:
         conn.close()
     if not was_up:
@@ -58,11 +60,18 @@ def lab_ready():
 
 
 def tagged_domains() -> list[str]:
-    from vbench import lab, virt
+    """vbench's domains whose files are under this VBENCH_HOME: on a shared host, runs with
+    another VBENCH_HOME use the same libvirtd, and their guests are not this test's."""
+    from vbench import lab, paths, virt
 
     conn = virt.open_connection(lab.LabState.load().uri)
     try:
-        return virt.tagged_domains(conn)
+        mine = []
+        for dom in conn.listAllDomains():
+            tags = virt._tags(dom)
+            if tags is not None and Path(tags.get("dir", "/")).parent == paths.guests_dir():
+                mine.append(dom.name())
+        return sorted(mine)
     finally:
         conn.close()
 
