@@ -89,6 +89,13 @@ def read(console: str) -> BootProgress:
     )
 
 
+def dhcp_requested(dnsmasq_log: str, mac: str) -> bool:
+    """Whether dnsmasq's log shows a DHCP request from ``mac``
+    (``dnsmasq-dhcp[7]: DHCPDISCOVER(vbmgmt0) 52:54:00:12:34:56``)."""
+    pat = rf"DHCP(?:DISCOVER|REQUEST)\([^)]*\)(?: \S+)? {re.escape(mac)}\b"
+    return re.search(pat, dnsmasq_log, re.I) is not None
+
+
 @dataclass(frozen=True)
 class Diagnosis:
     stage: str     # one of STAGES: how far the boot got (host facts included)
@@ -119,6 +126,8 @@ def explain(console: str, lease: str | None = None, dhcp_seen: bool | None = Non
             reason += " (stopped in the initramfs)"
     elif stage == "userspace" and dhcp_seen:
         reason = "userspace up, DHCP requested but no lease given"
+    elif stage == "userspace" and dhcp_seen is None:
+        reason = "userspace up, no DHCP lease (no DHCP server log to tell whether it asked)"
     elif stage == "network":
         where = f" ({lease})" if lease else (f" ({p.network})" if p.network not in ("", "up") else "")
         reason += where

@@ -174,6 +174,11 @@ def _start_daemon(state: LabState, name: str, argv: list[str], pidfile: Path, re
 
 # ---- public API ------------------------------------------------------------------------------
 
+def dhcp_log(network: str) -> Path:
+    """Where the local lab's dnsmasq of ``network`` logs (set in the network's XML by ``up``)."""
+    return paths.lab_dir() / f"dnsmasq-{network}.log"
+
+
 @dataclass
 class Lab:
     """The lab as seen by the rest of vbench: where to connect, which namespace, which networks."""
@@ -182,6 +187,20 @@ class Lab:
     netns: str | None
     state: LabState
     remote: Any = None  # vbench.remotehost.RemoteHost: --connect qemu+ssh://... (another host)
+
+    def dhcp_seen(self, mac: str, network: str = MGMT.name) -> bool | None:
+        """Whether the lab's DHCP server logged a request from ``mac``; None when it cannot tell
+        (a user's libvirt or another host, or a lab brought up before its dnsmasq logged)."""
+        from .bootlog import dhcp_requested
+
+        if self.netns is None or self.remote is not None:
+            return None
+        try:
+            with open(dhcp_log(network), "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - (4 << 20)))
+                return dhcp_requested(fh.read().decode(errors="replace"), mac)
+        except OSError:
+            return None
 
     @property
     def mgmt(self) -> LabNetwork:
@@ -239,7 +258,7 @@ def up(connect: str | None = None, progress=print) -> Lab:
     conn = virt.open_connection(state.uri)
     try:
         for net in NETWORKS:
-            if virt.ensure_network(conn, net.name, net.xml()):
+            if virt.ensure_network(conn, net.name, net.xml(dhcp_log=str(dhcp_log(net.name)))):
                 progress(f"started libvirt network {net.name} ({net.cidr} on {net.bridge})")
             if net.name not in state.networks:
                 state.networks.append(net.name)
@@ -374,6 +393,8 @@ def down(progress=print, force: bool = False) -> list[str]:
             finally:
                 conn.close()
     state.networks = []
+    for net in NETWORKS:
+        dhcp_log(net.name).unlink(missing_ok=True)
     for name in ("libvirtd", "virtlogd"):
         d = state.daemons.pop(name, None)
         if d and procs.stop(procs.ProcRef.from_dict(d)):

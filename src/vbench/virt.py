@@ -331,7 +331,8 @@ class Guest:
 
     def boot_error(self, message: str, lease: str | None = None) -> BootError:
         """What a failed boot raises: ``message``, where the boot stopped, the console tail."""
-        d = bootlog.explain(self._console_end(BOOT_CONSOLE_BYTES), lease=lease)
+        seen = getattr(self.lab, "dhcp_seen", lambda mac: None)(mac_for(self.name, "mgmt"))
+        d = bootlog.explain(self._console_end(BOOT_CONSOLE_BYTES), lease=lease, dhcp_seen=seen)
         return BootError(f"{message}: {d.reason}", self.console_tail(), stage=d.stage)
 
     def _boot_alive(self) -> None:

@@ -46,7 +46,8 @@ def test_captured_full_boot_reaches_every_stage():
     (KERNEL, None, "kernel", "kernel booted, userspace did not start"),
     (KERNEL + INITRAMFS, None, "kernel", "kernel booted, userspace did not start (stopped in the "
                                          "initramfs)"),
-    (KERNEL + INITRAMFS + SYSTEMD, None, "userspace", "userspace up, no DHCP request seen"),
+    (KERNEL + INITRAMFS + SYSTEMD, None, "userspace",
+     "userspace up, no DHCP lease (no DHCP server log to tell whether it asked)"),
     # the lease table says the DHCP server gave a lease, whatever the console shows
     (KERNEL + INITRAMFS + SYSTEMD, "10.254.0.18", "network", "lease given, no SSH (10.254.0.18)"),
     (KERNEL + INITRAMFS + SYSTEMD + NETWORK, None, "network",
@@ -67,9 +68,43 @@ def test_a_users_image_without_markers_counts_systemd_as_userspace():
     assert bootlog.read(KERNEL + "Welcome to Ubuntu 24.04 LTS!\n").userspace
 
 
-def test_dhcp_request_seen_but_no_lease():
+def test_dhcp_server_log_tells_asked_from_never_asked():
     d = bootlog.explain(KERNEL + SYSTEMD, dhcp_seen=True)
     assert d.reason.startswith("userspace up, DHCP requested but no lease given")
+    d = bootlog.explain(KERNEL + SYSTEMD, dhcp_seen=False)
+    assert d.stage == "userspace" and d.reason.startswith("userspace up, no DHCP request seen")
+
+
+DNSMASQ_LOG = """\
+Dec  5 00:09:55 dnsmasq-dhcp[32134]: DHCP, IP range 10.254.0.10 -- 10.254.0.250, lease time 1h
+Dec  5 00:10:31 dnsmasq-dhcp[32134]: DHCPDISCOVER(vbmgmt0) 52:54:00:aa:bb:cc
+Dec  5 00:10:31 dnsmasq-dhcp[32134]: DHCPOFFER(vbmgmt0) 10.254.0.97 52:54:00:aa:bb:cc
+Dec  5 00:10:32 dnsmasq-dhcp[32134]: DHCPREQUEST(vbmgmt0) 10.254.0.98 52:54:00:dd:ee:ff
+"""
+
+
+@pytest.mark.parametrize("mac, seen", [("52:54:00:aa:bb:cc", True), ("52:54:00:DD:EE:FF", True),
+                                       ("52:54:00:aa:bb:cd", False), ("52:54:00:aa:bb:c", False)])
+def test_dhcp_requests_are_found_in_dnsmasqs_log(mac, seen):
+    assert bootlog.dhcp_requested(DNSMASQ_LOG, mac) is seen
+
+
+def test_the_local_lab_reads_its_dnsmasq_log(tmp_path, monkeypatch):
+    from vbench import lab, topology
+
+    monkeypatch.setenv("VBENCH_HOME", str(tmp_path))
+    here = lab.Lab("qemu:///system", "vbench", lab.LabState())
+    assert here.dhcp_seen("52:54:00:aa:bb:cc") is None  # no log (yet): cannot tell
+    (tmp_path / "lab").mkdir()
+    lab.dhcp_log(topology.MGMT.name).write_text(DNSMASQ_LOG)
+    assert here.dhcp_seen("52:54:00:aa:bb:cc") is True
+    assert here.dhcp_seen("52:54:00:00:00:01") is False
+    users = lab.Lab("qemu:///system", None, lab.LabState())  # a user's libvirt: not our dnsmasq
+    assert users.dhcp_seen("52:54:00:aa:bb:cc") is None
+    xml = topology.MGMT.xml(dhcp_log=str(lab.dhcp_log(topology.MGMT.name)))
+    assert "xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'" in xml
+    assert f"<dnsmasq:option value=\"log-facility={tmp_path}/lab/dnsmasq-vbench-mgmt.log\"/>" in xml
+    assert "dnsmasq" not in topology.MGMT.xml()  # a user's libvirt gets the plain network
 
 
 def test_a_panic_is_named_with_the_stage_it_hit():
