@@ -162,8 +162,8 @@ class BootWatch:
 
     def check(self, read_console: Callable[[], str]) -> float | None:
         now = self.clock()
-        if now - self.checked < self.every_s:
-            return None
+        if self.progress.userspace or now - self.checked < self.every_s:
+            return None  # the rule is off once userspace runs: no more reads (a remote console)
         self.checked = now
         text = read_console()
         if text != self.seen:
