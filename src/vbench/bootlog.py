@@ -39,10 +39,10 @@ _INITRAMFS = re.compile(r"Run /init as init process|Loading, please wait|\(initr
 _INITRAMFS_SHELL = re.compile(r"Dropping to a shell|\(initramfs\)")
 # The real init (not the initramfs' /init) is running: vbench's marker, or what systemd and
 # cloud-init print on a user's image.
-_USERSPACE = re.compile(r"vbench-boot: userspace|systemd\[1\]: |Welcome to .*!|cloud-init\[\d+\]"
+_USERSPACE = re.compile(MARK + r"userspace|systemd\[1\]: |Welcome to .*!|cloud-init\[\d+\]"
                         r"|Run /sbin/init as init process|login: $", re.M)
-_NETWORK = re.compile(r"vbench-boot: network(?: (\S+) (\S+))?")
-_SSHD = re.compile(r"vbench-boot: sshd|Started (?:ssh|sshd)\.service|OpenBSD Secure Shell server")
+_NETWORK = re.compile(MARK + r"network(?: (\S+) (\S+))?")
+_SSHD = re.compile(MARK + r"sshd|Started (?:ssh|sshd)\.service|OpenBSD Secure Shell server")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import paths
+from .bootlog import MARK
 from .errors import ImageError
 from .store import atomic_write
 from .untrusted import UntrustedInputError, load_yaml, read_text, shown
@@ -287,8 +288,8 @@ if [ "$stage" = network ]; then
   done
   [ -n "$detail" ] || exit 1
 fi
-echo "<5>vbench-boot: $stage $detail" > /dev/kmsg
-"""
+echo "<5>@MARK@$stage $detail" > /dev/kmsg
+""".replace("@MARK@", MARK)  # one home for the marker: vbench.bootlog reads what this writes
 
 BOOT_MARK_UNITS = {
     # As early as systemd runs units: userspace (the real init, past the initramfs) has started.
