@@ -109,13 +109,22 @@ def explain(console: str, lease: str | None = None, dhcp_seen: bool | None = Non
     """Where a boot that did not reach SSH stopped.
 
     ``lease``: the address the lab's DHCP server gave the guest's management NIC (libvirt's
-    lease table), None if none; ``dhcp_seen``: whether the DHCP server's log shows a request from
-    that NIC (None when its log is not available).
+    lease table), None if it gave none; ``dhcp_seen``: whether the DHCP server's log shows a
+    request from that NIC (None when its log is not available).
+
+    The lease table decides the network stage: without a lease on the management NIC, a guest
+    whose console says it has an address (another NIC) and sshd is still stuck at 'userspace'.
     """
     p = read(console)
     stage = p.stage
     if lease and STAGES.index(stage) < STAGES.index("network"):
         stage = "network"  # the host gave a lease: the guest got that far, whatever it printed
+    guest_says = ""
+    if not lease and STAGES.index(stage) > STAGES.index("userspace"):
+        stage = "userspace"  # ... and without one, no further than userspace
+        said = [f"network {p.network}"] if p.network else []
+        said += ["sshd started"] if p.sshd else []
+        guest_says = f" (the guest reports {', '.join(said)})"
     if p.panic:
         return Diagnosis(stage, f"kernel panicked at stage '{stage}': {p.panic}")
     reason = REASONS[stage]
@@ -125,9 +134,12 @@ def explain(console: str, lease: str | None = None, dhcp_seen: bool | None = Non
         elif p.initramfs:
             reason += " (stopped in the initramfs)"
     elif stage == "userspace" and dhcp_seen:
-        reason = "userspace up, DHCP requested but no lease given"
+        reason = "userspace up, DHCP requested but no lease given" + guest_says
     elif stage == "userspace" and dhcp_seen is None:
-        reason = "userspace up, no DHCP lease (no DHCP server log to tell whether it asked)"
+        reason = ("userspace up, no DHCP lease (no DHCP server log to tell whether it asked)"
+                  + guest_says)
+    elif stage == "userspace":
+        reason += guest_says
     elif stage == "network":
         where = f" ({lease})" if lease else (f" ({p.network})" if p.network not in ("", "up") else "")
         reason += where

@@ -50,8 +50,12 @@ def test_captured_full_boot_reaches_every_stage():
      "userspace up, no DHCP lease (no DHCP server log to tell whether it asked)"),
     # the lease table says the DHCP server gave a lease, whatever the console shows
     (KERNEL + INITRAMFS + SYSTEMD, "10.254.0.18", "network", "lease given, no SSH (10.254.0.18)"),
-    (KERNEL + INITRAMFS + SYSTEMD + NETWORK, None, "network",
-     "lease given, no SSH (eth0 10.254.0.18/24)"),
+    (KERNEL + INITRAMFS + SYSTEMD + NETWORK, "10.254.0.18", "network",
+     "lease given, no SSH (10.254.0.18)"),
+    # no lease on the management NIC: stuck at userspace, whatever else the guest reports
+    (KERNEL + INITRAMFS + SYSTEMD + SSHD + NETWORK, None, "userspace",
+     "userspace up, no DHCP lease (no DHCP server log to tell whether it asked) (the guest "
+     "reports network eth0 10.254.0.18/24, sshd started)"),
     (KERNEL + INITRAMFS + SYSTEMD + SSHD + NETWORK, "10.254.0.18", "sshd",
      "sshd started, but SSH did not answer"),
 ])
@@ -73,6 +77,9 @@ def test_dhcp_server_log_tells_asked_from_never_asked():
     assert d.reason.startswith("userspace up, DHCP requested but no lease given")
     d = bootlog.explain(KERNEL + SYSTEMD, dhcp_seen=False)
     assert d.stage == "userspace" and d.reason.startswith("userspace up, no DHCP request seen")
+    d = bootlog.explain(KERNEL + SYSTEMD + SSHD, dhcp_seen=False)  # the no-lease fault's console
+    assert d.stage == "userspace"
+    assert d.reason.startswith("userspace up, no DHCP request seen (the guest reports sshd started)")
 
 
 DNSMASQ_LOG = """\
