@@ -2,7 +2,7 @@
 
 vbench's image writes a marker line to the kernel log for each stage the host waits on
 (``vbench-boot: userspace``, ``vbench-boot: network eth0 10.254.0.12/24``, ``vbench-boot: sshd``:
-see ``vbench.images.BOOT_MARK``); the kernel line has no ``quiet``, so the kernel log and the
+see ``vbench.host.images.BOOT_MARK``); the kernel line has no ``quiet``, so the kernel log and the
 markers reach the serial console, a file vbench keeps. A user's own image has no markers: for it
 the usual lines of a Linux boot stand in (``systemd[1]:``, ``Welcome to``, ``cloud-init``).
 

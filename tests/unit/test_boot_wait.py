@@ -9,9 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from vbench import bootlog, virt
-from vbench.errors import BootError
-from vbench.scenario import GuestSpec, parse_profile
+from vbench import bootlog
+from vbench.guest import domain as virt
+from vbench.core.errors import BootError
+from vbench.scenario.schema import GuestSpec, parse_profile
 
 KERNEL = "[    0.000000] Linux version 6.1.0-57-amd64\n[    9.3] Run /init as init process\n"
 USERSPACE = "[   23.1] vbench-boot: userspace \n"

@@ -97,7 +97,7 @@ def test_dhcp_requests_are_found_in_dnsmasqs_log(mac, seen):
 
 
 def test_the_local_lab_reads_its_dnsmasq_log(tmp_path, monkeypatch):
-    from vbench import lab, topology
+    from vbench.host import lab, networks as topology
 
     monkeypatch.setenv("VBENCH_HOME", str(tmp_path))
     here = lab.Lab("qemu:///system", "vbench", lab.LabState())

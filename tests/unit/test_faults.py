@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vbench import faults
+from vbench.run import faults
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "vbench"
 
@@ -81,6 +81,6 @@ def test_boot_hangs_go_to_the_first_attempt_or_to_every_attempt(monkeypatch):
     assert overrides["once"] == {"by_attempt": [hang]}  # the retry boots normally
     assert overrides["stuck"]["by_attempt"] == [hang] * faults.MAX_ATTEMPTS
     assert "fine" not in overrides
-    from vbench.scenario import GuestSpec
+    from vbench.scenario.schema import GuestSpec
 
     assert GuestSpec.model_fields["boot_retries"].metadata[-1].le < faults.MAX_ATTEMPTS
