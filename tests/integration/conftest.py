@@ -51,7 +51,9 @@ def lab_ready():
 
     conn = libvirtd.open_connection(lab.LabState.load().uri)
     try:
-        libvirtd.destroy_tagged_domains(conn)
+        # Only guests whose vbench process is gone: on a shared host another session's run may
+        # be booting guests on the same libvirtd right now.
+        libvirtd.destroy_tagged_domains(conn, orphans_only=True)
     finally:
         conn.close()
     if not was_up:
@@ -59,12 +61,20 @@ def lab_ready():
 
 
 def tagged_domains() -> list[str]:
+    """vbench's domains whose files are under this VBENCH_HOME: on a shared host, runs with
+    another VBENCH_HOME use the same libvirtd, and their guests are not this test's."""
     from vbench.host import lab
+    from vbench.core import paths
     from vbench.host import libvirtd
 
     conn = libvirtd.open_connection(lab.LabState.load().uri)
     try:
-        return libvirtd.tagged_domains(conn)
+        mine = []
+        for dom in conn.listAllDomains():
+            tags = libvirtd._tags(dom)
+            if tags is not None and Path(tags.get("dir", "/")).parent == paths.guests_dir():
+                mine.append(dom.name())
+        return sorted(mine)
     finally:
         conn.close()
 

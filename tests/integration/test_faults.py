@@ -73,6 +73,39 @@ def test_run_survives_guest_faults(no_leftovers, tmp_path):
     assert len(before) >= 3, f"too few repetitions measured before the faults: {before}"
 
 
+def test_boot_hang_is_retried_and_explained(no_leftovers, tmp_path):
+    """A boot that hangs (the initramfs stops in its shell: the kernel booted, userspace never
+    starts) is given up when its console stops growing, explained, and retried once with a fresh
+    guest; a variant whose every boot hangs is recorded as failed with the stage and console."""
+    t0 = time.monotonic()
+    cp = vbench("run", str(SCEN / "boot-hang.yaml"), "--results", str(tmp_path), "--no-report",
+                check=False, timeout=900,
+                env={"VBENCH_FAULTS": "boot-hang@retried@*,boot-hang-always@stuck@*"})
+    assert cp.returncode == 11, cp.stdout[-3000:] + cp.stderr[-2000:]  # finished; "stuck" failed
+    assert "Traceback" not in cp.stderr
+    run_dir = _run_dir_from(cp.stdout)
+    meta = _meta(run_dir)
+    retries = {r["variant"]: r for r in meta["retries"]}
+    assert set(retries) == {"retried", "stuck"}, meta["retries"]
+    for r in retries.values():
+        assert r["attempt"] == 1 and r["boot_stage"] == "kernel", r
+        assert "hung while booting" in r["error"] and "userspace did not start" in r["error"], r
+        assert r["console_tail"].strip() and (run_dir / r["console"]).stat().st_size > 0
+    assert retries["retried"]["outcome"] == "booted"
+    assert retries["stuck"]["outcome"].startswith("failed as well")
+    # the retried variant's unit completed on its second guest
+    df = _samples(run_dir)
+    assert set(df[df.metric == "iops"].variant) == {"retried"}
+    assert (run_dir / "raw" / "retried" / "console.retry1.log").exists()
+    # the stuck one: one failed boot, with where it stopped, both attempts' reasons and its console
+    boot = [f for f in meta["failures"] if f["variant"] == "stuck" and f["workload"] == "*"]
+    assert len(boot) == 1 and boot[0]["boot_stage"] == "kernel", meta["failures"]
+    assert "userspace did not start" in boot[0]["error"] and "attempt 1:" in boot[0]["error"]
+    assert boot[0]["console_tail"].strip()
+    assert not [f for f in meta["failures"] if f["variant"] == "retried"]
+    print(f"boot-hang run took {time.monotonic() - t0:.0f} s")
+
+
 def _default_sigint() -> None:
     # A CI job started in the background of a non-interactive shell runs with SIGINT ignored, and
     # an ignored signal stays ignored across exec: the child must get Ctrl-C as a user's would.

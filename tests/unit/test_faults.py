@@ -71,3 +71,16 @@ def test_no_production_module_reads_the_faults():
     users = sorted(p.name for p in SRC.rglob("*.py")
                    if re.search(r"\bfaults\b", p.read_text()) and p.name != "faults.py")
     assert users == ["runner.py", "session.py"]  # install() in the runner; session documents its hook
+
+
+def test_boot_hangs_go_to_the_first_attempt_or_to_every_attempt(monkeypatch):
+    monkeypatch.setenv("VBENCH_FAULTS", "boot-hang@once@*,boot-hang-always@stuck@*")
+    overrides: dict[str, dict] = {}
+    assert faults.install(["once", "stuck", "fine"], overrides) is faults.before_unit
+    hang = {"extra_cmdline": faults.HANG_CMDLINE}
+    assert overrides["once"] == {"by_attempt": [hang]}  # the retry boots normally
+    assert overrides["stuck"]["by_attempt"] == [hang] * faults.MAX_ATTEMPTS
+    assert "fine" not in overrides
+    from vbench.scenario.schema import GuestSpec
+
+    assert GuestSpec.model_fields["boot_retries"].metadata[-1].le < faults.MAX_ATTEMPTS

@@ -14,6 +14,7 @@ import pytest
 from vbench.run import runner
 from vbench.results import rundir as store
 from vbench.core.errors import GuestError, RemoteCommandError
+from vbench.core.errors import BootError
 from vbench.run.executors import Target
 from vbench.core.metrics import CommandResult, Sample
 from vbench.results.record import Environment
@@ -90,12 +91,18 @@ class FakeGuest:
 class FakeGuests:
     """The guest factory seam: boots FakeGuests, can fail chosen variants."""
 
-    def __init__(self, fail: tuple[str, ...] = ()) -> None:
+    def __init__(self, fail: tuple[str, ...] = (), hang: dict[str, int] | None = None) -> None:
         self.fail = fail
+        self.hang = hang or {}   # variant -> how many of its first boot attempts hang
         self.guests: dict[str, FakeGuest] = {}
         self.boots: list[tuple[str, int | None]] = []
+        self.attempts: list[tuple[str, int]] = []
 
-    def boot(self, stack, v, index, rep):
+    def boot(self, stack, v, index, rep, attempt=0):
+        self.attempts.append((v.name, attempt))
+        if attempt < self.hang.get(v.name, 0):
+            raise BootError(f"guest g-{v.name} hung while booting: kernel booted, userspace did "
+                            f"not start (try {attempt + 1})", f"(initramfs) {attempt + 1}", "kernel")
         self.boots.append((v.name, rep))
         if v.name in self.fail:
             raise GuestError(f"{v.name} did not get a DHCP lease", "console: no lease")
@@ -253,6 +260,68 @@ def test_variant_that_fails_to_boot_is_recorded_and_skipped(tmp_path):
     assert rec.status == "incomplete" and rec.missing_units == 4
     assert rec.variants["B"].drivers == {} and rec.variants["B"].verified is None
     assert any("variant B failed to come up" in line for line in s.lines)
+
+
+# ---- boot retries -------------------------------------------------------------------------------
+
+def test_a_hung_boot_is_retried_once_and_the_variant_is_measured(tmp_path):
+    guests, ex = FakeGuests(hang={"B": 1}), FakeExecutor()
+    s = make_session(tmp_path, scenario(reps=1), guests, ex)
+    s.run()
+    assert guests.attempts == [("A", 0), ("B", 0), ("B", 1), ("C", 0)]
+    rec = store.load_record(s.rd.path)
+    assert rec.status == "complete" and rec.failures == []
+    [r] = rec.retries
+    assert (r.variant, r.repetition, r.attempt, r.boot_stage) == ("B", None, 1, "kernel")
+    assert "userspace did not start (try 1)" in r.error and r.console_tail == "(initramfs) 1"
+    assert r.outcome == "booted"
+    assert ("B", "w1") in ex.calls
+    assert any("B: boot attempt 1 failed" in line and "retrying" in line for line in s.lines)
+
+
+def test_a_boot_that_hangs_every_time_is_a_failed_variant_with_both_reasons(tmp_path):
+    guests = FakeGuests(hang={"B": 9})
+    s = make_session(tmp_path, scenario(reps=1), guests)
+    s.run()
+    assert guests.attempts.count(("B", 0)) == 1 and guests.attempts.count(("B", 1)) == 1
+    assert ("B", 2) not in guests.attempts  # the default: one retry
+    rec = store.load_record(s.rd.path)
+    [r] = rec.retries
+    assert r.outcome.startswith("failed as well: ") and "(try 2)" in r.outcome
+    boot = next(f for f in rec.failures if f.variant == "B" and f.workload == "*")
+    assert boot.error_type == "BootError" and boot.boot_stage == "kernel"
+    assert "(try 2)" in boot.error and "attempt 1: " in boot.error and "(try 1)" in boot.error
+    assert "boot attempt 2 of 2" in boot.error
+    assert boot.console_tail == "(initramfs) 2"
+    assert rec.status == "incomplete"
+
+
+def test_boot_retries_are_configurable_and_zero_means_none(tmp_path):
+    for n, attempts in ((0, 1), (3, 4)):
+        scn = load_scenario_text(SCENARIO.format(reps=1, order="interleaved", baseline="false")
+                                 + f"guest: {{boot_retries: {n}}}\n")
+        guests = FakeGuests(hang={"A": 9})
+        s = make_session(tmp_path / str(n), scn, guests)
+        s.run()
+        assert [a for v, a in guests.attempts if v == "A"] == list(range(attempts))
+        assert len(store.load_record(s.rd.path).retries) == n
+
+
+def test_only_boot_errors_are_retried(tmp_path):
+    guests = FakeGuests(fail=("B",))  # a GuestError that is not a BootError (e.g. wrong drivers)
+    make_session(tmp_path, scenario(reps=1), guests).run()
+    assert guests.attempts.count(("B", 0)) == 1 and ("B", 1) not in guests.attempts
+
+
+def test_a_fresh_boot_per_unit_is_retried_too(tmp_path):
+    scn = load_scenario_text(SCENARIO.format(reps=1, order="interleaved", baseline="false")
+                             + "fresh_boot: true\n")
+    guests = FakeGuests(hang={"C": 1})
+    s = make_session(tmp_path, scn, guests)
+    s.run()
+    rec = store.load_record(s.rd.path)
+    # one boot per unit (two workloads), each hung once and retried
+    assert rec.failures == [] and [(r.variant, r.repetition) for r in rec.retries] == [("C", 0)] * 2
 
 
 # ---- resume --------------------------------------------------------------------------------------

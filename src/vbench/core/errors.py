@@ -89,6 +89,16 @@ class GuestError(UserError):
         self.console_tail = console_tail
 
 
+class BootError(GuestError):
+    """A guest did not come up (no lease, no SSH, died or hung while booting). ``stage`` says how
+    far its boot got (one of ``vbench.host.bootlog.STAGES``); a run retries such a boot with a fresh
+    overlay (``guest.boot_retries``) before it gives the variant up."""
+
+    def __init__(self, message: str, console_tail: str = "", stage: str = "") -> None:
+        super().__init__(message, console_tail)
+        self.stage = stage
+
+
 class DeviceMismatch(GuestError):
     """The driver bound in the guest is not the one the device profile asked for."""
 

@@ -4,7 +4,8 @@ The only module that imports ``libvirt``.
 
 A :class:`Guest` is a context manager: it creates an overlay over the cached base image, starts a
 transient domain tagged as vbench's, waits for its lease and SSH, and on exit always destroys the
-domain and removes its files (also on Ctrl-C)."""
+domain and removes its files (also on Ctrl-C). A dead or hung boot ends the wait early, and says
+where it stopped (:class:`~vbench.core.errors.BootError`, :mod:`vbench.host.bootlog`)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ from typing import TYPE_CHECKING, Callable
 
 from vbench.core import paths, procs
 from vbench.devices import DomainFiles
-from vbench.guest.xml import PANIC_MARK, domain_xml, kernel_cmdline, mac_for
+from vbench.guest.xml import domain_xml, kernel_cmdline, mac_for
+from vbench.host.bootlog import PANIC_MARK
 from vbench.host.libvirtd import (_libvirt, claim_dir, open_connection, qemu_pid_by_name)
 from vbench.guest.userimage import own_boot, write_seed
 from vbench.host.networks import MGMT, TEST
 from vbench.core import files
 from vbench.core.errors import GuestError
+from vbench.host import bootlog
+from vbench.core.errors import BootError
 
 if TYPE_CHECKING:  # pragma: no cover
     from libvirt import virConnect, virDomain
@@ -37,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from vbench.scenario.schema import DeviceProfile, GuestSpec
 
 CONSOLE_KEEP_BYTES = 8 << 20  # the console log kept in a run: its last 8 MiB
+BOOT_CONSOLE_BYTES = 1 << 20  # what is read to see how far a boot got (a boot's log is ~60 KB)
 
 
 # ---- guests ----------------------------------------------------------------------------------
@@ -63,10 +68,12 @@ class Guest:
     boot_seconds: float | None = None
     keep_console: Path | None = None  # where to copy the console log when the guest goes away
     mgmt_link_down: bool = False       # test-only failpoint: boot without a management lease
+    extra_cmdline: str = ""            # test-only failpoint: kernel options of a hung boot
     emulator: str | None = None        # an A/B side's QEMU binary (vbench.run.ab); None: libvirt's
     kernel: Path | None = None         # an A/B side's guest kernel/initrd instead of the image's
     initrd: Path | None = None
     host_key: str = ""                 # the pinned host key: the image's, or its seed's
+    _watch: bootlog.BootWatch | None = field(default=None, init=False, repr=False)  # booting
 
     @property
     def ssh(self) -> "Ssh":
@@ -112,8 +119,10 @@ class Guest:
         me = procs.ref(os.getpid())
         tags = {"owner": "vbench", "dir": str(self.dir), "pid": str(os.getpid()),
                 "pid_start": str(me.starttime if me else 0), **self.tags}
+        cmdline = " ".join(filter(None, (kernel_cmdline(ROOT_LABEL, self.client_pub),
+                                         self.extra_cmdline)))
         return domain_xml(self.name, self.profile, self.spec, self.accel.domain_type, self.files(),
-                          kernel_cmdline(ROOT_LABEL, self.client_pub), MGMT.name, TEST.name, tags,
+                          cmdline, MGMT.name, TEST.name, tags,
                           mgmt_link_down=self.mgmt_link_down,
                           cpu_mode=self.accel.cpu_mode, emulator=self.emulator,
                           own_boot=own_boot(self.image, self.dir, self.kernel or self.initrd))
@@ -148,11 +157,17 @@ class Guest:
             raise GuestError(f"libvirt could not start {self.name}: {exc.get_error_message()}") from None
         self._say(f"{self.name}: started ({self.accel.name}), waiting for DHCP lease ...")
         deadline = t0 + self.spec.boot_timeout_s
-        self.ip = self._wait_lease(mac_for(self.name, "mgmt"), deadline)
+        self._watch = bootlog.BootWatch(self.spec.boot_stall_s, bool(self.image.own_boot))
+        self.ip = self._wait_lease(mac_for(self.name, "mgmt"), deadline, boot=True)
         self._say(f"{self.name}: lease {self.ip}, waiting for SSH ...")
-        self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.host_key,
-                                         self.client_key, self.image.user, deadline,
-                                         alive=self.check_alive, via=self.lab.remote)
+        try:
+            self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.host_key,
+                                             self.client_key, self.image.user, deadline,
+                                             alive=self._boot_alive, via=self.lab.remote)
+        except GuestError as exc:  # a timeout is explained (not a host key that is not the pinned one)
+            if isinstance(exc, BootError) or time.monotonic() < deadline:
+                raise
+            raise self.boot_error(str(exc), lease=self.ip) from None
         self.shell.watch = self.check_alive
         self.boot_seconds = time.monotonic() - t0
         self._say(f"{self.name}: SSH ready after {self.boot_seconds:.1f} s")
@@ -170,6 +185,23 @@ class Guest:
         if PANIC_MARK in self._console_end():
             raise GuestError(f"guest {self.name} kernel panicked", self.console_tail())
 
+    def boot_error(self, message: str, lease: str | None = None) -> BootError:
+        """What a failed boot raises: ``message``, where the boot stopped, the console tail."""
+        seen = getattr(self.lab, "dhcp_seen", lambda mac: None)(mac_for(self.name, "mgmt"))
+        d = bootlog.explain(self._console_end(BOOT_CONSOLE_BYTES), lease=lease, dhcp_seen=seen)
+        return BootError(f"{message}: {d.reason}", self.console_tail(), stage=d.stage)
+
+    def _boot_alive(self) -> None:
+        """check_alive while booting, and a hung boot (bootlog.BootWatch): BootError."""
+        try:
+            self.check_alive()
+        except GuestError as exc:
+            raise self.boot_error(str(exc), lease=self.ip) from None
+        quiet = self._watch and self._watch.check(lambda: self._console_end(BOOT_CONSOLE_BYTES))
+        if quiet is not None:
+            raise self.boot_error(f"guest {self.name} hung while booting (its console has not "
+                                  f"grown for {quiet:.0f} s)", lease=self.ip)
+
     def _console_end(self, size: int = 8192) -> str:
         try:
             with open(self.files().console, "rb") as fh:
@@ -179,10 +211,10 @@ class Guest:
         except OSError:
             return ""
 
-    def _wait_lease(self, mac: str, deadline: float) -> str:
+    def _wait_lease(self, mac: str, deadline: float, boot: bool = False) -> str:
         libvirt = _libvirt()
         while time.monotonic() < deadline:
-            self.check_alive()
+            (self._boot_alive if boot else self.check_alive)()
             try:
                 ifaces = self._domain().interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
             except libvirt.libvirtError:
@@ -193,6 +225,9 @@ class Guest:
                         if a.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
                             return a["addr"]
             time.sleep(0.5)
+        if boot:
+            raise self.boot_error(f"guest {self.name} got no DHCP lease within "
+                                  f"{self.spec.boot_timeout_s} s")
         raise GuestError(f"guest {self.name} got no DHCP lease within {self.spec.boot_timeout_s} s",
                          self.console_tail())
 
@@ -294,6 +329,7 @@ class Guest:
         if self.keep_console is None or not self.files().console.exists():
             return
         with contextlib.suppress(OSError):
+            pass
             # Replaces (never follows) a symlink planted at the destination; the run
             # directory's raw_path already refused symlinked directories on the way.
             with open(self.files().console, "rb") as fh:

@@ -18,11 +18,11 @@ from vbench.devices.nic import interface_xml
 from vbench.core.errors import GuestError
 from vbench.host.libvirtd import DOMAIN_PREFIX, VBENCH_NS
 
+
 if TYPE_CHECKING:  # pragma: no cover
     from vbench.scenario.schema import DeviceProfile, GuestSpec
 
 DOMAIN_NAME_RE = re.compile("^" + re.escape(DOMAIN_PREFIX) + r"[A-Za-z0-9_.-]{1,80}$")
-PANIC_MARK = "Kernel panic - not syncing"
 
 
 def mac_for(name: str, role: str) -> str:
@@ -167,6 +167,9 @@ def _qemu_xml(args: str) -> str:
 
 
 def kernel_cmdline(root_label: str, ssh_pubkey: str) -> str:
+    """The guest kernel line. No ``quiet``: the kernel log goes to the serial console (a file of
+    vbench's, so it costs nothing), and with it the image's boot markers (vbench.host.bootlog), so a
+    guest that stops during boot leaves a trace of how far it got."""
     key = ":".join(ssh_pubkey.split()[:2])  # "ssh-ed25519 AAAA..." without spaces
-    return (f"root=LABEL={root_label} rw console=ttyS0,115200 net.ifnames=0 quiet "
+    return (f"root=LABEL={root_label} rw console=ttyS0,115200 net.ifnames=0 "
             f"systemd.show_status=0 vbench.sshkey={key}")

@@ -2,7 +2,7 @@
 
 A build runs mmdebstrap with the host's apt sources (no download from anywhere else), configures
 the root file system (systemd-networkd on every NIC, sshd with a pinned host key and no passwords,
-an early-boot getrandom timer), writes it into an ext4 image with ``mke2fs -d`` (no loop mounts)
+an early-boot getrandom timer, boot markers on the serial console), writes it into an ext4 image with ``mke2fs -d`` (no loop mounts)
 and converts it to a qcow2 base. Kernel, initrd and kernel config are kept beside it for direct
 kernel boot and for ``vbench guest check``. Guests never write the base: each gets an overlay.
 """
@@ -27,10 +27,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vbench.core import paths
 from vbench.core.errors import ImageError
 from vbench.core.files import atomic_write
+from vbench.host.bootlog import MARK
 from vbench.core.untrusted import UntrustedInputError, load_yaml, read_text, shown
 
 # Bump when the customisation code below changes what ends up in the image.
-IMAGE_FORMAT = 4
+IMAGE_FORMAT = 5  # 5: boot markers on the serial console (vbench.host.bootlog)
 ROOT_LABEL = "vbench-root"
 MANIFEST = "manifest.json"
 
@@ -276,6 +277,43 @@ cut -d' ' -f1 /proc/uptime > /run/vbench/getrandom_uptime
 """
 
 
+# Boot markers (vbench.host.bootlog reads them on the host): one line in the kernel log, and so on the
+# serial console, for each stage the host waits on, so that a guest that stops says where.
+BOOT_MARK = """#!/bin/sh
+# vbench: write the boot marker "vbench-boot: STAGE [detail]" to the kernel log (it reaches the
+# serial console, which the host keeps). "network" waits until an interface has an IPv4 address.
+stage="$1"; detail=""
+if [ "$stage" = network ]; then
+  i=0
+  while [ "$i" -lt 2400 ]; do
+    line=$(ip -4 -o addr show scope global 2>/dev/null | head -n 1)
+    if [ -n "$line" ]; then set -- $line; detail="$2 $4"; break; fi
+    i=$((i + 1)); sleep 0.25
+  done
+  [ -n "$detail" ] || exit 1
+fi
+echo "<5>@MARK@$stage $detail" > /dev/kmsg
+""".replace("@MARK@", MARK)  # one home for the marker: vbench.host.bootlog reads what this writes
+
+BOOT_MARK_UNITS = {
+    # As early as systemd runs units: userspace (the real init, past the initramfs) has started.
+    "userspace": ("userspace started", "DefaultDependencies=no\nBefore=sysinit.target\n",
+                  "oneshot", "sysinit.target"),
+    # DHCP gave an address (waits for it in the background, without holding the boot up).
+    "network": ("network up", "After=systemd-networkd.service\n", "simple", "multi-user.target"),
+    # ssh.service is Type=notify: after it, sshd accepts connections.
+    "sshd": ("sshd accepting connections", "Requires=ssh.service\nAfter=ssh.service\n", "oneshot",
+             "multi-user.target"),
+}
+
+
+def boot_mark_unit(stage: str) -> str:
+    what, deps, kind, wanted_by = BOOT_MARK_UNITS[stage]
+    return (f"[Unit]\nDescription=vbench boot marker: {what}\n{deps}\n[Service]\nType={kind}\n"
+            f"ExecStart=/usr/local/sbin/vbench-boot-mark {stage}\n\n[Install]\n"
+            f"WantedBy={wanted_by}\n")
+
+
 def _customize(root: Path, recipe: Recipe, host_key: Path, progress) -> None:
     def write(rel: str, text: str, mode: int = 0o644) -> None:
         p = root / rel.lstrip("/")
@@ -299,9 +337,13 @@ def _customize(root: Path, recipe: Recipe, host_key: Path, progress) -> None:
     write("/usr/local/sbin/vbench-authorized-keys", AUTHORIZED_KEYS_CMD, 0o755)
     write("/usr/local/sbin/vbench-early-random", EARLY_RANDOM, 0o755)
     write("/etc/systemd/system/vbench-early-random.service", EARLY_RANDOM_UNIT)
+    write("/usr/local/sbin/vbench-boot-mark", BOOT_MARK, 0o755)
+    marks = [f"vbench-boot-{stage}.service" for stage in BOOT_MARK_UNITS]
+    for stage, unit in zip(BOOT_MARK_UNITS, marks):
+        write(f"/etc/systemd/system/{unit}", boot_mark_unit(stage))
     chroot = ["chroot", str(root)]
-    _run(chroot + ["systemctl", "enable", "systemd-networkd.service", "vbench-early-random.service"],
-         progress, "enable units", timeout=120)
+    _run(chroot + ["systemctl", "enable", "systemd-networkd.service", "vbench-early-random.service",
+                   *marks], progress, "enable units", timeout=120)
     if recipe.mask:
         _run(chroot + ["systemctl", "mask", *recipe.mask], progress, "mask units", timeout=120)
     _run(chroot + ["passwd", "-l", "root"], progress, "lock root password", timeout=60)

@@ -175,6 +175,11 @@ def _start_daemon(state: LabState, name: str, argv: list[str], pidfile: Path, re
 
 # ---- public API ------------------------------------------------------------------------------
 
+def dhcp_log(network: str) -> Path:
+    """Where the local lab's dnsmasq of ``network`` logs (set in the network's XML by ``up``)."""
+    return paths.lab_dir() / f"dnsmasq-{network}.log"
+
+
 @dataclass
 class Lab:
     """The lab as seen by the rest of vbench: where to connect, which namespace, which networks."""
@@ -183,6 +188,15 @@ class Lab:
     netns: str | None
     state: LabState
     remote: Any = None  # vbench.host.remote.RemoteHost: --connect qemu+ssh://... (another host)
+
+    def dhcp_seen(self, mac: str, network: str = MGMT.name) -> bool | None:
+        """Whether the lab's DHCP server logged a request from ``mac``; None when it cannot tell
+        (a user's libvirt or another host, or a lab brought up before its dnsmasq logged)."""
+        from vbench.host.bootlog import dhcp_requested_in
+
+        if self.netns is None or self.remote is not None:
+            return None
+        return dhcp_requested_in(dhcp_log(network), mac)
 
     @property
     def mgmt(self) -> LabNetwork:
@@ -242,7 +256,7 @@ def up(connect: str | None = None, progress=print) -> Lab:
     conn = libvirtd.open_connection(state.uri)
     try:
         for net in NETWORKS:
-            if libvirtd.ensure_network(conn, net.name, net.xml()):
+            if libvirtd.ensure_network(conn, net.name, net.xml(dhcp_log=str(dhcp_log(net.name)))):
                 progress(f"started libvirt network {net.name} ({net.cidr} on {net.bridge})")
             if net.name not in state.networks:
                 state.networks.append(net.name)
@@ -379,6 +393,8 @@ def down(progress=print, force: bool = False) -> list[str]:
             finally:
                 conn.close()
     state.networks = []
+    for net in NETWORKS:
+        dhcp_log(net.name).unlink(missing_ok=True)
     for name in ("libvirtd", "virtlogd"):
         d = state.daemons.pop(name, None)
         if d and procs.stop(procs.ProcRef.from_dict(d)):

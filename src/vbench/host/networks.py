@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass
+from xml.sax.saxutils import quoteattr
 
 from vbench.core.errors import LabError
 
@@ -32,13 +33,19 @@ class LabNetwork:
     def host_ip(self) -> str:
         return str(self._net[1])
 
-    def xml(self) -> str:
+    def xml(self, dhcp_log: str | None = None) -> str:
+        """The network's XML. ``dhcp_log``: a file on this host for dnsmasq's log (its DHCP
+        requests and answers, which otherwise go to a syslog this host may not have), so that a
+        guest that got no lease can be told apart from one that never asked (vbench.host.bootlog)."""
         net = self._net
-        return (f"<network>\n  <name>{self.name}</name>\n"
+        ns = " xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'" if dhcp_log else ""
+        opts = (f"  <dnsmasq:options>\n    <dnsmasq:option value={quoteattr('log-facility=' + dhcp_log)}/>"
+                f"\n  </dnsmasq:options>\n" if dhcp_log else "")
+        return (f"<network{ns}>\n  <name>{self.name}</name>\n"
                 f"  <bridge name='{self.bridge}' stp='off' delay='0'/>\n"
                 f"  <ip address='{self.host_ip}' netmask='{net.netmask}'>\n"
                 f"    <dhcp><range start='{net[10]}' end='{net[-6]}'/></dhcp>\n"
-                f"  </ip>\n</network>\n")
+                f"  </ip>\n{opts}</network>\n")
 
 
 # The only ranges a lab network may use: RFC 1918's private networks. Not loopback (127/8),

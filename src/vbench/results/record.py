@@ -103,6 +103,21 @@ class Failure(_Record):
     error: str = ""
     error_type: str = ""
     console_tail: str = ""
+    boot_stage: str = ""          # a boot that failed: how far it got (vbench.host.bootlog.STAGES)
+
+
+class Retry(_Record):
+    """A boot that failed (hung, died, no lease, no SSH) and was tried again with a fresh guest:
+    why, and how the next attempt went."""
+
+    variant: str
+    repetition: int | None = None  # None: the variant's one boot (not a fresh boot per unit)
+    attempt: int                   # the failed attempt, 1 for the first boot
+    error: str = ""
+    boot_stage: str = ""
+    console_tail: str = ""
+    console: str = ""              # raw/ file that keeps the failed attempt's console
+    outcome: str = ""              # of the next attempt: "booted", or why it failed as well
 
 
 class Timing(_Record):
@@ -124,6 +139,7 @@ class RunRecord(_Record):
     variants: dict[str, Variant] = Field(default_factory=dict)
     workloads: dict[str, WorkloadInfo] = Field(default_factory=dict)
     failures: list[Failure] = Field(default_factory=list)
+    retries: list[Retry] = Field(default_factory=list)
     missing_units: int | None = None
     timing: list[Timing] = Field(default_factory=list)
     resumed: list[str] = Field(default_factory=list)

@@ -8,6 +8,9 @@ so the integration tests can prove that a run survives them:
 - ``panic``          crash the guest kernel (sysrq c) 2 s into the unit
 - ``destroy``        destroy the domain from outside (``virsh destroy``) 2 s into the unit
 - ``no-lease``       boot the variant with its management link down (it never gets a lease)
+- ``boot-hang``      the variant's first boot attempt hangs in the initramfs (its kernel line
+                     gets ``break=top``: the initramfs stops in its shell); the retry boots
+- ``boot-hang-always`` every boot attempt of the variant hangs that way
 
 REP is the 0-based repetition, or ``*`` for any. The faults go through a separate SSH
 connection or a separate virsh process, exactly as something outside vbench would do it.
@@ -26,7 +29,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-KINDS = ("stop-workload", "kill-sshd", "panic", "destroy", "no-lease")
+KINDS = ("stop-workload", "kill-sshd", "panic", "destroy", "no-lease", "boot-hang",
+         "boot-hang-always")
+
+# initramfs-tools: stop before anything else in the initramfs' emergency shell, which waits for
+# input on the console that never comes. A real hang: the kernel booted, userspace never starts.
+HANG_CMDLINE = "break=top"
+MAX_ATTEMPTS = 6  # scenario.GuestSpec.boot_retries is at most 5
 
 
 @dataclass(frozen=True)
@@ -136,4 +145,7 @@ def install(variants: list[str], overrides: dict[str, dict]) -> Callable[..., An
     for v in variants:
         if wanted("no-lease", v):
             overrides.setdefault(v, {})["mgmt_link_down"] = True
+        hangs = MAX_ATTEMPTS if wanted("boot-hang-always", v) else 1 if wanted("boot-hang", v) else 0
+        if hangs:
+            overrides.setdefault(v, {})["by_attempt"] = [{"extra_cmdline": HANG_CMDLINE}] * hangs
     return before_unit

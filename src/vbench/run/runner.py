@@ -31,6 +31,7 @@ from vbench.guest import kconfig, userimage, verify
 from vbench.host import ssh as remote
 from vbench.core import paths
 from vbench.core.errors import ImageError, LabError, UserError
+from vbench.core.errors import BootError
 from vbench.run.executors import Target, execute
 from vbench.results.record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
 from vbench.scenario.schema import Scenario
@@ -107,7 +108,8 @@ class LabGuests:
     key: Any = None     # this run's client key (paramiko PKey) and its public half
     pub: str = ""
     # variant -> Guest fields an A/B side changes (emulator, kernel, initrd; "lab" for another
-    # libvirt URI), see vbench.run.ab
+    # libvirt URI), see vbench.run.ab; "by_attempt": a list of fields for the first, second, ... boot
+    # attempt only (vbench.run.faults: a boot that hangs once)
     overrides: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -115,17 +117,27 @@ class LabGuests:
             self.key, self.pub = remote.new_client_key()  # a fresh client key for this run only
 
     def boot(self, stack: contextlib.ExitStack, v: VariantSpec, index: int,
-             rep: int | None) -> Booted:
+             rep: int | None, attempt: int = 0) -> Booted:
         prof = self.scn.profile(v)
         suffix = "" if rep is None else f"-r{rep}"
-        name = f"{DOMAIN_PREFIX}{self.rd.run_id[-22:]}-{index}-{v.name}{suffix}"[:90]
+        # A retry is a fresh guest: its own name (so its own MACs, no stale lease), its own overlay.
+        name = (f"{DOMAIN_PREFIX}{self.rd.run_id[-22:]}-{index}-{v.name}{suffix}"[:86]
+                + (f"-a{attempt}" if attempt else ""))
         extra = dict(self.overrides.get(v.name, {}))
+        by_attempt = extra.pop("by_attempt", [])
+        if attempt < len(by_attempt):
+            extra.update(by_attempt[attempt])
         lb = extra.pop("lab", self.lab)
         cls = guest_class(lb)
         g = cls(name, lb, self.image, prof, self.scn.guest, self.accel, self.key, self.pub,
                   tags={"run": self.rd.run_id, "variant": v.name}, progress=self.say, **extra)
-        g.keep_console = self.rd.raw_path(v.name, f"console{suffix}.log")
-        stack.enter_context(g)
+        console = f"console{suffix}" + (f".retry{attempt}" if attempt else "") + ".log"
+        g.keep_console = self.rd.raw_path(v.name, console)
+        try:
+            stack.enter_context(g)
+        except BootError as exc:
+            exc.console_file = f"raw/{v.name}/{console}"  # type: ignore[attr-defined]
+            raise
         check_guest(g, self.scn)
         checks, facts = verify.verify_guest(g, prof)
         fio_v = g.ssh.run("fio --version", timeout=20, check=False).stdout.strip()

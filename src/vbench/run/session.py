@@ -14,6 +14,10 @@ Test-only fault injection enters through one more explicit seam, ``before_unit``
 production unless ``VBENCH_FAULTS`` is set; :func:`vbench.run.faults.install` is the one place it is
 wired in).
 
+A boot that fails with :class:`~vbench.core.errors.BootError` (hung, died, no lease, no SSH) is tried
+again with a fresh guest up to ``guest.boot_retries`` times; each retry is recorded
+(``RunRecord.retries``) with the reason and how the next attempt went.
+
 What a guest object must offer the loop: ``name``, ``xml``, ``boot_seconds``, ``check_alive()``,
 ``is_paused()``, ``suspend()``, ``resume()``, ``reconnect()``, ``console_tail()`` and
 ``ssh.run(cmd, timeout)`` / ``ssh.is_alive()``.
@@ -31,6 +35,8 @@ from vbench.core.errors import GuestError, StoreError, UserError
 from vbench.run.executors import Target
 from vbench.core.metrics import Sample
 from vbench.results.record import DriverCheck, Failure, RunRecord, Timing
+from vbench.core.errors import BootError
+from vbench.results.record import Retry
 from vbench.scenario.schema import Scenario, Variant, Workload
 from vbench.results.rundir import RunDir, unit_key
 
@@ -84,9 +90,10 @@ class Booted:
 
 class GuestFactory(Protocol):
     def boot(self, stack: contextlib.ExitStack, variant: Variant, index: int,
-             rep: int | None) -> Booted:
+             rep: int | None, attempt: int = 0) -> Booted:
         """Boot ``variant``'s guest (torn down by ``stack``) and verify its drivers; UserError if
-        it cannot come up or runs the wrong drivers."""
+        it cannot come up (BootError: worth another attempt) or runs the wrong drivers.
+        ``attempt``: 0 for the first boot, n for the n-th retry (a fresh guest)."""
         ...
 
     def host(self, stack: contextlib.ExitStack) -> Target:
@@ -213,7 +220,7 @@ class RunSession:
             self.targets["host"] = self.guests.host(stack)
 
     def _boot(self, stack: contextlib.ExitStack, v: Variant, index: int, rep: int | None) -> Target:
-        booted = self.guests.boot(stack, v, index, rep)
+        booted = self._boot_retrying(stack, v, index, rep)
         t, g = booted.target, booted.target.guest
         if g is None:
             raise GuestError(f"variant {v.name}: the guest factory returned no guest")
@@ -228,6 +235,40 @@ class RunSession:
                  + " (verified)")
         g.suspend()
         return t
+
+    def _boot_retrying(self, stack: contextlib.ExitStack, v: Variant, index: int,
+                       rep: int | None) -> Booted:
+        """Boot ``v``; a boot that fails with BootError is tried again with a fresh guest, up to
+        ``guest.boot_retries`` times. The last failure carries every attempt's reason."""
+        retries = self.scn.guest.boot_retries
+        earlier: list[Retry] = []
+        for attempt in range(retries + 1):
+            try:
+                booted = self.guests.boot(stack, v, index, rep, attempt)
+            except BootError as exc:
+                if earlier:
+                    earlier[-1].outcome = f"failed as well: {exc}"
+                if attempt == retries:
+                    self.rd.write_record(self.rec)
+                    if not earlier:
+                        raise
+                    why = "; ".join(f"attempt {r.attempt}: {r.error}" for r in earlier)
+                    raise BootError(f"{exc} (boot attempt {attempt + 1} of {retries + 1}; {why})",
+                                    exc.console_tail, exc.stage) from None
+                r = Retry(variant=v.name, repetition=rep, attempt=attempt + 1, error=str(exc),
+                          boot_stage=exc.stage, console_tail=exc.console_tail,
+                          console=getattr(exc, "console_file", ""))
+                earlier.append(r)
+                self.rec.retries.append(r)
+                self.rd.write_record(self.rec)
+                self.say(f"{v.name}: boot attempt {attempt + 1} failed ({exc}); retrying with a "
+                         f"fresh guest")
+                continue
+            if earlier:
+                earlier[-1].outcome = "booted"
+                self.rd.write_record(self.rec)
+            return booted
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _run_unit(self, u: Unit) -> None:
         self.progress.start(u)
@@ -306,7 +347,8 @@ class RunSession:
                        exc: BaseException) -> None:
         self.rec.failures.append(Failure(variant=variant, workload=workload, repetition=rep,
                                          error=str(exc), error_type=type(exc).__name__,
-                                         console_tail=getattr(exc, "console_tail", "")))
+                                         console_tail=getattr(exc, "console_tail", ""),
+                                         boot_stage=getattr(exc, "stage", "")))
         self.rd.write_record(self.rec)
 
     def sample_rows(self, unit: Unit, samples: list[Sample]) -> list[dict]:

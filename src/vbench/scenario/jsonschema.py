@@ -76,7 +76,7 @@ def dump(schema: dict) -> str:
 # in UNITLESS).
 UNITS = {
     "memory_mib": "MiB", "size_mib": "MiB", "block_mib": "MiB", "target_mib": "MiB",
-    "touch_mib": "MiB", "size_gib": "GiB", "boot_timeout_s": "seconds", "timeout_s": "seconds",
+    "touch_mib": "MiB", "size_gib": "GiB", "boot_timeout_s": "seconds", "boot_stall_s": "seconds", "boot_retries": "retries", "timeout_s": "seconds",
     "runtime": "seconds", "ramp_time": "seconds", "duration": "seconds", "omit": "seconds",
     "interval": "seconds", "rate_period_ms": "milliseconds", "rate_bytes": "bytes per period",
     "read_bytes": "bytes", "g2h_bytes": "bytes", "h2g_bytes": "bytes", "size": "bytes (payload)",

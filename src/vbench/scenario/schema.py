@@ -112,6 +112,12 @@ class GuestSpec(_Strict):
     memory_mib: int = Field(1024, ge=256, le=262144)
     machine: str = Field("pc", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     boot_timeout_s: int = Field(240, ge=10, le=3600)
+    boot_stall_s: int = Field(60, ge=5, le=3600,
+                              description="a boot whose console has not grown for this long "
+                                          "before userspace started is hung: stop waiting")
+    boot_retries: int = Field(1, ge=0, le=5,
+                              description="boots that hang or die are retried this many times "
+                                          "with a fresh overlay (each retry is recorded)")
     image_file: str | None = Field(None, min_length=1, max_length=4096,
                                    description="a qcow2/raw image of your own that boots with its "
                                                "own bootloader (see vbench.guest.userimage for the rules)")

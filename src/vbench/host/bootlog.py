@@ -1,0 +1,197 @@
+"""How far a guest's boot got, read from its serial console and the host's lease table.
+
+vbench's image writes a marker line to the kernel log for each stage the host waits on
+(``vbench-boot: userspace``, ``vbench-boot: network eth0 10.254.0.12/24``, ``vbench-boot: sshd``:
+see ``vbench.host.images.BOOT_MARK``); the kernel line has no ``quiet``, so the kernel log and the
+markers reach the serial console, a file vbench keeps. A user's own image has no markers: for it
+the usual lines of a Linux boot stand in (``systemd[1]:``, ``Welcome to``, ``cloud-init``).
+
+No libvirt and no I/O of its own: :func:`read` turns console text into a :class:`BootProgress`,
+:func:`explain` says where a boot that did not finish stopped, in the words of one of
+:data:`REASONS`, and :class:`BootWatch` applies the stall rule (:func:`stalled`) to a console read
+now and then while vbench waits for a guest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+MARK = "vbench-boot: "
+PANIC_MARK = "Kernel panic - not syncing"
+
+# The stages, in boot order; a failed boot is reported at the furthest one it reached.
+STAGES = ("none", "console", "kernel", "userspace", "network", "sshd")
+
+REASONS = {
+    "none": "no console output at all",
+    "console": "console output, but the kernel did not start",
+    "kernel": "kernel booted, userspace did not start",
+    "userspace": "userspace up, no DHCP request seen",
+    "network": "lease given, no SSH",
+    "sshd": "sshd started, but SSH did not answer",
+}
+
+_KERNEL = re.compile(r"Linux version \d|^\[\s*\d+\.\d+\] ", re.M)
+_INITRAMFS = re.compile(r"Run /init as init process|Loading, please wait|\(initramfs\)")
+_INITRAMFS_SHELL = re.compile(r"Dropping to a shell|\(initramfs\)")
+# The real init (not the initramfs' /init) is running: vbench's marker, or what systemd and
+# cloud-init print on a user's image.
+_USERSPACE = re.compile(MARK + r"userspace|systemd\[1\]: |Welcome to .*!|cloud-init\[\d+\]"
+                        r"|Run /sbin/init as init process|login: $", re.M)
+_NETWORK = re.compile(MARK + r"network(?: (\S+) (\S+))?")
+_SSHD = re.compile(MARK + r"sshd|Started (?:ssh|sshd)\.service|OpenBSD Secure Shell server")
+
+
+@dataclass(frozen=True)
+class BootProgress:
+    """What the console shows of one boot."""
+
+    output: bool = False       # any console output at all
+    kernel: bool = False       # the kernel started (its log reached the console)
+    initramfs: bool = False    # the initramfs ran
+    initramfs_shell: bool = False  # ... and dropped to its emergency shell
+    userspace: bool = False    # the real init started
+    network: str = ""          # the guest has an address ("eth0 10.254.0.12/24"), "" if not
+    sshd: bool = False         # sshd accepts connections
+    panic: str = ""            # the kernel's panic line, "" if none
+    last_line: str = ""        # the last non-empty console line
+
+    @property
+    def stage(self) -> str:
+        """The furthest stage of :data:`STAGES` this boot reached."""
+        for name, reached in (("sshd", self.sshd), ("network", bool(self.network)),
+                              ("userspace", self.userspace), ("kernel", self.kernel),
+                              ("console", self.output)):
+            if reached:
+                return name
+        return "none"
+
+
+def read(console: str) -> BootProgress:
+    """The progress a boot's console text shows (the whole console since power-on)."""
+    text = console.replace("\r", "")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    net = _NETWORK.search(text)
+    panic = next((ln.strip() for ln in lines if PANIC_MARK in ln), "")
+    return BootProgress(
+        output=bool(text.strip()),
+        kernel=bool(_KERNEL.search(text)),
+        initramfs=bool(_INITRAMFS.search(text)),
+        initramfs_shell=bool(_INITRAMFS_SHELL.search(text)),
+        userspace=bool(_USERSPACE.search(text)),
+        network=(" ".join(g for g in net.groups() if g) or "up") if net else "",
+        sshd=bool(_SSHD.search(text)),
+        panic=panic,
+        last_line=lines[-1].strip()[:200] if lines else "",
+    )
+
+
+def dhcp_requested(dnsmasq_log: str, mac: str) -> bool:
+    """Whether dnsmasq's log shows a DHCP request from ``mac``
+    (``dnsmasq-dhcp[7]: DHCPDISCOVER(vbmgmt0) 52:54:00:12:34:56``)."""
+    pat = rf"DHCP(?:DISCOVER|REQUEST)\([^)]*\)(?: \S+)? {re.escape(mac)}\b"
+    return re.search(pat, dnsmasq_log, re.I) is not None
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    stage: str     # one of STAGES: how far the boot got (host facts included)
+    reason: str    # one line, starting with REASONS[stage] (or "kernel panicked")
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def explain(console: str, lease: str | None = None, dhcp_seen: bool | None = None) -> Diagnosis:
+    """Where a boot that did not reach SSH stopped.
+
+    ``lease``: the address the lab's DHCP server gave the guest's management NIC (libvirt's
+    lease table), None if it gave none; ``dhcp_seen``: whether the DHCP server's log shows a
+    request from that NIC (None when its log is not available).
+
+    The lease table decides the network stage: without a lease on the management NIC, a guest
+    whose console says it has an address (another NIC) and sshd is still stuck at 'userspace'.
+    """
+    p = read(console)
+    stage = p.stage
+    if lease and STAGES.index(stage) < STAGES.index("network"):
+        stage = "network"  # the host gave a lease: the guest got that far, whatever it printed
+    guest_says = ""
+    if not lease and STAGES.index(stage) > STAGES.index("userspace"):
+        stage = "userspace"  # ... and without one, no further than userspace
+        said = [f"network {p.network}"] if p.network else []
+        said += ["sshd started"] if p.sshd else []
+        guest_says = f" (the guest reports {', '.join(said)})"
+    if p.panic:
+        return Diagnosis(stage, f"kernel panicked at stage '{stage}': {p.panic}")
+    reason = REASONS[stage]
+    if stage == "kernel":
+        if p.initramfs_shell:
+            reason += " (the initramfs dropped to its emergency shell)"
+        elif p.initramfs:
+            reason += " (stopped in the initramfs)"
+    elif stage == "userspace" and dhcp_seen:
+        reason = "userspace up, DHCP requested but no lease given" + guest_says
+    elif stage == "userspace" and dhcp_seen is None:
+        reason = ("userspace up, no DHCP lease (no DHCP server log to tell whether it asked)"
+                  + guest_says)
+    elif stage == "userspace":
+        reason += guest_says
+    elif stage == "network":
+        where = f" ({lease})" if lease else (f" ({p.network})" if p.network not in ("", "up") else "")
+        reason += where
+    if stage != "none" and p.last_line:
+        reason += f"; last console line: {p.last_line!r}"
+    return Diagnosis(stage, reason)
+
+
+def stalled(progress: BootProgress, quiet_s: float, budget_s: float, own_boot: bool = False) -> bool:
+    """Whether a boot counts as hung: its console has not grown for longer than ``budget_s``
+    before userspace started (after that, a healthy guest may print nothing for a long time).
+
+    A user's own image (``own_boot``) may sit silently in firmware or a boot menu: it counts only
+    once its kernel has started."""
+    if progress.userspace or progress.panic:
+        return False
+    if own_boot and not progress.kernel:
+        return False
+    return quiet_s > budget_s
+
+
+class BootWatch:
+    """The stall rule over time, for one boot: ``check(read_console)`` reads the console at most
+    every ``every_s`` seconds and returns for how long it has not grown when that counts as a
+    hung boot, else None. ``clock`` is injectable for tests."""
+
+    def __init__(self, budget_s: float, own_boot: bool = False, every_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.budget_s, self.own_boot, self.every_s, self.clock = budget_s, own_boot, every_s, clock
+        self.seen, self.grew, self.checked = "", clock(), float("-inf")
+        self.progress = BootProgress()
+
+    def check(self, read_console: Callable[[], str]) -> float | None:
+        now = self.clock()
+        if self.progress.userspace or now - self.checked < self.every_s:
+            return None  # the rule is off once userspace runs: no more reads (a remote console)
+        self.checked = now
+        text = read_console()
+        if text != self.seen:
+            self.seen, self.grew, self.progress = text, now, read(text)
+        quiet = now - self.grew
+        return quiet if stalled(self.progress, quiet, self.budget_s, self.own_boot) else None
+
+
+def dhcp_requested_in(log: Path, mac: str) -> bool | None:
+    """:func:`dhcp_requested` over the last 4 MiB of a dnsmasq log file; None if unreadable."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - (4 << 20)))
+            return dhcp_requested(fh.read().decode(errors="replace"), mac)
+    except OSError:
+        return None
