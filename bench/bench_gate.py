@@ -51,7 +51,7 @@ from vbench import compare as C  # noqa: E402
 from vbench import history as H  # noqa: E402
 from vbench import stats as S  # noqa: E402
 from vbench.scenario import Scenario, load_scenario  # noqa: E402
-from vbench.summary import HOST_VARIANT  # noqa: E402
+from vbench.policy import HOST_VARIANT, default_gate_metrics, fails_gate  # noqa: E402
 from vbench.verdict import row_stats  # noqa: E402
 
 # What a fio job records per (workload, variant): the candidate rows the gate picks from.
@@ -95,7 +95,7 @@ class Settings:
 def candidate_rows(scn: Scenario) -> list[dict]:
     variants = [v.name for v in scn.variants] + ([HOST_VARIANT] if scn.host_baseline else [])
     metrics = FIO_METRICS if scn.device == "disk" else tuple(
-        (scn.gate.metrics if scn.gate else C.DEFAULT_GATE_METRICS))
+        (scn.gate.metrics if scn.gate and scn.gate.metrics else default_gate_metrics([scn.device])))
     return [{"scenario": scn.name, "workload": w.name, "metric": m, "variant": v,
              "accelerator": "tcg", "host": "sim", "value": 1.0, "gated": False, "reason": ""}
             for v in variants for w in scn.workloads for m in metrics]
@@ -119,7 +119,7 @@ def load_settings(path: Path, threshold: float | None = None, reps: str | None =
         adaptive.Plan(scn.min_repetitions, scn.max_repetitions, scn.target_ci)
     rows = candidate_rows(scn)
     watched = tuple(adaptive.single_groups(scn, rows))
-    C._mark_gated(rows, C.Gate.from_spec(scn.gate))
+    C._mark_gated(rows, C.Gate.from_spec(scn.gate, scn.device))
     gated = tuple((r["workload"], r["metric"], r["variant"]) for r in rows if r["gated"])
     thr = threshold or (scn.gate.threshold if scn.gate else None) or C.DEFAULT_THRESHOLD
     label = path.name + (" (overridden: " + ", ".join(
@@ -178,7 +178,7 @@ def simulate(rng, st: Settings, cv: float, drop: float = 0.0) -> Outcome:
     C._judge_family(rows, rstats, st.alpha, st.correction)
     status = [r["status"] for r in rows]
     true = -drop
-    return Outcome(any(s in ("regression", "inconclusive") for s in status),
+    return Outcome(any(fails_gate(s) for s in status),
                    "regression" in status, status[0],
                    rows[0]["ci_low"] <= true <= rows[0]["ci_high"], (nb, nn))
 
@@ -209,7 +209,7 @@ def power(st: Settings, cv: float, drop: float, reps: int) -> tuple[float, float
         rng = seeded(7, cv)
         out = [simulate(rng, st, cv, drop).row0 for _ in range(reps)]
         _POWER[key] = (np.mean([v == "regression" for v in out]),
-                       np.mean([v in ("regression", "inconclusive") for v in out]))
+                       np.mean([fails_gate(v) for v in out]))
     return _POWER[key]
 
 

@@ -14,21 +14,19 @@ it needs. No I/O anywhere here.
 
 from __future__ import annotations
 
-from .compare import (COMPARE_STATUSES, CORRECTIONS, DEFAULT_GATE_METRICS,  # noqa: F401
-                      DEFAULT_THRESHOLD, CompareResult, Gate, compare, describe_row)
+from .compare import (COMPARE_STATUSES, CORRECTIONS, CompareResult, Gate,  # noqa: F401
+                      compare, describe_row)
 from .history import change_points, environment_change, environment_facts, history_table  # noqa: F401
 from .stats import (CONFIDENCE, MIN_REPS, N_BOOT, SEED, adjust_p, boot_medians,  # noqa: F401
                     median_interval, welch)
-from .summary import (CONTEXT, HOST_VARIANT, NOISY_CV, SUMMARY_KEYS, _groups,  # noqa: F401
-                      _is_baseline, _nested, contexts, host_fractions, prepare, ratio_ci,
+from .summary import (NOISY_CV, SUMMARY_KEYS, _groups, _nested, contexts,  # noqa: F401
+                      host_fractions, prepare, ratio_ci,
                       ratio_estimate, ratios, significance, summarize)
-from .verdict import VERDICTS, Verdict, intervals_within, judge  # noqa: F401
+from .verdict import Verdict, intervals_within, judge  # noqa: F401
 
 __all__ = [
     "COMPARE_STATUSES",
     "CORRECTIONS",
-    "DEFAULT_GATE_METRICS",
-    "DEFAULT_THRESHOLD",
     "CompareResult",
     "Gate",
     "compare",
@@ -41,12 +39,9 @@ __all__ = [
     "boot_medians",
     "median_interval",
     "welch",
-    "CONTEXT",
-    "HOST_VARIANT",
     "NOISY_CV",
     "SUMMARY_KEYS",
     "_groups",
-    "_is_baseline",
     "_nested",
     "contexts",
     "host_fractions",
@@ -60,7 +55,6 @@ __all__ = [
     "environment_change",
     "environment_facts",
     "history_table",
-    "VERDICTS",
     "Verdict",
     "intervals_within",
     "judge",

@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from . import policy
 from .summary import _groups, prepare
 
-SERIES_KEYS = ["scenario", "workload", "metric", "variant", "accelerator", "host"]
+SERIES_KEYS = list(policy.SERIES_KEYS)
 # Facts of run.json's environment whose change is worth naming at a step.
 ENV_FACTS = (("qemu_version", "QEMU"), ("libvirt_version", "libvirt"),
              ("host_kernel", "host kernel"), ("guest_kernel", "guest kernel"),

@@ -26,6 +26,7 @@ from typing import Any
 from . import (__version__, adaptive, devices, faults, images, kconfig, lab, paths, remote,
                remotehost, userimage, verify)
 from .errors import ImageError, LabError, UserError
+from .policy import HOST_VARIANT
 from .executors import Target, execute
 from .record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
 from .scenario import Scenario
@@ -69,7 +70,8 @@ def _initial_record(run_id: str, scn: Scenario, scenario_file: str, text: str, e
                                    paravirtual=prof.is_paravirtual(scn.device),
                                    profile=prof.model_dump(), baseline=False)
     if scn.host_baseline:
-        variants["host"] = Variant(device="host", model="host", paravirtual=False, baseline=True,
+        variants[HOST_VARIANT] = Variant(device=HOST_VARIANT, model=HOST_VARIANT, paravirtual=False,
+                                         baseline=True,
                                    profile=None)
     workloads = {}
     for w in scn.workloads:
@@ -131,14 +133,14 @@ class LabGuests:
         if rh is not None:  # on the other host, where the guests run
             rf = rh.host_scratch(self.rd.run_id, disk.size_gib, disk.preallocate)
             stack.callback(rh.remove_dir, rf.parent)
-            return Target("host", None, {}, host_scratch=rf, lab=self.lab)
+            return Target(HOST_VARIANT, None, {}, host_scratch=rf, lab=self.lab)
         d = paths.guests_dir() / f"vbench-host-{self.rd.run_id}"
         d.mkdir(parents=True, exist_ok=True)
         stack.callback(shutil.rmtree, d, True)
         claim_dir(d)
         f = d / "scratch.raw"
         make_scratch(f, disk.size_gib, disk.preallocate)
-        return Target("host", None, {}, host_scratch=f)
+        return Target(HOST_VARIANT, None, {}, host_scratch=f)
 
 
 def check_guest(g, scn) -> None:

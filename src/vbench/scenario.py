@@ -17,6 +17,8 @@ from pydantic import Field, ValidationError, create_model, field_validator, mode
 
 from . import devices
 from .devices import Device, Strict
+from .model import METRICS
+from .policy import HOST_VARIANT
 from .devices.balloon import BalloonSpec  # noqa: F401  (the device specs, as before, from here)
 from .devices.disk import DiskSpec  # noqa: F401
 from .devices.nic import NicSpec  # noqa: F401
@@ -258,16 +260,42 @@ class Variant(DeviceOverrides):
     name: Name
 
 
-class GateSpec(_Strict):
-    """What `vbench compare` gates on (the rest is reported): ``metrics`` of every workload that
-    has them, on ``variants`` (default: all but the host baseline) of ``workloads`` (default:
-    all); ``threshold``: the relative change that matters for these metrics (default: compare's)."""
+def percent(v: Any) -> Any:
+    """"5%" -> 0.05; anything else unchanged (the field's bounds then check it)."""
+    if isinstance(v, str) and v.strip().endswith("%"):
+        try:
+            return float(v.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"expected a fraction like 0.05 or a percentage like 5% (got {v!r})")
+    return v
 
-    metrics: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]{1,48}$")]] = Field(
-        default_factory=lambda: ["iops", "clat_p99"], min_length=1, max_length=32)
+
+class GateSpec(_Strict):
+    """What `vbench compare` gates on (the rest is reported): ``metrics`` (default: the device
+    kind's, :data:`vbench.policy.DEFAULT_GATE_METRICS`, whatever else is set here) of every
+    workload that has them, on ``variants`` (default: all but the host baseline) of
+    ``workloads`` (default: all); ``threshold``: the relative change that matters for these
+    metrics, a fraction in (0, 1) or a percentage like 10% (default: compare's)."""
+
+    metrics: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]{1,48}$")]] | None = Field(
+        None, min_length=1, max_length=32)
     variants: list[Name] | None = Field(None, min_length=1)
     workloads: list[Name] | None = Field(None, min_length=1)
     threshold: float | None = Field(None, gt=0, lt=1)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, v: list[str] | None) -> list[str] | None:
+        unknown = [m for m in v or () if m not in METRICS]
+        if unknown:
+            raise ValueError(f"no such metric {', '.join(unknown)} (known: see "
+                             f"vbench.model.METRICS, e.g. iops, clat_p99, throughput)")
+        return v
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _percent(cls, v: Any) -> Any:
+        return percent(v)
 
 
 class Repetitions(_Strict):
@@ -281,12 +309,7 @@ class Repetitions(_Strict):
     @field_validator("target_ci", mode="before")
     @classmethod
     def _percent(cls, v: Any) -> Any:
-        if isinstance(v, str) and v.strip().endswith("%"):
-            try:
-                return float(v.strip()[:-1]) / 100
-            except ValueError:
-                raise ValueError(f"expected a fraction like 0.05 or a percentage like 5% (got {v!r})")
-        return v
+        return percent(v)
 
     @model_validator(mode="after")
     def _ordered(self) -> "Repetitions":
@@ -319,8 +342,9 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _check(self) -> "Scenario":
         names = [v.name for v in self.variants]
-        if len(set(names)) != len(names) or "host" in names:
-            raise ValueError("variant names must be unique and not 'host' (reserved for the baseline)")
+        if len(set(names)) != len(names) or HOST_VARIANT in names:
+            raise ValueError(f"variant names must be unique and not {HOST_VARIANT!r} (reserved for "
+                             f"the baseline)")
         wnames = [w.name for w in self.workloads]
         if len(set(wnames)) != len(wnames):
             raise ValueError("workload names must be unique")
@@ -335,7 +359,7 @@ class Scenario(_Strict):
             raise ValueError(f"reference: no variant named {self.reference!r} "
                              f"(variants: {', '.join(names)})")
         if self.gate is not None:
-            _check_gate(self.gate, names + ["host"] if self.host_baseline else names, wnames)
+            _check_gate(self.gate, names + [HOST_VARIANT] if self.host_baseline else names, wnames)
         for i, v in enumerate(self.variants):
             try:
                 prof = self.profile(v)

@@ -23,15 +23,14 @@ import pandas as pd
 
 from . import stats
 from .model import SAMPLE_COLUMNS, higher_is_better
+from .policy import CONTEXT, SERIES_KEYS, is_baseline
 
 NOISY_CV = 0.10          # coefficient of variation above which a group is flagged noisy
 N_BOOT = stats.N_BOOT
 SEED = stats.SEED
 CONFIDENCE = stats.CONFIDENCE
 
-CONTEXT = ("accelerator", "host")
-SUMMARY_KEYS = ("scenario", "workload", "metric", "variant", "accelerator", "host")
-HOST_VARIANT = "host"
+SUMMARY_KEYS = SERIES_KEYS
 
 # ---- preparation -------------------------------------------------------------------------------
 
@@ -169,10 +168,6 @@ def summarize(df: pd.DataFrame, noisy_cv: float = NOISY_CV, by_run: bool = False
     return pd.DataFrame(rows, columns=cols)
 
 
-def _is_baseline(variant: str, device: str) -> bool:
-    return variant == HOST_VARIANT or device == HOST_VARIANT
-
-
 def references_of(records: Iterable) -> dict[str, str]:
     """{scenario name: its declared reference variant} of run records (RunRecord) that declare one."""
     return {r.scenario.name: r.scenario.reference for r in records if r.scenario.reference}
@@ -211,7 +206,7 @@ def ratios(df: pd.DataFrame, reference: str | Iterable[str] | None = None, by_ru
     d = prepare(df)
     refs = {reference} if isinstance(reference, str) else (set(reference) if reference else None)
     mixed = len(contexts(d)) > 1
-    keys = ["scenario", "workload", "metric", "accelerator", "host"] + (["run_id"] if by_run else [])
+    keys = [k for k in SERIES_KEYS if k != "variant"] + (["run_id"] if by_run else [])
     cols = keys + ["device", "variant", "reference", "model", "reference_model", "n", "n_reference",
                    "median", "median_reference", "ratio", "ci_low", "ci_high", "p_value", "test",
                    "significant", "better", "verdict", "higher_is_better", "mixed_contexts"]
@@ -220,7 +215,7 @@ def ratios(df: pd.DataFrame, reference: str | Iterable[str] | None = None, by_ru
         metric = key[keys.index("metric")]
         hib = higher_is_better(metric)
         by_variant = [(vk[0], dev, model, para, x) for vk, dev, model, para, x in subs
-                      if not _is_baseline(vk[0], dev)]
+                      if not is_baseline(vk[0], dev)]
         declared = (references or {}).get(key[0])
         for pv, dev, pmodel, is_pv, x in by_variant:
             if not (is_pv if declared is None else pv != declared):
@@ -265,13 +260,13 @@ def host_fractions(df: pd.DataFrame, by_run: bool = False, n_boot: int = N_BOOT,
                    "higher_is_better"]
     rows = []
     for key, subs in _nested(d, keys, ["variant", "accelerator"]):
-        base = [(vk[1], x) for vk, dev, _m, _p, x in subs if _is_baseline(vk[0], dev)]
+        base = [(vk[1], x) for vk, dev, _m, _p, x in subs if is_baseline(vk[0], dev)]
         if not base:
             continue
         metric = key[keys.index("metric")]
         hib = higher_is_better(metric)
         for (variant, accel), dev, model, para, x in subs:
-            if _is_baseline(variant, dev):
+            if is_baseline(variant, dev):
                 continue
             same = [h for a, h in base if a == accel]
             h = np.concatenate(same if same else [h for _a, h in base])

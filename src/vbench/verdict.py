@@ -35,9 +35,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import stats
+from .policy import VERDICTS  # noqa: F401  (the verdicts this module decides)
 from .model import absolute_threshold, higher_is_better as _hib
 
-VERDICTS = ("regression", "inconclusive", "improvement", "unchanged", "missing")
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,7 @@ def test_json_and_junit(results):
     cases = root.findall("testcase")
     assert len(cases) == len(res.table)
     failures = [c for c in cases if c.find("failure") is not None]
-    gate_fail = len(res.gate_regressions) + len(res.gate_inconclusive)
+    gate_fail = len(res.gate_failing)  # regressions, inconclusive and missing gated rows
     assert len(failures) == gate_fail == int(root.get("failures"))
     regs = [c for c in failures if c.find("failure").get("type") == "regression"]
     assert {c.get("classname").split(".")[-1] for c in regs} == {"ide"}
@@ -234,11 +234,14 @@ def test_compare_command_regression_exit_status_and_files(results, tmp_path, cap
 def test_compare_command_clean_run(results, capsys):
     a = write_run(results, "a", seed=1, reps=10)
     b = write_run(results, "b", seed=2, reps=10)
-    args = parse(["compare", str(a), str(b), "--threshold", "nosuchmetric=0.1",
-                  "--default-threshold", "10%"])
+    args = parse(["compare", str(a), str(b), "--default-threshold", "10%"])
     assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert "unchanged" in out and "no metric 'nosuchmetric'" in out and "gate passed" in out
+    assert "unchanged" in out and "gate passed" in out
+    args = parse(["compare", str(a), str(b), "--threshold", "nosuchmetric=0.1",
+                  "--default-threshold", "10%"])
+    with pytest.raises(UserError, match="no metric 'nosuchmetric'"):
+        args.func(args)  # fail closed: a threshold for a metric these runs lack is a typo
 
 
 def test_compare_command_inconclusive_fails_unless_allowed(results, capsys):
@@ -288,7 +291,7 @@ def test_compare_command_options_are_validated():
 
 
 def zero_base_frame(metric):
-    rows = [{"run_id": r, "metric": metric, "variant": "v", "workload": "w",
+    rows = [{"run_id": r, "metric": metric, "variant": "v", "workload": "w", "device": "nic",
              "value": v, "repetition": i} for r, vals in (("a", [0, 0, 0]), ("b", [1, 2, 3]))
             for i, v in enumerate(vals)]
     return pd.DataFrame(rows)

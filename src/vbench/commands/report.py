@@ -68,7 +68,8 @@ def _add_compare(subparsers) -> None:
     sp.add_argument("base", metavar="BASE", help="base run directory")
     sp.add_argument("new", metavar="NEW", help="new run directory")
     sp.add_argument("--threshold", action="append", default=[], metavar="METRIC=FRAC",
-                    help="per-metric threshold, e.g. iops=0.05 or clat_p99=10%% (repeatable)")
+                    help="per-metric threshold, e.g. iops=0.05 or clat_p99=10%% (repeatable; a "
+                         "fraction in (0, 1) or a percentage in (0, 100%%))")
     sp.add_argument("--abs-threshold", action="append", default=[], metavar="METRIC=VALUE",
                     help="per-metric absolute threshold in the metric's unit, e.g. loss=0.5 "
                          "(percentage points; repeatable); loss and retransmits have defaults")
@@ -89,21 +90,33 @@ def _add_compare(subparsers) -> None:
     sp.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
     sp.add_argument("--junit", metavar="FILE", help="write the comparison as JUnit XML")
     sp.add_argument("--allow-mixed", action="store_true",
-                    help="compare even if the runs were measured under different accelerators "
-                         "or on different hosts")
+                    help="compare even if the runs differ in a checked environment fact "
+                         "(accelerator, host, CPU, kernel, QEMU, libvirt, guest kernel or image) "
+                         "or are runs of different scenarios")
+    sp.add_argument("--allow-incomplete", action="store_true",
+                    help="let the gate pass although a run is not complete (its missing gated "
+                         "rows still fail it)")
     store.add_store_option(sp)
     sp.set_defaults(func=cmd_compare)
 
 
 # ---- argument types -------------------------------------------------------------------------------
 
+def threshold_value(text: str) -> float | None:
+    """"0.05" or "5%" -> 0.05; None unless the value is a fraction in (0, 1) or a percentage in
+    (0, 100 %): a bare 5 is refused rather than read as 500 % (or as 5 %)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(%?)\s*", text)
+    if not m:
+        return None
+    value = float(m.group(1)) / (100.0 if m.group(2) else 1.0)
+    return value if 0 < value < 1 else None
+
+
 def _fraction(text: str) -> float:
-    try:
-        value = float(text.rstrip("%")) / (100.0 if text.endswith("%") else 1.0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction like 0.05 or 5%, got {text!r}")
-    if not 0 <= value < 10:
-        raise argparse.ArgumentTypeError(f"expected a fraction like 0.05 or 5%, got {text!r}")
+    value = threshold_value(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1) like 0.05, or a "
+                                         f"percentage like 5%, got {text!r}")
     return value
 
 
@@ -143,14 +156,16 @@ def scenario_gate(meta: dict, warn: Callable[[str], None]) -> tuple[Gate, float 
     except yaml.YAMLError:
         doc = None
     spec = doc.get("gate") if isinstance(doc, dict) else None
+    kind = doc.get("device") if isinstance(doc, dict) else None
+    kind = kind if isinstance(kind, str) else None
     if spec is None:
-        return Gate(), None
+        return Gate.from_spec(None, kind), None
     try:
         gs = GateSpec.model_validate(spec)
     except ValidationError as exc:
-        warn(f"{format_validation_error(exc, 'gate of the new run')}; using the default gate")
-        return Gate(), None
-    return Gate.from_spec(gs), gs.threshold
+        raise UserError(f"{format_validation_error(exc, 'gate of the new run')}: fix the "
+                        f"scenario, or name the gated metrics with --gate") from None
+    return Gate.from_spec(gs, kind), gs.threshold
 
 
 def parse_thresholds(items: list[str]) -> dict[str, float]:
@@ -158,15 +173,37 @@ def parse_thresholds(items: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in items:
         m = _THRESHOLD.match(item)
-        if not m:
-            raise UserError(f"--threshold {item!r}: expected METRIC=FRACTION, e.g. iops=0.05 or "
-                            f"clat_p99=10%")
-        value = float(m.group(2)) / (100.0 if m.group(3) else 1.0)
-        if value >= 10:
-            raise UserError(f"--threshold {item!r}: {value} is not a fraction; write 0.05 or 5% "
-                            f"for five percent")
+        value = threshold_value(m.group(2) + m.group(3)) if m else None
+        if not m or value is None:
+            raise UserError(f"--threshold {item!r}: expected METRIC=FRACTION in (0, 1) or "
+                            f"METRIC=PERCENT%, e.g. iops=0.05 or clat_p99=10%")
         out[m.group(1)] = value
     return out
+
+
+def check_comparable(base: Path, new: Path, allow_mixed: bool) -> None:
+    """Refuse, in one line, the same run twice, and (unless ``allow_mixed``) runs of different
+    scenarios or differing in a checked environment fact (:data:`vbench.policy.CHECKED_METADATA`)."""
+    from ..policy import describe_differences
+    from ..record import metadata_differences
+    from ..store import load_record
+
+    if base.resolve() == new.resolve():
+        raise UserError(f"{base} is passed as both base and new run: compare two different runs")
+    rb, rn = load_record(base), load_record(new)
+    if rb.run_id and rb.run_id == rn.run_id:
+        raise UserError(f"{base} and {new} are the same run ({rb.run_id}): compare two different "
+                        f"runs")
+    if allow_mixed:
+        return
+    if rb.scenario.name != rn.scenario.name:
+        raise UserError(f"runs of different scenarios ({rb.scenario.name} vs {rn.scenario.name}) "
+                        f"are not compared; --allow-mixed to compare them anyway")
+    diffs = metadata_differences(rb, rn)
+    if diffs:
+        raise UserError(f"the runs differ in checked environment facts ({describe_differences(diffs)})"
+                        f": numbers from different setups are not comparable; --allow-mixed to "
+                        f"compare anyway")
 
 
 def _run_dir(text: str) -> Path:
@@ -205,10 +242,16 @@ def _compare_gate(args: argparse.Namespace, meta: dict,
     """The gate (scenario's, or --gate's metrics) and the default threshold of a compare."""
     from ..compare import DEFAULT_THRESHOLD, Gate
 
+    from ..model import METRICS
+
     gate, gate_threshold = scenario_gate(meta, warn)
     if args.gate:
-        gate = Gate(tuple(m.strip() for m in args.gate.split(",") if m.strip()), gate.variants,
-                    gate.workloads)
+        names = tuple(m.strip() for m in args.gate.split(",") if m.strip())
+        unknown = [m for m in names if m not in METRICS]
+        if unknown or not names:
+            raise UserError(f"--gate {args.gate!r}: no such metric {', '.join(unknown) or '(none)'}"
+                            f"; gate on metrics vbench measures, e.g. iops, clat_p99, throughput")
+        gate = Gate(names, gate.variants, gate.workloads)
     if args.default_threshold is not None:
         return gate, args.default_threshold
     return gate, gate_threshold or DEFAULT_THRESHOLD
@@ -223,24 +266,29 @@ def cmd_compare(args) -> ExitStatus:
     thresholds = parse_thresholds(args.threshold)
     abs_thresholds = parse_abs_thresholds(args.abs_threshold)
     base, new = _run_dir(args.base), _run_dir(args.new)
+    check_comparable(base, new, getattr(args, "allow_mixed", False))
     warnings: list[str] = []
     base_df = load_samples(base, warn=warnings.append)
     new_df = load_samples(new, warn=warnings.append)
     present = set(base_df["metric"]) | set(new_df["metric"])
-    for metric in sorted((set(thresholds) | set(abs_thresholds)) - present):
-        warnings.append(f"--threshold {metric}=...: no metric {metric!r} in these runs (metrics: "
-                        f"{', '.join(sorted(present)) or 'none'})")
+    absent = sorted((set(thresholds) | set(abs_thresholds)) - present)
+    if absent:
+        raise UserError(f"--threshold {absent[0]}=...: no metric {absent[0]!r} in these runs "
+                        f"(metrics: {', '.join(sorted(present)) or 'none'})")
     gate, default = _compare_gate(args, load_meta(new), warnings.append)
     for w in warnings:
         print(f"warning: {w}")
+    blockers = []
     for label, path in (("base", base), ("new", new)):
         status = load_meta(path).get("status")
-        if status and status != "complete":
-            print(f"warning: the {label} run {path.name} is {status}; its numbers may be partial")
+        if status != "complete" and not getattr(args, "allow_incomplete", False):
+            blockers.append(f"the {label} run {path.name} is {status or 'of unknown status'}, "
+                            f"not complete (its numbers may be partial; --allow-incomplete to "
+                            f"judge it anyway)")
     result = analysis.compare(base_df, new_df, thresholds=thresholds, abs_thresholds=abs_thresholds,
                               default_threshold=default, alpha=args.alpha,
                               allow_mixed=args.allow_mixed, correction=args.correction, gate=gate,
-                              fail_inconclusive=not args.allow_inconclusive)
+                              fail_inconclusive=not args.allow_inconclusive, blockers_in=blockers)
     print(f"compare: base {base.name} -> new {new.name}")
     print(result.to_text())
     for path, text, label in ((args.json, result.to_json, "json"),
@@ -249,12 +297,11 @@ def cmd_compare(args) -> ExitStatus:
             atomic_write(Path(path), text())
             print(f"{label}: {path}")
     if result.gate_failed:
-        t = result.table
-        failing = t[t["gated"] & t["status"].isin(["regression", "inconclusive"])]
+        failing = result.gate_failing
         worst = ", ".join(f"{r.status} {r.metric} of {r.workload} on {r.variant}"
                           for r in failing.head(3).itertuples(index=False))
         more = f" and {len(failing) - 3} more" if len(failing) > 3 else ""
-        raise RegressionFound(f"{result.gate_message()}: {worst}{more}")
+        raise RegressionFound(f"{result.gate_message()}" + (f": {worst}{more}" if worst else ""))
     return ExitStatus.SUCCESS
 
 

@@ -11,14 +11,9 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..model import METRICS
+from ..policy import is_baseline
 from .load import RunInfo
 from .palette import RUN_MARKERS, Palette
-
-HOST_VARIANT = "host"
-
-
-def is_baseline(variant: str, device: str) -> bool:
-    return variant == HOST_VARIANT or device == HOST_VARIANT
 
 
 def metric_order(metrics: Iterable[str]) -> list[str]:

@@ -11,7 +11,8 @@ from ..errors import StoreError, UserError
 from ..model import METRICS, higher_is_better, metric_label
 from ..store import atomic_write, find_runs, load_samples
 from . import context
-from .data import is_baseline, metric_order
+from ..policy import is_baseline
+from .data import metric_order
 from .draw import draw_all, fig_title, mpl_text, new_figure, png, title
 from .figures import ReportFigure
 from .load import RunInfo, read_record
