@@ -59,11 +59,13 @@ def add_parsers(subparsers) -> None:
 def _add_compare(subparsers) -> None:
     sp = subparsers.add_parser(
         "compare", help="compare a new run against a base run; exit 1 when the gate fails",
-        description="Per (workload, metric, variant): change of the median (Welch's t on logs), "
-                    "95%% interval, p-value and the smallest change the row could detect; "
-                    "verdict regression, improvement, unchanged (the whole interval within the "
-                    "threshold) or inconclusive. Only the gated metrics (the scenario's `gate:`) "
-                    "can fail: on a regression, or on an inconclusive row unless "
+        description="Per (workload, metric, variant): the change of the geometric mean "
+                    "(Welch's t on logs), its 95%% interval, p-value and the smallest change the "
+                    "row could detect. A regression is a significant change (adjusted p < alpha) "
+                    "whose estimate is beyond the threshold; unchanged: the 90%% interval lies "
+                    "within +-threshold (TOST at alpha 0.05); otherwise inconclusive. Only the "
+                    "gated metrics (the scenario's `gate:`) can fail: on a regression, a gated "
+                    "row missing on one side, or an inconclusive row unless "
                     "--allow-inconclusive.")
     sp.add_argument("base", metavar="BASE", help="base run directory")
     sp.add_argument("new", metavar="NEW", help="new run directory")
