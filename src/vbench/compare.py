@@ -24,6 +24,7 @@ import pandas as pd
 
 from . import stats
 from .errors import UserError
+from .model import metric_unit
 from .policy import (ALPHA, CONTEXT, DEFAULT_THRESHOLD, DUPLICATES, HOST_VARIANT, SERIES_KEYS,
                      VERDICTS, default_gate_metrics, fails_gate)
 from .summary import _groups, contexts, prepare
@@ -32,8 +33,12 @@ from .verdict import RowStats, decide, detectable_change, row_stats
 COMPARE_STATUSES = VERDICTS
 CORRECTIONS = stats.CORRECTIONS
 
-COLUMNS = [*SERIES_KEYS, "n_base", "n_new",
+# The JSON's schema: 2 added unit, centre(_base/_new) and the 90 % interval (eq_low/eq_high).
+SCHEMA_VERSION = 2
+
+COLUMNS = [*SERIES_KEYS, "unit", "n_base", "n_new", "centre", "centre_base", "centre_new",
            "median_base", "median_new", "cv_base", "cv_new", "change", "ci_low", "ci_high",
+           "eq_low", "eq_high",
            "p_value", "p_adjusted", "test", "scale", "threshold", "detectable",
            "higher_is_better", "gated", "status", "reason", "context_split"]
 
@@ -169,7 +174,11 @@ class CompareResult:
 
     def to_dict(self) -> dict:
         return {
-            "kind": "vbench-compare", "alpha": self.alpha,
+            "kind": "vbench-compare", "schema_version": SCHEMA_VERSION, "alpha": self.alpha,
+            "estimate": ("change = centre_new / centre_base - 1 (relative rows: centres are "
+                         "geometric means) or centre_new - centre_base in the row's unit "
+                         "(absolute rows: means); ci_low/ci_high: its 95% interval, unadjusted, "
+                         "with p_value; eq_low/eq_high: the 90% interval of 'unchanged'"),
             "default_threshold": self.default_threshold, "correction": self.correction,
             "thresholds": dict(self.thresholds), "base_runs": list(self.base_runs),
             "new_runs": list(self.new_runs),
@@ -289,11 +298,13 @@ def _row(kd: dict, x: np.ndarray, y: np.ndarray, scen: str, thresholds: dict,
                    threshold=float(thresholds.get(metric, default_threshold)))
     row = {"scenario": scen, "workload": kd["workload"], "metric": metric,
            "variant": kd["variant"], "accelerator": kd.get("accelerator", fill["accelerator"]),
-           "host": kd.get("host", fill["host"]), "n_base": int(x.size), "n_new": int(y.size),
+           "host": kd.get("host", fill["host"]), "unit": metric_unit(metric),
+           "n_base": int(x.size), "n_new": int(y.size), "centre": rs.centre,
+           "centre_base": rs.centre_base, "centre_new": rs.centre_new,
            "median_base": float(np.median(x)) if x.size else math.nan,
            "median_new": float(np.median(y)) if y.size else math.nan,
            "cv_base": _cv(x), "cv_new": _cv(y), "change": rs.change, "ci_low": rs.low,
-           "ci_high": rs.high, "p_value": rs.p_value, "p_adjusted": math.nan, "test": rs.test,
+           "ci_high": rs.high, "eq_low": rs.eq_low, "eq_high": rs.eq_high, "p_value": rs.p_value, "p_adjusted": math.nan, "test": rs.test,
            "scale": rs.scale, "threshold": rs.threshold, "detectable": math.nan,
            "higher_is_better": rs.higher_is_better, "gated": False, "status": "", "reason": "",
            "context_split": fill["split"]}

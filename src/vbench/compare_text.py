@@ -46,8 +46,10 @@ def _xml_safe(text: str) -> str:
 
 def describe_row(row: dict) -> str:
     gated = "gated" if row.get("gated") else "reported"
+    unit = f" {row['unit']}" if row.get("unit") else ""
     return (f"{row['status']} ({gated}): {row['metric']} of {row['workload']} on {row['variant']} "
-            f"{_num(row['median_base'])} -> {_num(row['median_new'])} ({_change(row, 'change')}, "
+            f"{_num(row['centre_base'])} -> {_num(row['centre_new'])}{unit} ({row.get('centre')}s; "
+            f"change {_change(row, 'change')}, "
             f"95% CI [{_change(row, 'ci_low')}, {_change(row, 'ci_high')}], "
             f"p={_num(row['p_value'], 3)}, adjusted p={_num(row.get('p_adjusted'), 3)}, "
             f"threshold {_change(row, 'threshold', signed=False)}, smallest detectable change "
@@ -61,15 +63,16 @@ def text(result) -> str:
     t["_o"] = t["status"].map(order)
     t["_g"] = ~t["gated"].astype(bool)
     t = t.sort_values(["_g", "_o", "workload", "metric", "variant"], kind="stable")
-    header = ("status", "gate", "workload", "variant", "metric", "base", "new", "change",
-              "95% CI", "p adj", "detectable")
+    header = ("status", "gate", "workload", "variant", "metric", "base", "new", "unit", "change",
+              "95% CI", "p", "p adj", "detectable")
     lines = [header]
     for row in t.to_dict(orient="records"):
         lines.append((row["status"], "*" if row["gated"] else "", str(row["workload"]),
-                      str(row["variant"]), str(row["metric"]), _num(row["median_base"]),
-                      _num(row["median_new"]), _change(row, "change"),
+                      str(row["variant"]), str(row["metric"]), _num(row["centre_base"]),
+                      _num(row["centre_new"]), str(row.get("unit") or ""), _change(row, "change"),
                       f"[{_change(row, 'ci_low')}, {_change(row, 'ci_high')}]",
-                      _num(row["p_adjusted"], 3), _change(row, "detectable", signed=False)))
+                      _num(row["p_value"], 3), _num(row["p_adjusted"], 3),
+                      _change(row, "detectable", signed=False)))
     widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
     out = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in lines]
     c = result.counts()
@@ -77,6 +80,10 @@ def text(result) -> str:
     out.append((", ".join(f"{v} {k}" for k, v in c.items() if v) or "nothing to compare")
                + f" (alpha {result.alpha}, p-values adjusted within the gated family and within "
                  f"the rest: {result.correction}; * = gated)")
+    out.append("base/new: geometric means (means on absolute rows, medians below 2 values), "
+               "the numbers the change is computed from; 95% CI goes with p (unadjusted), the "
+               "verdict with p adj. Regression: p adj < alpha and the change beyond the "
+               "threshold; unchanged: the 90% interval within it.")
     failing = t[t["gated"].astype(bool)
                 & t["status"].map(lambda s: fails_gate(s, not result.fail_inconclusive))]
     for row in failing.head(10).to_dict(orient="records"):

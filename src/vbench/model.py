@@ -122,6 +122,12 @@ def metric_label(metric: str) -> str:
     return info.label if info else metric
 
 
+def metric_unit(metric: str) -> str:
+    """The metric's unit from the catalogue ("" for a metric it does not list)."""
+    info = METRICS.get(metric)
+    return info.unit if info else ""
+
+
 @dataclass
 class CommandResult:
     """What one command run in a guest (or on the host) did."""

@@ -71,6 +71,12 @@ def _status(row: dict) -> str:
     return OLD_NAMES.get(status, status)
 
 
+def _centre(row: dict, side: str):
+    """What the change is computed from (older compare JSON: the median)."""
+    value = row.get(f"centre_{side}")
+    return row.get(f"median_{side}") if value is None else value
+
+
 def _fails(cmp: dict, row: dict) -> bool:
     """Whether this row fails the compare's gate, with the compare's own --allow-inconclusive."""
     allow = not (cmp.get("gate") or {}).get("fail_inconclusive", True)
@@ -102,15 +108,16 @@ def verdict_markdown(label: str, cmp: dict) -> list[str]:
     if message:
         out += ["", _cell(message)]
     out.append("")
-    out.append("| verdict | workload | variant | metric | base | new | change | 95 % interval |")
+    out.append("| verdict | workload | variant | metric | base (geo. mean) | new (geo. mean) | change "
+               "| 95 % interval |")
     out.append("|---|---|---|---|---:|---:|---:|---|")
     srt = _sorted_rows(shown)
     for r in srt[:MAX_ROWS]:
         st = _status(r)
         mark = f"**{st}**" if _fails(cmp, r) else st
         out.append(f"| {mark} | {_cell(r.get('workload'))} | {_cell(r.get('variant'))} | "
-                   f"{_cell(r.get('metric'))} | {fmt.num(r.get('median_base'))} | "
-                   f"{fmt.num(r.get('median_new'))} | {fmt.change(r.get('change'))} | "
+                   f"{_cell(r.get('metric'))} | {fmt.num(_centre(r, 'base'))} | "
+                   f"{fmt.num(_centre(r, 'new'))} | {fmt.change(r.get('change'))} | "
                    f"{fmt.interval(r.get('ci_low'), r.get('ci_high'), fmt.change)} |")
     if len(srt) > MAX_ROWS:
         out.append(f"\n… and {len(srt) - MAX_ROWS} more rows in the compare JSON.")

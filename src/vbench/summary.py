@@ -126,12 +126,18 @@ def significance(a: np.ndarray, b: np.ndarray, alpha: float = 0.05) -> tuple[flo
     return (w.p, "welch-log" if w.scale == "log" else "welch")
 
 
+def centres(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """The centres a ratio a / b is made of: geometric means (positive samples), else medians.
+    Tables show these next to the ratio, so the ratio is what its neighbours divide to."""
+    if stats.positive(a, b):
+        return float(np.exp(np.mean(np.log(a)))), float(np.exp(np.mean(np.log(b))))
+    return float(np.median(a)), float(np.median(b))
+
+
 def ratio_estimate(a: np.ndarray, b: np.ndarray) -> float:
     """a / b as the ratio of geometric means (positive samples), else of medians."""
-    if stats.positive(a, b):
-        return float(math.exp(np.mean(np.log(a)) - np.mean(np.log(b))))
-    mb = float(np.median(b))
-    return float(np.median(a)) / mb if mb != 0 else math.nan
+    ca, cb = centres(a, b)
+    return ca / cb if cb != 0 else math.nan
 
 
 # ---- summaries ----------------------------------------------------------------------------------
@@ -208,7 +214,8 @@ def ratios(df: pd.DataFrame, reference: str | Iterable[str] | None = None, by_ru
     mixed = len(contexts(d)) > 1
     keys = [k for k in SERIES_KEYS if k != "variant"] + (["run_id"] if by_run else [])
     cols = keys + ["device", "variant", "reference", "model", "reference_model", "n", "n_reference",
-                   "median", "median_reference", "ratio", "ci_low", "ci_high", "p_value", "test",
+                   "median", "median_reference", "centre", "centre_reference", "ratio", "ci_low",
+                   "ci_high", "p_value", "test",
                    "significant", "better", "verdict", "higher_is_better", "mixed_contexts"]
     rows = []
     for key, subs in _nested(d, keys, ["variant"]):
@@ -237,8 +244,9 @@ def ratios(df: pd.DataFrame, reference: str | Iterable[str] | None = None, by_ru
                     verdict = "better" if better else "worse"
                 else:
                     verdict = "n.s."
-                rows.append((*key, dev, pv, ref, pmodel, rmodel, x.size, y.size, mx, my, ratio, lo,
-                             hi, p, test, sig, better, verdict, hib, mixed))
+                cx, cy = centres(x, y)
+                rows.append((*key, dev, pv, ref, pmodel, rmodel, x.size, y.size, mx, my, cx, cy,
+                             ratio, lo, hi, p, test, sig, better, verdict, hib, mixed))
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -256,7 +264,8 @@ def host_fractions(df: pd.DataFrame, by_run: bool = False, n_boot: int = N_BOOT,
     d = prepare(df)
     keys = ["scenario", "workload", "metric", "host"] + (["run_id"] if by_run else [])
     cols = keys + ["accelerator", "variant", "device", "model", "paravirtual", "median",
-                   "host_median", "fraction", "ci_low", "ci_high", "performance",
+                   "host_median", "centre", "host_centre", "fraction", "ci_low", "ci_high",
+                   "performance",
                    "higher_is_better"]
     rows = []
     for key, subs in _nested(d, keys, ["variant", "accelerator"]):
@@ -274,5 +283,7 @@ def host_fractions(df: pd.DataFrame, by_run: bool = False, n_boot: int = N_BOOT,
             frac = ratio_estimate(x, h) if mh != 0 else math.nan
             lo, hi = ratio_ci(x, h, n_boot, seed)
             perf = frac if hib else (1.0 / frac if frac else math.nan)
-            rows.append((*key, accel, variant, dev, model, para, mx, mh, frac, lo, hi, perf, hib))
+            cx, ch = centres(x, h)
+            rows.append((*key, accel, variant, dev, model, para, mx, mh, cx, ch, frac, lo, hi,
+                         perf, hib))
     return pd.DataFrame(rows, columns=cols)

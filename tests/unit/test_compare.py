@@ -427,3 +427,36 @@ def test_zero_to_five_percent_loss_fails_the_gate():
     row = res.table.iloc[0]
     assert row["gated"] and row["scale"] == "absolute" and row["status"] == "regression"
     assert row["change"] == pytest.approx(5.0) and res.gate_failed
+
+
+def test_shown_centres_change_and_sign_agree_on_every_row_of_the_stored_pair(tmp_path, capsys):
+    """Issue 20, found 5: `change` was a ratio of geometric means printed next to medians
+    (sata clat_p99 7242 -> 8159 -8.3 %). Now base and new are what the change is made of."""
+    runs = sorted((Path(__file__).resolve().parents[1] / "data" / "runs").iterdir())
+    out = tmp_path / "c.json"
+    args = parse(["compare", str(runs[0]), str(runs[1]), "--json", str(out)])
+    try:
+        args.func(args)
+    except RegressionFound:
+        pass  # the gate's verdict is not under test here
+    text = capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["schema_version"] >= 2 and doc["rows"]
+    shown = {}
+    for line in text.splitlines():
+        cols = line.split()
+        if cols and cols[0] in A.COMPARE_STATUSES:
+            cols = [c for c in cols if c != "*"]
+            shown[(cols[1], cols[2], cols[3])] = (float(cols[4]), float(cols[5]), cols[7])
+    for r in doc["rows"]:
+        b, n, ch = r["centre_base"], r["centre_new"], r["change"]
+        if ch is None:
+            continue
+        want = n - b if r["scale"] == "absolute" else n / b - 1
+        assert ch == pytest.approx(want, rel=1e-9, abs=1e-12), r
+        assert r["unit"] is not None and "unit" in r
+        sb, sn, sch = shown[(r["workload"], r["variant"], r["metric"])]
+        sign = "+" if sch.startswith("+") else "-" if sch.startswith("-") else "0"
+        if sign != "0" and round(sb, 3) != round(sn, 3):
+            assert (sn > sb) == (sign == "+"), (r, sb, sn, sch)
+        assert sb == pytest.approx(b, rel=1e-3) and sn == pytest.approx(n, rel=1e-3)

@@ -60,7 +60,7 @@ def _add_compare(subparsers) -> None:
     sp = subparsers.add_parser(
         "compare", help="compare a new run against a base run; exit 1 when the gate fails",
         description="Per (workload, metric, variant): the change of the geometric mean "
-                    "(Welch's t on logs), its 95%% interval, p-value and the smallest change the "
+                    "(Welch's t on logs), its 95% interval, p-value and the smallest change the "
                     "row could detect. A regression is a significant change (adjusted p < alpha) "
                     "whose estimate is beyond the threshold; unchanged: the 90%% interval lies "
                     "within +-threshold (TOST at alpha 0.05); otherwise inconclusive. Only the "
