@@ -38,7 +38,7 @@ SCHEMA_VERSION = 2
 
 COLUMNS = [*SERIES_KEYS, "unit", "n_base", "n_new", "centre", "centre_base", "centre_new",
            "median_base", "median_new", "cv_base", "cv_new", "change", "ci_low", "ci_high",
-           "eq_low", "eq_high",
+           "eq_low", "eq_high", "outliers_base", "outliers_new",
            "p_value", "p_adjusted", "test", "scale", "threshold", "detectable",
            "higher_is_better", "gated", "status", "reason", "context_split"]
 
@@ -304,11 +304,20 @@ def _row(kd: dict, x: np.ndarray, y: np.ndarray, scen: str, thresholds: dict,
            "median_base": float(np.median(x)) if x.size else math.nan,
            "median_new": float(np.median(y)) if y.size else math.nan,
            "cv_base": _cv(x), "cv_new": _cv(y), "change": rs.change, "ci_low": rs.low,
-           "ci_high": rs.high, "eq_low": rs.eq_low, "eq_high": rs.eq_high, "p_value": rs.p_value, "p_adjusted": math.nan, "test": rs.test,
+           "ci_high": rs.high, "eq_low": rs.eq_low, "eq_high": rs.eq_high,
+           "outliers_base": rs.outliers_base, "outliers_new": rs.outliers_new, "p_value": rs.p_value, "p_adjusted": math.nan, "test": rs.test,
            "scale": rs.scale, "threshold": rs.threshold, "detectable": math.nan,
-           "higher_is_better": rs.higher_is_better, "gated": False, "status": "", "reason": "",
+           "higher_is_better": rs.higher_is_better, "gated": False, "status": "",
+           "reason": _outlier_note(rs),
            "context_split": fill["split"]}
     return row, rs
+
+
+def _outlier_note(rs: RowStats) -> str:
+    if not (rs.outliers_base or rs.outliers_new):
+        return ""
+    return (f"outlying repetitions set aside (stalls, vbench.stats.outliers): {rs.outliers_base} "
+            f"base, {rs.outliers_new} new; ")
 
 
 def _mark_gated(rows: list[dict], gate: Gate) -> None:

@@ -36,7 +36,7 @@ below two values), so the page shows the numbers its change is made of.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -68,6 +68,8 @@ class RowStats:
     centre: str = "none"        # what each side's centre is: geometric mean, mean or median
     centre_base: float = math.nan
     centre_new: float = math.nan
+    outliers_base: int = 0      # outlying repetitions set aside (stats.outliers: stalls)
+    outliers_new: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,20 @@ def row_stats(base: stats.Values, new: stats.Values, *, metric: str = "",
               threshold: float = 0.05, absolute: float | None = None,
               higher_is_better: bool | None = None,
               confidence: float = stats.CONFIDENCE) -> RowStats:
-    """Change, intervals, centres and raw p-value of one row. ``absolute`` (default: the metric's
-    declared absolute threshold) switches to the absolute scale with that threshold."""
+    """Change, intervals, centres and raw p-value of one row, outlying repetitions (stalls,
+    :func:`vbench.stats.outliers`) set aside. ``absolute`` (default: the metric's declared
+    absolute threshold) switches to the absolute scale with that threshold."""
     x = np.asarray(base, dtype=float)
     y = np.asarray(new, dtype=float)
     x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    ox, oy = stats.outliers(x), stats.outliers(y)
+    rs = _row_stats(x[~ox], y[~oy], metric, threshold, absolute, higher_is_better, confidence)
+    return replace(rs, outliers_base=int(ox.sum()), outliers_new=int(oy.sum()))
+
+
+def _row_stats(x: np.ndarray, y: np.ndarray, metric: str, threshold: float,
+               absolute: float | None, higher_is_better: bool | None,
+               confidence: float) -> RowStats:
     hib = _hib(metric) if higher_is_better is None else bool(higher_is_better)
     if absolute is None:
         absolute = absolute_threshold(metric)
@@ -233,11 +244,11 @@ def interval_halfwidth(group: Sequence[float] | tuple[Sequence[float], Sequence[
     (Welch on logs, pooled spread): what adaptive repetitions can know during a run.
     """
     if isinstance(group, tuple):
-        w = stats.welch(group[0], group[1], confidence, scale="log") \
-            if stats.positive(*group) else None
+        pa, pb = stats.without_outliers(group[0]), stats.without_outliers(group[1])
+        w = stats.welch(pa, pb, confidence, scale="log") if stats.positive(pa, pb) else None
         return math.expm1(w.halfwidth) if w is not None and math.isfinite(w.halfwidth) \
             else math.nan
-    x = np.asarray(group, dtype=float)
+    x = stats.without_outliers(group)  # a stalled repetition does not count: more rounds instead
     if x.size < 2 or not stats.positive(x):
         return math.nan
     s = float(np.std(np.log(x), ddof=1))

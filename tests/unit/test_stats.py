@@ -194,3 +194,27 @@ def test_unchanged_is_a_tost_with_the_90_percent_interval():
             break  # the 90 % interval is inside, the 95 % one is not: unchanged all the same
     else:
         pytest.fail("no row where only the 90% interval lies inside the threshold")
+
+
+# ---- stalls -------------------------------------------------------------------------------------
+
+def test_a_stalled_repetition_is_flagged_and_set_aside():
+    """Issue 20, found 3: one repetition in 20 at 0.5x made nearly every A/A compare fail."""
+    from vbench import stats as S
+
+    base = lognormal(1000, 20, 0.05, 41)
+    new = lognormal(1000, 20, 0.05, 42)
+    new[3] *= 0.5
+    assert list(np.flatnonzero(S.outliers(new))) == [3]
+    assert not S.outliers(base).any()
+    v = judge(base, new, metric="iops", threshold=0.10)
+    assert v.verdict == "unchanged", v.reason
+    assert v.n_new == 19  # the stalled repetition does not count
+
+
+def test_outliers_need_eight_values_and_never_flag_identical_ones():
+    from vbench import stats as S
+
+    assert not S.outliers([100.0, 100.0, 50.0, 100.0, 100.0, 100.0, 100.0]).any()
+    assert not S.outliers([100.0] * 10).any()
+    assert S.outliers([100.0] * 9 + [90.0]).sum() == 1  # 10 % is beyond 5 x the 1 % floor
