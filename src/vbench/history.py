@@ -17,6 +17,12 @@ dynamic programming (optimal partitioning, as asv's ``step_detect.py`` does with
   one odd night is not a step; segments hold at least ``min_size`` runs; steps smaller than
   ``min_rel_step`` are dropped.
 
+False steps are controlled per page, not per series: a history page shows every series of a
+scenario (about 32), so each extra segment costs ``2 ln(series)`` more (:func:`penalty`), and
+the newest run is tested on its own (:func:`newest_step`) against the level of the last segment
+at the page's level: a step at last night shows up the next morning, where the fit needs two
+runs on each side of a step.
+
 Unlike a 3-sigma rule on single points, the fit compares segment means: a step smaller than the
 point noise is found once enough runs on each side make their means precise.
 """
@@ -42,9 +48,44 @@ ENV_FACTS = (("qemu_version", "QEMU"), ("libvirt_version", "libvirt"),
 OUTLIER = 5.0
 
 
-def penalty(n: int) -> float:
-    """The cost of one more segment for a series of ``n`` points (in chi-square units)."""
-    return 7.5 + 3.0 * math.log(max(n, 2))
+PAGE_ALPHA = 0.05   # false steps per page (all series of a scenario together)
+
+
+def penalty(n: int, series: int = 1) -> float:
+    """The cost of one more segment for a series of ``n`` points on a page of ``series`` series
+    (in chi-square units): calibrated at one series to under 1 % false steps per flat series of
+    20 runs, and ``2 ln(series)`` more so that a page of them stays near that."""
+    return 7.5 + 3.0 * math.log(max(n, 2)) + 2.0 * math.log(max(series, 1))
+
+
+def newest_step(series: Sequence[float], variances: Sequence[float] | None = None,
+                series_on_page: int = 1, min_rel_step: float = 0.03,
+                alpha: float = PAGE_ALPHA) -> float | None:
+    """The step of the newest run against the level of the last segment before it (as a
+    relative change), or None when it is not one: the newest run differs from that level by more
+    than its noise allows at ``alpha`` per page (Bonferroni over ``series_on_page``) and by at
+    least ``min_rel_step``. Needs at least 3 earlier runs."""
+    arr = np.asarray(list(series), dtype=float)
+    var_all = None if variances is None else np.asarray(list(variances), dtype=float)
+    if arr.size < 4 or not np.all(np.isfinite(arr)) or not np.all(arr > 0):
+        return None
+    y = np.log(arr)
+    prev = change_points(arr[:-1].tolist(), None if var_all is None else var_all[:-1].tolist(),
+                         min_rel_step=min_rel_step, series_on_page=series_on_page)
+    start = prev[-1] if prev else 0
+    seg = y[start:-1]
+    if seg.size < 2:
+        return None
+    floor = 1e-3
+    var = _noise(y[:start + seg.size], None if var_all is None else var_all[:start + seg.size],
+                 floor)[start:]
+    w = 1.0 / var
+    level = float(np.sum(w * seg) / np.sum(w))
+    v_new = float(_noise(y, var_all, floor)[-1])
+    z = (y[-1] - level) / math.sqrt(v_new + 1.0 / float(np.sum(w)))
+    crit = stats.t_quantile(1 - alpha / (2 * max(series_on_page, 1)), math.inf)
+    step = math.expm1(y[-1] - level)
+    return step if abs(z) > crit and abs(step) >= min_rel_step else None
 
 
 def _noise(y: np.ndarray, variances: np.ndarray | None, floor: float,
@@ -120,7 +161,7 @@ def _level(y: np.ndarray, w: np.ndarray) -> float:
 
 def change_points(series: Sequence[float], variances: Sequence[float] | None = None,
                   min_rel_step: float = 0.03, min_size: int = 2,
-                  beta: float | None = None) -> list[int]:
+                  beta: float | None = None, series_on_page: int = 1) -> list[int]:
     """Positions where a new level starts in a series of per-run estimates (oldest first).
 
     ``variances``: each point's own variance on the log scale (for positive series) or raw scale
@@ -137,7 +178,7 @@ def change_points(series: Sequence[float], variances: Sequence[float] | None = N
     y = np.log(x) if logs else x
     var_in = None if variances is None else np.asarray(list(variances), dtype=float)[where]
     floor = 1e-3 if logs else 1e-3 * max(float(np.median(np.abs(x))), 1e-12)
-    beta = penalty(y.size) if beta is None else beta
+    beta = penalty(y.size, series_on_page) if beta is None else beta
     w = _weights(y, _noise(y, var_in, floor))
     found = _optimal_partition(y, w, beta, min_size)
     # second pass: the noise re-estimated around the first fit
@@ -224,11 +265,17 @@ def history_table(df: pd.DataFrame, run_order: Sequence[str] | None = None,
     points = _series_points(d, rank, dict(run_dates or {}))
     envs = dict(environments or {})
     changes = []
-    for key, pos in _groups(points, SERIES_KEYS):
+    groups = _groups(points, SERIES_KEYS)
+    for key, pos in groups:
         s = points.iloc[pos]
         meds = s["median"].to_numpy(dtype=float)
-        found = change_points(s["level"].to_numpy(dtype=float), s["var_log"].to_numpy(dtype=float),
-                              min_rel_step=min_rel_step)
+        levels, var_log = s["level"].to_numpy(dtype=float), s["var_log"].to_numpy(dtype=float)
+        found = change_points(levels, var_log, min_rel_step=min_rel_step,
+                              series_on_page=len(groups))
+        if not found or found[-1] != len(meds) - 1:
+            newest = newest_step(levels, var_log, len(groups), min_rel_step)
+            if newest is not None:
+                found = found + [len(meds) - 1]
         bounds = [0] + found + [len(meds)]
         for j, i in enumerate(found, start=1):
             before = float(np.nanmedian(meds[bounds[j - 1]:i]))
