@@ -108,6 +108,7 @@ class CompareResult:
     # reasons that fail the gate as a whole, whatever the rows say (fail closed: no gated row,
     # an incomplete run): one line each
     blockers: list[str] = field(default_factory=list)
+    between_run_sd: float = 0.0   # run-to-run log sd in the intervals (0: within-run only)
 
     def _rows(self, status: str, gated: bool | None = None) -> pd.DataFrame:
         sel = self.table["status"] == status
@@ -181,6 +182,7 @@ class CompareResult:
                          "with p_value; eq_low/eq_high: the 90% interval of 'unchanged'"),
             "default_threshold": self.default_threshold, "correction": self.correction,
             "thresholds": dict(self.thresholds), "base_runs": list(self.base_runs),
+            "between_run_sd": self.between_run_sd,
             "new_runs": list(self.new_runs),
             "base_contexts": [list(c) for c in self.base_contexts],
             "new_contexts": [list(c) for c in self.new_contexts], "notes": list(self.notes),
@@ -291,11 +293,13 @@ def _one(b: pd.DataFrame, n: pd.DataFrame, col: str) -> str:
 
 
 def _row(kd: dict, x: np.ndarray, y: np.ndarray, scen: str, thresholds: dict,
-         default_threshold: float, abs_thresholds: dict, fill: dict) -> tuple[dict, RowStats]:
+         default_threshold: float, abs_thresholds: dict, fill: dict,
+         between_run_sd: float = 0.0) -> tuple[dict, RowStats]:
     """The table row of one key (verdict still empty) and its :class:`RowStats`."""
     metric = kd["metric"]
     rs = row_stats(x, y, metric=metric, absolute=abs_thresholds.get(metric),
-                   threshold=float(thresholds.get(metric, default_threshold)))
+                   threshold=float(thresholds.get(metric, default_threshold)),
+                   between_run_sd=between_run_sd)
     row = {"scenario": scen, "workload": kd["workload"], "metric": metric,
            "variant": kd["variant"], "accelerator": kd.get("accelerator", fill["accelerator"]),
            "host": kd.get("host", fill["host"]), "unit": metric_unit(metric),
@@ -354,7 +358,8 @@ def compare(base_df: pd.DataFrame, new_df: pd.DataFrame, thresholds: dict[str, f
             default_threshold: float = DEFAULT_THRESHOLD, alpha: float = ALPHA,
             allow_mixed: bool = False, correction: str = "bh", gate: Gate | None = None,
             abs_thresholds: dict[str, float] | None = None, fail_inconclusive: bool = True,
-            blockers_in: list[str] | None = None, **_ignored) -> CompareResult:
+            blockers_in: list[str] | None = None, between_run_sd: float = 0.0,
+            **_ignored) -> CompareResult:
     """Compare a new run (or runs) against a base per (workload, metric, variant).
 
     ``thresholds``: relative per metric (0.05 = 5 %), else ``default_threshold``;
@@ -382,7 +387,8 @@ def compare(base_df: pd.DataFrame, new_df: pd.DataFrame, thresholds: dict[str, f
         y = nvals[ngroups[key]] if key in ngroups else np.array([])
         scen = kd.get("scenario") or (str(nscen[ngroups[key][0]]) if key in ngroups
                                       else str(bscen[bgroups[key][0]]))
-        row, rs = _row(kd, x, y, scen, thresholds, default_threshold, abs_thresholds, fill)
+        row, rs = _row(kd, x, y, scen, thresholds, default_threshold, abs_thresholds, fill,
+                       between_run_sd)
         rows.append(row)
         rstats.append(rs)
     _mark_gated(rows, gate)
@@ -390,7 +396,8 @@ def compare(base_df: pd.DataFrame, new_df: pd.DataFrame, thresholds: dict[str, f
     blockers = [] if any(r["gated"] for r in rows) else [
         f"no gated rows: gate metrics {', '.join(gate.metrics or ())} match nothing in these "
         f"runs, so the gate would check nothing"]
-    return CompareResult(blockers=blockers + list(blockers_in or ()), table=pd.DataFrame(rows, columns=COLUMNS), alpha=alpha,
+    return CompareResult(blockers=blockers + list(blockers_in or ()),
+                         between_run_sd=between_run_sd, table=pd.DataFrame(rows, columns=COLUMNS), alpha=alpha,
                          default_threshold=default_threshold, correction=correction,
                          thresholds=thresholds, base_runs=sorted(b["run_id"].unique().tolist()),
                          new_runs=sorted(n["run_id"].unique().tolist()),

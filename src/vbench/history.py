@@ -81,9 +81,11 @@ def newest_step(series: Sequence[float], variances: Sequence[float] | None = Non
                  floor)[start:]
     w = 1.0 / var
     level = float(np.sum(w * seg) / np.sum(w))
-    v_new = float(_noise(y, var_all, floor)[-1])
+    # the newest run's noise is the segment's typical one (its own 3-5 repetitions say little)
+    v_new = float(np.median(var))
     z = (y[-1] - level) / math.sqrt(v_new + 1.0 / float(np.sum(w)))
-    crit = stats.t_quantile(1 - alpha / (2 * max(series_on_page, 1)), math.inf)
+    # the noise level is itself estimated from the segment: Student's t with its size - 1 df
+    crit = stats.t_quantile(1 - alpha / (2 * max(series_on_page, 1)), max(seg.size - 1, 1))
     step = math.expm1(y[-1] - level)
     return step if abs(z) > crit and abs(step) >= min_rel_step else None
 
@@ -210,6 +212,36 @@ def run_levels(values: np.ndarray) -> tuple[float, float, float, float, float]:
         logs = np.log(x)
         return med, float(np.exp(np.mean(logs))), float(np.var(logs, ddof=1)) / x.size, lo, hi
     return med, med, math.nan, lo, hi
+
+
+def run_to_run_sd(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> tuple[float, int]:
+    """(run-to-run log sd, runs) over the runs in ``df`` (one scenario and environment): a
+    random-effects (DerSimonian-Laird) estimate of the between-run variance of each series'
+    per-run level (geometric mean, its own variance from its repetitions), the median over the
+    series (only ``metrics`` when given). NaN with fewer than 3 runs."""
+    d = prepare(df)
+    if metrics is not None:
+        d = d[d["metric"].isin(list(metrics))]
+    runs = int(d["run_id"].nunique()) if len(d) else 0
+    if runs < 3:
+        return math.nan, runs
+    vals = d["value"].to_numpy(dtype=float)
+    taus = []
+    series: dict[tuple, list[tuple[float, float]]] = {}
+    for key, pos in _groups(d, SERIES_KEYS + ["run_id"]):
+        _med, level, var, _lo, _hi = run_levels(vals[pos])
+        if math.isfinite(var) and var > 0 and level > 0:
+            series.setdefault(tuple(key[:-1]), []).append((math.log(level), var))
+    for points in series.values():
+        if len(points) < 3:
+            continue
+        y = np.array([p[0] for p in points])
+        w = 1.0 / np.array([p[1] for p in points])
+        mean = float(np.sum(w * y) / np.sum(w))
+        q = float(np.sum(w * (y - mean) ** 2))
+        c = float(np.sum(w) - np.sum(w ** 2) / np.sum(w))
+        taus.append(max(0.0, (q - (len(points) - 1)) / c) if c > 0 else 0.0)
+    return (math.sqrt(float(np.median(taus))) if taus else math.nan), runs
 
 
 def environment_facts(environment: Mapping | None, variant: Mapping | None = None) -> dict:

@@ -38,6 +38,15 @@ DEFAULT_THRESHOLD = 0.05
 # +-threshold.
 EQUIVALENCE_CONFIDENCE = 1 - 2 * ALPHA
 
+# Between-run variance: two separately measured runs differ by more than their repetitions say
+# (the host from night to night). Compare adds 2 x tau^2 (one per run) to the variance of a
+# relative change, tau estimated from the history of the same scenario and environment (random
+# effects over past runs) once it holds RUN_TO_RUN_MIN_RUNS runs, else this conservative default
+# (log sd 2 %: night-level shifts of that size made 12.5 % of A/A nights fail when ignored).
+# `vbench ab` (one interleaved session) uses none.
+RUN_TO_RUN_DEFAULT_SD = 0.02
+RUN_TO_RUN_MIN_RUNS = 5
+
 # The verdicts, in the order a reader wants them (worst first).
 VERDICTS = ("regression", "inconclusive", "improvement", "unchanged", "missing")
 

@@ -148,6 +148,18 @@ def welch(base: Values, new: Values, confidence: float = CONFIDENCE,
     return Welch(d, se, df, t_two_sided_p(d / se, df), d - half, d + half, scale)
 
 
+def widen(w: Welch, extra_var: float, confidence: float = CONFIDENCE) -> Welch:
+    """Welch's result with ``extra_var`` added to the variance of its estimate (a between-run
+    component two separately measured runs carry and their repetitions cannot see); the degrees
+    of freedom are kept (conservative for the added part only when it is small)."""
+    if not (extra_var > 0 and math.isfinite(w.se)):
+        return w
+    se = math.sqrt(w.se ** 2 + extra_var)
+    half = t_quantile(0.5 + confidence / 2, w.df) * se
+    return Welch(w.estimate, se, w.df, t_two_sided_p(w.estimate / se, w.df),
+                 w.estimate - half, w.estimate + half, w.scale)
+
+
 def detectable(se: float, df: float, alpha: float, power: float = POWER) -> float:
     """Smallest true difference (on the test's scale) found significant at two-sided ``alpha``
     with probability ``power``; NaN without a standard error."""

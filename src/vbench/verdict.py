@@ -98,21 +98,24 @@ class Verdict:
 def row_stats(base: stats.Values, new: stats.Values, *, metric: str = "",
               threshold: float = 0.05, absolute: float | None = None,
               higher_is_better: bool | None = None,
-              confidence: float = stats.CONFIDENCE) -> RowStats:
+              confidence: float = stats.CONFIDENCE, between_run_sd: float = 0.0) -> RowStats:
     """Change, intervals, centres and raw p-value of one row, outlying repetitions (stalls,
     :func:`vbench.stats.outliers`) set aside. ``absolute`` (default: the metric's declared
-    absolute threshold) switches to the absolute scale with that threshold."""
+    absolute threshold) switches to the absolute scale with that threshold. ``between_run_sd``:
+    the run-to-run log sd of two separately measured runs (relative rows: adds 2 sd^2 to the
+    variance of the log change; see :data:`vbench.policy.RUN_TO_RUN_DEFAULT_SD`)."""
     x = np.asarray(base, dtype=float)
     y = np.asarray(new, dtype=float)
     x, y = x[np.isfinite(x)], y[np.isfinite(y)]
     ox, oy = stats.outliers(x), stats.outliers(y)
-    rs = _row_stats(x[~ox], y[~oy], metric, threshold, absolute, higher_is_better, confidence)
+    rs = _row_stats(x[~ox], y[~oy], metric, threshold, absolute, higher_is_better, confidence,
+                    between_run_sd)
     return replace(rs, outliers_base=int(ox.sum()), outliers_new=int(oy.sum()))
 
 
 def _row_stats(x: np.ndarray, y: np.ndarray, metric: str, threshold: float,
                absolute: float | None, higher_is_better: bool | None,
-               confidence: float) -> RowStats:
+               confidence: float, between_run_sd: float = 0.0) -> RowStats:
     hib = _hib(metric) if higher_is_better is None else bool(higher_is_better)
     if absolute is None:
         absolute = absolute_threshold(metric)
@@ -128,7 +131,8 @@ def _row_stats(x: np.ndarray, y: np.ndarray, metric: str, threshold: float,
         return RowStats(x.size, y.size, "relative", change, nan, nan, nan, nan, nan, "none",
                         float(threshold), hib, nan, nan, *_centres(x, y, "median"))
     if stats.positive(x, y):
-        w = stats.welch(x, y, confidence, scale="log")
+        w = stats.widen(stats.welch(x, y, confidence, scale="log"), 2 * between_run_sd ** 2,
+                        confidence)
         lo, hi = _eq_interval(w.estimate, w.se, w.df)
         return RowStats(x.size, y.size, "relative", math.expm1(w.estimate), math.expm1(w.low),
                         math.expm1(w.high), w.p, w.se, w.df, "welch-log", float(threshold), hib,

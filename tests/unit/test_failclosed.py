@@ -4,6 +4,7 @@ fails the gate, with one line saying why; each case here passed silently before.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def test_an_incomplete_run_fails_the_gate_unless_allowed(results):
     with pytest.raises(RegressionFound, match="not complete"):
         args = parse(["compare", str(a), str(b)])
         args.func(args)
-    args = parse(["compare", str(a), str(b), "--allow-incomplete"])
+    args = parse(["compare", str(a), str(b), "--allow-incomplete", "--between-run", "none"])
     assert args.func(args) == 0
 
 
@@ -126,7 +127,7 @@ def test_runs_differing_in_a_checked_fact_are_refused_unless_mixed(results, caps
     args = parse(["compare", str(a), str(b)])
     with pytest.raises(UserError, match="qemu_version: 7.2.13 vs 8.2.0"):
         args.func(args)
-    args = parse(["compare", str(a), str(b), "--allow-mixed"])
+    args = parse(["compare", str(a), str(b), "--allow-mixed", "--between-run", "none"])
     assert args.func(args) == 0
 
 
@@ -136,3 +137,39 @@ def test_a_net_gate_naming_only_workloads_gates_the_kinds_metrics():
     gate = Gate.from_spec({"workloads": ["tcp"]}, "nic")
     assert gate.covers("tcp", "throughput", "virtio-net")
     assert not gate.covers("other", "throughput", "virtio-net")
+
+
+# ---- between-run variance ------------------------------------------------------------------------
+
+def test_two_runs_get_a_run_to_run_component_and_ab_does_not(results, capsys):
+    """Issue 20, found 2: intervals counted only the repetitions within each night."""
+    a, b = pair(results)
+    within = A.compare(load_samples(a), load_samples(b))
+    wider = A.compare(load_samples(a), load_samples(b), between_run_sd=0.02)
+    w, v = within.table.iloc[0], wider.table.iloc[0]
+    assert v["ci_high"] - v["ci_low"] > 2 * (w["ci_high"] - w["ci_low"])
+    args = parse(["compare", str(a), str(b), "--json", str(results / "c.json")])
+    try:
+        args.func(args)
+    except RegressionFound:
+        pass
+    assert "conservative default" in capsys.readouterr().out  # 1 earlier run: too few
+    assert json.loads((results / "c.json").read_text())["between_run_sd"] == 0.02
+
+
+def test_the_run_to_run_sd_is_estimated_from_history():
+    import numpy as np
+    import pandas as pd
+
+    from vbench.history import run_to_run_sd
+
+    rng = np.random.default_rng(9)
+    rows = []
+    for r in range(30):
+        shift = rng.normal(0, 0.03)
+        for i in range(10):
+            rows.append({"run_id": f"r{r:02d}", "scenario": "s", "workload": "w", "metric": "iops",
+                         "variant": "v", "device": "disk", "value": 1000 * np.exp(
+                             shift + rng.normal(0, 0.02)), "repetition": i})
+    sd, runs = run_to_run_sd(pd.DataFrame(rows))
+    assert runs == 30 and 0.02 < sd < 0.04

@@ -10,6 +10,7 @@ not pay for pandas, scipy or matplotlib. Errors are raised as :class:`vbench.err
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from pathlib import Path
@@ -95,6 +96,11 @@ def _add_compare(subparsers) -> None:
                     help="compare even if the runs differ in a checked environment fact "
                          "(accelerator, host, CPU, kernel, QEMU, libvirt, guest kernel or image) "
                          "or are runs of different scenarios")
+    sp.add_argument("--between-run", default="auto", metavar="SD|auto|none",
+                    help="run-to-run log sd added to each relative interval (two separate runs "
+                         "differ by more than their repetitions say): auto (default) estimates it "
+                         "from the earlier runs of the scenario next to NEW with the same checked "
+                         "environment, or 2%% until there are 5 of them; none: within-run only")
     sp.add_argument("--allow-incomplete", action="store_true",
                     help="let the gate pass although a run is not complete (its missing gated "
                          "rows still fail it)")
@@ -144,8 +150,10 @@ def parse_abs_thresholds(items: list[str]) -> dict[str, float]:
     return out
 
 
-def scenario_gate(meta: dict, warn: Callable[[str], None]) -> tuple[Gate, float | None]:
-    """(Gate, threshold) from the ``gate:`` of the scenario text a run recorded."""
+def scenario_gate(meta: dict, warn: Callable[[str], None]
+                  ) -> tuple[Gate, float | None, bool]:
+    """(Gate, threshold, allow_inconclusive) from the ``gate:`` of the scenario text a run
+    recorded."""
     import yaml
     from pydantic import ValidationError
 
@@ -161,13 +169,13 @@ def scenario_gate(meta: dict, warn: Callable[[str], None]) -> tuple[Gate, float 
     kind = doc.get("device") if isinstance(doc, dict) else None
     kind = kind if isinstance(kind, str) else None
     if spec is None:
-        return Gate.from_spec(None, kind), None
+        return Gate.from_spec(None, kind), None, False
     try:
         gs = GateSpec.model_validate(spec)
     except ValidationError as exc:
         raise UserError(f"{format_validation_error(exc, 'gate of the new run')}: fix the "
                         f"scenario, or name the gated metrics with --gate") from None
-    return Gate.from_spec(gs, kind), gs.threshold
+    return Gate.from_spec(gs, kind), gs.threshold, gs.allow_inconclusive
 
 
 def parse_thresholds(items: list[str]) -> dict[str, float]:
@@ -208,6 +216,41 @@ def check_comparable(base: Path, new: Path, allow_mixed: bool) -> None:
                         f"compare anyway")
 
 
+def between_run(spec: str, base: Path, new: Path, gate) -> tuple[float, str]:
+    """(run-to-run log sd, one line saying where it comes from) for a compare of two runs."""
+    from ..history import run_to_run_sd
+    from ..policy import RUN_TO_RUN_DEFAULT_SD, RUN_TO_RUN_MIN_RUNS
+    from ..record import metadata_differences
+    from ..store import find_runs, load_record, load_samples
+
+    if spec == "none":
+        return 0.0, "within-run intervals only (--between-run none)"
+    if spec != "auto":
+        value = threshold_value(spec)
+        if value is None:
+            raise UserError(f"--between-run {spec!r}: expected auto, none, or a log sd like 0.02 "
+                            f"or 2%")
+        return value, f"run-to-run sd {value:.1%} (--between-run)"
+    rec = load_record(new)
+    same = []
+    for run in find_runs(new.parent, rec.scenario.name):
+        if run.resolve() == new.resolve():
+            continue
+        try:
+            if not metadata_differences(load_record(run), rec):
+                same.append(run)
+        except UserError:
+            continue
+    if len(same) >= RUN_TO_RUN_MIN_RUNS:
+        sd, n = run_to_run_sd(load_samples(*same), gate.metrics)
+        if math.isfinite(sd):
+            return sd, (f"run-to-run sd {sd:.1%} estimated from {n} earlier runs of "
+                        f"{rec.scenario.name} in the same environment (random effects)")
+    return RUN_TO_RUN_DEFAULT_SD, (f"run-to-run sd {RUN_TO_RUN_DEFAULT_SD:.0%} (the conservative "
+                                   f"default: {len(same)} earlier runs of {rec.scenario.name} in "
+                                   f"the same environment, {RUN_TO_RUN_MIN_RUNS} needed)")
+
+
 def _run_dir(text: str) -> Path:
     path = Path(text)
     if not (path / "run.json").is_file():
@@ -240,13 +283,15 @@ def cmd_report(args) -> ExitStatus:
 
 
 def _compare_gate(args: argparse.Namespace, meta: dict,
-                  warn: Callable[[str], None]) -> tuple[Gate, float]:
-    """The gate (scenario's, or --gate's metrics) and the default threshold of a compare."""
+                  warn: Callable[[str], None]) -> tuple[Gate, float, bool]:
+    """The gate (scenario's, or --gate's metrics), the default threshold of a compare and whether
+    inconclusive gated rows pass (--allow-inconclusive or the scenario's gate says so)."""
     from ..compare import DEFAULT_THRESHOLD, Gate
 
     from ..model import METRICS
 
-    gate, gate_threshold = scenario_gate(meta, warn)
+    gate, gate_threshold, allow = scenario_gate(meta, warn)
+    allow = allow or bool(getattr(args, "allow_inconclusive", False))
     if args.gate:
         names = tuple(m.strip() for m in args.gate.split(",") if m.strip())
         unknown = [m for m in names if m not in METRICS]
@@ -255,8 +300,8 @@ def _compare_gate(args: argparse.Namespace, meta: dict,
                             f"; gate on metrics vbench measures, e.g. iops, clat_p99, throughput")
         gate = Gate(names, gate.variants, gate.workloads)
     if args.default_threshold is not None:
-        return gate, args.default_threshold
-    return gate, gate_threshold or DEFAULT_THRESHOLD
+        return gate, args.default_threshold, allow
+    return gate, gate_threshold or DEFAULT_THRESHOLD, allow
 
 
 def cmd_compare(args) -> ExitStatus:
@@ -277,7 +322,7 @@ def cmd_compare(args) -> ExitStatus:
     if absent:
         raise UserError(f"--threshold {absent[0]}=...: no metric {absent[0]!r} in these runs "
                         f"(metrics: {', '.join(sorted(present)) or 'none'})")
-    gate, default = _compare_gate(args, load_meta(new), warnings.append)
+    gate, default, allow_inconclusive = _compare_gate(args, load_meta(new), warnings.append)
     for w in warnings:
         print(f"warning: {w}")
     blockers = []
@@ -287,10 +332,13 @@ def cmd_compare(args) -> ExitStatus:
             blockers.append(f"the {label} run {path.name} is {status or 'of unknown status'}, "
                             f"not complete (its numbers may be partial; --allow-incomplete to "
                             f"judge it anyway)")
+    tau, tau_note = between_run(getattr(args, "between_run", "none"), base, new, gate)
+    print(f"between runs: {tau_note}")
     result = analysis.compare(base_df, new_df, thresholds=thresholds, abs_thresholds=abs_thresholds,
+                              between_run_sd=tau,
                               default_threshold=default, alpha=args.alpha,
                               allow_mixed=args.allow_mixed, correction=args.correction, gate=gate,
-                              fail_inconclusive=not args.allow_inconclusive, blockers_in=blockers)
+                              fail_inconclusive=not allow_inconclusive, blockers_in=blockers)
     print(f"compare: base {base.name} -> new {new.name}")
     print(result.to_text())
     for path, text, label in ((args.json, result.to_json, "json"),
