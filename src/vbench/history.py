@@ -18,9 +18,9 @@ dynamic programming (optimal partitioning, as asv's ``step_detect.py`` does with
   ``min_rel_step`` are dropped.
 
 False steps are controlled per page, not per series: a history page shows every series of a
-scenario (about 32), so each extra segment costs ``2 ln(series)`` more (:func:`penalty`), and
+scenario (about 32), so each extra segment costs ``2.5 ln(series)`` more (:func:`penalty`), and
 the newest run is tested on its own (:func:`newest_step`) against the level of the last segment
-at the page's level: a step at last night shows up the next morning, where the fit needs two
+at half the page's level (the other half is the fit's): a step at last night shows up the next morning, where the fit needs two
 runs on each side of a step.
 
 Unlike a 3-sigma rule on single points, the fit compares segment means: a step smaller than the
@@ -54,13 +54,13 @@ PAGE_ALPHA = 0.05   # false steps per page (all series of a scenario together)
 def penalty(n: int, series: int = 1) -> float:
     """The cost of one more segment for a series of ``n`` points on a page of ``series`` series
     (in chi-square units): calibrated at one series to under 1 % false steps per flat series of
-    20 runs, and ``2 ln(series)`` more so that a page of them stays near that."""
-    return 7.5 + 3.0 * math.log(max(n, 2)) + 2.0 * math.log(max(series, 1))
+    20 runs, and ``2.5 ln(series)`` more so that a page of them stays near that."""
+    return 7.5 + 3.0 * math.log(max(n, 2)) + 2.5 * math.log(max(series, 1))
 
 
 def newest_step(series: Sequence[float], variances: Sequence[float] | None = None,
                 series_on_page: int = 1, min_rel_step: float = 0.03,
-                alpha: float = PAGE_ALPHA) -> float | None:
+                alpha: float = PAGE_ALPHA / 2) -> float | None:
     """The step of the newest run against the level of the last segment before it (as a
     relative change), or None when it is not one: the newest run differs from that level by more
     than its noise allows at ``alpha`` per page (Bonferroni over ``series_on_page``) and by at

@@ -282,6 +282,9 @@ class GateSpec(_Strict):
     variants: list[Name] | None = Field(None, min_length=1)
     workloads: list[Name] | None = Field(None, min_length=1)
     threshold: float | None = Field(None, gt=0, lt=1)
+    allow_inconclusive: bool = Field(False, description="inconclusive gated rows are reported "
+                                     "but do not fail the gate (as --allow-inconclusive): it "
+                                     "fails on regressions and missing rows")
 
     @field_validator("metrics")
     @classmethod
