@@ -13,11 +13,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from helpers_runs import write_run  # noqa: E402
-from vbench import analysis as A  # noqa: E402
+from vbench.stats import compare  # noqa: E402
 from vbench.commands import report as reportcli  # noqa: E402
-from vbench.errors import RegressionFound, ScenarioError, UserError  # noqa: E402
-from vbench.scenario import load_scenario_text  # noqa: E402
-from vbench.store import load_samples  # noqa: E402
+from vbench.core.errors import RegressionFound, ScenarioError, UserError  # noqa: E402
+from vbench.scenario.schema import load_scenario_text  # noqa: E402
+from vbench.results.rundir import load_samples  # noqa: E402
 
 
 def parse(argv):
@@ -39,7 +39,7 @@ def pair(results, **new_kw):
 
 def test_gated_rows_missing_from_the_new_run_fail_the_gate(results):
     a, b = pair(results, workloads={"randread-4k-qd32": ["iops", "clat_p99"]})
-    res = A.compare(load_samples(a), load_samples(b))
+    res = compare.compare(load_samples(a), load_samples(b))
     assert res.gate_failed and "missing on one side" in res.gate_message()
     with pytest.raises(RegressionFound, match="missing"):
         args = parse(["compare", str(a), str(b)])
@@ -49,7 +49,7 @@ def test_gated_rows_missing_from_the_new_run_fail_the_gate(results):
 def test_disjoint_workloads_fail_the_gate(results):
     a = write_run(results, "a", seed=1, reps=10, workloads={"one": ["iops"]})
     b = write_run(results, "b", seed=2, reps=10, workloads={"two": ["iops"]})
-    res = A.compare(load_samples(a), load_samples(b))
+    res = compare.compare(load_samples(a), load_samples(b))
     assert res.gate_failed and not len(res.gate_regressions)
 
 
@@ -78,7 +78,7 @@ def test_an_unknown_metric_in_the_scenarios_gate_is_refused():
 
 def test_a_gate_matching_no_row_fails(results):
     a, b = pair(results)
-    res = A.compare(load_samples(a), load_samples(b), gate=A.Gate(("throughput",)))
+    res = compare.compare(load_samples(a), load_samples(b), gate=compare.Gate(("throughput",)))
     assert res.gate_failed and "no gated rows" in res.gate_message()
 
 
@@ -115,7 +115,7 @@ def test_runs_of_different_scenarios_are_refused_unless_mixed(results):
     with pytest.raises(UserError, match="different scenarios"):
         args.func(args)
     with pytest.raises(UserError, match="different scenarios"):
-        A.compare(load_samples(a), load_samples(b))
+        compare.compare(load_samples(a), load_samples(b))
 
 
 def test_runs_differing_in_a_checked_fact_are_refused_unless_mixed(results, capsys):
@@ -132,7 +132,7 @@ def test_runs_differing_in_a_checked_fact_are_refused_unless_mixed(results, caps
 
 
 def test_a_net_gate_naming_only_workloads_gates_the_kinds_metrics():
-    from vbench.compare import Gate
+    from vbench.stats.compare import Gate
 
     gate = Gate.from_spec({"workloads": ["tcp"]}, "nic")
     assert gate.covers("tcp", "throughput", "virtio-net")
@@ -144,8 +144,8 @@ def test_a_net_gate_naming_only_workloads_gates_the_kinds_metrics():
 def test_two_runs_get_a_run_to_run_component_and_ab_does_not(results, capsys):
     """Issue 20, found 2: intervals counted only the repetitions within each night."""
     a, b = pair(results)
-    within = A.compare(load_samples(a), load_samples(b))
-    wider = A.compare(load_samples(a), load_samples(b), between_run_sd=0.02)
+    within = compare.compare(load_samples(a), load_samples(b))
+    wider = compare.compare(load_samples(a), load_samples(b), between_run_sd=0.02)
     w, v = within.table.iloc[0], wider.table.iloc[0]
     assert v["ci_high"] - v["ci_low"] > 2 * (w["ci_high"] - w["ci_low"])
     args = parse(["compare", str(a), str(b), "--json", str(results / "c.json")])
@@ -161,7 +161,7 @@ def test_the_run_to_run_sd_is_estimated_from_history():
     import numpy as np
     import pandas as pd
 
-    from vbench.history import run_to_run_sd
+    from vbench.stats.history import run_to_run_sd
 
     rng = np.random.default_rng(9)
     rows = []

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vbench import history as H
-from vbench.model import SAMPLE_COLUMNS
+from vbench.stats import history as H
+from vbench.core.metrics import SAMPLE_COLUMNS
 
 
 def test_a_step_below_the_point_noise_is_found_in_a_long_history():
@@ -79,7 +79,7 @@ def test_history_table_carries_dates_bands_and_what_changed():
 def test_a_step_at_the_newest_run_is_flagged_the_next_morning():
     """Issue 20, found 8: segments needed two runs, so last night's step showed up 0 % of the
     time the next morning."""
-    from vbench.history import change_points, newest_step
+    from vbench.stats.history import change_points, newest_step
 
     rng = np.random.default_rng(5)
     levels = list(1000 * np.exp(rng.normal(0, 0.02, 15))) + [850.0]

@@ -10,7 +10,7 @@ import pytest
 
 from vbench import policy
 from vbench.devices import DEVICES
-from vbench.model import METRICS
+from vbench.core.metrics import METRICS
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "vbench"
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_gate.py"

@@ -1,5 +1,5 @@
-"""Small-sample statistics and the verdict of one row, against references (vbench.stats,
-vbench.verdict)."""
+"""Small-sample statistics and the verdict of one row, against references (vbench.stats.inference,
+vbench.stats.verdict)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vbench import stats as S
-from vbench.verdict import intervals_within, judge
+from vbench.stats import inference as S
+from vbench.stats.verdict import intervals_within, judge
 
 
 def lognormal(level, n, cv, seed):
@@ -200,7 +200,7 @@ def test_unchanged_is_a_tost_with_the_90_percent_interval():
 
 def test_a_stalled_repetition_is_flagged_and_set_aside():
     """Issue 20, found 3: one repetition in 20 at 0.5x made nearly every A/A compare fail."""
-    from vbench import stats as S
+    from vbench.stats import inference as S
 
     base = lognormal(1000, 20, 0.05, 41)
     new = lognormal(1000, 20, 0.05, 42)
@@ -213,7 +213,7 @@ def test_a_stalled_repetition_is_flagged_and_set_aside():
 
 
 def test_outliers_need_eight_values_and_never_flag_identical_ones():
-    from vbench import stats as S
+    from vbench.stats import inference as S
 
     assert not S.outliers([100.0, 100.0, 50.0, 100.0, 100.0, 100.0, 100.0]).any()
     assert not S.outliers([100.0] * 10).any()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ExitStatus
-from .output import say, table
+from vbench.core.errors import ExitStatus
+from vbench.commands.output import say, table
 
 
 def connect_opts(sp: argparse.ArgumentParser) -> None:
@@ -15,7 +15,7 @@ def connect_opts(sp: argparse.ArgumentParser) -> None:
 
 
 def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
-    from .. import images, lab
+    from vbench.host import images, lab
 
     lb = lab.up(connect=args.connect, progress=say)
     img = images.find_default()
@@ -26,14 +26,14 @@ def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_lab_status(args: argparse.Namespace) -> ExitStatus:
-    from .. import lab
+    from vbench.host import lab
 
     say(table(lab.status(connect=args.connect)))
     return ExitStatus.SUCCESS
 
 
 def cmd_lab_down(args: argparse.Namespace) -> ExitStatus:
-    from .. import lab
+    from vbench.host import lab
 
     if not lab.down(progress=say, force=args.force):
         say("nothing of vbench's was running")
@@ -41,7 +41,7 @@ def cmd_lab_down(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_lab_gc(args: argparse.Namespace) -> ExitStatus:
-    from .. import gc
+    from vbench.host import gc
 
     done = gc.collect(connect=args.connect, progress=say)
     say(f"removed {len(done)} leftover(s)" if done else "no leftovers found")
@@ -49,7 +49,7 @@ def cmd_lab_gc(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_image_build(args: argparse.Namespace) -> ExitStatus:
-    from .. import images
+    from vbench.host import images
 
     img, built, secs = images.build(args.recipe, force=args.force, progress=say)
     verb = "built" if built else "reused cached"
@@ -58,7 +58,7 @@ def cmd_image_build(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_image_list(args: argparse.Namespace) -> ExitStatus:
-    from .. import paths
+    from vbench.core import paths
 
     d = paths.images_dir()
     rows = [(p.name, str(p)) for p in sorted(d.iterdir())] if d.is_dir() else []

@@ -2,8 +2,8 @@
 
 Only argument parsing and printing live here; the numbers come from :mod:`vbench.analysis` and the
 pages from :mod:`vbench.report`, both imported when a command runs so that ``vbench --help`` does
-not pay for pandas, scipy or matplotlib. Errors are raised as :class:`vbench.errors.UserError`
-(the CLI prints them as one line); ``compare`` raises :class:`vbench.errors.RegressionFound`
+not pay for pandas, scipy or matplotlib. Errors are raised as :class:`vbench.core.errors.UserError`
+(the CLI prints them as one line); ``compare`` raises :class:`vbench.core.errors.RegressionFound`
 (exit status 1) after printing its table and writing its files when a regression is found.
 """
 
@@ -16,11 +16,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ..errors import ExitStatus, RegressionFound, UserError
-from . import store
+from vbench.core.errors import ExitStatus, RegressionFound, UserError
+from vbench.commands import publish as store
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..compare import Gate
+    from vbench.stats.compare import Gate
 
 _THRESHOLD = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*=\s*([0-9]*\.?[0-9]+)\s*(%?)\s*$")
 
@@ -157,8 +157,8 @@ def scenario_gate(meta: dict, warn: Callable[[str], None]
     import yaml
     from pydantic import ValidationError
 
-    from ..compare import Gate
-    from ..scenario import GateSpec, format_validation_error
+    from vbench.stats.compare import Gate
+    from vbench.scenario.schema import GateSpec, format_validation_error
 
     text = (meta.get("scenario") or {}).get("text") if isinstance(meta, dict) else None
     try:
@@ -194,9 +194,9 @@ def parse_thresholds(items: list[str]) -> dict[str, float]:
 def check_comparable(base: Path, new: Path, allow_mixed: bool) -> None:
     """Refuse, in one line, the same run twice, and (unless ``allow_mixed``) runs of different
     scenarios or differing in a checked environment fact (:data:`vbench.policy.CHECKED_METADATA`)."""
-    from ..policy import describe_differences
-    from ..record import metadata_differences
-    from ..store import load_record
+    from vbench.policy import describe_differences
+    from vbench.results.record import metadata_differences
+    from vbench.results.rundir import load_record
 
     if base.resolve() == new.resolve():
         raise UserError(f"{base} is passed as both base and new run: compare two different runs")
@@ -218,10 +218,10 @@ def check_comparable(base: Path, new: Path, allow_mixed: bool) -> None:
 
 def between_run(spec: str, base: Path, new: Path, gate) -> tuple[float, str]:
     """(run-to-run log sd, one line saying where it comes from) for a compare of two runs."""
-    from ..history import run_to_run_sd
-    from ..policy import RUN_TO_RUN_DEFAULT_SD, RUN_TO_RUN_MIN_RUNS
-    from ..record import metadata_differences
-    from ..store import find_runs, load_record, load_samples
+    from vbench.stats.history import run_to_run_sd
+    from vbench.policy import RUN_TO_RUN_DEFAULT_SD, RUN_TO_RUN_MIN_RUNS
+    from vbench.results.record import metadata_differences
+    from vbench.results.rundir import find_runs, load_record, load_samples
 
     if spec == "none":
         return 0.0, "within-run intervals only (--between-run none)"
@@ -272,7 +272,7 @@ def default_report_dir(runs: list[Path], root: Path = Path("reports")) -> Path:
 def cmd_report(args) -> ExitStatus:
     if getattr(args, "store", None):
         return store.report_from_store(args, cmd_report)
-    from ..report import build_report
+    from vbench.report import build_report
 
     runs = [_run_dir(r) for r in args.runs]
     out = Path(args.out) if args.out else default_report_dir(runs)
@@ -286,9 +286,9 @@ def _compare_gate(args: argparse.Namespace, meta: dict,
                   warn: Callable[[str], None]) -> tuple[Gate, float, bool]:
     """The gate (scenario's, or --gate's metrics), the default threshold of a compare and whether
     inconclusive gated rows pass (--allow-inconclusive or the scenario's gate says so)."""
-    from ..compare import DEFAULT_THRESHOLD, Gate
+    from vbench.stats.compare import DEFAULT_THRESHOLD, Gate
 
-    from ..model import METRICS
+    from vbench.core.metrics import METRICS
 
     gate, gate_threshold, allow = scenario_gate(meta, warn)
     allow = allow or bool(getattr(args, "allow_inconclusive", False))
@@ -307,8 +307,8 @@ def _compare_gate(args: argparse.Namespace, meta: dict,
 def cmd_compare(args) -> ExitStatus:
     if getattr(args, "store", None):
         return store.compare_from_store(args, cmd_compare)
-    from .. import analysis
-    from ..store import atomic_write, load_meta, load_samples
+    from vbench.stats import compare
+    from vbench.results.rundir import atomic_write, load_meta, load_samples
 
     thresholds = parse_thresholds(args.threshold)
     abs_thresholds = parse_abs_thresholds(args.abs_threshold)
@@ -334,7 +334,7 @@ def cmd_compare(args) -> ExitStatus:
                             f"judge it anyway)")
     tau, tau_note = between_run(getattr(args, "between_run", "none"), base, new, gate)
     print(f"between runs: {tau_note}")
-    result = analysis.compare(base_df, new_df, thresholds=thresholds, abs_thresholds=abs_thresholds,
+    result = compare.compare(base_df, new_df, thresholds=thresholds, abs_thresholds=abs_thresholds,
                               between_run_sd=tau,
                               default_threshold=default, alpha=args.alpha,
                               allow_mixed=args.allow_mixed, correction=args.correction, gate=gate,
@@ -358,7 +358,7 @@ def cmd_compare(args) -> ExitStatus:
 def cmd_history(args) -> ExitStatus:
     if getattr(args, "store", None):
         return store.history_from_store(args, cmd_history)
-    from ..report import build_history
+    from vbench.report import build_history
 
     results = Path(args.results)
     if not results.is_dir():
@@ -374,7 +374,7 @@ def cmd_history(args) -> ExitStatus:
 
 def _scenario_name(results: Path, file: Path) -> str:
     """The scenario name of runs made from ``file`` (the newest such run), else the file's stem."""
-    from ..store import find_runs, load_meta
+    from vbench.results.rundir import find_runs, load_meta
 
     target = file.resolve() if file.exists() else None
     name = file.stem

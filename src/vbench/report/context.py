@@ -9,9 +9,9 @@ import json
 import re
 from pathlib import Path
 
-from ..store import atomic_write
-from ..record import Variant
-from .load import RunInfo
+from vbench.results.rundir import atomic_write
+from vbench.results.record import Variant
+from vbench.report.load import RunInfo
 
 
 def text(v: object) -> str:
