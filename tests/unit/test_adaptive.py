@@ -141,3 +141,19 @@ def test_pairs_decide_for_an_ab_run(tmp_path):
 
     rec, _, _ = adaptive_session(tmp_path, "{min: 3, max: 8, target_ci: 1%}", ex, groups=pairs)
     assert rec.repetitions == 3 and rec.adaptive["widest_interval"] < 0.01
+
+
+def test_a_stalled_repetition_is_not_counted_by_the_stopping_rule():
+    """Issue 20, found 3: a stall made the interval wide and the night inconclusive; now the
+    outlier rule sets it aside, and the stopping rule counts only the repetitions left (a run
+    that has too few left measures further rounds in their place)."""
+    rng = np.random.default_rng(4)
+    quiet = 1000 * np.exp(rng.normal(0, 0.02, 12))
+    stalled = quiet.copy()
+    stalled[5] *= 0.5
+    plain = adaptive.relative_halfwidth(quiet)
+    with_stall = adaptive.relative_halfwidth(stalled)
+    assert with_stall < 0.05  # without the rule, one 0.5x value made it about +-14 %
+    assert with_stall >= plain * 0.9
+    stop = adaptive.Stopper(adaptive.Plan(10, 30, 0.05), lambda rows: [stalled])
+    assert stop.done_after(12, lambda: []) and stop.widest < 0.05

@@ -163,7 +163,7 @@ def test_json_and_junit(results):
     cases = root.findall("testcase")
     assert len(cases) == len(res.table)
     failures = [c for c in cases if c.find("failure") is not None]
-    gate_fail = len(res.gate_regressions) + len(res.gate_inconclusive)
+    gate_fail = len(res.gate_failing)  # regressions, inconclusive and missing gated rows
     assert len(failures) == gate_fail == int(root.get("failures"))
     regs = [c for c in failures if c.find("failure").get("type") == "regression"]
     assert {c.get("classname").split(".")[-1] for c in regs} == {"ide"}
@@ -234,11 +234,14 @@ def test_compare_command_regression_exit_status_and_files(results, tmp_path, cap
 def test_compare_command_clean_run(results, capsys):
     a = write_run(results, "a", seed=1, reps=10)
     b = write_run(results, "b", seed=2, reps=10)
-    args = parse(["compare", str(a), str(b), "--threshold", "nosuchmetric=0.1",
-                  "--default-threshold", "10%"])
+    args = parse(["compare", str(a), str(b), "--default-threshold", "10%"])
     assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert "unchanged" in out and "no metric 'nosuchmetric'" in out and "gate passed" in out
+    assert "unchanged" in out and "gate passed" in out
+    args = parse(["compare", str(a), str(b), "--threshold", "nosuchmetric=0.1",
+                  "--default-threshold", "10%"])
+    with pytest.raises(UserError, match="no metric 'nosuchmetric'"):
+        args.func(args)  # fail closed: a threshold for a metric these runs lack is a typo
 
 
 def test_compare_command_inconclusive_fails_unless_allowed(results, capsys):
@@ -272,7 +275,7 @@ def test_compare_command_refuses_mixed_and_bad_paths(results):
     args = parse(["compare", str(a), str(b)])
     with pytest.raises(UserError, match="--allow-mixed"):
         args.func(args)
-    args = parse(["compare", str(a), str(b), "--allow-mixed"])
+    args = parse(["compare", str(a), str(b), "--allow-mixed", "--between-run", "none"])
     assert args.func(args) == 0  # same numbers, just labelled differently
     args = parse(["compare", str(results), str(b)])
     with pytest.raises(UserError, match="results root"):
@@ -288,7 +291,7 @@ def test_compare_command_options_are_validated():
 
 
 def zero_base_frame(metric):
-    rows = [{"run_id": r, "metric": metric, "variant": "v", "workload": "w",
+    rows = [{"run_id": r, "metric": metric, "variant": "v", "workload": "w", "device": "nic",
              "value": v, "repetition": i} for r, vals in (("a", [0, 0, 0]), ("b", [1, 2, 3]))
             for i, v in enumerate(vals)]
     return pd.DataFrame(rows)
@@ -424,3 +427,36 @@ def test_zero_to_five_percent_loss_fails_the_gate():
     row = res.table.iloc[0]
     assert row["gated"] and row["scale"] == "absolute" and row["status"] == "regression"
     assert row["change"] == pytest.approx(5.0) and res.gate_failed
+
+
+def test_shown_centres_change_and_sign_agree_on_every_row_of_the_stored_pair(tmp_path, capsys):
+    """Issue 20, found 5: `change` was a ratio of geometric means printed next to medians
+    (sata clat_p99 7242 -> 8159 -8.3 %). Now base and new are what the change is made of."""
+    runs = sorted((Path(__file__).resolve().parents[1] / "data" / "runs").iterdir())
+    out = tmp_path / "c.json"
+    args = parse(["compare", str(runs[0]), str(runs[1]), "--json", str(out)])
+    try:
+        args.func(args)
+    except RegressionFound:
+        pass  # the gate's verdict is not under test here
+    text = capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["schema_version"] >= 2 and doc["rows"]
+    shown = {}
+    for line in text.splitlines():
+        cols = line.split()
+        if cols and cols[0] in compare.COMPARE_STATUSES:
+            cols = [c for c in cols if c != "*"]
+            shown[(cols[1], cols[2], cols[3])] = (float(cols[4]), float(cols[5]), cols[7])
+    for r in doc["rows"]:
+        b, n, ch = r["centre_base"], r["centre_new"], r["change"]
+        if ch is None:
+            continue
+        want = n - b if r["scale"] == "absolute" else n / b - 1
+        assert ch == pytest.approx(want, rel=1e-9, abs=1e-12), r
+        assert r["unit"] is not None and "unit" in r
+        sb, sn, sch = shown[(r["workload"], r["variant"], r["metric"])]
+        sign = "+" if sch.startswith("+") else "-" if sch.startswith("-") else "0"
+        if sign != "0" and round(sb, 3) != round(sn, 3):
+            assert (sn > sb) == (sign == "+"), (r, sb, sn, sch)
+        assert sb == pytest.approx(b, rel=1e-3) and sn == pytest.approx(n, rel=1e-3)

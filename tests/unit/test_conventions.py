@@ -31,7 +31,7 @@ def test_compare_json_to_stdout_with_schema_version_and_units(tmp_path):
     cp = vb(tmp_path, "compare", str(A), str(B), "--json", "-", "--allow-inconclusive")
     assert cp.returncode == 0, cp.stderr
     doc = json.loads(cp.stdout)  # stdout is only the JSON; the table went to stderr
-    assert doc["schema_version"] == 1 and "change" in doc["units"]
+    assert doc["schema_version"] == 2 and "change" in doc["units"] and "centre_new" in doc["units"]
     iops = next(r for r in doc["rows"] if r["metric"] == "iops")
     assert iops["unit"] == "IO/s" and iops["change_unit"] == "fraction"
     assert "compare: base" in cp.stderr and not (tmp_path / "-").exists()

@@ -74,3 +74,17 @@ def test_history_table_carries_dates_bands_and_what_changed():
     ch = changes.iloc[0]
     assert ch["run_id"] == "r5" and ch["previous_run"] == "r4"
     assert ch["environment"] == "QEMU 7.2 -> 8.0" and ch["step"] == pytest.approx(-0.2)
+
+
+def test_a_step_at_the_newest_run_is_flagged_the_next_morning():
+    """Issue 20, found 8: segments needed two runs, so last night's step showed up 0 % of the
+    time the next morning."""
+    from vbench.stats.history import change_points, newest_step
+
+    rng = np.random.default_rng(5)
+    levels = list(1000 * np.exp(rng.normal(0, 0.02, 15))) + [850.0]
+    variances = [0.03 ** 2 / 3] * 16
+    assert 15 not in change_points(levels, variances)
+    step = newest_step(levels, variances, series_on_page=32)
+    assert step is not None and step < -0.10
+    assert newest_step(levels[:-1] + [1000.0], variances, series_on_page=32) is None

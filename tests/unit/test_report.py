@@ -55,7 +55,8 @@ def test_single_run_report_is_self_contained(results, tmp_path):
                      text, re.S)
 
 
-NUMBER_COLUMNS = ("Median", "95% CI", "Mean", "Min", "Max", "Ratio", "Advantage", "Host median",
+NUMBER_COLUMNS = ("Median", "Geo. mean", "95% CI", "Mean", "Min", "Max", "Ratio", "Advantage",
+                  "Host geo. mean",
                   "% of host-native", "CV", "Change")
 
 
@@ -64,7 +65,7 @@ def test_every_number_column_says_its_unit(results, tmp_path, runs):
     paths = [write_run(results, f"units-{i}", seed=i, host_baseline=True) for i in range(runs)]
     text = page(build_report(paths, tmp_path / "r"))
     tables = re.findall(r"<table[^>]*>\s*<thead>(.*?)</thead>", text, re.S)
-    numeric = [t for t in tables if "Median" in t]
+    numeric = [t for t in tables if "Median" in t or "Geo. mean" in t]
     assert len(numeric) >= 3  # headline ratios, host-native, summary (and all ratios)
     for head in numeric:
         cols = [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<th>(.*?)</th>", head)]

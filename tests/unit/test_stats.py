@@ -164,3 +164,57 @@ def test_intervals_within_target():
     assert intervals_within([tight, (tight, lognormal(100, 10, 0.01, 9))], 0.05)
     assert not intervals_within([tight, loose], 0.05)
     assert not intervals_within([np.array([5.0])], 0.05) and not intervals_within([], 0.05)
+
+
+# ---- the regression rule: significant AND the estimate beyond the threshold ----------------------
+
+def test_a_significant_change_within_the_threshold_is_not_a_regression():
+    """Issue 20, found 1: a drop of 7 % whose interval reaches past -10 % was a regression."""
+    base = lognormal(1000, 10, 0.05, 21)
+    new = base[::-1] * 0.93
+    v = judge(base, new, metric="iops", threshold=0.10)
+    assert v.p_value < 0.05 and v.low < -0.10 < v.change  # significant, interval reaches past
+    assert v.verdict == "inconclusive" and "within +-10%" in v.reason
+
+
+def test_a_significant_change_beyond_the_threshold_is_a_regression():
+    base = lognormal(1000, 6, 0.04, 21)
+    v = judge(base, base * 0.85, metric="iops", threshold=0.10)
+    assert v.change < -0.10 and v.verdict == "regression" and "beyond +-10%" in v.reason
+
+
+def test_unchanged_is_a_tost_with_the_90_percent_interval():
+    """Issue 20, found 7: "unchanged" asked for the 95 % interval (TOST at alpha 0.025)."""
+    base = lognormal(1000, 15, 0.08, 31)
+    for seed in range(32, 200):
+        new = lognormal(1000, 15, 0.08, seed)
+        v = judge(base, new, metric="iops", threshold=0.10)
+        rs_inside95 = -0.10 <= v.low and v.high <= 0.10
+        if not rs_inside95 and v.verdict == "unchanged":
+            break  # the 90 % interval is inside, the 95 % one is not: unchanged all the same
+    else:
+        pytest.fail("no row where only the 90% interval lies inside the threshold")
+
+
+# ---- stalls -------------------------------------------------------------------------------------
+
+def test_a_stalled_repetition_is_flagged_and_set_aside():
+    """Issue 20, found 3: one repetition in 20 at 0.5x made nearly every A/A compare fail."""
+    from vbench.stats import inference as S
+
+    base = lognormal(1000, 20, 0.05, 41)
+    new = lognormal(1000, 20, 0.05, 42)
+    new[3] *= 0.5
+    assert list(np.flatnonzero(S.outliers(new))) == [3]
+    assert not S.outliers(base).any()
+    v = judge(base, new, metric="iops", threshold=0.10)
+    assert v.verdict == "unchanged", v.reason
+    assert v.n_new == 19  # the stalled repetition does not count
+
+
+def test_outliers_need_eight_values_and_never_flag_identical_ones():
+    from vbench.stats import inference as S
+
+    assert not S.outliers([100.0, 100.0, 50.0, 100.0, 100.0, 100.0, 100.0]).any()
+    assert not S.outliers([100.0] * 10).any()
+    assert S.outliers([100.0] * 9 + [90.0]).sum() == 1  # 10 % is beyond 5 x the 1 % floor

@@ -67,10 +67,11 @@ def cmd_ab(args: argparse.Namespace) -> ExitStatus:
     run = runner.run_scenario(scn, text, str(path), Path(args.results), args.connect,
                               args.accel, say, repetitions=args.repetitions, sides=(a, b))
     side_a, side_b = side_frames(load_samples(run))
-    gate = Gate.from_spec(base.gate)
+    gate = Gate.from_spec(base.gate, base.device)
     threshold = getattr(base.gate, "threshold", None) if base.gate is not None else None
     kw = {"default_threshold": threshold} if threshold else {}
-    result = compare(side_a, side_b, gate=gate, fail_inconclusive=not args.allow_inconclusive, **kw)
+    allow = args.allow_inconclusive or bool(getattr(base.gate, "allow_inconclusive", False))
+    result = compare(side_a, side_b, gate=gate, fail_inconclusive=not allow, **kw)
     say(f"compare: side A ({a.describe()}) -> side B ({b.describe()})")
     say(result.to_text())
     if args.json:

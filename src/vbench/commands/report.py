@@ -10,6 +10,7 @@ not pay for pandas, scipy or matplotlib. Errors are raised as :class:`vbench.cor
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from pathlib import Path
@@ -59,16 +60,19 @@ def add_parsers(subparsers) -> None:
 def _add_compare(subparsers) -> None:
     sp = subparsers.add_parser(
         "compare", help="compare a new run against a base run; exit 1 when the gate fails",
-        description="Per (workload, metric, variant): change of the median (Welch's t on logs), "
-                    "95% interval, p-value and the smallest change the row could detect; "
-                    "verdict regression, improvement, unchanged (the whole interval within the "
-                    "threshold) or inconclusive. Only the gated metrics (the scenario's `gate:`) "
-                    "can fail: on a regression, or on an inconclusive row unless "
+        description="Per (workload, metric, variant): the change of the geometric mean "
+                    "(Welch's t on logs), its 95% interval, p-value and the smallest change the "
+                    "row could detect. A regression is a significant change (adjusted p < alpha) "
+                    "whose estimate is beyond the threshold; unchanged: the 90% interval lies "
+                    "within +-threshold (TOST at alpha 0.05); otherwise inconclusive. Only the "
+                    "gated metrics (the scenario's `gate:`) can fail: on a regression, a gated "
+                    "row missing on one side, or an inconclusive row unless "
                     "--allow-inconclusive.")
     sp.add_argument("base", metavar="BASE", help="base run directory")
     sp.add_argument("new", metavar="NEW", help="new run directory")
     sp.add_argument("--threshold", action="append", default=[], metavar="METRIC=FRAC",
-                    help="per-metric threshold, e.g. iops=0.05 or clat_p99=10%% (repeatable)")
+                    help="per-metric threshold, e.g. iops=0.05 or clat_p99=10%% (repeatable; a "
+                         "fraction in (0, 1) or a percentage in (0, 100%%))")
     sp.add_argument("--abs-threshold", action="append", default=[], metavar="METRIC=VALUE",
                     help="per-metric absolute threshold in the metric's unit, e.g. loss=0.5 "
                          "(percentage points; repeatable); loss and retransmits have defaults")
@@ -92,21 +96,38 @@ def _add_compare(subparsers) -> None:
     sp.add_argument("--junit", metavar="FILE", help="write the comparison as JUnit XML (- for "
                                                     "stdout)")
     sp.add_argument("--allow-mixed", action="store_true",
-                    help="compare even if the runs were measured under different accelerators "
-                         "or on different hosts")
+                    help="compare even if the runs differ in a checked environment fact "
+                         "(accelerator, host, CPU, kernel, QEMU, libvirt, guest kernel or image) "
+                         "or are runs of different scenarios")
+    sp.add_argument("--between-run", default="auto", metavar="SD|auto|none",
+                    help="run-to-run log sd added to each relative interval (two separate runs "
+                         "differ by more than their repetitions say): auto (default) estimates it "
+                         "from the earlier runs of the scenario next to NEW with the same checked "
+                         "environment, or 2%% until there are 5 of them; none: within-run only")
+    sp.add_argument("--allow-incomplete", action="store_true",
+                    help="let the gate pass although a run is not complete (its missing gated "
+                         "rows still fail it)")
     store.add_store_option(sp)
     sp.set_defaults(func=cmd_compare)
 
 
 # ---- argument types -------------------------------------------------------------------------------
 
+def threshold_value(text: str) -> float | None:
+    """"0.05" or "5%" -> 0.05; None unless the value is a fraction in (0, 1) or a percentage in
+    (0, 100 %): a bare 5 is refused rather than read as 500 % (or as 5 %)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(%?)\s*", text)
+    if not m:
+        return None
+    value = float(m.group(1)) / (100.0 if m.group(2) else 1.0)
+    return value if 0 < value < 1 else None
+
+
 def _fraction(text: str) -> float:
-    try:
-        value = float(text.rstrip("%")) / (100.0 if text.endswith("%") else 1.0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction like 0.05 or 5%, got {text!r}")
-    if not 0 <= value < 10:
-        raise argparse.ArgumentTypeError(f"expected a fraction like 0.05 or 5%, got {text!r}")
+    value = threshold_value(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1) like 0.05, or a "
+                                         f"percentage like 5%, got {text!r}")
     return value
 
 
@@ -132,8 +153,10 @@ def parse_abs_thresholds(items: list[str]) -> dict[str, float]:
     return out
 
 
-def scenario_gate(meta: dict, warn: Callable[[str], None]) -> tuple[Gate, float | None]:
-    """(Gate, threshold) from the ``gate:`` of the scenario text a run recorded."""
+def scenario_gate(meta: dict, warn: Callable[[str], None]
+                  ) -> tuple[Gate, float | None, bool]:
+    """(Gate, threshold, allow_inconclusive) from the ``gate:`` of the scenario text a run
+    recorded."""
     import yaml
     from pydantic import ValidationError
 
@@ -147,14 +170,16 @@ def scenario_gate(meta: dict, warn: Callable[[str], None]) -> tuple[Gate, float 
     except yaml.YAMLError:
         doc = None
     spec = doc.get("gate") if isinstance(doc, dict) else None
+    kind = doc.get("device") if isinstance(doc, dict) else None
+    kind = kind if isinstance(kind, str) else None
     if spec is None:
-        return Gate(), None
+        return Gate.from_spec(None, kind), None, False
     try:
         gs = GateSpec.model_validate(spec)
     except ValidationError as exc:
-        warn(f"{format_validation_error(exc, 'gate of the new run')}; using the default gate")
-        return Gate(), None
-    return Gate.from_spec(gs), gs.threshold
+        raise UserError(f"{format_validation_error(exc, 'gate of the new run')}: fix the "
+                        f"scenario, or name the gated metrics with --gate") from None
+    return Gate.from_spec(gs, kind), gs.threshold, gs.allow_inconclusive
 
 
 def parse_thresholds(items: list[str]) -> dict[str, float]:
@@ -162,15 +187,72 @@ def parse_thresholds(items: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in items:
         m = _THRESHOLD.match(item)
-        if not m:
-            raise UserError(f"--threshold {item!r}: expected METRIC=FRACTION, e.g. iops=0.05 or "
-                            f"clat_p99=10%")
-        value = float(m.group(2)) / (100.0 if m.group(3) else 1.0)
-        if value >= 10:
-            raise UserError(f"--threshold {item!r}: {value} is not a fraction; write 0.05 or 5% "
-                            f"for five percent")
+        value = threshold_value(m.group(2) + m.group(3)) if m else None
+        if not m or value is None:
+            raise UserError(f"--threshold {item!r}: expected METRIC=FRACTION in (0, 1) or "
+                            f"METRIC=PERCENT%, e.g. iops=0.05 or clat_p99=10%")
         out[m.group(1)] = value
     return out
+
+
+def check_comparable(base: Path, new: Path, allow_mixed: bool) -> None:
+    """Refuse, in one line, the same run twice, and (unless ``allow_mixed``) runs of different
+    scenarios or differing in a checked environment fact (:data:`vbench.core.policy.CHECKED_METADATA`)."""
+    from vbench.core.policy import describe_differences
+    from vbench.results.record import metadata_differences
+    from vbench.results.rundir import load_record
+
+    if base.resolve() == new.resolve():
+        raise UserError(f"{base} is passed as both base and new run: compare two different runs")
+    rb, rn = load_record(base), load_record(new)
+    if rb.run_id and rb.run_id == rn.run_id:
+        raise UserError(f"{base} and {new} are the same run ({rb.run_id}): compare two different "
+                        f"runs")
+    if allow_mixed:
+        return
+    if rb.scenario.name != rn.scenario.name:
+        raise UserError(f"runs of different scenarios ({rb.scenario.name} vs {rn.scenario.name}) "
+                        f"are not compared; --allow-mixed to compare them anyway")
+    diffs = metadata_differences(rb, rn)
+    if diffs:
+        raise UserError(f"the runs differ in checked environment facts ({describe_differences(diffs)})"
+                        f": numbers from different setups are not comparable; --allow-mixed to "
+                        f"compare anyway")
+
+
+def between_run(spec: str, base: Path, new: Path, gate) -> tuple[float, str]:
+    """(run-to-run log sd, one line saying where it comes from) for a compare of two runs."""
+    from vbench.stats.history import run_to_run_sd
+    from vbench.core.policy import RUN_TO_RUN_DEFAULT_SD, RUN_TO_RUN_MIN_RUNS
+    from vbench.results.record import metadata_differences
+    from vbench.results.rundir import find_runs, load_record, load_samples
+
+    if spec == "none":
+        return 0.0, "within-run intervals only (--between-run none)"
+    if spec != "auto":
+        value = threshold_value(spec)
+        if value is None:
+            raise UserError(f"--between-run {spec!r}: expected auto, none, or a log sd like 0.02 "
+                            f"or 2%")
+        return value, f"run-to-run sd {value:.1%} (--between-run)"
+    rec = load_record(new)
+    same = []
+    for run in find_runs(new.parent, rec.scenario.name):
+        if run.resolve() == new.resolve():
+            continue
+        try:
+            if not metadata_differences(load_record(run), rec):
+                same.append(run)
+        except UserError:
+            continue
+    if len(same) >= RUN_TO_RUN_MIN_RUNS:
+        sd, n = run_to_run_sd(load_samples(*same), gate.metrics)
+        if math.isfinite(sd):
+            return sd, (f"run-to-run sd {sd:.1%} estimated from {n} earlier runs of "
+                        f"{rec.scenario.name} in the same environment (random effects)")
+    return RUN_TO_RUN_DEFAULT_SD, (f"run-to-run sd {RUN_TO_RUN_DEFAULT_SD:.0%} (the conservative "
+                                   f"default: {len(same)} earlier runs of {rec.scenario.name} in "
+                                   f"the same environment, {RUN_TO_RUN_MIN_RUNS} needed)")
 
 
 def _run_dir(text: str) -> Path:
@@ -205,17 +287,25 @@ def cmd_report(args) -> ExitStatus:
 
 
 def _compare_gate(args: argparse.Namespace, meta: dict,
-                  warn: Callable[[str], None]) -> tuple[Gate, float]:
-    """The gate (scenario's, or --gate's metrics) and the default threshold of a compare."""
+                  warn: Callable[[str], None]) -> tuple[Gate, float, bool]:
+    """The gate (scenario's, or --gate's metrics), the default threshold of a compare and whether
+    inconclusive gated rows pass (--allow-inconclusive or the scenario's gate says so)."""
     from vbench.stats.compare import DEFAULT_THRESHOLD, Gate
 
-    gate, gate_threshold = scenario_gate(meta, warn)
+    from vbench.core.metrics import METRICS
+
+    gate, gate_threshold, allow = scenario_gate(meta, warn)
+    allow = allow or bool(getattr(args, "allow_inconclusive", False))
     if args.gate:
-        gate = Gate(tuple(m.strip() for m in args.gate.split(",") if m.strip()), gate.variants,
-                    gate.workloads)
+        names = tuple(m.strip() for m in args.gate.split(",") if m.strip())
+        unknown = [m for m in names if m not in METRICS]
+        if unknown or not names:
+            raise UserError(f"--gate {args.gate!r}: no such metric {', '.join(unknown) or '(none)'}"
+                            f"; gate on metrics vbench measures, e.g. iops, clat_p99, throughput")
+        gate = Gate(names, gate.variants, gate.workloads)
     if args.default_threshold is not None:
-        return gate, args.default_threshold
-    return gate, gate_threshold or DEFAULT_THRESHOLD
+        return gate, args.default_threshold, allow
+    return gate, gate_threshold or DEFAULT_THRESHOLD, allow
 
 
 def cmd_compare(args) -> ExitStatus:
@@ -237,24 +327,32 @@ def cmd_compare(args) -> ExitStatus:
     thresholds = parse_thresholds(args.threshold)
     abs_thresholds = parse_abs_thresholds(args.abs_threshold)
     base, new = _run_dir(args.base), _run_dir(args.new)
+    check_comparable(base, new, getattr(args, "allow_mixed", False))
     warnings: list[str] = []
     base_df = load_samples(base, warn=warnings.append)
     new_df = load_samples(new, warn=warnings.append)
     present = set(base_df["metric"]) | set(new_df["metric"])
-    for metric in sorted((set(thresholds) | set(abs_thresholds)) - present):
-        warnings.append(f"--threshold {metric}=...: no metric {metric!r} in these runs (metrics: "
-                        f"{', '.join(sorted(present)) or 'none'})")
-    gate, default = _compare_gate(args, load_meta(new), warnings.append)
+    absent = sorted((set(thresholds) | set(abs_thresholds)) - present)
+    if absent:
+        raise UserError(f"--threshold {absent[0]}=...: no metric {absent[0]!r} in these runs "
+                        f"(metrics: {', '.join(sorted(present)) or 'none'})")
+    gate, default, allow_inconclusive = _compare_gate(args, load_meta(new), warnings.append)
     for w in warnings:
         out(f"warning: {w}")
+    blockers = []
     for label, path in (("base", base), ("new", new)):
         status = load_meta(path).get("status")
-        if status and status != "complete":
-            out(f"warning: the {label} run {path.name} is {status}; its numbers may be partial")
+        if status != "complete" and not getattr(args, "allow_incomplete", False):
+            blockers.append(f"the {label} run {path.name} is {status or 'of unknown status'}, "
+                            f"not complete (its numbers may be partial; --allow-incomplete to "
+                            f"judge it anyway)")
+    tau, tau_note = between_run(getattr(args, "between_run", "none"), base, new, gate)
+    out(f"between runs: {tau_note}")
     result = compare.compare(base_df, new_df, thresholds=thresholds, abs_thresholds=abs_thresholds,
+                              between_run_sd=tau,
                               default_threshold=default, alpha=args.alpha,
                               allow_mixed=args.allow_mixed, correction=args.correction, gate=gate,
-                              fail_inconclusive=not args.allow_inconclusive)
+                              fail_inconclusive=not allow_inconclusive, blockers_in=blockers)
     out(f"compare: base {base.name} -> new {new.name}")
     out(result.to_text())
     for path, text, label in ((args.json, result.to_json, "json"),
@@ -262,12 +360,11 @@ def cmd_compare(args) -> ExitStatus:
         if path and not write_file_or_stdout(path, text()):
             out(f"{label}: {path}")
     if result.gate_failed:
-        t = result.table
-        failing = t[t["gated"] & t["status"].isin(["regression", "inconclusive"])]
+        failing = result.gate_failing
         worst = ", ".join(f"{r.status} {r.metric} of {r.workload} on {r.variant}"
                           for r in failing.head(3).itertuples(index=False))
         more = f" and {len(failing) - 3} more" if len(failing) > 3 else ""
-        raise RegressionFound(f"{result.gate_message()}: {worst}{more}")
+        raise RegressionFound(f"{result.gate_message()}" + (f": {worst}{more}" if worst else ""))
     return ExitStatus.SUCCESS
 
 

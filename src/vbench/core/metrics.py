@@ -156,6 +156,12 @@ def metric_label(metric: str) -> str:
     return metric_info(metric).label
 
 
+def metric_unit(metric: str) -> str:
+    """The metric's unit from the catalogue ("" for a metric it does not list)."""
+    info = METRICS.get(metric)
+    return info.unit if info else ""
+
+
 @dataclass
 class CommandResult:
     """What one command run in a guest (or on the host) did."""

@@ -11,14 +11,9 @@ from __future__ import annotations
 from typing import Iterable
 
 from vbench.core.metrics import METRICS, metric_info
+from vbench.core.policy import is_baseline
 from vbench.report.load import RunInfo
 from vbench.report.palette import RUN_MARKERS, Palette
-
-HOST_VARIANT = "host"
-
-
-def is_baseline(variant: str, device: str) -> bool:
-    return variant == HOST_VARIANT or device == HOST_VARIANT
 
 
 def metric_order(metrics: Iterable[str]) -> list[str]:

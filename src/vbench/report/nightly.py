@@ -21,11 +21,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from vbench.core import fmt
+from vbench.core.policy import VERDICTS, fails_gate
 
-# Verdicts in the order a reader wants them (old and new names: the compare JSON may carry either).
-SEVERITY = ("regression", "regressed", "inconclusive", "noisy", "insufficient", "missing",
-            "improvement", "improved", "unchanged")
-FAILING = ("regression", "regressed")
+# Older compare JSON named some verdicts differently: their current names.
+OLD_NAMES = {"regressed": "regression", "noisy": "inconclusive", "insufficient": "inconclusive",
+             "improved": "improvement"}
+SEVERITY = VERDICTS
 MAX_ROWS = 60
 
 
@@ -66,7 +67,20 @@ def _cell(text) -> str:
 
 
 def _status(row: dict) -> str:
-    return str(row.get("status") or row.get("verdict") or "")
+    status = str(row.get("status") or row.get("verdict") or "")
+    return OLD_NAMES.get(status, status)
+
+
+def _centre(row: dict, side: str):
+    """What the change is computed from (older compare JSON: the median)."""
+    value = row.get(f"centre_{side}")
+    return row.get(f"median_{side}") if value is None else value
+
+
+def _fails(cmp: dict, row: dict) -> bool:
+    """Whether this row fails the compare's gate, with the compare's own --allow-inconclusive."""
+    allow = not (cmp.get("gate") or {}).get("fail_inconclusive", True)
+    return bool(row.get("gated", True)) and fails_gate(_status(row), allow)
 
 
 def _sorted_rows(rows: list[dict]) -> list[dict]:
@@ -85,20 +99,25 @@ def verdict_markdown(label: str, cmp: dict) -> list[str]:
         counts[_status(r)] = counts.get(_status(r), 0) + 1
     base = ", ".join(cmp.get("base_runs") or []) or "?"
     out = [f"#### against the {label} run `{base}`", ""]
-    out.append(", ".join(f"**{n} {s}**" if s in FAILING or s == "inconclusive" else f"{n} {s}"
+    failing = {_status(r) for r in shown if _fails(cmp, r)}
+    out.append(", ".join(f"**{n} {s}**" if s in failing else f"{n} {s}"
                          for s, n in sorted(counts.items(), key=lambda kv: (
                              SEVERITY.index(kv[0]) if kv[0] in SEVERITY else 99)))
                + (f" ({len(gated)} gated rows shown)" if gated else f" ({len(rows)} rows)"))
+    message = (cmp.get("gate") or {}).get("message")
+    if message:
+        out += ["", _cell(message)]
     out.append("")
-    out.append("| verdict | workload | variant | metric | base | new | change | 95 % interval |")
+    out.append("| verdict | workload | variant | metric | base (geo. mean) | new (geo. mean) | change "
+               "| 95 % interval |")
     out.append("|---|---|---|---|---:|---:|---:|---|")
     srt = _sorted_rows(shown)
     for r in srt[:MAX_ROWS]:
         st = _status(r)
-        mark = f"**{st}**" if st in FAILING or st == "inconclusive" else st
+        mark = f"**{st}**" if _fails(cmp, r) else st
         out.append(f"| {mark} | {_cell(r.get('workload'))} | {_cell(r.get('variant'))} | "
-                   f"{_cell(r.get('metric'))} | {fmt.num(r.get('median_base'))} | "
-                   f"{fmt.num(r.get('median_new'))} | {fmt.change(r.get('change'))} | "
+                   f"{_cell(r.get('metric'))} | {fmt.num(_centre(r, 'base'))} | "
+                   f"{fmt.num(_centre(r, 'new'))} | {fmt.change(r.get('change'))} | "
                    f"{fmt.interval(r.get('ci_low'), r.get('ci_high'), fmt.change)} |")
     if len(srt) > MAX_ROWS:
         out.append(f"\n… and {len(srt) - MAX_ROWS} more rows in the compare JSON.")

@@ -135,7 +135,7 @@ def ratio_rows(ratios, flags: Flags, run_order: list[str], unit) -> list[dict]:
             "metric": metric_label(x.metric), "metric_id": x.metric, "unit": unit(x.metric),
             "variant": x.variant, "reference": x.reference,
             "context": f"{x.accelerator} on {x.host}",
-            "median": fmt.num(x.median), "median_reference": fmt.num(x.median_reference),
+            "median": fmt.num(x.centre), "median_reference": fmt.num(x.centre_reference),
             "ratio": fmt.ratio(x.ratio), "ci": fmt.interval(x.ci_low, x.ci_high, fmt.ratio),
             "advantage": fmt.ratio(adv), "p": fmt.pvalue(x.p_value), "test": x.test,
             "n": f"{x.n}/{x.n_reference}", "verdict": x.verdict,
@@ -171,8 +171,8 @@ def host_rows(data: Data, flags: Flags, run_order: list[str]) -> list[dict]:
         lo, hi = perf_ci(x)
         rows.append({"run": x.run_id, "scenario": x.scenario, "workload": x.workload,
                      "metric": metric_label(x.metric), "unit": data.unit(x.metric),
-                     "variant": x.variant, "median": fmt.num(x.median),
-                     "host_median": fmt.num(x.host_median), "performance": fmt.pct(x.performance),
+                     "variant": x.variant, "median": fmt.num(x.centre),
+                     "host_median": fmt.num(x.host_centre), "performance": fmt.pct(x.performance),
                      "ci": fmt.interval(lo, hi, fmt.pct), "over": bool(x.performance > 1),
                      "flags": [f for f in flags.get(x.run_id, x.scenario, x.workload, x.metric,
                                                     x.variant) if f["kind"] == "host"]})

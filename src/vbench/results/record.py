@@ -23,6 +23,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vbench.core.errors import StoreError
+from vbench.core import policy
 
 SCHEMA_VERSION = 2
 STATUSES = ("running", "complete", "incomplete")
@@ -250,12 +251,9 @@ def validate_for_write(rec: RunRecord) -> dict[str, Any]:
 
 # ---- metadata that must match before runs are pooled or compared --------------------------------
 
-# Like pyperf's _CHECKED_METADATA: a difference in any of these makes two runs different
-# experiments; numbers from them must not be pooled, and a comparison must say so.
-CHECKED_METADATA: tuple[str, ...] = (
-    "accelerator", "host", "cpu_model", "cpus", "host_kernel", "qemu_version", "libvirt_version",
-    "guest_kernel", "guest_image_key",
-)
+# The list and the comparison rule live in vbench.core.policy (one home); this module reads them off
+# a record.
+CHECKED_METADATA = policy.CHECKED_METADATA
 
 
 def checked_metadata(rec: RunRecord) -> dict[str, str | None]:
@@ -273,17 +271,9 @@ def checked_metadata(rec: RunRecord) -> dict[str, str | None]:
 
 
 def metadata_differences(a: RunRecord, b: RunRecord) -> dict[str, tuple[str, str]]:
-    """The checked facts that differ between two runs: key -> (value in a, value in b).
-
-    A fact only one run recorded (older runs lack some) is not counted as a difference: unknown
-    is not different.
-    """
-    ma, mb = checked_metadata(a), checked_metadata(b)
-    return {k: (str(ma[k]), str(mb[k])) for k in CHECKED_METADATA
-            if ma[k] is not None and mb[k] is not None and ma[k] != mb[k]}
+    """The checked facts that differ between two runs: key -> (value in a, value in b)
+    (:func:`vbench.core.policy.metadata_differences`)."""
+    return policy.metadata_differences(checked_metadata(a), checked_metadata(b))
 
 
-def describe_differences(diffs: dict[str, tuple[str, str]]) -> str:
-    """One line: ``host_kernel: 6.1 vs 6.18; qemu_version: 7.2 vs 8.0``."""
-    return "; ".join(f"{k}: {a} vs {b}" for k, (a, b) in diffs.items())
-
+describe_differences = policy.describe_differences

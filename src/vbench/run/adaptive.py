@@ -50,10 +50,11 @@ def _base_workload(scn, stored: str) -> str:
 
 def single_groups(scn, rows: Iterable[dict]) -> dict[tuple, list[float]]:
     """Gated (workload, metric, variant) -> values so far: the rows ``vbench compare`` will gate
-    (the scenario's ``gate:``, else compare's default gated metrics; never the host baseline)."""
+    (the scenario's ``gate:``, its metrics defaulting to the device kind's; never the host
+    baseline)."""
     from vbench.stats.compare import Gate
 
-    gate = Gate.from_spec(getattr(scn, "gate", None))
+    gate = Gate.from_spec(getattr(scn, "gate", None), scn.device)
     out: dict[tuple, list[float]] = {}
     for r in rows:
         if not gate.covers(_base_workload(scn, r["workload"]), r["metric"], r["variant"]):

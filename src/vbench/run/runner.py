@@ -32,6 +32,7 @@ from vbench.host import ssh as remote
 from vbench.core import paths
 from vbench.core.errors import ImageError, LabError, UserError
 from vbench.core.errors import BootError
+from vbench.core.policy import HOST_VARIANT
 from vbench.run.executors import Target, execute
 from vbench.results.record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
 from vbench.scenario.schema import Scenario
@@ -78,7 +79,8 @@ def _initial_record(run_id: str, scn: Scenario, scenario_file: str, text: str, e
                                    paravirtual=prof.is_paravirtual(scn.device),
                                    profile=prof.model_dump(), baseline=False)
     if scn.host_baseline:
-        variants["host"] = Variant(device="host", model="host", paravirtual=False, baseline=True,
+        variants[HOST_VARIANT] = Variant(device=HOST_VARIANT, model=HOST_VARIANT, paravirtual=False,
+                                         baseline=True,
                                    profile=None)
     workloads = {}
     for w in scn.workloads:
@@ -151,7 +153,7 @@ class LabGuests:
         if rh is not None:  # on the other host, where the guests run
             rf = rh.host_scratch(self.rd.run_id, disk.size_gib, disk.preallocate)
             stack.callback(rh.remove_dir, rf.parent)
-            return Target("host", None, {}, host_scratch=rf, lab=self.lab)
+            return Target(HOST_VARIANT, None, {}, host_scratch=rf, lab=self.lab)
         d = paths.guests_dir() / f"vbench-host-{self.rd.run_id}"
         shutil.rmtree(d, ignore_errors=True)  # a leftover of a killed run being resumed: the
         d.mkdir(parents=True)                 # scratch file is then created anew, exclusively
@@ -159,7 +161,7 @@ class LabGuests:
         claim_dir(d)
         f = d / "scratch.raw"
         make_scratch(f, disk.size_gib, disk.preallocate)
-        return Target("host", None, {}, host_scratch=f)
+        return Target(HOST_VARIANT, None, {}, host_scratch=f)
 
 
 def check_guest(g, scn) -> None:

@@ -37,6 +37,7 @@ from vbench.core.metrics import Sample
 from vbench.results.record import DriverCheck, Failure, RunRecord, Timing
 from vbench.core.errors import BootError
 from vbench.results.record import Retry
+from vbench.core.policy import HOST_VARIANT
 from vbench.scenario.schema import Scenario, Variant, Workload
 from vbench.results.rundir import RunDir, unit_key
 
@@ -69,7 +70,7 @@ def plan(scn: Scenario, repetitions: int, first: int = 0) -> list[Unit]:
     ``first`` starts at a later repetition (more repetitions appended to a running plan keep the
     rotation going).
     """
-    names = [v.name for v in scn.variants] + (["host"] if scn.host_baseline else [])
+    names = [v.name for v in scn.variants] + ([HOST_VARIANT] if scn.host_baseline else [])
     units = []
     for r in range(first, first + repetitions):
         k = r % len(names) if scn.order == "interleaved" else 0
@@ -216,8 +217,8 @@ class RunSession:
                 self.dead[v.name] = str(exc)
                 self.record_failure(v.name, "*", None, exc)
                 self.say(f"variant {v.name} failed to come up: {exc}")
-        if "host" in needed:
-            self.targets["host"] = self.guests.host(stack)
+        if HOST_VARIANT in needed:
+            self.targets[HOST_VARIANT] = self.guests.host(stack)
 
     def _boot(self, stack: contextlib.ExitStack, v: Variant, index: int, rep: int | None) -> Target:
         booted = self._boot_retrying(stack, v, index, rep)
@@ -295,7 +296,7 @@ class RunSession:
 
     def _measure(self, u: Unit) -> tuple[list[Sample], str]:
         with contextlib.ExitStack() as unit_stack:
-            if self.scn.fresh_boot and u.variant != "host":
+            if self.scn.fresh_boot and u.variant != HOST_VARIANT:
                 # Boot-time facts need a boot per sample: this guest lives for one unit.
                 i, v = self._vindex[u.variant]
                 self.targets[u.variant] = self._boot(unit_stack, v, i, u.repetition)

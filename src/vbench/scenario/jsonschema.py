@@ -86,7 +86,7 @@ UNITS = {
     "parallel": "streams", "count": "packets", "pings": "round trips", "files": "files",
     "queues": "queues", "repetitions": "repetitions", "min": "repetitions", "max": "repetitions",
 }
-UNITLESS = {"model", "bus", "format", "cache", "io", "preallocate", "iothread", "vhost",
+UNITLESS = {"allow_inconclusive", "model", "bus", "format", "cache", "io", "preallocate", "iothread", "vhost",
             "backend", "accessmode", "virtiofsd", "name", "description", "device", "smoke",
             "order", "host_baseline", "fresh_boot", "connect", "guest", "defaults",
             "fio_defaults", "variants", "workloads", "gate", "reference", "image", "machine",

@@ -25,6 +25,8 @@ from vbench.workloads.fio import FioDefaults, runtime_of
 from vbench.core.untrusted import UntrustedInputError, load_yaml, read_text
 from vbench.scenario.fielderrors import (Problems, error_text, field_path, validation_problems)
 from vbench.workloads import fiojob
+from vbench.core.metrics import METRICS
+from vbench.core.policy import HOST_VARIANT
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
 Name = Annotated[str, Field(pattern=NAME_RE)]
@@ -189,16 +191,48 @@ class Variant(DeviceOverrides):
     name: Name
 
 
-class GateSpec(_Strict):
-    """What `vbench compare` gates on (the rest is reported): ``metrics`` of every workload that
-    has them, on ``variants`` (default: all but the host baseline) of ``workloads`` (default:
-    all); ``threshold``: the relative change that matters for these metrics (default: compare's)."""
+def percent(v: Any) -> Any:
+    """"5%" -> 0.05; anything else unchanged (the field's bounds then check it)."""
+    if isinstance(v, str) and v.strip().endswith("%"):
+        try:
+            return float(v.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"expected a fraction like 0.05 or a percentage like 5% (got {v!r})")
+    return v
 
-    metrics: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]{1,48}$")]] = Field(
-        default_factory=lambda: ["iops", "clat_p99"], min_length=1, max_length=32)
+
+class GateSpec(_Strict):
+    """What `vbench compare` gates on (the rest is reported): ``metrics`` (default: the device
+    kind's, :data:`vbench.core.policy.DEFAULT_GATE_METRICS`, whatever else is set here) of every
+    workload that has them, on ``variants`` (default: all but the host baseline) of
+    ``workloads`` (default: all); ``threshold``: the relative change that matters for these
+    metrics, a fraction in (0, 1) or a percentage like 10% (default: compare's)."""
+
+    metrics: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]{1,48}$")]] | None = Field(
+        None, min_length=1, max_length=32)
     variants: list[Name] | None = Field(None, min_length=1)
     workloads: list[Name] | None = Field(None, min_length=1)
-    threshold: float | None = Field(None, gt=0, lt=1)
+    threshold: Annotated[float | None, WithJsonSchema({  # what the "before" validator accepts
+        "anyOf": [{"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                  {"type": "string", "pattern": r"^\s*[0-9]*\.?[0-9]+\s*%\s*$"}, {"type": "null"}],
+        "title": "Threshold"})] = Field(None, gt=0, lt=1)
+    allow_inconclusive: bool = Field(False, description="inconclusive gated rows are reported "
+                                     "but do not fail the gate (as --allow-inconclusive): it "
+                                     "fails on regressions and missing rows")
+
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, v: list[str] | None) -> list[str] | None:
+        unknown = [m for m in v or () if m not in METRICS]
+        if unknown:
+            raise ValueError(f"no such metric {', '.join(unknown)} (known: see "
+                             f"vbench.core.metrics.METRICS, e.g. iops, clat_p99, throughput)")
+        return v
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _percent(cls, v: Any) -> Any:
+        return percent(v)
 
 
 class Repetitions(_Strict):
@@ -215,12 +249,7 @@ class Repetitions(_Strict):
     @field_validator("target_ci", mode="before")
     @classmethod
     def _percent(cls, v: Any) -> Any:
-        if isinstance(v, str) and v.strip().endswith("%"):
-            try:
-                return float(v.strip()[:-1]) / 100
-            except ValueError:
-                raise ValueError(f"expected a fraction like 0.05 or a percentage like 5% (got {v!r})")
-        return v
+        return percent(v)
 
     @model_validator(mode="after")
     def _ordered(self) -> "Repetitions":
@@ -261,8 +290,8 @@ class Scenario(_Strict):
         """Every problem of the fields taken together, one line each with its field path."""
         out: list[str] = []
         names = [v.name for v in self.variants]
-        if len(set(names)) != len(names) or "host" in names:
-            out.append("variants: variant names must be unique and not 'host' (reserved for "
+        if len(set(names)) != len(names) or HOST_VARIANT in names:
+            out.append(f"variants: variant names must be unique and not {HOST_VARIANT!r} (reserved for "
                        "the baseline)")
         wnames = [w.name for w in self.workloads]
         if len(set(wnames)) != len(wnames):
@@ -278,7 +307,7 @@ class Scenario(_Strict):
             out.append(f"reference: no variant named {self.reference!r} "
                        f"(variants: {', '.join(names)})")
         if self.gate is not None:
-            out += _gate_problems(self.gate, names + ["host"] * self.host_baseline, wnames)
+            out += _gate_problems(self.gate, names + [HOST_VARIANT] * self.host_baseline, wnames)
         if out:
             return out  # the profiles below assume sound variants
         for i, v in enumerate(self.variants):

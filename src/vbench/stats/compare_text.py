@@ -1,9 +1,11 @@
 """A comparison as text for the terminal and as JUnit XML (the numbers come from vbench.stats.compare).
 
-JUnit: one testcase per row; a gated regression is a ``failure`` (type ``regression``), a gated
-inconclusive row a ``failure`` of type ``inconclusive`` when it fails the gate (the default) and
-``skipped`` when inconclusive rows are allowed; missing rows are ``skipped``; everything else,
-including rows outside the gate, passes with its description in ``system-out``.
+JUnit: one testcase per row; a gated row that fails the gate (:func:`vbench.core.policy.fails_gate`:
+a regression, a missing row, an inconclusive row unless allowed) is a ``failure`` typed by its
+verdict; inconclusive or missing rows that do not fail it are ``skipped``; everything else,
+including rows outside the gate, passes with its description in ``system-out``. A reason that
+fails the gate as a whole (no gated rows, an incomplete run) is one more failing testcase
+``gate``.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import math
 
 from vbench.core import fmt
+from vbench.core.policy import VERDICTS, fails_gate
 
-ORDER = ("regression", "inconclusive", "improvement", "unchanged", "missing")
 
 
 def _num(v, digits: int = 4) -> str:
@@ -44,8 +46,10 @@ def _xml_safe(text: str) -> str:
 
 def describe_row(row: dict) -> str:
     gated = "gated" if row.get("gated") else "reported"
+    unit = f" {row['unit']}" if row.get("unit") else ""
     return (f"{row['status']} ({gated}): {row['metric']} of {row['workload']} on {row['variant']} "
-            f"{_num(row['median_base'])} -> {_num(row['median_new'])} ({_change(row, 'change')}, "
+            f"{_num(row['centre_base'])} -> {_num(row['centre_new'])}{unit} ({row.get('centre')}s; "
+            f"change {_change(row, 'change')}, "
             f"95% CI [{_change(row, 'ci_low')}, {_change(row, 'ci_high')}], "
             f"p={_num(row['p_value'], 3)}, adjusted p={_num(row.get('p_adjusted'), 3)}, "
             f"threshold {_change(row, 'threshold', signed=False)}, smallest detectable change "
@@ -54,20 +58,21 @@ def describe_row(row: dict) -> str:
 
 def text(result) -> str:
     """A plain-text table for the terminal: gated rows first, then by verdict."""
-    order = {s: i for i, s in enumerate(ORDER)}
+    order = {s: i for i, s in enumerate(VERDICTS)}
     t = result.table.copy()
     t["_o"] = t["status"].map(order)
     t["_g"] = ~t["gated"].astype(bool)
     t = t.sort_values(["_g", "_o", "workload", "metric", "variant"], kind="stable")
-    header = ("status", "gate", "workload", "variant", "metric", "base", "new", "change",
-              "95% CI", "p adj", "detectable")
+    header = ("status", "gate", "workload", "variant", "metric", "base", "new", "unit", "change",
+              "95% CI", "p", "p adj", "detectable")
     lines = [header]
     for row in t.to_dict(orient="records"):
         lines.append((row["status"], "*" if row["gated"] else "", str(row["workload"]),
-                      str(row["variant"]), str(row["metric"]), _num(row["median_base"]),
-                      _num(row["median_new"]), _change(row, "change"),
+                      str(row["variant"]), str(row["metric"]), _num(row["centre_base"]),
+                      _num(row["centre_new"]), str(row.get("unit") or ""), _change(row, "change"),
                       f"[{_change(row, 'ci_low')}, {_change(row, 'ci_high')}]",
-                      _num(row["p_adjusted"], 3), _change(row, "detectable", signed=False)))
+                      _num(row["p_value"], 3), _num(row["p_adjusted"], 3),
+                      _change(row, "detectable", signed=False)))
     widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
     out = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in lines]
     c = result.counts()
@@ -75,7 +80,12 @@ def text(result) -> str:
     out.append((", ".join(f"{v} {k}" for k, v in c.items() if v) or "nothing to compare")
                + f" (alpha {result.alpha}, p-values adjusted within the gated family and within "
                  f"the rest: {result.correction}; * = gated)")
-    failing = t[t["gated"].astype(bool) & t["status"].isin(["regression", "inconclusive"])]
+    out.append("base/new: geometric means (means on absolute rows, medians below 2 values), "
+               "the numbers the change is computed from; 95% CI goes with p (unadjusted), the "
+               "verdict with p adj. Regression: p adj < alpha and the change beyond the "
+               "threshold; unchanged: the 90% interval within it.")
+    failing = t[t["gated"].astype(bool)
+                & t["status"].map(lambda s: fails_gate(s, not result.fail_inconclusive))]
     for row in failing.head(10).to_dict(orient="records"):
         out.append(f"why: {row['status']} {row['metric']} of {row['workload']} on "
                    f"{row['variant']}: {row['reason']}")
@@ -91,7 +101,8 @@ def junit(result) -> str:
     rows = result.table.to_dict(orient="records")
     kinds = [_junit_kind(r, result.fail_inconclusive) for r in rows]
     suite = ET.Element("testsuite", name="vbench.compare", tests=str(len(rows)),
-                       failures=str(sum(k in ("regression", "inconclusive") for k in kinds)),
+                       failures=str(sum(k not in ("pass", "skipped") for k in kinds)
+                                    + len(result.blockers)),
                        errors="0", skipped=str(kinds.count("skipped")))
     props = ET.SubElement(suite, "properties")
     for name, value in (("base_runs", ",".join(result.base_runs)),
@@ -107,22 +118,24 @@ def junit(result) -> str:
         case = ET.SubElement(suite, "testcase", classname=classname,
                              name=_xml_safe(str(row["metric"])), time="0")
         desc = _xml_safe(describe_row(row))
-        if kind in ("regression", "inconclusive"):
+        if kind not in ("pass", "skipped"):
             fail = ET.SubElement(case, "failure", message=desc, type=kind)
             fail.text = desc
         elif kind == "skipped":
             ET.SubElement(case, "skipped", message=desc)
         else:
             ET.SubElement(case, "system-out").text = desc
+    for why in result.blockers:
+        case = ET.SubElement(suite, "testcase", classname="vbench.compare", name="gate", time="0")
+        ET.SubElement(case, "failure", message=_xml_safe(why), type="refused").text = _xml_safe(why)
+    suite.set("tests", str(len(rows) + len(result.blockers)))
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def _junit_kind(row: dict, fail_inconclusive: bool) -> str:
+    """The failure type of a row that fails the gate (its verdict, :func:`policy.fails_gate`),
+    else "skipped" (missing or inconclusive outside the gate, or allowed) or "pass"."""
     status, gated = row["status"], bool(row.get("gated"))
-    if status == "missing":
-        return "skipped"
-    if gated and status == "regression":
-        return "regression"
-    if gated and status == "inconclusive":
-        return "inconclusive" if fail_inconclusive else "skipped"
-    return "pass"
+    if gated and fails_gate(status, not fail_inconclusive):
+        return status
+    return "skipped" if status in ("missing", "inconclusive") else "pass"

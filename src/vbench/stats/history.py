@@ -17,6 +17,12 @@ dynamic programming (optimal partitioning, as asv's ``step_detect.py`` does with
   one odd night is not a step; segments hold at least ``min_size`` runs; steps smaller than
   ``min_rel_step`` are dropped.
 
+False steps are controlled per page, not per series: a history page shows every series of a
+scenario (about 32), so each extra segment costs ``2.5 ln(series)`` more (:func:`penalty`), and
+the newest run is tested on its own (:func:`newest_step`) against the level of the last segment
+at half the page's level (the other half is the fit's): a step at last night shows up the next morning, where the fit needs two
+runs on each side of a step.
+
 Unlike a 3-sigma rule on single points, the fit compares segment means: a step smaller than the
 point noise is found once enough runs on each side make their means precise.
 """
@@ -30,9 +36,10 @@ import numpy as np
 import pandas as pd
 
 from vbench.stats import inference as stats
+from vbench.core import policy
 from vbench.stats.summary import _groups, prepare
 
-SERIES_KEYS = ["scenario", "workload", "metric", "variant", "accelerator", "host"]
+SERIES_KEYS = list(policy.SERIES_KEYS)
 # Facts of run.json's environment whose change is worth naming at a step.
 ENV_FACTS = (("qemu_version", "QEMU"), ("libvirt_version", "libvirt"),
              ("host_kernel", "host kernel"), ("guest_kernel", "guest kernel"),
@@ -41,9 +48,46 @@ ENV_FACTS = (("qemu_version", "QEMU"), ("libvirt_version", "libvirt"),
 OUTLIER = 5.0
 
 
-def penalty(n: int) -> float:
-    """The cost of one more segment for a series of ``n`` points (in chi-square units)."""
-    return 7.5 + 3.0 * math.log(max(n, 2))
+PAGE_ALPHA = 0.05   # false steps per page (all series of a scenario together)
+
+
+def penalty(n: int, series: int = 1) -> float:
+    """The cost of one more segment for a series of ``n`` points on a page of ``series`` series
+    (in chi-square units): calibrated at one series to under 1 % false steps per flat series of
+    20 runs, and ``2.5 ln(series)`` more so that a page of them stays near that."""
+    return 7.5 + 3.0 * math.log(max(n, 2)) + 2.5 * math.log(max(series, 1))
+
+
+def newest_step(series: Sequence[float], variances: Sequence[float] | None = None,
+                series_on_page: int = 1, min_rel_step: float = 0.03,
+                alpha: float = PAGE_ALPHA / 2) -> float | None:
+    """The step of the newest run against the level of the last segment before it (as a
+    relative change), or None when it is not one: the newest run differs from that level by more
+    than its noise allows at ``alpha`` per page (Bonferroni over ``series_on_page``) and by at
+    least ``min_rel_step``. Needs at least 3 earlier runs."""
+    arr = np.asarray(list(series), dtype=float)
+    var_all = None if variances is None else np.asarray(list(variances), dtype=float)
+    if arr.size < 4 or not np.all(np.isfinite(arr)) or not np.all(arr > 0):
+        return None
+    y = np.log(arr)
+    prev = change_points(arr[:-1].tolist(), None if var_all is None else var_all[:-1].tolist(),
+                         min_rel_step=min_rel_step, series_on_page=series_on_page)
+    start = prev[-1] if prev else 0
+    seg = y[start:-1]
+    if seg.size < 2:
+        return None
+    floor = 1e-3
+    var = _noise(y[:start + seg.size], None if var_all is None else var_all[:start + seg.size],
+                 floor)[start:]
+    w = 1.0 / var
+    level = float(np.sum(w * seg) / np.sum(w))
+    # the newest run's noise is the segment's typical one (its own 3-5 repetitions say little)
+    v_new = float(np.median(var))
+    z = (y[-1] - level) / math.sqrt(v_new + 1.0 / float(np.sum(w)))
+    # the noise level is itself estimated from the segment: Student's t with its size - 1 df
+    crit = stats.t_quantile(1 - alpha / (2 * max(series_on_page, 1)), max(seg.size - 1, 1))
+    step = math.expm1(y[-1] - level)
+    return step if abs(z) > crit and abs(step) >= min_rel_step else None
 
 
 def _noise(y: np.ndarray, variances: np.ndarray | None, floor: float,
@@ -119,7 +163,7 @@ def _level(y: np.ndarray, w: np.ndarray) -> float:
 
 def change_points(series: Sequence[float], variances: Sequence[float] | None = None,
                   min_rel_step: float = 0.03, min_size: int = 2,
-                  beta: float | None = None) -> list[int]:
+                  beta: float | None = None, series_on_page: int = 1) -> list[int]:
     """Positions where a new level starts in a series of per-run estimates (oldest first).
 
     ``variances``: each point's own variance on the log scale (for positive series) or raw scale
@@ -136,7 +180,7 @@ def change_points(series: Sequence[float], variances: Sequence[float] | None = N
     y = np.log(x) if logs else x
     var_in = None if variances is None else np.asarray(list(variances), dtype=float)[where]
     floor = 1e-3 if logs else 1e-3 * max(float(np.median(np.abs(x))), 1e-12)
-    beta = penalty(y.size) if beta is None else beta
+    beta = penalty(y.size, series_on_page) if beta is None else beta
     w = _weights(y, _noise(y, var_in, floor))
     found = _optimal_partition(y, w, beta, min_size)
     # second pass: the noise re-estimated around the first fit
@@ -168,6 +212,36 @@ def run_levels(values: np.ndarray) -> tuple[float, float, float, float, float]:
         logs = np.log(x)
         return med, float(np.exp(np.mean(logs))), float(np.var(logs, ddof=1)) / x.size, lo, hi
     return med, med, math.nan, lo, hi
+
+
+def run_to_run_sd(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> tuple[float, int]:
+    """(run-to-run log sd, runs) over the runs in ``df`` (one scenario and environment): a
+    random-effects (DerSimonian-Laird) estimate of the between-run variance of each series'
+    per-run level (geometric mean, its own variance from its repetitions), the median over the
+    series (only ``metrics`` when given). NaN with fewer than 3 runs."""
+    d = prepare(df)
+    if metrics is not None:
+        d = d[d["metric"].isin(list(metrics))]
+    runs = int(d["run_id"].nunique()) if len(d) else 0
+    if runs < 3:
+        return math.nan, runs
+    vals = d["value"].to_numpy(dtype=float)
+    taus = []
+    series: dict[tuple, list[tuple[float, float]]] = {}
+    for key, pos in _groups(d, SERIES_KEYS + ["run_id"]):
+        _med, level, var, _lo, _hi = run_levels(vals[pos])
+        if math.isfinite(var) and var > 0 and level > 0:
+            series.setdefault(tuple(key[:-1]), []).append((math.log(level), var))
+    for points in series.values():
+        if len(points) < 3:
+            continue
+        y = np.array([p[0] for p in points])
+        w = 1.0 / np.array([p[1] for p in points])
+        mean = float(np.sum(w * y) / np.sum(w))
+        q = float(np.sum(w * (y - mean) ** 2))
+        c = float(np.sum(w) - np.sum(w ** 2) / np.sum(w))
+        taus.append(max(0.0, (q - (len(points) - 1)) / c) if c > 0 else 0.0)
+    return (math.sqrt(float(np.median(taus))) if taus else math.nan), runs
 
 
 def environment_facts(environment: Mapping | None, variant: Mapping | None = None) -> dict:
@@ -223,11 +297,17 @@ def history_table(df: pd.DataFrame, run_order: Sequence[str] | None = None,
     points = _series_points(d, rank, dict(run_dates or {}))
     envs = dict(environments or {})
     changes = []
-    for key, pos in _groups(points, SERIES_KEYS):
+    groups = _groups(points, SERIES_KEYS)
+    for key, pos in groups:
         s = points.iloc[pos]
         meds = s["median"].to_numpy(dtype=float)
-        found = change_points(s["level"].to_numpy(dtype=float), s["var_log"].to_numpy(dtype=float),
-                              min_rel_step=min_rel_step)
+        levels, var_log = s["level"].to_numpy(dtype=float), s["var_log"].to_numpy(dtype=float)
+        found = change_points(levels, var_log, min_rel_step=min_rel_step,
+                              series_on_page=len(groups))
+        if not found or found[-1] != len(meds) - 1:
+            newest = newest_step(levels, var_log, len(groups), min_rel_step)
+            if newest is not None:
+                found = found + [len(meds) - 1]
         bounds = [0] + found + [len(meds)]
         for j, i in enumerate(found, start=1):
             before = float(np.nanmedian(meds[bounds[j - 1]:i]))

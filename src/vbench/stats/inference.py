@@ -20,6 +20,13 @@ Choices worth knowing (and why):
   distribution free: ``1 - 2 * P(Binomial(n, 1/2) < k)``).
 * **Multiple testing**: Benjamini-Hochberg (false discovery rate) or Holm (family-wise error)
   adjusted p-values; a NaN p-value is not a test.
+* **Stalls** (:func:`outliers`): a repetition more than :data:`OUTLIER_K` = 5 robust standard
+  deviations (1.4826 x the median absolute deviation of the logs, at least
+  :data:`OUTLIER_FLOOR` = 1 %) from the median of the logs, in a group of at least
+  :data:`OUTLIER_MIN_N` = 8, is an outlier: a stalled repetition (one in 20 at 0.5x made 97 % of
+  A/A compares fail). Compare sets them aside (the row says how many), adaptive runs measure
+  further rounds in their place. Under log-normal noise a repetition is flagged about once in
+  10^5 (k = 5 at the MAD's spread).
 * **Smallest detectable change**: the true change that a row would call significant with 80 %
   power at its (corrected) level, from its own standard error and degrees of freedom:
   ``(t(1 - a/2, df) + t(power, df)) * se``.
@@ -36,6 +43,9 @@ import numpy as np
 import numpy.typing as npt
 
 CONFIDENCE = 0.95
+OUTLIER_K = 5.0         # robust z (log scale) beyond which a repetition is an outlier (a stall)
+OUTLIER_FLOOR = 0.01    # the robust spread never counts below 1 % (identical values)
+OUTLIER_MIN_N = 8       # fewer values: nothing is flagged (the MAD of 5 is too noisy)
 POWER = 0.80
 MIN_REPS = 3            # fewer repetitions per side than this: no gate (verdict inconclusive)
 N_BOOT = 2000
@@ -67,6 +77,25 @@ def t_two_sided_p(t: float, df: float) -> float:
     if not math.isfinite(df):
         return float(2 * special.ndtr(-abs(t)))
     return float(2 * special.stdtr(df, -abs(t)))
+
+
+# ---- outliers (stalls) -----------------------------------------------------------------------
+
+def outliers(values: Values) -> np.ndarray:
+    """A boolean mask of the outlying repetitions of one group (the rule: module docstring)."""
+    x = np.asarray(values, dtype=float)
+    out = np.zeros(x.size, dtype=bool)
+    if x.size < OUTLIER_MIN_N or not positive(x):
+        return out
+    z = np.log(x)
+    med = float(np.median(z))
+    spread = max(1.4826 * float(np.median(np.abs(z - med))), OUTLIER_FLOOR)
+    return np.abs(z - med) > OUTLIER_K * spread
+
+
+def without_outliers(values: Values) -> np.ndarray:
+    x = np.asarray(values, dtype=float)
+    return x[~outliers(x)]
 
 
 # ---- Welch's test ---------------------------------------------------------------------------------
@@ -117,6 +146,18 @@ def welch(base: Values, new: Values, confidence: float = CONFIDENCE,
     df = (vx + vy) ** 2 / (vx ** 2 / (x.size - 1) + vy ** 2 / (y.size - 1))
     half = t_quantile(0.5 + confidence / 2, df) * se
     return Welch(d, se, df, t_two_sided_p(d / se, df), d - half, d + half, scale)
+
+
+def widen(w: Welch, extra_var: float, confidence: float = CONFIDENCE) -> Welch:
+    """Welch's result with ``extra_var`` added to the variance of its estimate (a between-run
+    component two separately measured runs carry and their repetitions cannot see); the degrees
+    of freedom are kept (conservative for the added part only when it is small)."""
+    if not (extra_var > 0 and math.isfinite(w.se)):
+        return w
+    se = math.sqrt(w.se ** 2 + extra_var)
+    half = t_quantile(0.5 + confidence / 2, w.df) * se
+    return Welch(w.estimate, se, w.df, t_two_sided_p(w.estimate / se, w.df),
+                 w.estimate - half, w.estimate + half, w.scale)
 
 
 def detectable(se: float, df: float, alpha: float, power: float = POWER) -> float:

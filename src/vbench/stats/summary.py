@@ -23,15 +23,14 @@ import pandas as pd
 
 from vbench.stats import inference as stats
 from vbench.core.metrics import SAMPLE_COLUMNS, higher_is_better
+from vbench.core.policy import CONTEXT, SERIES_KEYS, is_baseline
 
 NOISY_CV = 0.10          # coefficient of variation above which a group is flagged noisy
 N_BOOT = stats.N_BOOT
 SEED = stats.SEED
 CONFIDENCE = stats.CONFIDENCE
 
-CONTEXT = ("accelerator", "host")
-SUMMARY_KEYS = ("scenario", "workload", "metric", "variant", "accelerator", "host")
-HOST_VARIANT = "host"
+SUMMARY_KEYS = SERIES_KEYS
 
 # ---- preparation -------------------------------------------------------------------------------
 
@@ -127,12 +126,18 @@ def significance(a: np.ndarray, b: np.ndarray, alpha: float = 0.05) -> tuple[flo
     return (w.p, "welch-log" if w.scale == "log" else "welch")
 
 
+def centres(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """The centres a ratio a / b is made of: geometric means (positive samples), else medians.
+    Tables show these next to the ratio, so the ratio is what its neighbours divide to."""
+    if stats.positive(a, b):
+        return float(np.exp(np.mean(np.log(a)))), float(np.exp(np.mean(np.log(b))))
+    return float(np.median(a)), float(np.median(b))
+
+
 def ratio_estimate(a: np.ndarray, b: np.ndarray) -> float:
     """a / b as the ratio of geometric means (positive samples), else of medians."""
-    if stats.positive(a, b):
-        return float(math.exp(np.mean(np.log(a)) - np.mean(np.log(b))))
-    mb = float(np.median(b))
-    return float(np.median(a)) / mb if mb != 0 else math.nan
+    ca, cb = centres(a, b)
+    return ca / cb if cb != 0 else math.nan
 
 
 # ---- summaries ----------------------------------------------------------------------------------
@@ -167,10 +172,6 @@ def summarize(df: pd.DataFrame, noisy_cv: float = NOISY_CV, by_run: bool = False
                      float(np.min(x)), float(np.max(x)), lo, hi, bool(cv > noisy_cv),
                      higher_is_better(metric), mixed))
     return pd.DataFrame(rows, columns=cols)
-
-
-def _is_baseline(variant: str, device: str) -> bool:
-    return variant == HOST_VARIANT or device == HOST_VARIANT
 
 
 def references_of(records: Iterable) -> dict[str, str]:
@@ -211,16 +212,17 @@ def ratios(df: pd.DataFrame, reference: str | Iterable[str] | None = None, by_ru
     d = prepare(df)
     refs = {reference} if isinstance(reference, str) else (set(reference) if reference else None)
     mixed = len(contexts(d)) > 1
-    keys = ["scenario", "workload", "metric", "accelerator", "host"] + (["run_id"] if by_run else [])
+    keys = [k for k in SERIES_KEYS if k != "variant"] + (["run_id"] if by_run else [])
     cols = keys + ["device", "variant", "reference", "model", "reference_model", "n", "n_reference",
-                   "median", "median_reference", "ratio", "ci_low", "ci_high", "p_value", "test",
+                   "median", "median_reference", "centre", "centre_reference", "ratio", "ci_low",
+                   "ci_high", "p_value", "test",
                    "significant", "better", "verdict", "higher_is_better", "mixed_contexts"]
     rows = []
     for key, subs in _nested(d, keys, ["variant"]):
         metric = key[keys.index("metric")]
         hib = higher_is_better(metric)
         by_variant = [(vk[0], dev, model, para, x) for vk, dev, model, para, x in subs
-                      if not _is_baseline(vk[0], dev)]
+                      if not is_baseline(vk[0], dev)]
         declared = (references or {}).get(key[0])
         for pv, dev, pmodel, is_pv, x in by_variant:
             if not (is_pv if declared is None else pv != declared):
@@ -242,8 +244,9 @@ def ratios(df: pd.DataFrame, reference: str | Iterable[str] | None = None, by_ru
                     verdict = "better" if better else "worse"
                 else:
                     verdict = "n.s."
-                rows.append((*key, dev, pv, ref, pmodel, rmodel, x.size, y.size, mx, my, ratio, lo,
-                             hi, p, test, sig, better, verdict, hib, mixed))
+                cx, cy = centres(x, y)
+                rows.append((*key, dev, pv, ref, pmodel, rmodel, x.size, y.size, mx, my, cx, cy,
+                             ratio, lo, hi, p, test, sig, better, verdict, hib, mixed))
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -261,17 +264,18 @@ def host_fractions(df: pd.DataFrame, by_run: bool = False, n_boot: int = N_BOOT,
     d = prepare(df)
     keys = ["scenario", "workload", "metric", "host"] + (["run_id"] if by_run else [])
     cols = keys + ["accelerator", "variant", "device", "model", "paravirtual", "median",
-                   "host_median", "fraction", "ci_low", "ci_high", "performance",
+                   "host_median", "centre", "host_centre", "fraction", "ci_low", "ci_high",
+                   "performance",
                    "higher_is_better"]
     rows = []
     for key, subs in _nested(d, keys, ["variant", "accelerator"]):
-        base = [(vk[1], x) for vk, dev, _m, _p, x in subs if _is_baseline(vk[0], dev)]
+        base = [(vk[1], x) for vk, dev, _m, _p, x in subs if is_baseline(vk[0], dev)]
         if not base:
             continue
         metric = key[keys.index("metric")]
         hib = higher_is_better(metric)
         for (variant, accel), dev, model, para, x in subs:
-            if _is_baseline(variant, dev):
+            if is_baseline(variant, dev):
                 continue
             same = [h for a, h in base if a == accel]
             h = np.concatenate(same if same else [h for _a, h in base])
@@ -279,5 +283,7 @@ def host_fractions(df: pd.DataFrame, by_run: bool = False, n_boot: int = N_BOOT,
             frac = ratio_estimate(x, h) if mh != 0 else math.nan
             lo, hi = ratio_ci(x, h, n_boot, seed)
             perf = frac if hib else (1.0 / frac if frac else math.nan)
-            rows.append((*key, accel, variant, dev, model, para, mx, mh, frac, lo, hi, perf, hib))
+            cx, ch = centres(x, h)
+            rows.append((*key, accel, variant, dev, model, para, mx, mh, cx, ch, frac, lo, hi,
+                         perf, hib))
     return pd.DataFrame(rows, columns=cols)
