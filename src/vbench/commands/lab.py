@@ -17,6 +17,8 @@ def connect_opts(sp: argparse.ArgumentParser) -> None:
 def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
     from .. import images, lab
 
+    if getattr(args, "nested", False):
+        return _nested_up(args)
     lb = lab.up(connect=args.connect, progress=say)
     img = images.find_default()
     acc = lab.accelerator(lb, img.kernel if img else None, override=args.accel)
@@ -25,16 +27,40 @@ def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.SUCCESS
 
 
-def cmd_lab_status(args: argparse.Namespace) -> ExitStatus:
-    from .. import lab
+def _nested_up(args: argparse.Namespace) -> ExitStatus:
+    import time
 
-    say(table(lab.status(connect=args.connect)))
+    from .. import nested
+    from ..errors import UserError
+
+    if args.connect or args.accel:
+        raise UserError("--nested boots its hypervisor guest in the local lab: no --connect or "
+                        "--accel with it (the inner lab probes its own accelerator)")
+    t0 = time.monotonic()
+    st = nested.up(say)
+    f = st.get("facts", {})
+    say(f"nested lab: {st['domain']} at {st['ip']}; outside {str(f.get('outer_accelerator')).upper()}"
+        f", inside {f.get('inner_lab_accelerator')} ({time.monotonic() - t0:.0f} s)")
+    return ExitStatus.SUCCESS
+
+
+def cmd_lab_status(args: argparse.Namespace) -> ExitStatus:
+    from .. import lab, nested
+
+    rows = lab.status(connect=args.connect)
+    if not args.connect:
+        rows += nested.status_rows()
+    say(table(rows))
     return ExitStatus.SUCCESS
 
 
 def cmd_lab_down(args: argparse.Namespace) -> ExitStatus:
-    from .. import lab
+    from .. import lab, nested
 
+    if getattr(args, "nested", False):
+        if not nested.down(say):
+            say("no nested lab was up")
+        return ExitStatus.SUCCESS
     if not lab.down(progress=say, force=args.force):
         say("nothing of vbench's was running")
     return ExitStatus.SUCCESS
@@ -72,12 +98,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     labsub.required = True
     sp = labsub.add_parser("up", help="start the lab (idempotent) and probe the accelerator")
     connect_opts(sp)
+    sp.add_argument("--nested", action="store_true",
+                    help="also boot the nested lab: a hypervisor guest with KVM inside (TCG hosts)")
     sp.set_defaults(func=cmd_lab_up)
     sp = labsub.add_parser("status", help="show what is up and which accelerator will be used")
     sp.add_argument("--connect", metavar="URI")
     sp.set_defaults(func=cmd_lab_status)
     sp = labsub.add_parser("down", help="stop and remove everything the lab started")
     sp.add_argument("--force", action="store_true", help="also when the lab record is unreadable")
+    sp.add_argument("--nested", action="store_true",
+                    help="only remove the nested lab's hypervisor guest (the lab stays up)")
     sp.set_defaults(func=cmd_lab_down)
     sp = labsub.add_parser("gc", help="remove leftovers of killed runs (tagged guests, overlays, peers)")
     sp.add_argument("--connect", metavar="URI")

@@ -1,0 +1,655 @@
+"""The nested lab: vbench under KVM one level down (``vbench lab up --nested``, ``vbench run
+SCENARIO --nested``).
+
+On a host whose own KVM cannot run stock kernels (the project's machines: ``kvm_pvm``), QEMU's
+TCG emulates an AMD CPU with SVM and nested paging. A first-level "hypervisor guest" (L1, recipe
+``guests/hypervisor.yaml``: Debian's QEMU and libvirt) boots under the local lab with
+``<cpu mode='custom'><model>EPYC</model><feature policy='require' name='svm'/></cpu>``, loads
+``kvm_amd``, ``vhost_net`` and ``vhost_vsock``, and runs the *same* ``vbench`` a user types on a
+KVM host, against its own lab (its own libvirtd in its own namespace, the accelerator probed
+there: KVM for real).
+
+What L1 gets from this host is shared read-only over virtio-9p, each directory at its own path:
+the Python interpreter and the venv vbench runs from, vbench's package directory, the image
+recipes, and the inner guest image (mounted where the inner vbench looks for it). 9p rather
+than virtiofs: no virtiofsd process per share and no shared-memory backing for a 6 GiB TCG guest,
+and nothing here is performance-critical (the inner guests' disks live on L1's own disk). The
+shares are read-only at QEMU's side (``<readonly/>``), so L1 cannot write this host's files.
+The L1 QEMU runs as root with libvirt's relabelling off for that domain only (a static DAC
+label): the interpreter lives under /root (mode 0700), which the qemu user cannot traverse, and
+libvirt must never chown the shared directories.
+
+Results come back as the inner run's directory (copied with tar over the SSH session, extracted
+with tarfile's ``data`` filter into this host's results root); the report is built here from
+them. The progress lines of the inner run are printed here as they come, prefixed with ``L1``.
+
+Lifetimes: ``lab up --nested`` leaves L1 running and records it (domain, address, pinned host
+key, this lab's client key) in ``<VBENCH_HOME>/lab/nested.json``; ``lab down --nested`` (and
+``lab down``) removes it. ``run --nested`` uses that L1 if it is up, else boots one for the run
+and destroys it when the run ends (also on Ctrl-C and faults: it is a :class:`vbench.virt.Guest`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from xml.sax.saxutils import escape, quoteattr
+
+from . import paths
+from .errors import GuestError, LabError
+
+RECIPE = "hypervisor"
+DOMAIN = "vbench-nested-l1"
+ROLE_TAG = "nested-lab"         # the `role` tag of a recorded (long-lived) L1 domain
+CPU_MODEL = "EPYC"              # an AMD model: TCG emulates SVM with nested paging (NPT)
+MEMORY_MIB = int(os.environ.get("VBENCH_NESTED_MEMORY_MIB", "6144"))
+VCPUS = 2
+BOOT_TIMEOUT_S = 900            # L1 under TCG, on a loaded 2-core machine
+STATE_FILE = "nested.json"
+STATE_VERSION = 1
+INNER_ROOT = "/root/vbench-nested"  # in L1: the scenario copies and the inner results
+INNER_IMAGES = "/var/lib/vbench/images"  # in L1: where the inner vbench (root) looks for images
+PID_MARK = "vbench-nested-pid "
+NOTE = ("nested: the inner guests ran under KVM (kvm_amd) inside a hypervisor guest that itself "
+        "ran under TCG with an emulated AMD CPU (SVM): KVM's code paths and exit structure at "
+        "TCG's speed; never compare these numbers with a KVM host's, never pool them with flat runs")
+
+Say = Callable[[str], None]
+
+
+# ---- what L1 gets from this host -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Share:
+    """A host directory shared read-only into L1 over 9p, mounted there at ``target``."""
+
+    tag: str
+    source: str
+    target: str
+
+
+def shares(inner_image_dir: Path) -> list[Share]:
+    """The interpreter, the venv, vbench's package directory, the recipes (their text is the
+    inner image's cache key) and the inner guest image; a directory inside another is not
+    shared twice."""
+    from . import images
+
+    pkg_root = Path(__file__).resolve().parents[1]
+    dirs = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), pkg_root,
+            images.recipes_dir().resolve()]
+    kept: list[Path] = []
+    for d in dirs:
+        if any(d == k or k in d.parents for k in kept):
+            continue
+        kept = [k for k in kept if d not in k.parents] + [d]
+    out = [Share(f"vb{i}", str(d), str(d)) for i, d in enumerate(kept)]
+    img = inner_image_dir.resolve()
+    out.append(Share(f"vb{len(out)}", str(img), f"{INNER_IMAGES}/{img.name}"))
+    return out
+
+
+def _filesystem_xml(s: Share) -> str:
+    return ("    <filesystem type='mount' accessmode='passthrough'>\n"
+            f"      <source dir={quoteattr(s.source)}/>\n"
+            f"      <target dir={quoteattr(s.tag)}/>\n"
+            "      <readonly/>\n    </filesystem>\n")
+
+
+def cpu_xml(outer_accel: str) -> str:
+    """L1's CPU: under TCG a custom AMD model with SVM required (TCG cannot pass a host CPU
+    through); under KVM (a real KVM host, where nesting is the host's business) passthrough."""
+    if outer_accel == "kvm":
+        return "  <cpu mode='host-passthrough'/>\n"
+    return (f"  <cpu mode='custom' match='exact' check='none'>\n"
+            f"    <model fallback='forbid'>{CPU_MODEL}</model>\n"
+            f"    <feature policy='require' name='svm'/>\n  </cpu>\n")
+
+
+def l1_xml(name: str, domain_type: str, files: Any, cmdline: str, mgmt_net: str,
+           tags: dict[str, str], share_list: list[Share], memory_mib: int = MEMORY_MIB,
+           vcpus: int = VCPUS) -> str:
+    """The hypervisor guest's domain XML (deterministic: pinned by a golden file)."""
+    from .domainxml import VBENCH_NS, _check_names, mac_for
+    from .devices.nic import interface_xml
+
+    _check_names(name, tags)
+    meta = "".join(f"      <vbench:{k}>{escape(str(v))}</vbench:{k}>\n"
+                   for k, v in sorted(tags.items()))
+    return (
+        f"<domain type='{domain_type}'>\n"
+        f"  <name>{name}</name>\n"
+        f"  <metadata>\n    <vbench:guest xmlns:vbench='{VBENCH_NS}'>\n{meta}    </vbench:guest>\n"
+        f"  </metadata>\n"
+        f"  <memory unit='MiB'>{memory_mib}</memory>\n"
+        f"  <currentMemory unit='MiB'>{memory_mib}</currentMemory>\n"
+        f"  <vcpu>{vcpus}</vcpu>\n"
+        f"  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n"
+        f"    <kernel>{escape(str(files.kernel))}</kernel>\n"
+        f"    <initrd>{escape(str(files.initrd))}</initrd>\n"
+        f"    <cmdline>{escape(cmdline)}</cmdline>\n  </os>\n"
+        f"  <features>\n    <acpi/>\n    <apic/>\n  </features>\n"
+        f"{cpu_xml('kvm' if domain_type == 'kvm' else 'tcg')}"
+        f"  <clock offset='utc'/>\n"
+        f"  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n"
+        f"  <on_crash>destroy</on_crash>\n"
+        f"  <devices>\n"
+        "    <disk type='file' device='disk'>\n"
+        "      <driver name='qemu' type='qcow2'/>\n"
+        f"      <source file={quoteattr(str(files.overlay))}/>\n"
+        "      <target dev='vda' bus='virtio'/>\n    </disk>\n"
+        f"{interface_xml(mgmt_net, mac_for(name, 'mgmt'), 'virtio')}"
+        f"{''.join(_filesystem_xml(s) for s in share_list)}"
+        "    <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n"
+        "    </rng>\n"
+        f"    <serial type='file'>\n      <source path={quoteattr(str(files.console))}/>\n"
+        f"      <target port='0'/>\n    </serial>\n"
+        "    <panic model='isa'>\n      <address type='isa' iobase='0x505'/>\n    </panic>\n"
+        f"  </devices>\n"
+        # QEMU as root, no relabelling of this domain's files (see the module doc).
+        "  <seclabel type='static' model='dac' relabel='no'>\n    <label>+0:+0</label>\n"
+        "  </seclabel>\n"
+        f"</domain>\n")
+
+
+def hypervisor_guest_class():
+    """virt.Guest whose domain is L1's (built on first use: virt imports libvirt-facing code)."""
+    from . import virt
+
+    @dataclass
+    class HypervisorGuest(virt.Guest):
+        share_list: list = field(default_factory=list)
+
+        def build_xml(self) -> str:
+            from .domainxml import kernel_cmdline
+            from .images import ROOT_LABEL
+            from .topology import MGMT
+
+            me_start = _self_start()
+            tags = {"owner": "vbench", "dir": str(self.dir), "pid": str(os.getpid()),
+                    "pid_start": str(me_start), **self.tags}
+            return l1_xml(self.name, self.accel.domain_type, self.files(),
+                          kernel_cmdline(ROOT_LABEL, self.client_pub), MGMT.name, tags,
+                          self.share_list, self.spec.memory_mib, self.spec.vcpus)
+
+        def detach(self) -> None:
+            """Leave the domain running (``lab up --nested``): close SSH and libvirt only."""
+            if self.shell is not None:
+                with contextlib.suppress(Exception):
+                    self.shell.close()
+                self.shell = None
+            self.dom = None
+            if self.conn is not None:
+                with contextlib.suppress(Exception):
+                    self.conn.close()
+                self.conn = None
+
+    return HypervisorGuest
+
+
+def _self_start() -> int:
+    from . import procs
+
+    me = procs.ref(os.getpid())
+    return me.starttime if me else 0
+
+
+# ---- inside L1 --------------------------------------------------------------------------------
+
+def setup_script(share_list: list[Share]) -> str:
+    """Run as root in L1 after boot: KVM, vhost, the shares; idempotent."""
+    lines = ["set -e",
+             "modprobe kvm_amd 2>/dev/null || modprobe kvm_intel",
+             "modprobe vhost_net", "modprobe vhost_vsock",
+             "test -c /dev/kvm && test -c /dev/vhost-net && test -c /dev/vhost-vsock"]
+    for s in share_list:
+        t = shlex.quote(s.target)
+        lines.append(f"mkdir -p {t}; mountpoint -q {t} || mount -t 9p -o "
+                     f"trans=virtio,version=9p2000.L,ro,msize=524288 {s.tag} {t}")
+    img = shlex.quote(share_list[-1].target)
+    # The inner QEMU (user libvirt-qemu) reads the shared base image through its group, which has
+    # the host's gid: give libvirt-qemu a group of that gid in L1 (L1 only).
+    lines += [f"g=$(stat -c %g {img}/base.qcow2)",
+              'n=$(getent group "$g" | cut -d: -f1)',
+              'if [ -z "$n" ]; then groupadd -g "$g" vbench-img; n=vbench-img; fi',
+              'id -nG libvirt-qemu | tr " " "\\n" | grep -qx "$n" || usermod -aG "$n" libvirt-qemu',
+              f"mkdir -p {INNER_ROOT}/scenarios {INNER_ROOT}/results",
+              "echo kvm_module=$(for m in kvm_amd kvm_intel; do [ -d /sys/module/$m ] && echo $m; "
+              "done)",
+              "echo kernel=$(uname -r)"]
+    return "\n".join(lines) + "\n"
+
+
+def inner_argv(args: list[str]) -> list[str]:
+    """The inner vbench: this very interpreter and package, through the shares."""
+    pkg_root = str(Path(__file__).resolve().parents[1])
+    from . import images
+
+    return ["env", f"PYTHONPATH={pkg_root}", f"VBENCH_GUESTS={images.recipes_dir().resolve()}",
+            "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", sys.executable, "-c",
+            "import sys; from vbench.commands import main; sys.exit(main())", *args]
+
+
+def stream(ssh: Any, argv: list[str], say: Say, prefix: str = "L1 | ",
+           timeout: float = 24 * 3600, cwd: str = INNER_ROOT,
+           out: list[str] | None = None) -> tuple[int, list[str]]:
+    """Run ``argv`` in L1, printing its output lines (stdout and stderr) as they come.
+
+    On Ctrl-C/SIGTERM here the inner process gets SIGTERM (vbench cleans up on it as on Ctrl-C)
+    and is waited for, up to 3 minutes, before KeyboardInterrupt goes on."""
+    cmd = (f"cd {shlex.quote(cwd)} && exec sh -c 'echo \"{PID_MARK}$$\"; exec \"$@\"' sh "
+           + shlex.join(argv))
+    tr = ssh._client.get_transport()
+    if tr is None or not tr.is_active():
+        raise GuestError("the SSH session to the hypervisor guest is closed")
+    chan = tr.open_session(timeout=10)
+    chan.set_combine_stderr(True)
+    chan.settimeout(1.0)
+    chan.exec_command(cmd)
+    pid: int | None = None
+    lines: list[str] = [] if out is None else out  # the caller keeps them also on Ctrl-C
+    buf = b""
+    deadline = time.monotonic() + timeout
+    interrupted: BaseException | None = None
+
+    def pump() -> bool:
+        nonlocal buf, pid
+        got = False
+        while chan.recv_ready():
+            buf += chan.recv(65536)
+            got = True
+        while b"\n" in buf:
+            raw, buf = buf.split(b"\n", 1)
+            line = raw.decode(errors="replace").rstrip("\r")
+            if pid is None and line.startswith(PID_MARK) and line[len(PID_MARK):].isdigit():
+                pid = int(line[len(PID_MARK):])
+                continue
+            lines.append(line)
+            say(prefix + line)
+        return got
+
+    try:
+        while not (chan.exit_status_ready() and not chan.recv_ready()):
+            if not pump():
+                time.sleep(0.05)
+            if time.monotonic() > deadline:
+                raise GuestError(f"the inner command did not finish within {timeout:.0f} s")
+            if not tr.is_active():
+                raise GuestError("the SSH session to the hypervisor guest was lost")
+    except (KeyboardInterrupt, GuestError) as exc:
+        interrupted = exc
+        if pid is not None and tr.is_active():
+            ssh.run(f"kill -TERM {pid}", timeout=20, check=False)
+            say("interrupted: asked the inner vbench to stop (its guests are destroyed) ...")
+            end = time.monotonic() + 180
+            with contextlib.suppress(Exception):
+                while not chan.exit_status_ready() and time.monotonic() < end:
+                    if not pump():
+                        time.sleep(0.1)
+                pump()
+    pump()
+    if buf:
+        lines.append(buf.decode(errors="replace"))
+        say(prefix + lines[-1])
+    status = chan.recv_exit_status() if chan.exit_status_ready() else -1
+    chan.close()
+    if interrupted is not None:
+        raise interrupted
+    return status, lines
+
+
+# ---- the record of a long-lived L1 (lab up --nested) -------------------------------------------
+
+def _state_path() -> Path:
+    return paths.lab_dir() / STATE_FILE
+
+
+def load_state() -> dict | None:
+    try:
+        data = json.loads(_state_path().read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("schema_version") != STATE_VERSION:
+        return None
+    return data
+
+
+def recorded(tags: dict) -> bool:
+    """Whether a tagged domain is the L1 that ``lab up --nested`` recorded (so ``lab gc`` leaves it
+    alone although the vbench that booted it has exited)."""
+    st = load_state()
+    return bool(st and tags.get("role") == ROLE_TAG and tags.get("dir") == st.get("dir"))
+
+
+def _save_state(data: dict) -> None:
+    from .store import atomic_write
+
+    atomic_write(_state_path(), json.dumps({"schema_version": STATE_VERSION, **data}, indent=2)
+                 + "\n", mode=0o600)
+
+
+# ---- up / down / status ----------------------------------------------------------------------
+
+@dataclass
+class L1:
+    """A running hypervisor guest reached over SSH."""
+
+    ssh: Any
+    facts: dict          # what the nested record keeps about both levels (see facts())
+    inner_image: Path    # the inner image directory shared into it
+    booted: Any = None   # the HypervisorGuest when this process booted it (else None)
+    key_pem: str = ""    # its client key (kept by `lab up --nested` for later sessions)
+
+
+def _client_key() -> tuple[Any, str, str]:
+    """A fresh ed25519 client key: (paramiko key, public line, private key in OpenSSH PEM)."""
+    import io
+
+    import paramiko
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                            serialization.NoEncryption()).decode()
+    pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                        serialization.PublicFormat.OpenSSH).decode()
+    return paramiko.Ed25519Key.from_private_key(io.StringIO(pem)), pub, pem
+
+
+def _images(say: Say, inner: str = "debian12"):
+    from . import images
+
+    hv = images.find(RECIPE)
+    if hv is None:
+        say(f"hypervisor guest image not built yet: building {RECIPE} (cached for later runs)")
+        hv, _, secs = images.build(RECIPE, progress=say)
+        say(f"image {RECIPE} built in {secs:.0f} s")
+    img = images.find(inner)
+    if img is None:
+        say(f"guest image {inner} not built yet: building it (cached for later runs)")
+        img, _, secs = images.build(inner, progress=say)
+        say(f"image {inner} built in {secs:.0f} s")
+    return hv, img
+
+
+def boot(stack: contextlib.ExitStack, say: Say, inner: str = "debian12",
+         role: str = "nested-run") -> L1:
+    """Boot L1 under the local lab (destroyed when ``stack`` closes unless detached), set it up
+    and bring its own lab up; returns it."""
+    from . import lab
+    from .scenario import DeviceProfile, GuestSpec
+
+    lb = lab.up(progress=say)
+    hv, img = _images(say, inner)
+    acc = lab.accelerator(lb, hv.kernel)
+    share_list = shares(img.dir)
+    key, pub, pem = _client_key()
+    cls = hypervisor_guest_class()
+    g = cls(DOMAIN if role == ROLE_TAG else f"{DOMAIN}-{os.getpid()}", lb, hv, DeviceProfile(),
+            GuestSpec.model_validate({"vcpus": VCPUS, "memory_mib": MEMORY_MIB,
+                                    "boot_timeout_s": BOOT_TIMEOUT_S}), acc,
+            key, pub, tags={"role": role}, progress=say, share_list=share_list)
+    t0 = time.monotonic()
+    say(f"booting the hypervisor guest {g.name} ({acc.name.upper()} outside, {CPU_MODEL} with "
+        f"svm, {VCPUS} vCPUs, {MEMORY_MIB} MiB) ...")
+    stack.enter_context(g)
+    boot_s = time.monotonic() - t0
+    l1 = L1(g.ssh, {}, img.dir, booted=g, key_pem=pem)
+    t1 = time.monotonic()
+    res = g.ssh.run(setup_script(share_list), timeout=300, check=False)
+    if not res.ok:
+        raise LabError(f"the hypervisor guest could not be set up (KVM, vhost, shares): "
+                       f"{res.tail()}")
+    got = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+    say(f"{g.name}: {got.get('kvm_module') or 'no kvm module'} loaded, /dev/kvm, "
+        f"/dev/vhost-net, /dev/vhost-vsock present, {len(share_list)} read-only shares mounted "
+        f"({time.monotonic() - t1:.0f} s)")
+    t2 = time.monotonic()
+    status, lines = stream(g.ssh, inner_argv(["lab", "up"]), say)
+    if status != 0:
+        raise LabError(f"the inner `vbench lab up` failed (exit {status}): "
+                       f"{' | '.join(lines[-3:])}")
+    inner_acc = next((ln.split(":", 1)[1].strip() for ln in lines
+                      if ln.startswith("accelerator:")), "unknown")
+    l1.facts = {
+        "outer_host": lab.host_facts(lb.uri),
+        "outer_accelerator": acc.name, "outer_accelerator_reason": acc.reason,
+        "hypervisor_guest": {
+            "domain": g.name, "domain_type": acc.domain_type,
+            "cpu": (f"{CPU_MODEL} with svm required (SVM and nested paging emulated by TCG)"
+                    if acc.name == "tcg" else "host-passthrough"),
+            "vcpus": VCPUS, "memory_mib": MEMORY_MIB, "image_key": hv.manifest.get("key"),
+            "kernel": hv.kernel_release, "kvm_module": got.get("kvm_module", ""),
+            "boot_seconds": round(boot_s, 1),
+        },
+        "inner_lab_accelerator": inner_acc,
+        "inner_lab_up_seconds": round(time.monotonic() - t2, 1),
+        "shares": [s.source for s in share_list],
+    }
+    say(f"nested lab is up: inner accelerator {inner_acc} (L1 boot {boot_s:.0f} s, inner lab "
+        f"up {time.monotonic() - t2:.0f} s)")
+    return l1
+
+
+def up(say: Say) -> dict:
+    """``vbench lab up --nested``: boot L1 and leave it running (idempotent)."""
+    st = load_state()
+    if st is not None:
+        with contextlib.suppress(LabError, GuestError, OSError):
+            ssh = _reconnect(st)
+            ssh.close()
+            say(f"nested lab already up: {st['domain']} at {st['ip']}")
+            return st
+        say("the recorded nested lab does not answer: removing it and booting a new one")
+        down(say)
+    stack = contextlib.ExitStack()
+    with stack:
+        l1 = boot(stack, say, role=ROLE_TAG)
+        g = l1.booted
+        kdir = paths.lab_dir() / "nested"
+        kdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(kdir / "client_key", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(l1.key_pem)
+        st = {"domain": g.name, "dir": str(g.dir), "ip": g.ip, "host_key": g.host_key,
+              "client_key": str(kdir / "client_key"), "inner_image": str(l1.inner_image),
+              "facts": l1.facts, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        _save_state(st)
+        g.detach()           # nothing left for the stack to destroy
+        stack.pop_all()
+    return st
+
+
+def _reconnect(st: dict):
+    import paramiko
+
+    from . import lab, remote, virt
+
+    conn = virt.open_connection(lab.LAB_URI)
+    try:
+        dom = conn.lookupByName(st["domain"])
+        if not dom.isActive():
+            raise LabError(f"{st['domain']} is not running")
+    except virt._libvirt().libvirtError:
+        raise LabError(f"{st['domain']} is gone") from None
+    finally:
+        conn.close()
+    pkey = paramiko.Ed25519Key.from_private_key_file(st["client_key"])
+    return remote.Ssh.connect(st["ip"], lab.NETNS, st["host_key"], pkey, timeout=10)
+
+
+def down(say: Say) -> list[str]:
+    """Destroy the recorded L1 (its inner guests go with it) and forget it."""
+    from . import lab, virt
+
+    st = load_state()
+    done: list[str] = []
+    if st is None:
+        return done
+    with contextlib.suppress(LabError, OSError):
+        conn = virt.open_connection(lab.LAB_URI)
+        try:
+            libvirt = virt._libvirt()
+            with contextlib.suppress(libvirt.libvirtError):
+                dom = conn.lookupByName(st["domain"])
+                if virt._tags(dom) is not None and dom.isActive():
+                    dom.destroy()
+                    done.append(f"destroyed hypervisor guest {st['domain']}")
+        finally:
+            conn.close()
+    gdir = virt.owned_guest_dir(st.get("dir"))
+    if gdir is not None and gdir.exists():
+        import shutil
+
+        shutil.rmtree(gdir, ignore_errors=True)
+        done.append(f"removed its files {gdir}")
+    import shutil
+
+    shutil.rmtree(paths.lab_dir() / "nested", ignore_errors=True)
+    _state_path().unlink(missing_ok=True)
+    for line in done:
+        say(line)
+    return done
+
+
+def status_rows() -> list[tuple[str, str]]:
+    st = load_state()
+    if st is None:
+        return [("nested lab", "not up (`vbench lab up --nested`)")]
+    try:
+        ssh = _reconnect(st)
+        ssh.close()
+        state = "running, SSH answers"
+    except Exception as exc:  # a status line, whatever went wrong
+        state = f"recorded but not answering ({type(exc).__name__}: {exc})"
+    f = st.get("facts", {})
+    return [("nested lab", f"{st['domain']} at {st['ip']}: {state}"),
+            ("nested accelerators", f"outside {str(f.get('outer_accelerator', '?')).upper()}, "
+                                    f"inside {f.get('inner_lab_accelerator', '?')}")]
+
+
+# ---- run --nested -------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def session(say: Say, inner: str = "debian12"):
+    """The L1 a nested run uses: the recorded one when it answers, else one booted for the run."""
+    st = load_state()
+    if st is not None:
+        try:
+            ssh = _reconnect(st)
+        except (LabError, GuestError, OSError) as exc:
+            raise LabError(f"the nested lab recorded in {_state_path()} does not answer ({exc}): "
+                           f"run `vbench lab down --nested` and `vbench lab up --nested`") from None
+        if Path(st["inner_image"]).name != _image_dir_name(inner):
+            ssh.close()
+            raise LabError(f"the nested lab shares the image {Path(st['inner_image']).name}, this "
+                           f"scenario needs {inner}: restart it (`vbench lab down --nested`)")
+        say(f"using the nested lab {st['domain']} at {st['ip']}")
+        try:
+            yield L1(ssh, st["facts"], Path(st["inner_image"]))
+        finally:
+            ssh.close()
+        return
+    with contextlib.ExitStack() as stack:
+        yield boot(stack, say, inner)
+
+
+def _image_dir_name(inner: str) -> str:
+    from . import images
+
+    recipe, key = images.load_recipe(inner)
+    return images.image_dir(recipe, key).name
+
+
+def fetch_run(ssh: Any, inner_dir: str, results_root: Path) -> Path:
+    """Copy the inner run directory into ``results_root`` (tar over SSH; only regular files and
+    directories, nothing outside the destination: tarfile's data filter)."""
+    parent, name = str(Path(inner_dir).parent), Path(inner_dir).name
+    if not name or "/" in name or name in (".", ".."):
+        raise LabError(f"refusing inner run directory {inner_dir!r}")
+    tr = ssh._client.get_transport()
+    chan = tr.open_session(timeout=10)
+    chan.exec_command(shlex.join(["tar", "-C", parent, "-cf", "-", "--", name]))
+    results_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile() as tmp:
+        while True:
+            chunk = chan.recv(1 << 20)
+            if not chunk:
+                break
+            tmp.write(chunk)
+        status = chan.recv_exit_status()
+        chan.close()
+        if status != 0:
+            raise LabError(f"copying {inner_dir} out of the hypervisor guest failed (tar exit "
+                           f"{status})")
+        tmp.seek(0)
+        with tarfile.open(fileobj=tmp, mode="r:") as tf:
+            members = [m for m in tf.getmembers()
+                       if m.name == name or m.name.startswith(name + "/")]
+            tf.extractall(results_root, members=members, filter="data")
+    return results_root / name
+
+
+def label_run(run_path: Path, facts: dict) -> None:
+    """Keep both levels in the run record: the inner one as measured (KVM, proven by the domain
+    type of every variant and the guest's own systemd-detect-virt) and the outer one."""
+    from .store import RunDir
+
+    rd = RunDir.open(run_path)
+    rec = rd.read_record()
+    types = sorted({t for v in rec.variants.values() if v.domain_xml
+                    for t in [v.domain_xml.split("type='", 1)[1].split("'", 1)[0]]})
+    seen = {name: v.guest_virt for name, v in rec.variants.items() if v.guest_virt}
+    rec.environment.nested = {**facts, "inner_domain_types": types, "inner_guest_virt": seen,
+                              "note": NOTE}
+    rd.write_record(rec)
+
+
+def run(scenario_file: str, text: str, results_root: Path, say: Say, extra: list[str],
+        inner_image: str = "debian12") -> Path | None:
+    """``vbench run SCENARIO --nested``: the same ``vbench run`` inside L1; returns the copied run
+    directory (None when the inner run made none)."""
+    name = Path(scenario_file).name
+    with session(say, inner_image) as l1:
+        inner_scn = f"{INNER_ROOT}/scenarios/{name}"
+        with l1.ssh._client.open_sftp() as sftp:
+            with sftp.open(inner_scn, "w") as fh:
+                fh.write(text)
+        inner_results = f"{INNER_ROOT}/results"
+        argv = inner_argv(["run", inner_scn, "--results", inner_results, "--no-report", *extra])
+        t0 = time.monotonic()
+        lines: list[str] = []
+        try:
+            status, _ = stream(l1.ssh, argv, say, out=lines)
+        except KeyboardInterrupt:
+            # Keep what the inner run stored before it stopped (as a flat run keeps it).
+            with contextlib.suppress(Exception):
+                partial = _inner_run_dir(lines)
+                if partial is not None:
+                    path = fetch_run(l1.ssh, partial, results_root)
+                    label_run(path, l1.facts)
+                    say(f"results so far copied to {path}")
+            raise
+        say(f"inner run finished (exit {status}) after {time.monotonic() - t0:.0f} s")
+        run_dir = _inner_run_dir(lines)
+        if run_dir is None:
+            return None
+        path = fetch_run(l1.ssh, run_dir, results_root)
+        label_run(path, l1.facts)
+        return path
+
+
+def _inner_run_dir(lines: list[str]) -> str | None:
+    for line in lines:
+        if line.startswith("results: ") and line[9:].startswith(INNER_ROOT + "/results/"):
+            return line[9:].strip()
+    return None

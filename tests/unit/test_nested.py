@@ -1,0 +1,102 @@
+"""The nested lab's pure parts (vbench.nested): the hypervisor guest's domain XML (golden file),
+the read-only shares, the setup script, the inner command line, the run record's two levels.
+Booting it is tests/integration's business."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from vbench import nested, record, virt
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+UPDATE = os.environ.get("VBENCH_UPDATE_GOLDEN") == "1"
+NAME = "vbench-nested-l1"
+GDIR = Path("/var/lib/vbench/guests") / NAME
+IMG = Path("/var/lib/vbench/images/hypervisor-0123456789ab")
+SHARES = [nested.Share("vb0", "/opt/py", "/opt/py"),
+          nested.Share("vb1", "/var/lib/vbench/images/debian12-0123456789ab",
+                       "/var/lib/vbench/images/debian12-0123456789ab")]
+TAGS = {"owner": "vbench", "dir": str(GDIR), "pid": "4242", "pid_start": "1", "role": "nested-lab"}
+
+
+def render(domain_type: str) -> str:
+    files = virt.DomainFiles(overlay=GDIR / "overlay.qcow2", scratch=None,
+                             console=GDIR / "console.log", kernel=IMG / "vmlinuz",
+                             initrd=IMG / "initrd.img")
+    return nested.l1_xml(NAME, domain_type, files, "root=LABEL=vbench-root rw", "vbench-mgmt",
+                         TAGS, SHARES, memory_mib=6144, vcpus=2)
+
+
+def test_l1_xml_golden_and_facts():
+    for dt in ("qemu", "kvm"):
+        xml = render(dt)
+        golden = GOLDEN / f"nested-l1-{dt}.xml"
+        if UPDATE:
+            golden.write_text(xml)
+        assert xml == golden.read_text()
+        root = ET.fromstring(xml)
+        assert root.get("type") == dt
+        cpu = root.find("cpu")
+        if dt == "qemu":  # TCG: an AMD model with SVM required, never host-passthrough
+            assert cpu.get("mode") == "custom" and cpu.findtext("model") == "EPYC"
+            assert cpu.find("feature").attrib == {"policy": "require", "name": "svm"}
+        else:
+            assert cpu.get("mode") == "host-passthrough"
+        fss = root.findall("devices/filesystem")
+        assert [fs.find("target").get("dir") for fs in fss] == ["vb0", "vb1"]
+        assert all(fs.find("readonly") is not None for fs in fss)  # never writable
+        seclabel = root.find("seclabel")
+        assert seclabel.get("relabel") == "no"  # libvirt must not chown the shared directories
+        assert root.find("metadata/{%s}guest" % virt.VBENCH_NS) is not None
+
+
+def test_shares_dedupe_and_image_target(tmp_path, monkeypatch):
+    img = tmp_path / "debian12-0123456789ab"
+    img.mkdir()
+    got = nested.shares(img)
+    sources = [s.source for s in got]
+    assert len(set(sources)) == len(sources)
+    for a in sources[:-1]:  # no share inside another
+        assert not any(Path(a) in Path(b).parents for b in sources[:-1] if b != a)
+    assert got[-1].target == f"{nested.INNER_IMAGES}/{img.name}"
+    assert [s.tag for s in got] == [f"vb{i}" for i in range(len(got))]
+
+
+def test_setup_script_mounts_read_only_and_checks_devices():
+    script = nested.setup_script(SHARES)
+    assert "modprobe vhost_net" in script and "modprobe vhost_vsock" in script
+    assert "test -c /dev/kvm" in script
+    assert script.count("mount -t 9p -o trans=virtio,version=9p2000.L,ro") == len(SHARES)
+
+
+def test_inner_argv_runs_this_vbench():
+    argv = nested.inner_argv(["run", "x.yaml"])
+    assert argv[0] == "env" and any(a.startswith("PYTHONPATH=") for a in argv)
+    assert argv[-2:] == ["run", "x.yaml"]
+
+
+def test_inner_run_dir_only_under_the_inner_results():
+    lines = ["results: /etc/passwd", f"results: {nested.INNER_ROOT}/results/20261205-smoke-disk"]
+    assert nested._inner_run_dir(lines) == f"{nested.INNER_ROOT}/results/20261205-smoke-disk"
+    assert nested._inner_run_dir(["results: /tmp/x"]) is None
+
+
+def test_nested_runs_never_pool_with_flat_ones():
+    flat = record.RunRecord.model_construct(environment=record.Environment(accelerator="kvm"),
+                                            variants={})
+    nest = record.RunRecord.model_construct(environment=record.Environment(
+        accelerator="kvm", nested={"outer_accelerator": "tcg", "outer_host": {"host": "h"}}),
+        variants={})
+    assert record.checked_metadata(flat)["nested"] is None
+    assert record.checked_metadata(nest)["nested"] == "under tcg on h"
+
+
+def test_recorded_l1_is_not_an_orphan(tmp_path, monkeypatch):
+    monkeypatch.setenv("VBENCH_HOME", str(tmp_path))
+    tags = {"role": nested.ROLE_TAG, "dir": str(GDIR), "pid": "1", "pid_start": "-5"}
+    assert not virt.owner_alive(tags)
+    nested._save_state({"domain": NAME, "dir": str(GDIR)})
+    assert virt.owner_alive(tags)
+    assert not virt.owner_alive({**tags, "role": "nested-run"})
