@@ -75,6 +75,10 @@ class Share:
     tag: str
     source: str
     target: str
+    # The interpreter, the venv and the image do not change while L1 runs: L1 may cache them
+    # (9p cache=loose; Python's imports over uncached 9p under TCG take a minute). vbench's own
+    # package and the recipes are read through, so an edit shows in a long-lived nested lab.
+    static: bool = False
 
 
 def shares(inner_image_dir: Path) -> list[Share]:
@@ -91,9 +95,10 @@ def shares(inner_image_dir: Path) -> list[Share]:
         if any(d == k or k in d.parents for k in kept):
             continue
         kept = [k for k in kept if d not in k.parents] + [d]
-    out = [Share(f"vb{i}", str(d), str(d)) for i, d in enumerate(kept)]
+    static = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
+    out = [Share(f"vb{i}", str(d), str(d), d in static) for i, d in enumerate(kept)]
     img = inner_image_dir.resolve()
-    out.append(Share(f"vb{len(out)}", str(img), f"{INNER_IMAGES}/{img.name}"))
+    out.append(Share(f"vb{len(out)}", str(img), f"{INNER_IMAGES}/{img.name}", True))
     return out
 
 
@@ -212,8 +217,9 @@ def setup_script(share_list: list[Share]) -> str:
              "test -c /dev/kvm && test -c /dev/vhost-net && test -c /dev/vhost-vsock"]
     for s in share_list:
         t = shlex.quote(s.target)
+        cache = ",cache=loose" if s.static else ""
         lines.append(f"mkdir -p {t}; mountpoint -q {t} || mount -t 9p -o "
-                     f"trans=virtio,version=9p2000.L,ro,msize=524288 {s.tag} {t}")
+                     f"trans=virtio,version=9p2000.L,ro,msize=524288{cache} {s.tag} {t}")
     img = shlex.quote(share_list[-1].target)
     # The inner QEMU (user libvirt-qemu) reads the shared base image through its group, which has
     # the host's gid: give libvirt-qemu a group of that gid in L1 (L1 only).

@@ -15,9 +15,9 @@ UPDATE = os.environ.get("VBENCH_UPDATE_GOLDEN") == "1"
 NAME = "vbench-nested-l1"
 GDIR = Path("/var/lib/vbench/guests") / NAME
 IMG = Path("/var/lib/vbench/images/hypervisor-0123456789ab")
-SHARES = [nested.Share("vb0", "/opt/py", "/opt/py"),
+SHARES = [nested.Share("vb0", "/opt/py", "/opt/py", True),
           nested.Share("vb1", "/var/lib/vbench/images/debian12-0123456789ab",
-                       "/var/lib/vbench/images/debian12-0123456789ab")]
+                       "/var/lib/vbench/images/debian12-0123456789ab", True)]
 TAGS = {"owner": "vbench", "dir": str(GDIR), "pid": "4242", "pid_start": "1", "role": "nested-lab"}
 
 
@@ -69,6 +69,7 @@ def test_setup_script_mounts_read_only_and_checks_devices():
     assert "modprobe vhost_net" in script and "modprobe vhost_vsock" in script
     assert "test -c /dev/kvm" in script
     assert script.count("mount -t 9p -o trans=virtio,version=9p2000.L,ro") == len(SHARES)
+    assert script.count("cache=loose") == 2  # both static here
 
 
 def test_inner_argv_runs_this_vbench():
