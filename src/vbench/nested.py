@@ -26,7 +26,7 @@ them. The progress lines of the inner run are printed here as they come, prefixe
 Lifetimes: ``lab up --nested`` leaves L1 running and records it (domain, address, pinned host
 key, this lab's client key) in ``<VBENCH_HOME>/lab/nested.json``; ``lab down --nested`` (and
 ``lab down``) removes it. ``run --nested`` uses that L1 if it is up, else boots one for the run
-and destroys it when the run ends (also on Ctrl-C and faults: it is a :class:`vbench.virt.Guest`).
+and destroys it when the run ends (also on Ctrl-C and errors: it is a :class:`vbench.virt.Guest`).
 """
 
 from __future__ import annotations
