@@ -343,10 +343,6 @@ def down(progress=print, force: bool = False) -> list[str]:
         if not force:
             raise
         state = LabState()
-    from . import nested
-
-    # Its hypervisor guest would go with the lab's domains anyway; its record must go too.
-    done += nested.down(lambda _line: None)
     for uri, nets in list(state.external.items()):
         try:
             conn = virt.open_connection(uri)

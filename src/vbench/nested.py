@@ -9,15 +9,7 @@ TCG emulates an AMD CPU with SVM and nested paging. A first-level "hypervisor gu
 KVM host, against its own lab (its own libvirtd in its own namespace, the accelerator probed
 there: KVM for real).
 
-What L1 gets from this host is shared read-only over virtio-9p, each directory at its own path:
-the Python interpreter and the venv vbench runs from, vbench's package directory, the image
-recipes, and the inner guest image (mounted where the inner vbench looks for it). 9p rather
-than virtiofs: no virtiofsd process per share and no shared-memory backing for a 6 GiB TCG guest,
-and nothing here is performance-critical (the inner guests' disks live on L1's own disk). The
-shares are read-only at QEMU's side (``<readonly/>``), so L1 cannot write this host's files.
-The L1 QEMU runs as root with libvirt's relabelling off for that domain only (a static DAC
-label): the interpreter lives under /root (mode 0700), which the qemu user cannot traverse, and
-libvirt must never chown the shared directories.
+What L1 gets from this host (read-only 9p shares) and its domain: :mod:`vbench.nestedguest`.
 
 Results come back as the inner run's directory (copied with tar over the SSH session, extracted
 with tarfile's ``data`` filter into this host's results root); the report is built here from
@@ -35,219 +27,66 @@ import contextlib
 import json
 import os
 import shlex
-import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-from xml.sax.saxutils import escape, quoteattr
 
 from . import paths
 from .errors import GuestError, LabError
+from .nestedguest import (BOOT_TIMEOUT_S, CPU_MODEL, DOMAIN, INNER_ROOT, MEMORY_MIB, NOTE,
+                          RECIPE, ROLE_TAG, VCPUS, _client_key, hypervisor_guest_class,
+                          inner_argv, setup_script, shares)
 
-RECIPE = "hypervisor"
-DOMAIN = "vbench-nested-l1"
-ROLE_TAG = "nested-lab"         # the `role` tag of a recorded (long-lived) L1 domain
-CPU_MODEL = "EPYC"              # an AMD model: TCG emulates SVM with nested paging (NPT)
-MEMORY_MIB = int(os.environ.get("VBENCH_NESTED_MEMORY_MIB", "6144"))
-VCPUS = 2
-BOOT_TIMEOUT_S = 900            # L1 under TCG, on a loaded 2-core machine
 STATE_FILE = "nested.json"
 STATE_VERSION = 1
-INNER_ROOT = "/root/vbench-nested"  # in L1: the scenario copies and the inner results
-INNER_IMAGES = "/var/lib/vbench/images"  # in L1: where the inner vbench (root) looks for images
 PID_MARK = "vbench-nested-pid "
-NOTE = ("nested: the inner guests ran under KVM (kvm_amd) inside a hypervisor guest that itself "
-        "ran under TCG with an emulated AMD CPU (SVM): KVM's code paths and exit structure at "
-        "TCG's speed; never compare these numbers with a KVM host's, never pool them with flat runs")
 
 Say = Callable[[str], None]
 
 
-# ---- what L1 gets from this host -----------------------------------------------------------------
+class _Lines:
+    """The inner command's output, split into lines as it comes (its pid line kept apart)."""
 
-@dataclass(frozen=True)
-class Share:
-    """A host directory shared read-only into L1 over 9p, mounted there at ``target``."""
+    def __init__(self, chan: Any, say: Say, prefix: str, out: list[str]) -> None:
+        self.chan, self.say, self.prefix, self.lines = chan, say, prefix, out
+        self.buf = b""
+        self.pid: int | None = None
 
-    tag: str
-    source: str
-    target: str
-    # The interpreter, the venv and the image do not change while L1 runs: L1 may cache them
-    # (9p cache=loose; Python's imports over uncached 9p under TCG take a minute). vbench's own
-    # package and the recipes are read through, so an edit shows in a long-lived nested lab.
-    static: bool = False
+    def pump(self) -> bool:
+        got = False
+        while self.chan.recv_ready():
+            self.buf += self.chan.recv(65536)
+            got = True
+        while b"\n" in self.buf:
+            raw, self.buf = self.buf.split(b"\n", 1)
+            line = raw.decode(errors="replace").rstrip("\r")
+            if self.pid is None and line.startswith(PID_MARK) and line[len(PID_MARK):].isdigit():
+                self.pid = int(line[len(PID_MARK):])
+                continue
+            self.lines.append(line)
+            self.say(self.prefix + line)
+        return got
 
-
-def shares(inner_image_dir: Path) -> list[Share]:
-    """The interpreter, the venv, vbench's package directory, the recipes (their text is the
-    inner image's cache key) and the inner guest image; a directory inside another is not
-    shared twice."""
-    from . import images
-
-    pkg_root = Path(__file__).resolve().parents[1]
-    dirs = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), pkg_root,
-            images.recipes_dir().resolve()]
-    kept: list[Path] = []
-    for d in dirs:
-        if any(d == k or k in d.parents for k in kept):
-            continue
-        kept = [k for k in kept if d not in k.parents] + [d]
-    static = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
-    out = [Share(f"vb{i}", str(d), str(d), d in static) for i, d in enumerate(kept)]
-    img = inner_image_dir.resolve()
-    out.append(Share(f"vb{len(out)}", str(img), f"{INNER_IMAGES}/{img.name}", True))
-    return out
-
-
-def _filesystem_xml(s: Share) -> str:
-    return ("    <filesystem type='mount' accessmode='passthrough'>\n"
-            f"      <source dir={quoteattr(s.source)}/>\n"
-            f"      <target dir={quoteattr(s.tag)}/>\n"
-            "      <readonly/>\n    </filesystem>\n")
-
-
-def cpu_xml(outer_accel: str) -> str:
-    """L1's CPU: under TCG a custom AMD model with SVM required (TCG cannot pass a host CPU
-    through); under KVM (a real KVM host, where nesting is the host's business) passthrough."""
-    if outer_accel == "kvm":
-        return "  <cpu mode='host-passthrough'/>\n"
-    return (f"  <cpu mode='custom' match='exact' check='none'>\n"
-            f"    <model fallback='forbid'>{CPU_MODEL}</model>\n"
-            f"    <feature policy='require' name='svm'/>\n  </cpu>\n")
-
-
-def l1_xml(name: str, domain_type: str, files: Any, cmdline: str, mgmt_net: str,
-           tags: dict[str, str], share_list: list[Share], memory_mib: int = MEMORY_MIB,
-           vcpus: int = VCPUS) -> str:
-    """The hypervisor guest's domain XML (deterministic: pinned by a golden file)."""
-    from .domainxml import VBENCH_NS, _check_names, mac_for
-    from .devices.nic import interface_xml
-
-    _check_names(name, tags)
-    meta = "".join(f"      <vbench:{k}>{escape(str(v))}</vbench:{k}>\n"
-                   for k, v in sorted(tags.items()))
-    return (
-        f"<domain type='{domain_type}'>\n"
-        f"  <name>{name}</name>\n"
-        f"  <metadata>\n    <vbench:guest xmlns:vbench='{VBENCH_NS}'>\n{meta}    </vbench:guest>\n"
-        f"  </metadata>\n"
-        f"  <memory unit='MiB'>{memory_mib}</memory>\n"
-        f"  <currentMemory unit='MiB'>{memory_mib}</currentMemory>\n"
-        f"  <vcpu>{vcpus}</vcpu>\n"
-        f"  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n"
-        f"    <kernel>{escape(str(files.kernel))}</kernel>\n"
-        f"    <initrd>{escape(str(files.initrd))}</initrd>\n"
-        f"    <cmdline>{escape(cmdline)}</cmdline>\n  </os>\n"
-        f"  <features>\n    <acpi/>\n    <apic/>\n  </features>\n"
-        f"{cpu_xml('kvm' if domain_type == 'kvm' else 'tcg')}"
-        f"  <clock offset='utc'/>\n"
-        f"  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n"
-        f"  <on_crash>destroy</on_crash>\n"
-        f"  <devices>\n"
-        "    <disk type='file' device='disk'>\n"
-        "      <driver name='qemu' type='qcow2'/>\n"
-        f"      <source file={quoteattr(str(files.overlay))}/>\n"
-        "      <target dev='vda' bus='virtio'/>\n    </disk>\n"
-        f"{interface_xml(mgmt_net, mac_for(name, 'mgmt'), 'virtio')}"
-        f"{''.join(_filesystem_xml(s) for s in share_list)}"
-        "    <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n"
-        "    </rng>\n"
-        f"    <serial type='file'>\n      <source path={quoteattr(str(files.console))}/>\n"
-        f"      <target port='0'/>\n    </serial>\n"
-        "    <panic model='isa'>\n      <address type='isa' iobase='0x505'/>\n    </panic>\n"
-        f"  </devices>\n"
-        # QEMU as root, no relabelling of this domain's files (see the module doc).
-        "  <seclabel type='static' model='dac' relabel='no'>\n    <label>+0:+0</label>\n"
-        "  </seclabel>\n"
-        f"</domain>\n")
-
-
-def hypervisor_guest_class():
-    """virt.Guest whose domain is L1's (built on first use: virt imports libvirt-facing code)."""
-    from . import virt
-
-    @dataclass
-    class HypervisorGuest(virt.Guest):
-        share_list: list = field(default_factory=list)
-
-        def build_xml(self) -> str:
-            from .domainxml import kernel_cmdline
-            from .images import ROOT_LABEL
-            from .topology import MGMT
-
-            me_start = _self_start()
-            tags = {"owner": "vbench", "dir": str(self.dir), "pid": str(os.getpid()),
-                    "pid_start": str(me_start), **self.tags}
-            return l1_xml(self.name, self.accel.domain_type, self.files(),
-                          kernel_cmdline(ROOT_LABEL, self.client_pub), MGMT.name, tags,
-                          self.share_list, self.spec.memory_mib, self.spec.vcpus)
-
-        def detach(self) -> None:
-            """Leave the domain running (``lab up --nested``): close SSH and libvirt only."""
-            if self.shell is not None:
-                with contextlib.suppress(Exception):
-                    self.shell.close()
-                self.shell = None
-            self.dom = None
-            if self.conn is not None:
-                with contextlib.suppress(Exception):
-                    self.conn.close()
-                self.conn = None
-
-    return HypervisorGuest
-
-
-def _self_start() -> int:
-    from . import procs
-
-    me = procs.ref(os.getpid())
-    return me.starttime if me else 0
-
-
-# ---- inside L1 --------------------------------------------------------------------------------
-
-def setup_script(share_list: list[Share]) -> str:
-    """Run as root in L1 after boot: KVM, vhost, the shares; idempotent."""
-    lines = ["set -e",
-             "modprobe kvm_amd 2>/dev/null || modprobe kvm_intel",
-             "modprobe vhost_net", "modprobe vhost_vsock",
-             "test -c /dev/kvm && test -c /dev/vhost-net && test -c /dev/vhost-vsock"]
-    for s in share_list:
-        t = shlex.quote(s.target)
-        cache = ",cache=loose" if s.static else ""
-        lines.append(f"mkdir -p {t}; mountpoint -q {t} || mount -t 9p -o "
-                     f"trans=virtio,version=9p2000.L,ro,msize=524288{cache} {s.tag} {t}")
-    img = shlex.quote(share_list[-1].target)
-    # The inner QEMU (user libvirt-qemu) reads the shared base image through its group, which has
-    # the host's gid: give libvirt-qemu a group of that gid in L1 (L1 only).
-    lines += [f"g=$(stat -c %g {img}/base.qcow2)",
-              'n=$(getent group "$g" | cut -d: -f1)',
-              'if [ -z "$n" ]; then groupadd -g "$g" vbench-img; n=vbench-img; fi',
-              'id -nG libvirt-qemu | tr " " "\\n" | grep -qx "$n" || usermod -aG "$n" libvirt-qemu',
-              f"mkdir -p {INNER_ROOT}/scenarios {INNER_ROOT}/results",
-              "echo kvm_module=$(for m in kvm_amd kvm_intel; do [ -d /sys/module/$m ] && echo $m; "
-              "done)",
-              "echo kernel=$(uname -r)"]
-    return "\n".join(lines) + "\n"
-
-
-def inner_argv(args: list[str]) -> list[str]:
-    """The inner vbench: this very interpreter and package, through the shares."""
-    pkg_root = str(Path(__file__).resolve().parents[1])
-    from . import images
-
-    return ["env", f"PYTHONPATH={pkg_root}", f"VBENCH_GUESTS={images.recipes_dir().resolve()}",
-            "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", sys.executable, "-c",
-            "import sys; from vbench.commands import main; sys.exit(main())", *args]
+    def drain(self, until: float) -> None:
+        with contextlib.suppress(Exception):
+            while not self.chan.exit_status_ready() and time.monotonic() < until:
+                if not self.pump():
+                    time.sleep(0.1)
+            self.pump()
+        if self.buf:
+            self.lines.append(self.buf.decode(errors="replace"))
+            self.say(self.prefix + self.lines[-1])
+            self.buf = b""
 
 
 def stream(ssh: Any, argv: list[str], say: Say, prefix: str = "L1 | ",
            timeout: float = 24 * 3600, cwd: str = INNER_ROOT,
            out: list[str] | None = None) -> tuple[int, list[str]]:
-    """Run ``argv`` in L1, printing its output lines (stdout and stderr) as they come.
+    """Run ``argv`` in L1, printing its output lines (stdout and stderr) as they come; ``out``
+    receives them (the caller keeps them also on Ctrl-C).
 
     On Ctrl-C/SIGTERM here the inner process gets SIGTERM (vbench cleans up on it as on Ctrl-C)
     and is waited for, up to 3 minutes, before KeyboardInterrupt goes on."""
@@ -260,56 +99,27 @@ def stream(ssh: Any, argv: list[str], say: Say, prefix: str = "L1 | ",
     chan.set_combine_stderr(True)
     chan.settimeout(1.0)
     chan.exec_command(cmd)
-    pid: int | None = None
-    lines: list[str] = [] if out is None else out  # the caller keeps them also on Ctrl-C
-    buf = b""
+    got = _Lines(chan, say, prefix, [] if out is None else out)
     deadline = time.monotonic() + timeout
-    interrupted: BaseException | None = None
-
-    def pump() -> bool:
-        nonlocal buf, pid
-        got = False
-        while chan.recv_ready():
-            buf += chan.recv(65536)
-            got = True
-        while b"\n" in buf:
-            raw, buf = buf.split(b"\n", 1)
-            line = raw.decode(errors="replace").rstrip("\r")
-            if pid is None and line.startswith(PID_MARK) and line[len(PID_MARK):].isdigit():
-                pid = int(line[len(PID_MARK):])
-                continue
-            lines.append(line)
-            say(prefix + line)
-        return got
-
     try:
         while not (chan.exit_status_ready() and not chan.recv_ready()):
-            if not pump():
+            if not got.pump():
                 time.sleep(0.05)
             if time.monotonic() > deadline:
                 raise GuestError(f"the inner command did not finish within {timeout:.0f} s")
             if not tr.is_active():
                 raise GuestError("the SSH session to the hypervisor guest was lost")
-    except (KeyboardInterrupt, GuestError) as exc:
-        interrupted = exc
-        if pid is not None and tr.is_active():
-            ssh.run(f"kill -TERM {pid}", timeout=20, check=False)
+    except (KeyboardInterrupt, GuestError):
+        if got.pid is not None and tr.is_active():
+            ssh.run(f"kill -TERM {got.pid}", timeout=20, check=False)
             say("interrupted: asked the inner vbench to stop (its guests are destroyed) ...")
-            end = time.monotonic() + 180
-            with contextlib.suppress(Exception):
-                while not chan.exit_status_ready() and time.monotonic() < end:
-                    if not pump():
-                        time.sleep(0.1)
-                pump()
-    pump()
-    if buf:
-        lines.append(buf.decode(errors="replace"))
-        say(prefix + lines[-1])
+            got.drain(time.monotonic() + 180)
+        chan.close()
+        raise
+    got.drain(time.monotonic() + 10)
     status = chan.recv_exit_status() if chan.exit_status_ready() else -1
     chan.close()
-    if interrupted is not None:
-        raise interrupted
-    return status, lines
+    return status, got.lines
 
 
 # ---- the record of a long-lived L1 (lab up --nested) -------------------------------------------
@@ -326,13 +136,6 @@ def load_state() -> dict | None:
     if not isinstance(data, dict) or data.get("schema_version") != STATE_VERSION:
         return None
     return data
-
-
-def recorded(tags: dict) -> bool:
-    """Whether a tagged domain is the L1 that ``lab up --nested`` recorded (so ``lab gc`` leaves it
-    alone although the vbench that booted it has exited)."""
-    st = load_state()
-    return bool(st and tags.get("role") == ROLE_TAG and tags.get("dir") == st.get("dir"))
 
 
 def _save_state(data: dict) -> None:
@@ -353,22 +156,6 @@ class L1:
     inner_image: Path    # the inner image directory shared into it
     booted: Any = None   # the HypervisorGuest when this process booted it (else None)
     key_pem: str = ""    # its client key (kept by `lab up --nested` for later sessions)
-
-
-def _client_key() -> tuple[Any, str, str]:
-    """A fresh ed25519 client key: (paramiko key, public line, private key in OpenSSH PEM)."""
-    import io
-
-    import paramiko
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                            serialization.NoEncryption()).decode()
-    pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                        serialization.PublicFormat.OpenSSH).decode()
-    return paramiko.Ed25519Key.from_private_key(io.StringIO(pem)), pub, pem
 
 
 def _images(say: Say, inner: str = "debian12"):

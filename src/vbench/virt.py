@@ -123,12 +123,7 @@ def tagged_domains(conn) -> list[str]:
 
 
 def owner_alive(tags: dict) -> bool:
-    """Whether the vbench process that created a tagged domain is still running (the nested lab's
-    hypervisor guest, recorded by `lab up --nested`, counts as alive while its record names it)."""
-    from .nested import recorded
-
-    if recorded(tags):
-        return True
+    """Whether the vbench process that created a tagged domain is still running."""
     try:
         return procs.alive(procs.ProcRef(int(tags.get("pid", 0)), int(tags.get("pid_start", -1))))
     except ValueError:

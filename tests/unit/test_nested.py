@@ -8,15 +8,15 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from vbench import nested, record, virt
+from vbench import nested, nestedguest, record, virt
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UPDATE = os.environ.get("VBENCH_UPDATE_GOLDEN") == "1"
 NAME = "vbench-nested-l1"
 GDIR = Path("/var/lib/vbench/guests") / NAME
 IMG = Path("/var/lib/vbench/images/hypervisor-0123456789ab")
-SHARES = [nested.Share("vb0", "/opt/py", "/opt/py", True),
-          nested.Share("vb1", "/var/lib/vbench/images/debian12-0123456789ab",
+SHARES = [nestedguest.Share("vb0", "/opt/py", "/opt/py", True),
+          nestedguest.Share("vb1", "/var/lib/vbench/images/debian12-0123456789ab",
                        "/var/lib/vbench/images/debian12-0123456789ab", True)]
 TAGS = {"owner": "vbench", "dir": str(GDIR), "pid": "4242", "pid_start": "1", "role": "nested-lab"}
 
@@ -25,7 +25,7 @@ def render(domain_type: str) -> str:
     files = virt.DomainFiles(overlay=GDIR / "overlay.qcow2", scratch=None,
                              console=GDIR / "console.log", kernel=IMG / "vmlinuz",
                              initrd=IMG / "initrd.img")
-    return nested.l1_xml(NAME, domain_type, files, "root=LABEL=vbench-root rw", "vbench-mgmt",
+    return nestedguest.l1_xml(NAME, domain_type, files, "root=LABEL=vbench-root rw", "vbench-mgmt",
                          TAGS, SHARES, memory_mib=6144, vcpus=2)
 
 
@@ -55,17 +55,17 @@ def test_l1_xml_golden_and_facts():
 def test_shares_dedupe_and_image_target(tmp_path, monkeypatch):
     img = tmp_path / "debian12-0123456789ab"
     img.mkdir()
-    got = nested.shares(img)
+    got = nestedguest.shares(img)
     sources = [s.source for s in got]
     assert len(set(sources)) == len(sources)
     for a in sources[:-1]:  # no share inside another
         assert not any(Path(a) in Path(b).parents for b in sources[:-1] if b != a)
-    assert got[-1].target == f"{nested.INNER_IMAGES}/{img.name}"
+    assert got[-1].target == f"{nestedguest.INNER_IMAGES}/{img.name}"
     assert [s.tag for s in got] == [f"vb{i}" for i in range(len(got))]
 
 
 def test_setup_script_mounts_read_only_and_checks_devices():
-    script = nested.setup_script(SHARES)
+    script = nestedguest.setup_script(SHARES)
     assert "modprobe vhost_net" in script and "modprobe vhost_vsock" in script
     assert "test -c /dev/kvm" in script
     assert script.count("mount -t 9p -o trans=virtio,version=9p2000.L,ro") == len(SHARES)
@@ -73,7 +73,7 @@ def test_setup_script_mounts_read_only_and_checks_devices():
 
 
 def test_inner_argv_runs_this_vbench():
-    argv = nested.inner_argv(["run", "x.yaml"])
+    argv = nestedguest.inner_argv(["run", "x.yaml"])
     assert argv[0] == "env" and any(a.startswith("PYTHONPATH=") for a in argv)
     assert argv[-2:] == ["run", "x.yaml"]
 
@@ -94,10 +94,14 @@ def test_nested_runs_never_pool_with_flat_ones():
     assert record.checked_metadata(nest)["nested"] == "under tcg on h"
 
 
-def test_recorded_l1_is_not_an_orphan(tmp_path, monkeypatch):
-    monkeypatch.setenv("VBENCH_HOME", str(tmp_path))
-    tags = {"role": nested.ROLE_TAG, "dir": str(GDIR), "pid": "1", "pid_start": "-5"}
-    assert not virt.owner_alive(tags)
-    nested._save_state({"domain": NAME, "dir": str(GDIR)})
-    assert virt.owner_alive(tags)
-    assert not virt.owner_alive({**tags, "role": "nested-run"})
+def test_owner_of_the_long_lived_l1_is_the_labs_libvirtd():
+    """`lab gc` (of any vbench) destroys domains whose owner process is gone: the L1 that
+    `lab up --nested` leaves running is tied to the lab's libvirtd, one booted for a run to it."""
+    from vbench import procs
+
+    me = procs.ref(os.getpid())
+    daemons = {"libvirtd": {"pid": 1, "starttime": 7, "what": "libvirtd"}}
+    long_lived = nestedguest.owner_tags(nestedguest.ROLE_TAG, daemons)
+    assert long_lived == {"pid": "1", "pid_start": "7", "held_by": "libvirtd"}
+    for_run = nestedguest.owner_tags("nested-run", daemons)
+    assert for_run == {"pid": str(os.getpid()), "pid_start": str(me.starttime)}

@@ -61,7 +61,8 @@ def cmd_lab_down(args: argparse.Namespace) -> ExitStatus:
         if not nested.down(say):
             say("no nested lab was up")
         return ExitStatus.SUCCESS
-    if not lab.down(progress=say, force=args.force):
+    gone = nested.down(say)  # the hypervisor guest would go with the lab's domains; its record too
+    if not lab.down(progress=say, force=args.force) and not gone:
         say("nothing of vbench's was running")
     return ExitStatus.SUCCESS
 

@@ -46,7 +46,7 @@ def run_badge(run: RunInfo) -> dict:
     n = run.record.environment.nested
     if not n:
         return b
-    from ..nested import NOTE
+    from ..nestedguest import NOTE
 
     outer = text(n.get("outer_accelerator")).upper() or "?"
     return {"text": f"{b['text']} nested in {outer}", "cls": "tcg", "title": NOTE}
