@@ -47,6 +47,19 @@ PID_MARK = "vbench-nested-pid "
 Say = Callable[[str], None]
 
 
+class L1Gone(GuestError):
+    """The hypervisor guest itself is gone (destroyed, crashed): nothing inside is left to stop,
+    and its SSH session may never notice (a vanished guest sends no TCP reset)."""
+
+
+def _watched(watch: Callable[[], None] | None) -> None:
+    if watch is not None:
+        try:
+            watch()
+        except GuestError as exc:
+            raise L1Gone(str(exc)) from None
+
+
 class _Lines:
     """The inner command's output, split into lines as it comes (its pid line kept apart)."""
 
@@ -70,11 +83,13 @@ class _Lines:
             self.say(self.prefix + line)
         return got
 
-    def drain(self, until: float) -> None:
-        with contextlib.suppress(Exception):
+    def drain(self, until: float, watch: Callable[[], None] | None = None) -> None:
+        with contextlib.suppress(Exception):  # GuestError from watch: L1 is gone, stop waiting
             while not self.chan.exit_status_ready() and time.monotonic() < until:
                 if not self.pump():
                     time.sleep(0.1)
+                    if watch is not None:
+                        watch()
             self.pump()
         if self.buf:
             self.lines.append(self.buf.decode(errors="replace"))
@@ -83,10 +98,11 @@ class _Lines:
 
 
 def stream(ssh: Any, argv: list[str], say: Say, prefix: str = "L1 | ",
-           timeout: float = 24 * 3600, cwd: str = INNER_ROOT,
-           out: list[str] | None = None) -> tuple[int, list[str]]:
+           timeout: float = 24 * 3600, cwd: str = INNER_ROOT, out: list[str] | None = None,
+           watch: Callable[[], None] | None = None) -> tuple[int, list[str]]:
     """Run ``argv`` in L1, printing its output lines (stdout and stderr) as they come; ``out``
-    receives them (the caller keeps them also on Ctrl-C).
+    receives them (the caller keeps them also on Ctrl-C). ``watch`` raises GuestError when L1
+    itself is gone (checked every few seconds): then this raises :class:`L1Gone` at once.
 
     On Ctrl-C/SIGTERM here the inner process gets SIGTERM (vbench cleans up on it as on Ctrl-C)
     and is waited for, up to 3 minutes, before KeyboardInterrupt goes on."""
@@ -100,20 +116,23 @@ def stream(ssh: Any, argv: list[str], say: Say, prefix: str = "L1 | ",
     chan.settimeout(1.0)
     chan.exec_command(cmd)
     got = _Lines(chan, say, prefix, [] if out is None else out)
-    deadline = time.monotonic() + timeout
+    deadline, next_watch = time.monotonic() + timeout, time.monotonic() + 5
     try:
         while not (chan.exit_status_ready() and not chan.recv_ready()):
             if not got.pump():
                 time.sleep(0.05)
+            if time.monotonic() > next_watch:
+                next_watch = time.monotonic() + 5
+                _watched(watch)
             if time.monotonic() > deadline:
                 raise GuestError(f"the inner command did not finish within {timeout:.0f} s")
             if not tr.is_active():
                 raise GuestError("the SSH session to the hypervisor guest was lost")
-    except (KeyboardInterrupt, GuestError):
-        if got.pid is not None and tr.is_active():
+    except (KeyboardInterrupt, GuestError) as exc:
+        if got.pid is not None and tr.is_active() and not isinstance(exc, L1Gone):
             ssh.run(f"kill -TERM {got.pid}", timeout=20, check=False)
             say("interrupted: asked the inner vbench to stop (its guests are destroyed) ...")
-            got.drain(time.monotonic() + 180)
+            got.drain(time.monotonic() + 180, watch)
         chan.close()
         raise
     got.drain(time.monotonic() + 10)
@@ -156,6 +175,7 @@ class L1:
     inner_image: Path    # the inner image directory shared into it
     booted: Any = None   # the HypervisorGuest when this process booted it (else None)
     key_pem: str = ""    # its client key (kept by `lab up --nested` for later sessions)
+    alive: Callable[[], None] | None = None  # raises GuestError once L1 itself is gone
 
 
 def _images(say: Say, inner: str = "debian12"):
@@ -196,7 +216,7 @@ def boot(stack: contextlib.ExitStack, say: Say, inner: str = "debian12",
         f"svm, {VCPUS} vCPUs, {MEMORY_MIB} MiB) ...")
     stack.enter_context(g)
     boot_s = time.monotonic() - t0
-    l1 = L1(g.ssh, {}, img.dir, booted=g, key_pem=pem)
+    l1 = L1(g.ssh, {}, img.dir, booted=g, key_pem=pem, alive=g.check_alive)
     t1 = time.monotonic()
     res = g.ssh.run(setup_script(share_list), timeout=300, check=False)
     if not res.ok:
@@ -207,7 +227,7 @@ def boot(stack: contextlib.ExitStack, say: Say, inner: str = "debian12",
         f"/dev/vhost-net, /dev/vhost-vsock present, {len(share_list)} read-only shares mounted "
         f"({time.monotonic() - t1:.0f} s)")
     t2 = time.monotonic()
-    status, lines = stream(g.ssh, inner_argv(["lab", "up"]), say)
+    status, lines = stream(g.ssh, inner_argv(["lab", "up"]), say, watch=g.check_alive)
     if status != 0:
         raise LabError(f"the inner `vbench lab up` failed (exit {status}): "
                        f"{' | '.join(lines[-3:])}")
@@ -262,20 +282,32 @@ def up(say: Say) -> dict:
     return st
 
 
+def _domain_running(name: str) -> None:
+    """GuestError unless the recorded hypervisor guest's domain is running."""
+    from . import lab, virt
+
+    try:
+        conn = virt.open_connection(lab.LAB_URI)
+    except LabError as exc:
+        raise GuestError(str(exc)) from None
+    try:
+        if not conn.lookupByName(name).isActive():
+            raise GuestError(f"the hypervisor guest {name} is not running")
+    except virt._libvirt().libvirtError:
+        raise GuestError(f"the hypervisor guest {name} is gone (destroyed from outside?)") from None
+    finally:
+        conn.close()
+
+
 def _reconnect(st: dict):
     import paramiko
 
-    from . import lab, remote, virt
+    from . import lab, remote
 
-    conn = virt.open_connection(lab.LAB_URI)
     try:
-        dom = conn.lookupByName(st["domain"])
-        if not dom.isActive():
-            raise LabError(f"{st['domain']} is not running")
-    except virt._libvirt().libvirtError:
-        raise LabError(f"{st['domain']} is gone") from None
-    finally:
-        conn.close()
+        _domain_running(st["domain"])
+    except GuestError as exc:
+        raise LabError(str(exc)) from None
     pkey = paramiko.Ed25519Key.from_private_key_file(st["client_key"])
     return remote.Ssh.connect(st["ip"], lab.NETNS, st["host_key"], pkey, timeout=10)
 
@@ -348,7 +380,8 @@ def session(say: Say, inner: str = "debian12"):
                            f"scenario needs {inner}: restart it (`vbench lab down --nested`)")
         say(f"using the nested lab {st['domain']} at {st['ip']}")
         try:
-            yield L1(ssh, st["facts"], Path(st["inner_image"]))
+            yield L1(ssh, st["facts"], Path(st["inner_image"]),
+                     alive=lambda: _domain_running(st["domain"]))
         finally:
             ssh.close()
         return
@@ -422,7 +455,7 @@ def run(scenario_file: str, text: str, results_root: Path, say: Say, extra: list
         t0 = time.monotonic()
         lines: list[str] = []
         try:
-            status, _ = stream(l1.ssh, argv, say, out=lines)
+            status, _ = stream(l1.ssh, argv, say, out=lines, watch=l1.alive)
         except KeyboardInterrupt:
             # Keep what the inner run stored before it stopped (as a flat run keeps it).
             with contextlib.suppress(Exception):

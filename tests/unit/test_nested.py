@@ -105,3 +105,48 @@ def test_owner_of_the_long_lived_l1_is_the_labs_libvirtd():
     assert long_lived == {"pid": "1", "pid_start": "7", "held_by": "libvirtd"}
     for_run = nestedguest.owner_tags("nested-run", daemons)
     assert for_run == {"pid": str(os.getpid()), "pid_start": str(me.starttime)}
+
+
+class _Chan:
+    """A channel whose command prints its pid and one line, then never ends (a vanished L1)."""
+
+    def __init__(self):
+        self.data, self.commands = b"vbench-nested-pid 42\nL2 booting\n", []
+
+    def set_combine_stderr(self, _): pass
+    def settimeout(self, _): pass
+    def exec_command(self, cmd): self.commands.append(cmd)
+    def recv_ready(self): return bool(self.data)
+    def recv(self, n): out, self.data = self.data[:n], self.data[n:]; return out
+    def exit_status_ready(self): return False
+    def close(self): pass
+
+
+class _Ssh:
+    def __init__(self, chan):
+        tr = type("T", (), {"is_active": lambda s: True, "open_session": lambda s, timeout: chan})()
+        self._client = type("C", (), {"get_transport": lambda s: tr})()
+        self.ran = []
+
+    def run(self, cmd, timeout, check):
+        self.ran.append(cmd)
+
+
+def test_stream_stops_at_once_when_l1_is_gone(monkeypatch):
+    """A destroyed hypervisor guest never resets its TCP connection: the watch, not SSH, ends the
+    wait, and nothing is sent to a process that no longer exists."""
+    import pytest
+
+    from vbench.errors import GuestError
+
+    monkeypatch.setattr(nested.time, "sleep", lambda s: None)
+    clock = iter(range(0, 10**6, 1))
+    monkeypatch.setattr(nested.time, "monotonic", lambda: float(next(clock)))
+    said, ssh = [], _Ssh(_Chan())
+
+    def gone():
+        raise GuestError("the hypervisor guest is gone")
+
+    with pytest.raises(nested.L1Gone):
+        nested.stream(ssh, ["vbench", "run", "x.yaml"], said.append, watch=gone)
+    assert said == ["L1 | L2 booting"] and ssh.ran == []
