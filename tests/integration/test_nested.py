@@ -2,7 +2,8 @@
 with an emulated EPYC+svm CPU. One L1 boot for the module (`vbench lab up --nested`: about 3 min
 on a loaded 2-core machine, its inner lab and accelerator probe included); `vbench run --nested`
 of smoke-disk on it (about 10 min: each inner guest takes 1-3 min to boot at TCG speed), then a
-Ctrl-C of a second run as soon as its first inner guest starts, then `vbench lab down --nested`.
+Ctrl-C of a second run as soon as its first inner guest starts, smoke-net (about 5 min), then
+`vbench lab down --nested`.
 Skipped where the hypervisor image is not built (`vbench image build hypervisor`, about 4 min)."""
 
 from __future__ import annotations
@@ -113,3 +114,17 @@ def test_ctrl_c_leaves_no_domain_at_either_level(nested_run, tmp_path):
     assert _inner("ls /var/lib/vbench/guests 2>/dev/null").strip() == ""
     run = next(tmp_path.iterdir())
     assert json.loads((run / "run.json").read_text())["status"] == "incomplete"
+
+
+def test_smoke_net_under_nested_kvm(nested_lab, tmp_path):
+    """The NIC path one level down (about 5 min): host-side iperf3 and ping peers in the inner
+    lab's namespace, guests under KVM."""
+    cp = vbench("run", str(ROOT / "scenarios/smoke-net.yaml"), "--nested", "--results",
+                str(tmp_path), "--no-report", timeout=1800)
+    run_dir = Path(cp.stdout.strip().splitlines()[-1].split("run: ", 1)[1])
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "complete" and meta["failures"] == []
+    for name, driver in (("virtio-net", "virtio_net"), ("e1000", "e1000")):
+        v = meta["variants"][name]
+        assert v["domain_xml"].startswith("<domain type='kvm'>") and v["guest_virt"] == "kvm"
+        assert v["drivers"]["nic"]["found"] == driver
