@@ -1,9 +1,9 @@
 """The nested lab (vbench.nested): KVM one level down, in a hypervisor guest that runs under TCG
-with an emulated EPYC+svm CPU. One L1 boot for the module (`vbench lab up --nested`: about 3 min
-on a loaded 2-core machine, its inner lab and accelerator probe included); `vbench run --nested`
-of smoke-disk on it (about 10 min: each inner guest takes 1-3 min to boot at TCG speed), then a
-Ctrl-C of a second run as soon as its first inner guest starts, smoke-net (about 5 min), then
-`vbench lab down --nested`.
+with an emulated EPYC+svm CPU. One L1 boot for the module (`vbench lab up --nested`), shared by
+`lab status`, smoke-disk, a Ctrl-C of a second run as soon as its first inner guest starts, and
+smoke-net; then `vbench lab down --nested`. Measured 2026-12-05 (2 cores, shared): the module in
+7 min 11 s (L1 up with its inner lab 60 s, smoke-disk 183 s, Ctrl-C 45 s, smoke-net 139 s); under
+heavy load each step took about twice as long (inner guests booted in 106-191 s instead of 52-77).
 Skipped where the hypervisor image is not built (`vbench image build hypervisor`, about 4 min)."""
 
 from __future__ import annotations
