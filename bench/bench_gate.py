@@ -3,10 +3,10 @@
 
 Simulates log-normal noise (3 %, 5 % and 8 % coefficient of variation, and the noise this machine
 shows in its stored A/A runs) through the code the nightly runs: the scenario is loaded by
-:func:`vbench.scenario.load_scenario`, every simulated night is measured round by round under
-:class:`vbench.adaptive.Stopper` (the adaptive stopping rule of ``vbench run``, on the rows
-:func:`vbench.adaptive.groups_of_run` watches), and the two nights are judged by compare's own
-row and family code (:mod:`vbench.compare`, :mod:`vbench.verdict`). Nothing here re-implements a
+:func:`vbench.scenario.schema.load_scenario`, every simulated night is measured round by round under
+:class:`vbench.run.adaptive.Stopper` (the adaptive stopping rule of ``vbench run``, on the rows
+:func:`vbench.run.adaptive.groups_of_run` watches), and the two nights are judged by compare's own
+row and family code (:mod:`vbench.stats.compare`, :mod:`vbench.stats.verdict`). Nothing here re-implements a
 rule; optional stopping (a night stops early when its spread happens to look small) is therefore
 in every figure. It prints, for the scenario's repetitions, gate and threshold:
 
@@ -46,13 +46,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from vbench import adaptive  # noqa: E402
-from vbench import compare as C  # noqa: E402
-from vbench import history as H  # noqa: E402
-from vbench import stats as S  # noqa: E402
-from vbench.scenario import Scenario, load_scenario  # noqa: E402
-from vbench.summary import HOST_VARIANT  # noqa: E402
-from vbench.verdict import row_stats  # noqa: E402
+from vbench.run import adaptive  # noqa: E402
+from vbench.stats import compare as C  # noqa: E402
+from vbench.stats import history as H  # noqa: E402
+from vbench.stats import inference as S  # noqa: E402
+from vbench.scenario.schema import Scenario, load_scenario  # noqa: E402
+from vbench.stats.summary import HOST_VARIANT  # noqa: E402
+from vbench.stats.verdict import row_stats  # noqa: E402
 
 # What a fio job records per (workload, variant): the candidate rows the gate picks from.
 FIO_METRICS = ("iops", "bw", "clat_mean", "clat_p50", "clat_p99", "clat_p99.9")
@@ -134,7 +134,7 @@ def load_settings(path: Path, threshold: float | None = None, reps: str | None =
 def night(rng, st: Settings, cv: float, scale: dict[Key, float] | None = None
           ) -> tuple[dict[Key, np.ndarray], int]:
     """One run's samples of the simulated rows (level 1000 x scale) and its number of rounds:
-    one interleaved round at a time until :class:`vbench.adaptive.Stopper` says done."""
+    one interleaved round at a time until :class:`vbench.run.adaptive.Stopper` says done."""
     keys = st.keys
     factor = np.array([(scale or {}).get(k, 1.0) for k in keys]) * 1000.0
     vals: dict[Key, list[float]] = {k: [] for k in keys}
@@ -275,7 +275,7 @@ def machine_cv(st: Settings) -> tuple[float, int, str]:
     """(pooled CV, groups, where) of the gated rows as the stored A/A runs (tests/data/runs) show
     them: the log-variance of each (run, workload, metric, variant) group that the scenario gates,
     pooled (the runs hold the same jobs as far as they go)."""
-    from vbench.store import find_runs, load_samples
+    from vbench.results.rundir import find_runs, load_samples
 
     runs = find_runs(RUNS_DIR) if RUNS_DIR.is_dir() else []
     num = den = groups = 0

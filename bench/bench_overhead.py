@@ -25,7 +25,7 @@ VARIANT = "virtio-blk"
 
 
 def run_disk(results: Path) -> Path:
-    cp = subprocess.run([sys.executable, "-m", "vbench.cli", "run", str(ROOT / "scenarios/disk.yaml"),
+    cp = subprocess.run([sys.executable, "-m", "vbench", "run", str(ROOT / "scenarios/disk.yaml"),
                          "--results", str(results), "--no-report"], cwd=ROOT, text=True,
                         capture_output=True)
     if cp.returncode != 0:
@@ -35,9 +35,10 @@ def run_disk(results: Path) -> Path:
 
 def by_hand(meta: dict, reps: int) -> list[float]:
     """Boot a guest exactly like the run's virtio-blk variant and type the fio job by hand."""
-    from vbench import images, lab, remote
-    from vbench.scenario import load_scenario_text
-    from vbench.virt import Guest
+    from vbench.host import images, lab
+    from vbench.guest import ssh as remote
+    from vbench.scenario.schema import load_scenario_text
+    from vbench.guest.domain import Guest
 
     scn = load_scenario_text(meta["scenario"]["text"])
     variant = next(v for v in scn.variants if v.name == VARIANT)
@@ -74,7 +75,7 @@ def main() -> int:
     print(f"run {run_dir}: wall {timing['wall_s']:.0f} s, inside workloads {timing['workload_s']:.0f} s "
           f"-> {share:.1%} (target >= 75%)")
 
-    from vbench.store import load_samples
+    from vbench.results.rundir import load_samples
 
     df = load_samples(run_dir)
     sel = df[(df.variant == VARIANT) & (df.workload == WORKLOAD) & (df.metric == "iops")]

@@ -67,7 +67,7 @@ def _groups() -> int:
 
 
 def _value(level: float, metric: str) -> float:
-    from vbench.model import higher_is_better
+    from vbench.core.metrics import higher_is_better
 
     return level if higher_is_better(metric) else 1e6 / level
 
@@ -75,7 +75,7 @@ def _value(level: float, metric: str) -> float:
 def write_runs(root: Path, samples: int) -> tuple[list[Path], int]:
     import numpy as np
 
-    from vbench.store import RunDir
+    from vbench.results.rundir import RunDir
 
     reps = math.ceil(samples / _groups())
     rng = np.random.default_rng(1)

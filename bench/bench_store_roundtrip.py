@@ -33,7 +33,7 @@ def main() -> int:
     ap.add_argument("--store", help="use this database instead of a throw-away cluster")
     args = ap.parse_args()
 
-    from vbench import dbstore, store
+    from vbench.results import postgres as dbstore, rundir as store
 
     with contextlib.ExitStack() as stack:
         if args.store:
@@ -73,14 +73,14 @@ def main() -> int:
         print(f"publish again: {t_again:.2f} s ({', '.join(sorted({d.action for d in again}))})")
         print(f"read back: export {t_export:.2f} s, export + load + check {t_read:.2f} s")
         if len(args.runs) >= 2:
-            from vbench import analysis
+            from vbench.stats import compare
 
             t = time.perf_counter()
             with dbstore.checkout(url, [p.name for p in args.runs[:2]]) as (_, (a, b)):
-                via = analysis.compare(store.load_samples(a), store.load_samples(b),
+                via = compare.compare(store.load_samples(a), store.load_samples(b),
                                        allow_mixed=True).to_text()
             t_cmp = time.perf_counter() - t
-            direct = analysis.compare(store.load_samples(args.runs[0]),
+            direct = compare.compare(store.load_samples(args.runs[0]),
                                       store.load_samples(args.runs[1]), allow_mixed=True).to_text()
             ok &= via == direct
             print(f"compare via store: {t_cmp:.2f} s, "

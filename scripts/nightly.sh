@@ -132,7 +132,7 @@ NAME="$(scenario_of "$NEW")"
 say "new run: $NEW (vbench run exit status $run_status)"
 
 # 2. Baselines: the previous run (night-to-night steps) and the known-good run (slow drift).
-PREV="${NIGHTLY_BASELINE:-$("$VPY" -m vbench.nightly previous "$RESULTS" "$NEW")}"
+PREV="${NIGHTLY_BASELINE:-$("$VPY" -m vbench.report.nightly previous "$RESULTS" "$NEW")}"
 GOOD="${NIGHTLY_KNOWN_GOOD:-$(cat "$PINS/$NAME" 2>/dev/null || true)}"
 for b in "$PREV" "$GOOD"; do
   if [ -n "$b" ] && [ ! -f "$b/run.json" ]; then
@@ -181,7 +181,7 @@ if [ "${NIGHTLY_AUTO_PIN:-1}" = "1" ] && [ ! -f "$PINS/$NAME" ] && [ "$gate_fail
   say "no known-good run of $NAME was pinned: pinned this one ($NEW)"
 fi
 
-"$VPY" -m vbench.nightly summary --run "$NEW" "${summary_args[@]}" --status "$verdict" \
+"$VPY" -m vbench.report.nightly summary --run "$NEW" "${summary_args[@]}" --status "$verdict" \
   --markdown "$OUT/summary.md" --junit "$OUT/junit.xml" \
   || say "summary not written" >&2
 

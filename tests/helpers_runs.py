@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from vbench.store import RunDir
+from vbench.results.rundir import RunDir
 
 # variant -> (device, model, paravirtual, level multiplier of "performance")
 # IOPS levels shaped like real fio randread-4k-qd32 numbers under KVM (virtio ~11500, sata ~4600,
@@ -164,7 +164,7 @@ def write_run(root: Path, run_id: str, *, kind: str = "disk", scenario: str | No
                         true = level(vlevel, wname, metric)
                     factor = scale.get(vname, 1.0)
                     if factor != 1.0:
-                        from vbench.model import higher_is_better
+                        from vbench.core.metrics import higher_is_better
                         true = true * factor if higher_is_better(metric) else true / factor
                     value = true * math.exp(rng.normal(0.0, cv))
                     rows.append({"run_id": run_id, "scenario": scenario, "variant": vname,

@@ -169,7 +169,7 @@ def sshd_script(base: Path, addr: str, client_pub: str, hostname: str) -> str:
 
 def busybox_initrd(path: Path) -> None:
     """An initramfs whose init prints a line and then sleeps forever: a tiny guest of the user's."""
-    from vbench.lab import _newc
+    from vbench.host.lab import _newc
 
     init = b"#!/bin/busybox sh\n/bin/busybox echo USERS-GUEST-UP\nwhile :; do /bin/busybox sleep 3600; done\n"
     busybox = Path("/bin/busybox").read_bytes()
@@ -206,7 +206,7 @@ def users_network_xml(name: str, bridge: str, address: str, netmask: str) -> str
 def separate_home(prefix: str = "vbench-home-") -> Path:
     """A VBENCH_HOME of its own, sharing only the built images (and the accelerator probe), so that
     a run against another libvirtd never changes the lab's record. The caller removes it."""
-    from vbench import paths
+    from vbench.core import paths
 
     h = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(h, 0o755)
@@ -229,7 +229,7 @@ class DomainWatcher(threading.Thread):
     def run(self) -> None:
         import libvirt
 
-        from vbench import virt
+        from vbench.guest import domain as virt
 
         conn = libvirt.open(self.uri)
         try:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def vbench(*args: str, timeout: int = 1800, check: bool = True, env: dict | None = None,
            cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """Run the real CLI as a user would."""
-    cp = subprocess.run([sys.executable, "-m", "vbench.cli", *args], cwd=cwd, capture_output=True,
+    cp = subprocess.run([sys.executable, "-m", "vbench", *args], cwd=cwd, capture_output=True,
                         text=True, timeout=timeout, env={**os.environ, **(env or {})})
     if check and cp.returncode != 0:
         raise AssertionError(f"vbench {' '.join(args)} exited {cp.returncode}\n"
@@ -29,7 +29,7 @@ def vbench(*args: str, timeout: int = 1800, check: bool = True, env: dict | None
 
 
 def _lab_is_up() -> bool:
-    from vbench import lab
+    from vbench.host import lab
 
     try:
         lab.current()
@@ -46,7 +46,8 @@ def lab_ready():
     vbench("lab", "up", timeout=300)
     vbench("image", "build", timeout=1800)
     yield
-    from vbench import lab, virt
+    from vbench.host import lab
+    from vbench.guest import domain as virt
 
     conn = virt.open_connection(lab.LabState.load().uri)
     try:
@@ -58,7 +59,8 @@ def lab_ready():
 
 
 def tagged_domains() -> list[str]:
-    from vbench import lab, virt
+    from vbench.host import lab
+    from vbench.guest import domain as virt
 
     conn = virt.open_connection(lab.LabState.load().uri)
     try:
@@ -68,7 +70,7 @@ def tagged_domains() -> list[str]:
 
 
 def guest_dirs() -> list[Path]:
-    from vbench import paths
+    from vbench.core import paths
 
     d = paths.guests_dir()
     return sorted(d.iterdir()) if d.is_dir() else []

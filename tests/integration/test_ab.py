@@ -46,7 +46,7 @@ def qemu_copy():
     firmware relative to its own location (bin/ -> lib/x86_64-linux-gnu/qemu, share/qemu,
     share/seabios ...), so the
     copy gets the same prefix layout, linked to the installed ones."""
-    from vbench import paths
+    from vbench.core import paths
 
     root = paths.home() / f"ab-test-qemu-{int(time.time())}"
     (root / "bin").mkdir(parents=True)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from vbench import dbstore, store
-from vbench.errors import StoreError
+from vbench.results import postgres as dbstore, rundir as store
+from vbench.core.errors import StoreError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
 from pgcluster import PgCluster, process_running, server_bin  # noqa: E402
@@ -82,10 +82,10 @@ def test_publish_and_read_back_equal_numbers(url):
             a, b = store.load_samples(orig), store.load_samples(back)
             assert len(a) == len(b) == len(list(store.iter_sample_rows(orig)))
             assert _sorted(a).equals(_sorted(b))
-        from vbench import analysis
+        from vbench.stats import compare
 
-        direct = analysis.compare(store.load_samples(RUNS[0]), store.load_samples(RUNS[1]))
-        via_db = analysis.compare(store.load_samples(paths[0]), store.load_samples(paths[1]))
+        direct = compare.compare(store.load_samples(RUNS[0]), store.load_samples(RUNS[1]))
+        via_db = compare.compare(store.load_samples(paths[0]), store.load_samples(paths[1]))
         assert via_db.to_text() == direct.to_text()
     assert not root.exists(), "the exported copy must be removed after reading"
 
@@ -270,7 +270,7 @@ def test_roles_publisher_without_create_and_read_only_reader(pg, url):
 # ---- the commands, as a user runs them -------------------------------------------------------------
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vbench.cli", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "vbench", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})})
 

@@ -24,7 +24,7 @@ def _meta(run_dir: Path) -> dict:
 
 
 def _samples(run_dir: Path):
-    from vbench.store import load_samples
+    from vbench.results.rundir import load_samples
 
     return load_samples(run_dir)
 
@@ -80,7 +80,7 @@ def _default_sigint() -> None:
 
 
 def _popen_run(scenario: Path, results: Path, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "vbench.cli", "run", str(scenario), "--results",
+    return subprocess.Popen([sys.executable, "-m", "vbench", "run", str(scenario), "--results",
                              str(results), "--no-report"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
                             preexec_fn=_default_sigint)

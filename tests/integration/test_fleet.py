@@ -51,7 +51,7 @@ def _when(text: str) -> datetime:
 
 
 def test_fleet_over_the_lab_and_a_users_libvirtd(own, home, tmp_path, no_leftovers):
-    from vbench import store
+    from vbench.results import rundir as store
 
     hosts = tmp_path / "hosts.yaml"
     hosts.write_text(json.dumps({"hosts": [
@@ -101,7 +101,7 @@ def test_fleet_over_the_lab_and_a_users_libvirtd(own, home, tmp_path, no_leftove
     html = (fleet / "report" / "index.html").read_text()
     assert "<h3>lab <span" in html and "<h3>own-libvirtd <span" in html
     # vbench's networks in the user's libvirt go again (the fixture removes the daemon anyway)
-    down = subprocess.run(own.exec_argv([sys.executable, "-m", "vbench.cli", "lab", "down"]),
+    down = subprocess.run(own.exec_argv([sys.executable, "-m", "vbench", "lab", "down"]),
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, **SUBNETS, "VBENCH_HOME": str(home)})
     assert down.returncode == 0, down.stderr
@@ -117,7 +117,7 @@ def test_ctrl_c_stops_the_fleet_and_leaves_no_guest(own, home, tmp_path, no_left
         "name": "own-libvirtd", "connect": own.uri, "netns": own.netns,
         "env": {**SUBNETS, "VBENCH_HOME": str(home)}}]))
     fleet = tmp_path / "fleet"
-    p = subprocess.Popen([sys.executable, "-m", "vbench.cli", "fleet", "run",
+    p = subprocess.Popen([sys.executable, "-m", "vbench", "fleet", "run",
                           "scenarios/smoke-disk.yaml", "--hosts", str(hosts), "--out", str(fleet)],
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          start_new_session=True)

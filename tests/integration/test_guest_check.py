@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from vbench.kconfig import SEED_OPTIONS
+from vbench.guest.kconfig import SEED_OPTIONS
 
 from .conftest import vbench
 

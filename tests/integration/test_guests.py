@@ -39,11 +39,12 @@ def test_ide_scsi_and_rtl8139_bind_their_drivers(no_leftovers):
 def test_default_device_check_agrees_on_real_guests(no_leftovers):
     """The default Device.check (drivers bound to a virtio/PCI device), which new device kinds get
     for free, gives the same verdict as the rng and balloon checks on real guests."""
-    from vbench import images, lab, remote, verify
+    from vbench.host import images, lab
+    from vbench.guest import ssh as remote, verify
     from vbench.devices import DEVICES, Device, GuestContext
-    from vbench.guests import guest_name
-    from vbench.scenario import GuestSpec, parse_profile
-    from vbench.virt import Guest
+    from vbench.guest.boot import guest_name
+    from vbench.scenario.schema import GuestSpec, parse_profile
+    from vbench.guest.domain import Guest
 
     lb = lab.current()
     img = images.require("default")

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_lab_down_leaves_nothing_and_up_restores(lab_ready):
-    from vbench import lab, procs
+    from vbench.host import lab
+    from vbench.core import procs
 
     state = lab.LabState.load()
     if not state.daemons.get("libvirtd"):

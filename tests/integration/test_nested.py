@@ -1,4 +1,4 @@
-"""The nested lab (vbench.nested): KVM one level down, in a hypervisor guest that runs under TCG
+"""The nested lab (vbench.run.nested): KVM one level down, in a hypervisor guest that runs under TCG
 with an emulated EPYC+svm CPU. One L1 boot for the module (`vbench lab up --nested`), shared by
 `lab status`, smoke-disk, a Ctrl-C of a second run as soon as its first inner guest starts, and
 smoke-net; then `vbench lab down --nested`. Measured 2026-12-05 (2 cores, shared): the module in
@@ -28,7 +28,8 @@ def _default_sigint() -> None:  # a background CI shell ignores SIGINT; a user's
 
 @pytest.fixture(scope="module")
 def nested_lab(lab_ready):
-    from vbench import images, nested
+    from vbench.host import images
+    from vbench.run import nested
 
     if images.find("hypervisor") is None:
         pytest.skip("the hypervisor guest image is not built (vbench image build hypervisor)")
@@ -54,7 +55,7 @@ def nested_run(nested_lab, tmp_path_factory):
 
 def _inner(command: str) -> str:
     """A command run in the hypervisor guest (over the nested lab's recorded session)."""
-    from vbench import nested
+    from vbench.run import nested
 
     ssh = nested._reconnect(nested.load_state())
     try:
@@ -93,7 +94,7 @@ def test_report_says_nested(nested_run):
 
 
 def test_ctrl_c_leaves_no_domain_at_either_level(nested_run, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "vbench.cli", "run",
+    proc = subprocess.Popen([sys.executable, "-m", "vbench", "run",
                              str(ROOT / "scenarios/smoke-disk.yaml"), "--nested", "--results",
                              str(tmp_path), "--no-report"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=dict(os.environ),

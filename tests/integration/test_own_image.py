@@ -62,7 +62,8 @@ def test_guest_check_boot_on_own_image(own_image, no_leftovers):
 
 
 def test_smoke_disk_on_own_image(own_image, tmp_path, no_leftovers):
-    from vbench import store, userimage
+    from vbench.results import rundir as store
+    from vbench.guest import userimage
 
     disk, build = own_image
     before = userimage.sha256_file(disk)

@@ -64,13 +64,13 @@ def home(own):
 
 def _vbench(own: OwnLibvirtd, home: Path, *args: str, env: dict | None = None, timeout: int = 1200):
     """The real CLI, run inside the user's network namespace (as on the user's host)."""
-    return subprocess.run(own.exec_argv([sys.executable, "-m", "vbench.cli", *args]), cwd=ROOT,
+    return subprocess.run(own.exec_argv([sys.executable, "-m", "vbench", *args]), cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "VBENCH_HOME": str(home), **(env or {})})
 
 
 def _users_guest(conn, own: OwnLibvirtd):
-    from vbench import images
+    from vbench.host import images
 
     img = images.find_default()
     assert img is not None, "no guest image (lab_ready builds it)"
@@ -101,7 +101,9 @@ def _digest(path: Path) -> str:
 def test_run_against_the_users_own_libvirtd(own, home, tmp_path):
     import libvirt
 
-    from vbench import paths, store, virt
+    from vbench.core import paths
+    from vbench.results import rundir as store
+    from vbench.guest import domain as virt
 
     lab_state = paths.lab_dir() / "state.json"
     lab_state_before = _digest(lab_state)

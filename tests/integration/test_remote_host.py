@@ -94,7 +94,7 @@ def second_host(lab_ready, keys):
 
 @pytest.fixture(scope="module")
 def home(second_host):
-    from vbench import paths
+    from vbench.core import paths
 
     h = Path(tempfile.mkdtemp(prefix="vbench-home-"))
     os.chmod(h, 0o755)
@@ -108,7 +108,7 @@ def _vbench(client_ns: str, home: Path, keys: Path, *args: str, known_hosts: Pat
             timeout: int = 1500):
     env = {**os.environ, "VBENCH_HOME": str(home), "VBENCH_SSH_KEY": str(keys / "id_ed25519"),
            "VBENCH_KNOWN_HOSTS": str(known_hosts or keys / "known_hosts")}
-    return subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-m", "vbench.cli",
+    return subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-m", "vbench",
                            *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                           env=env)
 
@@ -134,7 +134,8 @@ def test_unknown_host_key_is_refused(second_host, home, keys, tmp_path):
 def test_run_on_a_second_host(second_host, home, keys, tmp_path):
     import libvirt
 
-    from vbench import store, virt
+    from vbench.results import rundir as store
+    from vbench.guest import domain as virt
 
     lv, client_ns = second_host
     local_libvirt_dir = Path("/var/lib/libvirt/vbench")
@@ -201,7 +202,7 @@ def test_run_on_a_second_host(second_host, home, keys, tmp_path):
 def test_net_on_a_second_host(second_host, home, keys, tmp_path):
     """smoke-net through the same host: the image is reused, the iperf3 server and the host-side
     ping run on that host (its test-network address exists only there), nothing is left."""
-    from vbench import store
+    from vbench.results import rundir as store
 
     lv, client_ns = second_host
     cp = _vbench(client_ns, home, keys, "run", "scenarios/smoke-net.yaml", "--connect", URI,

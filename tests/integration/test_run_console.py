@@ -35,7 +35,7 @@ def test_virtio_serial_and_16550_bind_and_carry_bytes(no_leftovers, tmp_path):
     v, u = meta["variants"]["virtio-serial"], meta["variants"]["serial-16550"]
     assert v["drivers"]["console"]["found"] == "virtio_console" and v["drivers"]["console"]["ok"]
     assert u["drivers"]["console"]["ok"] and u["drivers"]["console"]["detail"] == "/dev/ttyS1 uart:16550A"
-    from vbench.store import load_samples
+    from vbench.results.rundir import load_samples
 
     df = load_samples(run_dir)
     m = df.groupby(["variant", "metric"]).value.median()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vbench import record
+from vbench.results import record
 
 from .conftest import ROOT, vbench
 
@@ -44,7 +44,7 @@ def test_run_stores_facts_needed_to_trust_it(disk_run):
 
 
 def test_samples_load_back_with_one_call(disk_run):
-    from vbench.store import load_samples
+    from vbench.results.rundir import load_samples
 
     run_dir, _, _ = disk_run
     df = load_samples(run_dir)

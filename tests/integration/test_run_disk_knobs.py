@@ -46,7 +46,7 @@ def test_nvme_and_qcow2_knobs_on_q35(no_leftovers, tmp_path):
     assert knobs["profile"]["disk"]["format"] == "qcow2"
     assert (knobs["profile"]["disk"]["iothread"], knobs["profile"]["disk"]["queues"]) == (True, 2)
     assert "iothread='1'" in knobs["domain_xml"] and "queues='2'" in knobs["domain_xml"]
-    from vbench.store import load_samples
+    from vbench.results.rundir import load_samples
 
     df = load_samples(run_dir)
     iops = df[(df.metric == "iops")].groupby("variant").value.median()

@@ -47,7 +47,7 @@ def test_virtiofs_and_9p_mount_bind_and_measure(no_leftovers, tmp_path):
     assert "<driver type='virtiofs'" in xml["virtiofs"] and "<access mode='shared'/>" in xml["virtiofs"]
     assert "accessmode='mapped'" in xml["9p-mapped"] and "<seclabel" not in xml["9p-mapped"]
     assert "accessmode='passthrough'" in xml["9p-passthrough"] and "+0:+0" in xml["9p-passthrough"]
-    from vbench.store import load_samples
+    from vbench.results.rundir import load_samples
 
     df = load_samples(run_dir)
     m = df.groupby(["variant", "workload", "metric"]).value.median()

@@ -38,7 +38,7 @@ def test_virtio_mem_and_balloon_give_back_and_take_back(no_leftovers, tmp_path):
         assert "balloon" not in drivers  # mem took the balloon's place
     xml = meta["variants"]["virtio-mem"]["domain_xml"]
     assert "<memory model='virtio-mem'>" in xml and "<memballoon model='none'/>" in xml
-    from vbench.store import load_samples
+    from vbench.results.rundir import load_samples
 
     m = load_samples(run_dir).groupby(["variant", "workload", "metric"]).value.median()
     for v in ("virtio-mem", "balloon"):

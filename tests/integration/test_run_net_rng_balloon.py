@@ -20,14 +20,14 @@ def _run(scenario: str, tmp: Path, *extra: str) -> tuple[Path, str]:
 
 
 def _medians(run_dir: Path) -> dict:
-    from vbench.store import load_samples
+    from vbench.results.rundir import load_samples
 
     df = load_samples(run_dir)
     return df.groupby(["variant", "workload", "metric"]).value.median().to_dict()
 
 
 def test_net_smoke(no_leftovers, tmp_path):
-    from vbench import paths
+    from vbench.core import paths
 
     peers = paths.lab_dir() / "peers"
     peers_before = set(peers.glob("*.json")) if peers.is_dir() else set()

@@ -43,7 +43,7 @@ def test_virtio_pmem_and_virtio_blk_bind_mount_and_measure(no_leftovers, tmp_pat
     xml = meta["variants"]["virtio-pmem"]["domain_xml"]
     assert "virtio-pmem-pci,memdev=vbench-pmem" in xml and "<maxMemory slots='2'" in xml
     assert "<serial>vbench-pmem</serial>" in meta["variants"]["virtio-blk"]["domain_xml"]
-    from vbench.store import load_samples
+    from vbench.results.rundir import load_samples
 
     m = load_samples(run_dir).groupby(["variant", "workload", "metric"]).value.median()
     for v in ("virtio-pmem", "virtio-blk"):

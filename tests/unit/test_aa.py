@@ -21,8 +21,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers_runs
 
 from helpers_runs import write_run  # noqa: E402
-from vbench import analysis as A  # noqa: E402
-from vbench.store import find_runs, load_samples  # noqa: E402
+from vbench.stats import compare, summary  # noqa: E402
+from vbench.results.rundir import find_runs, load_samples  # noqa: E402
 
 RUNS_DIR = Path(__file__).resolve().parents[1] / "data" / "runs"
 REAL_RUNS: tuple[str, str] | None = None
@@ -49,7 +49,7 @@ def pair(tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame, str]:
 
 def scaled(df: pd.DataFrame, variant: str, factor: float) -> pd.DataFrame:
     """A copy where ``variant`` performs ``factor`` times as well (latency divided, IOPS multiplied)."""
-    from vbench.model import higher_is_better
+    from vbench.core.metrics import higher_is_better
 
     out = df.copy()
     sel = out["variant"] == variant
@@ -61,7 +61,7 @@ def scaled(df: pd.DataFrame, variant: str, factor: float) -> pd.DataFrame:
 
 def test_aa_between_two_runs(pair):
     a, b, _source = pair
-    res = A.compare(a, b)
+    res = compare.compare(a, b)
     assert len(res.regressions) == 0, res.to_text()
 
 
@@ -71,7 +71,7 @@ def test_aa_split_by_repetition(pair):
         rep = df["repetition"].astype(int)
         if rep.max() < 3:
             pytest.skip("too few repetitions to split a run in halves")
-        res = A.compare(df[rep % 2 == 0], df[rep % 2 == 1])
+        res = compare.compare(df[rep % 2 == 0], df[rep % 2 == 1])
         assert len(res.regressions) == 0 and len(res.improvements) == 0, res.to_text()
 
 
@@ -80,7 +80,7 @@ def test_ab_injected_halving_is_found_in_that_variant_only(pair):
     paravirtual = sorted(set(b.loc[b["paravirtual"].astype(str) == "True", "variant"]))
     assert paravirtual, "a disk run needs a virtio variant"
     victim = paravirtual[0]
-    res = A.compare(a, scaled(b, victim, 0.5))
+    res = compare.compare(a, scaled(b, victim, 0.5))
     regs = res.regressions
     assert set(regs["variant"]) == {victim}
     main = regs[regs["metric"].isin(["iops", "bw"])]
@@ -91,14 +91,14 @@ def test_ab_injected_improvement_is_not_a_regression(pair):
     a, b, _source = pair
     emulated = sorted(set(b.loc[(b["paravirtual"].astype(str) != "True") & (b["variant"] != "host"),
                                 "variant"]))
-    res = A.compare(a, scaled(b, emulated[0], 1.5))
+    res = compare.compare(a, scaled(b, emulated[0], 1.5))
     assert len(res.regressions) == 0
     assert set(res.improvements["variant"]) == {emulated[0]}
 
 
 def test_virtio_beats_emulated_disks_on_iops(pair):
     _a, b, source = pair
-    r = A.ratios(b)
+    r = summary.ratios(b)
     iops = r[(r["metric"] == "iops") & (r["workload"].str.contains("rand"))]
     assert len(iops) > 0
     if source == "synthetic":
@@ -120,7 +120,7 @@ def test_ab_device_changed_is_reported(pair):
     swapped = b[b["variant"] == emulated].copy()
     swapped["variant"] = virtio
     changed = pd.concat([changed, swapped], ignore_index=True)
-    res = A.compare(a, changed)
+    res = compare.compare(a, changed)
     regs = res.regressions
     assert virtio in set(regs["variant"]), res.to_text()
     assert set(regs["variant"]) == {virtio}
@@ -137,7 +137,7 @@ def test_planted_ten_percent_drop_in_one_row_fails_the_gate(pair):
     assert row.sum() >= 3
     dropped = b.copy()
     dropped.loc[row, "value"] *= 0.9
-    res = A.compare(a, dropped)
+    res = compare.compare(a, dropped)
     t = res.table
     hit = t[(t["variant"] == "virtio-blk") & (t["workload"] == "randread-4k-qd32")
             & (t["metric"] == "iops")].iloc[0]
@@ -148,7 +148,7 @@ def test_planted_ten_percent_drop_in_one_row_fails_the_gate(pair):
 
 def test_aa_pair_has_no_significant_gated_change(pair):
     a, b, _source = pair
-    t = A.compare(a, b).table
+    t = compare.compare(a, b).table
     assert not (t["gated"] & t["status"].isin(["regression", "improvement"])).any(), t.to_string()
 
 
@@ -161,7 +161,7 @@ def test_planted_ten_percent_drop_fails_the_compare_command(tmp_path, capsys, th
     import shutil
 
     from vbench import reportcli
-    from vbench.errors import RegressionFound
+    from vbench.core.errors import RegressionFound
 
     real = real_runs()
     if real is None:

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vbench import ab
-from vbench.errors import UserError
-from vbench.scenario import load_scenario_text
+from vbench.run import ab
+from vbench.core.errors import UserError
+from vbench.scenario.schema import load_scenario_text
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "golden"
@@ -72,7 +72,7 @@ def test_sides_parse_and_validate(qemu_copy, tmp_path):
 
 
 def test_expand_puts_each_variant_on_both_sides_interleaved():
-    from vbench.session import plan
+    from vbench.run.session import plan
 
     scn = ab.expand(load_scenario_text(SCN))
     assert [v.name for v in scn.variants] == ["virtio-blk.a", "virtio-blk.b", "sata.a", "sata.b"]
@@ -87,8 +87,8 @@ def test_expand_puts_each_variant_on_both_sides_interleaved():
 
 
 def test_golden_domain_xml_of_a_side_with_another_emulator_and_kernel(monkeypatch, tmp_path):
-    from vbench import virt
-    from vbench.scenario import GuestSpec, parse_profile
+    from vbench.guest import domain as virt
+    from vbench.scenario.schema import GuestSpec, parse_profile
 
     files = virt.DomainFiles(Path("/var/lib/vbench/guests/vbench-ab/overlay.qcow2"),
                              Path("/var/lib/vbench/guests/vbench-ab/scratch.raw"),
@@ -123,7 +123,7 @@ def _frame(values: dict[str, list[float]]) -> pd.DataFrame:
 
 
 def test_side_a_against_side_b_gives_the_compare_verdicts():
-    from vbench.compare import Gate, compare
+    from vbench.stats.compare import Gate, compare
 
     rng = np.random.default_rng(5)
     same = _frame({"virtio-blk.a": list(1000 * rng.lognormal(0, 0.01, 6)),
@@ -141,7 +141,7 @@ def test_side_a_against_side_b_gives_the_compare_verdicts():
 
 
 def test_pairs_for_adaptive_repetitions_and_rate_cap_executor():
-    from vbench.executors import Target
+    from vbench.run.executors import Target
 
     scn = ab.expand(load_scenario_text(SCN))
     rows = [{"workload": "rr", "metric": "iops", "variant": v, "value": x}

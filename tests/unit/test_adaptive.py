@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from vbench import adaptive
-from vbench.model import Sample
-from vbench.scenario import load_scenario_text
+from vbench.run import adaptive
+from vbench.core.metrics import Sample
+from vbench.scenario.schema import load_scenario_text
 
 SCN = """\
 name: t
@@ -85,8 +85,9 @@ class NoisyExecutor:
 
 
 def adaptive_session(tmp_path, reps: str, ex, **kw):
-    from vbench import runner, store
-    from vbench.record import Environment
+    from vbench.run import runner
+    from vbench.results import rundir as store
+    from vbench.results.record import Environment
     from tests.unit.test_session import FakeGuests
 
     scn = load_scenario_text(SCN.format(reps=reps))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from vbench import budget
-from vbench.budget import HostFigures
-from vbench.errors import ScenarioError
-from vbench.scenario import load_scenario_text
+from vbench.scenario import budget
+from vbench.scenario.budget import HostFigures
+from vbench.core.errors import ScenarioError
+from vbench.scenario.schema import load_scenario_text
 
 BIG_HOST = HostFigures(free_disk_gib=500, mem_available_mib=64_000, cpus=16, where="/var/lib/vbench")
 
@@ -91,8 +91,8 @@ def test_host_figures_are_real_numbers():
 
 def test_run_refuses_before_the_lab_is_touched(tmp_path, monkeypatch):
     """`vbench run` checks the budget before lab.up (nothing boots)."""
-    from vbench import lab
-    from vbench.cli import main
+    from vbench.host import lab
+    from vbench.commands import main
 
     def boom(*a, **k):
         raise AssertionError("lab.up must not be reached")

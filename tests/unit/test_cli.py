@@ -33,7 +33,7 @@ def vbench(tmp_path):
     env.pop("VBENCH_ACCEL", None)
 
     def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "vbench.cli", *args], cwd=tmp_path, env=env,
+        return subprocess.run([sys.executable, "-m", "vbench", *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
     return run
@@ -103,7 +103,9 @@ def main(tmp_path, monkeypatch):
     """cli.main in this process; anything that would reach the lab fails the test instead."""
     import signal
 
-    from vbench import cli, guests, runner
+    from vbench import cli
+    from vbench.guest import boot as guests
+    from vbench.run import runner
 
     monkeypatch.setenv("VBENCH_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
@@ -188,8 +190,8 @@ def test_guest_check_scenario_that_cannot_run(main, capsys, tmp_path):
 
 
 def test_unexpected_exception_is_one_line_without_debug(main, capsys, monkeypatch):
-    from vbench import kconfig
-    from vbench.errors import ExitStatus
+    from vbench.guest import kconfig
+    from vbench.core.errors import ExitStatus
 
     def bug(text):
         raise ZeroDivisionError("oops")
@@ -209,7 +211,7 @@ def test_run_resume_reads_the_stored_record(main, tmp_path, monkeypatch, capsys)
     """`vbench run --resume RUN` takes scenario and repetitions from the stored (v1) record."""
     import shutil
 
-    from vbench import runner
+    from vbench.run import runner
 
     run = tmp_path / "results" / "20261126-113024-smoke-disk"
     shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "runs" / run.name, run)

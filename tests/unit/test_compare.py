@@ -15,10 +15,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers_runs
 
 from helpers_runs import write_run  # noqa: E402
-from vbench import analysis as A  # noqa: E402
+from vbench.stats import compare  # noqa: E402
 from vbench.commands import report as reportcli  # noqa: E402
-from vbench.errors import RegressionFound, UserError  # noqa: E402
-from vbench.store import load_samples  # noqa: E402
+from vbench.core.errors import RegressionFound, UserError  # noqa: E402
+from vbench.results.rundir import load_samples  # noqa: E402
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def results(tmp_path):
 def test_aa_two_runs_from_one_distribution_show_no_change(results):
     base = load_samples(write_run(results, "a", seed=1, reps=10))
     new = load_samples(write_run(results, "b", seed=2, reps=10))
-    res = A.compare(base, new, default_threshold=0.10)
+    res = compare.compare(base, new, default_threshold=0.10)
     assert not res.has_regressions and not res.gate_failed, res.to_text()
     gated = res.table[res.table["gated"]]
     assert set(gated["status"]) == {"unchanged"}
@@ -42,12 +42,12 @@ def test_aa_at_five_repetitions_cannot_claim_unchanged_within_five_percent(resul
     intervals reach past +-5%, so the honest verdict is inconclusive (and the gate fails)."""
     base = load_samples(write_run(results, "a", seed=1, reps=5))
     new = load_samples(write_run(results, "b", seed=2, reps=5))
-    res = A.compare(base, new)
+    res = compare.compare(base, new)
     assert not res.has_regressions and len(res.improvements) == 0
     inc = res.gate_inconclusive
     assert len(inc) > 0 and ((inc["ci_low"] < -0.05) | (inc["ci_high"] > 0.05)).all()
     assert res.gate_failed and "inconclusive" in res.gate_message()
-    relaxed = A.compare(base, new, fail_inconclusive=False)
+    relaxed = compare.compare(base, new, fail_inconclusive=False)
     assert not relaxed.gate_failed and "inconclusive allowed" in relaxed.gate_message()
 
 
@@ -57,7 +57,7 @@ def test_aa_many_seeds_no_false_alarm(results, reps):
     for seed in range(8):
         base = load_samples(write_run(results, f"a{reps}-{seed}", seed=seed, reps=reps))
         new = load_samples(write_run(results, f"b{reps}-{seed}", seed=100 + seed, reps=reps))
-        t = A.compare(base, new).table
+        t = compare.compare(base, new).table
         alarms += (t["gated"] & t["status"].isin(["regression", "improvement"])).any()
     assert alarms <= 1  # the gated family's error rate is held at alpha by the correction
 
@@ -66,7 +66,7 @@ def test_aa_many_seeds_no_false_alarm(results, reps):
 def test_two_x_regression_is_detected_in_that_variant_only(results, reps):
     base = load_samples(write_run(results, "a", seed=1, reps=reps))
     new = load_samples(write_run(results, "b", seed=2, reps=reps, scale={"virtio-blk": 0.5}))
-    res = A.compare(base, new)
+    res = compare.compare(base, new)
     regs = res.regressions
     assert set(regs["variant"]) == {"virtio-blk"}
     # every metric regressed, whichever its direction: IOPS and bandwidth halve, latency doubles
@@ -80,7 +80,7 @@ def test_two_x_regression_is_detected_in_that_variant_only(results, reps):
 def test_improvement_is_not_a_regression(results):
     base = load_samples(write_run(results, "a", seed=1))
     new = load_samples(write_run(results, "b", seed=2, scale={"sata": 1.5}))
-    res = A.compare(base, new)
+    res = compare.compare(base, new)
     assert not res.has_regressions
     assert set(res.improvements["variant"]) == {"sata"}
 
@@ -88,9 +88,9 @@ def test_improvement_is_not_a_regression(results):
 def test_thresholds_per_metric(results):
     base = load_samples(write_run(results, "a", seed=1, reps=8))
     new = load_samples(write_run(results, "b", seed=2, reps=8, scale={"sata": 0.8}))
-    strict = A.compare(base, new)
+    strict = compare.compare(base, new)
     assert "iops" in set(strict.regressions["metric"])
-    lax = A.compare(base, new, thresholds={"iops": 0.35, "bw": 0.35})
+    lax = compare.compare(base, new, thresholds={"iops": 0.35, "bw": 0.35})
     assert not {"iops", "bw"} & set(lax.regressions["metric"])
     assert "clat_p50" in set(lax.regressions["metric"])  # +25% latency, default threshold 5%
     row = lax.table[(lax.table["metric"] == "iops") & (lax.table["variant"] == "sata")].iloc[0]
@@ -100,15 +100,15 @@ def test_thresholds_per_metric(results):
 def test_default_threshold(results):
     base = load_samples(write_run(results, "a", seed=1, reps=8))
     new = load_samples(write_run(results, "b", seed=2, reps=8, scale={"sata": 0.8}))
-    assert not A.compare(base, new, default_threshold=0.5).has_regressions
+    assert not compare.compare(base, new, default_threshold=0.5).has_regressions
 
 
 def test_mixed_accelerators_are_refused_unless_allowed(results):
     kvm = load_samples(write_run(results, "a", accelerator="kvm"))
     tcg = load_samples(write_run(results, "b", accelerator="tcg", seed=3))
     with pytest.raises(UserError, match="different contexts.*tcg.*--allow-mixed"):
-        A.compare(kvm, tcg)
-    res = A.compare(kvm, tcg, allow_mixed=True)
+        compare.compare(kvm, tcg)
+    res = compare.compare(kvm, tcg, allow_mixed=True)
     assert any("mixed contexts allowed" in n for n in res.notes)
 
 
@@ -116,7 +116,7 @@ def test_mixed_hosts_are_refused(results):
     a = load_samples(write_run(results, "a", host="lab1"))
     b = load_samples(write_run(results, "b", host="lab2", seed=3))
     with pytest.raises(UserError, match="lab1.*lab2"):
-        A.compare(a, b)
+        compare.compare(a, b)
 
 
 def test_both_sides_with_two_contexts_are_compared_context_by_context(results):
@@ -124,7 +124,7 @@ def test_both_sides_with_two_contexts_are_compared_context_by_context(results):
                       load_samples(write_run(results, "a2", accelerator="tcg", seed=2, scale={"sata": 0.1}))])
     new = pd.concat([load_samples(write_run(results, "b1", accelerator="kvm", seed=3)),
                      load_samples(write_run(results, "b2", accelerator="tcg", seed=4, scale={"sata": 0.1}))])
-    res = A.compare(base, new)
+    res = compare.compare(base, new)
     assert set(res.table["accelerator"]) == {"kvm", "tcg"}
     assert not res.has_regressions  # pooling kvm with tcg would have made sata look bimodal
     assert res.table["context_split"].all()
@@ -137,12 +137,12 @@ def test_noisy_and_too_few_repetitions_and_missing(results):
                                  workloads={"randread-4k-qd32": ["iops"], "seqread-1m": ["bw"]}))
     one = load_samples(write_run(results, "c", seed=3, reps=1,
                                  workloads={"randread-4k-qd32": ["iops"]}))
-    res = A.compare(base, new)
+    res = compare.compare(base, new)
     status = res.table.groupby("workload")["status"].agg(set).to_dict()
     assert status["seqread-1m"] == {"missing"}
     # 30% noise at 4 repetitions: the interval spans far past 5%, nothing is significant
     assert status["randread-4k-qd32"] == {"inconclusive"}
-    few = A.compare(base, one).table
+    few = compare.compare(base, one).table
     assert set(few["status"]) == {"inconclusive"}
     assert few["reason"].str.contains("fewer than 3 per side").all()
 
@@ -152,7 +152,7 @@ def test_json_and_junit(results):
     new = load_samples(write_run(results, "b", seed=2, scale={"ide": 0.5},
                                  workloads={"randread-4k-qd32": ["iops", "bw"],
                                             "new-only": ["iops"]}))
-    res = A.compare(base, new)
+    res = compare.compare(base, new)
     doc = json.loads(res.to_json())
     assert doc["counts"]["regression"] == len(res.regressions) > 0
     assert doc["gate"]["failed"] and doc["gate"]["metrics"][:2] == ["iops", "clat_p99"]
@@ -181,7 +181,7 @@ def test_junit_escapes_hostile_names():
                          "value": value * (1 + rep / 1000), "unit": "", "accelerator": "kvm",
                          "host": "h"})
     df = pd.DataFrame(rows)
-    res = A.compare(df[df["run_id"] == "a"], df[df["run_id"] == "b"])
+    res = compare.compare(df[df["run_id"] == "a"], df[df["run_id"] == "b"])
     text = res.to_junit()
     root = ET.fromstring(text)  # well-formed
     assert "<script>" not in text
@@ -191,13 +191,13 @@ def test_junit_escapes_hostile_names():
 def test_bad_arguments():
     df = pd.DataFrame({"metric": ["iops"], "value": [1.0]})
     with pytest.raises(UserError, match="threshold"):
-        A.compare(df, df, thresholds={"iops": 50})
+        compare.compare(df, df, thresholds={"iops": 50})
     with pytest.raises(UserError, match="alpha"):
-        A.compare(df, df, alpha=2)
+        compare.compare(df, df, alpha=2)
     with pytest.raises(UserError, match="correction"):
-        A.compare(df, df, correction="magic")
+        compare.compare(df, df, correction="magic")
     with pytest.raises(UserError, match="no samples"):
-        A.compare(df.iloc[:0], df)
+        compare.compare(df.iloc[:0], df)
 
 
 # ---- the command ------------------------------------------------------------------------------------
@@ -296,17 +296,17 @@ def zero_base_frame(metric):
 
 def test_zero_base_without_an_absolute_threshold_is_inconclusive():
     df = zero_base_frame("guest_cpu_sys")
-    row = A.compare(df[df.run_id == "a"], df[df.run_id == "b"]).table.iloc[0]
+    row = compare.compare(df[df.run_id == "a"], df[df.run_id == "b"]).table.iloc[0]
     assert math.isnan(row["change"]) and row["status"] == "inconclusive"
     assert "absolute threshold" in row["reason"]
 
 
 def test_zero_base_with_an_absolute_threshold_is_judged_in_its_unit():
     df = zero_base_frame("retransmits")  # declared: 100 retransmits
-    row = A.compare(df[df.run_id == "a"], df[df.run_id == "b"]).table.iloc[0]
+    row = compare.compare(df[df.run_id == "a"], df[df.run_id == "b"]).table.iloc[0]
     assert row["scale"] == "absolute" and row["change"] == pytest.approx(2.0)
     assert row["status"] == "unchanged"
-    strict = A.compare(df[df.run_id == "a"], df[df.run_id == "b"],
+    strict = compare.compare(df[df.run_id == "a"], df[df.run_id == "b"],
                        abs_thresholds={"retransmits": 0.5}).table.iloc[0]
     assert strict["status"] in ("regression", "inconclusive")
 
@@ -335,7 +335,7 @@ if args[0] == "run":
     sys.exit(int(os.environ.get("FAKE_RUN_STATUS", "0")))
 import argparse
 from vbench.commands import report as reportcli
-from vbench.errors import UserError
+from vbench.core.errors import UserError
 parser = argparse.ArgumentParser(prog="vbench")
 reportcli.add_parsers(parser.add_subparsers(dest="command", required=True))
 ns = parser.parse_args(args)
@@ -420,7 +420,7 @@ def test_zero_to_five_percent_loss_fails_the_gate():
              "metric": "loss", "value": v, "unit": "%", "accelerator": "kvm", "host": "h"}
             for r, vals in (("a", [0.0, 0.0, 0.0]), ("b", [5.0, 4.5, 5.5])) for i, v in enumerate(vals)]
     df = pd.DataFrame(rows)
-    res = A.compare(df[df.run_id == "a"], df[df.run_id == "b"])
+    res = compare.compare(df[df.run_id == "a"], df[df.run_id == "b"])
     row = res.table.iloc[0]
     assert row["gated"] and row["scale"] == "absolute" and row["status"] == "regression"
     assert row["change"] == pytest.approx(5.0) and res.gate_failed

@@ -12,8 +12,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from vbench import lab, netns
-from vbench.errors import LabError
+from vbench.host import lab, netns
+from vbench.core.errors import LabError
 
 
 def _lab_in_child(env: dict) -> subprocess.CompletedProcess:
@@ -27,13 +27,13 @@ def _lab_in_child(env: dict) -> subprocess.CompletedProcess:
 def test_importing_lab_does_not_change_the_traffic_guard():
     """netns's allow-list comes from topology; importing lab (or not) changes nothing."""
     code = ("import sys; from vbench import netns; before = netns.allowed_networks(); "
-            "import vbench.lab; assert netns.allowed_networks() == before; "
+            "import vbench.host.lab; assert netns.allowed_networks() == before; "
             "print(len(before))")
     cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert cp.returncode == 0, cp.stderr
     assert cp.stdout.strip() == "3"  # loopback, management, test
-    cp = subprocess.run([sys.executable, "-c", "import sys; import vbench.netns, vbench.virt; "
-                         "print('vbench.lab' in sys.modules)"], capture_output=True, text=True,
+    cp = subprocess.run([sys.executable, "-c", "import sys; import vbench.host.netns, vbench.guest.domain; "
+                         "print('vbench.host.lab' in sys.modules)"], capture_output=True, text=True,
                         timeout=60)
     assert cp.stdout.strip() == "False", cp.stderr  # virt no longer needs lab
 
@@ -137,7 +137,7 @@ def test_interface_subnets_reads_ip_json():
 
 
 def test_qemu_pid_found_by_guest_name_when_the_pidfile_is_elsewhere(tmp_path):
-    from vbench import virt
+    from vbench.guest import domain as virt
 
     def proc(pid, *argv):
         (tmp_path / str(pid)).mkdir()

@@ -6,9 +6,9 @@ import pytest
 
 from vbench.devices import DEVICES, GuestContext
 from vbench.devices.console import ConsoleSpec, guest_device
-from vbench.errors import ProbeError
-from vbench.probes import bytestream as bs
-from vbench.verify import parse_facts
+from vbench.core.errors import ProbeError
+from vbench.workloads import bytestream as bs
+from vbench.guest.verify import parse_facts
 
 from .test_domain_xml_knobs import _root
 
@@ -65,7 +65,7 @@ def test_guest_device_follows_the_facts():
 def test_long_socket_path_is_refused():
     from vbench.devices import DomainFiles
     from pathlib import Path
-    from vbench.errors import GuestError
+    from vbench.core.errors import GuestError
 
     d = Path("/var/lib/vbench/guests/" + "x" * 90)
     files = DomainFiles(d / "o.qcow2", None, d / "c.log", d / "k", d / "i")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from vbench import dbstore, store
-from vbench.errors import StoreError
-from vbench.model import SAMPLE_COLUMNS
+from vbench.results import postgres as dbstore, rundir as store
+from vbench.core.errors import StoreError
+from vbench.core.metrics import SAMPLE_COLUMNS
 
 RUN = sorted((Path(__file__).resolve().parents[1] / "data" / "runs").iterdir())[0]
 

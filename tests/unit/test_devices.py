@@ -3,7 +3,7 @@
 The end-to-end test writes a throwaway device module into a temporary directory, registers it
 (the one line) and shows, in a fresh interpreter, that a scenario using it validates, that its
 XML fragment reaches the domain XML, that verify checks it and that kconfig asks for its kernel
-option, with no other edit. It runs in a subprocess because ``vbench.scenario`` builds its types
+option, with no other edit. It runs in a subprocess because ``vbench.scenario.schema`` builds its types
 from the registry once, at import.
 """
 
@@ -18,7 +18,9 @@ from typing import Literal
 
 import pytest
 
-from vbench import devices, scenario, verify
+from vbench import devices
+from vbench.scenario import schema as scenario
+from vbench.guest import verify
 from vbench.devices import Device, Fragment, GuestContext, Model, Strict
 from tests.unit.driver_cases import presence_cases
 
@@ -59,7 +61,7 @@ def test_kernel_option_modules_cover_the_emulated_models():
 
 
 def test_register_after_scenario_import_is_refused():
-    with pytest.raises(RuntimeError, match="before vbench.scenario is imported"):
+    with pytest.raises(RuntimeError, match="before vbench.scenario.schema is imported"):
         devices.register(devices.DEVICES["rng"])
 
 
@@ -155,8 +157,8 @@ import toy_device
 devices.register(toy_device.DEVICE)  # the one registration line (vbench.devices.MODULES in-tree)
 
 from vbench import kconfig, report, verify, virt
-from vbench.errors import ScenarioError
-from vbench.scenario import GuestSpec, load_scenario_text, parse_profile
+from vbench.core.errors import ScenarioError
+from vbench.scenario.schema import GuestSpec, load_scenario_text, parse_profile
 
 scn = load_scenario_text(sys.argv[1])
 out = {"models": [scn.profile(v).model_of("toy") for v in scn.variants],
@@ -213,7 +215,7 @@ def test_a_new_device_is_one_file_and_one_registration_line(tmp_path):
     (False, "    <numa/>\n", "  <cpu>\n    <numa/>\n  </cpu>\n"),
 ])
 def test_cpu_element_holds_the_devices_cpu_parts(passthrough, inner, xml):
-    from vbench import domainxml
+    from vbench.guest import xml as domainxml
 
     assert domainxml._cpu_xml(passthrough, inner) == xml
 

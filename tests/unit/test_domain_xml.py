@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from vbench import virt
-from vbench.errors import GuestError, UserError
-from vbench.scenario import (
+from vbench.guest import domain as virt
+from vbench.core.errors import GuestError, UserError
+from vbench.scenario.schema import (
     BalloonSpec,
     DeviceProfile,
     DiskSpec,

@@ -18,8 +18,8 @@ from vbench.devices.mem import MemSpec
 from vbench.devices.nic import NicSpec
 from vbench.devices.pmem import PmemSpec
 from vbench.devices.vsock import VsockSpec
-from vbench.errors import ScenarioError
-from vbench.scenario import DeviceProfile, DiskSpec, GuestSpec, RngSpec, load_scenario_text
+from vbench.core.errors import ScenarioError
+from vbench.scenario.schema import DeviceProfile, DiskSpec, GuestSpec, RngSpec, load_scenario_text
 
 from .test_domain_xml import DOMAIN_TYPES, GDIR, GOLDEN, render, scratch_disk
 
@@ -219,8 +219,8 @@ workloads:
      "vhost: /dev/vhost-vsock (vsock virtio)"),
 ])
 def test_missing_host_device_refused_before_boot_with_one_line(device, a, b, needed):
-    from vbench.errors import LabError
-    from vbench.runner import require_host_devices
+    from vbench.core.errors import LabError
+    from vbench.run.runner import require_host_devices
 
     scn = load_scenario_text(NET_SCENARIO.replace("DEVICE", device).replace("VARIANT_A", a)
                              .replace("VARIANT_B", b))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from vbench import executors
-from vbench.model import METRICS
-from vbench.scenario import TOOLS, Workload
-from vbench.session import headline_metric
+from vbench.run import executors
+from vbench.core.metrics import METRICS
+from vbench.scenario.schema import TOOLS, Workload
+from vbench.run.session import headline_metric
 
 
 def test_every_tool_is_registered_with_a_known_headline():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vbench import faults
+from vbench.run import faults
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "vbench"
 

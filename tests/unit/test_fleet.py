@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from vbench.errors import UserError
+from vbench.core.errors import UserError
 from vbench.fleet import compare, hosts, identity, index, launch, schedule
 from vbench.fleet.hosts import Host
 
@@ -217,7 +217,7 @@ def test_child_argv_is_a_list_with_the_hosts_values_as_single_elements():
     argv = launch.child_argv(h, "scenarios/smoke-disk.yaml", Path("/f/hosts/x"), ["--repetitions", "2"],
                              python="/py")
     assert argv[:4] == ["ip", "netns", "exec", "ns1"]
-    assert argv[4:] == ["/py", "-m", "vbench.cli", "run", "scenarios/smoke-disk.yaml", "--results",
+    assert argv[4:] == ["/py", "-m", "vbench", "run", "scenarios/smoke-disk.yaml", "--results",
                         "/f/hosts/x", "--no-report", "--repetitions", "2", "--connect",
                         "qemu+unix:///system?socket=/a b;c"]
     assert launch.child_argv(Host("lab"), "s.yaml", Path("r"))[-1] == "--no-report"
@@ -321,7 +321,7 @@ def test_the_index_names_every_host_and_only_runs_inside_the_fleet(fleet_dir):
 
 
 def test_side_by_side_puts_each_hosts_own_ratio_in_its_column(fleet_dir):
-    from vbench import analysis
+    from vbench.stats import summary
 
     runs = index.fleet_runs(fleet_dir)
     r = compare.host_ratios(runs)
@@ -330,9 +330,9 @@ def test_side_by_side_puts_each_hosts_own_ratio_in_its_column(fleet_dir):
     iops = {row[0]: row for row in rows if row[1] == "IOPS"}
     assert set(iops) == {"randread-4k-qd32", "seqwrite-1m"}
     for col, (_name, path) in zip((3, 4), runs):  # each column is that host's run alone
-        from vbench.store import load_samples
+        from vbench.results.rundir import load_samples
 
-        alone = analysis.ratios(analysis.prepare(load_samples(path)))
+        alone = summary.ratios(summary.prepare(load_samples(path)))
         x = alone[(alone.workload == "randread-4k-qd32") & (alone.metric == "iops")].iloc[0]
         assert iops["randread-4k-qd32"][col] == compare.cell(x)
     assert iops["randread-4k-qd32"][3] != iops["randread-4k-qd32"][4]
@@ -340,7 +340,7 @@ def test_side_by_side_puts_each_hosts_own_ratio_in_its_column(fleet_dir):
 
 
 def test_fleet_compare_and_report_commands(fleet_dir, tmp_path, capsys):
-    from vbench.cli import main
+    from vbench.commands import main
 
     assert main(["fleet", "compare", str(fleet_dir), "--json", str(tmp_path / "c.json")]) == 0
     out = capsys.readouterr().out
@@ -360,8 +360,8 @@ def test_remote_identity_probe_goes_through_the_pinned_ssh(tmp_path, monkeypatch
     """The fleet asks a qemu+ssh host who it is only over a pinned host key, as a run does."""
     import libvirt
 
-    from vbench.errors import LabError
-    from vbench.remote import new_client_key
+    from vbench.core.errors import LabError
+    from vbench.guest.ssh import new_client_key
 
     _, pub = new_client_key()
     (tmp_path / "known_hosts").write_text(f"10.0.0.5 {pub}\n")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vbench import fmt
+from vbench.core import fmt
 
 
 @pytest.mark.parametrize("v", [None, "x", math.nan, math.inf, -math.inf, object()])

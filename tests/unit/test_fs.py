@@ -8,9 +8,9 @@ import pytest
 
 from vbench.devices import DEVICES, GuestContext
 from vbench.devices.fs import FIO_FILE, MOUNT, FsSpec
-from vbench.errors import ProbeError
-from vbench.probes.fsmeta import fsmeta_command, parse_fsmeta
-from vbench.verify import parse_facts
+from vbench.core.errors import ProbeError
+from vbench.workloads.fsmeta import fsmeta_command, parse_fsmeta
+from vbench.guest.verify import parse_facts
 
 from .test_domain_xml_knobs import _root
 
@@ -74,7 +74,7 @@ def test_mounted_share_gives_fio_its_file():
 
 
 def test_real_fio_file_job_output_on_virtiofs_parses():
-    from vbench.probes.fio import parse_fio_json
+    from vbench.workloads.fio import parse_fio_json
 
     got = {s.metric: s.value for s in parse_fio_json(
         (DATA / "fio-randread-4k-virtiofs-psync-tcg.json").read_text(), "w")}
@@ -124,8 +124,8 @@ def test_fsmeta_command_refuses_odd_input(d, size):
     ("disk-nvme", "CONFIG_BLK_DEV_NVME", ["nvme"]),
 ])
 def test_new_devices_name_the_kernel_options_they_need(scenario, option, variants):
-    from vbench import kconfig
-    from vbench.scenario import load_scenario
+    from vbench.guest import kconfig
+    from vbench.scenario.schema import load_scenario
 
     root = Path(__file__).resolve().parents[2]
     cfg = kconfig.parse_config((DATA / "crafted-kconfig-config.txt").read_text())

@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from vbench import store, virt
-from vbench.errors import StoreError
-from vbench.scenario import parse_profile
+from vbench.results import rundir as store
+from vbench.guest import domain as virt
+from vbench.core.errors import StoreError
+from vbench.scenario.schema import parse_profile
 
 
 def _guest(tmp_path: Path, monkeypatch) -> virt.Guest:
@@ -47,7 +48,7 @@ def test_close_removes_the_guest_dir_when_the_results_fs_is_full(tmp_path, monke
 def test_a_remote_guest_removes_its_files_there_and_never_a_local_path(tmp_path, monkeypatch):
     from pathlib import PurePosixPath
 
-    from vbench import remotehost
+    from vbench.host import remote as remotehost
 
     local_twin = tmp_path / "twin"  # a local directory at the remote guest's path: must survive
     local_twin.mkdir()

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vbench import history as H
-from vbench.model import SAMPLE_COLUMNS
+from vbench.stats import history as H
+from vbench.core.metrics import SAMPLE_COLUMNS
 
 
 def test_a_step_below_the_point_noise_is_found_in_a_long_history():

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from vbench.commands.guests import guest_check
-from vbench import kconfig
-from vbench.errors import ImageError
-from vbench.scenario import load_scenario_text
+from vbench.guest import kconfig
+from vbench.core.errors import ImageError
+from vbench.scenario.schema import load_scenario_text
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CONFIG = (DATA / "crafted-kconfig-config.txt").read_text()

@@ -9,8 +9,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from vbench import lab, netns, paths
-from vbench.errors import LabError, StoreError, UserError
+from vbench.host import lab, netns
+from vbench.core import paths
+from vbench.core.errors import LabError, StoreError, UserError
 
 
 # ---- LabNetwork -------------------------------------------------------------------------------

@@ -7,14 +7,14 @@ import os
 
 import pytest
 
-from vbench import executors
+from vbench.run import executors
 from vbench.devices import DEVICES
 from vbench.devices.mem import MemSpec, current_kib, live_device, with_requested
-from vbench.errors import GuestError, ProbeError
-from vbench.executors import Target
-from vbench.model import CommandResult
-from vbench.scenario import DeviceProfile, GuestSpec, load_scenario_text
-from vbench.verify import parse_facts
+from vbench.core.errors import GuestError, ProbeError
+from vbench.run.executors import Target
+from vbench.core.metrics import CommandResult
+from vbench.scenario.schema import DeviceProfile, GuestSpec, load_scenario_text
+from vbench.guest.verify import parse_facts
 
 from .test_domain_xml import render
 from .test_domain_xml_knobs import _root

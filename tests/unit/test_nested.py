@@ -1,4 +1,4 @@
-"""The nested lab's pure parts (vbench.nested): the hypervisor guest's domain XML (golden file),
+"""The nested lab's pure parts (vbench.run.nested): the hypervisor guest's domain XML (golden file),
 the read-only shares, the setup script, the inner command line, the run record's two levels.
 Booting it is tests/integration's business."""
 
@@ -8,7 +8,9 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from vbench import nested, nestedguest, record, virt
+from vbench.run import nested
+from vbench.guest import nested as nestedguest, domain as virt
+from vbench.results import record
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UPDATE = os.environ.get("VBENCH_UPDATE_GOLDEN") == "1"
@@ -97,7 +99,7 @@ def test_nested_runs_never_pool_with_flat_ones():
 def test_owner_of_the_long_lived_l1_is_the_labs_libvirtd():
     """`lab gc` (of any vbench) destroys domains whose owner process is gone: the L1 that
     `lab up --nested` leaves running is tied to the lab's libvirtd, one booted for a run to it."""
-    from vbench import procs
+    from vbench.core import procs
 
     me = procs.ref(os.getpid())
     daemons = {"libvirtd": {"pid": 1, "starttime": 7, "what": "libvirtd"}}
@@ -137,7 +139,7 @@ def test_stream_stops_at_once_when_l1_is_gone(monkeypatch):
     wait, and nothing is sent to a process that no longer exists."""
     import pytest
 
-    from vbench.errors import GuestError
+    from vbench.core.errors import GuestError
 
     monkeypatch.setattr(nested.time, "sleep", lambda s: None)
     clock = iter(range(0, 10**6, 1))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from vbench import nightly
+from vbench.report import nightly
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "tests" / "data" / "runs"

@@ -6,7 +6,7 @@ import pytest
 
 from vbench.devices import DEVICES
 from vbench.devices.pmem import FIO_FILE, MOUNT, PmemSpec
-from vbench.verify import parse_facts
+from vbench.guest.verify import parse_facts
 
 from .test_domain_xml import GDIR, scratch_disk
 from .test_domain_xml_knobs import _qemu_args, _root

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from vbench.errors import ProbeError
-from vbench.model import METRICS
-from vbench.probes.balloon import (
+from vbench.core.errors import ProbeError
+from vbench.core.metrics import METRICS
+from vbench.workloads.balloon import (
     FACT_KEYS,
     balloon_samples,
     mem_total_mib,

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from vbench.errors import ProbeError
-from vbench.probes import balloon, fio, iperf3
-from vbench.probes.common import finite_sample, nonnegative_number, one_line, section
+from vbench.core.errors import ProbeError
+from vbench.workloads import balloon, fio, iperf3
+from vbench.workloads.common import finite_sample, nonnegative_number, one_line, section
 
 
 def test_nonnegative_number_accepts_numbers_and_names_what_is_wrong():

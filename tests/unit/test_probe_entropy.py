@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from vbench.errors import ProbeError
-from vbench.model import METRICS
-from vbench.probes.entropy import (
+from vbench.core.errors import ProbeError
+from vbench.core.metrics import METRICS
+from vbench.workloads.entropy import (
     entropy_avail_is_pinned,
     entropy_probe_script,
     parse_entropy,

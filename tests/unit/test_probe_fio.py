@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from vbench.errors import ProbeError
-from vbench.model import METRICS
-from vbench.probes.fio import (
+from vbench.core.errors import ProbeError
+from vbench.core.metrics import METRICS
+from vbench.workloads.fio import (
     fio_argv,
     fio_total_ios,
     fio_version,

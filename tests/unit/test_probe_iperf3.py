@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from vbench.errors import ProbeError
-from vbench.model import METRICS
-from vbench.probes.iperf3 import iperf3_client_argv, iperf3_server_argv, parse_iperf3_json
+from vbench.core.errors import ProbeError
+from vbench.core.metrics import METRICS
+from vbench.workloads.iperf3 import iperf3_client_argv, iperf3_server_argv, parse_iperf3_json
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 H2G = (DATA / "iperf3-tcp-host-to-guest-e1000-slirp.json").read_text()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from vbench.errors import ProbeError
-from vbench.model import METRICS
-from vbench.probes.ping import nearest_rank, parse_ping, ping_argv
+from vbench.core.errors import ProbeError
+from vbench.core.metrics import METRICS
+from vbench.workloads.ping import nearest_rank, parse_ping, ping_argv
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

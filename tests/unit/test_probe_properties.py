@@ -16,19 +16,19 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vbench.errors import ProbeError
-from vbench.model import Sample
-from vbench.probes.balloon import (
+from vbench.core.errors import ProbeError
+from vbench.core.metrics import Sample
+from vbench.workloads.balloon import (
     FACT_KEYS,
     balloon_samples,
     mem_total_mib,
     parse_meminfo,
     parse_vm_rss_mib,
 )
-from vbench.probes.entropy import entropy_avail_is_pinned, parse_entropy, parse_entropy_facts
-from vbench.probes.fio import fio_total_ios, fio_version, parse_fio_error, parse_fio_json
-from vbench.probes.iperf3 import parse_iperf3_json
-from vbench.probes.ping import parse_ping
+from vbench.workloads.entropy import entropy_avail_is_pinned, parse_entropy, parse_entropy_facts
+from vbench.workloads.fio import fio_total_ios, fio_version, parse_fio_error, parse_fio_json
+from vbench.workloads.iperf3 import parse_iperf3_json
+from vbench.workloads.ping import parse_ping
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FIO_FILES = sorted(DATA.glob("fio-*"))

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from vbench import procs
-from vbench.errors import CommandTimedOut, RemoteCommandError, UserError
+from vbench.core import procs
+from vbench.core.errors import CommandTimedOut, RemoteCommandError, UserError
 
 
 @pytest.fixture

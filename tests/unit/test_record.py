@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from vbench import record, store
-from vbench.errors import StoreError
-from vbench.record import DriverCheck, Environment, RunRecord, Variant
+from vbench.results import record, rundir as store
+from vbench.core.errors import StoreError
+from vbench.results.record import DriverCheck, Environment, RunRecord, Variant
 
 RUNS = Path(__file__).resolve().parent.parent / "data" / "runs"
 STORED = sorted(p for p in RUNS.iterdir() if (p / "run.json").exists())

@@ -1,4 +1,4 @@
-"""Another host (vbench.remotehost): the pieces that need no VM and no network."""
+"""Another host (vbench.host.remote): the pieces that need no VM and no network."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from vbench import remotehost as rh
-from vbench.errors import LabError
-from vbench.scenario import load_scenario, load_scenario_text
+from vbench.host import remote as rh
+from vbench.core.errors import LabError
+from vbench.scenario.schema import load_scenario, load_scenario_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ def _known_hosts(tmp_path: Path, line: str) -> Path:
 
 
 def test_known_hosts_pinning(tmp_path):
-    from vbench.remote import new_client_key
+    from vbench.guest.ssh import new_client_key
 
     _, pub = new_client_key()
     kh = _known_hosts(tmp_path, f"10.0.0.5 {pub}\n[hv1]:2222 {pub}\n")
@@ -123,7 +123,7 @@ class FakeSsh:
         self.commands: list[str] = []
 
     def run_argv(self, argv, timeout=60.0, check=True):
-        from vbench.model import CommandResult
+        from vbench.core.metrics import CommandResult
 
         self.commands.append(shlex.join(argv))
         return CommandResult(shlex.join(argv), 0, "", "", 0.0)
@@ -227,7 +227,8 @@ def test_remote_accelerator_is_tcg_unless_forced(monkeypatch):
 
 
 def test_guest_checks_and_ab_sides_refuse_a_remote_host():
-    from vbench import ab, lab
+    from vbench.run import ab
+    from vbench.host import lab
 
     with pytest.raises(LabError, match="not supported on a remote host yet"):
         lab.current("qemu+ssh://root@hv1/system")
@@ -240,7 +241,7 @@ def test_guest_checks_and_ab_sides_refuse_a_remote_host():
 def test_gc_removes_only_dead_leftovers_of_this_machine(monkeypatch):
     import platform
 
-    from vbench import procs
+    from vbench.core import procs
 
     h = _host()
     g = rh.REMOTE_ROOT / "guests"
@@ -266,7 +267,7 @@ def test_gc_removes_only_dead_leftovers_of_this_machine(monkeypatch):
 
 
 def test_a_remote_guest_lives_on_the_host_and_is_reached_through_it(monkeypatch):
-    from vbench import remote
+    from vbench.guest import ssh as remote
     class Lb:
         remote = _host()
         netns = None
@@ -289,7 +290,7 @@ def test_a_remote_guest_lives_on_the_host_and_is_reached_through_it(monkeypatch)
 
 
 def test_remote_peer_runs_on_the_host_and_is_killed_by_its_pid():
-    from vbench.hostpeer import peer_for, run_on_host
+    from vbench.host.peer import peer_for, run_on_host
 
     class Chan:
         def __init__(self) -> None:

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: helpers_
 
 from helpers_runs import write_run  # noqa: E402
 from vbench.commands import report as reportcli  # noqa: E402
-from vbench.errors import UserError  # noqa: E402
+from vbench.core.errors import UserError  # noqa: E402
 from vbench.report import build_history, build_report  # noqa: E402
 
 HOSTILE = "<script>alert(1)</script>"
@@ -316,7 +316,7 @@ def test_report_command_rejects_a_results_root(results):
 def test_reportcli_import_is_light():
     import subprocess
 
-    code = ("import sys, vbench.reportcli; "
+    code = ("import sys, vbench.commands.report; "
             "print(any(m in sys.modules for m in ('pandas', 'matplotlib', 'scipy', 'numpy')))")
     src = str(Path(__file__).resolve().parents[2] / "src")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -373,7 +373,7 @@ def _reference_run(results, reference):
 
 
 def test_declared_reference_fills_the_headline_of_an_all_virtio_scenario(results, tmp_path):
-    from vbench.report.summary import headline_lines
+    from vbench.report.terminal import headline_lines
 
     run = _reference_run(results, "raw")
     text = page(build_report([run], tmp_path / "r"))

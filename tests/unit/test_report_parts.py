@@ -96,16 +96,17 @@ STORED = Path(__file__).resolve().parents[1] / "data" / "runs" / "20261126-11302
 
 
 def test_terminal_summary_ends_with_ratios_and_verdicts():
-    from vbench.report.summary import headline_lines
+    from vbench.report.terminal import headline_lines
 
-    from vbench import analysis, fmt
-    from vbench.store import load_samples
+    from vbench.stats import summary
+    from vbench.core import fmt
+    from vbench.results.rundir import load_samples
 
     lines = headline_lines(STORED)
     text = "\n".join(lines)
     iops = [ln for ln in lines if "randread-4k-qd32" in ln and "IOPS" in ln]
     assert len(iops) == 1 and "virtio-blk vs sata" in iops[0] and iops[0].rstrip().endswith("better")
-    r = analysis.ratios(load_samples(STORED))
+    r = summary.ratios(load_samples(STORED))
     want = r[(r["workload"] == "randread-4k-qd32") & (r["metric"] == "iops")].iloc[0]
     assert fmt.ratio(want["ratio"]) in iops[0]  # the stored run's ratio of medians
     assert "Guest CPU per I/O" in text and "Host CPU (QEMU) per I/O" in text
@@ -115,7 +116,7 @@ def test_terminal_summary_ends_with_ratios_and_verdicts():
 
 def test_terminal_summary_of_a_run_without_pairs_is_empty(tmp_path):
     from helpers_runs import write_run
-    from vbench.report.summary import headline_lines
+    from vbench.report.terminal import headline_lines
 
     run = write_run(tmp_path, "one", variants={"virtio-blk": ("disk", "virtio", True, 1000.0)})
     assert headline_lines(run) == []

@@ -1,7 +1,7 @@
 """The runner's plan (interleaved A/B order) and the fio executor against a fake guest.
 
 The fake guest sits at the SSH seam (habit 8): it has ``.name``, ``.ssh.run(cmd, timeout)``
-returning a real :class:`vbench.model.CommandResult` with captured fio output, ``.qemu_pid()``
+returning a real :class:`vbench.core.metrics.CommandResult` with captured fio output, ``.qemu_pid()``
 and ``.check_alive()``. Everything between the executor and that seam is the real code.
 """
 
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from vbench import executors, procs, runner
-from vbench.errors import GuestError, ProbeError, RemoteCommandError, UserError
-from vbench.executors import Target
-from vbench.model import CommandResult
-from vbench.scenario import load_scenario_text
+from vbench.run import executors, runner
+from vbench.core import procs
+from vbench.core.errors import GuestError, ProbeError, RemoteCommandError, UserError
+from vbench.run.executors import Target
+from vbench.core.metrics import CommandResult
+from vbench.scenario.schema import load_scenario_text
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RANDREAD = (DATA / "fio-randread-4k-qd32-sata-tcg.json").read_text()

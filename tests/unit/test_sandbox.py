@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from vbench.errors import LabError
-from vbench.probes.fio import fio_argv, parse_fio_json
-from vbench.sandbox import confine
+from vbench.core.errors import LabError
+from vbench.workloads.fio import fio_argv, parse_fio_json
+from vbench.host.sandbox import confine
 
 
 def run(argv, **kw):

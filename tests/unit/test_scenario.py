@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from vbench.errors import ScenarioError, UserError
-from vbench.scenario import (
+from vbench.core.errors import ScenarioError, UserError
+from vbench.scenario.schema import (
     DeviceProfile,
     DiskSpec,
     RngSpec,
@@ -289,7 +289,7 @@ def test_empty_fio_option_value_refused_at_load():
 
 def test_every_accepted_fio_option_is_accepted_by_fio_argv():
     """What the scenario lets through, the probe must take (else it fails after booting)."""
-    from vbench.probes.fio import fio_argv
+    from vbench.workloads.fio import fio_argv
 
     scn = load_scenario_text(with_options("{size: 512M, norandommap: true, rwmixread: 70, "
                                           "cpus_allowed: '0,1'}"))

@@ -10,8 +10,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vbench.errors import ScenarioError
-from vbench.scenario import Scenario, load_scenario_text
+from vbench.core.errors import ScenarioError
+from vbench.scenario.schema import Scenario, load_scenario_text
 
 ROOT = Path(__file__).resolve().parents[2]
 BASES = [yaml.safe_load((ROOT / "scenarios" / f"{n}.yaml").read_text())

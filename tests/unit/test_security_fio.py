@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vbench.errors import ProbeError, ScenarioError
-from vbench.probes import fioopts
-from vbench.probes.fio import RESERVED_OPTIONS, fio_argv
-from vbench.scenario import load_scenario_text
+from vbench.core.errors import ProbeError, ScenarioError
+from vbench.workloads import fioopts
+from vbench.workloads.fio import RESERVED_OPTIONS, fio_argv
+from vbench.scenario.schema import load_scenario_text
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -184,14 +184,14 @@ def test_property_any_fio_options_accepted_only_if_allowed():
     def check(opts):
         seen["cases"] += 1
         try:
-            from vbench.scenario import FioSpec, Workload
+            from vbench.scenario.schema import FioSpec, Workload
 
             w = Workload(name="w", fio=FioSpec(rw="randread", options=opts))
         except Exception as exc:  # pydantic ValidationError from the allow-list
             from pydantic import ValidationError
 
             assert isinstance(exc, ValidationError), exc
-            from vbench.scenario import format_validation_error
+            from vbench.scenario.schema import format_validation_error
 
             line = format_validation_error(exc, "scenario")
             assert "\n" not in line and len(line) < 600

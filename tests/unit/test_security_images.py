@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from vbench import images, paths, virt
-from vbench.errors import ImageError, ScenarioError
-from vbench.scenario import load_scenario_text
+from vbench.host import images
+from vbench.core import paths
+from vbench.guest import domain as virt
+from vbench.core.errors import ImageError, ScenarioError
+from vbench.scenario.schema import load_scenario_text
 
 GOOD = """name: {name}
 suite: bookworm

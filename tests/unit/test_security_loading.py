@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from vbench.cli import main
-from vbench.errors import ScenarioError
-from vbench.scenario import load_scenario, load_scenario_text
+from vbench.commands import main
+from vbench.core.errors import ScenarioError
+from vbench.scenario.schema import load_scenario, load_scenario_text
 
 GOOD = """name: s
 device: disk

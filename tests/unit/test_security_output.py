@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import time
 
-from vbench import procs
-from vbench.errors import RemoteCommandError
-from vbench.remote import Ssh
+from vbench.core import procs
+from vbench.core.errors import RemoteCommandError
+from vbench.guest.ssh import Ssh
 
 
 def test_host_command_over_the_cap_is_killed_and_fails():
@@ -108,7 +108,7 @@ class _SilentChan(_Chan):
 def test_guest_command_is_checked_by_default_and_a_hang_is_command_timed_out():
     import pytest
 
-    from vbench.errors import CommandTimedOut
+    from vbench.core.errors import CommandTimedOut
 
     client = _Client()
     client.t.chan = _SilentChan()

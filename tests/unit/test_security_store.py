@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from vbench import store
-from vbench.errors import StoreError
-from vbench.session import Unit, plan
-from vbench.store import RunDir, atomic_write, unit_key
+from vbench.results import rundir as store
+from vbench.core.errors import StoreError
+from vbench.run.session import Unit, plan
+from vbench.results.rundir import RunDir, atomic_write, unit_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers_runs import write_run  # noqa: E402
@@ -140,7 +140,7 @@ def test_huge_or_special_stored_files_are_refused(rd):
 # ---- 7: report names, modes, fsync ---------------------------------------------------------------
 
 def test_report_dir_name_comes_from_the_resolved_run(rd):
-    from vbench.reportcli import default_report_dir
+    from vbench.commands.report import default_report_dir
 
     out = default_report_dir([rd.path / "raw" / ".."], Path("reports"))
     assert out == Path("reports") / "run-1"
@@ -156,7 +156,7 @@ def test_output_files_are_0644(rd):
 
 
 def test_lab_record_stays_0600(tmp_path, monkeypatch):
-    from vbench import lab
+    from vbench.host import lab
 
     monkeypatch.setenv("VBENCH_HOME", str(tmp_path))
     lab.LabState().save()
@@ -177,7 +177,7 @@ def test_directory_is_fsynced_after_the_rename(tmp_path, monkeypatch):
 
 
 def test_kvm_state_is_on_disk_before_dev_kvm_changes(tmp_path, monkeypatch):
-    from vbench import lab
+    from vbench.host import lab
 
     monkeypatch.setenv("VBENCH_HOME", str(tmp_path))
     if not Path("/dev/kvm").exists():
@@ -219,7 +219,7 @@ def test_names_from_a_stored_run_are_escaped_on_load(tmp_path):
 
 
 def test_compare_table_cannot_be_rewritten_by_escapes(tmp_path, capsys):
-    from vbench.cli import main
+    from vbench.commands import main
 
     variants = {ESC: ("disk", "virtio", True, 11500.0), "sata": ("disk", "sata", False, 4600.0)}
     a = write_run(tmp_path, "a", variants=variants, reps=3, seed=1)

@@ -11,14 +11,15 @@ import csv
 
 import pytest
 
-from vbench import runner, store
-from vbench.errors import GuestError, RemoteCommandError
-from vbench.executors import Target
-from vbench.model import CommandResult, Sample
-from vbench.record import Environment
-from vbench.scenario import load_scenario_text
-from vbench.session import Booted, RunSession, Unit, plan
-from vbench.verify import DriverCheck
+from vbench.run import runner
+from vbench.results import rundir as store
+from vbench.core.errors import GuestError, RemoteCommandError
+from vbench.run.executors import Target
+from vbench.core.metrics import CommandResult, Sample
+from vbench.results.record import Environment
+from vbench.scenario.schema import load_scenario_text
+from vbench.run.session import Booted, RunSession, Unit, plan
+from vbench.guest.verify import DriverCheck
 
 SCENARIO = """\
 name: unit
@@ -350,7 +351,7 @@ def test_fault_seam_is_called_per_unit_and_cancelled(tmp_path):
 
 def test_store_errors_stop_the_run(tmp_path, monkeypatch):
     s = make_session(tmp_path, scenario(reps=1))
-    from vbench.errors import StoreError
+    from vbench.core.errors import StoreError
 
     def full(*a, **k):
         raise StoreError("cannot write: no space left")

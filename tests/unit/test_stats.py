@@ -1,5 +1,5 @@
-"""Small-sample statistics and the verdict of one row, against references (vbench.stats,
-vbench.verdict)."""
+"""Small-sample statistics and the verdict of one row, against references (vbench.stats.inference,
+vbench.stats.verdict)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vbench import stats as S
-from vbench.verdict import intervals_within, judge
+from vbench.stats import inference as S
+from vbench.stats.verdict import intervals_within, judge
 
 
 def lognormal(level, n, cv, seed):

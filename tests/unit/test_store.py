@@ -11,9 +11,9 @@ import os
 
 import pytest
 
-from vbench import store
-from vbench.errors import StoreError, UserError
-from vbench.model import SAMPLE_COLUMNS
+from vbench.results import rundir as store
+from vbench.core.errors import StoreError, UserError
+from vbench.core.metrics import SAMPLE_COLUMNS
 
 
 def leftovers(d) -> list[str]:

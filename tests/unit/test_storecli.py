@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from vbench import cli
-from vbench.commands import store as storecli
-from vbench.errors import UserError
+from vbench.commands import publish as storecli
+from vbench.core.errors import UserError
 
 RUNS = Path(__file__).resolve().parents[1] / "data" / "runs"
 

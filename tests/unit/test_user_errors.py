@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vbench import images, lab
-from vbench.errors import ImageError, LabError
+from vbench.host import images, lab
+from vbench.core.errors import ImageError, LabError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,7 @@ def test_libvirtd_down_says_run_lab_up(tmp_path, monkeypatch):
 
 
 def test_libvirtd_down_through_the_cli_is_one_line(tmp_path):
-    cp = subprocess.run([sys.executable, "-m", "vbench.cli", "guests", "verify", "virtio"],
+    cp = subprocess.run([sys.executable, "-m", "vbench", "guests", "verify", "virtio"],
                         capture_output=True, text=True, cwd=ROOT,
                         env={"VBENCH_HOME": str(tmp_path), "PATH": "/usr/sbin:/usr/bin:/bin",
                              "PYTHONPATH": str(ROOT / "src")})
@@ -63,7 +63,7 @@ def test_readme_lists_every_exit_status():
     """One enum, one list: the README's exit statuses are exactly ExitStatus's values."""
     import re
 
-    from vbench.errors import ExitStatus, UserError
+    from vbench.core.errors import ExitStatus, UserError
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("## Exit statuses", 1)[1].split("\n## ", 1)[0]

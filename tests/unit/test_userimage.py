@@ -9,12 +9,13 @@ import subprocess
 import pytest
 import yaml
 
-from vbench import cloudinit, runner, userimage
+from vbench.guest import cloudinit, userimage
+from vbench.run import runner
 from vbench.devices import DomainFiles
-from vbench.errors import ImageError, ScenarioError
-from vbench.model import CommandResult
-from vbench.scenario import GuestSpec, load_scenario_text, parse_profile
-from vbench.domainxml import OwnBoot, domain_xml
+from vbench.core.errors import ImageError, ScenarioError
+from vbench.core.metrics import CommandResult
+from vbench.scenario.schema import GuestSpec, load_scenario_text, parse_profile
+from vbench.guest.xml import OwnBoot, domain_xml
 
 from tests.unit.test_session import FakeGuests, make_session, scenario
 
@@ -194,7 +195,7 @@ def test_host_keys_are_fresh_each_time():
 @pytest.mark.skipif(cloudinit.iso_tool() is None, reason="no ISO writer installed")
 def test_write_seed_makes_a_cidata_iso_readable_by_root_and_qemu_only(tmp_path, monkeypatch):
     chowned = []
-    monkeypatch.setattr("vbench.images.restrict_base", lambda p: (chowned.append(p), os.chmod(p, 0o640)))
+    monkeypatch.setattr("vbench.host.images.restrict_base", lambda p: (chowned.append(p), os.chmod(p, 0o640)))
     iso = tmp_path / "seed.iso"
     cloudinit.write_seed(iso, {"meta-data": "instance-id: i-1\n", "user-data": "#cloud-config\n",
                                "network-config": "version: 1\nconfig: []\n"})
@@ -346,7 +347,7 @@ def test_guest_check_reads_an_own_image_only_by_booting_it(capsys):
 def test_an_ab_side_kernel_is_refused_for_an_image_that_boots_its_own(tmp_path):
     from pathlib import Path
 
-    from vbench.virt import Guest
+    from vbench.guest.domain import Guest
 
     img = userimage.UserImage(Path("/u/mine.qcow2"), "qcow2", "0" * 64, 1 << 30)
     from types import SimpleNamespace

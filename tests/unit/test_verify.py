@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import pytest
 
-from vbench import verify
-from vbench.errors import DeviceMismatch, GuestError, UserError
-from vbench.scenario import BalloonSpec, DeviceProfile, DiskSpec, NicSpec, RngSpec, parse_profile
-from vbench.virt import mac_for
+from vbench.guest import verify
+from vbench.core.errors import DeviceMismatch, GuestError, UserError
+from vbench.scenario.schema import BalloonSpec, DeviceProfile, DiskSpec, NicSpec, RngSpec, parse_profile
+from vbench.guest.domain import mac_for
 from tests.unit.driver_cases import presence_cases
 
 GUEST = "vbench-20261126-101500-disk-2-sata"
@@ -243,7 +243,7 @@ class FakeSsh:
         self.commands: list[str] = []
 
     def run(self, cmd, timeout=60, check=False):
-        from vbench.model import CommandResult
+        from vbench.core.metrics import CommandResult
 
         self.commands.append(cmd)
         return CommandResult(cmd, 0, self.stdout, "", 0.1)
@@ -265,6 +265,6 @@ def test_verify_guest_runs_the_facts_script_and_raises_on_mismatch():
 
 
 def test_facts_script_looks_for_the_scratch_serial():
-    from vbench.virt import SCRATCH_SERIAL
+    from vbench.guest.domain import SCRATCH_SERIAL
 
     assert f"/dev/disk/by-id/*{SCRATCH_SERIAL}" in verify.FACTS_SCRIPT

@@ -1,7 +1,7 @@
 """Command line: argument parsing, progress display, exit statuses.
 
 The only place that prints or exits. Every UserError becomes one line on stderr and the error
-class's :class:`~vbench.errors.ExitStatus`; any other exception is a bug: one line plus a hint
+class's :class:`~vbench.core.errors.ExitStatus`; any other exception is a bug: one line plus a hint
 (``INTERNAL_ERROR``), the traceback only with ``--debug``. One module per command group builds
 its own subparsers (argparse stays at this edge: the rooms below take plain values). Heavy
 modules (pandas, matplotlib, libvirt, paramiko) are imported inside commands so that
@@ -14,9 +14,9 @@ import argparse
 import signal
 import sys
 
-from .. import __version__
-from ..errors import ExitStatus, UserError
-from . import ab, fleet, guests, lab, report, run, store
+from vbench import __version__
+from vbench.core.errors import ExitStatus, UserError
+from vbench.commands import ab, fleet, guests, lab, report, run, publish as store
 
 GROUPS = (lab, guests, run, report, ab, store, fleet)
 

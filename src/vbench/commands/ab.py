@@ -1,5 +1,5 @@
 """`vbench ab`: a scenario on two sides (QEMU, guest kernel, libvirt) in one interleaved run,
-side B compared against side A (the sides and their expansion live in :mod:`vbench.ab`)."""
+side B compared against side A (the sides and their expansion live in :mod:`vbench.run.ab`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import argparse
 import os
 from pathlib import Path
 
-from ..errors import ExitStatus, RegressionFound, UserError
-from .output import say
+from vbench.core.errors import ExitStatus, RegressionFound, UserError
+from vbench.commands.output import say
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -37,11 +37,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_ab(args: argparse.Namespace) -> ExitStatus:
-    from .. import budget, runner
-    from ..ab import check_sides, expand, parse_side, side_frames
-    from ..compare import Gate, compare
-    from ..scenario import load_scenario
-    from ..store import atomic_write, load_samples
+    from vbench.scenario import budget
+    from vbench.run import runner
+    from vbench.run.ab import check_sides, expand, parse_side, side_frames
+    from vbench.stats.compare import Gate, compare
+    from vbench.scenario.schema import load_scenario
+    from vbench.results.rundir import atomic_write, load_samples
 
     a, b = parse_side(args.a, "a"), parse_side(args.b, "b")
     check_sides(a, b)

@@ -9,14 +9,14 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import ExitStatus, UserError
-from .output import say, table
+from vbench.core.errors import ExitStatus, UserError
+from vbench.commands.output import say, table
 
 
 def _identities(hosts) -> tuple[dict, list]:
     """Identity keys per host; hosts whose libvirt does not answer fail here with one line."""
-    from ..fleet.identity import identify
-    from ..fleet.schedule import Outcome
+    from vbench.fleet.identity import identify
+    from vbench.fleet.schedule import Outcome
 
     ids, failed = {}, []
     for h in hosts:
@@ -65,7 +65,7 @@ class _Board:
     """The fleet's outcomes so far, written to fleet.json (under a lock) whenever one changes."""
 
     def __init__(self, fleet: Path, scenario: str, hosts, groups, ids, failed) -> None:
-        from ..fleet.index import pending
+        from vbench.fleet.index import pending
 
         self.fleet, self.scenario, self.ids, self.failed = fleet, scenario, ids, failed
         self.started = time.time()
@@ -80,7 +80,7 @@ class _Board:
             self.write("running")
 
     def write(self, status: str) -> None:
-        from ..fleet.index import write_index
+        from vbench.fleet.index import write_index
 
         write_index(self.fleet, self.scenario, self.started, self.outcomes + self.failed, self.ids,
                     status)
@@ -90,11 +90,11 @@ class _Board:
 
 
 def cmd_fleet_run(args: argparse.Namespace) -> ExitStatus:
-    from ..fleet import index
-    from ..fleet.hosts import load_hosts
-    from ..fleet.launch import Launcher
-    from ..fleet.schedule import group_hosts, run_groups
-    from ..scenario import load_scenario
+    from vbench.fleet import index
+    from vbench.fleet.hosts import load_hosts
+    from vbench.fleet.launch import Launcher
+    from vbench.fleet.schedule import group_hosts, run_groups
+    from vbench.scenario.schema import load_scenario
 
     hosts = load_hosts(Path(args.hosts))
     scn = load_scenario(args.scenario)  # refuse a bad scenario once, before any host starts
@@ -142,8 +142,8 @@ def _finish(args, fleet: Path, outcomes, stopped: bool) -> ExitStatus:
 
 
 def _runs_of(args: argparse.Namespace) -> list[tuple[str, Path]]:
-    from ..fleet.hosts import NAME
-    from ..fleet.index import fleet_runs
+    from vbench.fleet.hosts import NAME
+    from vbench.fleet.index import fleet_runs
 
     if args.fleet:
         return fleet_runs(Path(args.fleet))
@@ -162,9 +162,9 @@ def _runs_of(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
 def _print_compare(fleet: Path | None, everything: bool, json_out: str | None,
                    runs: list | None = None) -> None:
-    from ..fleet.compare import host_ratios, side_by_side, to_json
-    from ..fleet.index import fleet_runs
-    from ..store import atomic_write
+    from vbench.fleet.compare import host_ratios, side_by_side, to_json
+    from vbench.fleet.index import fleet_runs
+    from vbench.results.rundir import atomic_write
 
     runs = runs if runs is not None else fleet_runs(Path(fleet or "."))
     r = host_ratios(runs, everything=everything, warn=lambda w: say(f"warning: {w}"))
@@ -183,8 +183,8 @@ def cmd_fleet_compare(args: argparse.Namespace) -> ExitStatus:
 
 
 def _report(fleet: Path, out: str | None, runs: list | None = None) -> None:
-    from ..fleet.index import fleet_runs
-    from ..report import build_report
+    from vbench.fleet.index import fleet_runs
+    from vbench.report import build_report
 
     runs = runs if runs is not None else fleet_runs(fleet)
     if not runs:

@@ -6,13 +6,13 @@ import argparse
 import json
 from typing import Any, Callable
 
-from ..errors import ExitStatus, ImageError
-from .lab import connect_opts
-from .output import say, table
+from vbench.core.errors import ExitStatus, ImageError
+from vbench.commands.lab import connect_opts
+from vbench.commands.output import say, table
 
 
 def cmd_guests_verify(args: argparse.Namespace) -> ExitStatus:
-    from .. import guests
+    from vbench.guest import boot as guests
 
     rows = guests.verify_profiles(args.profiles, connect=args.connect, accel=args.accel,
                                   progress=say)
@@ -28,7 +28,8 @@ def cmd_guest_check(args: argparse.Namespace) -> ExitStatus:
 
 def _kernel_values(args: argparse.Namespace, out: Callable[[str], None]) -> tuple[Any, ...]:
     """(values, source, label, bound drivers or None) of the kernel the options ask about."""
-    from .. import images, kconfig
+    from vbench.host import images
+    from vbench.guest import kconfig
 
     if getattr(args, "boot", False):
         release, values, bound = kconfig.check_running_guest(
@@ -50,8 +51,8 @@ def _kernel_values(args: argparse.Namespace, out: Callable[[str], None]) -> tupl
 
 def guest_check(args: argparse.Namespace, out: Callable[[str], None]) -> ExitStatus:
     """Which virtio options the guest kernel has; KERNEL_OPTIONS if a scenario cannot run."""
-    from .. import kconfig
-    from ..scenario import load_scenario
+    from vbench.guest import kconfig
+    from vbench.scenario.schema import load_scenario
 
     values, source, label, bound = _kernel_values(args, out)
     rows = kconfig.states(values, source=source)

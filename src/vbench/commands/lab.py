@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ExitStatus
-from .output import say, table
+from vbench.core.errors import ExitStatus
+from vbench.commands.output import say, table
 
 
 def connect_opts(sp: argparse.ArgumentParser) -> None:
@@ -15,7 +15,7 @@ def connect_opts(sp: argparse.ArgumentParser) -> None:
 
 
 def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
-    from .. import images, lab
+    from vbench.host import images, lab
 
     if getattr(args, "nested", False):
         return _nested_up(args)
@@ -30,8 +30,8 @@ def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
 def _nested_up(args: argparse.Namespace) -> ExitStatus:
     import time
 
-    from .. import nested
-    from ..errors import UserError
+    from vbench.run import nested
+    from vbench.core.errors import UserError
 
     if args.connect or args.accel:
         raise UserError("--nested boots its hypervisor guest in the local lab: no --connect or "
@@ -45,7 +45,8 @@ def _nested_up(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_lab_status(args: argparse.Namespace) -> ExitStatus:
-    from .. import lab, nested
+    from vbench.host import lab
+    from vbench.run import nested
 
     rows = lab.status(connect=args.connect)
     if not args.connect:
@@ -55,7 +56,8 @@ def cmd_lab_status(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_lab_down(args: argparse.Namespace) -> ExitStatus:
-    from .. import lab, nested
+    from vbench.host import lab
+    from vbench.run import nested
 
     if getattr(args, "nested", False):
         if not nested.down(say):
@@ -68,7 +70,7 @@ def cmd_lab_down(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_lab_gc(args: argparse.Namespace) -> ExitStatus:
-    from .. import gc
+    from vbench.host import gc
 
     done = gc.collect(connect=args.connect, progress=say)
     say(f"removed {len(done)} leftover(s)" if done else "no leftovers found")
@@ -76,7 +78,7 @@ def cmd_lab_gc(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_image_build(args: argparse.Namespace) -> ExitStatus:
-    from .. import images
+    from vbench.host import images
 
     img, built, secs = images.build(args.recipe, force=args.force, progress=say)
     verb = "built" if built else "reused cached"
@@ -85,7 +87,7 @@ def cmd_image_build(args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_image_list(args: argparse.Namespace) -> ExitStatus:
-    from .. import paths
+    from vbench.core import paths
 
     d = paths.images_dir()
     rows = [(p.name, str(p)) for p in sorted(d.iterdir())] if d.is_dir() else []

@@ -2,8 +2,8 @@
 
 Only argument parsing and printing live here; the numbers come from :mod:`vbench.analysis` and the
 pages from :mod:`vbench.report`, both imported when a command runs so that ``vbench --help`` does
-not pay for pandas, scipy or matplotlib. Errors are raised as :class:`vbench.errors.UserError`
-(the CLI prints them as one line); ``compare`` raises :class:`vbench.errors.RegressionFound`
+not pay for pandas, scipy or matplotlib. Errors are raised as :class:`vbench.core.errors.UserError`
+(the CLI prints them as one line); ``compare`` raises :class:`vbench.core.errors.RegressionFound`
 (exit status 1) after printing its table and writing its files when a regression is found.
 """
 
@@ -15,11 +15,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ..errors import ExitStatus, RegressionFound, UserError
-from . import store
+from vbench.core.errors import ExitStatus, RegressionFound, UserError
+from vbench.commands import publish as store
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..compare import Gate
+    from vbench.stats.compare import Gate
 
 _THRESHOLD = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*=\s*([0-9]*\.?[0-9]+)\s*(%?)\s*$")
 
@@ -134,8 +134,8 @@ def scenario_gate(meta: dict, warn: Callable[[str], None]) -> tuple[Gate, float 
     import yaml
     from pydantic import ValidationError
 
-    from ..compare import Gate
-    from ..scenario import GateSpec, format_validation_error
+    from vbench.stats.compare import Gate
+    from vbench.scenario.schema import GateSpec, format_validation_error
 
     text = (meta.get("scenario") or {}).get("text") if isinstance(meta, dict) else None
     try:
@@ -190,7 +190,7 @@ def default_report_dir(runs: list[Path], root: Path = Path("reports")) -> Path:
 def cmd_report(args) -> ExitStatus:
     if getattr(args, "store", None):
         return store.report_from_store(args, cmd_report)
-    from ..report import build_report
+    from vbench.report import build_report
 
     runs = [_run_dir(r) for r in args.runs]
     out = Path(args.out) if args.out else default_report_dir(runs)
@@ -203,7 +203,7 @@ def cmd_report(args) -> ExitStatus:
 def _compare_gate(args: argparse.Namespace, meta: dict,
                   warn: Callable[[str], None]) -> tuple[Gate, float]:
     """The gate (scenario's, or --gate's metrics) and the default threshold of a compare."""
-    from ..compare import DEFAULT_THRESHOLD, Gate
+    from vbench.stats.compare import DEFAULT_THRESHOLD, Gate
 
     gate, gate_threshold = scenario_gate(meta, warn)
     if args.gate:
@@ -217,8 +217,8 @@ def _compare_gate(args: argparse.Namespace, meta: dict,
 def cmd_compare(args) -> ExitStatus:
     if getattr(args, "store", None):
         return store.compare_from_store(args, cmd_compare)
-    from .. import analysis
-    from ..store import atomic_write, load_meta, load_samples
+    from vbench.stats import compare
+    from vbench.results.rundir import atomic_write, load_meta, load_samples
 
     thresholds = parse_thresholds(args.threshold)
     abs_thresholds = parse_abs_thresholds(args.abs_threshold)
@@ -237,7 +237,7 @@ def cmd_compare(args) -> ExitStatus:
         status = load_meta(path).get("status")
         if status and status != "complete":
             print(f"warning: the {label} run {path.name} is {status}; its numbers may be partial")
-    result = analysis.compare(base_df, new_df, thresholds=thresholds, abs_thresholds=abs_thresholds,
+    result = compare.compare(base_df, new_df, thresholds=thresholds, abs_thresholds=abs_thresholds,
                               default_threshold=default, alpha=args.alpha,
                               allow_mixed=args.allow_mixed, correction=args.correction, gate=gate,
                               fail_inconclusive=not args.allow_inconclusive)
@@ -261,7 +261,7 @@ def cmd_compare(args) -> ExitStatus:
 def cmd_history(args) -> ExitStatus:
     if getattr(args, "store", None):
         return store.history_from_store(args, cmd_history)
-    from ..report import build_history
+    from vbench.report import build_history
 
     results = Path(args.results)
     if not results.is_dir():
@@ -277,7 +277,7 @@ def cmd_history(args) -> ExitStatus:
 
 def _scenario_name(results: Path, file: Path) -> str:
     """The scenario name of runs made from ``file`` (the newest such run), else the file's stem."""
-    from ..store import find_runs, load_meta
+    from vbench.results.rundir import find_runs, load_meta
 
     target = file.resolve() if file.exists() else None
     name = file.stem

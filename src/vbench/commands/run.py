@@ -7,16 +7,17 @@ import os
 import time
 from pathlib import Path
 
-from ..errors import ExitStatus, StoreError, UserError
-from .lab import connect_opts
-from .output import say, table
+from vbench.core.errors import ExitStatus, StoreError, UserError
+from vbench.commands.lab import connect_opts
+from vbench.commands.output import say, table
 
 
 def _scenario_of(args: argparse.Namespace):
     """(scenario, its text, its file name, results root, resume path or None, repetitions)."""
-    from .. import budget, untrusted
-    from ..scenario import load_scenario, load_scenario_text
-    from ..store import load_record
+    from vbench.scenario import budget
+    from vbench.core import untrusted
+    from vbench.scenario.schema import load_scenario, load_scenario_text
+    from vbench.results.rundir import load_record
 
     resume = Path(args.resume) if args.resume else None
     if resume is not None:
@@ -43,7 +44,7 @@ def _scenario_of(args: argparse.Namespace):
 
 def _report(args: argparse.Namespace, run_path: Path) -> None:
     try:
-        from ..report import build_report
+        from vbench.report import build_report
 
         out = build_report([run_path], Path(args.reports) / run_path.resolve().name)
         say(f"report: {out}")
@@ -56,8 +57,8 @@ def _report(args: argparse.Namespace, run_path: Path) -> None:
 
 def _run_nested(args: argparse.Namespace, scn, text: str, scenario_file: str,
                 results_root: Path, resume: Path | None) -> Path:
-    """The same `vbench run` inside the nested lab's hypervisor guest (vbench.nested)."""
-    from .. import nested
+    """The same `vbench run` inside the nested lab's hypervisor guest (vbench.run.nested)."""
+    from vbench.run import nested
 
     if args.connect or args.accel or resume is not None:
         raise UserError("--nested runs in the nested lab's own libvirt under the accelerator it "
@@ -76,9 +77,9 @@ def _run_nested(args: argparse.Namespace, scn, text: str, scenario_file: str,
 
 
 def cmd_run(args: argparse.Namespace) -> ExitStatus:
-    from .. import runner
-    from ..session import fmt_time
-    from ..store import load_record
+    from vbench.run import runner
+    from vbench.run.session import fmt_time
+    from vbench.results.rundir import load_record
 
     scn, text, scenario_file, results_root, resume = _scenario_of(args)
     t0 = time.monotonic()
@@ -91,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
     if rows:
         say("")
         say(table(rows, ("workload", "metric", "variant", "median", "n")))
-    from ..report.summary import headline_lines
+    from vbench.report.terminal import headline_lines
 
     for line in headline_lines(run_path):
         say(line)

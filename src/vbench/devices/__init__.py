@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import importlib
 
-from .base import (Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model, Strict,
-                   hotplug_memory, is_q35, virtio_or_none)
+from vbench.devices.base import (Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model,
+                                 Strict, hotplug_memory, is_q35, virtio_or_none)
 
 # The registration table: one line per device module, in the order of the domain XML and reports.
 MODULES = (
@@ -50,9 +50,9 @@ _frozen = False
 
 
 def register(device: Device) -> Device:
-    """Add a device kind. Only before ``vbench.scenario`` is imported: it builds its models once."""
+    """Add a device kind. Only before ``vbench.scenario.schema`` is imported: it builds its models once."""
     if _frozen:
-        raise RuntimeError(f"device {device.kind}: register devices before vbench.scenario is "
+        raise RuntimeError(f"device {device.kind}: register devices before vbench.scenario.schema is "
                            f"imported (add it to vbench.devices.MODULES)")
     device.validate_declaration()
     if device.kind in DEVICES:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from .base import Device, DriverCheck, Fragment, GuestContext, Strict, virtio_or_none
+from vbench.devices.base import Device, DriverCheck, Fragment, GuestContext, Strict, virtio_or_none
 
 
 class BalloonSpec(Strict):

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any, Literal
 from xml.sax.saxutils import quoteattr
 
-from ..errors import GuestError
-from .base import Device, DriverCheck, Fragment, GuestContext, Model, Strict
+from vbench.core.errors import GuestError
+from vbench.devices.base import Device, DriverCheck, Fragment, GuestContext, Model, Strict
 
 PORT_NAME = "org.vbench.port0"
 SOCKET = "chan.sock"

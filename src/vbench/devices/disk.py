@@ -23,8 +23,9 @@ from xml.sax.saxutils import quoteattr
 
 from pydantic import Field, model_validator
 
-from ..errors import GuestError
-from .base import Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model, Strict, is_q35
+from vbench.core.errors import GuestError
+from vbench.devices.base import (Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model,
+                                 Strict, is_q35)
 
 SCRATCH_SERIAL = "vbench-scratch"
 TARGET_DEV = {"virtio": "vdb", "scsi": "sda", "sata": "sda", "ide": "hda"}  # libvirt <target dev>
@@ -133,7 +134,7 @@ def qemu_user() -> tuple[int, int] | None:
 
 def to_qcow2(raw: Path, out: Path) -> None:
     """The same content as a qcow2 file (every cluster allocated), then the raw file is removed."""
-    from .. import procs
+    from vbench.core import procs
 
     res = procs.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(out)],
                     timeout=1800, check=False)

@@ -21,7 +21,8 @@ from xml.sax.saxutils import quoteattr
 
 from pydantic import Field, model_validator
 
-from .base import Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model, Strict
+from vbench.devices.base import (Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model,
+                                 Strict)
 
 TAG = "vbshare"
 MOUNT = "/mnt/vbench-share"

@@ -24,9 +24,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..errors import GuestError
-from .balloon import memballoon_xml
-from .base import Device, DriverCheck, Fragment, GuestContext, Model, Strict, hotplug_memory
+from vbench.core.errors import GuestError
+from vbench.devices.balloon import memballoon_xml
+from vbench.devices.base import (Device, DriverCheck, Fragment, GuestContext, Model, Strict,
+                                 hotplug_memory)
 
 CMDLINE = " memhp_default_state=online_movable"
 

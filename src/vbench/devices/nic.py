@@ -16,7 +16,7 @@ from xml.sax.saxutils import quoteattr
 
 from pydantic import Field, model_validator
 
-from .base import Device, DriverCheck, Fragment, GuestContext, Model, Strict
+from vbench.devices.base import Device, DriverCheck, Fragment, GuestContext, Model, Strict
 
 
 class NicSpec(Strict):

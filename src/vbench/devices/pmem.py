@@ -27,9 +27,9 @@ from xml.sax.saxutils import quoteattr
 
 from pydantic import Field
 
-from ..errors import GuestError
-from .base import (Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model, Strict,
-                   hotplug_memory)
+from vbench.core.errors import GuestError
+from vbench.devices.base import (Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model,
+                                 Strict, hotplug_memory)
 
 MOUNT = "/mnt/vbench-pmem"
 FIO_FILE = f"{MOUNT}/vbench-fio.data"
@@ -68,7 +68,7 @@ def blk_xml(source: str) -> str:
 
 def make_image(path: str, size_mib: int) -> None:
     """An ext4 image of ``size_mib`` (4 KiB blocks: DAX needs the page size)."""
-    from .. import procs
+    from vbench.core import procs
 
     with open(path, "wb") as fh:
         fh.truncate(size_mib << 20)
@@ -123,7 +123,7 @@ echo "pmem_mount=$(grep -s " """ + MOUNT + r""" " /proc/mounts | cut -d' ' -f3,4
         path = image_path(files)
         make_image(path, spec.size_mib)
         if spec.model == "virtio-pmem":
-            from .disk import qemu_user
+            from vbench.devices.disk import qemu_user
 
             owner = qemu_user()  # libvirt labels only files it knows; this one it does not
             if owner is not None:

@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape
 
 from pydantic import Field
 
-from .base import Device, DriverCheck, Fragment, GuestContext, Strict, virtio_or_none
+from vbench.devices.base import Device, DriverCheck, Fragment, GuestContext, Strict, virtio_or_none
 
 CURRENT = "/sys/class/misc/hw_random/rng_current"
 

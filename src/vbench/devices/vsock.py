@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import Device, Fragment, GuestContext, Model, Strict
+from vbench.devices.base import Device, Fragment, GuestContext, Model, Strict
 
 HOST_DEVICE = "/dev/vhost-vsock"
 

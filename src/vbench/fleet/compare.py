@@ -11,19 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .. import fmt
-from ..errors import UserError
-from ..model import metric_label
+from vbench.core import fmt
+from vbench.core.errors import UserError
+from vbench.core.metrics import metric_label
 
 
 def host_ratios(runs: Sequence[tuple[str, Path]], everything: bool = False, warn=None):
     """Ratios (rows of :func:`vbench.analysis.ratios`, by run) with ``run_id`` = the host name."""
     import pandas as pd
 
-    from .. import analysis
-    from ..report.data import with_cpu_per_io
-    from ..report.tables import headline
-    from ..store import load_samples
+    from vbench.stats import summary
+    from vbench.report.data import with_cpu_per_io
+    from vbench.report.tables import headline
+    from vbench.results.rundir import load_samples
 
     frames = []
     for name, path in runs:
@@ -34,7 +34,7 @@ def host_ratios(runs: Sequence[tuple[str, Path]], everything: bool = False, warn
             warn(f"{name}: no samples in {path}")
     if not frames:
         raise UserError("no host of this fleet has samples to compare")
-    r = analysis.ratios(with_cpu_per_io(analysis.prepare(pd.concat(frames, ignore_index=True))),
+    r = summary.ratios(with_cpu_per_io(summary.prepare(pd.concat(frames, ignore_index=True))),
                         by_run=True)
     return r if everything else headline(r)
 
@@ -46,7 +46,7 @@ def cell(x) -> str:
 
 def side_by_side(ratios, hosts: Sequence[str]) -> tuple[list[str], list[tuple[str, ...]]]:
     """(header, rows): one row per (workload, metric, pair), one column per host ('-': none)."""
-    from ..report.data import metric_order
+    from vbench.report.data import metric_order
 
     order = {m: i for i, m in enumerate(metric_order(ratios["metric"].unique()))}
     cells: dict[tuple[str, str, str], dict[str, str]] = {}

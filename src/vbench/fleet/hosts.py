@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import untrusted
-from ..errors import UserError
+from vbench.core import untrusted
+from vbench.core.errors import UserError
 
 MAX_HOSTS = 32
 MAX_FILE_BYTES = 64 * 1024

@@ -21,8 +21,8 @@ import socket
 from pathlib import Path
 from typing import Callable
 
-from ..errors import UserError
-from .hosts import Host
+from vbench.core.errors import UserError
+from vbench.fleet.hosts import Host
 
 Identity = frozenset[str]
 _UUID = re.compile(r"<uuid>\s*([0-9a-fA-F-]{32,36})\s*</uuid>")
@@ -61,7 +61,7 @@ def keys_from_libvirt(hostname: str, capabilities: str, sysinfo: str) -> Identit
 def ask_libvirt(uri: str) -> Identity:
     import libvirt
 
-    from ..remotespec import is_remote, pinned_libvirt_uri
+    from vbench.host.remoteuri import is_remote, pinned_libvirt_uri
 
     opened = pinned_libvirt_uri(uri) if is_remote(uri) else uri  # never an unpinned host key
     try:

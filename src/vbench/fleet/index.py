@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import UserError
-from ..store import atomic_write, read_bytes
-from .hosts import NAME, Host
-from .identity import Identity
-from .schedule import Outcome
+from vbench.core.errors import UserError
+from vbench.results.rundir import atomic_write, read_bytes
+from vbench.fleet.hosts import NAME, Host
+from vbench.fleet.identity import Identity
+from vbench.fleet.schedule import Outcome
 
 INDEX = "fleet.json"
 HOSTS_DIR = "hosts"

@@ -1,6 +1,6 @@
 """One real ``vbench run`` per host, as a child process; progress, logs, signals.
 
-Each child is the ordinary command line (``python -m vbench.cli run SCENARIO --results DIR
+Each child is the ordinary command line (``python -m vbench run SCENARIO --results DIR
 --no-report [--connect URI]``), optionally inside a network namespace (``ip netns exec NAME``),
 with the host's allow-listed environment added. No shell is involved: the argv is a list.
 Children run in sessions of their own, so a terminal's Ctrl-C reaches only the fleet process,
@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .hosts import Host
-from .schedule import Outcome
+from vbench.fleet.hosts import Host
+from vbench.fleet.schedule import Outcome
 
 RUN_LOG = "run.log"
 INTERRUPTED = 130
@@ -30,7 +30,7 @@ UNITS_FAILED = 11
 def child_argv(host: Host, scenario: str, results: Path, extra: Sequence[str] = (),
                python: str = sys.executable) -> list[str]:
     """The argv of one host's run (a list: nothing here is ever parsed by a shell)."""
-    argv = [python, "-m", "vbench.cli", "run", scenario, "--results", str(results), "--no-report",
+    argv = [python, "-m", "vbench", "run", scenario, "--results", str(results), "--no-report",
             *extra]
     if host.connect:
         argv += ["--connect", host.connect]
@@ -129,7 +129,7 @@ class Launcher:
 
 
 def _only_run(results: Path) -> Path | None:
-    from ..store import find_runs
+    from vbench.results.rundir import find_runs
 
     runs = find_runs(results)
     return runs[-1] if runs else None

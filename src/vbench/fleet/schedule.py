@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from .hosts import Host
-from .identity import Identity
+from vbench.fleet.hosts import Host
+from vbench.fleet.identity import Identity
 
 
 @dataclass

@@ -15,9 +15,9 @@ Everything comes from the results store: a report can be rebuilt at any time wit
 pandas, numpy and matplotlib are imported inside the functions: importing this package is cheap.
 """
 
-from .draw import LAST_DRAW
-from .history import build_history
-from .pages import build_report
-from .tables import HEADLINE_METRICS
+from vbench.report.draw import LAST_DRAW
+from vbench.report.history import build_history
+from vbench.report.pages import build_report
+from vbench.report.tables import HEADLINE_METRICS
 
 __all__ = ["HEADLINE_METRICS", "LAST_DRAW", "build_history", "build_report"]

@@ -9,9 +9,9 @@ import json
 import re
 from pathlib import Path
 
-from ..store import atomic_write
-from ..record import Variant
-from .load import RunInfo
+from vbench.results.rundir import atomic_write
+from vbench.results.record import Variant
+from vbench.report.load import RunInfo
 
 
 def text(v: object) -> str:
@@ -46,7 +46,7 @@ def run_badge(run: RunInfo) -> dict:
     n = run.record.environment.nested
     if not n:
         return b
-    from ..nestedguest import NOTE
+    from vbench.guest.nested import NOTE
 
     outer = text(n.get("outer_accelerator")).upper() or "?"
     return {"text": f"{b['text']} nested in {outer}", "cls": "tcg", "title": NOTE}

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..model import METRICS
-from .load import RunInfo
-from .palette import RUN_MARKERS, Palette
+from vbench.core.metrics import METRICS
+from vbench.report.load import RunInfo
+from vbench.report.palette import RUN_MARKERS, Palette
 
 HOST_VARIANT = "host"
 
@@ -97,9 +97,9 @@ class Data:
     """Summaries, ratios and host fractions of a report's samples, plus lookup tables."""
 
     def __init__(self, df, runs: list[RunInfo]):
-        from .. import analysis
+        from vbench.stats import summary
 
-        d = with_cpu_per_gbit(with_cpu_per_io(analysis.prepare(df)))
+        d = with_cpu_per_gbit(with_cpu_per_io(summary.prepare(df)))
         self.df = d
         # A "series" gets its own marker: a run, split further by context if one run mixes several.
         ctx_per_run = d.groupby("run_id")[["accelerator", "host"]].nunique().max(axis=1)
@@ -110,14 +110,14 @@ class Data:
         self.series = sorted(d["series"].unique(), key=lambda s: (order.get(s.split(" (")[0], 99), s))
         self.marker = {s: RUN_MARKERS[i % len(RUN_MARKERS)] for i, s in enumerate(self.series)}
         self.multi_run = len(self.series) > 1
-        self.summary = analysis.summarize(d, by_run=True)
+        self.summary = summary.summarize(d, by_run=True)
         self.summary["series"] = (self.summary["run_id"] + " (" + self.summary["accelerator"] + ", "
                                   + self.summary["host"] + ")") if split else self.summary["run_id"]
-        from ..summary import references_of
+        from vbench.stats.summary import references_of
 
         self.references = references_of(r.record for r in runs)
-        self.ratios = analysis.ratios(d, by_run=True, references=self.references)
-        self.host = analysis.host_fractions(d, by_run=True)
+        self.ratios = summary.ratios(d, by_run=True, references=self.references)
+        self.host = summary.host_fractions(d, by_run=True)
         self.scenarios = sorted(d["scenario"].unique())
         self.multi_scenario = len(self.scenarios) > 1
         self.variants = self._variant_order(d, runs)

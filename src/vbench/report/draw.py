@@ -202,7 +202,7 @@ def log_axis(axis) -> None:
     """A log scale with plain tick labels at 1, 2, 5 x 10^k (950, 2k, 5k, 10k), no 10^x."""
     from matplotlib.ticker import FuncFormatter, NullLocator
 
-    from ..fmt import compact
+    from vbench.core.fmt import compact
 
     (axis.axes.set_xscale if axis is axis.axes.xaxis else axis.axes.set_yscale)("log")
     axis.set_major_locator(log_locator())

@@ -17,11 +17,11 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from ..model import higher_is_better, metric_label
-from .data import Data, direction_of, metric_order
-from .draw import (Dot, dot_rows, fig_title, legend, log_axis, mpl_text, new_figure, png, row_labels,
-                   title)
-from .palette import HOST_COLOUR, verdict_colour
+from vbench.core.metrics import higher_is_better, metric_label
+from vbench.report.data import Data, direction_of, metric_order
+from vbench.report.draw import (Dot, dot_rows, fig_title, legend, log_axis, mpl_text, new_figure,
+                                png, row_labels, title)
+from vbench.report.palette import HOST_COLOUR, verdict_colour
 
 
 @dataclass

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 
-from ..model import metric_label
-from .data import Data, metric_order
-from .draw import (PAGE_WIDTH, data_uri, fig_title, log_locator, mpl_text, new_figure, png_bytes,
-                   title)
-from .figures import ReportFigure
-from .palette import VERDICT_COLOURS, verdict_colour
+from vbench.core.metrics import metric_label
+from vbench.report.data import Data, metric_order
+from vbench.report.draw import (PAGE_WIDTH, data_uri, fig_title, log_locator, mpl_text, new_figure,
+                                png_bytes, title)
+from vbench.report.figures import ReportFigure
+from vbench.report.palette import VERDICT_COLOURS, verdict_colour
 
 PREFIXES = ("read_", "write_")
 
@@ -136,7 +136,7 @@ def forest_figure(data: Data, ratios, fig_id: str = "forest",
     panels = _rows(data, ratios)
     if not panels:
         return None
-    from ..summary import pair_words
+    from vbench.stats.summary import pair_words
 
     pv, emu = pair_words(data.references)
     heading = heading or f"{pv.capitalize()} advantage over {emu}"

@@ -6,17 +6,18 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .. import __version__, fmt
-from ..errors import StoreError, UserError
-from ..model import METRICS, higher_is_better, metric_label
-from ..store import atomic_write, find_runs, load_samples
-from . import context
-from .data import is_baseline, metric_order
-from .draw import draw_all, fig_title, mpl_text, new_figure, png, title
-from .figures import ReportFigure
-from .load import RunInfo, read_record
-from .render import now, render
-from .palette import Palette
+from vbench import __version__
+from vbench.core import fmt
+from vbench.core.errors import StoreError, UserError
+from vbench.core.metrics import METRICS, higher_is_better, metric_label
+from vbench.results.rundir import atomic_write, find_runs, load_samples
+from vbench.report import context
+from vbench.report.data import is_baseline, metric_order
+from vbench.report.draw import draw_all, fig_title, mpl_text, new_figure, png, title
+from vbench.report.figures import ReportFigure
+from vbench.report.load import RunInfo, read_record
+from vbench.report.render import now, render
+from vbench.report.palette import Palette
 
 STYLES = ("-", "--", ":", "-.")
 
@@ -53,7 +54,7 @@ def build_history(results_root: Path, scenario: str, out_dir: Path) -> Path:
     """Write ``out_dir/index.html``: per (workload, metric) the median of every variant over the
     runs of ``scenario`` in time order, with the change points found by
     :func:`vbench.analysis.change_points` marked. Contexts (accelerator, host) are separate lines."""
-    from .. import analysis
+    from vbench.stats import history, summary
 
     results_root, out_dir = Path(results_root), Path(out_dir)
     warnings: list[str] = []
@@ -62,10 +63,10 @@ def build_history(results_root: Path, scenario: str, out_dir: Path) -> Path:
     figures: list[ReportFigure] = []
     change_rows: list[dict] = []
     if len(df):
-        points, changes = analysis.history_table(
+        points, changes = history.history_table(
             df, run_order=order, run_dates={i.label: i.record.started for i in infos},
             environments={i.label: _facts(i.record) for i in infos})
-        d = analysis.prepare(df).drop_duplicates("variant").set_index("variant")
+        d = summary.prepare(df).drop_duplicates("variant").set_index("variant")
         palette = Palette([(v, bool(d.loc[v, "paravirtual"]), is_baseline(v, d.loc[v, "device"]),
                             d.loc[v, "device"]) for v in d.index])
         jobs = [(history_figure, (metric, points[points["metric"] == metric],
@@ -94,7 +95,7 @@ def build_history(results_root: Path, scenario: str, out_dir: Path) -> Path:
 
 def _facts(rec) -> dict:
     """What changed between two runs is named from these (QEMU, libvirt, kernels, ...)."""
-    from ..history import environment_facts
+    from vbench.stats.history import environment_facts
 
     return environment_facts(rec.environment.model_dump(),
                              {"guest_kernel": ", ".join(rec.guest_kernels())})

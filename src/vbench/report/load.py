@@ -1,7 +1,7 @@
-"""Reading stored runs for a report: the typed run record (:mod:`vbench.record`) and the samples.
+"""Reading stored runs for a report: the typed run record (:mod:`vbench.results.record`) and the samples.
 
 Every fact a page shows about a run (environment, variants, the stored driver verification,
-failures) comes from the run record as :func:`vbench.store.load_record` reads it, so the pages
+failures) comes from the run record as :func:`vbench.results.rundir.load_record` reads it, so the pages
 never re-decide what the run recorded. The driver verdict in particular is the ``ok`` that
 verification stored; a report never compares expected and found names itself (it once did, with
 an exact comparison, and called ``virtio_rng.0`` a mismatch for ``virtio_rng``).
@@ -18,9 +18,9 @@ from typing import Iterable, Sequence
 
 from pydantic import ValidationError
 
-from ..errors import StoreError, UserError
-from ..record import DriverCheck, Failure, RunRecord, Variant
-from ..store import load_meta, load_record, load_samples
+from vbench.core.errors import StoreError, UserError
+from vbench.results.record import DriverCheck, Failure, RunRecord, Variant
+from vbench.results.rundir import load_meta, load_record, load_samples
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..errors import UserError
-from ..store import atomic_write
-from . import context
-from .data import Data
-from .draw import draw_all
-from .figures import REGISTRY, ReportFigure
-from .forest import forest_figure
-from .load import RunInfo, load_runs
-from .render import now, render
-from .tables import FLAG_TEXT, Flags, headline, host_rows, ratio_rows, summary_rows
+from vbench import __version__
+from vbench.core.errors import UserError
+from vbench.results.rundir import atomic_write
+from vbench.report import context
+from vbench.report.data import Data
+from vbench.report.draw import draw_all
+from vbench.report.figures import REGISTRY, ReportFigure
+from vbench.report.forest import forest_figure
+from vbench.report.load import RunInfo, load_runs
+from vbench.report.render import now, render
+from vbench.report.tables import FLAG_TEXT, Flags, headline, host_rows, ratio_rows, summary_rows
 
 HEADLINE_PNG = "headline-ratios.png"
 SECTIONS = ("forest",) + tuple(dict.fromkeys(k.section for k in REGISTRY))
@@ -54,17 +54,17 @@ def _tcg_runs(runs: list[RunInfo], df) -> list[str]:
 
 
 def _analysed(data: Data, runs: list[RunInfo], warnings: list[str]) -> dict:
-    from .. import analysis
+    from vbench.stats import summary
 
     order = [r.label for r in runs]
-    flags = Flags(data, runs, analysis.NOISY_CV)
+    flags = Flags(data, runs, summary.NOISY_CV)
     figures = draw_figures(data)
     if flags.counts.get("noisy"):
         warnings.append(f"{flags.counts['noisy']} of {len(data.summary)} groups are noisy "
-                        f"(coefficient of variation above {analysis.NOISY_CV:.0%}); flagged next to "
+                        f"(coefficient of variation above {summary.NOISY_CV:.0%}); flagged next to "
                         f"their numbers")
     head = headline(data.ratios)
-    return {"contexts": analysis.contexts(data.df), "scenarios": data.scenarios,
+    return {"contexts": summary.contexts(data.df), "scenarios": data.scenarios,
             "headline": ratio_rows(head, flags, order, data.unit),
             "all_ratios": ratio_rows(data.ratios, flags, order, data.unit),
             "summary": summary_rows(data, flags, order), "host_rows": host_rows(data, flags, order),
@@ -78,7 +78,7 @@ def _analysed(data: Data, runs: list[RunInfo], warnings: list[str]) -> dict:
 def pair_words(data: Data) -> dict[str, str]:
     """What the two sides of a headline ratio are called: paravirtual/emulated, or, when a
     scenario declares its own ``reference:`` variant, variant/reference."""
-    from ..summary import pair_words as words
+    from vbench.stats.summary import pair_words as words
 
     pv, emu = words(data.references)
     return {"pv_word": pv, "emu_word": emu,
@@ -94,7 +94,7 @@ def build_report(run_paths: list[Path], out_dir: Path, title: str | None = None,
     With ``history_root`` (a results root), history pages of the runs' scenarios are written under
     ``out_dir/history/<scenario>/`` and linked.
     """
-    from .history import build_history
+    from vbench.report.history import build_history
 
     out_dir = Path(out_dir)
     warnings: list[str] = []

@@ -10,7 +10,7 @@ import datetime as _dt
 from functools import lru_cache
 from pathlib import Path
 
-from .. import fmt
+from vbench.core import fmt
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 

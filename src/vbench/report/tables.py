@@ -15,12 +15,13 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from .. import devices, fmt
-from ..model import metric_label
-from .data import Data, metric_order
-from .figures import perf_ci
-from .forest import advantage, base_metric
-from .load import RunInfo
+from vbench import devices
+from vbench.core import fmt
+from vbench.core.metrics import metric_label
+from vbench.report.data import Data, metric_order
+from vbench.report.figures import perf_ci
+from vbench.report.forest import advantage, base_metric
+from vbench.report.load import RunInfo
 
 # Metrics of the headline table and figure: the telling ones per device kind (all are one click
 # away), with the CPU cost per unit of work next to the speed.

@@ -1,0 +1,1 @@
+"""The lowest layer: errors, paths, processes, files, formatting and the metric catalogue."""

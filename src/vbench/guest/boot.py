@@ -1,0 +1,38 @@
+"""Booting guests of given device profiles outside a scenario (``vbench guests verify``)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from vbench.host import images, lab
+from vbench.guest import ssh as remote, verify
+from vbench.scenario.schema import GuestSpec, parse_profile
+from vbench.guest.domain import Guest
+
+
+def guest_name(kind: str, index: int, label: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)[:24]
+    return f"vbench-{kind}-{os.getpid()}-{int(time.time()) % 100000}-{index}-{safe}"
+
+
+def verify_profiles(profile_texts: list[str], connect: str | None = None, accel: str | None = None,
+                    progress=print, spec: GuestSpec | None = None) -> list[dict]:
+    """Boot one guest per profile (one after another), check its drivers, tear it down."""
+    profiles = [(t, parse_profile(t)) for t in profile_texts]  # validate all before booting any
+    lb = lab.current(connect)
+    img = images.require("default")
+    acc = lab.accelerator(lb, img.kernel, override=accel)
+    pkey, pub = remote.new_client_key()
+    rows: list[dict] = []
+    for i, (text, prof) in enumerate(profiles):
+        g = Guest(guest_name("verify", i, text), lb, img, prof, spec or GuestSpec(), acc, pkey, pub,
+                  tags={"run": f"verify-{os.getpid()}", "variant": text}, progress=progress)
+        with g:
+            checks, facts = verify.verify_guest_report(g, prof)
+            for c in checks:
+                rows.append({"profile": text, "device": c.device, "model": c.model,
+                             "expected": c.expected, "found": c.found, "ok": c.ok,
+                             "detail": c.detail, "boot_s": round(g.boot_seconds or 0, 1),
+                             "guest_kernel": facts.get("kernel", "")})
+    return rows

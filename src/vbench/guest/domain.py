@@ -1,0 +1,500 @@
+"""The libvirt lifecycle of guests and networks (the domain XML itself: :mod:`vbench.guest.xml`).
+
+The only module that imports ``libvirt``.
+
+A :class:`Guest` is a context manager: it creates an overlay over the cached base image, starts a
+transient domain tagged as vbench's, waits for its lease and SSH, and on exit always destroys the
+domain and removes its files (also on Ctrl-C)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from vbench.core import paths, procs
+from vbench.devices import DomainFiles
+from vbench.devices.disk import (SCRATCH_SERIAL, make_scratch)  # noqa: F401  (callers import them here)
+from vbench.guest.xml import (DOMAIN_PREFIX, PANIC_MARK, VBENCH_NS, domain_xml, kernel_cmdline,
+                              mac_for)
+from vbench.core.errors import GuestError, LabError
+from vbench.guest.userimage import own_boot, write_seed
+from vbench.host.networks import MGMT, TEST
+
+if TYPE_CHECKING:  # pragma: no cover
+    from libvirt import virConnect, virDomain
+    from paramiko import PKey
+
+    from vbench.host.images import Image
+    from vbench.guest.userimage import UserImage
+    from vbench.host.lab import Accelerator, Lab
+    from vbench.guest.ssh import Ssh
+    from vbench.scenario.schema import DeviceProfile, GuestSpec
+
+# ---- libvirt connections, networks, tagged domains -------------------------------------------
+
+def _libvirt():
+    try:
+        import libvirt
+    except ImportError:
+        raise LabError("libvirt-python is not installed: run `scripts/setup.sh` as root") from None
+    libvirt.registerErrorHandler(lambda *_: None, None)  # errors come as exceptions, not stderr
+    return libvirt
+
+
+def open_connection(uri: str):
+    libvirt = _libvirt()
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise LabError(f"cannot connect to libvirt at {uri} ({exc.get_error_message()}): "
+                       f"run `vbench lab up`") from None
+
+
+def libvirt_version(conn) -> str:
+    v = conn.getLibVersion()
+    return f"{v // 1000000}.{v // 1000 % 1000}.{v % 1000}"
+
+
+def supports_kvm(conn) -> bool:
+    caps = conn.getCapabilities()
+    return "<domain type='kvm'" in caps or '<domain type="kvm"' in caps
+
+
+def network_active(conn, name: str) -> bool:
+    libvirt = _libvirt()
+    try:
+        return bool(conn.networkLookupByName(name).isActive())
+    except libvirt.libvirtError:
+        return False
+
+
+def ensure_network(conn, name: str, xml: str) -> bool:
+    """Start the (transient) network unless it is already active. True if started now."""
+    libvirt = _libvirt()
+    if network_active(conn, name):
+        return False
+    try:
+        conn.networkCreateXML(xml)
+    except libvirt.libvirtError as exc:
+        raise LabError(f"cannot start libvirt network {name}: {exc.get_error_message()}") from None
+    return True
+
+
+def destroy_network(conn, name: str) -> bool:
+    libvirt = _libvirt()
+    try:
+        net = conn.networkLookupByName(name)
+    except libvirt.libvirtError:
+        return False
+    try:
+        if net.isActive():
+            net.destroy()
+        if net.isPersistent():
+            net.undefine()
+    except libvirt.libvirtError:
+        return False
+    return True
+
+
+def _tags(dom) -> dict | None:
+    libvirt = _libvirt()
+    try:
+        xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, VBENCH_NS)
+    except libvirt.libvirtError:
+        return None
+    from xml.sax.saxutils import unescape
+
+    return {k: unescape(v) for k, v in re.findall(r"<(?:\w+:)?(\w+)>([^<]*)</", xml)}
+
+
+def tagged_domains(conn) -> list[str]:
+    """Names of domains that carry vbench's metadata tag (and only those)."""
+    out = []
+    for dom in conn.listAllDomains():
+        if _tags(dom) is not None:
+            out.append(dom.name())
+    return sorted(out)
+
+
+def owner_alive(tags: dict) -> bool:
+    """Whether the vbench process that created a tagged domain is still running."""
+    try:
+        return procs.alive(procs.ProcRef(int(tags.get("pid", 0)), int(tags.get("pid_start", -1))))
+    except ValueError:
+        return False
+
+
+def destroy_tagged_domains(conn, run_id: str | None = None, orphans_only: bool = False) -> list[str]:
+    """Destroy vbench's domains (optionally of one run, or only those whose vbench process is
+    gone) and remove their files. Domains without vbench's tag are never touched."""
+    libvirt = _libvirt()
+    done = []
+    for dom in conn.listAllDomains():
+        tags = _tags(dom)
+        if tags is None or (run_id and tags.get("run") != run_id):
+            continue
+        if orphans_only and owner_alive(tags):
+            continue
+        name = dom.name()
+        try:
+            if dom.isActive():
+                dom.destroy()
+            if dom.isPersistent():
+                dom.undefine()
+        except libvirt.libvirtError:
+            pass
+        gdir = owned_guest_dir(tags.get("dir"))
+        if gdir is not None:
+            shutil.rmtree(gdir, ignore_errors=True)
+        done.append(name)
+    return done
+
+
+CONSOLE_KEEP_BYTES = 8 << 20  # the console log kept in a run: its last 8 MiB
+
+def owned_guest_dir(tag: object) -> Path | None:
+    """The guest directory a domain's ``dir`` tag names, if it is one of vbench's: a direct child
+    of the guests directory named like vbench's domains, not a symlink. Anything else (``.../guests/..``,
+    a path elsewhere, a planted link) is None: libvirt metadata is not trusted for deletions."""
+    if not isinstance(tag, str) or not tag:
+        return None
+    p = Path(tag)
+    gd = paths.guests_dir()
+    if p.parent != gd or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", p.name) \
+            or not p.name.startswith(DOMAIN_PREFIX) or p.is_symlink():
+        return None
+    if p.exists() and p.resolve().parent != gd.resolve():
+        return None
+    return p
+
+
+def qemu_pid_by_name(name: str, proc: Path = Path("/proc")) -> int | None:
+    """The pid of the QEMU process libvirt started for domain ``name`` (``-name guest=NAME,...``)."""
+    want = f"guest={name},".encode()
+    for d in proc.iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if argv and b"qemu" in argv[0] and any(
+                a == want[:-1] or a.startswith(want) for a in argv):
+            return int(d.name)
+    return None
+
+
+OWNER_FILE = "owner.json"
+
+
+def claim_dir(d: Path) -> None:
+    """Record which vbench process owns a guest/host directory (pid + start time)."""
+    import json
+
+    me = procs.ref(os.getpid(), "vbench")
+    (d / OWNER_FILE).write_text(json.dumps(me.to_dict() if me else {}))
+
+
+def dir_owner_alive(d: Path) -> bool:
+    import json
+
+    try:
+        return procs.alive(procs.ProcRef.from_dict(json.loads((d / OWNER_FILE).read_text())))
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def remove_guest_dirs(done: list[str] | None = None) -> None:
+    """Remove leftover guest directories (overlays, scratch disks) under VBENCH_HOME/guests."""
+    gd = paths.guests_dir()
+    if not gd.is_dir():
+        return
+    for d in gd.iterdir():
+        if d.is_dir() and d.name.startswith(DOMAIN_PREFIX):
+            shutil.rmtree(d, ignore_errors=True)
+            if done is not None:
+                done.append(f"removed leftover guest files {d}")
+
+
+# ---- guests ----------------------------------------------------------------------------------
+
+@dataclass
+class Guest:
+    """One running guest of a device profile. Use as a context manager."""
+
+    name: str
+    lab: "Lab"
+    image: "Image | UserImage"
+    profile: "DeviceProfile"
+    spec: "GuestSpec"
+    accel: "Accelerator"
+    client_key: "PKey"
+    client_pub: str
+    tags: dict = field(default_factory=dict)
+    progress: Callable[[str], None] | None = None
+    conn: "virConnect | None" = None
+    dom: "virDomain | None" = None
+    ip: str | None = None
+    shell: "Ssh | None" = None         # the SSH connection while the guest runs (see .ssh)
+    xml: str = ""
+    boot_seconds: float | None = None
+    keep_console: Path | None = None  # where to copy the console log when the guest goes away
+    mgmt_link_down: bool = False       # test-only failpoint: boot without a management lease
+    emulator: str | None = None        # an A/B side's QEMU binary (vbench.run.ab); None: libvirt's
+    kernel: Path | None = None         # an A/B side's guest kernel/initrd instead of the image's
+    initrd: Path | None = None
+    host_key: str = ""                 # the pinned host key: the image's, or its seed's
+
+    @property
+    def ssh(self) -> "Ssh":
+        """The guest's SSH connection; GuestError when it has none (not started, or closed)."""
+        if self.shell is None:
+            raise GuestError(f"{self.name} has no SSH connection")
+        return self.shell
+
+    def _domain(self) -> "virDomain":
+        if self.dom is None:
+            raise GuestError(f"{self.name} is not running")
+        return self.dom
+
+    @property
+    def dir(self) -> Path:
+        return paths.guests_dir() / self.name
+
+    def files(self) -> DomainFiles:
+        return DomainFiles(overlay=self.dir / "overlay.qcow2",
+                           scratch=(self.dir / f"scratch.{self.profile.disk.format}"
+                                    if self.profile.disk else None),
+                           console=self.dir / "console.log", kernel=self.kernel or self.image.kernel,
+                           initrd=self.initrd or self.image.initrd)
+
+    def __enter__(self) -> "Guest":
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _say(self, msg: str) -> None:
+        if self.progress:
+            self.progress(msg)
+
+    def build_xml(self) -> str:
+        from vbench.host.images import ROOT_LABEL
+
+        me = procs.ref(os.getpid())
+        tags = {"owner": "vbench", "dir": str(self.dir), "pid": str(os.getpid()),
+                "pid_start": str(me.starttime if me else 0), **self.tags}
+        return domain_xml(self.name, self.profile, self.spec, self.accel.domain_type, self.files(),
+                          kernel_cmdline(ROOT_LABEL, self.client_pub), MGMT.name, TEST.name, tags,
+                          mgmt_link_down=self.mgmt_link_down,
+                          cpu_mode=self.accel.cpu_mode, emulator=self.emulator,
+                          own_boot=own_boot(self.image, self.dir, self.kernel or self.initrd))
+
+    def _prepare_files(self) -> None:
+        f = self.files()
+        shutil.rmtree(self.dir, ignore_errors=True)  # a leftover of this name: mkdir says if not
+        self.dir.mkdir(parents=True)
+        os.chmod(self.dir, 0o755)
+        claim_dir(self.dir)
+        res = procs.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", self.image.base_format,
+                         "-b", str(self.image.base), str(f.overlay)], timeout=60, check=False)
+        if not res.ok:
+            raise GuestError(f"cannot create overlay for {self.name}: {res.tail()}")
+        self.host_key = (write_seed(self.dir, self.name, self.client_pub, self.profile.nic is not None)
+                         if self.image.own_boot else self.image.host_key_pub)
+        for dev, spec in self.profile.present():
+            dev.prepare(spec, f)
+
+    def start(self) -> None:
+        libvirt = _libvirt()
+        from vbench.guest import ssh as remote
+
+        t0 = time.monotonic()
+        self._prepare_files()
+        self.xml = self.build_xml()
+        self.conn = conn = open_connection(self.lab.uri)
+        try:
+            self.dom = conn.createXML(self.xml, 0)
+        except libvirt.libvirtError as exc:
+            raise GuestError(f"libvirt could not start {self.name}: {exc.get_error_message()}") from None
+        self._say(f"{self.name}: started ({self.accel.name}), waiting for DHCP lease ...")
+        deadline = t0 + self.spec.boot_timeout_s
+        self.ip = self._wait_lease(mac_for(self.name, "mgmt"), deadline)
+        self._say(f"{self.name}: lease {self.ip}, waiting for SSH ...")
+        self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.host_key,
+                                         self.client_key, self.image.user, deadline,
+                                         alive=self.check_alive, via=self.lab.remote)
+        self.shell.watch = self.check_alive
+        self.boot_seconds = time.monotonic() - t0
+        self._say(f"{self.name}: SSH ready after {self.boot_seconds:.1f} s")
+
+    def check_alive(self) -> None:
+        """Raise GuestError (with the console tail) when the domain is gone or shut off."""
+        libvirt = _libvirt()
+        try:
+            active = bool(self._domain().isActive())
+        except libvirt.libvirtError:
+            active = False
+        if not active:
+            raise GuestError(f"guest {self.name} is no longer running (crashed, panicked or "
+                             f"destroyed from outside)", self.console_tail())
+        if PANIC_MARK in self._console_end():
+            raise GuestError(f"guest {self.name} kernel panicked", self.console_tail())
+
+    def _console_end(self, size: int = 8192) -> str:
+        try:
+            with open(self.files().console, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - size))
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def _wait_lease(self, mac: str, deadline: float) -> str:
+        libvirt = _libvirt()
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                ifaces = self._domain().interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
+            except libvirt.libvirtError:
+                ifaces = {}
+            for iface in ifaces.values():
+                if (iface.get("hwaddr") or "").lower() == mac:
+                    for a in iface.get("addrs") or []:
+                        if a.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
+                            return a["addr"]
+            time.sleep(0.5)
+        raise GuestError(f"guest {self.name} got no DHCP lease within {self.spec.boot_timeout_s} s",
+                         self.console_tail())
+
+    def test_nic_ip(self, timeout: float = 60) -> str:
+        """The DHCP address of the NIC under test (on the lab's test network)."""
+        return self._wait_lease(mac_for(self.name, "test"), time.monotonic() + timeout)
+
+    def console_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.files().console.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+    def qemu_pid(self) -> int | None:
+        pid = procs.read_pidfile(Path("/run/libvirt/qemu") / f"{self.name}.pid")
+        # A user's libvirtd (--connect) may keep its runtime files elsewhere: find the QEMU
+        # process by the guest name libvirt passes it (vbench's names are unique per run).
+        return pid or qemu_pid_by_name(self.name)
+
+    def suspend(self) -> None:
+        self._domain().suspend()
+
+    def resume(self) -> None:
+        self._domain().resume()
+
+    def is_paused(self) -> bool:
+        libvirt = _libvirt()
+        return self._domain().state()[0] == libvirt.VIR_DOMAIN_PAUSED
+
+    def set_memory_kib(self, kib: int) -> tuple[bool, str]:
+        """Ask the balloon for ``kib``; (False, libvirt's answer) when the guest has no balloon."""
+        libvirt = _libvirt()
+        try:
+            self._domain().setMemoryFlags(kib, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            return True, "ok"
+        except libvirt.libvirtError as exc:
+            return False, f"not supported: {exc.get_error_message()}"
+
+    def balloon_actual_kib(self) -> int | None:
+        libvirt = _libvirt()
+        try:
+            return int(self._domain().memoryStats().get("actual"))
+        except (libvirt.libvirtError, TypeError, ValueError):
+            return None
+
+    def wait_balloon(self, target_kib: int, timeout: float, shrinking: bool) -> float:
+        """Seconds until libvirt's balloon 'actual' reaches the target (1% tolerance)."""
+        t0 = time.monotonic()
+        tol = target_kib * 0.01
+        while time.monotonic() - t0 < timeout:
+            actual = self.balloon_actual_kib()
+            if actual is not None and (actual <= target_kib + tol if shrinking
+                                       else actual >= target_kib - tol):
+                return time.monotonic() - t0
+            time.sleep(0.05)
+        raise GuestError(f"the balloon of {self.name} did not reach {target_kib // 1024} MiB "
+                         f"within {timeout:.0f} s")
+
+    def update_device_live(self, xml: str) -> None:
+        """Change a device of the running guest (libvirt updateDeviceFlags, live only)."""
+        libvirt = _libvirt()
+        try:
+            self._domain().updateDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError as exc:
+            raise GuestError(f"{self.name}: libvirt refused the device update: "
+                             f"{exc.get_error_message()}") from None
+
+    def close(self) -> None:
+        """Always: close SSH, destroy the domain, remove overlay and scratch disk."""
+        libvirt = _libvirt()
+        if self.shell is not None:
+            try:
+                self.shell.close()
+            except Exception:
+                pass
+            self.shell = None
+        if self.dom is not None:
+            try:
+                self.dom.destroy()
+            except libvirt.libvirtError:
+                pass  # already gone
+            self.dom = None
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except libvirt.libvirtError:
+                pass
+            self.conn = None
+        try:
+            self._keep_console_tail()
+        finally:  # even when keeping the console failed (StoreError: full results file system)
+            self._remove_files()
+
+    def _remove_files(self) -> None:  # overlay, scratch disk, console (a remote guest's: there)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _keep_console_tail(self) -> None:
+        if self.keep_console is None or not self.files().console.exists():
+            return
+        with contextlib.suppress(OSError):
+            from vbench.results.rundir import atomic_write
+
+            # Replaces (never follows) a symlink planted at the destination; the run
+            # directory's raw_path already refused symlinked directories on the way.
+            with open(self.files().console, "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - CONSOLE_KEEP_BYTES))
+                atomic_write(self.keep_console, fh.read(CONSOLE_KEEP_BYTES))
+
+    def reconnect(self) -> None:
+        """A new SSH connection (after sshd died or the connection broke); GuestError if none."""
+        from vbench.guest import ssh as remote
+
+        if self.shell is not None:
+            with contextlib.suppress(Exception):
+                self.shell.close()
+        self.shell = None
+        if self.ip is None:
+            raise GuestError(f"{self.name} has no management address to reconnect to")
+        self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.host_key,
+                                         self.client_key, self.image.user, time.monotonic() + 20,
+                                         alive=self.check_alive, via=self.lab.remote)
+        self.shell.watch = self.check_alive

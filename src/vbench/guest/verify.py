@@ -1,0 +1,78 @@
+"""Prove inside the guest that every device under test is bound to the intended driver.
+
+One shell script collects the facts (no python in the guest), each device module of
+``vbench.devices`` adding its lines, parsing and check; the functions here are pure, so the
+logic is unit-tested without a VM. A mismatch raises DeviceMismatch naming the
+expected and the found driver, before anything is measured.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vbench.devices import DEVICES, DriverCheck, GuestContext
+from vbench.core.errors import DeviceMismatch
+from vbench.scenario.schema import DeviceProfile
+
+__all__ = ["DriverCheck", "FACTS_SCRIPT", "check", "facts_script", "parse_facts", "require_all",
+           "verify_guest", "verify_guest_report"]
+
+# Every driver bound to a virtio or PCI device: what Device.check looks for by default.
+BOUND_DRIVERS = r"""d=""
+for x in /sys/bus/virtio/drivers/*/virtio* /sys/bus/pci/drivers/*/0000:*; do
+  [ -e "$x" ] && d="$d$(basename "$(dirname "$x")") "
+done
+echo "bound_drivers=$d"
+"""
+
+
+def facts_script() -> str:
+    """The sh script that prints the guest's kernel and every registered device's facts."""
+    # virt: the guest's own view of what it runs under (systemd-detect-virt: "kvm" under KVM,
+    # "qemu" under TCG), kept with the domain type as proof of the accelerator.
+    return ('\necho "kernel=$(uname -r)"\necho "virt=$(systemd-detect-virt 2>/dev/null)"\n' + "".join(d.facts_script for d in DEVICES.values())
+            + BOUND_DRIVERS)
+
+
+FACTS_SCRIPT = facts_script()
+
+
+def parse_facts(text: str) -> dict[str, Any]:
+    devs = list(DEVICES.values())
+    facts: dict[str, Any] = {}
+    for d in devs:
+        facts.update(d.facts_init())
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not any(d.parse_fact(key, value.strip(), facts) for d in devs):
+            facts[key] = value.strip()
+    return facts
+
+
+def check(profile: DeviceProfile, facts: dict, test_mac: str) -> list[DriverCheck]:
+    """Compare the guest's bound drivers with the profile; one DriverCheck per device."""
+    ctx = GuestContext(test_mac=test_mac)
+    return [dev.check(spec, facts, ctx) for dev, spec in profile.present()]
+
+
+def require_all(checks: list[DriverCheck], guest: str) -> None:
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        desc = "; ".join(f"{c.device} ({c.model}): expected {c.expected}, found {c.found}" for c in bad)
+        raise DeviceMismatch(f"guest {guest} does not run the intended drivers: {desc}")
+
+
+def verify_guest_report(guest, profile: DeviceProfile) -> tuple[list[DriverCheck], dict]:
+    """Collect facts over SSH and check them; returns (checks, facts) without raising."""
+    from vbench.guest.domain import mac_for
+
+    res = guest.ssh.run(FACTS_SCRIPT, timeout=30, check=True)
+    facts = parse_facts(res.stdout)
+    return check(profile, facts, mac_for(guest.name, "test")), facts
+
+
+def verify_guest(guest, profile: DeviceProfile) -> tuple[list[DriverCheck], dict]:
+    """Like verify_guest_report, but a mismatch raises DeviceMismatch."""
+    checks, facts = verify_guest_report(guest, profile)
+    require_all(checks, guest.name)
+    return checks, facts

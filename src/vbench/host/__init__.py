@@ -1,0 +1,1 @@
+"""The host side: the lab, libvirt plumbing, networks, the accelerator, other hosts, images."""

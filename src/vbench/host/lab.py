@@ -1,0 +1,474 @@
+"""The host side of the lab: daemons, network namespace, libvirt networks, accelerator.
+
+``up`` is idempotent and records everything it starts or changes (pids with start times, the
+namespace, the networks, the original /dev/kvm owner and mode) in ``<VBENCH_HOME>/lab/state.json``.
+``down`` undoes exactly that record and nothing else: a libvirtd or guest that vbench did not start
+is never touched. With ``connect`` set to a libvirt URI (a user's own daemon, e.g. a real KVM
+server) vbench uses that daemon without a namespace and only adds its own networks to it.
+"""
+
+from __future__ import annotations
+
+import grp
+import ipaddress
+import json
+import os
+import platform
+import shutil
+import socket
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vbench.host import netns, remote as remotehost
+from vbench.core import paths, procs
+from vbench.host.accel import (PROBE_MARKER, Accelerator, _newc, accelerator, kvm_module,
+                               probe_accelerator, probe_initramfs)
+from vbench.core.errors import LabError
+from vbench.results.rundir import atomic_write
+from vbench.host.networks import MGMT, NETWORKS, TEST, LabNetwork  # noqa: F401  (re-exported)
+
+NETNS = "vbench"
+LAB_URI = "qemu:///system"
+LIBVIRT_SOCK = Path("/run/libvirt/libvirt-sock")
+LIBVIRTD_PIDFILE = Path("/run/libvirtd.pid")
+VIRTLOGD_PIDFILE = Path("/run/virtlogd.pid")
+STATE_VERSION = 1
+
+
+@dataclass
+class LabState:
+    uri: str = LAB_URI
+    netns: str | None = None
+    netns_created: bool = False
+    daemons: dict = field(default_factory=dict)      # name -> ProcRef dict (only ones we started)
+    kvm_original: dict | None = None                 # {uid, gid, mode} before we changed it
+    networks: list = field(default_factory=list)     # names of networks we created
+    accelerator: dict | None = None                  # (old records; the probe has its own cache)
+    external: dict = field(default_factory=dict)     # URI -> networks we added to a user's libvirt
+
+    @classmethod
+    def load(cls) -> "LabState":
+        path = paths.lab_dir() / "state.json"
+        if not path.exists():
+            return cls()
+        try:
+            data = json.loads(path.read_text())
+            version = data.pop("schema_version", None)
+            if version != STATE_VERSION:
+                raise LabError(f"{path} has schema version {version!r}, this vbench reads "
+                               f"{STATE_VERSION}; run `vbench lab down --force` to reset it")
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as exc:
+            raise LabError(f"{path} is unreadable ({exc}); run `vbench lab down --force` to reset it") from exc
+
+    def save(self) -> None:
+        data = {"schema_version": STATE_VERSION, **self.__dict__}
+        atomic_write(paths.lab_dir() / "state.json", json.dumps(data, indent=2) + "\n", mode=0o600)
+
+    def clear(self) -> None:
+        try:
+            (paths.lab_dir() / "state.json").unlink()
+        except FileNotFoundError:
+            pass
+
+
+# ---- checks ----------------------------------------------------------------------------------
+
+REQUIRED_BINARIES = {
+    "libvirtd": "libvirt-daemon-system", "virtlogd": "libvirt-daemon-system",
+    "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "ip": "iproute2",
+    "dnsmasq": "dnsmasq-base",
+}
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the local lab needs root (namespaces, libvirtd, /dev/kvm): run vbench as root, "
+                       "or use --connect URI with a libvirt you can reach")
+
+
+def _require_binaries(names=REQUIRED_BINARIES) -> None:
+    missing = [n for n in names if not shutil.which(n) and not Path("/usr/sbin", n).exists()]
+    if missing:
+        pkgs = sorted({REQUIRED_BINARIES[m] for m in missing})
+        raise LabError(f"missing {', '.join(missing)}: run `scripts/setup.sh` as root "
+                       f"(or apt-get install {' '.join(pkgs)})")
+
+
+def _socket_answers(path: Path) -> bool:
+    if not path.exists():
+        return False
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+# ---- /dev/kvm --------------------------------------------------------------------------------
+
+def _fix_kvm_permissions(state: LabState) -> str | None:
+    """Let the qemu user open /dev/kvm; without it libvirt re-probes QEMU on every createXML
+    (60-90 s each, see LAB-NOTES). Records the original owner/mode so ``down`` restores it."""
+    dev = Path("/dev/kvm")
+    if not dev.exists():
+        return None
+    st = dev.stat()
+    try:
+        kvm_gid = grp.getgrnam("kvm").gr_gid
+    except KeyError:
+        return "no 'kvm' group on this host; /dev/kvm left as it is"
+    if st.st_gid == kvm_gid and (st.st_mode & 0o060) == 0o060:
+        return None
+    if state.kvm_original is None:
+        state.kvm_original = {"uid": st.st_uid, "gid": st.st_gid, "mode": stat.S_IMODE(st.st_mode)}
+        state.save()  # on disk before the change: a crash in between must not lose the original
+    os.chown(dev, 0, kvm_gid)
+    os.chmod(dev, 0o660)
+    return f"/dev/kvm was {oct(stat.S_IMODE(st.st_mode))} gid {st.st_gid}; set to root:kvm 0660"
+
+
+def _restore_kvm_permissions(state: LabState) -> None:
+    orig = state.kvm_original
+    dev = Path("/dev/kvm")
+    if orig and dev.exists():
+        os.chown(dev, orig["uid"], orig["gid"])
+        os.chmod(dev, orig["mode"])
+    state.kvm_original = None
+
+
+# ---- daemons ---------------------------------------------------------------------------------
+
+def _start_daemon(state: LabState, name: str, argv: list[str], pidfile: Path, ready) -> None:
+    ours = state.daemons.get(name)
+    if ours and procs.alive(procs.ProcRef.from_dict(ours)):
+        return
+    existing = procs.read_pidfile(pidfile)
+    if existing and procs.ref(existing) is not None:
+        if name == "libvirtd":
+            raise LabError(f"a libvirtd that vbench did not start is running (pid {existing}); vbench "
+                           f"will not touch it. Use it with `--connect qemu:///system` (no lab "
+                           f"namespace), or stop it and run `vbench lab up` again")
+        return  # a virtlogd someone else started serves us as well; it is not ours to stop
+    res = procs.run(netns.exec_argv(state.netns, argv), timeout=30, check=False)
+    if not res.ok:
+        raise LabError(f"{name} failed to start: {res.tail()}")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pid = procs.read_pidfile(pidfile)
+        ref = procs.ref(pid, name) if pid else None
+        if ref is not None and ready():
+            state.daemons[name] = ref.to_dict()
+            state.save()
+            return
+        time.sleep(0.2)
+    raise LabError(f"{name} did not come up within 30 s; see /var/log/libvirt/ and run "
+                   f"`vbench lab down` before trying again")
+
+
+# ---- public API ------------------------------------------------------------------------------
+
+@dataclass
+class Lab:
+    """The lab as seen by the rest of vbench: where to connect, which namespace, which networks."""
+
+    uri: str
+    netns: str | None
+    state: LabState
+    remote: Any = None  # vbench.host.remote.RemoteHost: --connect qemu+ssh://... (another host)
+
+    @property
+    def mgmt(self) -> LabNetwork:
+        return MGMT
+
+    @property
+    def test(self) -> LabNetwork:
+        return TEST
+
+
+def up(connect: str | None = None, progress=print) -> Lab:
+    """Bring the lab up (idempotent) and return it."""
+    from vbench.guest import domain as virt
+
+    state = LabState.load()
+    remote = None
+    if connect and remotehost.is_remote(connect):
+        remote = remotehost.RemoteHost.open(connect)  # the pinned session; libvirt over its own ssh
+        connect = remote.libvirt_uri
+    if connect:
+        # A user's own libvirt: no namespace, no daemons; only vbench's isolated networks are
+        # added, and recorded apart from the local lab so that neither record clobbers the other.
+        conn = virt.open_connection(connect)
+        try:
+            check_subnets(conn, connect)
+            for net in NETWORKS:
+                if virt.ensure_network(conn, net.name, net.xml()):
+                    progress(f"started libvirt network {net.name} ({net.cidr} on {net.bridge}) "
+                             f"in {connect}")
+                    state.external.setdefault(connect, [])
+                    if net.name not in state.external[connect]:
+                        state.external[connect].append(net.name)
+        finally:
+            conn.close()
+        state.save()
+        return Lab(connect, None, state, remote)
+    else:
+        _require_root()
+        _require_binaries()
+        state.uri = LAB_URI
+        state.netns = NETNS
+        if not netns.exists(NETNS):
+            netns.create(NETNS)
+            state.netns_created = True
+            progress(f"created network namespace {NETNS}")
+        state.save()
+        note = _fix_kvm_permissions(state)
+        if note:
+            progress(note)
+        state.save()
+        _start_daemon(state, "virtlogd", ["virtlogd", "-d"], VIRTLOGD_PIDFILE,
+                      lambda: Path("/run/libvirt/virtlogd-sock").exists())
+        _start_daemon(state, "libvirtd", ["libvirtd", "-d"], LIBVIRTD_PIDFILE,
+                      lambda: _socket_answers(LIBVIRT_SOCK))
+    conn = virt.open_connection(state.uri)
+    try:
+        for net in NETWORKS:
+            if virt.ensure_network(conn, net.name, net.xml()):
+                progress(f"started libvirt network {net.name} ({net.cidr} on {net.bridge})")
+            if net.name not in state.networks:
+                state.networks.append(net.name)
+    finally:
+        conn.close()
+    state.save()
+    return Lab(state.uri, state.netns, state)
+
+
+def _xml_subnets(xml: str) -> list[ipaddress.IPv4Network]:
+    """The IPv4 subnets of a libvirt network's XML (``<ip address= netmask=|prefix=>``)."""
+    import xml.etree.ElementTree as ET
+
+    out = []
+    for ip in ET.fromstring(xml).findall("ip"):
+        if ip.get("family", "ipv4") != "ipv4" or not ip.get("address"):
+            continue
+        mask = ip.get("netmask") or ip.get("prefix") or "24"
+        try:
+            out.append(ipaddress.IPv4Network(f"{ip.get('address')}/{mask}", strict=False))
+        except ValueError:
+            continue
+    return out
+
+
+def _interface_subnets() -> list[tuple[str, ipaddress.IPv4Network]]:
+    """(interface, subnet) of every IPv4 address in this network namespace."""
+    res = procs.run(["ip", "-j", "-4", "addr", "show"], timeout=10, check=False)
+    try:
+        links = json.loads(res.stdout or "[]") if res.ok else []
+    except ValueError:
+        return []
+    return [(link.get("ifname", "?"), ipaddress.IPv4Network(f"{a['local']}/{a['prefixlen']}",
+                                                             strict=False))
+            for link in links for a in link.get("addr_info", []) if "local" in a]
+
+
+def check_subnets(conn, uri: str) -> None:
+    """Refuse to add vbench's networks to a user's libvirt where their subnets would collide with
+    one of the user's libvirt networks (active or only defined) or, for a libvirt on this host,
+    an address of this host. One line naming what collides and how to choose other subnets."""
+    from urllib.parse import urlsplit
+
+    ours = {n.name: n for n in NETWORKS}
+    problems = []
+    for net in conn.listAllNetworks():
+        name, subnets = net.name(), _xml_subnets(net.XMLDesc())
+        if name in ours:
+            want = ipaddress.IPv4Network(ours[name].cidr)
+            if net.isActive() and subnets and want not in subnets:
+                problems.append(f"its network {name} is already up with {subnets[0]}, not {want} "
+                                f"(run `vbench lab down` to remove it first)")
+            continue
+        problems += [f"{o.name} {o.cidr} overlaps network {name!r} ({sn})"
+                     for sn in subnets for o in NETWORKS
+                     if sn.overlaps(ipaddress.IPv4Network(o.cidr))]
+    if not urlsplit(uri).hostname:  # the daemon is on this host: its addresses count too
+        bridges = {n.bridge for n in NETWORKS}
+        problems += [f"{o.name} {o.cidr} overlaps {sn} on interface {ifname}"
+                     for ifname, sn in _interface_subnets() if ifname not in bridges
+                     and not sn.is_loopback for o in NETWORKS
+                     if sn.overlaps(ipaddress.IPv4Network(o.cidr))]
+    if problems:
+        raise LabError(f"vbench's subnets collide in {uri}: {'; '.join(problems)}; choose free "
+                       f"private subnets with VBENCH_MGMT_SUBNET and VBENCH_TEST_SUBNET "
+                       f"(e.g. 10.199.0.0/24 and 10.199.1.0/24)")
+
+
+def current(connect: str | None = None) -> Lab:
+    """The lab as it is now, without changing anything; a clear error when it is not up."""
+    from vbench.guest import domain as virt
+
+    state = LabState.load()
+    if connect and remotehost.is_remote(connect):
+        raise LabError(f"{connect}: guest checks are not supported on a remote host yet "
+                       f"(`vbench run` is)")
+    uri = connect or state.uri
+    ns = None if connect else state.netns
+    if not connect:
+        lv = state.daemons.get("libvirtd")
+        if not lv or not procs.alive(procs.ProcRef.from_dict(lv)):
+            raise LabError("the vbench lab is not up (libvirtd is not running): run `vbench lab up`")
+    conn = virt.open_connection(uri)
+    try:
+        for net in NETWORKS:
+            if not virt.network_active(conn, net.name):
+                raise LabError(f"libvirt network {net.name} is not active: run `vbench lab up`")
+    finally:
+        conn.close()
+    return Lab(uri, ns, state)
+
+
+def down(progress=print, force: bool = False) -> list[str]:
+    """Remove everything the lab record says vbench made. Returns what was done."""
+    from vbench.guest import domain as virt
+
+    done: list[str] = []
+    try:
+        state = LabState.load()
+    except LabError:
+        if not force:
+            raise
+        state = LabState()
+    for uri, nets in list(state.external.items()):
+        try:
+            conn = virt.open_connection(uri)
+        except LabError:
+            continue
+        try:
+            for name in virt.destroy_tagged_domains(conn):
+                done.append(f"destroyed guest {name} in {uri}")
+            for name in nets:
+                if virt.destroy_network(conn, name):
+                    done.append(f"removed network {name} from {uri}")
+        finally:
+            conn.close()
+    state.external = {}
+    lv = state.daemons.get("libvirtd")
+    daemon_ours_alive = bool(lv and procs.alive(procs.ProcRef.from_dict(lv)))
+    if daemon_ours_alive:
+        try:
+            conn = virt.open_connection(state.uri)
+        except LabError:
+            conn = None
+        if conn is not None:
+            try:
+                for name in virt.destroy_tagged_domains(conn):
+                    done.append(f"destroyed guest {name}")
+                for name in list(state.networks):
+                    if virt.destroy_network(conn, name):
+                        done.append(f"removed network {name}")
+            finally:
+                conn.close()
+    state.networks = []
+    for name in ("libvirtd", "virtlogd"):
+        d = state.daemons.pop(name, None)
+        if d and procs.stop(procs.ProcRef.from_dict(d)):
+            done.append(f"stopped {name} (pid {d['pid']})")
+    if state.netns_created and state.netns:
+        netns.delete(state.netns)
+        done.append(f"deleted network namespace {state.netns}")
+    state.netns_created = False
+    if state.kvm_original:
+        _restore_kvm_permissions(state)
+        done.append("restored /dev/kvm owner and mode")
+    virt.remove_guest_dirs(done)
+    state.clear()
+    for line in done:
+        progress(line)
+    return done
+
+
+def host_facts(uri: str) -> dict:
+    """The environment facts stored with every run."""
+    from vbench.guest import domain as virt
+
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    qemu = procs.run(["qemu-system-x86_64", "--version"], timeout=10, 
+                     check=False).stdout.split("\n")[0]
+    fio = procs.run(["fio", "--version"], timeout=10, check=False).stdout.strip()
+    facts = {
+        "host": platform.node(), "host_kernel": platform.release(), "cpu_model": cpu_model,
+        "cpus": os.cpu_count(), "memory_mib": mem, "qemu_version": qemu,
+        "fio_version_host": fio, "libvirt_uri": uri, "kvm_module": kvm_module(),
+    }
+    try:
+        conn = virt.open_connection(uri)
+        try:
+            facts["libvirt_version"] = virt.libvirt_version(conn)
+        finally:
+            conn.close()
+    except LabError:
+        facts["libvirt_version"] = "unknown"
+    return facts
+
+
+def status(connect: str | None = None) -> list[tuple[str, str]]:
+    """What is up, as (item, state) rows for the CLI."""
+    from vbench.host import images
+    from vbench.guest import domain as virt
+
+    rows: list[tuple[str, str]] = []
+    state = LabState.load()
+    uri = connect or state.uri
+    if not connect:
+        rows.append(("namespace", f"{state.netns} (present)" if state.netns and netns.exists(state.netns)
+                     else "absent"))
+        for name in ("virtlogd", "libvirtd"):
+            d = state.daemons.get(name)
+            ok = d is not None and procs.alive(procs.ProcRef.from_dict(d))
+            rows.append((name, f"running, pid {d['pid']} (started by vbench)" if d is not None and ok
+                         else "not running"))
+    dev = Path("/dev/kvm")
+    if dev.exists():
+        st = dev.stat()
+        rows.append(("/dev/kvm", f"mode {oct(stat.S_IMODE(st.st_mode))} gid {st.st_gid}, module {kvm_module()}"))
+    else:
+        rows.append(("/dev/kvm", "absent"))
+    try:
+        conn = virt.open_connection(uri)
+    except LabError as exc:
+        rows.append(("libvirt", str(exc)))
+        return rows
+    try:
+        rows.append(("libvirt", f"{uri} (libvirt {virt.libvirt_version(conn)})"))
+        for net in NETWORKS:
+            rows.append((f"network {net.name}",
+                         f"active, {net.cidr} on {net.bridge}" if virt.network_active(conn, net.name)
+                         else "inactive"))
+        guests = virt.tagged_domains(conn)
+        rows.append(("vbench guests", ", ".join(guests) if guests else "none"))
+        caps_kvm = virt.supports_kvm(conn)
+    finally:
+        conn.close()
+    img = images.find_default()
+    acc = probe_accelerator(img.kernel if img else None, caps_kvm, state)
+    rows.append(("accelerator", f"{acc.name.upper()}: {acc.reason}"))
+    rows.append(("guest image", f"{img.name} at {img.dir}" if img else "not built (run `vbench image build`)"))
+    return rows

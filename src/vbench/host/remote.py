@@ -1,0 +1,410 @@
+"""Another host: ``vbench run --connect qemu+ssh://[USER@]HOST[:PORT]/system``.
+
+vbench keeps one SSH session to that host (paramiko), with the host key *pinned*: it must already
+be in a known_hosts file the user names (``VBENCH_KNOWN_HOSTS``, default ``~/.ssh/known_hosts``);
+an unknown host is refused with one line, never accepted. The client key is ``VBENCH_SSH_KEY``
+(default: the first of ``~/.ssh/id_ed25519``, ``id_ecdsa``, ``id_rsa``). libvirt connects with its
+own ssh transport through a small wrapper that runs the ``ssh`` binary with the same known_hosts
+file (``StrictHostKeyChecking=yes``) and key.
+
+Over the session vbench
+
+- uploads the guest image (base, kernel, initrd) once into ``REMOTE_ROOT/images/<sha256>``,
+  keyed by its content hash, and reuses it when present;
+- creates each guest's overlay, scratch disk (written in full, as locally) and console file in
+  ``REMOTE_ROOT/guests/<domain>`` and removes that directory when the guest goes;
+- reaches guests through the host (a ``direct-tcpip`` channel of the session: a jump), their host
+  key pinned as for lab guests;
+- runs the host-native fio baseline on that host, confined with bubblewrap as locally.
+
+Every command is an argv list quoted with :func:`shlex.join`; every path it names is checked to
+lie under ``REMOTE_ROOT``. Only the disk device (fio workloads) is supported remotely so far; any
+other device or probe is refused with one line before anything boots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+from vbench.core import paths
+from vbench.core.errors import GuestError, LabError, RemoteCommandError
+from vbench.host.remoteuri import (COMPLETE, IMAGE_FILES, REMOTE_ROOT, SCHEMES, Target,
+                                   _inside_root, _NAME_RE, accelerator, client_key_file, is_remote,
+                                   known_hosts_file, libvirt_uri, parse_uri, pinned_host_keys,
+                                   refuse_unsupported, remote_path, scratch_argv, ssh_wrapper,
+                                   unsupported)
+
+
+# ---- a guest on the other host ----------------------------------------------------------------------
+
+def guest_class():
+    """virt.Guest with its files on the other host and its SSH through it (built on first use:
+    virt imports libvirt-facing code this module does not need for parsing and checks)."""
+    from vbench.guest import domain as virt
+
+    class RemoteGuest(virt.Guest):
+        @property
+        def dir(self) -> Path:
+            return self.lab.remote.guest_dir(self.name)
+
+        def _prepare_files(self) -> None:
+            self.lab.remote.prepare_guest(self)
+
+        def _console_end(self, size: int = 8192) -> str:
+            return self.lab.remote.read_tail(self.files().console, size).decode(errors="replace")
+
+        def console_tail(self, lines: int = 15) -> str:
+            return "\n".join(self._console_end(64 << 10).rstrip().splitlines()[-lines:])
+
+        def qemu_pid(self) -> int | None:
+            return None  # QEMU runs on the other host: its CPU time is not sampled there (yet)
+
+        def _keep_console_tail(self) -> None:
+            if self.keep_console is not None:
+                from vbench.results.rundir import atomic_write
+
+                atomic_write(self.keep_console, self.lab.remote.read_tail(
+                    self.files().console, virt.CONSOLE_KEEP_BYTES))
+
+        def _remove_files(self) -> None:  # on the other host, never a local path of that name
+            self.lab.remote.remove_dir(self.dir)
+
+    return RemoteGuest
+
+
+# ---- the session ---------------------------------------------------------------------------------
+
+class RemoteImage:
+    """A local image whose base, kernel and initrd were uploaded to the other host."""
+
+    def __init__(self, local: Any, remote_dir: PurePosixPath) -> None:
+        self._local, self.remote_dir = local, remote_dir
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._local, name)
+
+    @property
+    def base(self) -> PurePosixPath:
+        return self.remote_dir / "base"
+
+    @property
+    def kernel(self) -> PurePosixPath:
+        return self.remote_dir / "kernel"
+
+    @property
+    def initrd(self) -> PurePosixPath:
+        return self.remote_dir / "initrd"
+
+    @property
+    def path(self) -> str:
+        return str(self.remote_dir)
+
+
+class RemoteHost:
+    """One pinned SSH session to another host (see the module doc)."""
+
+    def __init__(self, target: Target, client, libvirt_uri: str) -> None:
+        from vbench.guest.ssh import Ssh
+
+        self.target, self._client, self.libvirt_uri = target, client, libvirt_uri
+        self.ssh = Ssh(client, target.host)
+        self._sftp: Any = None
+
+    @classmethod
+    def open(cls, uri: str, timeout: float = 20.0) -> "RemoteHost":
+        import paramiko
+
+        t = parse_uri(uri)
+        kh = known_hosts_file()
+        keys = pinned_host_keys(t, kh)
+        key = client_key_file()
+        client = paramiko.SSHClient()
+        for kt, k in keys.items():
+            client.get_host_keys().add(t.known_hosts_name, kt, k)
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            sock = socket.create_connection((t.host, t.port), timeout=timeout)
+        except OSError as exc:
+            raise LabError(f"cannot reach {t.host}:{t.port} ({exc})") from None
+        try:
+            client.connect(t.host, port=t.port, username=t.user, key_filename=str(key),
+                           sock=sock, timeout=timeout, banner_timeout=timeout,
+                           auth_timeout=timeout, look_for_keys=False, allow_agent=False)
+        except paramiko.BadHostKeyException:
+            client.close()
+            raise LabError(f"{t.known_hosts_name} presented a host key that is not the one pinned "
+                           f"in {kh}; refusing to connect") from None
+        except (paramiko.SSHException, OSError) as exc:
+            client.close()
+            raise LabError(f"cannot log in to {t.public_uri} with {key}: {exc}") from None
+        tr = client.get_transport()
+        if tr is not None:
+            tr.set_keepalive(5)
+        wrapper = ssh_wrapper(kh, key, paths.lab_dir() / "ssh" / f"{t.host}-{t.port}.sh")
+        return cls(t, client, libvirt_uri(t, wrapper))
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            self._sftp.close()
+        self._client.close()
+
+    # -- commands and files
+    def run(self, argv: list[str], timeout: float = 120.0, check: bool = True):
+        return self.ssh.run_argv(argv, timeout=timeout, check=check)
+
+    @property
+    def sftp(self):
+        if self._sftp is None:
+            self._sftp = self._client.open_sftp()
+        return self._sftp
+
+    def jump(self, addr: str, port: int, timeout: float):
+        """A channel to addr:port opened by the host (a guest on its libvirt network)."""
+        from vbench.host.netns import check_target
+
+        check_target(addr)
+        tr = self._client.get_transport()
+        if tr is None or not tr.is_active():
+            raise GuestError(f"the SSH session to {self.target.host} is closed")
+        return tr.open_channel("direct-tcpip", (addr, port), ("127.0.0.1", 0), timeout=timeout)
+
+    def read_tail(self, path: PurePosixPath | Path, size: int) -> bytes:
+        try:
+            with self.sftp.open(str(_inside_root(path)), "rb") as fh:
+                end = fh.stat().st_size or 0
+                fh.seek(max(0, end - size))
+                return fh.read(size)
+        except (OSError, EOFError):
+            return b""
+
+    def remove_dir(self, path: PurePosixPath | Path) -> None:
+        p = _inside_root(path)
+        self.run(["rm", "-rf", "--one-file-system", "--", str(p)], timeout=120, check=False)
+
+    # -- the image, once per content
+    def upload_image(self, img: Any, say: Callable[[str], None]) -> RemoteImage:
+        files = [Path(img.base), Path(img.kernel), Path(img.initrd)]
+        local = [content_hash_one(f) for f in files]
+        digest = hashlib.sha256("\n".join(local).encode()).hexdigest()
+        d = remote_path("images", digest[:32])
+        if self.run(["test", "-e", str(d / COMPLETE)], timeout=30, check=False).ok:
+            say(f"guest image already on {self.target.host} ({d})")
+            return RemoteImage(img, d)
+        tmp = remote_path("images", f"{digest[:32]}.part")
+        self.remove_dir(tmp)
+        self.run(["mkdir", "-p", "-m", "0755", str(tmp)])
+        total = sum(f.stat().st_size for f in files)
+        say(f"uploading guest image to {self.target.host}:{d} ({total / 2**20:.0f} MiB, once)")
+        for name, f in zip(IMAGE_FILES, files):
+            self.sftp.put(str(f), str(tmp / name), confirm=True)
+            self.sftp.chmod(str(tmp / name), 0o644)
+        got = self.run(["sha256sum", "--", *(str(tmp / n) for n in IMAGE_FILES)], timeout=600)
+        remote = [line.split()[0] for line in got.stdout.splitlines() if line.strip()]
+        if remote != local:
+            self.remove_dir(tmp)
+            raise LabError(f"the image uploaded to {self.target.host} does not match its local "
+                           f"copy (hash mismatch); nothing was kept")
+        self.run(["touch", str(tmp / COMPLETE)])
+        self.remove_dir(d)
+        self.run(["mv", "-T", "--", str(tmp), str(d)])
+        return RemoteImage(img, d)
+
+    # -- per guest
+    def guest_dir(self, name: str) -> Path:
+        if not _NAME_RE.match(name):
+            raise LabError(f"refusing guest directory name {name!r}")
+        return Path(remote_path("guests", name))
+
+    def prepare_guest(self, g: Any) -> None:
+        """Overlay and scratch disk of guest ``g`` (a virt.Guest) in its remote directory."""
+        f = g.files()
+        self.remove_dir(g.dir)
+        self.run(["mkdir", "-p", "-m", "0755", str(g.dir)])
+        self.claim(g.dir)
+        res = self.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", g.image.base_format,
+                        "-b", str(g.image.base), str(f.overlay)], timeout=60, check=False)
+        if not res.ok:
+            raise GuestError(f"cannot create the overlay of {g.name} on {self.target.host}: "
+                             f"{res.tail()}")
+        disk = g.profile.disk
+        if disk is not None:
+            self.make_scratch(PurePosixPath(f.scratch), disk.size_gib, disk.preallocate,
+                              disk.format)
+        g.host_key = g.image.host_key_pub
+
+    def make_scratch(self, path: PurePosixPath, size_gib: float, mode: str,
+                     fmt: str = "raw") -> None:
+        raw = path.with_suffix(".raw-tmp") if fmt == "qcow2" else path
+        for argv in scratch_argv(raw, size_gib, mode):
+            res = self.run(argv, timeout=3600, check=False)
+            if not res.ok:
+                raise GuestError(f"cannot create the {size_gib:g} GiB scratch disk {raw} on "
+                                 f"{self.target.host}: {res.tail()}")
+        if fmt == "qcow2":
+            self.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw),
+                      str(_inside_root(path))], timeout=3600)
+            self.run(["rm", "-f", "--", str(raw)])
+
+    # -- the host baseline
+    def host_scratch(self, run_id: str, size_gib: float, mode: str) -> Path:
+        d = self.guest_dir(f"vbench-host-{run_id}"[:127])
+        self.remove_dir(d)
+        self.run(["mkdir", "-p", "-m", "0700", str(d)])
+        self.claim(d)
+        f = d / "scratch.raw"
+        self.make_scratch(PurePosixPath(f), size_gib, mode)
+        return f
+
+    def run_confined(self, argv: list[str], writable: PurePosixPath, wrap: list[str],
+                     timeout: float):
+        """``argv`` on the host under bubblewrap, able to write only ``writable`` (as locally)."""
+        w = str(_inside_root(writable))
+        box = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+               "--bind", w, w, "--unshare-all", "--die-with-parent", "--new-session",
+               "--cap-drop", "ALL", "--"]
+        res = self.run(wrap + box + argv, timeout=timeout, check=False)
+        if not res.ok:
+            raise RemoteCommandError(res)
+        return res
+
+    # -- facts
+    def host_facts(self, libvirt_uri: str) -> dict:
+        script = ("uname -n; uname -r; nproc; "
+                  "sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1; "
+                  "awk '/^MemTotal/ {print int($2/1024)}' /proc/meminfo; "
+                  "qemu-system-x86_64 --version 2>/dev/null | head -n1; "
+                  "fio --version 2>/dev/null || echo; "
+                  "for m in kvm_intel kvm_amd kvm_pvm; do [ -d /sys/module/$m ] && echo $m && "
+                  "break; done; echo")
+        out = self.ssh.run(script, timeout=60).stdout.splitlines() + [""] * 9
+        node, kernel, cpus, cpu_model, mem, qemu, fio, kvm = out[:8]
+        return {"host": node.strip(), "host_kernel": kernel.strip(),
+                "cpus": int(cpus) if cpus.strip().isdigit() else None,
+                "cpu_model": cpu_model.strip(),
+                "memory_mib": int(mem) if mem.strip().isdigit() else None,
+                "qemu_version": qemu.strip(), "fio_version_host": fio.strip(),
+                "kvm_module": kvm.strip() or "none", "libvirt_uri": self.target.public_uri,
+                "remote_host": self.target.host, "libvirt_version": _libvirt_version(libvirt_uri)}
+
+    # -- host-side peers (iperf3 -s)
+    def peer(self, argv: list[str], port: int) -> "RemotePeer":
+        return RemotePeer(self, argv, port)
+
+    # -- cleanup of leftovers (gc)
+    def claim(self, d: PurePosixPath | Path) -> None:
+        """Which vbench (this machine, pid + start time) owns a directory on the host."""
+        import json
+        import platform
+
+        from vbench.core import procs
+
+        me = procs.ref(os.getpid(), "vbench")
+        with self.sftp.open(str(_inside_root(PurePosixPath(d) / "owner.json")), "w") as fh:
+            fh.write(json.dumps({"client": platform.node(), **(me.to_dict() if me else {})}))
+
+    def remove_leftovers(self, live: set[str]) -> list[str]:
+        """Remove guest/baseline directories vbench left on the host: only those no domain uses
+        whose owner was a vbench on this machine that is gone. Others are left and named."""
+        import json
+        import platform
+
+        from vbench.core import procs
+
+        done = []
+        res = self.run(["ls", "-1", "--", str(REMOTE_ROOT / "guests")], timeout=30, check=False)
+        for d in (REMOTE_ROOT / "guests" / n for n in res.stdout.split() if _NAME_RE.match(n)):
+            if str(d) in live:
+                continue
+            try:
+                owner = json.loads(self.read_tail(d / "owner.json", 4096) or b"{}")
+                mine = owner.pop("client", None) == platform.node()
+                alive = mine and procs.alive(procs.ProcRef.from_dict(owner))
+            except (ValueError, KeyError, TypeError):
+                mine = alive = False
+            if not mine or alive:
+                done.append(f"left {self.target.host}:{d} (in use, or made by a vbench elsewhere)")
+                continue
+            self.remove_dir(d)
+            done.append(f"removed leftover guest files {self.target.host}:{d}")
+        return done
+
+
+def _libvirt_version(uri: str) -> str:
+    from vbench.guest import domain as virt
+
+    try:
+        conn = virt.open_connection(uri)
+    except LabError:
+        return "unknown"
+    try:
+        return virt.libvirt_version(conn)
+    finally:
+        conn.close()
+
+
+class RemotePeer:
+    """A host-side server (``iperf3 -s -1``) on the other host for one test: started on its own
+    channel of the session under ``timeout`` (so it can never outlive a lost vbench by long), its
+    pid reported first and killed by that pid on exit; ready once the host lists its socket."""
+
+    LIMIT_S = 600
+
+    def __init__(self, host: RemoteHost, argv: list[str], port: int) -> None:
+        self.host, self.port = host, port
+        self.argv = ["sh", "-c", 'echo "$$"; exec "$@"', "vbench-peer", "timeout", "-k", "5",
+                     str(self.LIMIT_S), *argv]
+        self.chan: Any = None
+        self.pid: int | None = None
+
+    def __enter__(self) -> "RemotePeer":
+        import shlex
+        import time
+
+        from vbench.core.errors import ProbeError
+
+        tr = self.host._client.get_transport()
+        if tr is None or not tr.is_active():
+            raise ProbeError(f"the SSH session to {self.host.target.host} is closed")
+        self.chan = tr.open_session(timeout=10)
+        self.chan.exec_command(shlex.join(self.argv))
+        try:
+            deadline, out = time.monotonic() + 10, b""
+            while time.monotonic() < deadline:
+                while self.chan.recv_ready():
+                    out += self.chan.recv(4096)
+                if self.pid is None and b"\n" in out and out.split(b"\n")[0].strip().isdigit():
+                    self.pid = int(out.split(b"\n")[0])
+                if self.chan.exit_status_ready():
+                    break
+                ss = self.host.run(["ss", "-Hltn", f"sport = :{self.port}"], timeout=10,
+                                   check=False)
+                if self.pid is not None and ss.ok and ss.stdout.strip():
+                    return self
+                time.sleep(0.1)
+        except BaseException:
+            self.__exit__()
+            raise
+        said = out.decode(errors="replace").strip().splitlines()[-3:]
+        self.__exit__()
+        raise ProbeError(f"host-side peer on {self.host.target.host} did not start listening on "
+                         f"port {self.port}: {' '.join(self.argv[4:])} -- {' | '.join(said)}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.pid is not None:
+            self.host.run(["kill", "-TERM", str(self.pid)], timeout=10, check=False)
+            self.pid = None
+        if self.chan is not None:
+            self.chan.close()
+            self.chan = None
+
+
+def content_hash_one(f: Path) -> str:
+    h = hashlib.sha256()
+    with open(f, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,212 @@
+"""What another host is (``qemu+ssh://`` URIs, its pinned keys, paths vbench may use on it)
+and what vbench can run there so far. No network here: the session is :mod:`vbench.host.remote`."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from vbench.core.errors import LabError
+
+
+SCHEMES = ("qemu+ssh",)
+REMOTE_ROOT = PurePosixPath("/var/lib/libvirt/vbench")
+_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[[0-9A-Fa-f:]+\]$")
+_NAME_RE = re.compile(r"^vbench-[A-Za-z0-9_.-]{1,120}$")
+IMAGE_FILES = ("base", "kernel", "initrd")
+REMOTE_TOOLS = ("fio", "iperf3", "ping")  # what runs on (or against) another host so far
+COMPLETE = ".complete"
+
+
+def is_remote(uri: str | None) -> bool:
+    return bool(uri) and urlsplit(uri or "").scheme in SCHEMES
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where ``--connect qemu+ssh://...`` points."""
+
+    user: str
+    host: str
+    port: int
+    path: str
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+    @property
+    def public_uri(self) -> str:
+        """The URI as recorded: no password, no query (vbench's key/known_hosts paths)."""
+        port = "" if self.port == 22 else f":{self.port}"
+        return f"qemu+ssh://{self.user}@{self.host}{port}{self.path}"
+
+
+def parse_uri(uri: str) -> Target:
+    """``qemu+ssh://[USER@]HOST[:PORT]/system``; anything else is refused with one line."""
+    parts = urlsplit(uri)
+    if parts.scheme not in SCHEMES:
+        raise LabError(f"{uri}: another host is reached as qemu+ssh://USER@HOST[:PORT]/system")
+    if parts.password is not None:
+        raise LabError("--connect: put no password in the URI; vbench logs in with a key "
+                       "(VBENCH_SSH_KEY or ~/.ssh/id_*)")
+    if parts.query or parts.fragment:
+        raise LabError(f"--connect {parts.scheme}://...: no ?parameters please; vbench sets the key "
+                       f"and known_hosts itself (VBENCH_SSH_KEY, VBENCH_KNOWN_HOSTS)")
+    host = parts.hostname or ""
+    if not host or not _HOST_RE.match(host):
+        raise LabError(f"--connect {uri}: no valid host name")
+    try:
+        port = parts.port or 22
+    except ValueError:
+        raise LabError(f"--connect {uri}: the port is not a number from 1 to 65535") from None
+    user = unquote(parts.username or "root")
+    if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", user):
+        raise LabError(f"--connect {uri}: {user!r} is not a user name")
+    if parts.path != "/system":
+        raise LabError(f"--connect {uri}: only the system daemon (/system) is supported on "
+                       f"another host")
+    return Target(user, host, port, parts.path)
+
+
+def known_hosts_file() -> Path:
+    return Path(os.environ.get("VBENCH_KNOWN_HOSTS") or Path.home() / ".ssh" / "known_hosts")
+
+
+def client_key_file() -> Path:
+    env = os.environ.get("VBENCH_SSH_KEY")
+    if env:
+        return Path(env)
+    for name in ("id_ed25519", "id_ecdsa", "id_rsa"):
+        p = Path.home() / ".ssh" / name
+        if p.is_file():
+            return p
+    raise LabError("no SSH key to log in to the other host: set VBENCH_SSH_KEY or create "
+                   "~/.ssh/id_ed25519 and authorize it there")
+
+
+def pinned_host_keys(t: Target, known_hosts: Path) -> dict:
+    """The keys known_hosts holds for the target ({key type: key}); refuses when there are none."""
+    import paramiko
+
+    try:
+        hk = paramiko.HostKeys(str(known_hosts))
+    except (OSError, paramiko.SSHException) as exc:
+        raise LabError(f"cannot read known_hosts {known_hosts} ({exc}); vbench only connects to "
+                       f"hosts whose key is pinned there") from None
+    entry = hk.lookup(t.known_hosts_name)
+    if not entry:
+        raise LabError(f"{t.known_hosts_name} is not in {known_hosts}: vbench never accepts an "
+                       f"unknown host key; check its fingerprint and add it (or set "
+                       f"VBENCH_KNOWN_HOSTS)")
+    return {kt: entry[kt] for kt in entry.keys()}
+
+
+def ssh_wrapper(known_hosts: Path, key: Path, where: Path) -> Path:
+    """The ``ssh`` command libvirt's ssh transport runs: host key pinned to the same file."""
+    opts = ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+            "-o", "ConnectTimeout=20", "-i", str(key)]
+    text = f"#!/bin/sh\nexec ssh {shlex.join(opts)} \"$@\"\n"
+    where.parent.mkdir(parents=True, exist_ok=True)
+    tmp = where.with_name(where.name + ".tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o700)
+    os.replace(tmp, where)
+    return where
+
+
+def pinned_libvirt_uri(uri: str) -> str:
+    """The libvirt URI vbench opens for ``qemu+ssh://...``: the host key must be pinned in
+    known_hosts (else one line), and libvirt's ssh runs through the pinned wrapper."""
+    from vbench.core import paths
+
+    t = parse_uri(uri)
+    kh = known_hosts_file()
+    pinned_host_keys(t, kh)
+    wrapper = ssh_wrapper(kh, client_key_file(), paths.lab_dir() / "ssh" / f"{t.host}-{t.port}.sh")
+    return libvirt_uri(t, wrapper)
+
+
+def libvirt_uri(t: Target, wrapper: Path) -> str:
+    port = "" if t.port == 22 else f":{t.port}"
+    return (f"qemu+ssh://{t.user}@{t.host}{port}{t.path}?command={quote(str(wrapper), safe='/')}"
+            f"&no_tty=1")
+
+
+def remote_path(*parts: str) -> PurePosixPath:
+    """A path under REMOTE_ROOT; each part a plain name (no '/', '..', nothing a shell reads)."""
+    for p in parts:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", p) or p in (".", ".."):
+            raise LabError(f"refusing remote path part {p!r}")
+    return REMOTE_ROOT.joinpath(*parts)
+
+
+def _inside_root(p: PurePosixPath | Path) -> PurePosixPath:
+    norm = PurePosixPath(posixpath.normpath(str(p)))
+    if norm == REMOTE_ROOT or REMOTE_ROOT not in norm.parents:
+        raise LabError(f"refusing a path outside {REMOTE_ROOT} on the other host: {p}")
+    return norm
+
+
+def scratch_argv(path: PurePosixPath, size_gib: float, mode: str) -> list[list[str]]:
+    """Commands that create the raw backing file of a disk as make_scratch does locally
+    (``full``: every block written once with random data, then fsynced)."""
+    p = str(_inside_root(path))
+    size = int(size_gib * 2**30)
+    if mode == "full":
+        return [["dd", "if=/dev/urandom", f"of={p}", "bs=1M", f"count={size >> 20}",
+                 "iflag=fullblock", "conv=fsync", "status=none"], ["truncate", "-s", str(size), p]]
+    if mode == "falloc":
+        return [["fallocate", "-l", str(size), p]]
+    return [["truncate", "-s", str(size), p]]
+
+
+# ---- what a remote host supports so far --------------------------------------------------------
+
+def unsupported(scn) -> list[str]:
+    """Why ``scn`` cannot run on another host yet (empty: it can)."""
+    from vbench.devices import Device
+
+    why = []
+    if scn.device not in ("disk", "nic"):
+        why.append(f"device {scn.device}")
+    for w in scn.workloads:
+        if w.tool not in REMOTE_TOOLS:
+            why.append(f"workload {w.name} ({w.tool})")
+    if getattr(scn.guest, "image_file", None) is not None:
+        why.append("guest.image_file (your own image)")
+    for v in scn.variants:
+        prof = scn.profile(v)
+        for dev, spec in prof.present():
+            if dev.kind == "disk":
+                if spec.bus == "nvme":
+                    why.append(f"variant {v.name}: disk bus nvme")
+            elif type(dev).prepare is not Device.prepare or dev.host_requirements(spec):
+                why.append(f"variant {v.name}: device {dev.kind}")
+    return list(dict.fromkeys(why))
+
+
+def refuse_unsupported(scn, ab: bool = False) -> None:
+    why = unsupported(scn) + (["vbench ab"] if ab else [])
+    if why:
+        raise LabError(f"{', '.join(why)}: not supported on a remote host yet (disk and NIC "
+                       f"scenarios with fio, iperf3 and ping workloads are)")
+
+
+def accelerator(lb: Any, override: str | None):
+    """KVM only when asked for (``--accel kvm``/VBENCH_ACCEL): the boot probe that decides it on
+    this host does not run on another host yet; TCG otherwise, and the record says why."""
+    from vbench.host.accel import Accelerator
+
+    env = override or os.environ.get("VBENCH_ACCEL")
+    if env in ("kvm", "tcg"):
+        return Accelerator(env, f"forced with {'--accel' if override else 'VBENCH_ACCEL'}={env}")
+    return Accelerator("tcg", f"{lb.remote.target.host}: the KVM boot probe does not run on "
+                              f"another host yet; --accel kvm forces KVM there")

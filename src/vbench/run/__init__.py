@@ -1,0 +1,1 @@
+"""Running a scenario: the runner, the run loop, adaptive rounds, A/B, fault injection."""

@@ -1,0 +1,498 @@
+"""Executing one workload once: build the command, run it where it belongs, time the host side,
+parse the output. One function per tool, registered with :func:`register` (its ``EXECUTORS``
+entry and its headline metric); the runner calls them through :func:`execute`.
+
+Each executor returns ``(samples, raw_text)``; any failure raises a UserError subclass (probe,
+remote command, guest) that the runner records as a failed repetition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shlex
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from vbench.core import procs
+from vbench.core.errors import GuestError, ProbeError, RemoteCommandError
+from vbench.host.peer import peer_for, run_on_host
+from vbench.core.metrics import Sample
+from vbench.scenario.schema import Scenario, Workload
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vbench.host.lab import Lab
+    from vbench.guest.domain import Guest
+
+FIO_SLACK_S = 20  # fio start-up and teardown, generous even under TCG
+
+
+@dataclass
+class Target:
+    """Where a workload runs: a booted guest of a variant, or the host (baseline)."""
+
+    variant: str
+    guest: "Guest | None" = None         # None for the host baseline
+    facts: dict = field(default_factory=dict)
+    host_scratch: Path | None = None     # host baseline's backing file
+    lab: "Lab | None" = None
+
+
+class CpuWindow:
+    """CPU time a process (QEMU) uses inside a tool's measured window, sampled by timers.
+
+    The window is [delay, delay+length] after the command starts (ramp/omit time left out),
+    shrunk by a margin at both ends so that both samples fall inside the tool's own window even
+    with SSH start-up lag; ``rate()`` is CPU-seconds per second of that window.
+    """
+
+    MARGIN_S = 0.3
+
+    def __init__(self, pid: int | None, delay: float, length: float) -> None:
+        self.pid = pid
+        self.values: list[float | None] = []
+        m = min(self.MARGIN_S, length / 4)
+        self.length = length - 2 * m
+        self._timers = [threading.Timer(delay + m, self._sample),
+                        threading.Timer(delay + m + self.length, self._sample)]
+
+    def _sample(self) -> None:
+        self.values.append(procs.cpu_seconds(self.pid) if self.pid else None)
+
+    def __enter__(self) -> "CpuWindow":
+        for t in self._timers:
+            t.daemon = True
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for t in self._timers:
+            t.cancel()
+
+    def rate(self) -> float | None:
+        if len(self.values) == 2 and None not in self.values and self.length > 0:
+            return (self.values[1] - self.values[0]) / self.length  # type: ignore[operator]
+        return None
+
+
+def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    from vbench.workloads.fio import fio_argv, fio_total_ios, parse_fio_json
+
+    runtime, ramp = scn.fio_runtime(w)
+    opts = scn.fio_options(w)
+    # fio ends on its own after ramp+runtime; past `limit` it is hung (or stopped): `timeout`
+    # signals its whole process group, SIGKILL 5 s later even if stopped.
+    limit = runtime + ramp + FIO_SLACK_S
+    wrap = ["timeout", "-k", "5", str(limit)]
+    bound = limit + 20
+    if target.guest is None:
+        assert target.host_scratch is not None
+        from vbench.host.sandbox import confine
+
+        argv = fio_argv(w.name, str(target.host_scratch), opts, runtime, ramp)
+        # Root on the host with a scenario's options: confined to its scratch file, no network.
+        rh = getattr(target.lab, "remote", None)  # another host: its own fio on its own storage
+        res = (rh.run_confined(argv, target.host_scratch, wrap, timeout=bound) if rh is not None
+               else procs.run(wrap + confine(argv, target.host_scratch), timeout=bound, check=False))
+        if not res.ok:
+            raise RemoteCommandError(res)
+        text = res.stdout
+        samples = parse_fio_json(text, w.name)
+        return samples, text
+    g = target.guest
+    disks = target.facts.get("disks") or []
+    # A disk under test, else a file in the shared folder under test (device fs).
+    path = f"/dev/{disks[0]['dev']}" if disks else target.facts.get("fio_file")
+    if not path:
+        raise ProbeError(f"no scratch disk and no shared folder was found in guest {g.name}")
+    if not disks:
+        _lay_out_once(g, target, path, opts)
+    argv = fio_argv(w.name, path, opts, runtime, ramp)
+    cmd = shlex.join(wrap + argv)
+    with CpuWindow(g.qemu_pid(), ramp, runtime) as cpu:
+        res = g.ssh.run(cmd, timeout=bound, check=False)
+    if not res.ok:
+        g.check_alive()
+        if res.timed_out or res.exit_status in (124, 137):
+            raise RemoteCommandError(res, f"fio did not finish within {limit} s in {g.name} "
+                                          f"(hung or stopped); it was killed: {res.command}")
+        raise RemoteCommandError(res)
+    text = res.stdout
+    samples = parse_fio_json(text, w.name)
+    rate = cpu.rate()
+    ios_per_s = fio_total_ios(text) / runtime
+    if rate is not None and ios_per_s > 0:
+        samples.append(Sample(w.name, "host_cpu_per_io", rate / ios_per_s * 1e6, "us"))
+    return samples, text
+
+
+LAYOUT_TIMEOUT_S = 900
+
+
+def _lay_out_once(g, target: Target, path: str, opts: dict) -> None:
+    """Write a file target in full once per guest, unmeasured, before its first job.
+
+    fio lays out a missing file before it starts its clock, in the job's own block size; on a
+    slow shared folder (9p under TCG: ~30 s for 256 MiB in 4k writes) that eats the job's time
+    bound and the job is killed as hung. The layout job is a *read* job: fio writes a file out
+    in full only for reads (for a write job with ``create_only`` it left a 0-byte file on 9p,
+    so the first measured read job laid it out again, inside its bound). The size fio left is
+    checked: a short file is an error, never a silent layout inside the next measured job.
+    """
+    if target.facts.get("fio_file_ready") == path:
+        return
+    argv = ["timeout", "-k", "5", str(LAYOUT_TIMEOUT_S), "fio", "--name=vbench-layout",
+            f"--filename={path}", "--rw=read", "--bs=1m", "--create_only=1"]
+    if "size" in opts:
+        argv.append(f"--size={opts['size']}")
+    cmd = f"{shlex.join(argv)} >/dev/null && stat -c size=%s {shlex.quote(path)}"
+    res = g.ssh.run(cmd, timeout=LAYOUT_TIMEOUT_S + 20, check=False)
+    if not res.ok:
+        g.check_alive()
+        raise RemoteCommandError(res, f"fio could not lay out {path} in {g.name}")
+    m = re.search(r"^size=(\d+)$", res.stdout, re.M)
+    have = int(m.group(1)) if m else 0
+    from vbench.workloads.fioopts import _size_bytes
+
+    want = _size_bytes(str(opts["size"])) if "size" in opts else None  # None: relative (50%)
+    if have == 0 or (want is not None and have < want):
+        raise ProbeError(f"fio laid out {path} in {g.name} with {have} bytes, "
+                         f"not the {opts.get('size', 'non-zero size')} asked for")
+    target.facts["fio_file_ready"] = path
+
+
+Executor = Callable[[Scenario, Workload, Target], tuple[list[Sample], str]]
+EXECUTORS: dict[str, Executor] = {"fio": run_fio}
+# tool -> the one metric the live lines and the run summary show for its workloads
+HEADLINE: dict[str, str] = {"fio": "iops"}
+
+
+def register(tool: str, headline: str) -> Callable[[Executor], Executor]:
+    """Decorator: the executor of ``tool``'s workloads, and the metric that headlines them."""
+    def deco(fn: Executor) -> Executor:
+        EXECUTORS[tool] = fn
+        HEADLINE[tool] = headline
+        return fn
+    return deco
+
+
+def execute(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    fn = EXECUTORS.get(w.tool)
+    if fn is None:
+        raise ProbeError(f"workload {w.name}: the {w.tool} probe is not available in this vbench")
+    return fn(scn, w, target)
+
+
+# ---- network: iperf3 and ping between the guest's NIC under test and a host-side peer ---------
+
+def _free_port() -> int:
+    import random
+
+    return random.randint(20000, 40000)
+
+
+def _test_ips(target: Target) -> tuple[str, str]:
+    """(guest address on the test network, host-side peer address); both checked to be lab-only."""
+    from vbench.host.networks import TEST
+    from vbench.host.netns import check_target
+
+    if "test_ip" not in target.facts:
+        target.facts["test_ip"] = _guest(target, "network").test_nic_ip()
+    check_target(target.facts["test_ip"])
+    check_target(TEST.host_ip)
+    return target.facts["test_ip"], TEST.host_ip
+
+
+def _guest(target: Target, tool: str) -> "Guest":
+    """The guest a network/entropy/balloon workload runs in (they have no host variant)."""
+    if target.guest is None:
+        raise ProbeError(f"{tool} workloads need a guest")
+    return target.guest
+
+
+def _lab(target: Target) -> "Lab":
+    """The lab whose host side the peer of ``target`` runs on (its namespace, or another host)."""
+    if target.lab is None:
+        raise ProbeError(f"variant {target.variant}: a host-side peer needs the lab's network")
+    return target.lab
+
+
+@register("iperf3", headline="throughput")
+def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    from vbench.workloads.iperf3 import iperf3_client_argv, iperf3_server_argv, parse_iperf3_json
+
+    spec = w.iperf3
+    assert spec is not None
+    g = _guest(target, "iperf3")
+    guest_ip, host_ip = _test_ips(target)
+    samples: list[Sample] = []
+    raws = []
+    for direction in spec.directions:
+        name = f"{w.name}-{direction}"
+        port = _free_port()
+        # The guest is always the client; -R makes the host-side server send (host to guest).
+        argv = iperf3_client_argv(host_ip, port, spec.duration, spec.omit, spec.parallel,
+                                  reverse=(direction == "h2g"), udp=spec.protocol == "udp",
+                                  bitrate=spec.bitrate, length=spec.length, bind=guest_ip)
+        bound = spec.duration + spec.omit + 30
+        with peer_for(target.lab, iperf3_server_argv(host_ip, port), port):
+            # iperf3 runs omit + duration seconds; only the last `duration` are measured.
+            with CpuWindow(g.qemu_pid(), spec.omit, spec.duration) as cpu:
+                res = g.ssh.run(shlex.join(["timeout", "-k", "5", str(bound)] + argv),
+                                timeout=bound + 15, check=False)
+        raws.append(f"### {name}\n{res.stdout}")
+        if res.timed_out:
+            raise RemoteCommandError(res, f"iperf3 did not finish within {bound} s in {g.name} (hung?)")
+        got = parse_iperf3_json(res.stdout, name)
+        if not res.ok and not got:
+            raise RemoteCommandError(res)
+        samples += got
+        tput = next((s.value for s in got if s.metric == "throughput"), None)
+        rate = cpu.rate()
+        if tput and rate is not None:
+            samples.append(Sample(name, "host_cpu_per_gbit", rate / (tput / 1000), "s/Gbit"))
+    return samples, "\n".join(raws)
+
+
+@register("ping", headline="rtt_p50")
+def run_ping(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    from vbench.workloads.ping import parse_ping, ping_argv
+
+    spec = w.ping
+    assert spec is not None
+    g = _guest(target, "ping")
+    guest_ip, host_ip = _test_ips(target)
+    bound = int(spec.count * spec.interval + 30)
+    samples, raws = [], []
+    for direction in spec.directions:
+        name = f"{w.name}-{direction}"
+        if direction == "h2g":
+            res = run_on_host(_lab(target), ping_argv(guest_ip, spec.count, spec.interval,
+                                                       spec.size), timeout=bound)
+        else:
+            res = g.ssh.run(shlex.join(ping_argv(host_ip, spec.count, spec.interval, spec.size)),
+                            timeout=bound, check=False)
+        raws.append(f"### {name}\n{res.stdout}{res.stderr}")
+        samples += parse_ping(res.stdout, name)
+    return samples, "\n".join(raws)
+
+
+# ---- entropy: /dev/hwrng, crng init, early getrandom -----------------------------------------
+
+@register("entropy", headline="hwrng_read_rate")
+def run_entropy(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    from vbench.workloads.entropy import entropy_probe_script, parse_entropy
+
+    spec = w.entropy
+    assert spec is not None
+    g = _guest(target, "entropy")
+    script = entropy_probe_script(spec.read_bytes, spec.timeout_s)
+    heredoc = "sh -s <<'VBENCH_EOF'\n" + script + "\nVBENCH_EOF\n"
+    res = g.ssh.run(heredoc, timeout=spec.timeout_s + 30, check=False)
+    if res.timed_out:
+        raise RemoteCommandError(res, f"the entropy probe did not finish in {g.name}")
+    samples = parse_entropy(res.stdout, w.name)
+    boot = getattr(g, "boot_seconds", None)
+    if boot and target.facts.get("fresh_boot"):
+        samples.append(Sample(w.name, "ssh_ready_time", float(boot), "s"))
+    return samples, res.stdout
+
+
+# ---- balloon: shrink through libvirt, grow back, see what the host got back --------------------
+
+@register("balloon", headline="host_mem_returned")
+def run_balloon(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    from vbench.workloads.balloon import balloon_samples, mem_total_mib
+
+    spec = w.balloon
+    assert spec is not None
+    g = _guest(target, "balloon")
+    pid = g.qemu_pid()
+    log: list[str] = []
+
+    def guest_mem() -> float:
+        return mem_total_mib(g.ssh.run("cat /proc/meminfo", timeout=20, check=True).stdout)
+
+    give, take, wait = _memory_controls(scn, spec.target_mib, g)
+    if spec.touch_mib:
+        # Pages the guest never touched were never resident on the host: fill and free memory
+        # first, or inflating the balloon gives nothing back and the benchmark measures nothing.
+        fill = (f"set -e; d=/run/vbench-fill; mkdir -p $d; mount -t tmpfs -o size={spec.touch_mib + 64}M "
+                f"vbfill $d; dd if=/dev/zero of=$d/f bs=1M count={spec.touch_mib} status=none; "
+                f"rm $d/f; umount $d; rmdir $d")
+        g.ssh.run(fill, timeout=120, check=True)
+    facts: dict[str, float | None] = {"guest_mem_before": guest_mem()}
+    facts["host_rss_before"] = procs.rss_mib(pid) if pid else None
+    ok, answer = give()
+    log.append(answer)
+    if not ok:
+        facts_s = balloon_samples(w.name, {k: v for k, v in facts.items() if v is not None})
+        return facts_s + [Sample(w.name, "balloon_supported", 0.0, "bool")], "\n".join(log)
+    facts["balloon_inflate_time"] = wait(True, spec.timeout_s)
+    time.sleep(1.0)  # let the guest's MemTotal and the host's RSS settle
+    facts["guest_mem_shrunk"] = guest_mem()
+    facts["host_rss_shrunk"] = procs.rss_mib(pid) if pid else None
+    ok, answer = take()
+    log.append(answer)
+    facts["balloon_deflate_time"] = wait(False, spec.timeout_s)
+    time.sleep(1.0)
+    facts["guest_mem_after"] = guest_mem()
+    log.append(" ".join(f"{k}={v}" for k, v in facts.items()))
+    samples = balloon_samples(w.name, {k: v for k, v in facts.items() if v is not None})
+    return samples + [Sample(w.name, "balloon_supported", 1.0, "bool")], "\n".join(log)
+
+
+def _memory_controls(scn: Scenario, target_mib: int, g):
+    """How this guest gives memory back and takes it again: (give, take, wait(shrinking, timeout)).
+
+    The balloon (libvirt setMemory, then its ``actual``), or, when the guest has a virtio-mem
+    device (device ``mem``), that device's ``<requested>`` size, then its ``<current>``: the guest
+    keeps ``memory_mib - size_mib`` as boot memory, so reaching ``target_mib`` means plugging
+    ``target_mib - boot`` of the device."""
+    full_mib = scn.guest.memory_mib
+    mem = getattr(getattr(g, "profile", None), "mem", None)
+    if mem is None or mem.model != "virtio-mem":
+        def set_kib(kib: int) -> tuple[bool, str]:
+            ok, answer = g.set_memory_kib(kib)
+            return ok, f"setMemory({kib} KiB): {answer}"
+
+        return (lambda: set_kib(target_mib * 1024), lambda: set_kib(full_mib * 1024),
+                lambda shrinking, timeout: g.wait_balloon(
+                    (target_mib if shrinking else full_mib) * 1024, timeout, shrinking))
+    boot = full_mib - mem.size_mib
+    low = target_mib - boot
+    if not 0 <= low < mem.size_mib or low % mem.block_mib:
+        raise ProbeError(f"target_mib {target_mib} cannot be reached with virtio-mem: the guest "
+                         f"boots with {boot} MiB and the device holds {mem.size_mib} MiB in "
+                         f"{mem.block_mib} MiB blocks (target_mib from {boot} to "
+                         f"{full_mib - mem.block_mib}, in whole blocks)")
+
+    from vbench.devices.mem import current_kib, live_device, with_requested
+
+    def plug(mib: int) -> tuple[bool, str]:
+        g.update_device_live(with_requested(live_device(g.dom.XMLDesc(0)), mib * 1024))
+        return True, f"virtio-mem requested {mib} MiB (guest total {boot + mib} MiB)"
+
+    def wait(shrinking: bool, timeout: float) -> float:
+        kib, t0 = (low if shrinking else mem.size_mib) * 1024, time.monotonic()
+        while (cur := current_kib(live_device(g.dom.XMLDesc(0)))) != kib:
+            if time.monotonic() - t0 > timeout:
+                raise GuestError(f"the virtio-mem device of {g.name} did not reach {kib // 1024} "
+                                 f"MiB within {timeout:.0f} s (plugged: {cur} KiB)")
+            time.sleep(0.05)
+        return time.monotonic() - t0
+
+    return lambda: plug(low), lambda: plug(mem.size_mib), wait
+
+
+# ---- shared folders: metadata operations (create, stat, delete many small files) --------------
+
+@register("fsmeta", headline="create_rate")
+def run_fsmeta(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    from vbench.workloads.fsmeta import fsmeta_command, parse_fsmeta
+
+    spec = w.fsmeta
+    assert spec is not None
+    g = _guest(target, "fsmeta")
+    where = target.facts.get("fs_dir")
+    if not where:
+        raise ProbeError(f"fsmeta workloads need a mounted shared folder (device fs) in {g.name}")
+    cmd = fsmeta_command(f"{where}/vbench-meta", spec.files, spec.filesize, spec.timeout_s)
+    res = g.ssh.run(cmd, timeout=3 * spec.timeout_s + 30, check=False)
+    if not res.ok:
+        g.check_alive()
+        raise RemoteCommandError(res)
+    return parse_fsmeta(res.stdout, w.name), res.stdout
+
+
+
+# ---- byte channel: a host UNIX socket <-> the guest's port (device console) --------------------
+
+def _read_exactly(sock, n: int) -> tuple[int, float]:
+    """Read n bytes; (bytes after the first chunk, seconds from the first chunk to the last)."""
+    got, first_len, t_first, t_last = 0, 0, None, None
+    while got < n:
+        b = sock.recv(min(65536, n - got))
+        if not b:
+            break
+        t_last = time.monotonic()
+        if t_first is None:
+            t_first, first_len = t_last, len(b)
+        got += len(b)
+    if got < n or t_first is None or t_last is None:
+        raise ProbeError(f"bytestream: the host read {got} of {n} bytes")
+    return got - first_len, t_last - t_first
+
+
+def _echo_rtts_us(sock, pings: int) -> list[float]:
+    """Round trips of one byte through the guest's echo, in microseconds."""
+    rtts = []
+    for _ in range(pings):
+        t0 = time.perf_counter()
+        sock.sendall(b"x")
+        if sock.recv(1) != b"x":
+            raise ProbeError("bytestream: the echo returned another byte")
+        rtts.append((time.perf_counter() - t0) * 1e6)
+    return rtts
+
+
+@register("bytestream", headline="g2h_throughput")
+def run_bytestream(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
+    import socket
+
+    from vbench.devices.console import SOCKET, guest_device
+    from vbench.workloads import bytestream as bs
+
+    spec = w.bytestream
+    assert spec is not None
+    g = _guest(target, "bytestream")
+    dev = guest_device(target.facts)
+    if dev is None:
+        raise ProbeError(f"bytestream workloads need a byte channel (device console) in {g.name}")
+    log: list[str] = [f"guest device {dev}"]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(spec.timeout_s)
+    try:
+        sock.connect(str(g.dir / SOCKET))
+        got: dict = {}
+
+        def reader() -> None:
+            try:
+                got["g2h"] = _read_exactly(sock, spec.g2h_bytes)
+            except (OSError, ProbeError) as exc:
+                got["error"] = str(exc)
+
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        g.ssh.run(bs.g2h_command(dev, spec.g2h_bytes), timeout=spec.timeout_s, check=True)
+        th.join(spec.timeout_s)
+        if "g2h" not in got:
+            raise ProbeError(f"bytestream: guest to host did not arrive: {got.get('error', 'timeout')}")
+        log.append(f"g2h {got['g2h'][0]} bytes in {got['g2h'][1]:.6f} s")
+        out = "/run/vbench-h2g.out"
+        g.ssh.run(bs.h2g_command(dev, spec.h2g_bytes, out), timeout=30, check=True)
+        time.sleep(0.5)  # the guest has opened its end
+        sock.sendall(b"\0" * spec.h2g_bytes)
+        deadline, text = time.monotonic() + spec.timeout_s, ""
+        while time.monotonic() < deadline:
+            text = g.ssh.run(f"cat {out} 2>/dev/null", timeout=30, check=False).stdout
+            if "h2g " in text:
+                break
+            time.sleep(0.2)
+        log.append(text.strip())
+        h2g = bs.parse_h2g(text)
+        g.ssh.run(bs.echo_command(dev), timeout=30, check=True)
+        time.sleep(0.5)
+        rtts = _echo_rtts_us(sock, spec.pings)
+        log.append("rtt_us " + " ".join(f"{x:.1f}" for x in rtts))
+    except OSError as exc:
+        raise ProbeError(f"bytestream over {g.dir / SOCKET}: {exc}") from None
+    finally:
+        sock.close()
+        with contextlib.suppress(Exception):
+            g.ssh.run(bs.stop_echo_command(), timeout=30, check=False)
+    return bs.bytestream_samples(w.name, got["g2h"], h2g, rtts), "\n".join(log)
+

@@ -1,0 +1,1 @@
+"""Statistics on stored samples: tests, ratios, verdicts, comparisons and history. No I/O."""

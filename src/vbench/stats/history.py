@@ -1,0 +1,241 @@
+"""History of a scenario over its runs: per-run levels with intervals, steps, and what changed.
+
+:func:`change_points` finds where a new level starts in a series of per-run estimates, each
+weighted by its own interval. The method is a penalised piecewise-constant fit, solved exactly by
+dynamic programming (optimal partitioning, as asv's ``step_detect.py`` does with its L1 fit):
+
+* values on the log scale (a step is relative); each run ``i`` has the variance ``v_i`` of its own
+  estimate (from its repetitions), plus a between-run variance ``tau^2`` (host drift from night to
+  night, which a run's own repetitions cannot see), estimated robustly from successive
+  differences; each point weighs ``1 / (v_i + tau^2)``;
+* a segment costs its weighted sum of squares around its weighted mean; every extra segment costs
+  a penalty ``beta(n)``, calibrated by simulation so that a flat series of 20 runs shows a false
+  step in under 1 % of cases (see ``bench/bench_gate.py``);
+* the noise is estimated twice: from successive differences for a first fit, then from the
+  residuals around that fit (every point counts, steps do not inflate it) for the final one;
+* a run more than 5 noise units from its running median of 5 is an outlier and weighs nothing, so
+  one odd night is not a step; segments hold at least ``min_size`` runs; steps smaller than
+  ``min_rel_step`` are dropped.
+
+Unlike a 3-sigma rule on single points, the fit compares segment means: a step smaller than the
+point noise is found once enough runs on each side make their means precise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from vbench.stats import inference as stats
+from vbench.stats.summary import _groups, prepare
+
+SERIES_KEYS = ["scenario", "workload", "metric", "variant", "accelerator", "host"]
+# Facts of run.json's environment whose change is worth naming at a step.
+ENV_FACTS = (("qemu_version", "QEMU"), ("libvirt_version", "libvirt"),
+             ("host_kernel", "host kernel"), ("guest_kernel", "guest kernel"),
+             ("accelerator", "accelerator"), ("cpu_model", "CPU"),
+             ("fio_version_host", "fio"), ("vbench_version", "vbench"), ("guest_image_key", "image"))
+OUTLIER = 5.0
+
+
+def penalty(n: int) -> float:
+    """The cost of one more segment for a series of ``n`` points (in chi-square units)."""
+    return 7.5 + 3.0 * math.log(max(n, 2))
+
+
+def _noise(y: np.ndarray, variances: np.ndarray | None, floor: float,
+           s2: float | None = None) -> np.ndarray:
+    """Per-point variance: own variance plus between-run variance (or the point noise ``s2``,
+    by default estimated robustly from successive differences)."""
+    if s2 is None:
+        diffs = np.abs(np.diff(y))
+        s2 = (1.4826 * float(np.median(diffs)) / math.sqrt(2)) ** 2 if diffs.size else 0.0
+    if variances is None or not np.isfinite(variances).any():
+        return np.full(y.size, max(s2, floor ** 2))
+    v = np.where(np.isfinite(variances), variances, np.nanmedian(variances))
+    # A run's own variance from 3-5 repetitions is itself noisy (chi-square with 2-4 df): shrink
+    # it toward the series' typical one so that a lucky tight run does not outweigh the rest.
+    v = (v + 2.0 * float(np.median(v))) / 3.0
+    tau2 = max(0.0, s2 - float(np.median(v)))
+    return np.maximum(v + tau2, floor ** 2)
+
+
+def _weights(y: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """1 / variance, 0 for outliers (far from their running median of 5)."""
+    n = y.size
+    rm = np.array([np.median(y[max(0, i - 2):min(n, i + 3)]) for i in range(n)])
+    w = 1.0 / var
+    w[np.abs(y - rm) > OUTLIER * np.sqrt(var)] = 0.0
+    return w
+
+
+def _optimal_partition(y: np.ndarray, w: np.ndarray, beta: float, min_size: int) -> list[int]:
+    """Exact minimiser of sum of weighted segment costs + beta per segment (O(n^2), vectorised)."""
+    n = y.size
+    cw = np.concatenate([[0.0], np.cumsum(w)])
+    cy = np.concatenate([[0.0], np.cumsum(w * y)])
+    cyy = np.concatenate([[0.0], np.cumsum(w * y * y)])
+    best = np.full(n + 1, math.inf)
+    best[0] = -beta
+    prev = np.zeros(n + 1, dtype=int)
+    for t in range(min_size, n + 1):
+        s = np.arange(0, t - min_size + 1)
+        s = s[(s == 0) | (s >= min_size)]
+        sw, sy, syy = cw[t] - cw[s], cy[t] - cy[s], cyy[t] - cyy[s]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cost = np.where(sw > 0, syy - sy * sy / sw, 0.0)
+        total = best[s] + np.maximum(cost, 0.0) + beta
+        j = int(np.argmin(total))
+        best[t], prev[t] = total[j], s[j]
+    cps, t = [], n
+    while t > 0:
+        t = int(prev[t])
+        if t > 0:
+            cps.append(t)
+    return sorted(cps)
+
+
+def _residual_variance(y: np.ndarray, w: np.ndarray, found: list[int]) -> float:
+    """Point variance around a fitted step function (outliers left out): unlike successive
+    differences it is not inflated by the steps, and it uses every point."""
+    bounds = [0] + found + [y.size]
+    res, used = [], 0
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        keep = w[a:b] > 0
+        if keep.any():
+            seg = y[a:b][keep]
+            res.append(seg - seg.mean())
+            used += 1
+    r = np.concatenate(res) if res else np.array([])
+    return float(np.sum(r * r)) / max(1, r.size - used)
+
+
+def _level(y: np.ndarray, w: np.ndarray) -> float:
+    return float(np.sum(w * y) / np.sum(w)) if np.sum(w) > 0 else float(np.median(y))
+
+
+def change_points(series: Sequence[float], variances: Sequence[float] | None = None,
+                  min_rel_step: float = 0.03, min_size: int = 2,
+                  beta: float | None = None) -> list[int]:
+    """Positions where a new level starts in a series of per-run estimates (oldest first).
+
+    ``variances``: each point's own variance on the log scale (for positive series) or raw scale
+    (see :func:`run_levels`); None: estimated from the series. Non-finite values are skipped; the
+    returned index ``i`` is a position in the given series, ``series[i]`` the first value of the
+    new level.
+    """
+    arr = np.asarray(list(series), dtype=float)
+    where = np.flatnonzero(np.isfinite(arr))
+    if where.size < 2 * min_size:
+        return []
+    x = arr[where]
+    logs = bool(np.all(x > 0))
+    y = np.log(x) if logs else x
+    var_in = None if variances is None else np.asarray(list(variances), dtype=float)[where]
+    floor = 1e-3 if logs else 1e-3 * max(float(np.median(np.abs(x))), 1e-12)
+    beta = penalty(y.size) if beta is None else beta
+    w = _weights(y, _noise(y, var_in, floor))
+    found = _optimal_partition(y, w, beta, min_size)
+    # second pass: the noise re-estimated around the first fit
+    w = _weights(y, _noise(y, var_in, floor, _residual_variance(y, w, found)))
+    found = _optimal_partition(y, w, beta, min_size)
+    kept: list[int] = []
+    bounds = [0] + found + [y.size]
+    for j, k in enumerate(found, start=1):
+        a = _level(y[bounds[j - 1]:k], w[bounds[j - 1]:k])
+        b = _level(y[k:bounds[j + 1]], w[k:bounds[j + 1]])
+        rel = math.expm1(b - a) if logs else ((b - a) / abs(a) if a else math.inf)
+        if abs(rel) >= min_rel_step:
+            kept.append(int(where[k]))
+    return kept
+
+
+def run_levels(values: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(median, level, variance of the level's log, interval low, interval high) of one run.
+
+    ``level`` is the geometric mean (the estimate of the population median under log-normal
+    noise) when every value is positive, else the median; its variance is that of the mean of the
+    logs, so the two agree (a sample median varies ~1.4-1.6x more than the mean it would stand
+    for, which made short runs look more certain than they are).
+    """
+    x = np.asarray(values, dtype=float)
+    med = float(np.median(x))
+    lo, hi, _method = stats.median_interval(x)
+    if x.size >= 2 and stats.positive(x):
+        logs = np.log(x)
+        return med, float(np.exp(np.mean(logs))), float(np.var(logs, ddof=1)) / x.size, lo, hi
+    return med, med, math.nan, lo, hi
+
+
+def environment_facts(environment: Mapping | None, variant: Mapping | None = None) -> dict:
+    """The facts of a run's ``environment`` (and a variant's record) named at a step."""
+    env = dict(environment or {})
+    if variant:
+        env.setdefault("guest_kernel", variant.get("guest_kernel"))
+    return {label: str(env[key]) for key, label in ENV_FACTS if env.get(key) not in (None, "")}
+
+
+def environment_change(before: Mapping | None, after: Mapping | None) -> str:
+    """"QEMU 7.2 -> 8.0; host kernel 6.1 -> 6.5" between two runs' facts ('' when none known)."""
+    a, b = dict(before or {}), dict(after or {})
+    if not a or not b:
+        return ""
+    parts = [f"{k} {a.get(k, '?')} -> {b.get(k, '?')}" for k in dict.fromkeys([*a, *b])
+             if a.get(k) != b.get(k)]
+    return "; ".join(parts) if parts else "no recorded change"
+
+
+def _series_points(d: pd.DataFrame, rank: dict, dates: Mapping) -> pd.DataFrame:
+    rows = []
+    vals = d["value"].to_numpy(dtype=float)
+    for key, pos in _groups(d, SERIES_KEYS + ["run_id"]):
+        med, level, var, lo, hi = run_levels(vals[pos])
+        run = key[-1]
+        rows.append((*key, rank[run], med, level, int(pos.size), lo, hi, var, dates.get(run)))
+    cols = SERIES_KEYS + ["run_id", "position", "median", "level", "n", "ci_low", "ci_high",
+                          "var_log", "date"]
+    points = pd.DataFrame(rows, columns=cols)
+    return points.sort_values(SERIES_KEYS + ["position"], kind="stable").reset_index(drop=True)
+
+
+def history_table(df: pd.DataFrame, run_order: Sequence[str] | None = None,
+                  min_rel_step: float = 0.03, run_dates: Mapping[str, str] | None = None,
+                  environments: Mapping[str, Mapping] | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-run levels per series (workload, metric, variant, accelerator, host) in run order, and
+    the steps of each series.
+
+    ``points``: the series keys, run_id, position (0-based in ``run_order``; default: run ids
+    sorted), median, level (see :func:`run_levels`), n, ci_low/ci_high (95 % interval of the run's
+    median), var_log, date (from
+    ``run_dates``). ``changes``: the series keys, position, run_id, previous_run, before and after
+    (the two segments' levels), step (after / before - 1), environment (what changed between
+    the two runs around the step, from ``environments``: run id -> facts such as
+    :func:`environment_facts` returns).
+    """
+    d = prepare(df)
+    order = list(run_order) if run_order is not None else sorted(d["run_id"].unique())
+    rank = {r: i for i, r in enumerate(order)}
+    d = d[d["run_id"].isin(rank)]
+    points = _series_points(d, rank, dict(run_dates or {}))
+    envs = dict(environments or {})
+    changes = []
+    for key, pos in _groups(points, SERIES_KEYS):
+        s = points.iloc[pos]
+        meds = s["median"].to_numpy(dtype=float)
+        found = change_points(s["level"].to_numpy(dtype=float), s["var_log"].to_numpy(dtype=float),
+                              min_rel_step=min_rel_step)
+        bounds = [0] + found + [len(meds)]
+        for j, i in enumerate(found, start=1):
+            before = float(np.nanmedian(meds[bounds[j - 1]:i]))
+            after = float(np.nanmedian(meds[i:bounds[j + 1]]))
+            run, prev = s["run_id"].iloc[i], s["run_id"].iloc[i - 1]
+            changes.append((*key, int(s["position"].iloc[i]), run, prev, before, after,
+                            after / before - 1 if before else math.nan,
+                            environment_change(envs.get(prev), envs.get(run))))
+    ch = pd.DataFrame(changes, columns=SERIES_KEYS + ["position", "run_id", "previous_run",
+                                                      "before", "after", "step", "environment"])
+    return points, ch

@@ -1,0 +1,96 @@
+"""Balloon: pure helpers for the memory-balloon benchmark. Owns reading guest /proc/meminfo and
+the QEMU process's /proc/PID/status, and turning the measured balloon facts into samples.
+
+The runner drives the balloon (libvirt setMemory) and measures; this module only converts:
+guest MemTotal and QEMU's host RSS in MiB, inflate/deflate times in s, and
+``host_mem_returned = host_rss_before - host_rss_shrunk`` (MiB; negative if RSS grew). Under TCG
+much of QEMU's RSS is its translation cache, so only that difference means anything, and only
+when the guest touched its memory before the inflate (untouched pages were never resident).
+"""
+
+from __future__ import annotations
+
+import re
+
+from vbench.core.errors import ProbeError
+from vbench.core.metrics import METRICS, Sample
+from vbench.workloads.common import nonnegative_number
+
+FACT_KEYS = (
+    "guest_mem_before",
+    "guest_mem_shrunk",
+    "guest_mem_after",
+    "host_rss_before",
+    "host_rss_shrunk",
+    "balloon_inflate_time",
+    "balloon_deflate_time",
+)
+_KB_LINE_RE = re.compile(r"^([A-Za-z0-9_()]+):\s+(\d{1,18}) kB$")
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """The ``Name: N kB`` lines of /proc/meminfo as {name: kB}. Lines without kB (the
+    HugePages_* counts) are left out."""
+    if not isinstance(text, str):
+        raise ProbeError("meminfo is not text: pass the decoded content of /proc/meminfo")
+    values = {}
+    for line in text.splitlines():
+        match = _KB_LINE_RE.match(line.strip())
+        if match:
+            values[match.group(1)] = int(match.group(2))
+    if not values:
+        raise ProbeError(
+            f"no 'Name: N kB' lines in {_start(text)!r}: pass the content of /proc/meminfo"
+        )
+    return values
+
+
+def mem_total_mib(text: str) -> float:
+    """MemTotal of a /proc/meminfo text, in MiB."""
+    values = parse_meminfo(text)
+    if "MemTotal" not in values:
+        raise ProbeError("meminfo has no MemTotal line: pass the content of /proc/meminfo")
+    return values["MemTotal"] / 1024.0
+
+
+def parse_vm_rss_mib(proc_status_text: str) -> float:
+    """VmRSS of a /proc/PID/status text, in MiB."""
+    if not isinstance(proc_status_text, str):
+        raise ProbeError("process status is not text: pass the content of /proc/PID/status")
+    for line in proc_status_text.splitlines():
+        match = _KB_LINE_RE.match(line.strip())
+        if match and match.group(1) == "VmRSS":
+            return int(match.group(2)) / 1024.0
+    raise ProbeError(
+        f"no 'VmRSS: N kB' line in {_start(proc_status_text)!r}: pass /proc/PID/status of a "
+        "running QEMU (a zombie or kernel thread has no VmRSS)"
+    )
+
+
+def balloon_samples(workload: str, facts: dict) -> list[Sample]:
+    """Samples for the facts present in ``facts`` (keys: :data:`FACT_KEYS`, values in MiB or s;
+    missing or None ones are skipped), plus ``host_mem_returned`` when both RSS values exist."""
+    if not isinstance(facts, dict):
+        raise ProbeError(f"balloon facts must be a dict of numbers, not {type(facts).__name__}")
+    unknown = sorted(str(key) for key in facts if key not in FACT_KEYS)
+    if unknown:
+        raise ProbeError(
+            f"unknown balloon facts {', '.join(unknown)}: use only {', '.join(FACT_KEYS)}"
+        )
+    values = {key: _value(key, facts[key]) for key in FACT_KEYS if facts.get(key) is not None}
+    samples = [Sample(workload, key, value, METRICS[key].unit) for key, value in values.items()]
+    if "host_rss_before" in values and "host_rss_shrunk" in values:
+        returned = values["host_rss_before"] - values["host_rss_shrunk"]
+        samples.append(
+            Sample(workload, "host_mem_returned", returned, METRICS["host_mem_returned"].unit)
+        )
+    return samples
+
+
+def _value(key: str, value: object) -> float:
+    return nonnegative_number(value, f"balloon fact {key}={{value}} is not a number: measure it again",
+                              f"balloon fact {key}={{value}} must be a finite number >= 0")
+
+
+def _start(text: str) -> str:
+    return " ".join(text.split())[:60]

@@ -1,0 +1,50 @@
+"""Helpers the probe parsers share: a tool's text on one bounded line, a number read from a
+tool's output that must be finite and not negative, and a sample of a finite value."""
+
+from __future__ import annotations
+
+import math
+
+from vbench.core.errors import ProbeError
+from vbench.core.metrics import Sample
+
+MAX_TOOL_TEXT = 300  # characters of a tool's own text quoted in an error
+
+
+def one_line(text: object, limit: int = MAX_TOOL_TEXT) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def nonnegative_number(value: object, not_a_number: str, corrupt: str) -> float:
+    """``value`` as a finite float >= 0 (an overflowing int counts as infinite).
+
+    The messages are format strings with ``{value}`` (repr) and ``{shown}`` (repr on one line,
+    at most 60 characters): ProbeError(``not_a_number``) for a bool or a non-number,
+    ProbeError(``corrupt``) for NaN, infinity or a negative number.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProbeError(not_a_number.format(value=repr(value), shown=one_line(repr(value))[:60]))
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or number < 0:
+        raise ProbeError(corrupt.format(value=repr(value), shown=one_line(repr(value))[:60]))
+    return number
+
+
+def finite_sample(workload: str, metric: str, value: float, unit: str, corrupt: str) -> Sample:
+    """A sample of a finite ``value``; ProbeError(``corrupt`` with ``{metric}``) otherwise."""
+    if not math.isfinite(value):
+        raise ProbeError(corrupt.format(metric=metric))
+    return Sample(workload, metric, float(value), unit)
+
+
+def section(doc: dict, key: str, missing: str) -> dict:
+    """``doc[key]`` when it is a JSON object; ProbeError(``missing``) otherwise."""
+    value = doc.get(key)
+    if not isinstance(value, dict):
+        raise ProbeError(missing)
+    return value
