@@ -20,6 +20,8 @@ def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
     from vbench.core.extras import require_lab
 
     require_lab("vbench lab up")
+    if getattr(args, "nested", False):
+        return _nested_up(args)
     lb = lab.up(connect=args.connect, progress=say)
     img = images.find_default()
     acc = accel.accelerator(lb, img.kernel if img else None, override=args.accel)
@@ -28,17 +30,44 @@ def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.SUCCESS
 
 
+def _nested_up(args: argparse.Namespace) -> ExitStatus:
+    import time
+
+    from vbench.run import nested
+    from vbench.core.errors import UserError
+
+    if args.connect or args.accel:
+        raise UserError("--nested boots its hypervisor guest in the local lab: no --connect or "
+                        "--accel with it (the inner lab probes its own accelerator)")
+    t0 = time.monotonic()
+    st = nested.up(say)
+    f = st.get("facts", {})
+    say(f"nested lab: {st['domain']} at {st['ip']}; outside {str(f.get('outer_accelerator')).upper()}"
+        f", inside {f.get('inner_lab_accelerator')} ({time.monotonic() - t0:.0f} s)")
+    return ExitStatus.SUCCESS
+
+
 def cmd_lab_status(args: argparse.Namespace) -> ExitStatus:
     from vbench.host import lab
+    from vbench.run import nested
 
-    say(table(lab.status(connect=args.connect)))
+    rows = lab.status(connect=args.connect)
+    if not args.connect:
+        rows += nested.status_rows()
+    say(table(rows))
     return ExitStatus.SUCCESS
 
 
 def cmd_lab_down(args: argparse.Namespace) -> ExitStatus:
     from vbench.host import lab
+    from vbench.run import nested
 
-    if not lab.down(progress=say, force=args.force):
+    if getattr(args, "nested", False):
+        if not nested.down(say):
+            say("no nested lab was up")
+        return ExitStatus.SUCCESS
+    gone = nested.down(say)  # the hypervisor guest would go with the lab's domains; its record too
+    if not lab.down(progress=say, force=args.force) and not gone:
         say("nothing of vbench's was running")
     return ExitStatus.SUCCESS
 
@@ -78,12 +107,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     labsub.required = True
     sp = labsub.add_parser("up", help="start the lab (idempotent) and probe the accelerator")
     connect_opts(sp)
+    sp.add_argument("--nested", action="store_true",
+                    help="also boot the nested lab: a hypervisor guest with KVM inside (TCG hosts)")
     sp.set_defaults(func=cmd_lab_up)
     sp = labsub.add_parser("status", help="show what is up and which accelerator will be used")
     sp.add_argument("--connect", metavar="URI")
     sp.set_defaults(func=cmd_lab_status)
     sp = labsub.add_parser("down", help="stop and remove everything the lab started")
     sp.add_argument("--force", action="store_true", help="also when the lab record is unreadable")
+    sp.add_argument("--nested", action="store_true",
+                    help="only remove the nested lab's hypervisor guest (the lab stays up)")
     sp.set_defaults(func=cmd_lab_down)
     sp = labsub.add_parser("gc", help="remove leftovers of killed runs (tagged guests, overlays, peers)")
     sp.add_argument("--connect", metavar="URI")

@@ -61,6 +61,27 @@ def _report(args: argparse.Namespace, run_path: Path) -> None:
             f"it with `vbench report {run_path}`")
 
 
+def _run_nested(args: argparse.Namespace, scn, text: str, scenario_file: str,
+                results_root: Path, resume: Path | None) -> Path:
+    """The same `vbench run` inside the nested lab's hypervisor guest (vbench.run.nested)."""
+    from vbench.run import nested
+
+    if args.connect or args.accel or resume is not None:
+        raise UserError("--nested runs in the nested lab's own libvirt under the accelerator it "
+                        "probes there: no --connect, --accel or --resume with it (yet)")
+    if scn.guest.image_file is not None:
+        raise UserError("--nested: a guest image of your own (guest.image_file) is not shared "
+                        "into the nested lab yet; use a recipe image")
+    extra = [] if args.repetitions is None else ["--repetitions", str(args.repetitions)]
+    extra += ["--max-hours", str(args.max_hours)]
+    image = "debian12" if scn.guest.image == "default" else scn.guest.image
+    path = nested.run(scenario_file, text, results_root, say, extra, inner_image=image)
+    if path is None:
+        raise UserError("the run inside the nested lab stored no results (see its lines above)")
+    say(f"results copied from the hypervisor guest to {path}")
+    return path
+
+
 def cmd_run(args: argparse.Namespace) -> ExitStatus:
     from vbench.run import runner
     from vbench.run.session import fmt_time
@@ -73,8 +94,11 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
         say(estimate_line(scn, args.repetitions or scn.max_repetitions))
     require_lab("vbench run")
     t0 = time.monotonic()
-    run_path = runner.run_scenario(scn, text, scenario_file, results_root, args.connect, args.accel,
-                                   say, repetitions=args.repetitions, resume=resume)
+    if getattr(args, "nested", False):
+        run_path = _run_nested(args, scn, text, scenario_file, results_root, resume)
+    else:
+        run_path = runner.run_scenario(scn, text, scenario_file, results_root, args.connect,
+                                       args.accel, say, repetitions=args.repetitions, resume=resume)
     rows = runner.summary_rows(run_path, scn)
     if rows:
         say("")
@@ -108,5 +132,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     sp.add_argument("--max-hours", type=float, default=24.0,
                     help="refuse scenarios whose estimated run time is longer (default: 24)")
+    sp.add_argument("--nested", action="store_true",
+                    help="run it inside the nested lab (KVM one level down; boots it if not up)")
     connect_opts(sp)
     sp.set_defaults(func=cmd_run)

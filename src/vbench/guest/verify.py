@@ -28,7 +28,9 @@ echo "bound_drivers=$d"
 
 def facts_script() -> str:
     """The sh script that prints the guest's kernel and every registered device's facts."""
-    return ('\necho "kernel=$(uname -r)"\n' + "".join(d.facts_script for d in DEVICES.values())
+    # virt: the guest's own view of what it runs under (systemd-detect-virt: "kvm" under KVM,
+    # "qemu" under TCG), kept with the domain type as proof of the accelerator.
+    return ('\necho "kernel=$(uname -r)"\necho "virt=$(systemd-detect-virt 2>/dev/null)"\n' + "".join(d.facts_script for d in DEVICES.values())
             + BOUND_DRIVERS)
 
 

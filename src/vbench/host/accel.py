@@ -61,9 +61,15 @@ def probe_initramfs() -> bytes:
     busybox = Path("/bin/busybox")
     if not busybox.exists():
         raise LabError("busybox is missing (needed for the accelerator probe): run `scripts/setup.sh` as root")
+    data = busybox.read_bytes()
+    if b"/ld-linux" in data[:4096]:  # an ELF interpreter: dynamically linked (Debian's `busybox`)
+        # In the probe's initramfs there is no libc: init would fail, the kernel panic and QEMU
+        # exit without the marker, which reads as "this KVM cannot boot the kernel".
+        raise LabError("/bin/busybox is dynamically linked; the accelerator probe needs a static "
+                       "one: apt-get install busybox-static")
     init = (f"#!/bin/busybox sh\n/bin/busybox echo {PROBE_MARKER}\n"
             "/bin/busybox poweroff -f\n").encode()
-    return _newc([("bin", 0o040755, b""), ("bin/busybox", 0o100755, busybox.read_bytes()),
+    return _newc([("bin", 0o040755, b""), ("bin/busybox", 0o100755, data),
                   ("init", 0o100755, init)])
 
 

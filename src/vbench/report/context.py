@@ -39,6 +39,38 @@ def badge(accelerator: str) -> dict:
             .get(a, "the run did not record its accelerator")}
 
 
+def run_badge(run: RunInfo) -> dict:
+    """The badge of one run: a nested run (vbench run --nested) says both levels, amber, and what
+    its numbers mean (they are never a KVM host's)."""
+    b = badge(run.accelerator)
+    n = run.record.environment.nested
+    if not n:
+        return b
+    from vbench.guest.nested import NOTE
+
+    outer = text(n.get("outer_accelerator")).upper() or "?"
+    return {"text": f"{b['text']} nested in {outer}", "cls": "tcg", "title": NOTE}
+
+
+def _nested_rows(run: RunInfo) -> list[tuple[str, str]]:
+    n = run.record.environment.nested
+    if not n:
+        return []
+    outer = n.get("outer_host") or {}
+    hv = n.get("hypervisor_guest") or {}
+    virt = ", ".join(f"{k}: {v}" for k, v in sorted((n.get("inner_guest_virt") or {}).items()))
+    return [("Nested", text(n.get("note"))),
+            ("Outer host", f"{text(outer.get('host'))}, {text(outer.get('host_kernel'))}, "
+                           f"{_short_qemu(text(outer.get('qemu_version')))}, libvirt "
+                           f"{text(outer.get('libvirt_version'))}, {text(outer.get('kvm_module'))}"),
+            ("Outer accelerator", f"{text(n.get('outer_accelerator')).upper()}: "
+                                  f"{text(n.get('outer_accelerator_reason'))}"),
+            ("Hypervisor guest", f"{text(hv.get('cpu'))}, {text(hv.get('vcpus'))} vCPUs, "
+                                 f"{text(hv.get('memory_mib'))} MiB, kernel {text(hv.get('kernel'))}"),
+            ("Inner domain types", ", ".join(n.get("inner_domain_types") or [])),
+            ("Inner guests' own view", virt or "not recorded")]
+
+
 def _short_qemu(v: str) -> str:
     return v.replace("QEMU emulator version ", "")
 
@@ -87,7 +119,7 @@ def strip(run: RunInfo) -> dict:
         drivers.append({"variant": name, "driver": (d.check.found or "none") if d else "",
                         "ok": d.check.ok if d else None, "expected": d.check.expected if d else "",
                         "href": xml_href(run, name) if v.domain_xml else ""})
-    return {"label": run.label, "badge": badge(run.accelerator), "items": items,
+    return {"label": run.label, "badge": run_badge(run), "items": items,
             "drivers": drivers}
 
 
@@ -98,6 +130,7 @@ def env_rows(run: RunInfo) -> list[tuple[str, str]]:
     for label, values in (("Guest kernel", run.record.guest_kernels()), ("Machine type", _machines(run))):
         if values:
             rows.append((label, ", ".join(values)))
+    rows += _nested_rows(run)
     for key, label in (("vbench_version", "vbench"), ("repetitions", "Repetitions"),
                        ("started", "Started"), ("finished", "Finished"), ("status", "Status")):
         if m.get(key) not in (None, ""):
@@ -125,7 +158,7 @@ def run_view(run: RunInfo) -> dict:
                  for name, w in rec.workloads.items()]
     return {
         "label": run.label, "path": str(run.path), "status": rec.status or "unknown",
-        "accelerator": run.accelerator or "unknown", "badge": badge(run.accelerator),
+        "accelerator": run.accelerator or "unknown", "badge": run_badge(run),
         "scenario_name": rec.scenario.name, "scenario_file": rec.scenario.file,
         "scenario_text": rec.scenario.text, "description": rec.scenario.description,
         "env": env_rows(run), "drivers": run.drivers(), "failures": failures,

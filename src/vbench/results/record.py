@@ -61,6 +61,9 @@ class Environment(_Record):
     guest_image_key: str | None = None
     vbench_version: str | None = None
     python: str | None = None
+    # vbench run --nested: the levels below this host (vbench.run.nested.label_run): the outer host's
+    # facts and accelerator, the hypervisor guest, the inner domain types and guests' own view.
+    nested: dict[str, Any] | None = None
 
 
 class DriverCheck(_Record):
@@ -81,6 +84,7 @@ class Variant(_Record):
     profile: dict[str, Any] | None = None
     domain_xml: str = ""
     guest_kernel: str = ""
+    guest_virt: str = ""  # systemd-detect-virt in the guest: "kvm", "qemu" (TCG), ... ("" : not asked)
     boot_seconds: float | None = None
     drivers: dict[str, DriverCheck] = Field(default_factory=dict)
     fio_version: str = ""
@@ -264,6 +268,10 @@ def checked_metadata(rec: RunRecord) -> dict[str, str | None]:
         if key == "guest_kernel":
             kernels = rec.guest_kernels()
             out[key] = ", ".join(kernels) if kernels else None
+        elif key == "nested":  # a nested run is never pooled with a flat one (nor another nesting)
+            n = env.nested
+            out[key] = None if not n else (f"under {n.get('outer_accelerator')} on "
+                                           f"{(n.get('outer_host') or {}).get('host')}")
         else:
             value = getattr(env, key, None)
             out[key] = None if value in (None, "") else str(value)

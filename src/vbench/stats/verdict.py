@@ -42,7 +42,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from vbench.stats import inference as stats
-from vbench.core.policy import ALPHA, EQUIVALENCE_CONFIDENCE, VERDICTS  # noqa: F401
+from vbench.core.policy import ALPHA, EQUIVALENCE_CONFIDENCE
 from vbench.core.metrics import absolute_threshold, higher_is_better as _hib
 
 

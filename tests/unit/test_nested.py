@@ -1,0 +1,155 @@
+"""The nested lab's pure parts (vbench.run.nested): the hypervisor guest's domain XML (golden file),
+the read-only shares, the setup script, the inner command line, the run record's two levels.
+Booting it is tests/integration's business."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from vbench.run import nested
+from vbench.guest import domain as virt, nested as nestedguest
+from vbench.host import libvirtd
+from vbench.results import record
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+UPDATE = os.environ.get("VBENCH_UPDATE_GOLDEN") == "1"
+NAME = "vbench-nested-l1"
+GDIR = Path("/var/lib/vbench/guests") / NAME
+IMG = Path("/var/lib/vbench/images/hypervisor-0123456789ab")
+SHARES = [nestedguest.Share("vb0", "/opt/py", "/opt/py", True),
+          nestedguest.Share("vb1", "/var/lib/vbench/images/debian12-0123456789ab",
+                       "/var/lib/vbench/images/debian12-0123456789ab", True)]
+TAGS = {"owner": "vbench", "dir": str(GDIR), "pid": "4242", "pid_start": "1", "role": "nested-lab"}
+
+
+def render(domain_type: str) -> str:
+    files = virt.DomainFiles(overlay=GDIR / "overlay.qcow2", scratch=None,
+                             console=GDIR / "console.log", kernel=IMG / "vmlinuz",
+                             initrd=IMG / "initrd.img")
+    return nestedguest.l1_xml(NAME, domain_type, files, "root=LABEL=vbench-root rw", "vbench-mgmt",
+                         TAGS, SHARES, memory_mib=6144, vcpus=2)
+
+
+def test_l1_xml_golden_and_facts():
+    for dt in ("qemu", "kvm"):
+        xml = render(dt)
+        golden = GOLDEN / f"nested-l1-{dt}.xml"
+        if UPDATE:
+            golden.write_text(xml)
+        assert xml == golden.read_text()
+        root = ET.fromstring(xml)
+        assert root.get("type") == dt
+        cpu = root.find("cpu")
+        if dt == "qemu":  # TCG: an AMD model with SVM required, never host-passthrough
+            assert cpu.get("mode") == "custom" and cpu.findtext("model") == "EPYC"
+            assert cpu.find("feature").attrib == {"policy": "require", "name": "svm"}
+        else:
+            assert cpu.get("mode") == "host-passthrough"
+        fss = root.findall("devices/filesystem")
+        assert [fs.find("target").get("dir") for fs in fss] == ["vb0", "vb1"]
+        assert all(fs.find("readonly") is not None for fs in fss)  # never writable
+        seclabel = root.find("seclabel")
+        assert seclabel.get("relabel") == "no"  # libvirt must not chown the shared directories
+        assert root.find("metadata/{%s}guest" % libvirtd.VBENCH_NS) is not None
+
+
+def test_shares_dedupe_and_image_target(tmp_path, monkeypatch):
+    img = tmp_path / "debian12-0123456789ab"
+    img.mkdir()
+    got = nestedguest.shares(img)
+    sources = [s.source for s in got]
+    assert len(set(sources)) == len(sources)
+    for a in sources[:-1]:  # no share inside another
+        assert not any(Path(a) in Path(b).parents for b in sources[:-1] if b != a)
+    assert got[-1].target == f"{nestedguest.INNER_IMAGES}/{img.name}"
+    assert [s.tag for s in got] == [f"vb{i}" for i in range(len(got))]
+
+
+def test_setup_script_mounts_read_only_and_checks_devices():
+    script = nestedguest.setup_script(SHARES)
+    assert "modprobe vhost_net" in script and "modprobe vhost_vsock" in script
+    assert "test -c /dev/kvm" in script
+    assert script.count("mount -t 9p -o trans=virtio,version=9p2000.L,ro") == len(SHARES)
+    assert script.count("cache=loose") == 2  # both static here
+
+
+def test_inner_argv_runs_this_vbench():
+    argv = nestedguest.inner_argv(["run", "x.yaml"])
+    assert argv[0] == "env" and any(a.startswith("PYTHONPATH=") for a in argv)
+    assert argv[-2:] == ["run", "x.yaml"]
+
+
+def test_inner_run_dir_only_under_the_inner_results():
+    lines = ["results: /etc/passwd", f"results: {nested.INNER_ROOT}/results/20261205-smoke-disk"]
+    assert nested._inner_run_dir(lines) == f"{nested.INNER_ROOT}/results/20261205-smoke-disk"
+    assert nested._inner_run_dir(["results: /tmp/x"]) is None
+
+
+def test_nested_runs_never_pool_with_flat_ones():
+    flat = record.RunRecord.model_construct(environment=record.Environment(accelerator="kvm"),
+                                            variants={})
+    nest = record.RunRecord.model_construct(environment=record.Environment(
+        accelerator="kvm", nested={"outer_accelerator": "tcg", "outer_host": {"host": "h"}}),
+        variants={})
+    assert record.checked_metadata(flat)["nested"] is None
+    assert record.checked_metadata(nest)["nested"] == "under tcg on h"
+
+
+def test_owner_of_the_long_lived_l1_is_the_labs_libvirtd():
+    """`lab gc` (of any vbench) destroys domains whose owner process is gone: the L1 that
+    `lab up --nested` leaves running is tied to the lab's libvirtd, one booted for a run to it."""
+    from vbench.core import procs
+
+    me = procs.ref(os.getpid())
+    daemons = {"libvirtd": {"pid": 1, "starttime": 7, "what": "libvirtd"}}
+    long_lived = nestedguest.owner_tags(nestedguest.ROLE_TAG, daemons)
+    assert long_lived == {"pid": "1", "pid_start": "7", "held_by": "libvirtd"}
+    for_run = nestedguest.owner_tags("nested-run", daemons)
+    assert for_run == {"pid": str(os.getpid()), "pid_start": str(me.starttime)}
+
+
+class _Chan:
+    """A channel whose command prints its pid and one line, then never ends (a vanished L1)."""
+
+    def __init__(self):
+        self.data, self.commands = b"vbench-nested-pid 42\nL2 booting\n", []
+
+    def set_combine_stderr(self, _): pass
+    def settimeout(self, _): pass
+    def exec_command(self, cmd): self.commands.append(cmd)
+    def recv_ready(self): return bool(self.data)
+    def recv(self, n): out, self.data = self.data[:n], self.data[n:]; return out
+    def exit_status_ready(self): return False
+    def close(self): pass
+
+
+class _Ssh:
+    def __init__(self, chan):
+        tr = type("T", (), {"is_active": lambda s: True, "open_session": lambda s, timeout: chan})()
+        self._client = type("C", (), {"get_transport": lambda s: tr})()
+        self.ran = []
+
+    def run(self, cmd, timeout, check):
+        self.ran.append(cmd)
+
+
+def test_stream_stops_at_once_when_l1_is_gone(monkeypatch):
+    """A destroyed hypervisor guest never resets its TCP connection: the watch, not SSH, ends the
+    wait, and nothing is sent to a process that no longer exists."""
+    import pytest
+
+    from vbench.core.errors import GuestError
+
+    monkeypatch.setattr(nested.time, "sleep", lambda s: None)
+    clock = iter(range(0, 10**6, 1))
+    monkeypatch.setattr(nested.time, "monotonic", lambda: float(next(clock)))
+    said, ssh = [], _Ssh(_Chan())
+
+    def gone():
+        raise GuestError("the hypervisor guest is gone")
+
+    with pytest.raises(nested.L1Gone):
+        nested.stream(ssh, ["vbench", "run", "x.yaml"], said.append, watch=gone)
+    assert said == ["L1 | L2 booting"] and ssh.ran == []
