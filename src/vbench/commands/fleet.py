@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from vbench.core.errors import ExitStatus, UserError
+from vbench.results.rundir import is_run_dir
 from vbench.commands.output import say, table, write_file_or_stdout
 
 
@@ -156,7 +157,7 @@ def _runs_of(args: argparse.Namespace) -> list[tuple[str, Path]]:
     runs = []
     for item in args.run or []:
         name, sep, path = item.partition("=")
-        if not sep or not NAME.match(name) or not (Path(path) / "run.json").is_file():
+        if not sep or not NAME.match(name) or not is_run_dir(path):
             raise UserError(f"--run {item!r}: expected HOST=RUN_DIRECTORY with a safe host name")
         runs.append((name, Path(path)))
     if len({n.lower() for n, _p in runs}) != len(runs):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from vbench.core.errors import ExitStatus, RegressionFound, UserError
+from vbench.results.rundir import is_run_dir
 from vbench.commands import publish as store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -257,9 +258,9 @@ def between_run(spec: str, base: Path, new: Path, gate) -> tuple[float, str]:
 
 def _run_dir(text: str) -> Path:
     path = Path(text)
-    if not (path / "run.json").is_file():
+    if not is_run_dir(path):
         hint = ""
-        if path.is_dir() and any((p / "run.json").is_file() for p in path.iterdir() if p.is_dir()):
+        if path.is_dir() and any(is_run_dir(p) for p in path.iterdir() if p.is_dir()):
             hint = " (it is a results root; pass one of the run directories inside it)"
         raise UserError(f"{path} is not a run directory{hint}; pass results/<run id>")
     return path

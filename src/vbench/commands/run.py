@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from vbench.core.errors import ExitStatus, StoreError, UserError
+from vbench.results.rundir import RUN_FILE
 from vbench.core.extras import require_lab
 from vbench.commands.lab import connect_opts
 from vbench.commands.output import say, table
@@ -24,7 +25,7 @@ def _scenario_of(args: argparse.Namespace):
     if resume is not None:
         stored = load_record(resume)
         text = stored.scenario.text
-        scn = load_scenario_text(text, where=f"{resume}/run.json scenario")
+        scn = load_scenario_text(text, where=f"{resume}/{RUN_FILE} scenario")
         scenario_file, results_root = stored.scenario.file, resume.parent
         reps = stored.repetitions
     else:
@@ -42,7 +43,7 @@ def _scenario_of(args: argparse.Namespace):
     if args.repetitions is not None and args.repetitions < 1:
         raise UserError("--repetitions must be at least 1")
     if not isinstance(reps, int) or isinstance(reps, bool) or reps < 1:
-        raise StoreError(f"{resume}/run.json: repetitions {reps!r} is not a positive whole number")
+        raise StoreError(f"{resume}/{RUN_FILE}: repetitions {reps!r} is not a positive whole number")
     # Before anything boots: a scenario from someone else must fit this host and --max-hours.
     budget.check(scn, reps, max_hours=getattr(args, "max_hours", None) or budget.DEFAULT_MAX_HOURS)
     return scn, text, scenario_file, results_root, resume
@@ -109,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
         say(line)
     done = load_record(run_path)
     if done.failures:
-        say(f"{len(done.failures)} failure(s) recorded in {run_path / 'run.json'}")
+        say(f"{len(done.failures)} failure(s) recorded in {run_path / RUN_FILE}")
     if not args.no_report:
         _report(args, run_path)
     say(f"took {fmt_time(time.monotonic() - t0)}")

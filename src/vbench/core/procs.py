@@ -30,6 +30,15 @@ class ProcRef:
         return cls(int(d["pid"]), int(d["starttime"]), str(d.get("what", "")))
 
 
+KILL_GRACE_S = 5  # SIGKILL this long after timeout's SIGTERM, even if the command is stopped
+
+
+def killed_after(seconds: float) -> list[str]:
+    """``timeout -k 5 SECONDS``: the prefix that bounds every command vbench runs in a guest or
+    on a host (``timeout`` signals the whole process group, then SIGKILL after the grace)."""
+    return ["timeout", "-k", str(KILL_GRACE_S), str(int(seconds))]
+
+
 def starttime(pid: int) -> int | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

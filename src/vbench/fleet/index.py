@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from vbench.core.errors import UserError
+from vbench.results.rundir import is_run_dir
 from vbench.core.files import atomic_write, read_bytes
 from vbench.fleet.hosts import NAME, Host
 from vbench.fleet.identity import Identity
@@ -85,7 +86,7 @@ def fleet_runs(fleet: Path) -> list[tuple[str, Path]]:
         if rel is None:
             continue
         run = (base / rel).resolve() if isinstance(rel, str) else base
-        if base not in run.parents or not (run / "run.json").is_file():
+        if base not in run.parents or not is_run_dir(run):
             raise UserError(f"{fleet / INDEX}: the run of {name} is not a run directory inside "
                             f"the fleet directory")
         out.append((name, run))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from vbench.fleet.hosts import Host
+from vbench.results.rundir import is_run_dir
 from vbench.fleet.schedule import Outcome
 
 RUN_LOG = "run.log"
@@ -122,7 +123,7 @@ class Launcher:
                 self._children.pop(host.name, None)
         out.finished = time.time()
         out.exit_status = code
-        out.run_dir = run_dir if run_dir is not None and (run_dir / "run.json").is_file() else \
+        out.run_dir = run_dir if run_dir is not None and is_run_dir(run_dir) else \
             _only_run(results)  # an interrupted run prints no "run:" line but keeps its directory
         out.status, out.message = classify(code, out.run_dir, last_error or last_line)
         return out

@@ -6,6 +6,7 @@ import os
 import time
 
 from vbench.host import accel as accelmod, images, lab
+from vbench.host.libvirtd import DOMAIN_PREFIX
 from vbench.guest import verify
 from vbench.host import ssh as remote
 from vbench.scenario.schema import GuestSpec, parse_profile
@@ -14,7 +15,7 @@ from vbench.guest.domain import Guest
 
 def guest_name(kind: str, index: int, label: str) -> str:
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)[:24]
-    return f"vbench-{kind}-{os.getpid()}-{int(time.time()) % 100000}-{index}-{safe}"
+    return f"{DOMAIN_PREFIX}{kind}-{os.getpid()}-{int(time.time()) % 100000}-{index}-{safe}"
 
 
 def verify_profiles(profile_texts: list[str], connect: str | None = None, accel: str | None = None,

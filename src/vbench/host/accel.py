@@ -139,13 +139,20 @@ def _probe_boot(kernel: Path, initrd: Path, cpu: str, timeout: int):
     return PROBE_MARKER in res.stdout, time.monotonic() - t0, res
 
 
+def forced(override: str | None) -> Accelerator | None:
+    """The accelerator ``--accel`` (or else VBENCH_ACCEL) forces, or None: probe."""
+    env = override or os.environ.get("VBENCH_ACCEL")
+    if env in ("kvm", "tcg"):
+        return Accelerator(env, f"forced with {'--accel' if override else 'VBENCH_ACCEL'}={env}")
+    return None
+
+
 def accelerator(lab: Lab, kernel: Path | None, override: str | None = None) -> Accelerator:
     """The accelerator guests of this lab will use (probing and caching as needed)."""
     from vbench.host import libvirtd
 
-    env = override or os.environ.get("VBENCH_ACCEL")
-    if env in ("kvm", "tcg"):
-        return Accelerator(env, f"forced with {'--accel' if override else 'VBENCH_ACCEL'}={env}")
+    if (acc := forced(override)) is not None:
+        return acc
     conn = libvirtd.open_connection(lab.uri)
     try:
         caps_kvm = libvirtd.supports_kvm(conn)

@@ -30,7 +30,7 @@ import socket
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from vbench.core import paths
+from vbench.core import paths, procs
 from vbench.core.errors import GuestError, LabError, RemoteCommandError
 from vbench.host.remoteuri import (COMPLETE, IMAGE_FILES, REMOTE_ROOT, Target, _inside_root,
                                    _NAME_RE, client_key_file, known_hosts_file, libvirt_uri, parse_uri, wrapper_path,
@@ -316,8 +316,8 @@ class RemotePeer:
 
     def __init__(self, host: RemoteHost, argv: list[str], port: int) -> None:
         self.host, self.port = host, port
-        self.argv = ["sh", "-c", 'echo "$$"; exec "$@"', "vbench-peer", "timeout", "-k", "5",
-                     str(self.LIMIT_S), *argv]
+        self.argv = ["sh", "-c", 'echo "$$"; exec "$@"', "vbench-peer",
+                     *procs.killed_after(self.LIMIT_S), *argv]
         self.chan: Any = None
         self.pid: int | None = None
 

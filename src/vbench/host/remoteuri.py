@@ -13,11 +13,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from vbench.core.errors import LabError
+from vbench.host.libvirtd import DOMAIN_PREFIX
 from vbench.host.uris import (Target, libvirt_uri, parse_uri, wrapper_path)
 
 
 REMOTE_ROOT = PurePosixPath("/var/lib/libvirt/vbench")
-_NAME_RE = re.compile(r"^vbench-[A-Za-z0-9_.-]{1,120}$")
+_NAME_RE = re.compile("^" + re.escape(DOMAIN_PREFIX) + r"[A-Za-z0-9_.-]{1,120}$")
 IMAGE_FILES = ("base", "kernel", "initrd")
 COMPLETE = ".complete"
 
@@ -143,10 +144,9 @@ def refuse_unsupported(scn, ab: bool = False) -> None:
 def accelerator(lb: Any, override: str | None):
     """KVM only when asked for (``--accel kvm``/VBENCH_ACCEL): the boot probe that decides it on
     this host does not run on another host yet; TCG otherwise, and the record says why."""
-    from vbench.host.accel import Accelerator
+    from vbench.host.accel import Accelerator, forced
 
-    env = override or os.environ.get("VBENCH_ACCEL")
-    if env in ("kvm", "tcg"):
-        return Accelerator(env, f"forced with {'--accel' if override else 'VBENCH_ACCEL'}={env}")
+    if (acc := forced(override)) is not None:
+        return acc
     return Accelerator("tcg", f"{lb.remote.target.host}: the KVM boot probe does not run on "
                               f"another host yet; --accel kvm forces KVM there")

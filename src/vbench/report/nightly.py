@@ -31,11 +31,14 @@ MAX_ROWS = 60
 
 
 def _meta(run: Path) -> dict | None:
+    """The run's record (versioned and checked like every read of a run), or None."""
+    from vbench.core.errors import StoreError
+    from vbench.results.rundir import load_meta
+
     try:
-        m = json.loads((run / "run.json").read_text())
-    except (OSError, ValueError):
+        return load_meta(run)
+    except (StoreError, OSError):
         return None
-    return m if isinstance(m, dict) else None
 
 
 def previous_run(results: Path, new: Path) -> Path | None:

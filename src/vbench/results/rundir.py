@@ -404,6 +404,12 @@ def _printable_names(obj: Any) -> Any:
     return obj
 
 
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a run: its run file is a regular file (never through a link)."""
+    p = Path(path) / RUN_FILE
+    return p.is_file() and not p.is_symlink()
+
+
 def load_meta(run_path: str | os.PathLike) -> dict:
     """The run record as a plain dict in the current schema; new code should use
     :func:`load_record`. Permissive: a record whose fields do not validate is still returned (as

@@ -51,7 +51,7 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
     # fio ends on its own after ramp+runtime; past `limit` it is hung (or stopped): `timeout`
     # signals its whole process group, SIGKILL 5 s later even if stopped.
     limit = runtime + ramp + FIO_TIMEOUT_SLACK_S
-    wrap = ["timeout", "-k", "5", str(limit)]
+    wrap = procs.killed_after(limit)
     bound = limit + 20
     if target.guest is None:
         assert target.host_scratch is not None
@@ -110,7 +110,7 @@ def _lay_out_once(g, target: Target, path: str, opts: dict) -> None:
     """
     if target.facts.get("fio_file_ready") == path:
         return
-    argv = ["timeout", "-k", "5", str(LAYOUT_TIMEOUT_S), "fio", "--name=vbench-layout",
+    argv = [*procs.killed_after(LAYOUT_TIMEOUT_S), "fio", "--name=vbench-layout",
             f"--filename={path}", "--rw=read", "--bs=1m", "--create_only=1"]
     if "size" in opts:
         argv.append(f"--size={opts['size']}")
@@ -206,7 +206,7 @@ def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample]
         with peer_for(target.lab, iperf3_server_argv(host_ip, port), port):
             # iperf3 runs omit + duration seconds; only the last `duration` are measured.
             with CpuWindow(g.qemu_pid(), spec.omit, spec.duration) as cpu:
-                res = g.ssh.run(shlex.join(["timeout", "-k", "5", str(bound)] + argv),
+                res = g.ssh.run(shlex.join(procs.killed_after(bound) + argv),
                                 timeout=bound + 15, check=False)
         raws.append(f"### {name}\n{res.stdout}")
         if res.timed_out:

@@ -20,6 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vbench.devices import DEVICES
+from vbench.workloads import WORKLOADS
+
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -91,8 +94,7 @@ UNITLESS = {"allow_inconclusive", "model", "bus", "format", "cache", "io", "prea
             "order", "host_baseline", "fresh_boot", "connect", "guest", "defaults",
             "fio_defaults", "variants", "workloads", "gate", "reference", "image", "machine",
             "image_file", "firmware", "rw", "options", "protocol", "directions", "metrics",
-            "fio", "iperf3", "ping", "entropy", "balloon", "fsmeta", "bytestream", "disk", "nic",
-            "rng", "vsock", "fs", "console", "pmem", "mem"}
+            } | set(WORKLOADS) | set(DEVICES)  # the sections of the registered kinds
 
 
 # What a field means, where its model gives no description (one home: the reference; a field

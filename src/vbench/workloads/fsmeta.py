@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from vbench.core.errors import ProbeError
+from vbench.core import procs
 from vbench.devices.base import Strict
 from vbench.workloads.base import WorkloadKind
 from vbench.core.metrics import Sample
@@ -34,7 +35,7 @@ def fsmeta_command(directory: str, files: int, filesize: str, timeout_s: int) ->
     d = shlex.quote(directory)
     lines = [f"rm -rf {d} && mkdir -p {d} || exit 1"]
     for phase in PHASES:
-        argv = ["timeout", "-k", "5", str(timeout_s), "fio", "--output-format=json",
+        argv = [*procs.killed_after(timeout_s), "fio", "--output-format=json",
                 "--name=vbench-meta", f"--directory={directory}", f"--ioengine=file{phase}",
                 f"--nrfiles={files}", f"--filesize={filesize}", "--openfiles=1"]
         lines.append(f"echo '### {phase}'; {shlex.join(argv)} || exit $?")
