@@ -36,7 +36,8 @@ if cmd == "run":
     n = len([p for p in results.iterdir() if p.is_dir()]) if results.is_dir() else 0
     d = results / f"2026010{n}-000000-fake"
     d.mkdir(parents=True)
-    meta = {"run_id": d.name, "status": os.environ.get("FAKE_RUN_STATUS", "complete"),
+    meta = {"schema_version": 2, "run_id": d.name,
+            "status": os.environ.get("FAKE_RUN_STATUS", "complete"),
             "started": f"2026-01-0{n + 1}T00:00:00+0000", "repetitions": 3,
             "scenario": {"name": "fake", "text": ""}, "environment": {}, "failures": []}
     (d / "run.json").write_text(json.dumps(meta))
