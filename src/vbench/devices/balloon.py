@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from vbench.devices.base import Device, DriverCheck, Fragment, GuestContext, Strict, virtio_or_none
+from vbench.devices.base import (Device, DriverCheck, Fragment, GuestContext, MemoryControl, Strict,
+                                 virtio_or_none)
 
 
 class BalloonSpec(Strict):
@@ -20,6 +21,19 @@ def memballoon_xml(model: str) -> str:
     if model == "none":
         return "    <memballoon model='none'/>\n"
     return "    <memballoon model='virtio'>\n      <stats period='1'/>\n    </memballoon>\n"
+
+
+def balloon_control(guest: Any, full_mib: int, target_mib: int) -> MemoryControl:
+    """Memory given back through the balloon: libvirt's setMemory, then its ``actual``. Asked
+    of a guest without a balloon, setMemory fails and says so: that answer is the measurement."""
+    def set_kib(kib: int) -> tuple[bool, str]:
+        ok, answer = guest.set_memory_kib(kib)
+        return ok, f"setMemory({kib} KiB): {answer}"
+
+    return MemoryControl(
+        give=lambda: set_kib(target_mib * 1024), take=lambda: set_kib(full_mib * 1024),
+        wait=lambda shrinking, timeout: guest.wait_balloon(
+            (target_mib if shrinking else full_mib) * 1024, timeout, shrinking))
 
 
 class Balloon(Device):
@@ -36,6 +50,10 @@ echo "balloon_bound=$b"
 
     def xml(self, spec: BalloonSpec, ctx: GuestContext) -> Fragment:
         return Fragment(devices=memballoon_xml(spec.model))
+
+    def memory_control(self, spec: BalloonSpec, guest: Any, full_mib: int,
+                       target_mib: int) -> MemoryControl:
+        return balloon_control(guest, full_mib, target_mib)
 
     def check(self, spec: BalloonSpec, facts: dict[str, Any], ctx: GuestContext) -> DriverCheck:
         bound = facts.get("balloon_bound", "").strip()

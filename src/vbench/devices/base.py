@@ -13,7 +13,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
@@ -118,6 +118,17 @@ class DriverCheck:
     detail: str = ""  # e.g. the guest device name
 
 
+@dataclass(frozen=True)
+class MemoryControl:
+    """A live memory operation of a running guest: ``give()`` shrinks it to the target,
+    ``take()`` grows it back; each answers (accepted, what was done); ``wait(shrinking, timeout)``
+    returns the seconds until the guest got there."""
+
+    give: Callable[[], tuple[bool, str]]
+    take: Callable[[], tuple[bool, str]]
+    wait: Callable[[bool, float], float]
+
+
 class Device:
     """One device kind. Subclasses set the class attributes; the methods have working defaults.
 
@@ -180,6 +191,14 @@ class Device:
         found = next((d for d in mine if d in bound), "none")
         want = model.drivers or ("none",)
         return DriverCheck(self.kind, model.name, "|".join(want), found, found in want)
+
+    def memory_control(self, spec: Any, guest: Any, full_mib: int,
+                       target_mib: int) -> "MemoryControl | None":
+        """A live operation: how a running guest with this device gives memory back to the host
+        and takes it again (``None``: this device cannot). ``guest`` is the running guest (its
+        ``set_memory_kib``, ``wait_balloon``, ``update_device_live``, ``dom``); the workloads that
+        need the operation ask the device for it, never its kind."""
+        return None
 
     def validate_declaration(self) -> None:
         """Raise TypeError when the class attributes contradict each other."""

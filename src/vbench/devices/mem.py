@@ -20,13 +20,14 @@ MemTotal).
 from __future__ import annotations
 
 import re
+import time
 from typing import Any, Literal
 
 from pydantic import Field
 
-from vbench.core.errors import GuestError
-from vbench.devices.balloon import memballoon_xml
-from vbench.devices.base import (Device, DriverCheck, Fragment, GuestContext, Model, Strict,
+from vbench.core.errors import GuestError, ProbeError
+from vbench.devices.balloon import balloon_control, memballoon_xml
+from vbench.devices.base import (Device, DriverCheck, Fragment, GuestContext, MemoryControl, Model, Strict,
                                  hotplug_memory)
 
 CMDLINE = " memhp_default_state=online_movable"
@@ -108,6 +109,36 @@ class Mem(Device):
         found = "+".join(d for m in self.models for d in m.drivers if d in bound) or "none"
         want = "+".join(self.model(spec).drivers)
         return DriverCheck(self.kind, spec.model, want, found, found == want)
+
+    def memory_control(self, spec: MemSpec, guest: Any, full_mib: int,
+                       target_mib: int) -> MemoryControl:
+        """virtio-mem: the device's ``<requested>`` size, then its ``<current>``. The guest keeps
+        ``memory_mib - size_mib`` as boot memory, so reaching ``target_mib`` means plugging
+        ``target_mib - boot`` of the device. The balloon model gives back through the balloon."""
+        if spec.model != "virtio-mem":
+            return balloon_control(guest, full_mib, target_mib)
+        boot = full_mib - spec.size_mib
+        low = target_mib - boot
+        if not 0 <= low < spec.size_mib or low % spec.block_mib:
+            raise ProbeError(f"target_mib {target_mib} cannot be reached with virtio-mem: the "
+                             f"guest boots with {boot} MiB and the device holds {spec.size_mib} MiB "
+                             f"in {spec.block_mib} MiB blocks (target_mib from {boot} to "
+                             f"{full_mib - spec.block_mib}, in whole blocks)")
+
+        def plug(mib: int) -> tuple[bool, str]:
+            guest.update_device_live(with_requested(live_device(guest.dom.XMLDesc(0)), mib * 1024))
+            return True, f"virtio-mem requested {mib} MiB (guest total {boot + mib} MiB)"
+
+        def wait(shrinking: bool, timeout: float) -> float:
+            kib, t0 = (low if shrinking else spec.size_mib) * 1024, time.monotonic()
+            while (cur := current_kib(live_device(guest.dom.XMLDesc(0)))) != kib:
+                if time.monotonic() - t0 > timeout:
+                    raise GuestError(f"the virtio-mem device of {guest.name} did not reach "
+                                     f"{kib // 1024} MiB within {timeout:.0f} s (plugged: {cur} KiB)")
+                time.sleep(0.05)
+            return time.monotonic() - t0
+
+        return MemoryControl(give=lambda: plug(low), take=lambda: plug(spec.size_mib), wait=wait)
 
 
 DEVICE = Mem()

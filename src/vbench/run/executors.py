@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from vbench.core import procs
-from vbench.core.errors import GuestError, ProbeError, RemoteCommandError
+from vbench.core.errors import ProbeError, RemoteCommandError
 from vbench.host.peer import peer_for, run_on_host
 from vbench.core.metrics import Sample
 from vbench.run.cpuwindow import CpuWindow
@@ -311,46 +311,14 @@ def run_balloon(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample
 
 
 def _memory_controls(scn: Scenario, target_mib: int, g):
-    """How this guest gives memory back and takes it again: (give, take, wait(shrinking, timeout)).
-
-    The balloon (libvirt setMemory, then its ``actual``), or, when the guest has a virtio-mem
-    device (device ``mem``), that device's ``<requested>`` size, then its ``<current>``: the guest
-    keeps ``memory_mib - size_mib`` as boot memory, so reaching ``target_mib`` means plugging
-    ``target_mib - boot`` of the device."""
-    full_mib = scn.guest.memory_mib
-    mem = getattr(getattr(g, "profile", None), "mem", None)
-    if mem is None or mem.model != "virtio-mem":
-        def set_kib(kib: int) -> tuple[bool, str]:
-            ok, answer = g.set_memory_kib(kib)
-            return ok, f"setMemory({kib} KiB): {answer}"
-
-        return (lambda: set_kib(target_mib * 1024), lambda: set_kib(full_mib * 1024),
-                lambda shrinking, timeout: g.wait_balloon(
-                    (target_mib if shrinking else full_mib) * 1024, timeout, shrinking))
-    boot = full_mib - mem.size_mib
-    low = target_mib - boot
-    if not 0 <= low < mem.size_mib or low % mem.block_mib:
-        raise ProbeError(f"target_mib {target_mib} cannot be reached with virtio-mem: the guest "
-                         f"boots with {boot} MiB and the device holds {mem.size_mib} MiB in "
-                         f"{mem.block_mib} MiB blocks (target_mib from {boot} to "
-                         f"{full_mib - mem.block_mib}, in whole blocks)")
-
-    from vbench.devices.mem import current_kib, live_device, with_requested
-
-    def plug(mib: int) -> tuple[bool, str]:
-        g.update_device_live(with_requested(live_device(g.dom.XMLDesc(0)), mib * 1024))
-        return True, f"virtio-mem requested {mib} MiB (guest total {boot + mib} MiB)"
-
-    def wait(shrinking: bool, timeout: float) -> float:
-        kib, t0 = (low if shrinking else mem.size_mib) * 1024, time.monotonic()
-        while (cur := current_kib(live_device(g.dom.XMLDesc(0)))) != kib:
-            if time.monotonic() - t0 > timeout:
-                raise GuestError(f"the virtio-mem device of {g.name} did not reach {kib // 1024} "
-                                 f"MiB within {timeout:.0f} s (plugged: {cur} KiB)")
-            time.sleep(0.05)
-        return time.monotonic() - t0
-
-    return lambda: plug(low), lambda: plug(mem.size_mib), wait
+    """How this guest gives memory back and takes it again: the live operation of the device that
+    manages its memory (the balloon, or virtio-mem where device ``mem`` replaces it)."""
+    prof = getattr(g, "profile", None)
+    for dev, spec in (prof.present() if prof is not None else ()):
+        control = dev.memory_control(spec, g, scn.guest.memory_mib, target_mib)
+        if control is not None:
+            return control.give, control.take, control.wait
+    raise ProbeError(f"no device of {g.name} gives memory back (a balloon or virtio-mem)")
 
 
 # ---- shared folders: metadata operations (create, stat, delete many small files) --------------
