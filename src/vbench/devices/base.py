@@ -129,6 +129,14 @@ class MemoryControl:
     wait: Callable[[bool, float], float]
 
 
+@dataclass(frozen=True)
+class ByteChannel:
+    """A byte channel of a running guest: a UNIX socket on the host, a device file in the guest."""
+
+    host_socket: Path
+    guest_device: str
+
+
 class Device:
     """One device kind. Subclasses set the class attributes; the methods have working defaults.
 
@@ -198,6 +206,11 @@ class Device:
         and takes it again (``None``: this device cannot). ``guest`` is the running guest (its
         ``set_memory_kib``, ``wait_balloon``, ``update_device_live``, ``dom``); the workloads that
         need the operation ask the device for it, never its kind."""
+        return None
+
+    def byte_channel(self, spec: Any, guest: Any, facts: dict[str, Any]) -> "ByteChannel | None":
+        """A live operation: the host's and the guest's ends of a byte channel this device gives
+        a running guest (``None``: it gives none; ``facts``: what the guest reported at boot)."""
         return None
 
     def validate_declaration(self) -> None:

@@ -15,7 +15,8 @@ from typing import Any, Literal
 from xml.sax.saxutils import quoteattr
 
 from vbench.core.errors import GuestError
-from vbench.devices.base import Device, DriverCheck, Fragment, GuestContext, Model, Strict
+from vbench.devices.base import (ByteChannel, Device, DriverCheck, Fragment, GuestContext, Model,
+                                 Strict)
 
 PORT_NAME = "org.vbench.port0"
 SOCKET = "chan.sock"
@@ -90,6 +91,10 @@ echo "console_ttyS1=$d $(grep -s '^1:' /proc/tty/driver/serial | tr ' ' '\n' | g
             ok = found in model.drivers and uart.strip() == "16550A"
             detail = f"/dev/ttyS1 uart:{uart.strip() or 'none'}"
         return DriverCheck(self.kind, spec.model, "|".join(model.drivers), found, ok, detail)
+
+    def byte_channel(self, spec: ConsoleSpec, guest: Any, facts: dict[str, Any]) -> ByteChannel | None:
+        dev = guest_device(facts)
+        return None if dev is None else ByteChannel(guest.dir / SOCKET, dev)
 
 
 DEVICE = Console()

@@ -376,20 +376,22 @@ def _echo_rtts_us(sock, pings: int) -> list[float]:
 def run_bytestream(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], str]:
     import socket
 
-    from vbench.devices.console import SOCKET, guest_device
     from vbench.workloads import bytestream as bs
 
     spec = w.bytestream
     assert spec is not None
     g = _guest(target, "bytestream")
-    dev = guest_device(target.facts)
-    if dev is None:
+    prof = getattr(g, "profile", None)
+    channel = next((c for d, s in (prof.present() if prof is not None else ())
+                    if (c := d.byte_channel(s, g, target.facts)) is not None), None)
+    if channel is None:
         raise ProbeError(f"bytestream workloads need a byte channel (device console) in {g.name}")
+    dev = channel.guest_device
     log: list[str] = [f"guest device {dev}"]
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(spec.timeout_s)
     try:
-        sock.connect(str(g.dir / SOCKET))
+        sock.connect(str(channel.host_socket))
         got: dict = {}
 
         def reader() -> None:
@@ -422,7 +424,7 @@ def run_bytestream(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sam
         rtts = _echo_rtts_us(sock, spec.pings)
         log.append("rtt_us " + " ".join(f"{x:.1f}" for x in rtts))
     except OSError as exc:
-        raise ProbeError(f"bytestream over {g.dir / SOCKET}: {exc}") from None
+        raise ProbeError(f"bytestream over {channel.host_socket}: {exc}") from None
     finally:
         sock.close()
         with contextlib.suppress(Exception):
