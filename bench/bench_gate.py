@@ -60,7 +60,7 @@ from vbench.stats import compare as C  # noqa: E402
 from vbench.stats import history as H  # noqa: E402
 from vbench.stats import inference as S  # noqa: E402
 from vbench.scenario.schema import Scenario, load_scenario  # noqa: E402
-from vbench.stats.summary import HOST_VARIANT  # noqa: E402
+from vbench.core.policy import HOST_VARIANT  # noqa: E402
 from vbench.core.policy import RUN_TO_RUN_DEFAULT_SD, default_gate_metrics, fails_gate
 from vbench.stats.verdict import row_stats  # noqa: E402
 

@@ -162,7 +162,7 @@ def test_a_hostile_run_directory_cannot_replace_a_published_run(url, tmp_path):
 _KILLER = """
 import os, signal, sys
 from pathlib import Path
-from vbench import dbstore
+from vbench.results import postgres as dbstore
 def die(at):
     if at == sys.argv[3]:
         print("killing myself after", at, flush=True)

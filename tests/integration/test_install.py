@@ -17,8 +17,14 @@ RUN = ROOT / "tests/data/runs/20261126-113024-smoke-disk"
 
 def test_fresh_venv_without_the_lab_extras(tmp_path):
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "results", "reports", "build", "*.egg-info", "__pycache__"))
+    anywhere = shutil.ignore_patterns(".git", ".venv", "*.egg-info", "__pycache__")
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        # results/, reports/ and build/ of the checkout only: src/vbench/results is the package
+        top = {"results", "reports", "build"} if Path(directory) == ROOT else set()
+        return set(anywhere(directory, names)) | (top & set(names))
+
+    shutil.copytree(ROOT, src, ignore=ignore)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     cp = subprocess.run([str(venv / "bin/pip"), "install", "-q", str(src)], capture_output=True,
