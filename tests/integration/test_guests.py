@@ -41,7 +41,8 @@ def test_default_device_check_agrees_on_real_guests(no_leftovers):
     for free, gives the same verdict as the rng and balloon checks on real guests."""
     from vbench.host import images, lab
     from vbench.host import accel
-    from vbench.host import ssh as remote, verify
+    from vbench.guest import verify
+    from vbench.host import ssh as remote
     from vbench.devices import DEVICES, Device, GuestContext
     from vbench.guest.boot import guest_name
     from vbench.scenario.schema import GuestSpec, parse_profile

@@ -269,7 +269,7 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
         env = Environment.model_validate(lb.remote.host_facts(lb.uri) if lb.remote is not None
                                          else lab.host_facts(lb.uri))  # the host that measures
         env.accelerator, env.accelerator_reason = acc.name, acc.reason
-        env.guest_image = str(getattr(img, "path", img.dir))
+        env.guest_image = str(getattr(img, "source", None) or getattr(img, "path", img.dir))
         env.guest_image_key = img.manifest.get("key")
         env.vbench_version, env.python = __version__, platform.python_version()
         rd = RunDir.create(results_root, _new_run_id(scn))
