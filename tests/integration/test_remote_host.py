@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
-from ownlibvirtd import DomainWatcher, OwnLibvirtd, sshd_script  # noqa: E402
+from ownlibvirtd import DomainWatcher, OwnLibvirtd, separate_home, sshd_script  # noqa: E402
 from pgcluster import process_running  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -94,12 +94,7 @@ def second_host(lab_ready, keys):
 
 @pytest.fixture(scope="module")
 def home(second_host):
-    from vbench.core import paths
-
-    h = Path(tempfile.mkdtemp(prefix="vbench-home-"))
-    os.chmod(h, 0o755)
-    (h / "images").symlink_to(paths.images_dir())
-    (h / "lab").mkdir()
+    h = separate_home("vbench-home-")  # the image cache hard-linked: a symlinked one is refused
     yield h
     shutil.rmtree(h, ignore_errors=True)
 
