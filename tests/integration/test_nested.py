@@ -4,7 +4,9 @@ with an emulated EPYC+svm CPU. One L1 boot for the module (`vbench lab up --nest
 smoke-net; then `vbench lab down --nested`. Measured 2026-12-05 (2 cores, shared): the module in
 7 min 11 s (L1 up with its inner lab 60 s, smoke-disk 183 s, Ctrl-C 45 s, smoke-net 139 s); under
 heavy load each step took about twice as long (inner guests booted in 106-191 s instead of 52-77).
-Skipped where the hypervisor image is not built (`vbench image build hypervisor`, about 4 min)."""
+Opt-in for now (VBENCH_NESTED_TESTS=1): 7-15 minutes on this machine kind would take the suite
+past its time target, and it has not yet run under this conftest beside the other tests; skipped
+too where the hypervisor image is not built (`vbench image build hypervisor`, about 4 min)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ import pytest
 
 from .conftest import ROOT, tagged_domains, vbench
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(os.environ.get("VBENCH_NESTED_TESTS") != "1",
+                                 reason="opt-in: VBENCH_NESTED_TESTS=1 (7-15 min under TCG)")]
 
 
 def _default_sigint() -> None:  # a background CI shell ignores SIGINT; a user's Ctrl-C does not
