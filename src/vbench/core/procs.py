@@ -214,39 +214,3 @@ def _s(b) -> str:
     if b is None:
         return ""
     return b.decode(errors="replace") if isinstance(b, bytes) else b
-
-
-def qemu_pid_by_name(name: str, proc: Path = Path("/proc")) -> int | None:
-    """The pid of the QEMU process libvirt started for domain ``name`` (``-name guest=NAME,...``)."""
-    want = f"guest={name},".encode()
-    for d in proc.iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            argv = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue  # gone meanwhile, or not ours to read
-        if argv and b"qemu" in argv[0] and any(
-                a == want[:-1] or a.startswith(want) for a in argv):
-            return int(d.name)
-    return None
-
-
-OWNER_FILE = "owner.json"  # in a guest or host directory: the vbench process that owns it
-
-
-def claim_dir(d: Path) -> None:
-    """Record which vbench process owns a guest/host directory (pid + start time)."""
-    import json
-
-    me = ref(os.getpid(), "vbench")
-    (d / OWNER_FILE).write_text(json.dumps(me.to_dict() if me else {}))
-
-
-def dir_owner_alive(d: Path) -> bool:
-    import json
-
-    try:
-        return alive(ProcRef.from_dict(json.loads((d / OWNER_FILE).read_text())))
-    except (OSError, ValueError, KeyError):
-        return False
