@@ -8,6 +8,8 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from vbench.run import nested
 from vbench.guest import domain as virt, nested as nestedguest
 from vbench.host import libvirtd
@@ -153,3 +155,22 @@ def test_stream_stops_at_once_when_l1_is_gone(monkeypatch):
     with pytest.raises(nested.L1Gone):
         nested.stream(ssh, ["vbench", "run", "x.yaml"], said.append, watch=gone)
     assert said == ["L1 | L2 booting"] and ssh.ran == []
+
+
+@pytest.mark.parametrize("raw", ["lots", "6g", "-1", "1024", "99999999", "6144.5"])
+def test_a_bad_nested_memory_setting_is_one_line_not_a_traceback(monkeypatch, raw):
+    from vbench.core.errors import LabError
+    from vbench.guest import nested
+
+    monkeypatch.setenv("VBENCH_NESTED_MEMORY_MIB", raw)
+    with pytest.raises(LabError, match="VBENCH_NESTED_MEMORY_MIB"):
+        nested.memory_mib()
+
+
+def test_nested_memory_default_and_override(monkeypatch):
+    from vbench.guest import nested
+
+    monkeypatch.delenv("VBENCH_NESTED_MEMORY_MIB", raising=False)
+    assert nested.memory_mib() == nested.MEMORY_MIB
+    monkeypatch.setenv("VBENCH_NESTED_MEMORY_MIB", "8192")
+    assert nested.memory_mib() == 8192

@@ -31,7 +31,8 @@ RECIPE = "hypervisor"
 DOMAIN = "vbench-nested-l1"
 ROLE_TAG = "nested-lab"         # the `role` tag of the long-lived L1 (`lab up --nested`)
 CPU_MODEL = "EPYC"              # an AMD model: TCG emulates SVM with nested paging (NPT)
-MEMORY_MIB = int(os.environ.get("VBENCH_NESTED_MEMORY_MIB", "6144"))
+MEMORY_MIB = 6144              # default; VBENCH_NESTED_MEMORY_MIB overrides (memory_mib())
+MEMORY_RANGE_MIB = (2048, 262144)
 VCPUS = 2
 BOOT_TIMEOUT_S = 900            # L1 under TCG, on a loaded 2-core machine
 INNER_ROOT = "/root/vbench-nested"  # in L1: the scenario copies and the inner results
@@ -94,14 +95,29 @@ def cpu_xml(outer_accel: str) -> str:
             f"    <feature policy='require' name='svm'/>\n  </cpu>\n")
 
 
+def memory_mib() -> int:
+    """The hypervisor guest's memory: VBENCH_NESTED_MEMORY_MIB or the default, checked."""
+    from vbench.core.errors import LabError
+
+    raw = os.environ.get("VBENCH_NESTED_MEMORY_MIB", "").strip()
+    if not raw:
+        return MEMORY_MIB
+    lo, hi = MEMORY_RANGE_MIB
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise LabError(f"VBENCH_NESTED_MEMORY_MIB={raw[:40]!r}: give a whole number of MiB from "
+                       f"{lo} to {hi} (the hypervisor guest's memory), or unset it for {MEMORY_MIB}")
+    return int(raw)
+
+
 def l1_xml(name: str, domain_type: str, files: Any, cmdline: str, mgmt_net: str,
-           tags: dict[str, str], share_list: list[Share], memory_mib: int = MEMORY_MIB,
+           tags: dict[str, str], share_list: list[Share], memory_mib: int | None = None,
            vcpus: int = VCPUS) -> str:
     """The hypervisor guest's domain XML (deterministic: pinned by a golden file)."""
     from vbench.guest.xml import VBENCH_NS, _check_names, mac_for
     from vbench.devices.nic import interface_xml
 
     _check_names(name, tags)
+    memory_mib = memory_mib if memory_mib is not None else MEMORY_MIB
     meta = "".join(f"      <vbench:{k}>{escape(str(v))}</vbench:{k}>\n"
                    for k, v in sorted(tags.items()))
     return (

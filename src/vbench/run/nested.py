@@ -36,9 +36,9 @@ from typing import Any, Callable
 
 from vbench.core import paths
 from vbench.core.errors import GuestError, LabError
-from vbench.guest.nested import (BOOT_TIMEOUT_S, CPU_MODEL, DOMAIN, INNER_ROOT, MEMORY_MIB, NOTE,
+from vbench.guest.nested import (BOOT_TIMEOUT_S, CPU_MODEL, DOMAIN, INNER_ROOT, NOTE,
                                  RECIPE, ROLE_TAG, VCPUS, _client_key, hypervisor_guest_class,
-                                 inner_argv, setup_script, shares)
+                                 inner_argv, memory_mib, setup_script, shares)
 
 STATE_FILE = "nested.json"
 STATE_VERSION = 1
@@ -208,12 +208,12 @@ def boot(stack: contextlib.ExitStack, say: Say, inner: str = "debian12",
     key, pub, pem = _client_key()
     cls = hypervisor_guest_class()
     g = cls(DOMAIN if role == ROLE_TAG else f"{DOMAIN}-{os.getpid()}", lb, hv, DeviceProfile(),
-            GuestSpec.model_validate({"vcpus": VCPUS, "memory_mib": MEMORY_MIB,
+            GuestSpec.model_validate({"vcpus": VCPUS, "memory_mib": memory_mib(),
                                     "boot_timeout_s": BOOT_TIMEOUT_S}), acc,
             key, pub, tags={"role": role}, progress=say, share_list=share_list)
     t0 = time.monotonic()
     say(f"booting the hypervisor guest {g.name} ({acc.name.upper()} outside, {CPU_MODEL} with "
-        f"svm, {VCPUS} vCPUs, {MEMORY_MIB} MiB) ...")
+        f"svm, {VCPUS} vCPUs, {memory_mib()} MiB) ...")
     stack.enter_context(g)
     boot_s = time.monotonic() - t0
     l1 = L1(g.ssh, {}, img.dir, booted=g, key_pem=pem, alive=g.check_alive)
@@ -240,7 +240,7 @@ def boot(stack: contextlib.ExitStack, say: Say, inner: str = "debian12",
             "domain": g.name, "domain_type": acc.domain_type,
             "cpu": (f"{CPU_MODEL} with svm required (SVM and nested paging emulated by TCG)"
                     if acc.name == "tcg" else "host-passthrough"),
-            "vcpus": VCPUS, "memory_mib": MEMORY_MIB, "image_key": hv.manifest.get("key"),
+            "vcpus": VCPUS, "memory_mib": memory_mib(), "image_key": hv.manifest.get("key"),
             "kernel": hv.kernel_release, "kvm_module": got.get("kvm_module", ""),
             "boot_seconds": round(boot_s, 1),
         },
