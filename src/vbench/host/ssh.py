@@ -21,6 +21,11 @@ from vbench.core.metrics import CommandResult
 from vbench.core.procs import MAX_OUTPUT_BYTES, output_cap_note
 
 
+KEEPALIVE_S = 5     # SSH keep-alive interval between commands
+POLL_MIN_S = 0.02   # a command's output is polled this often while it prints ...
+POLL_MAX_S = 0.25   # ... and backs off to this while it is silent
+
+
 def _paramiko():
     import paramiko
 
@@ -60,6 +65,7 @@ class Ssh:
         # command would only end at its timeout.
         self.watch: Callable[[], None] | None = None
         self.max_output = MAX_OUTPUT_BYTES  # stdout + stderr of one command; beyond it: killed
+        self.keepalive_s = KEEPALIVE_S      # between commands only (see _run)
 
     @classmethod
     def connect(cls, addr: str, ns: str | None, host_key_pub: str, pkey, user: str = "root",
@@ -79,10 +85,11 @@ class Ssh:
             client.close()
             sock.close()
             raise
+        ssh = cls(client, addr)
         t = client.get_transport()
         if t is not None:
-            t.set_keepalive(5)
-        return cls(client, addr)
+            t.set_keepalive(ssh.keepalive_s)
+        return ssh
 
     def run(self, command: str, timeout: float = 60.0, check: bool = True) -> CommandResult:
         """Run ``command`` (a shell string) with a hard bound on its duration.
@@ -110,6 +117,17 @@ class Ssh:
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             return CommandResult(command, -1, "", "SSH connection is closed", 0.0)
+        # No keep-alive packets while a command (a probe) runs: they would cross the management
+        # NIC and wake the guest's sshd inside the measured window. A guest that dies meanwhile is
+        # seen by ``watch`` (libvirt, the console), not by keep-alives, which expect no reply.
+        transport.set_keepalive(0)
+        try:
+            return self._exec(transport, command, timeout, t0)
+        finally:
+            if transport.is_active():
+                transport.set_keepalive(self.keepalive_s)
+
+    def _exec(self, transport, command: str, timeout: float, t0: float) -> CommandResult:
         chan = transport.open_session(timeout=10)
         chan.settimeout(1.0)
         chan.exec_command(command)
@@ -117,6 +135,7 @@ class Ssh:
         timed_out = capped = False
         deadline = t0 + timeout
         next_watch = t0 + 1.0
+        idle = POLL_MIN_S
         while True:
             if self.watch is not None and time.monotonic() > next_watch:
                 next_watch = time.monotonic() + 1.0
@@ -142,8 +161,11 @@ class Ssh:
                 break
             if not transport.is_active():
                 break
-            if not got:
-                time.sleep(0.02)
+            if got:
+                idle = POLL_MIN_S
+            else:  # a long silent probe: poll less often (this process shares the host's CPUs)
+                time.sleep(idle)
+                idle = min(idle * 2, POLL_MAX_S)
         if timed_out or capped or not chan.exit_status_ready():
             status = -1
         else:
