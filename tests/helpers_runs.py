@@ -108,6 +108,7 @@ def domain_xml(name: str, model: str, kind: str) -> str:
                f"      <driver name='qemu' type='raw' cache='none' io='native'/>\n"
                f"      <source file='/var/lib/vbench/guests/{name}/scratch.raw'/>\n"
                f"      <target dev='{target}' bus='{model}'/>\n"
+               f"      <serial>vbench-scratch</serial>\n"
                f"    </disk>\n")
     elif kind == "nic":
         dev = (f"    <interface type='network'>\n      <source network='vbench-test'/>\n"

@@ -120,7 +120,20 @@ def strip(run: RunInfo) -> dict:
                         "ok": d.check.ok if d else None, "expected": d.check.expected if d else "",
                         "href": xml_href(run, name) if v.domain_xml else ""})
     return {"label": run.label, "badge": run_badge(run), "items": items,
-            "drivers": drivers}
+            "drivers": drivers, "devices": device_set_view(run)}
+
+
+def device_set_view(run: RunInfo) -> dict | None:
+    """The strip's line of the devices besides the one under test, from each variant's stored
+    domain XML (vbench.report.devset); None when the run stored no XML."""
+    from vbench.report.devset import device_set
+
+    ds = device_set((n, v.device, v.domain_xml) for n, v in run.variants.items() if not v.baseline)
+    if ds is None:
+        return None
+    return {"common": ", ".join(ds.common),
+            "extra": [{"variant": n, "devices": ", ".join(xs)} for n, xs in ds.extra],
+            "problems": ds.problems}
 
 
 def env_rows(run: RunInfo) -> list[tuple[str, str]]:
