@@ -74,9 +74,6 @@ class _Transport:
     def is_active(self):
         return True
 
-    def set_keepalive(self, interval):
-        pass
-
     def open_session(self, timeout=None):
         return self.chan
 

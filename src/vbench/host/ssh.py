@@ -21,7 +21,6 @@ from vbench.core.metrics import CommandResult
 from vbench.core.procs import MAX_OUTPUT_BYTES, output_cap_note
 
 
-KEEPALIVE_S = 5     # SSH keep-alive interval between commands
 POLL_MIN_S = 0.02   # a command's output is polled this often while it prints ...
 POLL_MAX_S = 0.25   # ... and backs off to this while it is silent
 
@@ -65,7 +64,6 @@ class Ssh:
         # command would only end at its timeout.
         self.watch: Callable[[], None] | None = None
         self.max_output = MAX_OUTPUT_BYTES  # stdout + stderr of one command; beyond it: killed
-        self.keepalive_s = KEEPALIVE_S      # between commands only (see _run)
 
     @classmethod
     def connect(cls, addr: str, ns: str | None, host_key_pub: str, pkey, user: str = "root",
@@ -85,11 +83,15 @@ class Ssh:
             client.close()
             sock.close()
             raise
-        ssh = cls(client, addr)
+        # No SSH keep-alives (paramiko's default, said here because vbench once sent them every
+        # 5 s): they crossed the management NIC and woke the guest's sshd inside measured windows,
+        # queued up on a suspended guest's tap and hit it at resume, and, asking for no reply,
+        # never detected a dead guest (``watch`` does: libvirt and the console). The lab has no
+        # NAT to keep open; a guest on another host is reached inside that host's own session.
         t = client.get_transport()
         if t is not None:
-            t.set_keepalive(ssh.keepalive_s)
-        return ssh
+            t.set_keepalive(0)
+        return cls(client, addr)
 
     def run(self, command: str, timeout: float = 60.0, check: bool = True) -> CommandResult:
         """Run ``command`` (a shell string) with a hard bound on its duration.
@@ -117,17 +119,6 @@ class Ssh:
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             return CommandResult(command, -1, "", "SSH connection is closed", 0.0)
-        # No keep-alive packets while a command (a probe) runs: they would cross the management
-        # NIC and wake the guest's sshd inside the measured window. A guest that dies meanwhile is
-        # seen by ``watch`` (libvirt, the console), not by keep-alives, which expect no reply.
-        transport.set_keepalive(0)
-        try:
-            return self._exec(transport, command, timeout, t0)
-        finally:
-            if transport.is_active():
-                transport.set_keepalive(self.keepalive_s)
-
-    def _exec(self, transport, command: str, timeout: float, t0: float) -> CommandResult:
         chan = transport.open_session(timeout=10)
         chan.settimeout(1.0)
         chan.exec_command(command)
