@@ -1,0 +1,654 @@
+#!/usr/bin/env python3
+"""Reference bench: each probe in raw QEMU without vbench's machinery, against the same job
+through vbench, interleaved round by round (issue 25). Run as root on a quiet host with the lab
+up and the image built; `--only raw` needs neither the lab nor libvirt.
+
+Raw side, per device and round: a fresh qcow2 overlay of vbench's image, the scratch disk made by
+vbench's own code, and QEMU started by hand with the device set of the domain XML vbench would
+define for that variant (rendered by ``vbench.guest.xml.domain_xml``, translated element by element;
+an element the bench cannot translate is an error) minus the management NIC: no SSH, no libvirt,
+no DHCP. The NIC under test sits on a tap in a bridge inside a namespace of the bench's own
+(``vbref-<pid>``), with the iperf3 servers on that bridge. The probe is a shell script carried on
+the kernel command line (``systemd.run=``, gzip+base64; vbench's image needs nothing new): it
+waits until the boot's other jobs are done, runs the same commands vbench's executors build
+(``fio_argv``, ``iperf3_client_argv``, ``ping_argv`` guest to host, the entropy probe's hwrng read;
+same ``timeout`` wrappers), then writes its output base64-encoded between markers to the serial
+console (with a SHA-256) and powers the guest off. Both sides' outputs go through vbench's own
+parsers; the compared number is each workload's headline metric (vbench.workloads).
+
+vbench side, per round: ``vbench run`` of a generated scenario with the same jobs (one variant per
+device), its samples read back from the run directory.
+
+Fail closed: a round without parseable output on either side is an error, never skipped. Ctrl-C
+(or SIGTERM) kills the bench's QEMU and iperf3 servers by pid, deletes its namespace and overlays.
+
+    python bench/bench_reference.py --rounds 5            # disk and net devices (~1 h under TCG)
+    python bench/bench_reference.py --only raw --devices virtio-blk,e1000,virtio-rng --rounds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import gzip
+import hashlib
+import ipaddress
+import os
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+DISK_DEVICES = {"virtio-blk": "virtio", "sata": "sata", "ide": "ide", "scsi": "scsi"}
+NET_DEVICES = {"virtio-net": "virtio", "e1000": "e1000", "e1000e": "e1000e", "rtl8139": "rtl8139"}
+RNG_DEVICES = {"virtio-rng": "virtio"}
+DEFAULT_DEVICES = "virtio-blk,sata,ide,virtio-net,e1000,rtl8139"
+FLAG = 0.05           # |difference| above this is flagged
+MARK = "VBREF"        # the console lines the guest writes its output on
+CMDLINE_MAX = 2000    # x86's COMMAND_LINE_SIZE is 2048
+TAP, BRIDGE = "vbrtap0", "vbrbr0"
+
+
+class BenchError(Exception):
+    pass
+
+
+# ---- the jobs: one generated scenario per device kind, the same for both sides ------------------
+
+def scenario_text(kind: str, devices: list[str], runtime: int, disk_gib: float) -> str:
+    """The scenario both sides run (the raw side takes its jobs and device profiles from it)."""
+    if kind == "disk":
+        variants = "".join(f"  - name: {d}\n    disk: {{bus: {DISK_DEVICES[d]}}}\n" for d in devices)
+        return ("name: vbref-disk\ndescription: reference bench (bench/bench_reference.py)\n"
+                "device: disk\nrepetitions: 1\nsmoke: true\n"
+                "guest: {vcpus: 2, memory_mib: 1024, machine: pc}\n"
+                f"defaults:\n  disk: {{size_gib: {disk_gib}}}\n"
+                f"fio_defaults: {{runtime: {runtime}, ramp_time: 2}}\n"
+                f"variants:\n{variants}"
+                "workloads:\n"
+                "  - name: randread-4k-qd32\n    fio: {rw: randread, bs: 4k, iodepth: 32}\n"
+                "  - name: randwrite-4k-qd32\n    fio: {rw: randwrite, bs: 4k, iodepth: 32}\n")
+    if kind == "rng":
+        variants = "".join(f"  - name: {d}\n    rng: {{model: {RNG_DEVICES[d]}}}\n" for d in devices)
+        return ("name: vbref-rng\ndescription: reference bench (bench/bench_reference.py)\n"
+                "device: rng\nrepetitions: 1\nsmoke: true\n"
+                "guest: {vcpus: 2, memory_mib: 1024, machine: pc}\n"
+                f"variants:\n{variants}"
+                "workloads:\n  - name: hwrng\n    entropy: {read_bytes: 1048576}\n")
+    variants = "".join(f"  - name: {d}\n    nic: {{model: {NET_DEVICES[d]}}}\n" for d in devices)
+    return ("name: vbref-net\ndescription: reference bench (bench/bench_reference.py)\n"
+            "device: nic\nrepetitions: 1\nsmoke: true\n"
+            "guest: {vcpus: 2, memory_mib: 1024, machine: pc}\n"
+            f"variants:\n{variants}"
+            "workloads:\n"
+            f"  - name: tcp-1\n    iperf3: {{protocol: tcp, parallel: 1, duration: {runtime}, "
+            f"omit: 2}}\n"
+            "  - name: rtt\n    ping: {count: 200, interval: 0.01, directions: [g2h]}\n")
+
+
+# ---- raw QEMU: the device set of vbench's domain XML, translated ------------------------------
+
+@dataclass
+class Raw:
+    """What one raw boot needs: files, and the QEMU argv built from the variant's domain XML."""
+
+    dir: Path
+    argv: list[str] = field(default_factory=list)
+    cmdline: str = ""
+    has_nic: bool = False
+
+
+def _drive(node_id: str, path: str, fmt: str, cache: str, aio: str) -> list[str]:
+    return ["-drive", f"file={path.replace(',', ',,')},if=none,id={node_id},format={fmt},"
+                      f"cache={cache},aio={aio}"]
+
+
+def qemu_args_from_xml(xml: str, machine: str, mgmt_net: str, test_net: str,
+                       tap: str) -> tuple[list[str], bool]:
+    """QEMU device arguments of a vbench domain XML's <devices>, without the management NIC.
+
+    Mirrors what libvirt 9 starts for it (its log's command line): libvirt's implicit PIIX3 UHCI
+    USB controller on pc, -nodefaults. Any element this does not know is an error: the reference
+    must have exactly vbench's device set, never a silently smaller one.
+    """
+    root = ET.fromstring(xml)
+    devs = root.find("devices")
+    if devs is None:
+        raise BenchError("domain XML without <devices>")
+    args: list[str] = []
+    if machine == "pc" or machine.startswith("pc-i440fx"):
+        args += ["-device", "piix3-usb-uhci,id=usb,bus=pci.0,addr=0x1.0x2"]  # libvirt's default
+    else:
+        raise BenchError(f"machine {machine}: the bench only knows libvirt's pc device set")
+    has_nic = False
+    n_disk = 0
+    for el in devs:
+        if el.tag == "disk":
+            drv, src, tgt = el.find("driver"), el.find("source"), el.find("target")
+            if drv is None or src is None or tgt is None or el.get("device") != "disk":
+                raise BenchError(f"cannot translate disk element: {ET.tostring(el)[:200]!r}")
+            serial = el.findtext("serial")
+            nid = f"drive{n_disk}"
+            n_disk += 1
+            cache = drv.get("cache", "writeback")
+            io = drv.get("io", "threads")
+            args += _drive(nid, src.get("file", ""), drv.get("type", "raw"), cache, io)
+            bus = tgt.get("bus")
+            ser = f",serial={serial}" if serial else ""
+            if bus == "virtio":
+                args += ["-device", f"virtio-blk-pci,drive={nid}{ser}"
+                                    + (",bootindex=1" if n_disk == 1 else "")]  # boot disk first
+            elif bus == "sata":
+                args += ["-device", "ich9-ahci,id=sata0",
+                         "-device", f"ide-hd,bus=sata0.0,drive={nid}{ser}"]
+            elif bus == "ide":
+                args += ["-device", f"ide-hd,bus=ide.0,unit=0,drive={nid}{ser}"]
+            elif bus == "scsi":
+                args += ["-device", "virtio-scsi-pci,id=scsi0",
+                         "-device", f"scsi-hd,bus=scsi0.0,drive={nid}{ser}"]
+            else:
+                raise BenchError(f"cannot translate disk bus {bus!r}")
+        elif el.tag == "controller" and el.get("type") == "scsi" and el.get("model") == "virtio-scsi":
+            if el.find("driver") is not None:
+                raise BenchError("virtio-scsi controller knobs are not translated")
+            # added with its disk above
+        elif el.tag == "interface":
+            net = (el.find("source") if el.find("source") is not None else ET.Element("x")).get("network")
+            if net == mgmt_net:
+                continue  # the machinery under test: no management NIC in the reference
+            if net != test_net or el.find("driver") is not None:
+                raise BenchError(f"cannot translate interface on {net!r} (or its driver knobs)")
+            mac = el.find("mac").get("address")  # type: ignore[union-attr]
+            model = el.find("model").get("type")  # type: ignore[union-attr]
+            qdev = {"virtio": "virtio-net-pci", "e1000": "e1000", "e1000e": "e1000e",
+                    "rtl8139": "rtl8139"}[model]  # type: ignore[index]
+            # libvirt uses vhost-net for virtio wherever /dev/vhost-net exists: the same here.
+            vhost = ",vhost=on" if model == "virtio" and os.path.exists("/dev/vhost-net") else ""
+            args += ["-netdev", f"tap,id=hostnet1,ifname={tap},script=no,downscript=no{vhost}",
+                     "-device", f"{qdev},netdev=hostnet1,mac={mac}"]
+            has_nic = True
+        elif el.tag == "rng":
+            if el.get("model") != "virtio" or el.find("rate") is not None:
+                raise BenchError("only a plain virtio-rng is translated")
+            backend = el.findtext("backend") or "/dev/urandom"
+            args += ["-object", f"rng-random,id=objrng0,filename={backend}",
+                     "-device", "virtio-rng-pci,rng=objrng0"]
+        elif el.tag == "memballoon":
+            if el.get("model") != "none":
+                args += ["-device", "virtio-balloon-pci,id=balloon0"]
+        elif el.tag == "serial":
+            pass  # the bench's own console file, added by the caller
+        elif el.tag == "panic":
+            args += ["-device", "pvpanic,ioport=1285"]
+        else:
+            raise BenchError(f"the bench cannot translate <{el.tag}> of vbench's domain XML")
+    return args, has_nic
+
+
+# ---- the probe script, carried on the kernel command line ----------------------------------
+
+SETTLE = """i=0
+while [ $i -lt 600 ]; do
+  n=$(systemctl list-jobs --no-legend 2>/dev/null | grep -v -e kernel-command-line -e '\\.target ' | wc -l)
+  [ "$n" = 0 ] && break
+  i=$((i+1)); sleep 0.5
+done
+sleep 2
+"""
+
+EMIT = """dmesg -n 1
+{ echo "@M@-BEGIN"; base64 -w 72 /run/vbref.out | sed 's/^/@M@ /'
+  echo "@M@-END $(sha256sum < /run/vbref.out | cut -c1-64)"; } > /dev/ttyS0
+""".replace("@M@", MARK)
+
+
+def probe_script(steps: list[tuple[str, str]], setup: str = "") -> str:
+    """A POSIX sh script: settle, ``setup``, each (name, command) with its output and exit status
+    appended to /run/vbref.out between ``### name`` / ``### rc=N`` lines, then the output on the
+    console."""
+    body = [SETTLE, setup, ": > /run/vbref.out\n"]
+    for name, cmd in steps:
+        body.append(f"echo '### {name}' >> /run/vbref.out\n{{ {cmd}\n}} >> /run/vbref.out 2>&1\n"
+                    f"echo \"### rc=$?\" >> /run/vbref.out\n")
+    body.append(EMIT)
+    return "".join(body)
+
+
+def script_cmdline(script: str) -> str:
+    blob = base64.b64encode(gzip.compress(script.encode(), 9, mtime=0)).decode()
+    return (f"systemd.run=\"/bin/sh -c 'echo {blob} | base64 -d | gunzip | sh'\" "
+            "systemd.run_success_action=poweroff systemd.run_failure_action=poweroff")
+
+
+def read_console(text: str) -> str:
+    """The probe's output from the console log; BenchError when it is missing or damaged."""
+    lines = text.splitlines()
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == f"{MARK}-BEGIN")
+    except StopIteration:
+        raise BenchError("the guest wrote no probe output to its console") from None
+    chunks, digest = [], None
+    for ln in lines[start + 1:]:
+        ln = ln.strip()
+        if ln.startswith(f"{MARK}-END "):
+            digest = ln.split()[1]
+            break
+        if ln.startswith(f"{MARK} "):
+            chunks.append(ln[len(MARK) + 1:])
+    if digest is None:
+        raise BenchError("the probe output on the console has no end marker (truncated)")
+    try:
+        data = base64.b64decode("".join(chunks), validate=True)
+    except ValueError:
+        raise BenchError("the probe output on the console is damaged (base64)") from None
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise BenchError("the probe output on the console is damaged (checksum)")
+    return data.decode(errors="replace")
+
+
+def split_steps(out: str) -> dict[str, tuple[int, str]]:
+    """``### name`` ... ``### rc=N`` sections -> name -> (exit status, output)."""
+    got: dict[str, tuple[int, str]] = {}
+    for m in re.finditer(r"^### (\S+)\n(.*?)^### rc=(\d+)$", out, re.S | re.M):
+        got[m.group(1)] = (int(m.group(3)), m.group(2))
+    return got
+
+
+@dataclass
+class Job:
+    """One measured step of a guest: its sample name (vbench's), shell command, parser, headline
+    metric, and the host-side server it needs (argv) if any."""
+
+    name: str
+    cmd: str
+    parse: object
+    metric: str
+    server: list[str] | None = None
+
+
+def guest_jobs(scn, w, guest_ip: str, host_ip: str) -> list[Job]:
+    """The steps of workload ``w`` in the raw guest: the argv vbench's executors build
+    (vbench.run.executors), run by the probe script instead of over SSH."""
+    from vbench.core import procs
+    from vbench.run.executors import FIO_TIMEOUT_SLACK_S
+    from vbench.workloads.entropy import entropy_probe_script, parse_entropy
+    from vbench.workloads.fio import fio_argv, parse_fio_json
+    from vbench.workloads.iperf3 import (iperf3_client_argv, iperf3_server_argv,
+                                         parse_iperf3_json)
+    from vbench.workloads.ping import parse_ping, ping_argv
+
+    spec = getattr(w, w.tool)
+    metric = w.kind.headline_of(spec)
+    if w.tool == "fio":
+        runtime, ramp = scn.fio_runtime(w)
+        argv = procs.killed_after(runtime + ramp + FIO_TIMEOUT_SLACK_S) + fio_argv(
+            w.name, "VBREFDEV", scn.fio_options(w), runtime, ramp)
+        return [Job(w.name, shlex.join(argv).replace("VBREFDEV", '"$dev"'), parse_fio_json,
+                    metric)]
+    if w.tool == "iperf3":
+        out = []
+        for i, direction in enumerate(spec.directions):
+            port = 5201 + i
+            argv = iperf3_client_argv(host_ip, port, spec.duration, spec.omit, spec.parallel,
+                                      reverse=(direction == "h2g"), udp=spec.protocol == "udp",
+                                      bitrate=spec.bitrate, length=spec.length, bind=guest_ip)
+            bound = spec.duration + spec.omit + 30
+            out.append(Job(f"{w.name}-{direction}", shlex.join(procs.killed_after(bound) + argv),
+                           parse_iperf3_json, metric, iperf3_server_argv(host_ip, port)))
+        return out
+    if w.tool == "ping":
+        if list(spec.directions) != ["g2h"]:
+            raise BenchError("ping: the reference runs guest-to-host only (directions: [g2h])")
+        return [Job(f"{w.name}-g2h", shlex.join(ping_argv(host_ip, spec.count, spec.interval,
+                                                          spec.size)), parse_ping, metric)]
+    if w.tool == "entropy":
+        script = entropy_probe_script(spec.read_bytes, spec.timeout_s)
+        return [Job(w.name, "sh -s <<'VBENCH_EOF'\n" + script + "\nVBENCH_EOF", parse_entropy,
+                    metric)]
+    raise BenchError(f"workload tool {w.tool} is not in the reference bench")
+
+
+def sample_names(w) -> list[str]:
+    """The sample workload names of ``w`` (vbench's executors: iperf3 and ping per direction)."""
+    if w.tool in ("iperf3", "ping"):
+        return [f"{w.name}-{d}" for d in getattr(w, w.tool).directions]
+    return [w.name]
+
+
+# ---- raw rounds ---------------------------------------------------------------------------
+
+class Cleanup:
+    """Everything the raw side started, undone on exit, Ctrl-C or SIGTERM: pids, namespace, dir."""
+
+    def __init__(self) -> None:
+        self.pids: list[subprocess.Popen] = []
+        self.netns: str | None = None
+        self.dirs: list[Path] = []
+
+    def stop(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        if proc in self.pids:
+            self.pids.remove(proc)
+
+    def all(self) -> None:
+        for p in list(self.pids):
+            with contextlib.suppress(Exception):
+                self.stop(p)
+        if self.netns:
+            subprocess.run(["ip", "netns", "delete", self.netns], check=False)
+            self.netns = None
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        self.dirs.clear()
+
+
+def sh(argv: list[str]) -> None:
+    cp = subprocess.run(argv, capture_output=True, text=True)
+    if cp.returncode != 0:
+        raise BenchError(f"{shlex.join(argv)}: {cp.stderr.strip()[-300:]}")
+
+
+def make_netns(cu: Cleanup, host_ip: str, prefix: int) -> str:
+    ns = f"vbref-{os.getpid()}"
+    sh(["ip", "netns", "add", ns])
+    cu.netns = ns
+    n = ["ip", "-n", ns]
+    sh(n + ["link", "set", "lo", "up"])
+    sh(n + ["link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0"])
+    sh(n + ["addr", "add", f"{host_ip}/{prefix}", "dev", BRIDGE])
+    sh(n + ["link", "set", BRIDGE, "up"])
+    sh(n + ["tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr"])
+    sh(n + ["link", "set", TAP, "master", BRIDGE, "up"])
+    return ns
+
+
+def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, float]:
+    """One raw boot of ``variant``: its jobs' headline metrics by sample key."""
+    from vbench.devices import DomainFiles
+    from vbench.devices.disk import make_scratch
+    from vbench.guest.xml import domain_xml, kernel_cmdline
+    from vbench.host.images import ROOT_LABEL
+    from vbench.host.networks import MGMT, TEST
+
+    d = Path(tempfile.mkdtemp(prefix=f"vbref-{variant.name}-", dir=args.tmpdir))
+    cu.dirs.append(d)
+    prof = scn.profile(variant)
+    scratch = d / "scratch.raw" if prof.disk else None
+    files = DomainFiles(overlay=d / "overlay.qcow2", scratch=scratch, console=d / "console.log",
+                        kernel=img.kernel, initrd=img.initrd)
+    sh(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(img.base),
+        str(files.overlay)])
+    if prof.disk is not None and scratch is not None:
+        make_scratch(scratch, prof.disk.size_gib, prof.disk.preallocate)
+    # The cmdline vbench gives its guests (with a throwaway key: nothing logs in here).
+    base_cmd = kernel_cmdline(ROOT_LABEL, "ssh-ed25519 AAAAvbrefnokey")
+    xml = domain_xml("vbench-vbref", prof, scn.guest, "qemu", files, base_cmd, MGMT.name,
+                     TEST.name, {"run": "vbref"})
+    root = ET.fromstring(xml)
+    dev_args, has_nic = qemu_args_from_xml(xml, scn.guest.machine, MGMT.name, TEST.name, TAP)
+    cmdline = root.findtext("os/cmdline") or ""
+
+    net = ipaddress.IPv4Network(TEST.cidr)
+    guest_ip, host_ip = str(net[10]), TEST.host_ip
+    jobs = [j for w in scn.workloads for j in guest_jobs(scn, w, guest_ip, host_ip)]
+    steps = [(j.name, j.cmd) for j in jobs]
+    servers: list[subprocess.Popen] = []
+    for j in jobs:
+        if j.server is not None:
+            srv = subprocess.Popen(["ip", "netns", "exec", cu.netns or "", "nice", "-n",
+                                    str(args.nice), *j.server], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+            cu.pids.append(srv)
+            servers.append(srv)
+    setup = ""
+    if kind == "disk":
+        setup = ("dev=''\nfor l in /dev/disk/by-id/*vbench-scratch; do [ -e \"$l\" ] && "
+                 "dev=$(readlink -f \"$l\") && break; done\n")
+    if has_nic:
+        prefix = net.prefixlen
+        setup = (f"ip link set eth0 up\nip addr add {guest_ip}/{prefix} dev eth0\n"
+                 "i=0; while [ $i -lt 120 ] && ! ping -c1 -W1 " + host_ip +
+                 " >/dev/null 2>&1; do i=$((i+1)); done\n")
+    script = probe_script(steps, setup)
+    # No DHCP client (nothing answers in the reference's namespace): the script sets the address.
+    extra = " systemd.mask=systemd-networkd.service systemd.mask=systemd-networkd.socket" \
+        if has_nic else ""
+    full = f"{cmdline}{extra} {script_cmdline(script)}"
+    if len(full) > CMDLINE_MAX:
+        raise BenchError(f"the probe does not fit on the kernel command line ({len(full)} bytes)")
+    accel = ["-accel", "tcg", "-cpu", "qemu64"] if args.accel == "tcg" else \
+        ["-accel", "kvm", "-cpu", "host"]
+    argv = ["qemu-system-x86_64", "-name", f"vbref-{variant.name}",
+            "-machine", f"{scn.guest.machine},usb=off,dump-guest-core=off", *accel,
+            "-m", str(scn.guest.memory_mib),
+            "-smp", f"{scn.guest.vcpus},sockets={scn.guest.vcpus},cores=1,threads=1",
+            "-display", "none", "-no-user-config", "-nodefaults", "-rtc", "base=utc",
+            "-kernel", str(img.kernel), "-initrd", str(img.initrd), "-append", full,
+            "-chardev", f"file,id=charserial0,path={files.console}",
+            "-device", "isa-serial,chardev=charserial0",
+            *dev_args]
+    ns = ["ip", "netns", "exec", cu.netns] if has_nic and cu.netns else []
+    full_argv = ns + ["nice", "-n", str(args.nice)] + argv
+    if args.verbose:
+        print("  raw: " + shlex.join(full_argv), flush=True)
+    with open(d / "qemu.err", "w") as err:
+        proc = subprocess.Popen(full_argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err)
+    cu.pids.append(proc)
+    try:
+        proc.wait(args.boot_timeout + sum(_step_bound(s) for s in steps))
+    except subprocess.TimeoutExpired:
+        cu.stop(proc)
+        raise BenchError(f"raw {variant.name}: the guest did not power off in time; console: "
+                         f"{_tail(files.console)}") from None
+    cu.pids.remove(proc)
+    for srv in servers:
+        cu.stop(srv)
+    try:
+        out = read_console(files.console.read_text(errors="replace"))
+    except BenchError as exc:
+        raise BenchError(f"raw {variant.name}: {exc} (QEMU exit {proc.returncode}; "
+                         f"{(d / 'qemu.err').read_text()[-200:]}; console: "
+                         f"{_tail(files.console)})") from None
+    sections = split_steps(out)
+    got: dict[str, float] = {}
+    for j in jobs:
+        if j.name not in sections:
+            raise BenchError(f"raw {variant.name}: step {j.name} left no output")
+        rc, text = sections[j.name]
+        try:
+            samples = j.parse(text, j.name)
+        except Exception as exc:  # vbench's parsers say what is wrong: fail closed with it
+            raise BenchError(f"raw {variant.name}: {j.name} (exit {rc}): {exc}") from None
+        got[j.name] = _headline(samples, j.name, j.metric)
+    shutil.rmtree(d, ignore_errors=True)
+    cu.dirs.remove(d)
+    return got
+
+
+def _step_bound(step: tuple[str, str]) -> int:
+    m = re.search(r"timeout -k \d+ (\d+)", step[1])
+    return int(m.group(1)) + 10 if m else 120
+
+
+def _tail(path: Path, n: int = 6) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").rstrip().splitlines()[-n:])
+    except OSError:
+        return "(none)"
+
+
+def _headline(samples, name: str, metric: str) -> float:
+    vals = [s.value for s in samples if s.metric == metric and s.workload == name]
+    if len(vals) != 1:
+        raise BenchError(f"{name}: {len(vals)} {metric} samples, expected one")
+    return vals[0]
+
+
+# ---- vbench rounds ------------------------------------------------------------------------
+
+def vbench_round(text: str, scn, work: Path, args) -> dict[tuple[str, str], float]:
+    """One `vbench run` of the scenario: (variant, sample workload) -> headline value."""
+    from vbench.results.rundir import load_record, load_samples
+
+    scn_file = work / f"{scn.name}.yaml"
+    scn_file.write_text(text)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    argv = ["nice", "-n", str(args.nice), sys.executable, "-m", "vbench", "run", str(scn_file),
+            "--results", str(work / "results"), "--no-report"]
+    cp = subprocess.run(argv, cwd=ROOT, text=True, capture_output=True, env=env)
+    m = re.search(r"^run: (.+)$", cp.stdout, re.M)
+    if cp.returncode != 0 or not m:
+        raise BenchError(f"vbench run failed ({cp.returncode}): {cp.stderr.strip()[-400:]}")
+    run_dir = m.group(1).strip()
+    acc = load_record(run_dir).environment.accelerator or "unknown"
+    if acc != args.accel:  # the two sides must run under the same accelerator
+        raise BenchError(f"vbench ran under {acc}, the raw side under {args.accel}: pass --accel")
+    df = load_samples(run_dir)
+    got: dict[tuple[str, str], float] = {}
+    for v in scn.variants:
+        for w in scn.workloads:
+            metric = w.kind.headline_of(getattr(w, w.tool))
+            for name in sample_names(w):
+                sel = df[(df.variant == v.name) & (df.workload == name) & (df.metric == metric)]
+                if len(sel) != 1:
+                    raise BenchError(f"vbench run {run_dir}: {len(sel)} samples of {v.name} "
+                                     f"{name}, expected one")
+                got[(v.name, name)] = float(sel.value.iloc[0])
+    return got
+
+
+# ---- main ---------------------------------------------------------------------------------
+
+def table(raw: dict, vb: dict, units: dict) -> tuple[str, bool]:
+    keys = list(dict.fromkeys([*raw, *vb]))
+    rows = [f"{'device':<12} {'job':<20} {'vbench':>12} {'raw QEMU':>12} {'diff':>8}  n"]
+    flagged = False
+    for k in keys:
+        r, v = raw.get(k, []), vb.get(k, [])
+        mr = statistics.median(r) if r else None
+        mv = statistics.median(v) if v else None
+        diff = (mv - mr) / mr if mr and mv is not None else None
+        flag = diff is not None and abs(diff) > FLAG
+        flagged |= flag
+        fmt = (lambda x: "-" if x is None else f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}")
+        rows.append(f"{k[0]:<12} {k[1]:<20} {fmt(mv):>12} {fmt(mr):>12} "
+                    f"{(f'{diff:+.1%}' if diff is not None else '-'):>8}  {len(v)}/{len(r)} "
+                    f"{units[k]}{'  <-- |diff| > 5 %' if flag else ''}")
+    return "\n".join(rows), flagged
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--devices", default=DEFAULT_DEVICES,
+                    help=f"comma-separated, of "
+                         f"{', '.join([*DISK_DEVICES, *NET_DEVICES, *RNG_DEVICES])}")
+    ap.add_argument("--only", choices=("raw", "vbench"), help="one side only (development)")
+    ap.add_argument("--runtime", type=int, default=8, help="fio runtime / iperf3 duration (s)")
+    ap.add_argument("--disk-gib", type=float, default=1.0)
+    ap.add_argument("--accel", choices=("tcg", "kvm"), default="tcg",
+                    help="raw side's accelerator: the one vbench picks on this host")
+    ap.add_argument("--nice", type=int, default=0, help="nice both sides (a shared machine)")
+    ap.add_argument("--boot-timeout", type=int, default=600)
+    ap.add_argument("--tmpdir", default="/var/tmp",
+                    help="overlays and scratch disks (not a tmpfs: cache=none needs O_DIRECT)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be >= 1")
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+    bad = [d for d in devices if d not in {**DISK_DEVICES, **NET_DEVICES, **RNG_DEVICES}]
+    if bad:
+        ap.error(f"unknown devices {bad}")
+    if os.geteuid() != 0:
+        sys.exit("run as root (QEMU with a tap in a namespace, vbench's lab)")
+
+    from vbench.core.metrics import metric_unit
+    from vbench.host import images
+    from vbench.host.networks import TEST
+    from vbench.scenario.schema import load_scenario_text
+
+    def term(*_):
+        raise KeyboardInterrupt
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # also where SIGINT came ignored
+        signal.signal(sig, term)
+
+    kinds = [(k, [d for d in devices if d in table_]) for k, table_ in
+             (("disk", DISK_DEVICES), ("net", NET_DEVICES), ("rng", RNG_DEVICES))]
+    kinds = [(k, ds) for k, ds in kinds if ds]
+    img = images.require("default")
+    cu = Cleanup()
+    work = Path(tempfile.mkdtemp(prefix="vbref-work-", dir=args.tmpdir))
+    cu.dirs.append(work)
+    raw: dict[tuple[str, str], list[float]] = {}
+    vb: dict[tuple[str, str], list[float]] = {}
+    units: dict[tuple[str, str], str] = {}
+    try:
+        if any(k == "net" for k, _ in kinds) and args.only != "vbench":
+            make_netns(cu, TEST.host_ip, ipaddress.IPv4Network(TEST.cidr).prefixlen)
+        for rnd in range(args.rounds):
+            for kind, ds in kinds:
+                text = scenario_text(kind, ds, args.runtime, args.disk_gib)
+                scn = load_scenario_text(text)
+                for w in scn.workloads:
+                    metric = w.kind.headline_of(getattr(w, w.tool))
+                    for v in scn.variants:
+                        for n in sample_names(w):
+                            units[(v.name, n)] = f"{metric} ({metric_unit(metric)})"
+                # Interleaved, and the order flips every round: neither side always goes first.
+                sides = ["raw", "vbench"] if rnd % 2 == 0 else ["vbench", "raw"]
+                for side in sides:
+                    if args.only and side != args.only:
+                        continue
+                    t0 = time.monotonic()
+                    if side == "raw":
+                        for v in scn.variants:
+                            got = raw_round(kind, scn, v, cu, args, img)
+                            for name, val in got.items():
+                                raw.setdefault((v.name, name), []).append(val)
+                            print(f"round {rnd + 1} raw {v.name}: " + ", ".join(
+                                f"{n} {x:,.4g}" for n, x in got.items()), flush=True)
+                    else:
+                        got2 = vbench_round(text, scn, work, args)
+                        for key, val in got2.items():
+                            vb.setdefault(key, []).append(val)
+                        print(f"round {rnd + 1} vbench {kind}: " + ", ".join(
+                            f"{k[0]} {k[1]} {x:,.4g}" for k, x in got2.items()), flush=True)
+                    print(f"  ({side} {kind} took {time.monotonic() - t0:.0f} s)", flush=True)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        cu.all()
+    text_out, flagged = table(raw, vb, units)
+    print(f"\nmedians over {args.rounds} round(s), accelerator {args.accel}:\n{text_out}")
+    if args.only:
+        return 0
+    print("FLAGGED: some |diff| > 5 %" if flagged else "all within 5 %")
+    return 1 if flagged else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The reference bench's pure parts (bench/bench_reference.py, issue 25): its raw QEMU device set
+is the one of vbench's domain XML without the management NIC, its probe fits on the kernel command
+line, and its console output is read back whole or not at all (fail closed)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from vbench.devices import DomainFiles
+from vbench.guest.xml import domain_xml, kernel_cmdline
+from vbench.scenario.schema import load_scenario_text
+
+PATH = Path(__file__).resolve().parents[2] / "bench" / "bench_reference.py"
+spec = importlib.util.spec_from_file_location("bench_reference", PATH)
+assert spec and spec.loader
+br = importlib.util.module_from_spec(spec)
+sys.modules["bench_reference"] = br  # its dataclasses look their module up
+spec.loader.exec_module(br)
+
+FILES = DomainFiles(Path("/w/overlay.qcow2"), Path("/w/scratch.raw"), Path("/w/console.log"),
+                    Path("/i/vmlinuz"), Path("/i/initrd.img"))
+
+
+def xml_of(kind: str, device: str) -> str:
+    scn = load_scenario_text(br.scenario_text(kind, [device], 8, 1.0))
+    return domain_xml("vbench-t", scn.profile(scn.variants[0]), scn.guest, "qemu", FILES,
+                      kernel_cmdline("vbench-root", "ssh-ed25519 AAAAx"), "vbench-mgmt",
+                      "vbench-test", {"run": "t"})
+
+
+@pytest.mark.parametrize("device,qdev", [("virtio-net", "virtio-net-pci"), ("e1000", "e1000"),
+                                         ("rtl8139", "rtl8139")])
+def test_raw_nic_device_set_is_vbenchs_without_the_management_nic(device, qdev):
+    args, has_nic = br.qemu_args_from_xml(xml_of("net", device), "pc", "vbench-mgmt",
+                                          "vbench-test", "tap0")
+    devs = [args[i + 1].split(",")[0] for i, a in enumerate(args) if a == "-device"]
+    assert has_nic
+    assert devs == ["piix3-usb-uhci", "virtio-blk-pci", qdev, "virtio-rng-pci", "pvpanic"]
+    assert sum(a.startswith("tap,") for a in args) == 1  # one NIC: the one under test
+
+
+@pytest.mark.parametrize("device,last", [("virtio-blk", "virtio-blk-pci"), ("sata", "ide-hd"),
+                                         ("ide", "ide-hd")])
+def test_raw_disk_has_the_scratch_disk_with_vbenchs_serial_and_no_nic(device, last):
+    args, has_nic = br.qemu_args_from_xml(xml_of("disk", device), "pc", "vbench-mgmt",
+                                          "vbench-test", "tap0")
+    assert not has_nic and "-netdev" not in args
+    scratch = next(a for a in args if a.startswith("file=/w/scratch.raw"))
+    assert "cache=none" in scratch and "aio=native" in scratch
+    assert any(a.startswith(last) and "serial=vbench-scratch" in a for a in args)
+
+
+def test_an_element_the_bench_cannot_translate_is_an_error():
+    xml = xml_of("net", "e1000").replace("</devices>", "<watchdog model='i6300esb'/></devices>")
+    with pytest.raises(br.BenchError, match="watchdog"):
+        br.qemu_args_from_xml(xml, "pc", "vbench-mgmt", "vbench-test", "tap0")
+
+
+def test_the_probe_fits_the_kernel_command_line():
+    steps = [(f"job{i}", "timeout -k 5 40 fio --output-format=json --name=randwrite-4k-qd32 "
+              "--filename=\"$dev\" --time_based=1 --runtime=8 --ramp_time=2 --rw=randwrite "
+              "--bs=4k --iodepth=32 --numjobs=1 --ioengine=libaio --direct=1") for i in range(2)]
+    line = br.script_cmdline(br.probe_script(steps, "dev=/dev/vdb\n"))
+    assert len(line) < br.CMDLINE_MAX - 300  # room for vbench's own kernel options
+    blob = line.split("echo ", 1)[1].split(" ", 1)[0]
+    assert "fio --output-format=json" in gzip.decompress(base64.b64decode(blob)).decode()
+
+
+def console(out: bytes, digest: str | None = None) -> str:
+    b64 = base64.b64encode(out).decode()
+    lines = [f"{br.MARK} {b64[i:i + 72]}" for i in range(0, len(b64), 72)]
+    return "\n".join(["[   3.1] kernel noise", f"{br.MARK}-BEGIN", *lines,
+                      f"{br.MARK}-END {digest or hashlib.sha256(out).hexdigest()}", "reboot: off"])
+
+
+def test_console_output_is_read_back_and_split_into_steps():
+    out = b"### rr\n{\"jobs\": []}\n### rc=0\n### rw\nfio: oops\n### rc=1\n"
+    got = br.split_steps(br.read_console(console(out)))
+    assert got == {"rr": (0, "{\"jobs\": []}\n"), "rw": (1, "fio: oops\n")}
+
+
+@pytest.mark.parametrize("text", ["no markers at all", console(b"x")[:-30],
+                                  console(b"### a\n1\n### rc=0\n", digest="0" * 64)])
+def test_missing_truncated_or_damaged_output_is_an_error(text):
+    with pytest.raises(br.BenchError):
+        br.read_console(text)
+
+
+@pytest.mark.parametrize("kind,device", [("disk", "ide"), ("net", "rtl8139"), ("rng", "virtio-rng")])
+def test_every_probe_script_is_valid_sh_and_fits_beside_vbenchs_own_options(kind, device,
+                                                                             tmp_path):
+    import subprocess
+
+    scn = load_scenario_text(br.scenario_text(kind, [device], 8, 1.0))
+    jobs = [j for w in scn.workloads for j in br.guest_jobs(scn, w, "10.254.1.10", "10.254.1.1")]
+    script = br.probe_script([(j.name, j.cmd) for j in jobs], "dev=/dev/vdb\n")
+    (tmp_path / "p.sh").write_text(script)
+    assert subprocess.run(["sh", "-n", str(tmp_path / "p.sh")]).returncode == 0
+    own = kernel_cmdline("vbench-root", "ssh-ed25519 " + "A" * 68)  # a real key's length
+    masks = " systemd.mask=systemd-networkd.service systemd.mask=systemd-networkd.socket"
+    assert len(f"{own}{masks} {br.script_cmdline(script)}") < br.CMDLINE_MAX
+    names = [n for w in scn.workloads for n in br.sample_names(w)]
+    assert names == [j.name for j in jobs]  # the same sample names as vbench's executors
