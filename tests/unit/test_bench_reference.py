@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import importlib.util
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,63 @@ def test_every_probe_script_is_valid_sh_and_fits_beside_vbenchs_own_options(kind
     assert len(f"{own}{masks} {br.script_cmdline(script)}") < br.CMDLINE_MAX
     names = [n for w in scn.workloads for n in br.sample_names(w)]
     assert names == [j.name for j in jobs]  # the same sample names as vbench's executors
+
+
+def _fake_vbench_run(monkeypatch, run_dir: Path, rc: int = 0) -> list[list[str]]:
+    import subprocess
+
+    calls: list[list[str]] = []
+
+    def fake(argv, **kw):
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, rc, f"summary\nrun: {run_dir}\n", "boom")
+
+    monkeypatch.setattr(br.subprocess, "run", fake)
+    return calls
+
+
+def test_the_vbench_side_reads_one_headline_sample_per_variant_and_direction(tmp_path,
+                                                                           monkeypatch):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from helpers_runs import write_run
+
+    text = br.scenario_text("net", ["virtio-net", "e1000"], 8, 1.0)
+    scn = load_scenario_text(text)
+    names = {"tcp-1-h2g": ["throughput"], "tcp-1-g2h": ["throughput"], "rtt-g2h": ["rtt_p50"]}
+    run = write_run(tmp_path / "results", "20261205-040000-vbref-net", kind="nic", reps=1,
+                    accelerator="tcg", workloads=names,
+                    variants={"virtio-net": ("nic", "virtio", True, 1.0),
+                              "e1000": ("nic", "e1000", False, 0.5)})
+    calls = _fake_vbench_run(monkeypatch, run)
+    args = types.SimpleNamespace(nice=19, accel="tcg")
+    got = br.vbench_round(text, scn, tmp_path, args)
+    assert set(got) == {(v, n) for v in ("virtio-net", "e1000") for n in names}
+    assert calls[0][:3] == ["nice", "-n", "19"] and "--no-report" in calls[0]
+    args.accel = "kvm"  # the two sides under different accelerators: an error, not a number
+    with pytest.raises(br.BenchError, match="accel"):
+        br.vbench_round(text, scn, tmp_path, args)
+    args.accel = "tcg"
+    names.pop("rtt-g2h")
+    run2 = write_run(tmp_path / "results", "20261205-040100-vbref-net", kind="nic", reps=1,
+                     accelerator="tcg", workloads=names,
+                     variants={"virtio-net": ("nic", "virtio", True, 1.0),
+                               "e1000": ("nic", "e1000", False, 0.5)})
+    _fake_vbench_run(monkeypatch, run2)
+    with pytest.raises(br.BenchError, match="0 samples"):  # a missing number fails closed
+        br.vbench_round(text, scn, tmp_path, args)
+    _fake_vbench_run(monkeypatch, run, rc=3)
+    with pytest.raises(br.BenchError, match="vbench run failed"):
+        br.vbench_round(text, scn, tmp_path, args)
+
+
+def test_the_table_gives_both_medians_their_difference_and_flags_over_5_percent():
+    raw = {("e1000", "tcp-1-g2h"): [2000.0, 2040.0, 1990.0], ("ide", "rr"): [3000.0, 3010.0]}
+    vb = {("e1000", "tcp-1-g2h"): [1780.0, 1800.0, 1790.0], ("ide", "rr"): [2990.0, 3000.0]}
+    units = {k: "u" for k in raw}
+    text, flagged = br.table(raw, vb, units)
+    assert flagged
+    e1000 = next(ln for ln in text.splitlines() if ln.startswith("e1000"))
+    assert "1,790" in e1000 and "2,000" in e1000 and "-10.5%" in e1000 and "> 5 %" in e1000
+    ide = next(ln for ln in text.splitlines() if ln.startswith("ide"))
+    assert "-0.3%" in ide and "> 5 %" not in ide
+    assert not br.table({("ide", "rr"): [1.0]}, {("ide", "rr"): [1.02]}, {("ide", "rr"): "u"})[1]
