@@ -62,6 +62,9 @@ def test_kernel_option_modules_cover_the_emulated_models():
 
 def test_register_after_scenario_import_is_refused():
     with pytest.raises(RuntimeError, match="before vbench.scenario.schema is imported"):
+        devices.register(_Toy())
+    assert "toy" not in devices.DEVICES
+    with pytest.raises(TypeError, match="registered twice"):
         devices.register(devices.DEVICES["rng"])
 
 

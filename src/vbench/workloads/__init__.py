@@ -16,8 +16,7 @@ a throwaway workload end to end.
 
 from __future__ import annotations
 
-import importlib
-
+from vbench.core.registry import Registry
 from vbench.workloads.base import WorkloadKind
 
 # The registration table: one line per workload module, in the order of scenario fields.
@@ -31,31 +30,10 @@ MODULES = (
     "bytestream",
 )
 
-WORKLOADS: dict[str, WorkloadKind] = {}
-_frozen = False
-
-
-def register(kind: WorkloadKind) -> WorkloadKind:
-    """Add a workload kind. Only before ``vbench.scenario.schema`` is imported: it builds its
-    ``Workload`` model once."""
-    kind.validate_declaration()
-    if kind.tool in WORKLOADS:
-        raise TypeError(f"workload {kind.tool} is registered twice")
-    if _frozen:
-        raise RuntimeError(f"workload {kind.tool}: register workloads before vbench.scenario.schema "
-                           f"is imported (add it to vbench.workloads.MODULES)")
-    WORKLOADS[kind.tool] = kind
-    return kind
-
-
-def freeze() -> dict[str, WorkloadKind]:
-    """The registry, closed to new kinds (``scenario`` has built its types from it)."""
-    global _frozen
-    _frozen = True
-    return WORKLOADS
-
-
-for _name in MODULES:
-    register(importlib.import_module(f"{__name__}.{_name}").WORKLOAD)
+_REGISTRY: Registry[WorkloadKind] = Registry("workload", __name__, lambda k: k.tool)
+WORKLOADS: dict[str, WorkloadKind] = _REGISTRY.kinds
+register = _REGISTRY.register  # only before vbench.scenario.schema is imported (it builds its models once)
+freeze = _REGISTRY.freeze
+_REGISTRY.load(MODULES, "WORKLOAD")
 
 __all__ = ["MODULES", "WORKLOADS", "WorkloadKind", "freeze", "register"]
