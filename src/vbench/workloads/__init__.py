@@ -2,16 +2,15 @@
 
 Each module owns one tool (fio, iperf3, ping, the entropy probe, the memory give-back probe, the
 shared-folder metadata job, the byte channel): its scenario spec, its command lines, the pure
-parsing of its output into samples (raising only :class:`vbench.core.errors.ProbeError`), and its
+parsing of its output into samples (raising only :class:`vbench.core.errors.ProbeError`), its
 declaration (:class:`vbench.workloads.base.WorkloadKind`: metrics, headline, time estimate, guest
-tools, where it runs). How a repetition is executed on a guest or host lives in
-:mod:`vbench.run.executors` (it needs the host and the guest), keyed by the same tool names and
-checked complete against :data:`WORKLOADS` when it is imported.
+tools, where it runs) and its executor (``run``: one repetition, written against the protocols of
+:mod:`vbench.workloads.base`, which :mod:`vbench.run.executors` fills from a booted guest).
 
-How to add a workload: write ``workloads/NAME.py`` with its spec (a ``Strict`` model), its parser
-and ``WORKLOAD = Name()`` (a :class:`WorkloadKind`), add ``"NAME"`` to :data:`MODULES`, and give
-it an executor (``@register("NAME")`` in run/executors.py). ``tests/unit/test_workloads.py`` shows
-a throwaway workload end to end.
+How to add a workload: write ``workloads/NAME.py`` with its spec (a ``Strict`` model), its parser,
+and ``WORKLOAD = Name()`` (a :class:`WorkloadKind` with its ``estimate_s`` and ``run``), then add
+``"NAME"`` to :data:`MODULES`. That is all: no other file changes. ``tests/unit/test_workloads.py``
+shows a throwaway workload end to end.
 """
 
 from __future__ import annotations
