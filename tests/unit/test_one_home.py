@@ -26,6 +26,8 @@ FACTS = [
     ("the tools a user's image must have", "workloads", r"""GUEST_TOOLS\s*=|guest_tools\s*=\s*\("""),
     ("what another host runs", "workloads", r"""REMOTE_TOOLS\s*=|\bremote\s*=\s*True"""),
     ("a workload's time estimate", "workloads", r"""def (unit_seconds|unit_estimate|estimate_s)\b"""),
+    ("the name a direction's samples are stored under", "workloads/base.py",
+     r"""\}-(h2g|g2h)["']|\}-\{direction\}"""),
     ("libvirt itself (import libvirt)", "host/libvirtd.py", r"""^\s*(import libvirt\b|from libvirt\b)"""),
     ("the registry of declared kinds (register, freeze)", "core/registry.py",
      r"""registered twice|def freeze\b|global _?frozen|\.frozen\s*=\s*True"""),

@@ -29,15 +29,25 @@ def both_directions() -> list[Direction]:
     return ["h2g", "g2h"]
 
 
+def direction_name(workload: str, direction: Direction) -> str:
+    """The workload name one direction's samples are stored under: ``tcp-1`` -> ``tcp-1-h2g``."""
+    return f"{workload}-{direction}"
+
+
+def stored_names(workload: str) -> tuple[str, ...]:
+    """Every workload name the samples of scenario workload ``workload`` may be stored under."""
+    return (workload, *(direction_name(workload, d) for d in both_directions()))
+
+
 def per_direction(workload: str, directions: list[Direction],
                   one: Callable[[str, Direction], tuple[list[Sample], str]]
                   ) -> tuple[list[Sample], str]:
-    """Run ``one(name, direction)`` for each direction (``name``: ``WORKLOAD-h2g``, the workload
-    its samples are stored under): all samples, and each raw output under a ``### name`` line."""
+    """Run ``one(name, direction)`` for each direction (``name``: :func:`direction_name`):
+    all samples, and each raw output under a ``### name`` line."""
     samples: list[Sample] = []
     raws: list[str] = []
     for direction in directions:
-        name = f"{workload}-{direction}"
+        name = direction_name(workload, direction)
         got, raw = one(name, direction)
         samples += got
         raws.append(f"### {name}\n{raw}")
