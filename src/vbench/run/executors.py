@@ -80,7 +80,7 @@ class LiveGuest:
     """A running guest (:class:`vbench.guest.domain.Guest`, or a test's fake at the SSH seam) as
     :class:`vbench.workloads.base.InGuest`."""
 
-    g: Any
+    g: "Guest"
     facts: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -153,6 +153,11 @@ class WorkloadKind:
         output)``. Any failure raises a UserError (probe, command, guest): a failed repetition."""
         raise NotImplementedError
 
+    def share_bytes(self, w: Any, scn: Any) -> int:
+        """Bytes workload ``w`` writes into a shared folder under test (device fs: a host
+        directory), for the budget's host disk; none by default."""
+        return 0
+
     def headline_of(self, spec: Any) -> str:
         """The headline metric of one workload of this kind (fio: bw for sequential jobs)."""
         return self.headline

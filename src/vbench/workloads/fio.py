@@ -432,6 +432,11 @@ class Fio(WorkloadKind):
     def headline_of(self, spec: Any) -> str:
         return "bw" if spec.rw in ("read", "write") else "iops"  # sequential: bandwidth tells
 
+    def share_bytes(self, w: Any, scn: Any) -> int:
+        """Its file in a shared folder (a guest without a scratch disk) ends at offset + size."""
+        opts = scn.fio_options(w)
+        return sum((_size_bytes(str(opts[k])) or 0) if k in opts else 0 for k in ("offset", "size"))
+
     run = staticmethod(run_fio)
 
 

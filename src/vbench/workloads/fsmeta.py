@@ -82,6 +82,12 @@ class FsMeta(WorkloadKind):
         # 500 files on virtio-fs under TCG: about 3 s a phase (tests/data/fsmeta-500-virtiofs-tcg.txt)
         return 5.0 + spec.files * len(PHASES) * 0.006
 
+    def share_bytes(self, w: Any, scn: Any) -> int:
+        """Its files at once, and 1 KiB each of the file system's own."""
+        spec = w.fsmeta
+        size = int(spec.filesize.lower().rstrip("k")) * (1024 if "k" in spec.filesize.lower() else 1)
+        return spec.files * (size + 1024)
+
     def run(self, scn: Any, w: Any, unit: Unit) -> tuple[list[Sample], str]:
         """The three phases in the guest's mounted shared folder under test."""
         spec = w.fsmeta
