@@ -81,7 +81,7 @@ from typing import Any
 from pydantic import Field
 from vbench.core.metrics import Sample
 from vbench.devices.base import Strict
-from vbench.workloads.base import Unit, WorkloadKind
+from vbench.workloads.base import RunningUnit, WorkloadKind
 
 
 class ToySpec(Strict):
@@ -98,7 +98,7 @@ class Toy(WorkloadKind):
     def estimate_s(self, spec: Any, scn: Any) -> float:
         return 1.5 * spec.spins
 
-    def run(self, scn: Any, w: Any, unit: Unit) -> tuple[list[Sample], str]:
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
         res = unit.guest("toy").run(f"spin {w.toy.spins}", timeout=10)
         return [Sample(w.name, "rtt_p50", 10.0 * w.toy.spins, "us")], res.command
 

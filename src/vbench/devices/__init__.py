@@ -54,7 +54,8 @@ def _replaces_one_before(device: Device, before: Mapping[str, Device]) -> None:
 
 _REGISTRY: Registry[Device] = Registry("device", __name__, lambda d: d.kind, _replaces_one_before)
 DEVICES: dict[str, Device] = _REGISTRY.kinds
-register = _REGISTRY.register  # only before vbench.scenario.schema is imported (it builds its models once)
+# register: only before vbench.scenario.schema is imported (it builds its models once)
+register = _REGISTRY.register
 freeze = _REGISTRY.freeze
 
 

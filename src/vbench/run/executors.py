@@ -47,7 +47,7 @@ def execute(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
 
 @dataclass
 class TargetUnit:
-    """A :class:`Target` as :class:`vbench.workloads.base.Unit`."""
+    """A :class:`Target` as :class:`vbench.workloads.base.RunningUnit`."""
 
     scn: Scenario
     target: Target

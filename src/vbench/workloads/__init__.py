@@ -31,7 +31,8 @@ MODULES = (
 
 _REGISTRY: Registry[WorkloadKind] = Registry("workload", __name__, lambda k: k.tool)
 WORKLOADS: dict[str, WorkloadKind] = _REGISTRY.kinds
-register = _REGISTRY.register  # only before vbench.scenario.schema is imported (it builds its models once)
+# register: only before vbench.scenario.schema is imported (it builds its models once)
+register = _REGISTRY.register
 freeze = _REGISTRY.freeze
 _REGISTRY.load(MODULES, "WORKLOAD")
 

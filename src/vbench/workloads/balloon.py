@@ -19,7 +19,7 @@ from pydantic import Field
 
 from vbench.core.errors import ProbeError
 from vbench.devices.base import Strict
-from vbench.workloads.base import Unit, WorkloadKind
+from vbench.workloads.base import RunningUnit, WorkloadKind
 from vbench.core.metrics import METRICS, Sample
 from vbench.workloads.common import nonnegative_number
 
@@ -126,7 +126,7 @@ class Balloon(WorkloadKind):
         # filling touch_mib under TCG runs at roughly 100 MiB/s; shrinking and growing take seconds
         return 10.0 + spec.touch_mib / 100.0
 
-    def run(self, scn: Any, w: Any, unit: Unit) -> tuple[list[Sample], str]:
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
         """Shrink the guest to the target, grow it back, see what the host got back."""
         spec = w.balloon
         g = unit.guest("balloon")

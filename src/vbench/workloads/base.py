@@ -9,9 +9,9 @@ user's image is checked for :attr:`guest_tools`, another host refuses what is no
 the run loop calls :meth:`run`.
 
 Workloads sit below the host, guest and run layers, so an executor is written against the small
-protocols below (:class:`Unit`, :class:`InGuest`, :class:`HostSide`): what a running unit offers
-it. The run layer (:mod:`vbench.run.executors`) gives it an object that has them; a test gives it
-a fake.
+protocols below (:class:`RunningUnit`, :class:`InGuest`, :class:`HostSide`): what a running
+unit offers it. The run layer (:mod:`vbench.run.executors`) gives it an object that has them; a
+test gives it a fake.
 """
 
 from __future__ import annotations
@@ -108,10 +108,10 @@ class HostSide(Protocol):
 
     def run_confined(self, argv: list[str], wrap: list[str], timeout: float) -> CommandResult:
         """``argv`` sandboxed, able to write only the host baseline's scratch file (whose path
-        is :attr:`Unit.scratch`) and not to grow it; ``wrap`` (a time bound) goes outside."""
+        is :attr:`RunningUnit.scratch`) and not to grow it; ``wrap`` (a time bound) goes outside."""
 
 
-class Unit(Protocol):
+class RunningUnit(Protocol):
     """One unit running: a variant's guest (or the host baseline) and its lab's host side."""
 
     @property
@@ -148,7 +148,7 @@ class WorkloadKind:
         plan and the live time-left estimate."""
         raise NotImplementedError
 
-    def run(self, scn: Any, w: Any, unit: Unit) -> tuple[list[Sample], str]:
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
         """Execute workload ``w`` of scenario ``scn`` once on ``unit``: ``(samples, raw
         output)``. Any failure raises a UserError (probe, command, guest): a failed repetition."""
         raise NotImplementedError

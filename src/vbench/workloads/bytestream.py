@@ -27,7 +27,7 @@ from pydantic import Field
 
 from vbench.core.errors import ProbeError
 from vbench.devices.base import Strict
-from vbench.workloads.base import Unit, WorkloadKind
+from vbench.workloads.base import RunningUnit, WorkloadKind
 from vbench.core.metrics import Sample
 
 ECHO_PIDFILE = "/run/vbench-echo.pid"
@@ -143,7 +143,7 @@ class Bytestream(WorkloadKind):
         # host, 16 KiB/s host to guest, ~6 ms a round trip (tests/data/bytestream-serial-16550-tcg.txt)
         return 5.0 + spec.g2h_bytes / (128 << 10) + spec.h2g_bytes / (16 << 10) + spec.pings * 0.01
 
-    def run(self, scn: Any, w: Any, unit: Unit) -> tuple[list[Sample], str]:
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
         """Guest to host, host to guest, then round trips over the guest's byte channel."""
         spec = w.bytestream
         g = unit.guest("bytestream")

@@ -25,7 +25,7 @@ from pydantic import Field
 
 from vbench.core.errors import ProbeError, RemoteCommandError
 from vbench.devices.base import Strict
-from vbench.workloads.base import Unit, WorkloadKind
+from vbench.workloads.base import RunningUnit, WorkloadKind
 from vbench.core.metrics import Sample
 
 GETRANDOM_NS_PATH = "/run/vbench/getrandom_ns"
@@ -206,7 +206,7 @@ class Entropy(WorkloadKind):
     def estimate_s(self, spec: Any, scn: Any) -> float:
         return min(float(spec.timeout_s), 10.0) + 2.0
 
-    def run(self, scn: Any, w: Any, unit: Unit) -> tuple[list[Sample], str]:
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
         """The probe script in the guest; on a guest's first unit also its time to SSH."""
         spec = w.entropy
         g = unit.guest("entropy")

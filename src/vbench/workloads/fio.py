@@ -31,7 +31,7 @@ from vbench.core.metrics import Sample
 from vbench.workloads.common import finite_sample, nonnegative_number, one_line, section
 from vbench.devices.base import Strict
 from vbench.workloads import fioopts
-from vbench.workloads.base import InGuest, Unit, WorkloadKind
+from vbench.workloads.base import InGuest, RunningUnit, WorkloadKind
 from vbench.workloads.fioopts import OPTIONS, FioOptionError, _size_bytes, canonical, shown
 
 OptionValue = str | int | bool
@@ -344,7 +344,7 @@ LAYOUT_TIMEOUT_S = 900
 # ---------------------------------------------------------------- executor
 
 
-def run_fio(scn: Any, w: Any, unit: Unit) -> tuple[list[Sample], str]:
+def run_fio(scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
     """One fio job: on the host baseline's scratch file (sandboxed), else in the guest on its
     disk under test or a file in its shared folder under test, with QEMU's CPU per I/O."""
     runtime, ramp = scn.fio_runtime(w)

@@ -18,7 +18,7 @@ from pydantic import Field
 from vbench.core.errors import ProbeError, RemoteCommandError
 from vbench.core import procs
 from vbench.devices.base import Strict
-from vbench.workloads.base import Unit, WorkloadKind
+from vbench.workloads.base import RunningUnit, WorkloadKind
 from vbench.core.metrics import Sample
 from vbench.workloads.fio import parse_fio_json
 
@@ -85,10 +85,11 @@ class FsMeta(WorkloadKind):
     def share_bytes(self, w: Any, scn: Any) -> int:
         """Its files at once, and 1 KiB each of the file system's own."""
         spec = w.fsmeta
-        size = int(spec.filesize.lower().rstrip("k")) * (1024 if "k" in spec.filesize.lower() else 1)
+        text = spec.filesize.lower()
+        size = int(text.rstrip("k")) * (1024 if "k" in text else 1)
         return spec.files * (size + 1024)
 
-    def run(self, scn: Any, w: Any, unit: Unit) -> tuple[list[Sample], str]:
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
         """The three phases in the guest's mounted shared folder under test."""
         spec = w.fsmeta
         g = unit.guest("fsmeta")

@@ -29,7 +29,8 @@ from pydantic import Field
 from vbench.core import procs
 from vbench.core.errors import ProbeError, RemoteCommandError
 from vbench.devices.base import Strict
-from vbench.workloads.base import Direction, Unit, WorkloadKind, both_directions, per_direction
+from vbench.workloads.base import (Direction, RunningUnit, WorkloadKind, both_directions,
+                                   per_direction)
 from vbench.core.metrics import Sample
 from vbench.workloads.common import finite_sample, nonnegative_number, one_line, section
 
@@ -270,7 +271,7 @@ class Iperf3(WorkloadKind):
     def estimate_s(self, spec: Any, scn: Any) -> float:
         return (spec.duration + spec.omit + 2.0) * len(spec.directions)
 
-    def run(self, scn: Any, w: Any, unit: Unit) -> tuple[list[Sample], str]:
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
         """Each direction between the guest's NIC under test and a host-side server; the guest
         is always the client (``-R``: the server sends, host to guest)."""
         spec = w.iperf3

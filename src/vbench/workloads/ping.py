@@ -21,7 +21,8 @@ from pydantic import Field
 
 from vbench.core.errors import ProbeError
 from vbench.devices.base import Strict
-from vbench.workloads.base import Direction, Unit, WorkloadKind, both_directions, per_direction
+from vbench.workloads.base import (Direction, RunningUnit, WorkloadKind, both_directions,
+                                   per_direction)
 from vbench.core.metrics import Sample
 
 _REPLY_RE = re.compile(
@@ -149,7 +150,7 @@ class Ping(WorkloadKind):
     def estimate_s(self, spec: Any, scn: Any) -> float:
         return (spec.count * spec.interval + 2.0) * len(spec.directions)
 
-    def run(self, scn: Any, w: Any, unit: Unit) -> tuple[list[Sample], str]:
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
         """Each direction between the guest's NIC under test and the lab's host side: h2g pings
         the guest from the host side, g2h the host side from the guest."""
         spec = w.ping
