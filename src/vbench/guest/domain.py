@@ -1,6 +1,6 @@
 """The libvirt lifecycle of guests and networks (the domain XML itself: :mod:`vbench.guest.xml`).
 
-The only module that imports ``libvirt``.
+libvirt itself comes through :mod:`vbench.host.libvirtd`, the only module that imports it.
 
 A :class:`Guest` is a context manager: it creates an overlay over the cached base image, starts a
 transient domain tagged as vbench's, waits for its lease and SSH, and on exit always destroys the
@@ -30,7 +30,7 @@ from vbench.host import bootlog
 from vbench.core.errors import BootError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from libvirt import virConnect, virDomain
+    from vbench.host.libvirtd import virConnect, virDomain
     from paramiko import PKey
 
     from vbench.host.images import Image

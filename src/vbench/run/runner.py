@@ -34,6 +34,7 @@ from vbench.core.errors import ImageError, LabError, UserError
 from vbench.core.errors import BootError
 from vbench.core.policy import HOST_VARIANT
 from vbench.run.executors import Target, execute
+from vbench.workloads.base import stored_names
 from vbench.results.record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
 from vbench.scenario.schema import Scenario
 from vbench.scenario.schema import Variant as VariantSpec
@@ -52,8 +53,7 @@ def summary_rows(run_path: Path, scn: Scenario) -> list[tuple]:
     units: dict[str, str] = {}
     for row in iter_sample_rows(run_path):
         # Network and ping samples carry the direction: workload "tcp-1" stores "tcp-1-h2g".
-        w = next((w for w in scn.workloads if row["workload"] in
-                  (w.name, f"{w.name}-h2g", f"{w.name}-g2h")), None)
+        w = next((w for w in scn.workloads if row["workload"] in stored_names(w.name)), None)
         if w is None or row["metric"] != headline_metric(w):
             continue
         vals.setdefault((row["workload"], row["variant"]), []).append(float(row["value"]))
