@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Callable
 
 from vbench.core import procs
 from vbench.core.errors import ProbeError, RemoteCommandError
-from vbench.host.peer import peer_for, run_on_host
 from vbench.core.metrics import Sample
 from vbench.run.cpuwindow import CpuWindow
 from vbench.workloads import WORKLOADS
@@ -55,14 +54,13 @@ def run_fio(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], s
     bound = limit + 20
     if target.guest is None:
         assert target.host_scratch is not None
-        from vbench.host.sandbox import confine, fsize_limited
+        from vbench.host.sandbox import fsize_limited
 
         argv = fsize_limited(fio_argv(w.name, str(target.host_scratch), opts, runtime, ramp),
                              scn.profile(scn.variants[0]).disk)
-        # Root on the host with a scenario's options: confined to its scratch file, no network.
-        rh = getattr(target.lab, "remote", None)  # another host: its own fio on its own storage
-        res = (rh.run_confined(argv, target.host_scratch, wrap, timeout=bound) if rh is not None
-               else procs.run(wrap + confine(argv, target.host_scratch), timeout=bound, check=False))
+        # Root on the host with a scenario's options: confined to its scratch file, no network;
+        # the host where the guests run (another host: its own fio on its own storage).
+        res = _lab(target).host.run_confined(argv, target.host_scratch, wrap, timeout=bound)
         if not res.ok:
             raise RemoteCommandError(res)
         text = res.stdout
@@ -179,9 +177,10 @@ def _guest(target: Target, tool: str) -> "Guest":
 
 
 def _lab(target: Target) -> "Lab":
-    """The lab whose host side the peer of ``target`` runs on (its namespace, or another host)."""
+    """The lab whose host runs the host side of ``target`` (a peer, ping, the baseline's fio):
+    ``lab.host`` (:mod:`vbench.host.hosts`), here in the lab's namespace or another host."""
     if target.lab is None:
-        raise ProbeError(f"variant {target.variant}: a host-side peer needs the lab's network")
+        raise ProbeError(f"variant {target.variant}: a host-side peer or baseline needs the lab")
     return target.lab
 
 
@@ -203,7 +202,7 @@ def run_iperf3(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample]
                                   reverse=(direction == "h2g"), udp=spec.protocol == "udp",
                                   bitrate=spec.bitrate, length=spec.length, bind=guest_ip)
         bound = spec.duration + spec.omit + 30
-        with peer_for(target.lab, iperf3_server_argv(host_ip, port), port):
+        with _lab(target).host.peer(iperf3_server_argv(host_ip, port), port):
             # iperf3 runs omit + duration seconds; only the last `duration` are measured.
             with CpuWindow(g.qemu_pid(), spec.omit, spec.duration) as cpu:
                 res = g.ssh.run(shlex.join(procs.killed_after(bound) + argv),
@@ -235,8 +234,8 @@ def run_ping(scn: Scenario, w: Workload, target: Target) -> tuple[list[Sample], 
     for direction in spec.directions:
         name = f"{w.name}-{direction}"
         if direction == "h2g":
-            res = run_on_host(_lab(target), ping_argv(guest_ip, spec.count, spec.interval,
-                                                       spec.size), timeout=bound)
+            res = _lab(target).host.run(ping_argv(guest_ip, spec.count, spec.interval,
+                                                  spec.size), timeout=bound)
         else:
             res = g.ssh.run(shlex.join(ping_argv(host_ip, spec.count, spec.interval, spec.size)),
                             timeout=bound, check=False)
