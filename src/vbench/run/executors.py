@@ -19,7 +19,6 @@ from vbench.core import procs
 from vbench.core.errors import ProbeError
 from vbench.core.metrics import CommandResult, Sample
 from vbench.devices.base import ByteChannel, MemoryControl
-from vbench.host.peer import peer_for, run_on_host
 from vbench.run.cpuwindow import CpuWindow
 from vbench.scenario.schema import Scenario, Workload
 from vbench.workloads.base import CpuRate
@@ -142,23 +141,25 @@ class LabHostSide:
         return TEST.host_ip
 
     def peer(self, argv: list[str], port: int) -> AbstractContextManager[object]:
-        return peer_for(self.target.lab, argv, port)
+        return self._lab().host.peer(argv, port)
 
     def run(self, argv: list[str], timeout: float) -> CommandResult:
-        if self.target.lab is None:
-            raise ProbeError(f"variant {self.target.variant}: a host-side peer needs the lab's "
-                             f"network")
-        return run_on_host(self.target.lab, argv, timeout=timeout)
+        return self._lab().host.run(argv, timeout=timeout)
 
     def run_confined(self, argv: list[str], wrap: list[str], timeout: float) -> CommandResult:
-        from vbench.host.sandbox import confine, fsize_limited
+        from vbench.host.sandbox import fsize_limited
 
         scratch = self.target.host_scratch
         assert scratch is not None
         # Root on the host with a scenario's options: confined to its scratch file, no network,
-        # unable to grow the file past the size it was made with.
+        # unable to grow the file past the size it was made with; on the host where the guests
+        # run (another host: its own fio on its own storage).
         argv = fsize_limited(argv, self.scn.profile(self.scn.variants[0]).disk)
-        rh = getattr(self.target.lab, "remote", None)  # another host: its own fio on its storage
-        if rh is not None:
-            return rh.run_confined(argv, scratch, wrap, timeout=timeout)
-        return procs.run(wrap + confine(argv, scratch), timeout=timeout, check=False)
+        return self._lab().host.run_confined(argv, scratch, wrap, timeout=timeout)
+
+    def _lab(self) -> "Lab":
+        """The lab whose host runs the host side (:mod:`vbench.host.hosts`)."""
+        if self.target.lab is None:
+            raise ProbeError(f"variant {self.target.variant}: a host-side peer or baseline needs "
+                             f"the lab")
+        return self.target.lab
