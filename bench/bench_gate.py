@@ -31,8 +31,9 @@ to look small) is therefore in every figure. It prints, for the scenario's repet
   flagged the next morning (>= 80 %), pages with any false step (<= 5 %), at 5 % CV with and
   without a 2 % night shift (3 repetitions a run: information).
 
-Runtime about 6 minutes on the 2-core machine (2000 A/A compares per CV, 400 simulated nights per
-A/A cell and 200 per drop cell, 100 history pages; ``--nights``/``--pages`` to change).
+Runtime about 4 minutes of CPU on the 2-core machine (2000 A/A compares per CV, 400 simulated
+nights per A/A cell and 200 per drop cell, 100 history pages; ``--nights``/``--pages`` to change;
+``--only night|history`` for one section); 24 minutes of wall time when other jobs load it.
 
 ``--explore`` adds the alternatives that were weighed against the shipped settings.
 
