@@ -9,10 +9,7 @@ from the registry once, at import.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Literal
 
@@ -23,8 +20,7 @@ from vbench.scenario import schema as scenario
 from vbench.guest import verify
 from vbench.devices import Device, Fragment, GuestContext, Model, Strict
 from tests.unit.driver_cases import presence_cases
-
-SRC = Path(devices.__file__).resolve().parents[2]
+from tests.unit.toys import run_toy
 
 
 # ---- the registry as shipped ---------------------------------------------------------------------
@@ -62,6 +58,9 @@ def test_kernel_option_modules_cover_the_emulated_models():
 
 def test_register_after_scenario_import_is_refused():
     with pytest.raises(RuntimeError, match="before vbench.scenario.schema is imported"):
+        devices.register(_Toy())
+    assert "toy" not in devices.DEVICES
+    with pytest.raises(TypeError, match="registered twice"):
         devices.register(devices.DEVICES["rng"])
 
 
@@ -149,19 +148,12 @@ workloads:
 """
 
 DRIVER = r'''
-import json, sys
 from pathlib import Path
-import vbench.devices as devices
-import toy_device
-
-devices.register(toy_device.DEVICE)  # the one registration line (vbench.devices.MODULES in-tree)
-
 from vbench import report
 from vbench.guest import domain as virt, kconfig, verify
 from vbench.core.errors import ScenarioError
 from vbench.scenario.schema import GuestSpec, load_scenario_text, parse_profile
 
-scn = load_scenario_text(sys.argv[1])
 out = {"models": [scn.profile(v).model_of("toy") for v in scn.variants],
        "paravirtual": [scn.profile(v).is_paravirtual("toy") for v in scn.variants]}
 g = Path("/var/lib/vbench/guests/vbench-toy")
@@ -178,17 +170,11 @@ try:
     load_scenario_text(sys.argv[1].replace("model: none", "model: usb"))
 except ScenarioError as exc:
     out["error"] = str(exc)
-print(json.dumps(out))
 '''
 
 
 def test_a_new_device_is_one_file_and_one_registration_line(tmp_path):
-    (tmp_path / "toy_device.py").write_text(TOY_MODULE)
-    env = {"PYTHONPATH": f"{SRC}:{tmp_path}", "PATH": "/usr/bin:/bin"}
-    cp = subprocess.run([sys.executable, "-c", DRIVER, TOY_SCENARIO], capture_output=True,
-                        text=True, timeout=120, env=env, cwd=tmp_path)
-    assert cp.returncode == 0, cp.stderr[-3000:]
-    out = json.loads(cp.stdout)
+    out = run_toy(tmp_path, "toy_device", TOY_MODULE, DRIVER, TOY_SCENARIO)
 
     assert out["models"] == ["virtio", "none"] and out["paravirtual"] == [True, False]
     with_toy, without = out["xml"]

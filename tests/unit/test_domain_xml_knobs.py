@@ -222,7 +222,7 @@ workloads:
 ])
 def test_missing_host_device_refused_before_boot_with_one_line(device, a, b, needed):
     from vbench.core.errors import LabError
-    from vbench.run.runner import require_host_devices
+    from vbench.host.hosts import require_host_devices
 
     scn = load_scenario_text(NET_SCENARIO.replace("DEVICE", device).replace("VARIANT_A", a)
                              .replace("VARIANT_B", b))

@@ -50,14 +50,17 @@ def test_a_remote_guest_removes_its_files_there_and_never_a_local_path(tmp_path,
     from pathlib import PurePosixPath
 
     from vbench.guest.domain import guest_class
+    from vbench.host import hosts
+    from vbench.host.lab import Lab, LabState
 
     local_twin = tmp_path / "twin"  # a local directory at the remote guest's path: must survive
     local_twin.mkdir()
     removed: list = []
-    remote = SimpleNamespace(guest_dir=lambda name: local_twin,
-                             remove_dir=lambda p: removed.append(PurePosixPath(p)),
-                             read_tail=lambda path, size: b"boot\n")
-    lab = SimpleNamespace(remote=remote)
+    session = SimpleNamespace(libvirt_uri="qemu+ssh://root@hv1/system",
+                              guest_dir=lambda name: local_twin,
+                              remove_dir=lambda p: removed.append(PurePosixPath(p)),
+                              read_tail=lambda path, size: b"boot\n")
+    lab = Lab(session.libvirt_uri, None, LabState(), hosts.OtherHost(session))  # type: ignore[arg-type]
     g = guest_class(lab)(name="vbench-20261127-000000-t-0-virtio-blk",
                                  lab=lab, image=None,
                                  profile=parse_profile("disk=virtio"), spec=None, accel=None,

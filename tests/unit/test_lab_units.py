@@ -216,7 +216,7 @@ def test_accelerator_domain_type():
 
 def test_forced_accelerator_needs_no_libvirt(monkeypatch):
     monkeypatch.setenv("VBENCH_ACCEL", "tcg")
-    acc = accel.accelerator(lab.Lab("test:///nowhere", None, lab.LabState()), None)
+    acc = lab.Lab("test:///nowhere", None, lab.LabState()).host.accelerator(None)
     assert acc.name == "tcg" and "VBENCH_ACCEL=tcg" in acc.reason
-    acc = accel.accelerator(lab.Lab("test:///nowhere", None, lab.LabState()), None, override="kvm")
+    acc = lab.Lab("test:///nowhere", None, lab.LabState()).host.accelerator(None, override="kvm")
     assert acc.name == "kvm" and "--accel=kvm" in acc.reason

@@ -5,19 +5,15 @@ balloon executor drives it through the real run loop (fake guests at the seam)."
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from vbench.core.errors import ProbeError
-from vbench.run.executors import _memory_controls
+from vbench.run.executors import LiveGuest
 from vbench.scenario.schema import load_scenario_text, parse_profile
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+from .toys import run_toy
 
 
 def _guest(profile_text: str, **calls):
@@ -33,9 +29,11 @@ def test_the_balloon_device_gives_memory_back_through_libvirt():
                              "variants: [{name: v, balloon: {model: virtio}}]\n"
                              "workloads: [{name: w, balloon: {target_mib: 512}}]\n")
     g = _guest("balloon=virtio")
-    give, take, wait = _memory_controls(scn, 512, g)
-    assert give() == (True, "setMemory(524288 KiB): ok") and wait(True, 10) == 0.5
-    assert take()[0] and g.log == [("set", 524288), ("wait", 524288, True), ("set", 1048576)]
+    control = LiveGuest(g).memory_control(scn.guest.memory_mib, 512)
+    assert control is not None
+    assert control.give() == (True, "setMemory(524288 KiB): ok") and control.wait(True, 10) == 0.5
+    assert control.take()[0]
+    assert g.log == [("set", 524288), ("wait", 524288, True), ("set", 1048576)]
 
 
 def test_virtio_mem_refuses_a_target_it_cannot_reach_with_one_line():
@@ -45,7 +43,7 @@ def test_virtio_mem_refuses_a_target_it_cannot_reach_with_one_line():
     g = _guest("mem=virtio-mem")
     g.profile = scn.profile(scn.variants[0])
     with pytest.raises(ProbeError, match="cannot be reached with virtio-mem"):
-        _memory_controls(scn, 256, g)
+        LiveGuest(g).memory_control(scn.guest.memory_mib, 256)
 
 
 TOY_MODULE = '''
@@ -83,23 +81,8 @@ class ToyMem(Device):
 DEVICE = ToyMem()
 '''
 
-DRIVER = r'''
-import json, sys
-import toy_device
-import vbench.devices as devices
-
-devices.register(toy_device.DEVICE)  # the one registration line (vbench.devices.MODULES in-tree)
-
-sys.path.insert(0, sys.argv[2])
-from test_session import FakeGuest, make_session
+DRIVER = """
 from vbench.core.metrics import CommandResult
-from vbench.results import rundir as store
-from vbench.run import executors
-from vbench.run.executors import Target
-from vbench.run.session import Booted
-from vbench.scenario.schema import load_scenario_text
-
-scn = load_scenario_text(sys.argv[1])
 
 
 class MemGuest(FakeGuest):
@@ -110,7 +93,7 @@ class MemGuest(FakeGuest):
 
         class Ssh:
             def run(self, cmd, timeout=None, check=False):
-                return CommandResult(cmd, 0, f"MemTotal:       {guest.mem_kib} kB\n", "", 0.0)
+                return CommandResult(cmd, 0, f"MemTotal:       {guest.mem_kib} kB\\n", "", 0.0)
 
             def is_alive(self):
                 return True
@@ -131,14 +114,10 @@ class Guests:
         return Target("host", None, {})
 
 
-s = make_session(sys.argv[3], scn, guests=Guests(), execute=executors.execute)
-s.run()
-rows = list(store.iter_sample_rows(s.rd.path))
 out = {}
-for r in rows:
+for r in run(Guests()):
     out.setdefault(r["variant"], {})[r["metric"]] = float(r["value"])
-print(json.dumps(out))
-'''
+"""
 
 TOY_SCENARIO = """
 name: toymem
@@ -154,13 +133,7 @@ workloads:
 
 
 def test_a_new_device_with_a_live_operation_is_one_file_and_one_line(tmp_path):
-    (tmp_path / "toy_device.py").write_text(TOY_MODULE)
-    env = {"PYTHONPATH": f"{SRC}:{tmp_path}", "PATH": "/usr/bin:/bin"}
-    cp = subprocess.run([sys.executable, "-c", DRIVER, TOY_SCENARIO, str(Path(__file__).parent),
-                         str(tmp_path / "results")], capture_output=True, text=True, timeout=120,
-                        env=env, cwd=tmp_path)
-    assert cp.returncode == 0, cp.stderr[-3000:]
-    out = json.loads(cp.stdout.strip().splitlines()[-1])
+    out = run_toy(tmp_path, "toy_device", TOY_MODULE, DRIVER, TOY_SCENARIO)
     live = out["live"]
     assert live["guest_mem_before"] == 1024 and live["guest_mem_shrunk"] == 512
     assert live["guest_mem_after"] == 1024 and live["balloon_inflate_time"] == 0.25

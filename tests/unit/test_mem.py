@@ -8,6 +8,7 @@ import os
 import pytest
 
 from vbench.run import executors
+from vbench.workloads import balloon as balloon_workload
 from vbench.devices import DEVICES
 from vbench.devices.mem import MemSpec, current_kib, live_device, with_requested
 from vbench.core.errors import GuestError, ProbeError
@@ -133,7 +134,7 @@ class FakeVmemGuest:
 
 
 def test_balloon_workload_drives_virtio_mem_requested_size(monkeypatch):
-    monkeypatch.setattr(executors.time, "sleep", lambda s: None)
+    monkeypatch.setattr(balloon_workload.time, "sleep", lambda s: None)
     scn = load_scenario_text(SCN.replace("TARGET", "512"))
     g = FakeVmemGuest(MemSpec(size_mib=512))
     samples, log = executors.execute(scn, scn.workloads[0], Target("virtio-mem", g, {}))

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from vbench.workloads import WORKLOADS, WorkloadKind
+
 SRC = Path(__file__).resolve().parents[2] / "src" / "vbench"
 
 # (what, its one home, a pattern that finds a definition or a literal copy)
@@ -24,6 +26,11 @@ FACTS = [
     ("the tools a user's image must have", "workloads", r"""GUEST_TOOLS\s*=|guest_tools\s*=\s*\("""),
     ("what another host runs", "workloads", r"""REMOTE_TOOLS\s*=|\bremote\s*=\s*True"""),
     ("a workload's time estimate", "workloads", r"""def (unit_seconds|unit_estimate|estimate_s)\b"""),
+    ("the name a direction's samples are stored under", "workloads/base.py",
+     r"""\}-(h2g|g2h)["']|\}-\{direction\}"""),
+    ("libvirt itself (import libvirt)", "host/libvirtd.py", r"""^\s*(import libvirt\b|from libvirt\b)"""),
+    ("the registry of declared kinds (register, freeze)", "core/registry.py",
+     r"""registered twice|def freeze\b|global _?frozen|\.frozen\s*=\s*True"""),
 ]
 
 
@@ -44,3 +51,37 @@ def test_a_fact_lives_in_one_home(what, home, pattern):
         for path in ("scenario/budget.py", "run/session.py"):
             assert "kind.estimate_s(" in (SRC / path).read_text(), path
     assert found <= allowed, f"{what} is written outside {home}: {sorted(found - allowed)}"
+
+
+# A function taking an executor's arguments (scenario, workload, ...). Besides the workload
+# modules only two places may: the seam that hands them to the workload (run/executors.execute)
+# and A/B's rate cap that wraps that seam (run/ab.with_rate_cap's run).
+EXECUTOR = re.compile(r"^\s*def (\w+)\((?:self,\s*)?scn\b[^)]*?,\s*w\b", re.M)
+GLUE = {"run/executors.py": ["execute"], "run/ab.py": ["run"]}
+
+
+def _executors(src: Path = SRC) -> dict[str, list[str]]:
+    return {str(p.relative_to(src)): names for p in sorted(src.rglob("*.py"))
+            if (names := EXECUTOR.findall(p.read_text()))}
+
+
+def test_an_executor_lives_in_its_workload_module():
+    found = _executors()
+    tools = {f"workloads/{tool}.py" for tool in WORKLOADS}
+    outside = {p: names for p, names in found.items()
+               if p not in tools | {"workloads/base.py"} and GLUE.get(p) != names}
+    assert not outside, f"executors written outside their workload module: {outside}"
+    assert tools <= set(found), "the pattern misses a workload's executor"
+    for tool, kind in WORKLOADS.items():
+        run = type(kind).run
+        assert run is not WorkloadKind.run and run.__module__ == f"vbench.workloads.{tool}", tool
+    assert "kind.run(" in (SRC / "run/executors.py").read_text()
+
+
+def test_the_executor_rule_sees_an_executor_in_the_run_layer(tmp_path):
+    """The shape the seven executors had in run/executors.py before they moved home."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/executors.py").write_text(
+        "def execute(scn, w, target):\n    pass\n\n\n"
+        "def run_fio(scn: Scenario, w: Workload,\n            target: Target):\n    pass\n")
+    assert _executors(tmp_path) == {"run/executors.py": ["execute", "run_fio"]}

@@ -147,8 +147,16 @@ class FakeSftp:
 def _host() -> rh.RemoteHost:
     h = rh.RemoteHost.__new__(rh.RemoteHost)
     h.target = remoteuri.parse_uri("qemu+ssh://root@hv1/system")
+    h.libvirt_uri = "qemu+ssh://root@hv1/system?command=/w"
     h.ssh, h._sftp = FakeSsh(), FakeSftp()  # type: ignore[assignment]
     return h
+
+
+def _lab(h: rh.RemoteHost):
+    """A lab on the other host ``h`` (as lab.up makes it for qemu+ssh://)."""
+    from vbench.host import hosts, lab
+
+    return lab.Lab(h.libvirt_uri, None, lab.LabState(), hosts.OtherHost(h))
 
 
 def test_remote_commands_are_quoted_and_confined():
@@ -222,13 +230,11 @@ def test_remote_image_points_at_the_uploaded_copy():
 
 
 def test_remote_accelerator_is_tcg_unless_forced(monkeypatch):
-    class Lb:
-        remote = _host()
-
+    host = _lab(_host()).host
     monkeypatch.delenv("VBENCH_ACCEL", raising=False)
-    a = remoteuri.accelerator(Lb(), None)
+    a = host.accelerator(Path("/nowhere/vmlinuz"), None)
     assert a.name == "tcg" and "hv1" in a.reason
-    assert remoteuri.accelerator(Lb(), "kvm").name == "kvm"
+    assert host.accelerator(None, "kvm").name == "kvm"
 
 
 def test_guest_checks_and_ab_sides_refuse_a_remote_host():
@@ -275,13 +281,10 @@ def test_a_remote_guest_lives_on_the_host_and_is_reached_through_it(monkeypatch)
     from vbench.guest.domain import guest_class
     from vbench.host import ssh as remote
 
-    class Lb:
-        remote = _host()
-        netns = None
-
+    lb = _lab(_host())
     scn = load_scenario(str(ROOT / "scenarios" / "smoke-disk.yaml"))
-    g = guest_class(Lb())("vbench-r-0-virtio-blk", Lb(), type("Img", (), {"user": "root"})(), scn.profile(scn.variants[0]),
-                         scn.guest, None, None, "")
+    g = guest_class(lb)("vbench-r-0-virtio-blk", lb, type("Img", (), {"user": "root"})(),
+                        scn.profile(scn.variants[0]), scn.guest, None, None, "")
     seen = {}
 
     def wait(*args, **kwargs):
@@ -291,14 +294,12 @@ def test_a_remote_guest_lives_on_the_host_and_is_reached_through_it(monkeypatch)
     monkeypatch.setattr(remote, "wait_for_ssh", wait)
     g.ip = "10.254.0.9"
     g.reconnect()
-    assert seen["via"] is Lb.remote  # SSH to the guest through the host's session (a jump)
+    assert seen["via"] is lb.host.via is lb.host.session  # SSH through the host's session (a jump)
     assert str(g.dir) == "/var/lib/libvirt/vbench/guests/vbench-r-0-virtio-blk"
     assert g.qemu_pid() is None
 
 
 def test_remote_peer_runs_on_the_host_and_is_killed_by_its_pid():
-    from vbench.host.peer import peer_for, run_on_host
-
     class Chan:
         def __init__(self) -> None:
             self.sent, self.out, self.closed = "", [b"4321\n"], False
@@ -331,13 +332,13 @@ def test_remote_peer_runs_on_the_host_and_is_killed_by_its_pid():
             return res
 
     h.ssh = Ss()  # type: ignore[assignment]
-    lab = type("Lab", (), {"remote": h, "netns": None})()
-    with peer_for(lab, ["iperf3", "-s", "-1", "-B", "10.254.1.1", "-p", "5201"], 5201) as p:
+    lab = _lab(h)
+    with lab.host.peer(["iperf3", "-s", "-1", "-B", "10.254.1.1", "-p", "5201"], 5201) as p:
         assert p.pid == 4321
     argv = shlex.split(chan.sent)
     assert argv[:3] == ["sh", "-c", 'echo "$$"; exec "$@"'] and argv[-7:] == [
         "iperf3", "-s", "-1", "-B", "10.254.1.1", "-p", "5201"]
     assert "timeout" in argv and chan.closed
     assert h.ssh.commands[-1] == "kill -TERM 4321"  # type: ignore[attr-defined]
-    run_on_host(lab, ["ping", "-c", "1", "10.254.1.9"], timeout=10)
+    lab.host.run(["ping", "-c", "1", "10.254.1.9"], timeout=10)
     assert h.ssh.commands[-1] == "ping -c 1 10.254.1.9"  # type: ignore[attr-defined]

@@ -263,11 +263,10 @@ def test_run_fio_garbage_output_is_a_probe_error():
         run_first_workload(FakeGuest(garbage))
 
 
-def test_execute_unknown_tool(monkeypatch):
+def test_fio_on_the_host_baseline_without_its_scratch_file_needs_a_guest():
     scn = scenario()
-    monkeypatch.delitem(executors.EXECUTORS, "fio")
-    with pytest.raises(ProbeError, match="fio probe is not available"):
-        executors.execute(scn, scn.workloads[0], sata_target(FakeGuest(fio_ok)))
+    with pytest.raises(ProbeError, match="fio workloads need a guest"):
+        executors.execute(scn, scn.workloads[0], Target("host", None, {}))
 
 
 def layout_ok(size):

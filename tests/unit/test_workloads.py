@@ -3,27 +3,21 @@ one registration line (a toy one runs through the real run loop below)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from vbench.core.metrics import is_known
-from vbench.run import executors
 from vbench.run.session import headline_metric, unit_estimate
 from vbench.scenario import budget
 from vbench.scenario.schema import TOOLS, Workload, load_scenario_text
 from vbench.workloads import MODULES, WORKLOADS, WorkloadKind, register
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+from .toys import run_toy
 
 
 def test_every_tool_is_declared_executable_and_in_the_catalogue():
     assert tuple(WORKLOADS) == TOOLS == MODULES
     for tool, kind in WORKLOADS.items():
-        assert tool in executors.EXECUTORS or kind.runs_itself, tool
+        assert type(kind).run is not WorkloadKind.run, tool
         assert kind.headline in kind.metrics and all(is_known(m) for m in kind.metrics), tool
 
 
@@ -71,8 +65,13 @@ def test_declarations_are_checked_when_registered():
     class NoSuchMetric(WorkloadKind):
         tool, spec, metrics, headline = "bad", object, ("iops", "frobs"), "iops"  # type: ignore[assignment]
 
+    class NoExecutor(WorkloadKind):
+        tool, spec, metrics, headline = "lazy", object, ("iops",), "iops"  # type: ignore[assignment]
+
     with pytest.raises(TypeError, match="frobs"):
         register(NoSuchMetric())
+    with pytest.raises(TypeError, match="lazy does not declare run"):
+        register(NoExecutor())
     with pytest.raises(TypeError, match="registered twice"):
         register(WORKLOADS["ping"])
 
@@ -82,7 +81,7 @@ from typing import Any
 from pydantic import Field
 from vbench.core.metrics import Sample
 from vbench.devices.base import Strict
-from vbench.workloads.base import WorkloadKind
+from vbench.workloads.base import RunningUnit, WorkloadKind
 
 
 class ToySpec(Strict):
@@ -99,37 +98,23 @@ class Toy(WorkloadKind):
     def estimate_s(self, spec: Any, scn: Any) -> float:
         return 1.5 * spec.spins
 
-    def run(self, scn, w, target):
-        res = target.guest.ssh.run(f"spin {w.toy.spins}")
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
+        res = unit.guest("toy").run(f"spin {w.toy.spins}", timeout=10)
         return [Sample(w.name, "rtt_p50", 10.0 * w.toy.spins, "us")], res.command
 
 
 WORKLOAD = Toy()
 '''
 
-DRIVER = r'''
-import json, sys
-import toy_workload
-import vbench.workloads as workloads
-
-workloads.register(toy_workload.WORKLOAD)  # the one registration line (MODULES in-tree)
-
-sys.path.insert(0, sys.argv[2])
-from test_session import FakeGuests, make_session
-from vbench.results import rundir as store
-from vbench.run import executors
+DRIVER = """
 from vbench.scenario import budget
-from vbench.scenario.schema import load_scenario_text
 from vbench.guest.userimage import required_tools
 
-scn = load_scenario_text(sys.argv[1])
-s = make_session(sys.argv[3], scn, guests=FakeGuests(), execute=executors.execute)
-s.run()
-rows = [r for r in store.iter_sample_rows(s.rd.path)]
-print(json.dumps({"values": sorted({r["value"] for r in rows}), "metrics": sorted({r["metric"] for r in rows}),
-                  "units": sorted({r["unit"] for r in rows}), "estimate": budget.unit_seconds(scn, 0),
-                  "tools": required_tools(scn)}))
-'''
+rows = run(FakeGuests())
+out = {"values": sorted({r["value"] for r in rows}), "metrics": sorted({r["metric"] for r in rows}),
+       "units": sorted({r["unit"] for r in rows}), "estimate": budget.unit_seconds(scn, 0),
+       "tools": required_tools(scn)}
+"""
 
 TOY_SCENARIO = """
 name: toy
@@ -141,12 +126,6 @@ workloads: [{name: t, toy: {spins: 4}}]
 
 
 def test_a_new_workload_is_one_file_and_one_registration_line(tmp_path):
-    (tmp_path / "toy_workload.py").write_text(TOY_MODULE)
-    env = {"PYTHONPATH": f"{SRC}:{tmp_path}", "PATH": "/usr/bin:/bin"}
-    cp = subprocess.run([sys.executable, "-c", DRIVER, TOY_SCENARIO, str(Path(__file__).parent),
-                         str(tmp_path / "results")], capture_output=True, text=True, timeout=120,
-                        env=env, cwd=tmp_path)
-    assert cp.returncode == 0, cp.stderr[-3000:]
-    out = json.loads(cp.stdout.strip().splitlines()[-1])
+    out = run_toy(tmp_path, "toy_workload", TOY_MODULE, DRIVER, TOY_SCENARIO)
     assert out["metrics"] == ["rtt_p50"] and out["units"] == ["us"] and out["values"] == ["40.0"]
     assert out["estimate"] == 6.0 and out["tools"] == {"true": ["t"]}

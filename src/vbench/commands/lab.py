@@ -15,7 +15,7 @@ def connect_opts(sp: argparse.ArgumentParser) -> None:
 
 
 def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
-    from vbench.host import accel, images, lab
+    from vbench.host import images, lab
 
     from vbench.core.extras import require_lab
 
@@ -24,7 +24,7 @@ def cmd_lab_up(args: argparse.Namespace) -> ExitStatus:
         return _nested_up(args)
     lb = lab.up(connect=args.connect, progress=say)
     img = images.find_default()
-    acc = accel.accelerator(lb, img.kernel if img else None, override=args.accel)
+    acc = lb.host.accelerator(img.kernel if img else None, override=args.accel)
     say(f"lab is up: libvirt {lb.uri}" + (f" in namespace {lb.netns}" if lb.netns else ""))
     say(f"accelerator: {acc.name.upper()} ({acc.reason})")
     return ExitStatus.SUCCESS

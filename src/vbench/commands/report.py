@@ -64,8 +64,9 @@ def _add_compare(subparsers) -> None:
         description="Per (workload, metric, variant): the change of the geometric mean "
                     "(Welch's t on logs), its 95% interval, p-value and the smallest change the "
                     "row could detect. A regression is a significant change (adjusted p < alpha) "
-                    "whose estimate is beyond the threshold; unchanged: the 90% interval lies "
-                    "within +-threshold (TOST at alpha 0.05); otherwise inconclusive. Only the "
+                    "whose whole 90% interval lies beyond the threshold; unchanged: the 90% "
+                    "interval lies within +-threshold (TOST at alpha 0.05); otherwise "
+                    "inconclusive. Only the "
                     "gated metrics (the scenario's `gate:`) can fail: on a regression, a gated "
                     "row missing on one side, or an inconclusive row unless "
                     "--allow-inconclusive.")

@@ -27,8 +27,9 @@ their golden domain XML). ``tests/unit/test_devices.py`` shows a throwaway devic
 
 from __future__ import annotations
 
-import importlib
+from typing import Mapping
 
+from vbench.core.registry import Registry
 from vbench.devices.base import (Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model,
                                  Strict, hotplug_memory, is_q35, virtio_or_none)
 
@@ -45,30 +46,17 @@ MODULES = (
     "mem",
 )
 
-DEVICES: dict[str, Device] = {}
-_frozen = False
-
-
-def register(device: Device) -> Device:
-    """Add a device kind. Only before ``vbench.scenario.schema`` is imported: it builds its models once."""
-    if _frozen:
-        raise RuntimeError(f"device {device.kind}: register devices before vbench.scenario.schema is "
-                           f"imported (add it to vbench.devices.MODULES)")
-    device.validate_declaration()
-    if device.kind in DEVICES:
-        raise TypeError(f"device {device.kind} is registered twice")
-    if device.replaces and device.replaces not in DEVICES:
+def _replaces_one_before(device: Device, before: Mapping[str, Device]) -> None:
+    if device.replaces and device.replaces not in before:
         raise TypeError(f"device {device.kind} replaces {device.replaces!r}, which is not "
                         f"registered before it")
-    DEVICES[device.kind] = device
-    return device
 
 
-def freeze() -> dict[str, Device]:
-    """The registry, closed to new kinds (``scenario`` has built its types from it)."""
-    global _frozen
-    _frozen = True
-    return DEVICES
+_REGISTRY: Registry[Device] = Registry("device", __name__, lambda d: d.kind, _replaces_one_before)
+DEVICES: dict[str, Device] = _REGISTRY.kinds
+# register: only before vbench.scenario.schema is imported (it builds its models once)
+register = _REGISTRY.register
+freeze = _REGISTRY.freeze
 
 
 def option_modules() -> dict[str, str]:
@@ -94,8 +82,7 @@ def headline_metrics() -> tuple[str, ...]:
     return tuple(m for d in DEVICES.values() for m in d.headline_metrics)
 
 
-for _name in MODULES:
-    register(importlib.import_module(f"{__name__}.{_name}").DEVICE)
+_REGISTRY.load(MODULES, "DEVICE")
 
 __all__ = ["DEVICES", "Device", "DomainFiles", "DriverCheck", "Fragment", "GuestContext", "Model",
            "Strict", "virtio_or_none", "freeze", "is_q35", "missing_on_host", "headline_metrics", "option_modules", "register"]

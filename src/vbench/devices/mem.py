@@ -12,7 +12,7 @@ gets its ``<memballoon>`` from here, so the two variants differ only in this sec
 - ``balloon``: ``<memballoon model='virtio'>`` with 1 s statistics, as the balloon scenario.
 
 Both get the same memory hotplug layout (``<maxMemory>`` and one NUMA cell, which libvirt needs
-for a ``<memory>`` device). The balloon workload drives either (see ``executors.run_balloon``):
+for a ``<memory>`` device). The balloon workload drives either (``vbench.workloads.balloon``):
 same touched-memory preparation, same facts (time to give back and take back, QEMU RSS, guest
 MemTotal).
 """

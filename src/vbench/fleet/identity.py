@@ -59,14 +59,14 @@ def keys_from_libvirt(hostname: str, capabilities: str, sysinfo: str) -> Identit
 
 
 def ask_libvirt(uri: str) -> Identity:
-    import libvirt
-
+    from vbench.host.libvirtd import _libvirt
     from vbench.host.remoteuri import pinned_libvirt_uri
     from vbench.host.uris import check_opened_uri, check_uri, is_remote
 
     check_uri(uri, "connect")
     opened = pinned_libvirt_uri(uri) if is_remote(uri) else uri  # never an unpinned host key
     check_opened_uri(opened)
+    libvirt = _libvirt("identifying a fleet host")
     try:
         conn = libvirt.openReadOnly(opened)
     except libvirt.libvirtError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from vbench.host import accel as accelmod, images, lab
+from vbench.host import images, lab
 from vbench.host.libvirtd import DOMAIN_PREFIX
 from vbench.guest import verify
 from vbench.host import ssh as remote
@@ -24,7 +24,7 @@ def verify_profiles(profile_texts: list[str], connect: str | None = None, accel:
     profiles = [(t, parse_profile(t)) for t in profile_texts]  # validate all before booting any
     lb = lab.current(connect)
     img = images.require("default")
-    acc = accelmod.accelerator(lb, img.kernel, override=accel)
+    acc = lb.host.accelerator(img.kernel, override=accel)
     pkey, pub = remote.new_client_key()
     rows: list[dict] = []
     for i, (text, prof) in enumerate(profiles):

@@ -1,6 +1,6 @@
 """The libvirt lifecycle of guests and networks (the domain XML itself: :mod:`vbench.guest.xml`).
 
-The only module that imports ``libvirt``.
+libvirt itself comes through :mod:`vbench.host.libvirtd`, the only module that imports it.
 
 A :class:`Guest` is a context manager: it creates an overlay over the cached base image, starts a
 transient domain tagged as vbench's, waits for its lease and SSH, and on exit always destroys the
@@ -21,7 +21,8 @@ from vbench.core import paths, procs
 from vbench.devices import DomainFiles
 from vbench.guest.xml import domain_xml, kernel_cmdline, mac_for
 from vbench.host.bootlog import PANIC_MARK
-from vbench.host.libvirtd import (_libvirt, claim_dir, open_connection, qemu_pid_by_name)
+from vbench.host.hosts import OtherHost
+from vbench.host.libvirtd import (_libvirt, claim_dir, open_connection)
 from vbench.guest.userimage import own_boot, write_seed
 from vbench.host.networks import MGMT, TEST
 from vbench.core import files
@@ -30,7 +31,7 @@ from vbench.host import bootlog
 from vbench.core.errors import BootError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from libvirt import virConnect, virDomain
+    from vbench.host.libvirtd import virConnect, virDomain
     from paramiko import PKey
 
     from vbench.host.images import Image
@@ -163,7 +164,7 @@ class Guest:
         try:
             self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.host_key,
                                              self.client_key, self.image.user, deadline,
-                                             alive=self._boot_alive, via=self.lab.remote)
+                                             alive=self._boot_alive, via=self.lab.host.via)
         except GuestError as exc:  # a timeout is explained (not a host key that is not the pinned one)
             if isinstance(exc, BootError) or time.monotonic() < deadline:
                 raise
@@ -243,10 +244,8 @@ class Guest:
         return "\n".join(text.rstrip().splitlines()[-lines:])
 
     def qemu_pid(self) -> int | None:
-        pid = procs.read_pidfile(Path("/run/libvirt/qemu") / f"{self.name}.pid")
-        # A user's libvirtd (--connect) may keep its runtime files elsewhere: find the QEMU
-        # process by the guest name libvirt passes it (vbench's names are unique per run).
-        return pid or qemu_pid_by_name(self.name)
+        """QEMU's pid when its CPU time can be sampled (the host knows: here, or None)."""
+        return self.lab.host.qemu_pid(self.name)
 
     def suspend(self) -> None:
         self._domain().suspend()
@@ -348,41 +347,55 @@ class Guest:
             raise GuestError(f"{self.name} has no management address to reconnect to")
         self.shell = remote.wait_for_ssh(self.ip, self.lab.netns, self.host_key,
                                          self.client_key, self.image.user, time.monotonic() + 20,
-                                         alive=self.check_alive, via=self.lab.remote)
+                                         alive=self.check_alive, via=self.lab.host.via)
         self.shell.watch = self.check_alive
 
 
 # ---- a guest on another host (``--connect qemu+ssh://``) ------------------------------------------
 
 class RemoteGuest(Guest):
-    """A guest whose files live on the other host (:mod:`vbench.host.remote`) and whose SSH goes
-    through it."""
+    """A guest whose files live on the other host (:class:`vbench.host.hosts.OtherHost`) and
+    whose SSH goes through it."""
+
+    @property
+    def _there(self) -> OtherHost:
+        host = self.lab.host
+        if not isinstance(host, OtherHost):
+            raise GuestError(f"{self.name}: a guest on another host needs that host's session, "
+                             f"not a {host.kind} host")
+        return host
 
     @property
     def dir(self) -> Path:
-        return self.lab.remote.guest_dir(self.name)
+        return self.lab.host.guest_dir(self.name)
 
     def _prepare_files(self) -> None:
-        self.lab.remote.prepare_guest(self)
+        self._there.prepare_guest(self)
 
     def _console_end(self, size: int = 8192) -> str:
-        return self.lab.remote.read_tail(self.files().console, size).decode(errors="replace")
+        return self.lab.host.read_tail(self.files().console, size).decode(errors="replace")
 
     def console_tail(self, lines: int = 15) -> str:
         return "\n".join(self._console_end(64 << 10).rstrip().splitlines()[-lines:])
 
-    def qemu_pid(self) -> int | None:
-        return None  # QEMU runs on the other host: its CPU time is not sampled there (yet)
-
     def _keep_console_tail(self) -> None:
         if self.keep_console is not None:
-            files.atomic_write(self.keep_console, self.lab.remote.read_tail(
+            files.atomic_write(self.keep_console, self.lab.host.read_tail(
                 self.files().console, CONSOLE_KEEP_BYTES))
 
     def _remove_files(self) -> None:  # on the other host, never a local path of that name
-        self.lab.remote.remove_dir(self.dir)
+        self.lab.host.remove_dir(self.dir)
+
+
+# Which guest class a host's kind gets: guest files here (the lab, a user's libvirt) or on the
+# other host. The one place that keys on the kind; an unknown kind is refused, never defaulted.
+GUEST_CLASSES: dict[str, type[Guest]] = {"lab": Guest, "libvirtd": Guest, "remote": RemoteGuest}
 
 
 def guest_class(lab: "Lab") -> type[Guest]:
-    """The guest class for a lab: its files and SSH on another host, or here."""
-    return RemoteGuest if getattr(lab, "remote", None) is not None else Guest
+    """The guest class for a lab's host (:data:`GUEST_CLASSES`)."""
+    kind = lab.host.kind
+    if kind not in GUEST_CLASSES:
+        raise GuestError(f"no guest class for a {kind!r} host (known: "
+                         f"{', '.join(sorted(GUEST_CLASSES))})")
+    return GUEST_CLASSES[kind]

@@ -147,7 +147,7 @@ def check_running_guest(progress, image_file: str | None = None, firmware: str =
                         connect: str | None = None) -> tuple[str, dict[str, str], list[dict]]:
     """Boot a guest of the default image (or of a user's ``image_file``) with every virtio device
     and read its running kernel."""
-    from vbench.host import accel, images, lab
+    from vbench.host import images, lab
     from vbench.guest import userimage
     from vbench.host import ssh as remote
     from vbench.guest.boot import guest_name
@@ -157,7 +157,7 @@ def check_running_guest(progress, image_file: str | None = None, firmware: str =
     lb = lab.current(connect)
     img = (userimage.open_image(image_file, firmware) if image_file
            else images.require("default"))
-    acc = accel.accelerator(lb, userimage.probe_kernel(img))
+    acc = lb.host.accelerator(userimage.probe_kernel(img))
     pkey, pub = remote.new_client_key()
     spec = (GuestSpec.model_validate({"image_file": image_file, "firmware": firmware})
             if image_file else GuestSpec())

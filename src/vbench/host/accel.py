@@ -16,7 +16,7 @@ from vbench.core.errors import LabError
 from vbench.core.files import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vbench.host.lab import Lab, LabState
+    from vbench.host.lab import LabState
 
 PROBE_TIMEOUT_S = 45
 PROBE_MARKER = "VBENCH-PROBE-OK"
@@ -147,15 +147,17 @@ def forced(override: str | None) -> Accelerator | None:
     return None
 
 
-def accelerator(lab: Lab, kernel: Path | None, override: str | None = None) -> Accelerator:
-    """The accelerator guests of this lab will use (probing and caching as needed)."""
+def local_accelerator(uri: str, kernel: Path | None, override: str | None = None,
+                      state: "LabState | None" = None) -> Accelerator:
+    """The accelerator of guests of the libvirt at ``uri`` on this machine (probing and caching
+    as needed). Callers ask their lab's host: ``lab.host.accelerator(kernel, override)``."""
     from vbench.host import libvirtd
 
     if (acc := forced(override)) is not None:
         return acc
-    conn = libvirtd.open_connection(lab.uri)
+    conn = libvirtd.open_connection(uri)
     try:
         caps_kvm = libvirtd.supports_kvm(conn)
     finally:
         conn.close()
-    return probe_accelerator(kernel, caps_kvm, lab.state)
+    return probe_accelerator(kernel, caps_kvm, state)

@@ -13,21 +13,20 @@ import grp
 import ipaddress
 import json
 import os
-import platform
 import shutil
 import socket
 import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from vbench.host import netns, remote as remotehost
+from vbench.host import hosts, netns, remote as remotehost
 from vbench.host import uris
 from vbench.core import paths, procs
 from vbench.host.accel import (kvm_module, probe_accelerator)
 from vbench.core.errors import LabError
 from vbench.core.files import atomic_write
+from vbench.host.hosts import Host, dhcp_log
 from vbench.host.networks import MGMT, NETWORKS, TEST, LabNetwork
 
 NETNS = "vbench"
@@ -175,28 +174,26 @@ def _start_daemon(state: LabState, name: str, argv: list[str], pidfile: Path, re
 
 # ---- public API ------------------------------------------------------------------------------
 
-def dhcp_log(network: str) -> Path:
-    """Where the local lab's dnsmasq of ``network`` logs (set in the network's XML by ``up``)."""
-    return paths.lab_dir() / f"dnsmasq-{network}.log"
-
-
 @dataclass
 class Lab:
-    """The lab as seen by the rest of vbench: where to connect, which namespace, which networks."""
+    """The lab as seen by the rest of vbench: where to connect, which namespace, which networks,
+    and the host whose libvirt runs the guests (:mod:`vbench.host.hosts`: ask it, never which
+    kind it is). Without ``host`` it is this machine's: the lab with a namespace, else a user's
+    libvirt."""
 
     uri: str
     netns: str | None
     state: LabState
-    remote: Any = None  # vbench.host.remote.RemoteHost: --connect qemu+ssh://... (another host)
+    host: Host = field(default=None)  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.host is None:
+            self.host = hosts.for_uri(self.uri, self.netns, self.state)
 
     def dhcp_seen(self, mac: str, network: str = MGMT.name) -> bool | None:
         """Whether the lab's DHCP server logged a request from ``mac``; None when it cannot tell
         (a user's libvirt or another host, or a lab brought up before its dnsmasq logged)."""
-        from vbench.host.bootlog import dhcp_requested_in
-
-        if self.netns is None or self.remote is not None:
-            return None
-        return dhcp_requested_in(dhcp_log(network), mac)
+        return self.host.dhcp_seen(mac, network)
 
     @property
     def mgmt(self) -> LabNetwork:
@@ -214,10 +211,10 @@ def up(connect: str | None = None, progress=print) -> Lab:
     if connect is not None:
         uris.check_uri(connect)
     state = LabState.load()
-    remote = None
+    session = None
     if connect and uris.is_remote(connect):
-        remote = remotehost.RemoteHost.open(connect)  # the pinned session; libvirt over its own ssh
-        connect = remote.libvirt_uri
+        session = remotehost.RemoteHost.open(connect)  # pinned; libvirt over its own ssh
+        connect = session.libvirt_uri
     if connect:
         # A user's own libvirt: no namespace, no daemons; only vbench's isolated networks are
         # added, and recorded apart from the local lab so that neither record clobbers the other.
@@ -234,7 +231,7 @@ def up(connect: str | None = None, progress=print) -> Lab:
         finally:
             conn.close()
         state.save()
-        return Lab(connect, None, state, remote)
+        return Lab(connect, None, state, hosts.for_uri(connect, None, state, session))
     else:
         _require_root()
         _require_binaries()
@@ -411,42 +408,6 @@ def down(progress=print, force: bool = False) -> list[str]:
     for line in done:
         progress(line)
     return done
-
-
-def host_facts(uri: str) -> dict:
-    """The environment facts stored with every run."""
-    from vbench.host import libvirtd
-
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = 0
-    try:
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    qemu = procs.run(["qemu-system-x86_64", "--version"], timeout=10, 
-                     check=False).stdout.split("\n")[0]
-    fio = procs.run(["fio", "--version"], timeout=10, check=False).stdout.strip()
-    facts = {
-        "host": platform.node(), "host_kernel": platform.release(), "cpu_model": cpu_model,
-        "cpus": os.cpu_count(), "memory_mib": mem, "qemu_version": qemu,
-        "fio_version_host": fio, "libvirt_uri": uri, "kvm_module": kvm_module(),
-    }
-    try:
-        conn = libvirtd.open_connection(uri)
-        try:
-            facts["libvirt_version"] = libvirtd.libvirt_version(conn)
-        finally:
-            conn.close()
-    except LabError:
-        facts["libvirt_version"] = "unknown"
-    return facts
 
 
 def status(connect: str | None = None) -> list[tuple[str, str]]:

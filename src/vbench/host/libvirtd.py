@@ -10,10 +10,14 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vbench.core import paths, procs
 from vbench.core.errors import LabError
 from vbench.host.uris import check_opened_uri
+
+if TYPE_CHECKING:  # pragma: no cover  (the types, for annotations elsewhere: guest.domain)
+    from libvirt import virConnect, virDomain  # noqa: F401
 
 VBENCH_NS = "https://vbench.invalid/xmlns/guest/1"  # vbench's libvirt metadata namespace (the tag)
 DOMAIN_PREFIX = "vbench-"                            # every vbench domain and guest directory
@@ -21,10 +25,12 @@ DOMAIN_PREFIX = "vbench-"                            # every vbench domain and g
 
 # ---- libvirt connections, networks, tagged domains -------------------------------------------
 
-def _libvirt():
+def _libvirt(command: str = "booting guests"):
+    """The libvirt module (every use of it goes through here); ``command``: what needs it, for
+    the one line that names the extra to install when it is missing."""
     from vbench.core.extras import require_lab
 
-    require_lab("booting guests")  # one line naming the extra to install, if it is missing
+    require_lab(command)
     import libvirt
     libvirt.registerErrorHandler(lambda *_: None, None)  # errors come as exceptions, not stderr
     return libvirt

@@ -1,5 +1,6 @@
 """A host-side peer of a network workload (iperf3 -s) in the lab's namespace, started and stopped
-by vbench and recorded while it runs so that ``vbench lab gc`` can stop it after a SIGKILL."""
+by vbench and recorded while it runs so that ``vbench lab gc`` can stop it after a SIGKILL. (The
+local hosts' ``peer`` of :mod:`vbench.host.hosts`; another host's is ``remote.RemotePeer``.)"""
 
 from __future__ import annotations
 
@@ -83,24 +84,6 @@ class HostPeer:
         if self.log is not None:
             self.log.close()
             self.log = None
-
-
-def peer_for(lab, argv: list[str], port: int):
-    """The host-side peer where the lab's guests run: this host's lab namespace, or another host
-    (``--connect qemu+ssh://``) over its pinned session."""
-    if lab is None:
-        raise ProbeError("a host-side peer needs the lab's network")
-    remote = getattr(lab, "remote", None)
-    return remote.peer(argv, port) if remote is not None else HostPeer(lab.netns, argv, port)
-
-
-def run_on_host(lab, argv: list[str], timeout: float):
-    """A short command (ping) on the host side of the lab: here in its namespace, or there."""
-    remote = getattr(lab, "remote", None)
-    if remote is not None:
-        return remote.run(argv, timeout=timeout, check=False)
-    return procs.run(netns_argv(lab.netns if lab is not None else None, argv), timeout=timeout,
-                     check=False)
 
 
 def netns_argv(ns: str | None, argv: list[str]) -> list[str]:

@@ -10,7 +10,6 @@ import posixpath
 import re
 import shlex
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from vbench.core.errors import LabError
 from vbench.host.libvirtd import DOMAIN_PREFIX
@@ -140,13 +139,3 @@ def refuse_unsupported(scn, ab: bool = False) -> None:
         raise LabError(f"{', '.join(why)}: not supported on a remote host yet (disk and NIC "
                        f"scenarios with fio, iperf3 and ping workloads are)")
 
-
-def accelerator(lb: Any, override: str | None):
-    """KVM only when asked for (``--accel kvm``/VBENCH_ACCEL): the boot probe that decides it on
-    this host does not run on another host yet; TCG otherwise, and the record says why."""
-    from vbench.host.accel import Accelerator, forced
-
-    if (acc := forced(override)) is not None:
-        return acc
-    return Accelerator("tcg", f"{lb.remote.target.host}: the KVM boot probe does not run on "
-                              f"another host yet; --accel kvm forces KVM there")

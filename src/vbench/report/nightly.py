@@ -22,6 +22,7 @@ from pathlib import Path
 
 from vbench.core import fmt
 from vbench.core.policy import VERDICTS, fails_gate
+from vbench.workloads.base import stored_names
 
 # Older compare JSON named some verdicts differently: their current names.
 OLD_NAMES = {"regressed": "regression", "noisy": "inconclusive", "insufficient": "inconclusive",
@@ -144,7 +145,7 @@ def headline_ratios(run: Path) -> list[tuple[str, str, str, float, float, float]
     wanted = {}
     for w in scn.workloads:
         m = headline_metric(w)
-        for name in (w.name, f"{w.name}-h2g", f"{w.name}-g2h"):
+        for name in stored_names(w.name):
             wanted[name] = m
     df = load_samples(run)
     df = df[[wanted.get(w) == m for w, m in zip(df["workload"], df["metric"])]]

@@ -43,7 +43,7 @@ class ScenarioInfo(_Record):
 
 
 class Environment(_Record):
-    """Facts of the host a run was measured on (``lab.host_facts`` plus accelerator and image)."""
+    """Facts of the host a run was measured on (``lab.host.facts()`` plus accelerator and image)."""
 
     host: str | None = None
     host_kernel: str | None = None

@@ -201,16 +201,13 @@ def guest_overrides(side: Side) -> dict[str, Any]:
 
 def session_parts(scn, sides: tuple[Side, Side], default_lab, say):
     """(guest overrides per variant, executor, adaptive groups) for an A/B run of ``scn``."""
-    from vbench.host import lab as labmod
-    from vbench.host import remoteuri
-    from vbench.host import uris
+    from vbench.host import hosts, lab as labmod
     from vbench.run.executors import execute
 
     labs = {}
     for side in sides:
         if side.uri:
-            if uris.is_remote(side.uri):
-                remoteuri.refuse_unsupported(scn, ab=True)
+            hosts.kind_for(side.uri).refuse_unsupported(scn, ab=True)
             labs[side.name] = labmod.up(connect=side.uri, progress=say)
     overrides = {}
     for v in scn.variants:

@@ -30,6 +30,7 @@ from vbench.results.record import RunRecord
 from vbench.scenario.schema import Scenario
 from vbench.run.session import Executor, GuestFactory, RunSession, Say, Unit, plan
 from vbench.results.rundir import RunDir, iter_sample_rows
+from vbench.workloads.base import stored_names
 
 
 def relative_halfwidth(group) -> float:
@@ -43,7 +44,7 @@ def relative_halfwidth(group) -> float:
 def _base_workload(scn, stored: str) -> str:
     """Network workloads store "<name>-h2g"/"<name>-g2h": the scenario's workload name."""
     for w in scn.workloads:
-        if stored in (w.name, f"{w.name}-h2g", f"{w.name}-g2h"):
+        if stored in stored_names(w.name):
             return w.name
     return stored
 

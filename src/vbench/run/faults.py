@@ -65,7 +65,7 @@ def _guest_cmd(guest, command: str) -> None:
     from vbench.host import ssh as remote
 
     ssh = remote.Ssh.connect(guest.ip, guest.lab.netns, guest.host_key, guest.client_key,
-                             guest.image.user, timeout=10)
+                             guest.image.user, timeout=10, via=guest.lab.host.via)
     try:
         ssh.run(command, timeout=40, check=False)
     except Exception:

@@ -198,12 +198,12 @@ def boot(stack: contextlib.ExitStack, say: Say, inner: str = "debian12",
          role: str = "nested-run") -> L1:
     """Boot L1 under the local lab (destroyed when ``stack`` closes unless detached), set it up
     and bring its own lab up; returns it."""
-    from vbench.host import accel as accelmod, lab
+    from vbench.host import lab
     from vbench.scenario.schema import DeviceProfile, GuestSpec
 
     lb = lab.up(progress=say)
     hv, img = _images(say, inner)
-    acc = accelmod.accelerator(lb, hv.kernel)
+    acc = lb.host.accelerator(hv.kernel)
     share_list = shares(img.dir)
     key, pub, pem = _client_key()
     cls = hypervisor_guest_class()
@@ -234,7 +234,7 @@ def boot(stack: contextlib.ExitStack, say: Say, inner: str = "debian12",
     inner_acc = next((ln.split(":", 1)[1].strip() for ln in lines
                       if ln.startswith("accelerator:")), "unknown")
     l1.facts = {
-        "outer_host": lab.host_facts(lb.uri),
+        "outer_host": lb.host.facts(),
         "outer_accelerator": acc.name, "outer_accelerator_reason": acc.reason,
         "hypervisor_guest": {
             "domain": g.name, "domain_type": acc.domain_type,

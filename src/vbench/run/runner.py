@@ -16,33 +16,29 @@ from __future__ import annotations
 
 import contextlib
 import platform
-import shutil
 import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vbench import __version__, devices
+from vbench import __version__
 from vbench.run import adaptive, faults
-from vbench.host import accel, images, lab, remoteuri
-from vbench.host import uris
+from vbench.host import hosts, images, lab
 from vbench.guest import kconfig, userimage, verify
 from vbench.host import ssh as remote
-from vbench.core import paths
-from vbench.core.errors import ImageError, LabError, UserError
+from vbench.core.errors import ImageError, UserError
 from vbench.core.errors import BootError
 from vbench.core.policy import HOST_VARIANT
 from vbench.run.executors import Target, execute
+from vbench.workloads.base import stored_names
 from vbench.results.record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
 from vbench.scenario.schema import Scenario
 from vbench.scenario.schema import Variant as VariantSpec
 from vbench.run.session import Booted, RunSession, Say, Unit, fmt_time, headline_metric, now, plan
 from vbench.results.rundir import RunDir, iter_sample_rows
 from vbench.guest.domain import guest_class
-from vbench.devices.disk import make_scratch
 from vbench.host.libvirtd import DOMAIN_PREFIX
-from vbench.host.libvirtd import claim_dir
 
 __all__ = ["LabGuests", "Unit", "plan", "run_scenario", "summary_rows", "fmt_time"]
 
@@ -52,8 +48,7 @@ def summary_rows(run_path: Path, scn: Scenario) -> list[tuple]:
     units: dict[str, str] = {}
     for row in iter_sample_rows(run_path):
         # Network and ping samples carry the direction: workload "tcp-1" stores "tcp-1-h2g".
-        w = next((w for w in scn.workloads if row["workload"] in
-                  (w.name, f"{w.name}-h2g", f"{w.name}-g2h")), None)
+        w = next((w for w in scn.workloads if row["workload"] in stored_names(w.name)), None)
         if w is None or row["metric"] != headline_metric(w):
             continue
         vals.setdefault((row["workload"], row["variant"]), []).append(float(row["value"]))
@@ -149,19 +144,10 @@ class LabGuests:
         """The host baseline: the same fio jobs against the same kind of backing file on the host."""
         disk = self.scn.profile(self.scn.variants[0]).disk
         assert disk is not None
-        rh = getattr(self.lab, "remote", None)
-        if rh is not None:  # on the other host, where the guests run
-            rf = rh.host_scratch(self.rd.run_id, disk.size_gib, disk.preallocate)
-            stack.callback(rh.remove_dir, rf.parent)
-            return Target(HOST_VARIANT, None, {}, host_scratch=rf, lab=self.lab)
-        d = paths.guests_dir() / f"vbench-host-{self.rd.run_id}"
-        shutil.rmtree(d, ignore_errors=True)  # a leftover of a killed run being resumed: the
-        d.mkdir(parents=True)                 # scratch file is then created anew, exclusively
-        stack.callback(shutil.rmtree, d, True)
-        claim_dir(d)
-        f = d / "scratch.raw"
-        make_scratch(f, disk.size_gib, disk.preallocate)
-        return Target(HOST_VARIANT, None, {}, host_scratch=f)
+        host = self.lab.host  # where the guests run: this machine or the other host
+        f = host.baseline_scratch(self.rd.run_id, disk.size_gib, disk.preallocate)
+        stack.callback(host.remove_dir, f.parent)
+        return Target(HOST_VARIANT, None, {}, host_scratch=f, lab=self.lab)
 
 
 def check_guest(g, scn) -> None:
@@ -214,30 +200,17 @@ def _open_run(resume: Path, acc_name: str) -> tuple[RunDir, RunRecord]:
     return rd, rec
 
 
-def require_host_devices(scn: Scenario, exists=None) -> None:
-    """Refuse, before anything boots, a scenario whose variants need host devices this host lacks
-    (e.g. vhost-net): never measure such a variant silently without them."""
-    missing = devices.missing_on_host([(v.name, scn.profile(v)) for v in scn.variants], exists)
-    if missing:
-        raise LabError(f"this host lacks what the scenario needs: {'; '.join(missing)}; run it "
-                       f"on a host that has them, or drop those variants")
-
-
 def _lab_image_accel(scn: Scenario, connect: str | None, accel_override: str | None, ab: bool,
                      say: Say):
     """The lab (a local one, a user's libvirt, or another host's), the guest image (uploaded to
     that host) and the accelerator, after refusing what this lab cannot run."""
-    if uris.is_remote(connect):
-        remoteuri.refuse_unsupported(scn, ab=ab)
-    else:
-        require_host_devices(scn)
+    hosts.kind_for(connect).refuse_unsupported(scn, ab=ab)
     lb = lab.up(connect=connect, progress=say)
     img = _image(scn, say)
     if not getattr(img, "own_boot", False):
         kconfig.require_for_scenario(scn, img)  # a user's image: checked once it runs
-    if lb.remote is not None:
-        return lb, lb.remote.upload_image(img, say), remoteuri.accelerator(lb, accel_override)
-    return lb, img, accel.accelerator(lb, userimage.probe_kernel(img), override=accel_override)
+    return (lb, lb.host.place_image(img, say),
+            lb.host.accelerator(userimage.probe_kernel(img), override=accel_override))
 
 
 def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Path,
@@ -266,8 +239,7 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
         reps = rec.repetitions or reps
         rounds = adaptive.Plan(reps, reps)  # complete the rounds the run had planned
     else:
-        env = Environment.model_validate(lb.remote.host_facts(lb.uri) if lb.remote is not None
-                                         else lab.host_facts(lb.uri))  # the host that measures
+        env = Environment.model_validate(lb.host.facts())  # the host that measures
         env.accelerator, env.accelerator_reason = acc.name, acc.reason
         env.guest_image = str(getattr(img, "source", None) or getattr(img, "path", img.dir))
         env.guest_image_key = img.manifest.get("key")

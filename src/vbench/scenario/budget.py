@@ -138,19 +138,10 @@ def _bytes(opts: dict, key: str) -> int:
 
 
 def share_gib(scn: Scenario) -> float:
-    """What the workloads write into a shared folder (a host directory): the largest fio file
-    (``offset`` + ``size``) or fsmeta set (``files`` x ``filesize``), plus 1 KiB per file."""
-    most = 0
-    for w in scn.workloads:
-        if w.fio is not None:
-            opts = scn.fio_options(w)
-            most = max(most, _bytes(opts, "offset") + _bytes(opts, "size"))
-        fsmeta = getattr(w, "fsmeta", None)
-        if fsmeta is not None:
-            size = int(fsmeta.filesize.lower().rstrip("k")) * (1024 if "k" in fsmeta.filesize.lower()
-                                                               else 1)
-            most = max(most, fsmeta.files * (size + 1024))
-    return most / GIB
+    """What the workloads write into a shared folder (a host directory): the most any one of them
+    writes (each workload says, ``share_bytes``: a fio file's ``offset`` + ``size``, an fsmeta
+    set's ``files`` x (``filesize`` + 1 KiB))."""
+    return max((w.kind.share_bytes(w, scn) for w in scn.workloads), default=0) / GIB
 
 
 def host_files_gib(prof, share: float) -> float:

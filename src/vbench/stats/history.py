@@ -20,8 +20,10 @@ dynamic programming (optimal partitioning, as asv's ``step_detect.py`` does with
 False steps are controlled per page, not per series: a history page shows every series of a
 scenario (about 32), so each extra segment costs ``2.5 ln(series)`` more (:func:`penalty`), and
 the newest run is tested on its own (:func:`newest_step`) against the level of the last segment
-at half the page's level (the other half is the fit's): a step at last night shows up the next morning, where the fit needs two
-runs on each side of a step.
+at half the page's level (the other half is the fit's): a prediction t-test whose noise is the
+segment's run-level spread (each run's own noise and the night-to-night component together), so
+a step at last night shows up the next morning, where the fit needs two runs on each side of a
+step.
 
 Unlike a 3-sigma rule on single points, the fit compares segment means: a step smaller than the
 point noise is found once enough runs on each side make their means precise.
@@ -74,20 +76,22 @@ def newest_step(series: Sequence[float], variances: Sequence[float] | None = Non
                          min_rel_step=min_rel_step, series_on_page=series_on_page)
     start = prev[-1] if prev else 0
     seg = y[start:-1]
-    if seg.size < 2:
-        return None
+    # one odd night in the segment (far from its running median) is left out, as in the fit
     floor = 1e-3
-    var = _noise(y[:start + seg.size], None if var_all is None else var_all[:start + seg.size],
-                 floor)[start:]
-    w = 1.0 / var
-    level = float(np.sum(w * seg) / np.sum(w))
-    # the newest run's noise is the segment's typical one (its own 3-5 repetitions say little)
-    v_new = float(np.median(var))
-    z = (y[-1] - level) / math.sqrt(v_new + 1.0 / float(np.sum(w)))
-    # the noise level is itself estimated from the segment: Student's t with its size - 1 df
-    crit = stats.t_quantile(1 - alpha / (2 * max(series_on_page, 1)), max(seg.size - 1, 1))
+    var = _noise(y[:-1], None if var_all is None else var_all[:-1], floor)
+    seg = seg[_weights(y[:-1], var)[start:] > 0]
+    if seg.size < 3:
+        return None
+    # The newest run is a new draw of the segment's runs: its spread around the segment's level is
+    # the segment's run-level spread (each run's own noise AND the night-to-night component,
+    # whatever their sizes), estimated by the segment's sample variance; a prediction test, exact
+    # Student's t with size - 1 df for normal run levels.
+    level = float(np.mean(seg))
+    s2 = max(float(np.var(seg, ddof=1)), floor ** 2)
+    t = (y[-1] - level) / math.sqrt(s2 * (1.0 + 1.0 / seg.size))
+    crit = stats.t_quantile(1 - alpha / (2 * max(series_on_page, 1)), seg.size - 1)
     step = math.expm1(y[-1] - level)
-    return step if abs(z) > crit and abs(step) >= min_rel_step else None
+    return step if abs(t) > crit and abs(step) >= min_rel_step else None
 
 
 def _noise(y: np.ndarray, variances: np.ndarray | None, floor: float,

@@ -2,22 +2,20 @@
 
 Each module owns one tool (fio, iperf3, ping, the entropy probe, the memory give-back probe, the
 shared-folder metadata job, the byte channel): its scenario spec, its command lines, the pure
-parsing of its output into samples (raising only :class:`vbench.core.errors.ProbeError`), and its
+parsing of its output into samples (raising only :class:`vbench.core.errors.ProbeError`), its
 declaration (:class:`vbench.workloads.base.WorkloadKind`: metrics, headline, time estimate, guest
-tools, where it runs). How a repetition is executed on a guest or host lives in
-:mod:`vbench.run.executors` (it needs the host and the guest), keyed by the same tool names and
-checked complete against :data:`WORKLOADS` when it is imported.
+tools, where it runs) and its executor (``run``: one repetition, written against the protocols of
+:mod:`vbench.workloads.base`, which :mod:`vbench.run.executors` fills from a booted guest).
 
-How to add a workload: write ``workloads/NAME.py`` with its spec (a ``Strict`` model), its parser
-and ``WORKLOAD = Name()`` (a :class:`WorkloadKind`), add ``"NAME"`` to :data:`MODULES`, and give
-it an executor (``@register("NAME")`` in run/executors.py). ``tests/unit/test_workloads.py`` shows
-a throwaway workload end to end.
+How to add a workload: write ``workloads/NAME.py`` with its spec (a ``Strict`` model), its parser,
+and ``WORKLOAD = Name()`` (a :class:`WorkloadKind` with its ``estimate_s`` and ``run``), then add
+``"NAME"`` to :data:`MODULES`. That is all: no other file changes. ``tests/unit/test_workloads.py``
+shows a throwaway workload end to end.
 """
 
 from __future__ import annotations
 
-import importlib
-
+from vbench.core.registry import Registry
 from vbench.workloads.base import WorkloadKind
 
 # The registration table: one line per workload module, in the order of scenario fields.
@@ -31,31 +29,11 @@ MODULES = (
     "bytestream",
 )
 
-WORKLOADS: dict[str, WorkloadKind] = {}
-_frozen = False
-
-
-def register(kind: WorkloadKind) -> WorkloadKind:
-    """Add a workload kind. Only before ``vbench.scenario.schema`` is imported: it builds its
-    ``Workload`` model once."""
-    kind.validate_declaration()
-    if kind.tool in WORKLOADS:
-        raise TypeError(f"workload {kind.tool} is registered twice")
-    if _frozen:
-        raise RuntimeError(f"workload {kind.tool}: register workloads before vbench.scenario.schema "
-                           f"is imported (add it to vbench.workloads.MODULES)")
-    WORKLOADS[kind.tool] = kind
-    return kind
-
-
-def freeze() -> dict[str, WorkloadKind]:
-    """The registry, closed to new kinds (``scenario`` has built its types from it)."""
-    global _frozen
-    _frozen = True
-    return WORKLOADS
-
-
-for _name in MODULES:
-    register(importlib.import_module(f"{__name__}.{_name}").WORKLOAD)
+_REGISTRY: Registry[WorkloadKind] = Registry("workload", __name__, lambda k: k.tool)
+WORKLOADS: dict[str, WorkloadKind] = _REGISTRY.kinds
+# register: only before vbench.scenario.schema is imported (it builds its models once)
+register = _REGISTRY.register
+freeze = _REGISTRY.freeze
+_REGISTRY.load(MODULES, "WORKLOAD")
 
 __all__ = ["MODULES", "WORKLOADS", "WorkloadKind", "freeze", "register"]

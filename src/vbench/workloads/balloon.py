@@ -1,8 +1,9 @@
-"""Balloon: pure helpers for the memory-balloon benchmark. Owns reading guest /proc/meminfo and
-the QEMU process's /proc/PID/status, and turning the measured balloon facts into samples.
+"""Balloon: the memory give-back benchmark. Owns reading guest /proc/meminfo and the QEMU
+process's /proc/PID/status, turning the measured balloon facts into samples, and the executor,
+which drives the live operation of whichever device manages the guest's memory (the balloon
+through libvirt setMemory, or virtio-mem) and measures around it.
 
-The runner drives the balloon (libvirt setMemory) and measures; this module only converts:
-guest MemTotal and QEMU's host RSS in MiB, inflate/deflate times in s, and
+The samples: guest MemTotal and QEMU's host RSS in MiB, inflate/deflate times in s, and
 ``host_mem_returned = host_rss_before - host_rss_shrunk`` (MiB; negative if RSS grew). Under TCG
 much of QEMU's RSS is its translation cache, so only that difference means anything, and only
 when the guest touched its memory before the inflate (untouched pages were never resident).
@@ -11,14 +12,14 @@ when the guest touched its memory before the inflate (untouched pages were never
 from __future__ import annotations
 
 import re
-
+import time
 from typing import Any
 
 from pydantic import Field
 
 from vbench.core.errors import ProbeError
 from vbench.devices.base import Strict
-from vbench.workloads.base import WorkloadKind
+from vbench.workloads.base import RunningUnit, WorkloadKind
 from vbench.core.metrics import METRICS, Sample
 from vbench.workloads.common import nonnegative_number
 
@@ -124,6 +125,46 @@ class Balloon(WorkloadKind):
     def estimate_s(self, spec: Any, scn: Any) -> float:
         # filling touch_mib under TCG runs at roughly 100 MiB/s; shrinking and growing take seconds
         return 10.0 + spec.touch_mib / 100.0
+
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
+        """Shrink the guest to the target, grow it back, see what the host got back."""
+        spec = w.balloon
+        g = unit.guest("balloon")
+        log: list[str] = []
+
+        def guest_mem() -> float:
+            return mem_total_mib(g.run("cat /proc/meminfo", timeout=20, check=True).stdout)
+
+        # The live operation belongs to the device (balloon or virtio-mem), never to a kind here.
+        control = g.memory_control(scn.guest.memory_mib, spec.target_mib)
+        if control is None:
+            raise ProbeError(f"no device of {g.name} gives memory back (a balloon or virtio-mem)")
+        if spec.touch_mib:
+            # Pages the guest never touched were never resident on the host: fill and free memory
+            # first, or inflating the balloon gives nothing back and the benchmark measures nothing.
+            fill = (f"set -e; d=/run/vbench-fill; mkdir -p $d; mount -t tmpfs -o "
+                    f"size={spec.touch_mib + 64}M vbfill $d; dd if=/dev/zero of=$d/f bs=1M "
+                    f"count={spec.touch_mib} status=none; rm $d/f; umount $d; rmdir $d")
+            g.run(fill, timeout=120, check=True)
+        facts: dict[str, float | None] = {"guest_mem_before": guest_mem()}
+        facts["host_rss_before"] = g.qemu_rss_mib()
+        ok, answer = control.give()
+        log.append(answer)
+        if not ok:
+            facts_s = balloon_samples(w.name, {k: v for k, v in facts.items() if v is not None})
+            return facts_s + [Sample(w.name, "balloon_supported", 0.0, "bool")], "\n".join(log)
+        facts["balloon_inflate_time"] = control.wait(True, spec.timeout_s)
+        time.sleep(1.0)  # let the guest's MemTotal and the host's RSS settle
+        facts["guest_mem_shrunk"] = guest_mem()
+        facts["host_rss_shrunk"] = g.qemu_rss_mib()
+        ok, answer = control.take()
+        log.append(answer)
+        facts["balloon_deflate_time"] = control.wait(False, spec.timeout_s)
+        time.sleep(1.0)
+        facts["guest_mem_after"] = guest_mem()
+        log.append(" ".join(f"{k}={v}" for k, v in facts.items()))
+        samples = balloon_samples(w.name, {k: v for k, v in facts.items() if v is not None})
+        return samples + [Sample(w.name, "balloon_supported", 1.0, "bool")], "\n".join(log)
 
 
 WORKLOAD = Balloon()

@@ -8,22 +8,26 @@ Three measurements, one command each in the guest, the host side in vbench itsel
 - round trip: the guest echoes every byte back (``cat``); the host sends one byte at a time and
   waits for it (``rtt_p50``/``rtt_p99``, us).
 A serial port is switched to raw mode first (no echo, no line discipline); on a virtio port
-``stty`` fails harmlessly. Parsing and statistics are pure functions.
+``stty`` fails harmlessly. Parsing and statistics are pure functions; the executor
+(:meth:`Bytestream.run`) asks the guest's devices for the channel (a live operation).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
+import socket
 import statistics
-
+import threading
+import time
 from typing import Any
 
 from pydantic import Field
 
 from vbench.core.errors import ProbeError
 from vbench.devices.base import Strict
-from vbench.workloads.base import WorkloadKind
+from vbench.workloads.base import RunningUnit, WorkloadKind
 from vbench.core.metrics import Sample
 
 ECHO_PIDFILE = "/run/vbench-echo.pid"
@@ -86,6 +90,36 @@ def bytestream_samples(workload: str, g2h: tuple[int, float] | None, h2g: tuple[
     return out
 
 
+# ---- the host's end ----------------------------------------------------------------------------
+
+def _read_exactly(sock: socket.socket, n: int) -> tuple[int, float]:
+    """Read n bytes; (bytes after the first chunk, seconds from the first chunk to the last)."""
+    got, first_len, t_first, t_last = 0, 0, None, None
+    while got < n:
+        b = sock.recv(min(65536, n - got))
+        if not b:
+            break
+        t_last = time.monotonic()
+        if t_first is None:
+            t_first, first_len = t_last, len(b)
+        got += len(b)
+    if got < n or t_first is None or t_last is None:
+        raise ProbeError(f"bytestream: the host read {got} of {n} bytes")
+    return got - first_len, t_last - t_first
+
+
+def _echo_rtts_us(sock: socket.socket, pings: int) -> list[float]:
+    """Round trips of one byte through the guest's echo, in microseconds."""
+    rtts = []
+    for _ in range(pings):
+        t0 = time.perf_counter()
+        sock.sendall(b"x")
+        if sock.recv(1) != b"x":
+            raise ProbeError("bytestream: the echo returned another byte")
+        rtts.append((time.perf_counter() - t0) * 1e6)
+    return rtts
+
+
 # ---- scenario spec and declaration ----------------------------------------------------------
 
 class BytestreamSpec(Strict):
@@ -108,6 +142,60 @@ class Bytestream(WorkloadKind):
         # the slower channel sets the estimate: a 16550 UART under TCG moved ~137 KiB/s guest to
         # host, 16 KiB/s host to guest, ~6 ms a round trip (tests/data/bytestream-serial-16550-tcg.txt)
         return 5.0 + spec.g2h_bytes / (128 << 10) + spec.h2g_bytes / (16 << 10) + spec.pings * 0.01
+
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
+        """Guest to host, host to guest, then round trips over the guest's byte channel."""
+        spec = w.bytestream
+        g = unit.guest("bytestream")
+        channel = g.byte_channel()
+        if channel is None:
+            raise ProbeError(f"bytestream workloads need a byte channel (device console) in "
+                             f"{g.name}")
+        dev = channel.guest_device
+        log: list[str] = [f"guest device {dev}"]
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(spec.timeout_s)
+        try:
+            sock.connect(str(channel.host_socket))
+            got: dict = {}
+
+            def reader() -> None:
+                try:
+                    got["g2h"] = _read_exactly(sock, spec.g2h_bytes)
+                except (OSError, ProbeError) as exc:
+                    got["error"] = str(exc)
+
+            th = threading.Thread(target=reader, daemon=True)
+            th.start()
+            g.run(g2h_command(dev, spec.g2h_bytes), timeout=spec.timeout_s, check=True)
+            th.join(spec.timeout_s)
+            if "g2h" not in got:
+                raise ProbeError(f"bytestream: guest to host did not arrive: "
+                                 f"{got.get('error', 'timeout')}")
+            log.append(f"g2h {got['g2h'][0]} bytes in {got['g2h'][1]:.6f} s")
+            out = "/run/vbench-h2g.out"
+            g.run(h2g_command(dev, spec.h2g_bytes, out), timeout=30, check=True)
+            time.sleep(0.5)  # the guest has opened its end
+            sock.sendall(b"\0" * spec.h2g_bytes)
+            deadline, text = time.monotonic() + spec.timeout_s, ""
+            while time.monotonic() < deadline:
+                text = g.run(f"cat {out} 2>/dev/null", timeout=30).stdout
+                if "h2g " in text:
+                    break
+                time.sleep(0.2)
+            log.append(text.strip())
+            h2g = parse_h2g(text)
+            g.run(echo_command(dev), timeout=30, check=True)
+            time.sleep(0.5)
+            rtts = _echo_rtts_us(sock, spec.pings)
+            log.append("rtt_us " + " ".join(f"{x:.1f}" for x in rtts))
+        except OSError as exc:
+            raise ProbeError(f"bytestream over {channel.host_socket}: {exc}") from None
+        finally:
+            sock.close()
+            with contextlib.suppress(Exception):
+                g.run(stop_echo_command(), timeout=30)
+        return bytestream_samples(w.name, got["g2h"], h2g, rtts), "\n".join(log)
 
 
 WORKLOAD = Bytestream()

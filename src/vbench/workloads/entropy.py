@@ -23,9 +23,9 @@ from typing import Any
 
 from pydantic import Field
 
-from vbench.core.errors import ProbeError
+from vbench.core.errors import ProbeError, RemoteCommandError
 from vbench.devices.base import Strict
-from vbench.workloads.base import WorkloadKind
+from vbench.workloads.base import RunningUnit, WorkloadKind
 from vbench.core.metrics import Sample
 
 GETRANDOM_NS_PATH = "/run/vbench/getrandom_ns"
@@ -205,6 +205,20 @@ class Entropy(WorkloadKind):
 
     def estimate_s(self, spec: Any, scn: Any) -> float:
         return min(float(spec.timeout_s), 10.0) + 2.0
+
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
+        """The probe script in the guest; on a guest's first unit also its time to SSH."""
+        spec = w.entropy
+        g = unit.guest("entropy")
+        script = entropy_probe_script(spec.read_bytes, spec.timeout_s)
+        res = g.run("sh -s <<'VBENCH_EOF'\n" + script + "\nVBENCH_EOF\n",
+                    timeout=spec.timeout_s + 30)
+        if res.timed_out:
+            raise RemoteCommandError(res, f"the entropy probe did not finish in {g.name}")
+        samples = parse_entropy(res.stdout, w.name)
+        if g.boot_seconds and unit.facts.get("fresh_boot"):
+            samples.append(Sample(w.name, "ssh_ready_time", float(g.boot_seconds), "s"))
+        return samples, res.stdout
 
 
 WORKLOAD = Entropy()

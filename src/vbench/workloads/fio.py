@@ -20,18 +20,19 @@ from __future__ import annotations
 import json
 import os
 import re
-
+import shlex
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from vbench.core.errors import ProbeError
+from vbench.core import procs
+from vbench.core.errors import ProbeError, RemoteCommandError
 from vbench.core.metrics import Sample
 from vbench.workloads.common import finite_sample, nonnegative_number, one_line, section
 from vbench.devices.base import Strict
 from vbench.workloads import fioopts
-from vbench.workloads.base import WorkloadKind
-from vbench.workloads.fioopts import OPTIONS, FioOptionError, canonical, shown
+from vbench.workloads.base import InGuest, RunningUnit, WorkloadKind
+from vbench.workloads.fioopts import OPTIONS, FioOptionError, _size_bytes, canonical, shown
 
 OptionValue = str | int | bool
 
@@ -336,6 +337,83 @@ def runtime_of(spec: FioSpec, defaults: FioDefaults) -> tuple[int, int]:
 
 
 FIO_SLACK_S = 1.0  # per fio unit beyond runtime + ramp_time (start, JSON, suspend): measured
+FIO_TIMEOUT_SLACK_S = 20  # fio start-up and teardown, generous even under TCG
+LAYOUT_TIMEOUT_S = 900
+
+
+# ---------------------------------------------------------------- executor
+
+
+def run_fio(scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
+    """One fio job: on the host baseline's scratch file (sandboxed), else in the guest on its
+    disk under test or a file in its shared folder under test, with QEMU's CPU per I/O."""
+    runtime, ramp = scn.fio_runtime(w)
+    opts = scn.fio_options(w)
+    # fio ends on its own after ramp+runtime; past `limit` it is hung (or stopped): `timeout`
+    # signals its whole process group, SIGKILL 5 s later even if stopped.
+    limit = runtime + ramp + FIO_TIMEOUT_SLACK_S
+    wrap = procs.killed_after(limit)
+    bound = limit + 20
+    if unit.scratch is not None:  # the host baseline: root on the host with a scenario's options
+        res = unit.host().run_confined(fio_argv(w.name, unit.scratch, opts, runtime, ramp), wrap,
+                                       timeout=bound)
+        if not res.ok:
+            raise RemoteCommandError(res)
+        return parse_fio_json(res.stdout, w.name), res.stdout
+    g = unit.guest("fio")
+    disks = unit.facts.get("disks") or []
+    # A disk under test, else a file in the shared folder under test (device fs).
+    path = f"/dev/{disks[0]['dev']}" if disks else unit.facts.get("fio_file")
+    if not path:
+        raise ProbeError(f"no scratch disk and no shared folder was found in guest {g.name}")
+    if not disks:
+        _lay_out_once(g, unit.facts, path, opts)
+    cmd = shlex.join(wrap + fio_argv(w.name, path, opts, runtime, ramp))
+    with g.qemu_cpu(ramp, runtime) as cpu:
+        res = g.run(cmd, timeout=bound, check=False)
+    if not res.ok:
+        g.check_alive()
+        if res.timed_out or res.exit_status in (124, 137):
+            raise RemoteCommandError(res, f"fio did not finish within {limit} s in {g.name} "
+                                          f"(hung or stopped); it was killed: {res.command}")
+        raise RemoteCommandError(res)
+    text = res.stdout
+    samples = parse_fio_json(text, w.name)
+    rate = cpu.rate()
+    ios_per_s = fio_total_ios(text) / runtime
+    if rate is not None and ios_per_s > 0:
+        samples.append(Sample(w.name, "host_cpu_per_io", rate / ios_per_s * 1e6, "us"))
+    return samples, text
+
+
+def _lay_out_once(g: InGuest, facts: dict, path: str, opts: dict) -> None:
+    """Write a file target in full once per guest, unmeasured, before its first job.
+
+    fio lays out a missing file before it starts its clock, in the job's own block size; on a
+    slow shared folder (9p under TCG: ~30 s for 256 MiB in 4k writes) that eats the job's time
+    bound and the job is killed as hung. The layout job is a *read* job: fio writes a file out
+    in full only for reads (for a write job with ``create_only`` it left a 0-byte file on 9p,
+    so the first measured read job laid it out again, inside its bound). The size fio left is
+    checked: a short file is an error, never a silent layout inside the next measured job.
+    """
+    if facts.get("fio_file_ready") == path:
+        return
+    argv = [*procs.killed_after(LAYOUT_TIMEOUT_S), "fio", "--name=vbench-layout",
+            f"--filename={path}", "--rw=read", "--bs=1m", "--create_only=1"]
+    if "size" in opts:
+        argv.append(f"--size={opts['size']}")
+    cmd = f"{shlex.join(argv)} >/dev/null && stat -c size=%s {shlex.quote(path)}"
+    res = g.run(cmd, timeout=LAYOUT_TIMEOUT_S + 20, check=False)
+    if not res.ok:
+        g.check_alive()
+        raise RemoteCommandError(res, f"fio could not lay out {path} in {g.name}")
+    m = re.search(r"^size=(\d+)$", res.stdout, re.M)
+    have = int(m.group(1)) if m else 0
+    want = _size_bytes(str(opts["size"])) if "size" in opts else None  # None: relative (50%)
+    if have == 0 or (want is not None and have < want):
+        raise ProbeError(f"fio laid out {path} in {g.name} with {have} bytes, "
+                         f"not the {opts.get('size', 'non-zero size')} asked for")
+    facts["fio_file_ready"] = path
 
 
 class Fio(WorkloadKind):
@@ -353,6 +431,13 @@ class Fio(WorkloadKind):
 
     def headline_of(self, spec: Any) -> str:
         return "bw" if spec.rw in ("read", "write") else "iops"  # sequential: bandwidth tells
+
+    def share_bytes(self, w: Any, scn: Any) -> int:
+        """Its file in a shared folder (a guest without a scratch disk) ends at offset + size."""
+        opts = scn.fio_options(w)
+        return sum((_size_bytes(str(opts[k])) or 0) if k in opts else 0 for k in ("offset", "size"))
+
+    run = staticmethod(run_fio)
 
 
 WORKLOAD = Fio()

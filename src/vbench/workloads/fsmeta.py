@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import Field
 
-from vbench.core.errors import ProbeError
+from vbench.core.errors import ProbeError, RemoteCommandError
 from vbench.core import procs
 from vbench.devices.base import Strict
-from vbench.workloads.base import WorkloadKind
+from vbench.workloads.base import RunningUnit, WorkloadKind
 from vbench.core.metrics import Sample
 from vbench.workloads.fio import parse_fio_json
 
@@ -81,6 +81,28 @@ class FsMeta(WorkloadKind):
     def estimate_s(self, spec: Any, scn: Any) -> float:
         # 500 files on virtio-fs under TCG: about 3 s a phase (tests/data/fsmeta-500-virtiofs-tcg.txt)
         return 5.0 + spec.files * len(PHASES) * 0.006
+
+    def share_bytes(self, w: Any, scn: Any) -> int:
+        """Its files at once, and 1 KiB each of the file system's own."""
+        spec = w.fsmeta
+        text = spec.filesize.lower()
+        size = int(text.rstrip("k")) * (1024 if "k" in text else 1)
+        return spec.files * (size + 1024)
+
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
+        """The three phases in the guest's mounted shared folder under test."""
+        spec = w.fsmeta
+        g = unit.guest("fsmeta")
+        where = unit.facts.get("fs_dir")
+        if not where:
+            raise ProbeError(f"fsmeta workloads need a mounted shared folder (device fs) in "
+                             f"{g.name}")
+        cmd = fsmeta_command(f"{where}/vbench-meta", spec.files, spec.filesize, spec.timeout_s)
+        res = g.run(cmd, timeout=3 * spec.timeout_s + 30)
+        if not res.ok:
+            g.check_alive()
+            raise RemoteCommandError(res)
+        return parse_fsmeta(res.stdout, w.name), res.stdout
 
 
 WORKLOAD = FsMeta()

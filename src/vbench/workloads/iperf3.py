@@ -19,15 +19,18 @@ The end sums already leave out the ``-O`` omitted intervals.
 from __future__ import annotations
 
 import json
+import random
 import re
-
+import shlex
 from typing import Any, Literal
 
 from pydantic import Field
 
-from vbench.core.errors import ProbeError
+from vbench.core import procs
+from vbench.core.errors import ProbeError, RemoteCommandError
 from vbench.devices.base import Strict
-from vbench.workloads.base import Direction, WorkloadKind, both_directions
+from vbench.workloads.base import (Direction, RunningUnit, WorkloadKind, both_directions,
+                                   per_direction)
 from vbench.core.metrics import Sample
 from vbench.workloads.common import finite_sample, nonnegative_number, one_line, section
 
@@ -267,6 +270,37 @@ class Iperf3(WorkloadKind):
 
     def estimate_s(self, spec: Any, scn: Any) -> float:
         return (spec.duration + spec.omit + 2.0) * len(spec.directions)
+
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
+        """Each direction between the guest's NIC under test and a host-side server; the guest
+        is always the client (``-R``: the server sends, host to guest)."""
+        spec = w.iperf3
+        g = unit.guest("iperf3")
+        guest_ip, host_ip = g.test_ip(), unit.host().peer_ip()
+        bound = spec.duration + spec.omit + 30
+
+        def one(name: str, direction: Direction) -> tuple[list[Sample], str]:
+            port = random.randint(20000, 40000)
+            argv = iperf3_client_argv(host_ip, port, spec.duration, spec.omit, spec.parallel,
+                                      reverse=(direction == "h2g"), udp=spec.protocol == "udp",
+                                      bitrate=spec.bitrate, length=spec.length, bind=guest_ip)
+            with unit.host().peer(iperf3_server_argv(host_ip, port), port):
+                # iperf3 runs omit + duration seconds; only the last `duration` are measured.
+                with g.qemu_cpu(spec.omit, spec.duration) as cpu:
+                    res = g.run(shlex.join(procs.killed_after(bound) + argv), timeout=bound + 15)
+            if res.timed_out:
+                raise RemoteCommandError(res, f"iperf3 did not finish within {bound} s in "
+                                              f"{g.name} (hung?)")
+            got = parse_iperf3_json(res.stdout, name)
+            if not res.ok and not got:
+                raise RemoteCommandError(res)
+            tput = next((s.value for s in got if s.metric == "throughput"), None)
+            rate = cpu.rate()
+            if tput and rate is not None:
+                got.append(Sample(name, "host_cpu_per_gbit", rate / (tput / 1000), "s/Gbit"))
+            return got, res.stdout
+
+        return per_direction(w.name, spec.directions, one)
 
 
 WORKLOAD = Iperf3()

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import math
 import re
-
+import shlex
 from typing import Any
 
 from pydantic import Field
 
 from vbench.core.errors import ProbeError
 from vbench.devices.base import Strict
-from vbench.workloads.base import Direction, WorkloadKind, both_directions
+from vbench.workloads.base import (Direction, RunningUnit, WorkloadKind, both_directions,
+                                   per_direction)
 from vbench.core.metrics import Sample
 
 _REPLY_RE = re.compile(
@@ -148,6 +149,25 @@ class Ping(WorkloadKind):
 
     def estimate_s(self, spec: Any, scn: Any) -> float:
         return (spec.count * spec.interval + 2.0) * len(spec.directions)
+
+    def run(self, scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
+        """Each direction between the guest's NIC under test and the lab's host side: h2g pings
+        the guest from the host side, g2h the host side from the guest."""
+        spec = w.ping
+        g = unit.guest("ping")
+        guest_ip, host_ip = g.test_ip(), unit.host().peer_ip()
+        bound = int(spec.count * spec.interval + 30)
+
+        def one(name: str, direction: Direction) -> tuple[list[Sample], str]:
+            if direction == "h2g":
+                res = unit.host().run(ping_argv(guest_ip, spec.count, spec.interval, spec.size),
+                                      timeout=bound)
+            else:
+                res = g.run(shlex.join(ping_argv(host_ip, spec.count, spec.interval, spec.size)),
+                            timeout=bound)
+            return parse_ping(res.stdout, name), f"{res.stdout}{res.stderr}"
+
+        return per_direction(w.name, spec.directions, one)
 
 
 WORKLOAD = Ping()
