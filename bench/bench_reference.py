@@ -10,7 +10,7 @@ an element the bench cannot translate is an error) minus the management NIC: no 
 no DHCP. The NIC under test sits on a tap in a bridge inside a namespace of the bench's own
 (``vbref-<pid>``), with the iperf3 servers on that bridge. The probe is a shell script carried on
 the kernel command line (``systemd.run=``, gzip+base64; vbench's image needs nothing new): it
-waits until the boot's other jobs are done, runs the same commands vbench's executors build
+waits until the boot's other jobs are done, runs the same commands vbench's workloads build
 (``fio_argv``, ``iperf3_client_argv``, ``ping_argv`` guest to host, the entropy probe's hwrng read;
 same ``timeout`` wrappers), then writes its output base64-encoded between markers to the serial
 console (with a SHA-256) and powers the guest off. Both sides' outputs go through vbench's own
@@ -279,12 +279,11 @@ class Job:
 
 
 def guest_jobs(scn, w, guest_ip: str, host_ip: str) -> list[Job]:
-    """The steps of workload ``w`` in the raw guest: the argv vbench's executors build
-    (vbench.run.executors), run by the probe script instead of over SSH."""
+    """The steps of workload ``w`` in the raw guest: the commands each workload's own ``run``
+    builds (vbench.workloads.*), run by the probe script instead of over SSH."""
     from vbench.core import procs
-    from vbench.run.executors import FIO_TIMEOUT_SLACK_S
     from vbench.workloads.entropy import entropy_probe_script, parse_entropy
-    from vbench.workloads.fio import fio_argv, parse_fio_json
+    from vbench.workloads.fio import FIO_TIMEOUT_SLACK_S, fio_argv, parse_fio_json
     from vbench.workloads.iperf3 import (iperf3_client_argv, iperf3_server_argv,
                                          parse_iperf3_json)
     from vbench.workloads.ping import parse_ping, ping_argv
@@ -321,7 +320,8 @@ def guest_jobs(scn, w, guest_ip: str, host_ip: str) -> list[Job]:
 
 
 def sample_names(w) -> list[str]:
-    """The sample workload names of ``w`` (vbench's executors: iperf3 and ping per direction)."""
+    """The sample workload names of ``w`` (as vbench's workloads name them: iperf3 and ping per
+    direction)."""
     if w.tool in ("iperf3", "ping"):
         return [f"{w.name}-{d}" for d in getattr(w, w.tool).directions]
     return [w.name]

@@ -108,7 +108,7 @@ def test_every_probe_script_is_valid_sh_and_fits_beside_vbenchs_own_options(kind
     masks = " systemd.mask=systemd-networkd.service systemd.mask=systemd-networkd.socket"
     assert len(f"{own}{masks} {br.script_cmdline(script)}") < br.CMDLINE_MAX
     names = [n for w in scn.workloads for n in br.sample_names(w)]
-    assert names == [j.name for j in jobs]  # the same sample names as vbench's executors
+    assert names == [j.name for j in jobs]  # the same sample names as vbench's workloads
 
 
 def _fake_vbench_run(monkeypatch, run_dir: Path, rc: int = 0) -> list[list[str]]:
