@@ -69,33 +69,28 @@ class BenchError(Exception):
 
 def scenario_text(kind: str, devices: list[str], runtime: int, disk_gib: float) -> str:
     """The scenario both sides run (the raw side takes its jobs and device profiles from it)."""
+    device, field, models = {"disk": ("disk", "bus", DISK_DEVICES),
+                             "rng": ("rng", "model", RNG_DEVICES)}.get(kind, ("nic", "model",
+                                                                            NET_DEVICES))
+    variants = "".join(f"  - name: {d}\n    {device}: {{{field}: {models[d]}}}\n" for d in devices)
+    extra, workloads = "", ""
     if kind == "disk":
-        variants = "".join(f"  - name: {d}\n    disk: {{bus: {DISK_DEVICES[d]}}}\n" for d in devices)
-        return ("name: vbref-disk\ndescription: reference bench (bench/bench_reference.py)\n"
-                "device: disk\nrepetitions: 1\nsmoke: true\n"
-                "guest: {vcpus: 2, memory_mib: 1024, machine: pc}\n"
-                f"defaults:\n  disk: {{size_gib: {disk_gib}}}\n"
-                f"fio_defaults: {{runtime: {runtime}, ramp_time: 2}}\n"
-                f"variants:\n{variants}"
-                "workloads:\n"
-                "  - name: randread-4k-qd32\n    fio: {rw: randread, bs: 4k, iodepth: 32}\n"
-                "  - name: randwrite-4k-qd32\n    fio: {rw: randwrite, bs: 4k, iodepth: 32}\n")
-    if kind == "rng":
-        variants = "".join(f"  - name: {d}\n    rng: {{model: {RNG_DEVICES[d]}}}\n" for d in devices)
-        return ("name: vbref-rng\ndescription: reference bench (bench/bench_reference.py)\n"
-                "device: rng\nrepetitions: 1\nsmoke: true\n"
-                "guest: {vcpus: 2, memory_mib: 1024, machine: pc}\n"
-                f"variants:\n{variants}"
-                "workloads:\n  - name: hwrng\n    entropy: {read_bytes: 1048576}\n")
-    variants = "".join(f"  - name: {d}\n    nic: {{model: {NET_DEVICES[d]}}}\n" for d in devices)
-    return ("name: vbref-net\ndescription: reference bench (bench/bench_reference.py)\n"
-            "device: nic\nrepetitions: 1\nsmoke: true\n"
+        extra = (f"defaults:\n  disk: {{size_gib: {disk_gib}}}\n"
+                 f"fio_defaults: {{runtime: {runtime}, ramp_time: 2}}\n")
+        workloads = ("\n  - name: randread-4k-qd32\n    fio: {rw: randread, bs: 4k, iodepth: 32}\n"
+                     "  - name: randwrite-4k-qd32\n    fio: {rw: randwrite, bs: 4k, iodepth: 32}\n")
+    elif kind == "rng":
+        workloads = "\n  - name: hwrng\n    entropy: {read_bytes: 1048576}\n"
+    else:
+        workloads = ("\n"
+                     f"  - name: tcp-1\n    iperf3: {{protocol: tcp, parallel: 1, duration: {runtime}, "
+                     f"omit: 2}}\n"
+                     "  - name: rtt\n    ping: {count: 200, interval: 0.01, directions: [g2h]}\n")
+    return (f"name: vbref-{'net' if device == 'nic' else kind}\n"
+            "description: reference bench (bench/bench_reference.py)\n"
+            f"device: {device}\nrepetitions: 1\nsmoke: true\n"
             "guest: {vcpus: 2, memory_mib: 1024, machine: pc}\n"
-            f"variants:\n{variants}"
-            "workloads:\n"
-            f"  - name: tcp-1\n    iperf3: {{protocol: tcp, parallel: 1, duration: {runtime}, "
-            f"omit: 2}}\n"
-            "  - name: rtt\n    ping: {count: 200, interval: 0.01, directions: [g2h]}\n")
+            f"{extra}variants:\n{variants}workloads:{workloads}")
 
 
 # ---- raw QEMU: the device set of vbench's domain XML, translated ------------------------------
