@@ -36,7 +36,6 @@ def run_disk(results: Path) -> Path:
 def by_hand(meta: dict, reps: int) -> list[float]:
     """Boot a guest exactly like the run's virtio-blk variant and type the fio job by hand."""
     from vbench.host import images, lab
-    from vbench.host import accel
     from vbench.host import ssh as remote
     from vbench.scenario.schema import load_scenario_text
     from vbench.guest.domain import Guest
@@ -45,7 +44,7 @@ def by_hand(meta: dict, reps: int) -> list[float]:
     variant = next(v for v in scn.variants if v.name == VARIANT)
     lb = lab.current()
     img = images.require("default")
-    acc = accel.accelerator(lb, img.kernel)
+    acc = lb.host.accelerator(img.kernel)
     pkey, pub = remote.new_client_key()
     w = meta["workloads"][WORKLOAD]["options"]
     o = w["options"]

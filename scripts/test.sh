@@ -10,6 +10,12 @@ if ! .venv/bin/python -m mypy; then
   echo "test.sh: mypy found type errors in src/vbench; that is a failure" >&2
   exit 1
 fi
+# Tests and benchmarks are not type-checked, but a name they use that src/vbench no longer has
+# is always a bug, otherwise found only when that integration test boots its guest.
+if ! .venv/bin/python scripts/check_names.py; then
+  echo "test.sh: tests/ or bench/ use a name that does not exist (above); that is a failure" >&2
+  exit 1
+fi
 .venv/bin/python -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

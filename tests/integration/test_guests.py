@@ -40,7 +40,6 @@ def test_default_device_check_agrees_on_real_guests(no_leftovers):
     """The default Device.check (drivers bound to a virtio/PCI device), which new device kinds get
     for free, gives the same verdict as the rng and balloon checks on real guests."""
     from vbench.host import images, lab
-    from vbench.host import accel
     from vbench.guest import verify
     from vbench.host import ssh as remote
     from vbench.devices import DEVICES, Device, GuestContext
@@ -50,7 +49,7 @@ def test_default_device_check_agrees_on_real_guests(no_leftovers):
 
     lb = lab.current()
     img = images.require("default")
-    acc = accel.accelerator(lb, img.kernel)
+    acc = lb.host.accelerator(img.kernel)
     pkey, pub = remote.new_client_key()
     for i, text in enumerate(["rng=virtio,balloon=virtio", "rng=none,balloon=none"]):
         prof = parse_profile(text)
