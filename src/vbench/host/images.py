@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vbench.core import paths
 from vbench.core.errors import ImageError
 from vbench.core.files import atomic_write
+from vbench.host.bootlean import MODULE_NAME_RE, blacklist_file, initramfs_files
 from vbench.host.bootlog import MARK
 from vbench.core.untrusted import UntrustedInputError, load_yaml, read_text, shown
 
@@ -55,6 +56,11 @@ class Recipe(BaseModel):
     packages: list[Annotated[str, Field(pattern=DEB_PACKAGE_RE)]] = Field(max_length=200)
     mask: list[Annotated[str, Field(pattern=UNIT_NAME_RE)]] = Field(default_factory=list,
                                                                     max_length=100)
+    # vbench.host.bootlean: an initramfs with only these modules; modules udev never loads
+    initramfs_modules: list[Annotated[str, Field(pattern=MODULE_NAME_RE)]] = Field(
+        default_factory=list, max_length=50)
+    blacklist_modules: list[Annotated[str, Field(pattern=MODULE_NAME_RE)]] = Field(
+        default_factory=list, max_length=100)
 
 
 @dataclass(frozen=True)
@@ -346,6 +352,12 @@ def _customize(root: Path, recipe: Recipe, host_key: Path, progress) -> None:
                    *marks], progress, "enable units", timeout=120)
     if recipe.mask:
         _run(chroot + ["systemctl", "mask", *recipe.mask], progress, "mask units", timeout=120)
+    lean = {**initramfs_files(recipe.initramfs_modules), **blacklist_file(recipe.blacklist_modules)}
+    for rel, text in lean.items():
+        write(rel, text)
+    if lean:  # the kernel package built its initramfs before: again, with the new configuration
+        _run(chroot + ["update-initramfs", "-u", "-k", "all"], progress, "update-initramfs",
+             timeout=600)
     _run(chroot + ["passwd", "-l", "root"], progress, "lock root password", timeout=60)
     # Keep the image small: apt lists and caches are not needed inside guests.
     for d in ("var/lib/apt/lists", "var/cache/apt"):
