@@ -104,8 +104,12 @@ class Variant(_Record):
 
     @property
     def verified(self) -> bool | None:
-        """True if every device was verified, False if one was not, None if never checked."""
-        return all(d.ok for d in self.drivers.values()) if self.drivers else None
+        """True if every device was verified (and every host-side proof held), False if one was
+        not, None if never checked."""
+        if not self.drivers:
+            return None
+        return all(d.ok for d in self.drivers.values()) and all(
+            p.ok for p in self.host_proofs.values())
 
 
 class WorkloadInfo(_Record):
