@@ -156,3 +156,15 @@ def test_unknown_metadata_is_not_a_difference():
 def test_stored_pair_is_poolable():
     a, b = (store.load_record(p) for p in STORED)
     assert record.metadata_differences(a, b) == {}
+
+
+def test_a_failed_host_proof_makes_the_variant_unverified():
+    """A variant whose vhost proof did not hold is not verified, even with its drivers bound."""
+    v = record.Variant(device="nic", model="virtio", paravirtual=True,
+                       drivers={"nic": record.DriverCheck(ok=True, found="virtio_net")})
+    assert v.verified is True
+    v.host_proofs = {"vhost": record.HostProof(asked="vhost: true", used=False, evidence="none",
+                                               ok=False)}
+    assert v.verified is False
+    back = record.Variant.model_validate(v.model_dump())
+    assert back.host_proofs["vhost"].evidence == "none" and back.verified is False

@@ -177,6 +177,26 @@ def test_nic_rng_balloon_sections(results, tmp_path):
     assert "virtio-net" in text and "rtl8139" in text
 
 
+def test_vhost_proofs_show_next_to_the_drivers(results, tmp_path):
+    """The stored host-side vhost proof: in the context strip and under the verified drivers."""
+    import json
+
+    run = write_run(results, "nic", kind="nic")
+    meta_path = run / "run.json"
+    meta = json.loads(meta_path.read_text())
+    meta["variants"]["virtio-net"]["host_proofs"] = {"vhost": {
+        "asked": "vhost: true", "used": True, "ok": True,
+        "evidence": "/dev/vhost-net open as fd 37 (netdev hostnet1)"}}
+    meta_path.write_text(json.dumps(meta))
+    text = page(build_report([run], tmp_path / "r"))
+    strip = text.split('class="strip"')[1].split("</div>")[0]
+    assert 'title="seen on the host: /dev/vhost-net open as fd 37 (netdev hostnet1) (vhost: true ' \
+           'asked)">vhost</span>' in strip
+    drivers = text.split('<h2 id="drivers">')[1].split("<h2")[0]
+    assert "<td>virtio-net</td><td>vhost</td><td>vhost: true</td><td>yes</td>" in drivers
+    assert "/dev/vhost-net open as fd 37 (netdev hostnet1)" in drivers
+
+
 def test_mixed_read_write_fio_metrics(results, tmp_path):
     metrics = ["read_iops", "write_iops", "read_clat_p50", "read_clat_p99", "write_clat_p99"]
     run = write_run(results, "rw", workloads={"randrw-4k": metrics},

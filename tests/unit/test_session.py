@@ -262,6 +262,36 @@ def test_variant_that_fails_to_boot_is_recorded_and_skipped(tmp_path):
     assert any("variant B failed to come up" in line for line in s.lines)
 
 
+def test_host_proofs_are_recorded_and_a_failed_one_skips_the_variant(tmp_path):
+    """A vhost proof made on the host is stored in run.json with the variant's facts; a variant
+    whose proof failed (verify.require_proofs raised in the factory) is not measured."""
+    from vbench.core.errors import DeviceMismatch
+    from vbench.devices import HostProof
+
+    class ProvingGuests(FakeGuests):
+        def boot(self, stack, v, index, rep, attempt=0):
+            if v.name == "B":
+                raise DeviceMismatch("guest g-B does not run the intended backend: vhost: true "
+                                     "asked, but vhost is not in use on the host (none)")
+            booted = super().boot(stack, v, index, rep, attempt)
+            booted.proofs = [HostProof("vhost", "vhost: true", True,
+                                       "/dev/vhost-net open as fd 37 (netdev hostnet1)", True)]
+            return booted
+
+    ex = FakeExecutor()
+    s = make_session(tmp_path, scenario(reps=1), ProvingGuests(), ex)
+    s.run()
+    assert {v for v, _ in ex.calls} == {"A", "C"}
+    rec = store.load_record(s.rd.path)
+    proof = rec.variants["A"].host_proofs["vhost"]
+    assert (proof.asked, proof.used, proof.ok) == ("vhost: true", True, True)
+    assert proof.evidence == "/dev/vhost-net open as fd 37 (netdev hostnet1)"
+    assert rec.variants["B"].host_proofs == {}
+    assert [f.error_type for f in rec.failures if f.workload == "*"] == ["DeviceMismatch"]
+    assert any(line.startswith("A: ") and "vhost: /dev/vhost-net open as fd 37" in line
+               for line in s.lines)
+
+
 # ---- boot retries -------------------------------------------------------------------------------
 
 def test_a_hung_boot_is_retried_once_and_the_variant_is_measured(tmp_path):

@@ -59,7 +59,10 @@ HOSTILE = {
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_every_shipped_scenario_validates(path):
-    _scn, problems = preflight.check_scenario_text(path.read_text(), str(path), host=BIG_HOST)
+    # BIG_HOST stands in for the figures; device nodes are this machine's, not BIG_HOST's (net-vhost
+    # needs /dev/vhost-net): their one-line refusal is tested in test_plan and test_domain_xml_knobs.
+    _scn, problems = preflight.check_scenario_text(path.read_text(), str(path), host=BIG_HOST,
+                                                   devices_too=False)
     assert problems == []
 
 

@@ -30,8 +30,8 @@ from __future__ import annotations
 from typing import Mapping
 
 from vbench.core.registry import Registry
-from vbench.devices.base import (Device, DomainFiles, DriverCheck, Fragment, GuestContext, Model,
-                                 Strict, hotplug_memory, is_q35, virtio_or_none)
+from vbench.devices.base import (Device, DomainFiles, DriverCheck, Fragment, GuestContext,
+                                 HostProof, Model, Strict, hotplug_memory, is_q35, virtio_or_none)
 
 # The registration table: one line per device module, in the order of the domain XML and reports.
 MODULES = (
@@ -84,5 +84,6 @@ def headline_metrics() -> tuple[str, ...]:
 
 _REGISTRY.load(MODULES, "DEVICE")
 
-__all__ = ["DEVICES", "Device", "DomainFiles", "DriverCheck", "Fragment", "GuestContext", "Model",
+__all__ = ["DEVICES", "Device", "DomainFiles", "DriverCheck", "Fragment", "GuestContext",
+           "HostProof", "Model",
            "Strict", "virtio_or_none", "freeze", "is_q35", "missing_on_host", "headline_metrics", "option_modules", "register"]

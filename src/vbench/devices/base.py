@@ -119,6 +119,20 @@ class DriverCheck:
 
 
 @dataclass(frozen=True)
+class HostProof:
+    """What the host where QEMU runs shows of a device once its guest is up (e.g. vhost-net in
+    use): ``used`` None when it could not be told; ``ok`` False when that contradicts what the
+    spec asked for (``asked``, "" when the spec left it open). A failed proof is a failed
+    verification: the variant is not measured."""
+
+    name: str         # the fact, e.g. "vhost"
+    asked: str        # "vhost: true", "vhost: false" or "" (unset: recorded, never failed)
+    used: bool | None
+    evidence: str     # e.g. "/dev/vhost-net open as fd 35 (netdev hostnet1)", "none"
+    ok: bool
+
+
+@dataclass(frozen=True)
 class MemoryControl:
     """A live memory operation of a running guest: ``give()`` shrinks it to the target,
     ``take()`` grows it back; each answers (accepted, what was done); ``wait(shrinking, timeout)``
@@ -199,6 +213,12 @@ class Device:
         found = next((d for d in mine if d in bound), "none")
         want = model.drivers or ("none",)
         return DriverCheck(self.kind, model.name, "|".join(want), found, found in want)
+
+    def host_proof(self, spec: Any, host: Any, guest_name: str,
+                   ctx: GuestContext) -> "HostProof | None":
+        """What the host shows of this device in guest ``guest_name``'s running QEMU, looked up
+        through ``host`` (``vbench.host.hosts.Host``: ``qemu_pid``, ``run``); None: nothing."""
+        return None
 
     def memory_control(self, spec: Any, guest: Any, full_mib: int,
                        target_mib: int) -> "MemoryControl | None":

@@ -4,18 +4,22 @@ One shell script collects the facts (no python in the guest), each device module
 ``vbench.devices`` adding its lines, parsing and check; the functions here are pure, so the
 logic is unit-tested without a VM. A mismatch raises DeviceMismatch naming the
 expected and the found driver, before anything is measured.
+
+Some facts only the host where QEMU runs can show (vhost-net in use by the NIC under test):
+:func:`host_proofs` asks each device for them through the lab's host interface, and a proof that
+contradicts the profile fails the same way as a wrong driver.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from vbench.devices import DEVICES, DriverCheck, GuestContext
+from vbench.devices import DEVICES, DriverCheck, GuestContext, HostProof
 from vbench.core.errors import DeviceMismatch
 from vbench.scenario.schema import DeviceProfile
 
-__all__ = ["DriverCheck", "FACTS_SCRIPT", "check", "facts_script", "parse_facts", "require_all",
-           "verify_guest", "verify_guest_report"]
+__all__ = ["DriverCheck", "FACTS_SCRIPT", "HostProof", "check", "facts_script", "host_proofs",
+           "parse_facts", "require_all", "require_proofs", "verify_guest", "verify_guest_report"]
 
 # Every driver bound to a virtio or PCI device: what Device.check looks for by default.
 BOUND_DRIVERS = r"""d=""
@@ -76,3 +80,28 @@ def verify_guest(guest, profile: DeviceProfile) -> tuple[list[DriverCheck], dict
     checks, facts = verify_guest_report(guest, profile)
     require_all(checks, guest.name)
     return checks, facts
+
+
+def host_proofs(guest, host, profile: DeviceProfile) -> list[HostProof]:
+    """What the host where ``guest``'s QEMU runs shows of its devices (``host``: the lab's
+    ``vbench.host.hosts.Host``); one HostProof per device that has something to show."""
+    from vbench.guest.domain import mac_for
+
+    ctx = GuestContext(name=guest.name, test_mac=mac_for(guest.name, "test"))
+    out = [dev.host_proof(spec, host, guest.name, ctx) for dev, spec in profile.present()]
+    return [p for p in out if p is not None]
+
+
+def require_proofs(proofs: list[HostProof], guest: str) -> None:
+    """Fail closed: a proof that contradicts the profile, or could not be made for what the
+    profile asked, is a DeviceMismatch (the variant is not measured)."""
+    bad = [p for p in proofs if not p.ok]
+    if bad:
+        desc = "; ".join(f"{p.asked} asked, but {p.name} is {proof_state(p.used)} on the "
+                         f"host ({p.evidence})" for p in bad)
+        raise DeviceMismatch(f"guest {guest} does not run the intended backend: {desc}")
+
+
+def proof_state(used: bool | None) -> str:
+    """How a proof's ``used`` reads in a sentence."""
+    return "in use" if used else "not in use" if used is False else "not provable"

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from vbench.core.files import atomic_write
-from vbench.results.record import Variant
+from vbench.results.record import HostProof, Variant
 from vbench.report.load import RunInfo
 
 
@@ -99,6 +99,14 @@ def write_domain_xml(out_dir: Path, runs: list[RunInfo]) -> None:
                 atomic_write(Path(out_dir) / xml_href(run, name), page)
 
 
+def proof_view(name: str, p: HostProof) -> dict:
+    """A host-side proof as the context strip shows it: "vhost" or "no vhost", the evidence on
+    hover, and whether it held."""
+    word = name if p.used else f"no {name}" if p.used is False else f"{name}?"
+    return {"text": word, "title": p.evidence + (f" ({p.asked} asked)" if p.asked else ""),
+            "ok": p.ok}
+
+
 def strip(run: RunInfo) -> dict:
     """The context strip of one run: badge, versions, kernels, machine type, bound drivers."""
     env = run.record.environment
@@ -118,7 +126,8 @@ def strip(run: RunInfo) -> dict:
         d = checks[0] if checks else None
         drivers.append({"variant": name, "driver": (d.check.found or "none") if d else "",
                         "ok": d.check.ok if d else None, "expected": d.check.expected if d else "",
-                        "href": xml_href(run, name) if v.domain_xml else ""})
+                        "href": xml_href(run, name) if v.domain_xml else "",
+                        "proofs": [proof_view(k, p) for k, p in v.host_proofs.items()]})
     return {"label": run.label, "badge": run_badge(run), "items": items,
             "drivers": drivers, "devices": device_set_view(run)}
 
@@ -174,7 +183,8 @@ def run_view(run: RunInfo) -> dict:
         "accelerator": run.accelerator or "unknown", "badge": run_badge(run),
         "scenario_name": rec.scenario.name, "scenario_file": rec.scenario.file,
         "scenario_text": rec.scenario.text, "description": rec.scenario.description,
-        "env": env_rows(run), "drivers": run.drivers(), "failures": failures,
+        "env": env_rows(run), "drivers": run.drivers(), "proofs": run.proofs(),
+        "failures": failures,
         "workloads": workloads, "diffs": xml_diffs(run.variants), "problems": list(run.problems),
         "strip": strip(run),
         "variants": [{"name": n, "device": v.device, "model": v.model, "paravirtual": v.paravirtual,

@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 from pydantic import ValidationError
 
 from vbench.core.errors import StoreError, UserError
-from vbench.results.record import DriverCheck, Failure, RunRecord, Variant
+from vbench.results.record import DriverCheck, Failure, HostProof, RunRecord, Variant
 from vbench.results.rundir import load_meta, load_record, load_samples
 
 
@@ -31,6 +31,15 @@ class Driver:
     device: str
     under_test: bool
     check: DriverCheck
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One stored host-side proof of one variant (e.g. ``vhost``), as verification decided it."""
+
+    variant: str
+    name: str
+    proof: HostProof
 
 
 @dataclass
@@ -60,6 +69,10 @@ class RunInfo:
     def drivers(self) -> list[Driver]:
         return [Driver(variant=name, device=dev, under_test=dev == v.device, check=check)
                 for name, v in self.variants.items() for dev, check in v.drivers.items()]
+
+    def proofs(self) -> list[Proof]:
+        return [Proof(variant=name, name=key, proof=p)
+                for name, v in self.variants.items() for key, p in v.host_proofs.items()]
 
 
 def lenient(obj: dict) -> tuple[RunRecord, list[str]]:

@@ -76,6 +76,16 @@ class DriverCheck(_Record):
     detail: str = ""
 
 
+class HostProof(_Record):
+    """What the host where QEMU runs showed of a device once the guest was up, as
+    ``verify.host_proofs`` decided it (e.g. ``vhost``: the NIC under test uses vhost-net)."""
+
+    asked: str = ""               # "vhost: true", "vhost: false"; "" when the profile left it open
+    used: bool | None = None      # None: could not be told
+    evidence: str = ""            # "/dev/vhost-net open as fd 35 (netdev hostnet1)", "none", ...
+    ok: bool = True               # False: contradicts what was asked (never measured then)
+
+
 class Variant(_Record):
     device: str
     model: str
@@ -87,13 +97,19 @@ class Variant(_Record):
     guest_virt: str = ""  # systemd-detect-virt in the guest: "kvm", "qemu" (TCG), ... ("" : not asked)
     boot_seconds: float | None = None
     drivers: dict[str, DriverCheck] = Field(default_factory=dict)
+    # Host-side proofs by name, e.g. {"vhost": {"used": true, "evidence": "...", ...}}
+    host_proofs: dict[str, HostProof] = Field(default_factory=dict)
     fio_version: str = ""
     guest_name: str = ""
 
     @property
     def verified(self) -> bool | None:
-        """True if every device was verified, False if one was not, None if never checked."""
-        return all(d.ok for d in self.drivers.values()) if self.drivers else None
+        """True if every device was verified (and every host-side proof held), False if one was
+        not, None if never checked."""
+        if not self.drivers:
+            return None
+        return all(d.ok for d in self.drivers.values()) and all(
+            p.ok for p in self.host_proofs.values())
 
 
 class WorkloadInfo(_Record):

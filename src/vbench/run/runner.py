@@ -137,8 +137,10 @@ class LabGuests:
             raise
         check_guest(g, self.scn)
         checks, facts = verify.verify_guest(g, prof)
+        proofs = verify.host_proofs(g, lb.host, prof)  # e.g. vhost-net in use, seen on the host
+        verify.require_proofs(proofs, g.name)
         fio_v = g.ssh.run("fio --version", timeout=20, check=False).stdout.strip()
-        return Booted(Target(v.name, g, facts, lab=lb), checks, fio_v)
+        return Booted(Target(v.name, g, facts, lab=lb), checks, fio_v, proofs)
 
     def host(self, stack: contextlib.ExitStack) -> Target:
         """The host baseline: the same fio jobs against the same kind of backing file on the host."""

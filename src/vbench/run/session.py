@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Protocol
 from vbench.core.errors import GuestError, StoreError, UserError
 from vbench.run.executors import Target
 from vbench.core.metrics import Sample
-from vbench.results.record import DriverCheck, Failure, RunRecord, Timing
+from vbench.results.record import DriverCheck, Failure, HostProof, RunRecord, Timing
 from vbench.core.errors import BootError
 from vbench.results.record import Retry
 from vbench.core.policy import HOST_VARIANT
@@ -87,6 +87,7 @@ class Booted:
     target: Target
     checks: list[Any] = field(default_factory=list)   # verify.DriverCheck
     fio_version: str = ""
+    proofs: list[Any] = field(default_factory=list)   # verify.HostProof (seen on the host)
 
 
 class GuestFactory(Protocol):
@@ -231,10 +232,12 @@ class RunSession:
         vm.boot_seconds = round(g.boot_seconds or 0.0, 1)
         vm.drivers = {c.device: DriverCheck(model=c.model, expected=c.expected, found=c.found,
                                             ok=c.ok, detail=c.detail) for c in booted.checks}
+        vm.host_proofs = {p.name: HostProof(asked=p.asked, used=p.used, evidence=p.evidence,
+                                            ok=p.ok) for p in booted.proofs}
         vm.fio_version, vm.guest_name = booted.fio_version, g.name
         self.rd.write_record(self.rec)
         self.say(f"{v.name}: " + ", ".join(f"{c.device}={c.found}" for c in booted.checks)
-                 + " (verified)")
+                 + "".join(f", {p.name}: {p.evidence}" for p in booted.proofs) + " (verified)")
         g.suspend()
         return t
 
