@@ -79,7 +79,7 @@ def test_a_window_with_nothing_to_read_has_no_rows_and_no_reasons():
     assert exit_samples("w", w, 1000.0, facts) == [] and facts == {}
 
 
-# ---- the fio executor, KVM and TCG ----------------------------------------------------------------
+# ---- the fio executor, KVM and TCG ---------------------------------------------------------------
 
 class FakeHost:
     def __init__(self, listings: list[str]) -> None:
@@ -188,3 +188,20 @@ def test_the_run_record_keeps_why_exit_rows_are_absent(tmp_path):
     assert rec.variants["A"].kvm_exits_absent == why
     assert rec.variants["B"].kvm_exits_absent == {}
     assert EXITS_ABSENT_FACT not in s.targets["A"].facts  # taken once, not carried to the next
+
+
+def test_a_failed_read_is_absent_with_its_reason():
+    from vbench.core.errors import LabError
+
+    g = FakeGuest("kvm", [BEFORE])
+
+    def broken(pid):
+        g.host.calls.append(pid)
+        raise LabError("the SSH session to hv1 is closed")
+
+    g.host.kvm_counters = broken  # type: ignore[method-assign]
+    g.ssh.wait = False
+    samples, facts = run_fio(g)
+    assert not {s.metric for s in samples} & set(KVM_EXIT_METRICS)
+    assert "session to hv1 is closed" in facts[EXITS_ABSENT_FACT]["exits_per_op"]
+    assert len(g.host.calls) == 2

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from vbench.core import procs
-from vbench.core.errors import ProbeError
+from vbench.core.errors import ProbeError, UserError
 from vbench.core.metrics import CommandResult, Sample
 from vbench.devices.base import ByteChannel, MemoryControl
 from vbench.host.kvmstat import KvmCounters, all_absent
@@ -113,7 +113,13 @@ class LiveGuest:
         if not pid:
             return lambda: all_absent("the guest's QEMU pid is not known on its host")
         host = self.g.lab.host
-        return lambda: host.kvm_counters(pid)
+
+        def read() -> KvmCounters:
+            try:
+                return host.kvm_counters(pid)
+            except UserError as exc:  # a broken session: said, not raised in a timer
+                return all_absent(f"reading KVM's counters on the host failed: {exc}")
+        return read
 
     def qemu_rss_mib(self) -> float | None:
         pid = self.g.qemu_pid()
