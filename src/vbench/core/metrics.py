@@ -69,6 +69,12 @@ METRICS: dict[str, MetricInfo] = {
     # derived by the report from the same repetition's usr + sys CPU and IOPS
     "guest_cpu_per_io": MetricInfo("Guest CPU per I/O", "us", False),
     "host_cpu_per_io": MetricInfo("Host CPU (QEMU) per I/O", "us", False),
+    # KVM's own counters of the guest's VM (host debugfs) over the same window, per I/O; KVM only
+    "exits_per_op": MetricInfo("VM exits per I/O", "exits/op", False),
+    "io_exits_per_op": MetricInfo("Port I/O exits per I/O", "exits/op", False),
+    "mmio_exits_per_op": MetricInfo("MMIO exits per I/O", "exits/op", False),
+    "halt_exits_per_op": MetricInfo("HLT exits per I/O", "exits/op", False),
+    "irq_injections_per_op": MetricInfo("Injected interrupts per I/O", "irqs/op", False),
     "throughput": MetricInfo("Throughput", "Mbit/s", True),
     "retransmits": MetricInfo("TCP retransmits", "count", False, abs_threshold=100.0),
     "retransmits_per_gb": MetricInfo("TCP retransmits per GB sent", "1/GB", False,
@@ -108,6 +114,11 @@ METRICS: dict[str, MetricInfo] = {
     "delete_lat_p50": MetricInfo("File delete latency p50", "us", False),
     "delete_lat_p99": MetricInfo("File delete latency p99", "us", False),
 }
+
+# The VM-exit metrics, in the order the report shows them (host/kvmstat.py maps KVM's counter
+# files onto them; the fio workload stores them).
+KVM_EXIT_METRICS = ("exits_per_op", "io_exits_per_op", "mmio_exits_per_op", "halt_exits_per_op",
+                    "irq_injections_per_op")
 
 # A job that both reads and writes (fio rw/randrw) reports each direction under a prefix.
 DIRECTION_PREFIXES = {"read_": "Read", "write_": "Write"}

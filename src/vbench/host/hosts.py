@@ -33,6 +33,7 @@ from vbench.core.metrics import CommandResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from vbench.host.accel import Accelerator
+    from vbench.host.kvmstat import KvmCounters
     from vbench.host.lab import LabState
     from vbench.host.remote import RemoteHost
     from vbench.scenario.schema import Scenario
@@ -89,6 +90,11 @@ class Host(ABC):
     @abstractmethod
     def qemu_pid(self, name: str) -> int | None:
         """The pid of guest ``name``'s QEMU when vbench can sample its CPU time, else None."""
+
+    @abstractmethod
+    def kvm_counters(self, pid: int) -> "KvmCounters":
+        """KVM's exit counters of QEMU ``pid``'s VM (:mod:`vbench.host.kvmstat`), read on this
+        host; each counter it cannot read is absent with its reason."""
 
     # -- the host baseline
     @abstractmethod
@@ -169,6 +175,14 @@ class LocalLab(Host):
         # A user's libvirtd (--connect) may keep its runtime files elsewhere: find the QEMU
         # process by the guest name libvirt passes it (vbench's names are unique per run).
         return pid or qemu_pid_by_name(name)
+
+    def kvm_counters(self, pid: int) -> "KvmCounters":
+        from vbench.host import kvmstat
+
+        # Not through run(): `ip netns exec` mounts a fresh /sys for the namespace, without the
+        # host's debugfs under it. The counters are the kernel's, the same from any namespace.
+        res = procs.run(kvmstat.stats_argv(pid), timeout=kvmstat.READ_TIMEOUT_S, check=False)
+        return kvmstat.reading(res, pid)
 
     def baseline_scratch(self, run_id: str, size_gib: float, mode: str) -> Path:
         from vbench.devices.disk import make_scratch
@@ -278,6 +292,12 @@ class OtherHost(Host):
 
     def qemu_pid(self, name: str) -> int | None:
         return None  # QEMU runs on the other host: its CPU time is not sampled there (yet)
+
+    def kvm_counters(self, pid: int) -> "KvmCounters":
+        from vbench.host import kvmstat
+
+        res = self.session.run(kvmstat.stats_argv(pid), timeout=kvmstat.READ_TIMEOUT_S, check=False)
+        return kvmstat.reading(res, pid)
 
     def baseline_scratch(self, run_id: str, size_gib: float, mode: str) -> Path:
         return self.session.host_scratch(run_id, size_gib, mode)

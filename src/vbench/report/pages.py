@@ -18,6 +18,7 @@ from vbench.core.files import atomic_write
 from vbench.report import context
 from vbench.report.data import Data
 from vbench.report.draw import draw_all
+from vbench.report.exits import exit_table
 from vbench.report.figures import REGISTRY, ReportFigure
 from vbench.report.forest import forest_figure
 from vbench.report.load import RunInfo, load_runs
@@ -72,6 +73,7 @@ def _analysed(data: Data, runs: list[RunInfo], warnings: list[str]) -> dict:
             "flag_summary": [{"kind": k, "text": FLAG_TEXT[k][0], "title": FLAG_TEXT[k][1], "n": n}
                              for k, n in sorted(flags.counts.items())],
             "has_entropy_avail": "entropy_avail" in data.metrics,
+            "exits": exit_table(data, runs),
             **pair_words(data)}
 
 
@@ -103,7 +105,7 @@ def build_report(run_paths: list[Path], out_dir: Path, title: str | None = None,
     page: dict[str, Any] = {
         "contexts": [], "scenarios": [], "headline": [], "all_ratios": [], "summary": [],
         "host_rows": [], "figures": {s: [] for s in SECTIONS}, "flag_summary": [],
-        "has_entropy_avail": False, "pv_word": "paravirtual", "emu_word": "emulated",
+        "has_entropy_avail": False, "exits": None, "pv_word": "paravirtual", "emu_word": "emulated",
         "ref_names": ""}
     if len(df):
         page.update(_analysed(Data(df, runs), runs, warnings))

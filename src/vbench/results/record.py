@@ -101,6 +101,9 @@ class Variant(_Record):
     host_proofs: dict[str, HostProof] = Field(default_factory=dict)
     fio_version: str = ""
     guest_name: str = ""
+    # KVM exit metric -> why a unit of this variant has no row of it (debugfs not mounted, the
+    # kernel lacks the counter, ...); the latest reason per metric. Empty under TCG: no rows.
+    kvm_exits_absent: dict[str, str] = Field(default_factory=dict)
 
     @property
     def verified(self) -> bool | None:

@@ -2,8 +2,8 @@
 
 Each workload executes itself (:meth:`vbench.workloads.base.WorkloadKind.run`, in its module),
 written against the small protocols of :mod:`vbench.workloads.base`. This module gives it what
-they ask for from a :class:`Target`: the guest (:class:`LiveGuest`: commands over SSH, QEMU's CPU
-and memory on the host, the devices' live operations) and the lab's host side
+they ask for from a :class:`Target`: the guest (:class:`LiveGuest`: commands over SSH, QEMU's CPU,
+memory and KVM exit counters on the host, the devices' live operations) and the lab's host side
 (:class:`LabHostSide`: the host-side peer, short commands, the sandboxed host baseline).
 :func:`execute` is the runner's executor seam.
 """
@@ -13,15 +13,16 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from vbench.core import procs
-from vbench.core.errors import ProbeError
+from vbench.core.errors import ProbeError, UserError
 from vbench.core.metrics import CommandResult, Sample
 from vbench.devices.base import ByteChannel, MemoryControl
-from vbench.run.cpuwindow import CpuWindow
+from vbench.host.kvmstat import KvmCounters, all_absent
+from vbench.run.cpuwindow import CpuWindow, ExitWindow
 from vbench.scenario.schema import Scenario, Workload
-from vbench.workloads.base import CpuRate
+from vbench.workloads.base import CpuRate, ExitRates
 
 if TYPE_CHECKING:  # pragma: no cover
     from vbench.guest.domain import Guest
@@ -98,6 +99,27 @@ class LiveGuest:
 
     def qemu_cpu(self, delay: float, length: float) -> AbstractContextManager[CpuRate]:
         return CpuWindow(self.g.qemu_pid(), delay, length)
+
+    def kvm_exits(self, delay: float, length: float) -> AbstractContextManager[ExitRates]:
+        return ExitWindow(self._exit_reader(), delay, length)
+
+    def _exit_reader(self) -> Callable[[], KvmCounters] | None:
+        """What reads the guest's exit counters on its host; None under TCG (no VM to count:
+        no rows), whatever debugfs holds. A guest without a known QEMU pid reads an absence."""
+        accel = getattr(self.g, "accel", None)
+        if getattr(accel, "name", None) != "kvm":
+            return None
+        pid = self.g.qemu_pid()
+        if not pid:
+            return lambda: all_absent("the guest's QEMU pid is not known on its host")
+        host = self.g.lab.host
+
+        def read() -> KvmCounters:
+            try:
+                return host.kvm_counters(pid)
+            except UserError as exc:  # a broken session: said, not raised in a timer
+                return all_absent(f"reading KVM's counters on the host failed: {exc}")
+        return read
 
     def qemu_rss_mib(self) -> float | None:
         pid = self.g.qemu_pid()

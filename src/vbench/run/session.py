@@ -39,6 +39,7 @@ from vbench.core.errors import BootError
 from vbench.results.record import Retry
 from vbench.core.policy import HOST_VARIANT
 from vbench.scenario.schema import Scenario, Variant, Workload
+from vbench.workloads.common import EXITS_ABSENT_FACT
 from vbench.results.rundir import RunDir, unit_key
 
 Say = Callable[[str], None]
@@ -287,6 +288,7 @@ class RunSession:
             samples, raw = self._measure(u)
             self.rd.write_raw(u.variant, f"{u.workload}-r{u.repetition}.txt", raw)
             self.rd.add_samples(u.key, self.sample_rows(u, samples))
+            self._note_absent_exits(u)
         except StoreError:
             raise
         except Exception as exc:
@@ -315,6 +317,15 @@ class RunSession:
                 out = self.execute(self.scn, self._wmap[u.workload], t)
                 self.workload_s += time.monotonic() - tw
         return out
+
+    def _note_absent_exits(self, u: Unit) -> None:
+        """Keep in the run record why the unit has no KVM exit rows (never a silent gap)."""
+        t = self.targets.get(u.variant)
+        absent = t.facts.pop(EXITS_ABSENT_FACT, None) if t is not None else None
+        vm = self.rec.variants.get(u.variant)
+        if absent and vm is not None and {**vm.kvm_exits_absent, **absent} != vm.kvm_exits_absent:
+            vm.kvm_exits_absent = {**vm.kvm_exits_absent, **absent}
+            self.rd.write_record(self.rec)
 
     def _unit_failed(self, u: Unit, exc: Exception) -> None:
         if not isinstance(exc, UserError):

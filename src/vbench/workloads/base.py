@@ -61,6 +61,15 @@ class CpuRate(Protocol):
         """CPU-seconds per second in the measured window; None when it was not measured."""
 
 
+class ExitRates(Protocol):
+    def per_second(self) -> dict[str, float]:
+        """KVM exits of the guest's VM per second in the measured window, by exit metric
+        (``exits_per_op``, ...: :data:`vbench.core.metrics.KVM_EXIT_METRICS`); only those read."""
+
+    def absent(self) -> dict[str, str]:
+        """Why each exit metric without a rate is absent; {} when none were to be read (TCG)."""
+
+
 class InGuest(Protocol):
     """A running guest as its workloads use it."""
 
@@ -80,6 +89,10 @@ class InGuest(Protocol):
 
     def qemu_cpu(self, delay: float, length: float) -> AbstractContextManager[CpuRate]:
         """Host CPU time of the guest's QEMU within [delay, delay + length] of the body."""
+
+    def kvm_exits(self, delay: float, length: float) -> AbstractContextManager[ExitRates]:
+        """KVM's exit counters of the guest's VM within [delay, delay + length] of the body; under
+        TCG nothing is read (no exit rows, never zeros)."""
 
     def qemu_rss_mib(self) -> float | None:
         """Resident memory of the guest's QEMU on the host (None: not known)."""

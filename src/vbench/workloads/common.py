@@ -1,12 +1,14 @@
 """Helpers the probe parsers share: a tool's text on one bounded line, a number read from a
-tool's output that must be finite and not negative, and a sample of a finite value."""
+tool's output that must be finite and not negative, a sample of a finite value, and the VM-exit
+samples of a measured window."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from vbench.core.errors import ProbeError
-from vbench.core.metrics import Sample
+from vbench.core.metrics import Sample, metric_unit
 
 MAX_TOOL_TEXT = 300  # characters of a tool's own text quoted in an error
 
@@ -48,3 +50,21 @@ def section(doc: dict, key: str, missing: str) -> dict:
     if not isinstance(value, dict):
         raise ProbeError(missing)
     return value
+
+
+# Where an executor leaves why exit metrics are absent from its unit (the session records it).
+EXITS_ABSENT_FACT = "kvm_exits_absent"
+
+
+def exit_samples(workload: str, rates: Any, ops_per_s: float, facts: dict) -> list[Sample]:
+    """KVM exits per operation from a window's per-second rates (``rates``: an
+    :class:`vbench.workloads.base.ExitRates`) and the operations per second of the same window.
+    Why any metric is absent goes to ``facts[EXITS_ABSENT_FACT]``; nothing is ever a stand-in 0."""
+    absent = dict(rates.absent())
+    per_s = rates.per_second()
+    if ops_per_s <= 0:
+        absent.update({m: "no operations in the measured window" for m in per_s})
+        per_s = {}
+    if absent:
+        facts[EXITS_ABSENT_FACT] = absent
+    return [Sample(workload, m, r / ops_per_s, metric_unit(m)) for m, r in per_s.items()]

@@ -27,8 +27,9 @@ from pydantic import Field, field_validator, model_validator
 
 from vbench.core import procs
 from vbench.core.errors import ProbeError, RemoteCommandError
-from vbench.core.metrics import Sample
-from vbench.workloads.common import finite_sample, nonnegative_number, one_line, section
+from vbench.core.metrics import KVM_EXIT_METRICS, Sample
+from vbench.workloads.common import (exit_samples, finite_sample, nonnegative_number, one_line,
+                                     section)
 from vbench.devices.base import Strict
 from vbench.workloads import fioopts
 from vbench.workloads.base import InGuest, RunningUnit, WorkloadKind
@@ -369,7 +370,7 @@ def run_fio(scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
     if not disks:
         _lay_out_once(g, unit.facts, path, opts)
     cmd = shlex.join(wrap + fio_argv(w.name, path, opts, runtime, ramp))
-    with g.qemu_cpu(ramp, runtime) as cpu:
+    with g.qemu_cpu(ramp, runtime) as cpu, g.kvm_exits(ramp, runtime) as exits:
         res = g.run(cmd, timeout=bound, check=False)
     if not res.ok:
         g.check_alive()
@@ -383,6 +384,7 @@ def run_fio(scn: Any, w: Any, unit: RunningUnit) -> tuple[list[Sample], str]:
     ios_per_s = fio_total_ios(text) / runtime
     if rate is not None and ios_per_s > 0:
         samples.append(Sample(w.name, "host_cpu_per_io", rate / ios_per_s * 1e6, "us"))
+    samples += exit_samples(w.name, exits, ios_per_s, unit.facts)
     return samples, text
 
 
@@ -420,7 +422,7 @@ class Fio(WorkloadKind):
     tool = "fio"
     spec = FioSpec
     metrics = ("iops", "bw", "clat_mean", "clat_p50", "clat_p99", "clat_p99.9", "guest_cpu_usr",
-               "guest_cpu_sys", "host_cpu_per_io")
+               "guest_cpu_sys", "host_cpu_per_io", *KVM_EXIT_METRICS)
     headline = "iops"
     guest_tools = ("fio",)
     remote = True
