@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from vbench.core import procs
 from vbench.core.errors import ProbeError
 from vbench.core.metrics import CommandResult, Sample
-from vbench.devices.base import ByteChannel, MemoryControl
+from vbench.devices.base import ByteChannel, GuestSocket, MemoryControl
 from vbench.run.cpuwindow import CpuWindow
 from vbench.scenario.schema import Scenario, Workload
 from vbench.workloads.base import CpuRate
@@ -119,6 +119,10 @@ class LiveGuest:
     def byte_channel(self) -> ByteChannel | None:
         return next((c for dev, spec in self._present()
                      if (c := dev.byte_channel(spec, self.g, self.facts)) is not None), None)
+
+    def guest_socket(self) -> GuestSocket | None:
+        return next((s for dev, spec in self._present()
+                     if (s := dev.guest_socket(spec, self.g, self.facts)) is not None), None)
 
     def _present(self) -> list:
         prof = getattr(self.g, "profile", None)
