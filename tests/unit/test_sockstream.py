@@ -232,3 +232,16 @@ def test_executor_failure_is_one_line_with_the_guests_socat_said():
         WORKLOADS["sockstream"].run(SCN, SCN.workloads[0], unit)  # type: ignore[arg-type]
     said = str(exc.value)
     assert "\n" not in said and "nothing listens on vsock 3" in said and "connect: refused" in said
+
+
+def test_the_shipped_vsock_scenario_differs_only_in_the_transport_device():
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "vsock.yaml"
+    scn = load_scenario_text(path.read_text())
+    profiles = {v.name: scn.profile(v) for v in scn.variants}
+    assert {n: p.vsock.model for n, p in profiles.items()} == {"vsock": "virtio",
+                                                               "tcp-virtio-net": "none"}
+    assert all(p.nic is not None and p.nic.model == "virtio" for p in profiles.values())
+    vsock, tcp = (p.model_copy(update={"vsock": None}) for p in profiles.values())
+    assert vsock == tcp
+    assert scn.reference == "tcp-virtio-net"  # the report's ratios: vsock / TCP
+    assert [w.kind.tool for w in scn.workloads] == ["sockstream"]
