@@ -59,11 +59,50 @@ HOSTILE = {
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_every_shipped_scenario_validates(path):
-    # BIG_HOST stands in for the figures; device nodes are this machine's, not BIG_HOST's (net-vhost
-    # needs /dev/vhost-net): their one-line refusal is tested in test_plan and test_domain_xml_knobs.
-    _scn, problems = preflight.check_scenario_text(path.read_text(), str(path), host=BIG_HOST,
-                                                   devices_too=False)
+    # BIG_HOST stands in for the figures; device nodes are checked apart (net-vhost needs
+    # /dev/vhost-net, vsock /dev/vhost-vsock): their one-line refusals are tested below and in
+    # test_plan and test_domain_xml_knobs.
+    scn, problems = preflight.check_scenario_text(path.read_text(), str(path), host=BIG_HOST,
+                                                  devices_too=False)
     assert problems == []
+    # on a host with every device node (vsock.yaml: /dev/vhost-vsock) nothing else is in the way
+    assert preflight.host_device_problems(scn, str(path), exists=lambda p: True) == []
+
+
+VSOCK_YAML = ROOT / "scenarios" / "vsock.yaml"
+NO_VHOST_VSOCK = f"{VSOCK_YAML}: this host lacks vsock: /dev/vhost-vsock (vsock virtio)"
+
+
+def test_only_vsock_yaml_needs_vhost_vsock_and_it_says_so_in_one_line():
+    needing = {}
+    for path in SHIPPED:
+        scn, _ = preflight.check_scenario_text(path.read_text(), str(path), host=None)
+        if got := preflight.host_device_problems(scn, str(path),
+                                                 exists=lambda p: p != "/dev/vhost-vsock"):
+            needing[path.name] = got
+    assert needing == {"vsock.yaml": [NO_VHOST_VSOCK]}  # the vsock variant, not the TCP one
+
+
+def test_run_refuses_vsock_yaml_before_anything_boots_on_a_host_without_vhost_vsock():
+    from vbench.core.errors import LabError
+    from vbench.host.hosts import require_host_devices
+    from vbench.scenario.schema import load_scenario_text
+
+    scn = load_scenario_text(VSOCK_YAML.read_text())
+    with pytest.raises(LabError) as exc:
+        require_host_devices(scn, exists=lambda p: p != "/dev/vhost-vsock")
+    assert "\n" not in str(exc.value)
+    assert "vsock: /dev/vhost-vsock (vsock virtio)" in str(exc.value)
+    assert "tcp-virtio-net" not in str(exc.value)
+    require_host_devices(scn, exists=lambda p: True)
+
+
+@pytest.mark.skipif(os.path.exists("/dev/vhost-vsock"), reason="this host has /dev/vhost-vsock")
+def test_cli_validate_refuses_vsock_yaml_in_one_line_here(tmp_path):
+    cp = _cli(tmp_path, "validate", "scenarios/vsock.yaml")
+    assert cp.returncode == 3 and cp.stdout == ""
+    assert cp.stderr == ("vbench: error: scenarios/vsock.yaml: this host lacks vsock: "
+                         "/dev/vhost-vsock (vsock virtio)\n")
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))

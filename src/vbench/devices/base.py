@@ -13,7 +13,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
@@ -151,6 +151,15 @@ class ByteChannel:
     guest_device: str
 
 
+@dataclass(frozen=True)
+class GuestSocket:
+    """A socket transport into a running guest: the host connects to ``address`` in ``family``
+    (``vsock``: the guest's CID; ``tcp``: its IPv4 address on the test network)."""
+
+    family: Literal["vsock", "tcp"]
+    address: str
+
+
 class Device:
     """One device kind. Subclasses set the class attributes; the methods have working defaults.
 
@@ -231,6 +240,11 @@ class Device:
     def byte_channel(self, spec: Any, guest: Any, facts: dict[str, Any]) -> "ByteChannel | None":
         """A live operation: the host's and the guest's ends of a byte channel this device gives
         a running guest (``None``: it gives none; ``facts``: what the guest reported at boot)."""
+        return None
+
+    def guest_socket(self, spec: Any, guest: Any, facts: dict[str, Any]) -> "GuestSocket | None":
+        """A live operation: the socket transport this device gives a running guest (``None``:
+        none; vsock: the guest's CID, read from ``guest.live_xml()``)."""
         return None
 
     def validate_declaration(self) -> None:

@@ -286,6 +286,10 @@ class Guest:
         raise GuestError(f"the balloon of {self.name} did not reach {target_kib // 1024} MiB "
                          f"within {timeout:.0f} s")
 
+    def live_xml(self) -> str:
+        """The running domain's XML as libvirt has it now (what it chose: a vsock guest CID)."""
+        return self._domain().XMLDesc(0)
+
     def update_device_live(self, xml: str) -> None:
         """Change a device of the running guest (libvirt updateDeviceFlags, live only)."""
         libvirt = _libvirt()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from vbench.core import procs
 from vbench.core.errors import ProbeError, UserError
 from vbench.core.metrics import CommandResult, Sample
-from vbench.devices.base import ByteChannel, MemoryControl
+from vbench.devices.base import ByteChannel, GuestSocket, MemoryControl
 from vbench.host.kvmstat import KvmCounters, all_absent
 from vbench.run.cpuwindow import CpuWindow, ExitWindow
 from vbench.scenario.schema import Scenario, Workload
@@ -141,6 +141,10 @@ class LiveGuest:
     def byte_channel(self) -> ByteChannel | None:
         return next((c for dev, spec in self._present()
                      if (c := dev.byte_channel(spec, self.g, self.facts)) is not None), None)
+
+    def guest_socket(self) -> GuestSocket | None:
+        return next((s for dev, spec in self._present()
+                     if (s := dev.guest_socket(spec, self.g, self.facts)) is not None), None)
 
     def _present(self) -> list:
         prof = getattr(self.g, "profile", None)

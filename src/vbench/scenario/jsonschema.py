@@ -115,8 +115,7 @@ MEANINGS = {
     "Variant.*": "the device under test of this variant (only the scenario's `device`)",
     "Variant.name": "the variant's name: a column of the report",
     "Workload.name": "the workload's name: a row of the report",
-    "Workload.*": "the tool of this workload: exactly one of fio, iperf3, ping, entropy, "
-                  "balloon, fsmeta, bytestream",
+    "Workload.*": f"the tool of this workload: exactly one of {', '.join(WORKLOADS)}",
     "*.model": "the device model: which of them are paravirtual is listed in the README's table",
     "DiskSpec.bus": "how the scratch disk is attached: virtio (virtio-blk), scsi (virtio-scsi), "
                     "sata (AHCI), ide (PIIX), nvme (emulated NVMe)",
@@ -160,6 +159,9 @@ MEANINGS = {
     "BytestreamSpec.g2h_bytes": "bytes sent guest to host",
     "BytestreamSpec.h2g_bytes": "bytes sent host to guest",
     "BytestreamSpec.pings": "round trips timed",
+    "SockstreamSpec.g2h_bytes": "bytes sent guest to host over the socket",
+    "SockstreamSpec.h2g_bytes": "bytes sent host to guest over the socket",
+    "SockstreamSpec.pings": "one-byte round trips timed",
     "FsMetaSpec.files": "small files created, stat'ed and deleted",
     "FsMetaSpec.filesize": "size of each file",
     "GateSpec.metrics": "metrics `vbench compare` gates on",

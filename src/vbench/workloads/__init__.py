@@ -1,10 +1,11 @@
 """The workloads vbench can run: one module per tool, registered in one table.
 
 Each module owns one tool (fio, iperf3, ping, the entropy probe, the memory give-back probe, the
-shared-folder metadata job, the byte channel): its scenario spec, its command lines, the pure
-parsing of its output into samples (raising only :class:`vbench.core.errors.ProbeError`), its
-declaration (:class:`vbench.workloads.base.WorkloadKind`: metrics, headline, time estimate, guest
-tools, where it runs) and its executor (``run``: one repetition, written against the protocols of
+shared-folder metadata job, the byte channel, the socket byte stream): its scenario spec, its
+command lines, the pure parsing of its output into samples (raising only
+:class:`vbench.core.errors.ProbeError`), its declaration
+(:class:`vbench.workloads.base.WorkloadKind`: metrics, headline, time estimate, guest tools, where
+it runs) and its executor (``run``: one repetition, written against the protocols of
 :mod:`vbench.workloads.base`, which :mod:`vbench.run.executors` fills from a booted guest).
 
 How to add a workload: write ``workloads/NAME.py`` with its spec (a ``Strict`` model), its parser,
@@ -27,6 +28,7 @@ MODULES = (
     "balloon",
     "fsmeta",
     "bytestream",
+    "sockstream",
 )
 
 _REGISTRY: Registry[WorkloadKind] = Registry("workload", __name__, lambda k: k.tool)

@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Callable, ClassVar, Literal, Protocol
 
 from vbench.core.metrics import CommandResult, Sample, is_known
-from vbench.devices.base import ByteChannel, MemoryControl, Strict
+from vbench.devices.base import ByteChannel, GuestSocket, MemoryControl, Strict
 
 Direction = Literal["h2g", "g2h"]
 
@@ -105,6 +105,9 @@ class InGuest(Protocol):
 
     def byte_channel(self) -> ByteChannel | None:
         """The live byte channel a device of the guest gives (console)."""
+
+    def guest_socket(self) -> GuestSocket | None:
+        """The socket transport a device of the guest gives (vsock: its CID); None: none."""
 
 
 class HostSide(Protocol):
