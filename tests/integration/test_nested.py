@@ -91,6 +91,20 @@ def test_inner_guests_ran_under_kvm_and_both_levels_are_recorded(nested_run):
     assert "L1 | " in out  # the inner run's progress lines came through
 
 
+def test_exits_per_io_are_recorded_for_kvm_units(nested_run):
+    """Under KVM every fio unit also stores its VM exits per I/O (debugfs of L1's kernel)."""
+    from vbench.core.metrics import KVM_EXIT_METRICS
+    from vbench.results.rundir import load_samples
+
+    run_dir, _, _ = nested_run
+    df = load_samples(run_dir)
+    exits = df[df.metric == "exits_per_op"]
+    assert set(exits.variant) == {"virtio-blk", "sata"}, sorted(set(df.metric))
+    assert (exits.value > 0).all()
+    by = df[df.metric.isin(KVM_EXIT_METRICS)].groupby(["variant", "metric"]).value.median()
+    print("\nexits per I/O (nested KVM, smoke-disk):\n" + by.to_string())
+
+
 def test_report_says_nested(nested_run):
     run_dir, _, reports = nested_run
     html = (reports / run_dir.name / "index.html").read_text()
@@ -133,3 +147,52 @@ def test_smoke_net_under_nested_kvm(nested_lab, tmp_path):
         v = meta["variants"][name]
         assert v["domain_xml"].startswith("<domain type='kvm'>") and v["guest_virt"] == "kvm"
         assert v["drivers"]["nic"]["found"] == driver
+
+
+NET_VHOST = """
+name: smoke-net-vhost
+description: net-vhost.yaml's three backends with one short TCP job (nested KVM)
+device: nic
+repetitions: 1
+smoke: true
+guest: {vcpus: 2, memory_mib: 1024, machine: pc}
+variants:
+  - {name: vhost-on, nic: {model: virtio, vhost: true}}
+  - {name: vhost-off, nic: {model: virtio, vhost: false}}
+  - {name: e1000, nic: {model: e1000}}
+reference: vhost-off
+workloads:
+  - name: tcp-1
+    iperf3: {protocol: tcp, parallel: 1, duration: 3, omit: 1}
+"""
+
+
+def _nested_run(tmp_path: Path, name: str, text: str) -> dict:
+    scn = tmp_path / name
+    scn.write_text(text)
+    cp = vbench("run", str(scn), "--nested", "--results", str(tmp_path / "r"), "--no-report",
+                timeout=1800)
+    run_dir = Path(cp.stdout.strip().splitlines()[-1].split("run: ", 1)[1])
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "complete" and meta["failures"] == [], meta["failures"]
+    return meta
+
+
+def test_vhost_is_proven_on_the_host_under_nested_kvm(nested_lab, tmp_path):
+    meta = _nested_run(tmp_path, "smoke-net-vhost.yaml", NET_VHOST)
+    on = meta["variants"]["vhost-on"]["host_proofs"]["vhost"]
+    off = meta["variants"]["vhost-off"]["host_proofs"]["vhost"]
+    print(f"\nvhost proofs: on {on}, off {off}")
+    assert on["used"] is True and on["ok"] and on["evidence"] != "none"
+    assert off["used"] is False and off["ok"]
+    for v in meta["variants"].values():
+        if not v.get("baseline"):
+            assert v["domain_xml"].startswith("<domain type='kvm'>") and v["guest_virt"] == "kvm"
+
+
+def test_vsock_carries_the_byte_stream_under_nested_kvm(nested_lab, tmp_path):
+    from .test_run_vsock import SMOKE, TCP, VSOCK
+
+    meta = _nested_run(tmp_path, "smoke-vsock.yaml", SMOKE.replace("VARIANTS", f"{VSOCK}\n{TCP}"))
+    drv = meta["variants"]["vsock"]["drivers"]["vsock"]
+    assert drv["found"] == "vmw_vsock_virtio_transport" and drv["ok"]
