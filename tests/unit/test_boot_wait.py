@@ -73,3 +73,25 @@ def test_no_lease_by_the_deadline_names_the_stage_and_the_dhcp_log(tmp_path, mon
     assert str(exc.value).startswith(f"guest {g.name} got no DHCP lease within 10 s: "
                                      f"userspace up, no DHCP request seen")
     assert exc.value.stage == "userspace" and "vbench-boot: userspace" in exc.value.console_tail
+
+
+def test_sshd_up_and_no_dhcp_request_ends_the_wait_long_before_the_timeout(tmp_path, monkeypatch):
+    """The management link is down (or the DHCP client broken): sshd runs, the lab's DHCP log
+    never saw the NIC. The wait ends 30 s after sshd, not at the 240 s boot timeout."""
+    g = _guest(tmp_path, monkeypatch, KERNEL + USERSPACE + "[   38.7] vbench-boot: sshd \n")
+    g._silence = bootlog.DhcpSilence(grace_s=0.3, every_s=0.05)
+    t0 = time.monotonic()
+    with pytest.raises(BootError) as exc:
+        g._wait_lease("52:54:00:00:00:01", time.monotonic() + 60, boot=True)
+    assert time.monotonic() - t0 < 5
+    assert str(exc.value).startswith(f"guest {g.name} got no DHCP lease: its sshd has run for ")
+    assert "never heard from it: userspace up, no DHCP request seen" in str(exc.value)
+    assert exc.value.stage == "userspace"
+
+
+def test_without_the_dhcp_log_sshd_up_keeps_waiting(tmp_path, monkeypatch):
+    g = _guest(tmp_path, monkeypatch, KERNEL + USERSPACE + "[   38.7] vbench-boot: sshd \n")
+    g.lab = SimpleNamespace(dhcp_seen=lambda mac: None)  # a user's libvirt: cannot tell
+    g._silence = bootlog.DhcpSilence(grace_s=0.05, every_s=0.01)
+    with pytest.raises(BootError, match="got no DHCP lease within"):  # only the deadline ends it
+        g._wait_lease("52:54:00:00:00:01", time.monotonic() + 0.5, boot=True)

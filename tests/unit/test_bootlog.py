@@ -196,3 +196,51 @@ def test_boot_watch_counts_a_silent_console_from_the_start():
     w = bootlog.BootWatch(20, clock=clock)
     clock.t += 21
     assert w.check(lambda: "") == pytest.approx(21)  # "no console output at all"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+SSHD_UP = "[ 20.1] vbench-boot: userspace\n[ 38.7] vbench-boot: sshd\n"
+
+
+def test_dhcp_silence_gives_up_only_after_sshd_plus_grace_and_only_when_the_log_says_no():
+    clock = _Clock()
+    w = bootlog.DhcpSilence(grace_s=30, every_s=1, clock=clock)
+    console = {"text": "[ 2.0] Linux version 6.1\n"}
+    seen: dict = {"v": False}
+    check = lambda: w.check(lambda: console["text"], lambda: seen["v"])  # noqa: E731
+    for t in range(0, 100, 2):  # no sshd yet: never, however long
+        clock.t = t
+        assert check() is None
+    console["text"] += SSHD_UP
+    clock.t = 100
+    assert check() is None          # sshd just came up
+    clock.t = 129
+    assert check() is None          # within the grace
+    clock.t = 131
+    assert check() == 31            # no request in the DHCP log: give up
+    seen["v"] = None                # the log cannot tell (a user's libvirt): never
+    clock.t = 400
+    assert check() is None
+    seen["v"] = True                # a request came: the lease may still come, keep waiting
+    clock.t = 500
+    assert check() is None
+
+
+def test_dhcp_silence_reads_the_console_at_most_every_period():
+    clock, reads = _Clock(), []
+    w = bootlog.DhcpSilence(grace_s=30, every_s=2, clock=clock)
+
+    def console() -> str:
+        reads.append(clock.t)
+        return ""
+    for i in range(10):
+        clock.t = i * 0.5
+        w.check(console, lambda: False)
+    assert reads == [0.0, 2.0, 4.0]

@@ -75,6 +75,7 @@ class Guest:
     initrd: Path | None = None
     host_key: str = ""                 # the pinned host key: the image's, or its seed's
     _watch: bootlog.BootWatch | None = field(default=None, init=False, repr=False)  # booting
+    _silence: bootlog.DhcpSilence | None = field(default=None, init=False, repr=False)
 
     @property
     def ssh(self) -> "Ssh":
@@ -159,6 +160,7 @@ class Guest:
         self._say(f"{self.name}: started ({self.accel.name}), waiting for DHCP lease ...")
         deadline = t0 + self.spec.boot_timeout_s
         self._watch = bootlog.BootWatch(self.spec.boot_stall_s, bool(self.image.own_boot))
+        self._silence = bootlog.DhcpSilence()
         self.ip = self._wait_lease(mac_for(self.name, "mgmt"), deadline, boot=True)
         self._say(f"{self.name}: lease {self.ip}, waiting for SSH ...")
         try:
@@ -202,6 +204,13 @@ class Guest:
         if quiet is not None:
             raise self.boot_error(f"guest {self.name} hung while booting (its console has not "
                                   f"grown for {quiet:.0f} s)", lease=self.ip)
+        if self.ip is None and self._silence is not None:
+            mac = mac_for(self.name, "mgmt")
+            up = self._silence.check(lambda: self._console_end(BOOT_CONSOLE_BYTES),
+                                     lambda: getattr(self.lab, "dhcp_seen", lambda m: None)(mac))
+            if up is not None:
+                raise self.boot_error(f"guest {self.name} got no DHCP lease: its sshd has run for "
+                                      f"{up:.0f} s and the lab's DHCP server never heard from it")
 
     def _console_end(self, size: int = 8192) -> str:
         try:

@@ -187,6 +187,38 @@ class BootWatch:
         return quiet if stalled(self.progress, quiet, self.budget_s, self.own_boot) else None
 
 
+# sshd is up, the management NIC never sent a DHCP request: waiting longer does not bring a lease
+NO_DHCP_GRACE_S = 30.0
+
+
+class DhcpSilence:
+    """A guest whose sshd runs but whose management NIC never asked for an address. In vbench's
+    image the DHCP client starts before sshd (ssh.service is after network.target), so a lease
+    that has not been requested by then will not come by waiting to the boot timeout (240 s by
+    default): ``check`` returns how long sshd has been up once that exceeds ``grace_s`` and the
+    lab's DHCP log says no request came (``dhcp_seen()`` False). When the log cannot tell (None: a
+    user's libvirt, another host) it never stops a wait. ``clock`` is injectable for tests."""
+
+    def __init__(self, grace_s: float = NO_DHCP_GRACE_S, every_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.grace_s, self.every_s, self.clock = grace_s, every_s, clock
+        self.sshd_at: float | None = None
+        self.checked = float("-inf")
+
+    def check(self, read_console: Callable[[], str],
+              dhcp_seen: Callable[[], bool | None]) -> float | None:
+        now = self.clock()
+        if now - self.checked < self.every_s:
+            return None
+        self.checked = now
+        if self.sshd_at is None:
+            if not read(read_console()).sshd:
+                return None
+            self.sshd_at = now
+        up = now - self.sshd_at
+        return up if up > self.grace_s and dhcp_seen() is False else None
+
+
 def dhcp_requested_in(log: Path, mac: str) -> bool | None:
     """:func:`dhcp_requested` over the last 4 MiB of a dnsmasq log file; None if unreadable."""
     try:
