@@ -91,6 +91,16 @@ def test_the_command_is_an_argv_with_the_pid_as_a_number():
         stats_argv("1; rm -rf /")  # type: ignore[arg-type]
 
 
+def test_only_the_allow_listed_counter_files_are_read():
+    """Not every file of the VM's directory: some (mmu_rmaps_stat) walk KVM's MMU when read."""
+    argv = stats_argv(PID)
+    group = argv[argv.index("(") + 1:argv.index(")")]
+    names = [group[i + 1] for i, a in enumerate(group) if a == "-name"]
+    assert names == ["exits", "io_exits", "mmio_exits", "halt_exits", "irq_injections"]
+    assert all(a in ("-name", "-o") or a in names for a in group)
+    assert argv.index(")") < argv.index("-exec")
+
+
 def test_the_counters_map_onto_catalogued_metrics():
     assert tuple(kvmstat.COUNTERS.values()) == KVM_EXIT_METRICS
     assert all(metric_info(m).unit in ("exits/op", "irqs/op") for m in KVM_EXIT_METRICS)

@@ -55,11 +55,16 @@ def all_absent(reason: str) -> KvmCounters:
 
 
 def stats_argv(pid: int) -> list[str]:
-    """List every counter file of QEMU ``pid``'s VM as ``path:first line`` (``grep -m1``: one
-    line a file, whatever the file holds)."""
+    """List the allow-listed counter files of QEMU ``pid``'s VM as ``path:first line`` (``grep
+    -m1``: one line a file, whatever the file holds). Only the files of :data:`COUNTERS` are
+    read: a VM's debugfs directory also holds files whose reading walks KVM's MMU under its lock
+    (``mmu_rmaps_stat``, ``pages_*``); a nested hypervisor guest crashed while every file of its
+    VMs was read after each unit (2026-12-05)."""
     pid = int(pid)  # never text from elsewhere in a path pattern
+    names = [arg for n in COUNTERS for arg in ("-o", "-name", n)][1:]
     return ["find", KVM_DEBUGFS, "-mindepth", "2", "-maxdepth", "2", "-type", "f",
-            "-path", f"{KVM_DEBUGFS}/{pid}-*/*", "-exec", "grep", "-H", "-m1", "-s", "", "{}", "+"]
+            "-path", f"{KVM_DEBUGFS}/{pid}-*/*", "(", *names, ")",
+            "-exec", "grep", "-H", "-m1", "-s", "", "{}", "+"]
 
 
 _LINE = re.compile(r"^" + re.escape(KVM_DEBUGFS) + r"/(\d+)-(\d+)/([a-z0-9_]{1,64}):(.*)$")
