@@ -190,9 +190,13 @@ class Guest:
 
     def boot_error(self, message: str, lease: str | None = None) -> BootError:
         """What a failed boot raises: ``message``, where the boot stopped, the console tail."""
-        seen = getattr(self.lab, "dhcp_seen", lambda mac: None)(mac_for(self.name, "mgmt"))
-        d = bootlog.explain(self._console_end(BOOT_CONSOLE_BYTES), lease=lease, dhcp_seen=seen)
+        d = bootlog.explain(self._console_end(BOOT_CONSOLE_BYTES), lease=lease,
+                            dhcp_seen=self._mgmt_dhcp_seen())
         return BootError(f"{message}: {d.reason}", self.console_tail(), stage=d.stage)
+
+    def _mgmt_dhcp_seen(self) -> bool | None:
+        """Whether the lab's DHCP log shows a request from the management NIC (None: unknown)."""
+        return getattr(self.lab, "dhcp_seen", lambda mac: None)(mac_for(self.name, "mgmt"))
 
     def _boot_alive(self) -> None:
         """check_alive while booting, and a hung boot (bootlog.BootWatch): BootError."""
@@ -205,9 +209,8 @@ class Guest:
             raise self.boot_error(f"guest {self.name} hung while booting (its console has not "
                                   f"grown for {quiet:.0f} s)", lease=self.ip)
         if self.ip is None and self._silence is not None:
-            mac = mac_for(self.name, "mgmt")
             up = self._silence.check(lambda: self._console_end(BOOT_CONSOLE_BYTES),
-                                     lambda: getattr(self.lab, "dhcp_seen", lambda m: None)(mac))
+                                     self._mgmt_dhcp_seen)
             if up is not None:
                 raise self.boot_error(f"guest {self.name} got no DHCP lease: its sshd has run for "
                                       f"{up:.0f} s and the lab's DHCP server never heard from it")

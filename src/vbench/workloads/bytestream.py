@@ -120,6 +120,10 @@ def _echo_rtts_us(sock: socket.socket, pings: int) -> list[float]:
     return rtts
 
 
+# What a byte-stream probe stores, whatever carries the stream (sockstream stores the same).
+STREAM_METRICS = ("g2h_throughput", "h2g_throughput", "rtt_p50", "rtt_p99")
+
+
 # ---- scenario spec and declaration ----------------------------------------------------------
 
 class BytestreamSpec(Strict):
@@ -134,7 +138,7 @@ class BytestreamSpec(Strict):
 class Bytestream(WorkloadKind):
     tool = "bytestream"
     spec = BytestreamSpec
-    metrics = ("g2h_throughput", "h2g_throughput", "rtt_p50", "rtt_p99")
+    metrics = STREAM_METRICS
     headline = "g2h_throughput"
     guest_tools = ("stty", "head", "nohup", "date", "cat", "wc")
 

@@ -30,7 +30,7 @@ from vbench.core.errors import ProbeError
 from vbench.core.metrics import Sample
 from vbench.devices.base import GuestSocket, Strict
 from vbench.workloads.base import RunningUnit, WorkloadKind
-from vbench.workloads.bytestream import bytestream_samples
+from vbench.workloads.bytestream import STREAM_METRICS, bytestream_samples
 from vbench.workloads.common import one_line
 
 SOCKEND = Path(__file__).with_name("sockend.py")
@@ -114,7 +114,7 @@ class SockstreamSpec(Strict):
 class Sockstream(WorkloadKind):
     tool = "sockstream"
     spec = SockstreamSpec
-    metrics = ("g2h_throughput", "h2g_throughput", "rtt_p50", "rtt_p99")
+    metrics = STREAM_METRICS  # bytestream's: the report's ratio sets one transport against another
     headline = "g2h_throughput"
     guest_tools = ("socat", "head", "nohup")
 
