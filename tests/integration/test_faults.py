@@ -59,6 +59,7 @@ def test_run_survives_guest_faults(no_leftovers, tmp_path):
             or "kernel panicked" in fails[("panics", 1)]["error"])
     assert fails[("panics", 1)]["console_tail"]
     assert "no longer running" in fails[("destroyed", 1)]["error"]
+    assert "reason=destroyed: a libvirt client destroyed it" in fails[("destroyed", 1)]["error"]
     assert (run_dir / "raw" / "panics" / "console.log").exists()
     # Nothing lost, nothing silently missing: every planned unit has its samples or a recorded
     # failure, never both and never neither; and the units measured before the faults are kept.

@@ -12,10 +12,20 @@ import pytest
 from vbench.host import bootlog
 from vbench.guest import domain as virt
 from vbench.core.errors import BootError
+from vbench.core.metrics import CommandResult
 from vbench.scenario.schema import GuestSpec, parse_profile
 
 KERNEL = "[    0.000000] Linux version 6.1.0-57-amd64\n[    9.3] Run /init as init process\n"
 USERSPACE = "[   23.1] vbench-boot: userspace \n"
+
+
+# libvirt's log of the guest's QEMU, as the host reads it: a stop the guest made itself
+RESET_LOG = "2026-12-05 09:31:02.321+0000: shutting down, reason=shutdown\n"
+
+
+class FakeHost:
+    def run(self, argv, timeout):
+        return CommandResult(" ".join(argv), 0, RESET_LOG, "", 0.1)
 
 
 class FakeDomain:
@@ -32,7 +42,7 @@ class FakeDomain:
 def _guest(tmp_path: Path, monkeypatch, console: str, **spec) -> virt.Guest:
     monkeypatch.setenv("VBENCH_HOME", str(tmp_path / "home"))
     g = virt.Guest(name="vbench-20261205-000000-t-0-virtio-blk",
-                   lab=SimpleNamespace(dhcp_seen=lambda mac: False),
+                   lab=SimpleNamespace(dhcp_seen=lambda mac: False, host=FakeHost()),
                    image=SimpleNamespace(kernel=tmp_path / "vmlinuz", initrd=tmp_path / "initrd",
                                          own_boot=False),
                    profile=parse_profile("disk=virtio"), spec=GuestSpec(**spec), accel=None,
@@ -50,6 +60,7 @@ def test_a_domain_that_is_gone_while_booting_says_where_it_stopped(tmp_path, mon
     with pytest.raises(BootError) as exc:
         g._boot_alive()
     assert "no longer running" in str(exc.value)
+    assert "reason=shutdown: the guest stopped itself: it reset or powered off" in str(exc.value)
     assert "kernel booted, userspace did not start (stopped in the initramfs)" in str(exc.value)
     assert exc.value.stage == "kernel" and "Run /init" in exc.value.console_tail
 
@@ -91,7 +102,7 @@ def test_sshd_up_and_no_dhcp_request_ends_the_wait_long_before_the_timeout(tmp_p
 
 def test_without_the_dhcp_log_sshd_up_keeps_waiting(tmp_path, monkeypatch):
     g = _guest(tmp_path, monkeypatch, KERNEL + USERSPACE + "[   38.7] vbench-boot: sshd \n")
-    g.lab = SimpleNamespace(dhcp_seen=lambda mac: None)  # a user's libvirt: cannot tell
+    g.lab = SimpleNamespace(dhcp_seen=lambda mac: None, host=FakeHost())  # a user's libvirt
     g._silence = bootlog.DhcpSilence(grace_s=0.05, every_s=0.01)
     with pytest.raises(BootError, match="got no DHCP lease within"):  # only the deadline ends it
         g._wait_lease("52:54:00:00:00:01", time.monotonic() + 0.5, boot=True)

@@ -26,6 +26,7 @@ from pydantic import Field, model_validator
 
 from vbench.devices.base import (Device, DriverCheck, Fragment, GuestContext, HostProof, Model,
                                  Strict)
+from vbench.host import qemulog
 
 
 class NicSpec(Strict):
@@ -111,8 +112,6 @@ done
 # ---- the vhost proof: pure parsing of what the host shows, then the commands that show it --------
 
 VHOST_NET = "/dev/vhost-net"
-# libvirt's log of a guest's QEMU (its stderr): where QEMU says it could not start vhost after all
-QEMU_LOG = "/var/log/libvirt/qemu/{name}.log"
 FALLBACK = "falling back on userspace virtio"
 
 
@@ -230,7 +229,7 @@ def vhost_on_host(host: Any, guest_name: str, mac: str) -> tuple[bool | None, st
     used, evidence = vhost_evidence(netdev, pid, out(["ls", "-l", f"/proc/{pid}/fd"]),
                                     out(["ps", "-eLo", "comm="]))
     if used:  # set up, but did QEMU start it? (unreadable log: the fds are the evidence)
-        line = vhost_fallback(out(["tail", "-c", "65536", QEMU_LOG.format(name=guest_name)]) or "")
+        line = vhost_fallback(qemulog.read_tail(host, guest_name))
         if line:
             return False, f"{evidence}, but QEMU's log says: {line}"
     return used, evidence

@@ -27,7 +27,7 @@ from vbench.guest.userimage import own_boot, write_seed
 from vbench.host.networks import MGMT, TEST
 from vbench.core import files
 from vbench.core.errors import GuestError
-from vbench.host import bootlog
+from vbench.host import bootlog, qemulog
 from vbench.core.errors import BootError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -183,8 +183,10 @@ class Guest:
         except libvirt.libvirtError:
             active = False
         if not active:
-            raise GuestError(f"guest {self.name} is no longer running (crashed, panicked or "
-                             f"destroyed from outside)", self.console_tail())
+            how = qemulog.ending(qemulog.read_tail(self.lab.host, self.name), self._console_end())
+            raise GuestError(f"guest {self.name} is no longer running ("
+                             f"{how or 'crashed, panicked or destroyed from outside'})",
+                             self.console_tail())
         if PANIC_MARK in self._console_end():
             raise GuestError(f"guest {self.name} kernel panicked", self.console_tail())
 
