@@ -41,6 +41,9 @@ class UserError(Exception):
     message joins them with "; ")."""
 
     exit_status: ExitStatus = ExitStatus.USER_ERROR
+    # True: no variant can be measured (see ImageUnfit), the run stops rather than failing
+    # variant by variant
+    stops_run: bool = False
 
     def __init__(self, message: str = "", problems: list[str] | None = None) -> None:
         super().__init__(message)
@@ -77,6 +80,13 @@ class ImageError(UserError):
     """A guest image is missing, broken or cannot be built."""
 
     exit_status = ExitStatus.IMAGE_PROBLEM
+
+
+class ImageUnfit(ImageError):
+    """The guest image cannot run this scenario at all (a tool or a kernel option it needs is
+    missing): every variant would fail the same way, so the run stops."""
+
+    stops_run = True
 
 
 class GuestError(UserError):

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from vbench.core import paths, procs
 from vbench.guest.xml import OwnBoot, mac_for
-from vbench.core.errors import ImageError
+from vbench.core.errors import ImageError, ImageUnfit
 from vbench.core.untrusted import shown
 
 IMAGE_DIRS_ENV = "VBENCH_IMAGE_DIRS"
@@ -274,10 +274,8 @@ def missing_tools(output: str) -> list[str]:
 
 def refuse_missing(image: str, missing: list[str], need: dict[str, list[str]]) -> ImageError:
     what = ", ".join(f"{t} (for {', '.join(need.get(t, []))})" for t in missing)
-    err = ImageError(f"guest image {image} lacks what this scenario runs in the guest: {what}; "
-                     f"install it in the image")
-    err.stops_run = True  # type: ignore[attr-defined]
-    return err
+    return ImageUnfit(f"guest image {image} lacks what this scenario runs in the guest: {what}; "
+                      f"install it in the image")
 
 
 def probe_kernel(img) -> Path | None:

@@ -27,7 +27,7 @@ from vbench.run import adaptive, faults
 from vbench.host import hosts, images, lab
 from vbench.guest import kconfig, userimage, verify
 from vbench.host import ssh as remote
-from vbench.core.errors import ImageError, UserError
+from vbench.core.errors import ImageUnfit, UserError
 from vbench.core.errors import BootError
 from vbench.core.policy import HOST_VARIANT
 from vbench.run.executors import Target, execute
@@ -171,10 +171,8 @@ def check_guest(g, scn) -> None:
             lacking = kconfig.missing_for_scenario(scn, values)
             if lacking:
                 desc = "; ".join(f"{v} needs {', '.join(o)}" for v, o in lacking.items())
-                err = ImageError(f"the guest kernel of {g.image.name} ({release}) lacks options "
+                raise ImageUnfit(f"the guest kernel of {g.image.name} ({release}) lacks options "
                                  f"this scenario needs: {desc}")
-                err.stops_run = True  # type: ignore[attr-defined]
-                raise err
 
 
 def _image(scn: Scenario, say: Say):

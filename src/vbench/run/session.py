@@ -214,7 +214,7 @@ class RunSession:
             try:
                 self.targets[v.name] = self._boot(stack, v, i, None)
             except UserError as exc:
-                if getattr(exc, "stops_run", False):
+                if exc.stops_run:
                     raise  # e.g. the guest image lacks a tool: no variant can be measured
                 self.dead[v.name] = str(exc)
                 self.record_failure(v.name, "*", None, exc)
@@ -292,7 +292,7 @@ class RunSession:
         except StoreError:
             raise
         except Exception as exc:
-            if getattr(exc, "stops_run", False):
+            if isinstance(exc, UserError) and exc.stops_run:
                 raise
             self._unit_failed(u, exc)
             self.after_unit(u, None)
