@@ -14,7 +14,7 @@ import pytest
 from vbench.run import runner
 from vbench.results import rundir as store
 from vbench.core.errors import GuestError, RemoteCommandError
-from vbench.core.errors import BootError
+from vbench.core.errors import BootError, ImageUnfit
 from vbench.run.executors import Target
 from vbench.core.metrics import CommandResult, Sample
 from vbench.results.record import Environment
@@ -91,8 +91,9 @@ class FakeGuest:
 class FakeGuests:
     """The guest factory seam: boots FakeGuests, can fail chosen variants."""
 
-    def __init__(self, fail: tuple[str, ...] = (), hang: dict[str, int] | None = None) -> None:
-        self.fail = fail
+    def __init__(self, fail: tuple[str, ...] = (), hang: dict[str, int] | None = None,
+                 unfit: tuple[str, ...] = ()) -> None:
+        self.fail, self.unfit = fail, unfit
         self.hang = hang or {}   # variant -> how many of its first boot attempts hang
         self.guests: dict[str, FakeGuest] = {}
         self.boots: list[tuple[str, int | None]] = []
@@ -106,6 +107,9 @@ class FakeGuests:
         self.boots.append((v.name, rep))
         if v.name in self.fail:
             raise GuestError(f"{v.name} did not get a DHCP lease", "console: no lease")
+        if v.name in self.unfit:
+            raise ImageUnfit("guest image debian12 lacks what this scenario runs in the guest: "
+                             "fio (for randread)")
         g = FakeGuest(f"g-{v.name}")
         stack.callback(g.close)
         self.guests[v.name] = g
@@ -260,6 +264,14 @@ def test_variant_that_fails_to_boot_is_recorded_and_skipped(tmp_path):
     assert rec.status == "incomplete" and rec.missing_units == 4
     assert rec.variants["B"].drivers == {} and rec.variants["B"].verified is None
     assert any("variant B failed to come up" in line for line in s.lines)
+
+
+def test_an_image_unfit_for_the_scenario_stops_the_run_instead_of_one_variant(tmp_path):
+    ex = FakeExecutor()
+    s = make_session(tmp_path, scenario(reps=2), FakeGuests(unfit=("B",)), ex)
+    with pytest.raises(ImageUnfit, match="lacks what this scenario runs"):
+        s.run()
+    assert not any("variant B failed to come up" in line for line in s.lines)
 
 
 def test_host_proofs_are_recorded_and_a_failed_one_skips_the_variant(tmp_path):
