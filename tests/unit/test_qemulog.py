@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from vbench.core.metrics import CommandResult
-from vbench.host import qemulog
+from vbench.core import qemulog
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 
 from vbench.devices.base import (Device, DriverCheck, Fragment, GuestContext, HostProof, Model,
                                  Strict)
-from vbench.host import qemulog
+from vbench.core import qemulog
 
 
 class NicSpec(Strict):

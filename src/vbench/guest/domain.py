@@ -27,7 +27,8 @@ from vbench.guest.userimage import own_boot, write_seed
 from vbench.host.networks import MGMT, TEST
 from vbench.core import files
 from vbench.core.errors import GuestError
-from vbench.host import bootlog, qemulog
+from vbench.host import bootlog
+from vbench.core import qemulog
 from vbench.core.errors import BootError
 
 if TYPE_CHECKING:  # pragma: no cover
