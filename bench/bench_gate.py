@@ -53,7 +53,7 @@ import math
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -523,6 +523,29 @@ def night_section(st: Settings, reps: int) -> bool:
     return not misses
 
 
+def measured_shift_section(st: Settings, shift: float, cv: float, reps: int) -> None:
+    """Information, not a target: the nightly on a machine whose nights shift by ``shift`` (a
+    measured run-to-run sd), with its intervals carrying the stated default (the first nights)
+    and carrying ``shift`` itself (what ``--between-run auto`` estimates from 5 earlier runs)."""
+    thr = st.threshold
+    noise = Noise(f"night shift sd {shift:.1%}", shift=shift)
+    print(f"\n== per night at a measured night-to-night shift (sd {shift:.1%}) and {cv:.1%} CV "
+          f"({reps} nights a cell, drops {reps // 2}; information)")
+    print(f"{'run-to-run sd in the intervals':<40}  {'A/A nights failing':>18}  {'(regression)':>12}  "
+          f"{'drop ' + format(thr / 2, '.0%') + ' fails':>14}  "
+          f"{'drop ' + format(1.5 * thr, '.0%') + ' fails':>15}  "
+          f"{'drop ' + format(2 * thr, '.0%') + ' fails':>15}")
+    for label, sd in ((f"{st.between_run_sd:.0%} (default, first 5 nights)", st.between_run_sd),
+                      (f"{shift:.1%} (estimated: --between-run auto)", shift)):
+        s2 = replace(st, between_run_sd=sd)
+        fail, reg = night_rates(s2, cv, noise, 0.0, reps)
+        half, _ = night_rates(s2, cv, noise, thr / 2, reps // 2)
+        big, _ = night_rates(s2, cv, noise, 1.5 * thr, reps // 2)
+        dbl, _ = night_rates(s2, cv, noise, 2 * thr, reps // 2)
+        print(f"{label:<40}  {fail:>18.1%}  {reg:>12.1%}  {half:>14.1%}  {big:>15.1%}  "
+              f"{dbl:>15.1%}")
+
+
 PAGE = 32  # series on one history page (a scenario's workloads x metrics x variants)
 
 
@@ -605,10 +628,22 @@ def main(argv=None) -> int:
     ap.add_argument("--pages", type=int, default=100, help="simulated history pages")
     ap.add_argument("--only", choices=("night", "history"), help="only this new section")
     ap.add_argument("--explore", action="store_true", help="also print the alternatives weighed")
+    ap.add_argument("--night-shift", type=float, metavar="SD",
+                    help="only: the per-night figures at this measured run-to-run log sd (e.g. "
+                         "0.04, from `vbench compare --between-run auto` or history) and the "
+                         "stored runs' CV, intervals at the default and at SD (information)")
     args = ap.parse_args(argv)
     reps = 400 if args.quick else 2000
     t0 = time.monotonic()
     st = load_settings(args.scenario, args.threshold, args.repetitions)
+    if args.night_shift is not None:
+        if not 0.0 < args.night_shift < 0.5:
+            ap.error("--night-shift: a log sd between 0 and 0.5, e.g. 0.04")
+        cv_here = machine_cv(st)[0]
+        measured_shift_section(st, args.night_shift, cv_here if math.isfinite(cv_here) else 0.05,
+                               args.nights)
+        print(f"({time.monotonic() - t0:.0f} s)")
+        return 0
     if args.only:
         ok = night_section(st, args.nights) if args.only == "night" \
             else history_page_section(st, args.pages)
