@@ -42,6 +42,7 @@ Not a test (pytest collects only tests/)::
     PYTHONPATH=src python bench/bench_gate.py                  # scenarios/nightly-disk.yaml
     PYTHONPATH=src python bench/bench_gate.py --quick --threshold 0.12 --repetitions 15-30@5%
     PYTHONPATH=src python bench/bench_gate.py --scenario scenarios/disk.yaml --quick
+    PYTHONPATH=src python bench/bench_gate.py --night-shift 0.027   # at a measured run-to-run sd
 
 Exit status 1 when a target is missed at the scenario's settings (3, 5 and 8 % CV).
 """
