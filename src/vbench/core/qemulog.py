@@ -16,7 +16,7 @@ TAIL_BYTES = 65536
 
 _SHUTOFF = re.compile(r"shutting down, reason=([a-z-]+)")
 _SIGNAL = re.compile(r"terminating on signal (\d+) from pid (\d+) \(([^)]*)\)")
-_POWER_OFF = re.compile(r"reboot: Power down|reboot: System halted|System halted")
+_POWER_OFF = re.compile(r"reboot: Power down|System halted")
 _RESTART = re.compile(r"reboot: Restarting system")
 
 # libvirt's shut-off reasons (virDomainShutoffReason, as its log spells them), in plain words
