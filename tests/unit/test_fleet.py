@@ -235,6 +235,28 @@ def test_a_failing_host_gives_one_line_and_no_run(tmp_path):
     assert (tmp_path / "hosts" / "lab" / "run.log").read_text().strip()
 
 
+def test_a_host_whose_units_failed_says_which_and_why(tmp_path):
+    """Exit 11 (units failed): the fleet's line names the failed units and their recorded reasons,
+    read from the run's record, not the child's last printed line (its ``run:`` path)."""
+    run = tmp_path / "run"
+    shutil.copytree(RUNS / "20261126-113024-smoke-disk", run)
+    rec = json.loads((run / "run.json").read_text())
+    rec["failures"] = [
+        {"variant": "sata", "workload": "randread", "repetition": 2,
+         "error": "fio in the guest timed out after 120 s\nmore detail", "error_type": "Timeout"},
+        {"variant": "ide", "workload": "*", "error": "", "error_type": "BootError"}]
+    (run / "run.json").write_text(json.dumps(rec))
+    status, msg = launch.classify(launch.UNITS_FAILED, run, "")
+    assert status == "failed"
+    assert msg == ("2 failure(s): sata rep 2 randread: fio in the guest timed out after 120 s; "
+                   "ide: BootError")
+    rec["failures"] = [{"variant": "sata", "workload": "*", "error": "x" * 2000}]
+    (run / "run.json").write_text(json.dumps(rec))
+    assert len(launch.classify(launch.UNITS_FAILED, run, "")[1]) == launch.MESSAGE_CHARS
+    (run / "run.json").write_text("{not json")  # an unreadable record: the child's own words
+    assert launch.classify(launch.UNITS_FAILED, run, "boom") == ("failed", "boom")
+
+
 TRAP = """
 import signal, sys, time, pathlib
 out = pathlib.Path(sys.argv[1])

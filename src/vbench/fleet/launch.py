@@ -44,15 +44,44 @@ def child_env(host: Host, base: dict[str, str] | None = None) -> dict[str, str]:
     return {**(os.environ if base is None else base), **host.env}
 
 
+MESSAGE_CHARS = 400
+
+
 def classify(code: int, run_dir: Path | None, last_error: str) -> tuple[str, str]:
-    """(status, one-line message) of a child that exited with ``code``."""
+    """(status, one-line message) of a child that exited with ``code``. A run whose units failed
+    is told by its own record: which units failed and why (its last printed line is only the
+    ``run:`` path)."""
     if code == 0 and run_dir is not None:
         return "complete", ""
     if code == INTERRUPTED:
         return "interrupted", last_error or "interrupted; its guests were destroyed"
     if code == UNITS_FAILED and run_dir is not None:
-        return "failed", last_error or "some repetitions failed (recorded in run.json)"
+        return "failed", failures_line(run_dir) or last_error or \
+            "some repetitions failed (recorded in run.json)"
     return "failed", last_error or f"vbench run exited {code}"
+
+
+def failures_line(run_dir: Path) -> str:
+    """One line naming a run's recorded failures ("2 failure(s): sata rep 2 randread: ...; ..."),
+    empty when its record cannot be read or holds none (the record is the child's, read as
+    untrusted like any run directory)."""
+    from vbench.core.errors import UserError
+    from vbench.results.rundir import load_record
+
+    try:
+        fails = load_record(run_dir).failures
+    except (UserError, OSError, ValueError):
+        return ""
+    if not fails:
+        return ""
+    parts = []
+    for f in fails:
+        unit = f.variant + (f" rep {f.repetition}" if f.repetition is not None else "") + \
+            ("" if f.workload == "*" else f" {f.workload}")
+        first = (f.error.strip().splitlines() or [f.error_type or "no reason recorded"])[0]
+        parts.append(f"{unit}: {first}")
+    line = f"{len(fails)} failure(s): " + "; ".join(parts)
+    return line if len(line) <= MESSAGE_CHARS else line[:MESSAGE_CHARS - 3] + "..."
 
 
 class Launcher:
@@ -112,11 +141,12 @@ class Launcher:
                     log.flush()
                     line = line.rstrip("\n")
                     self.progress(f"[{host.name}] {line}")
-                    last_line = line.strip()[:300] or last_line
                     if line.startswith("run: "):
                         run_dir = Path(line[5:].strip())
                     elif line.startswith("vbench: "):
                         last_error = line[len("vbench: "):][:300]
+                    else:
+                        last_line = line.strip()[:300] or last_line
             code = child.wait()
         finally:
             with self._lock:
