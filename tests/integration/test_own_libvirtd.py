@@ -6,23 +6,34 @@ user" already has a network on 10.254.0.0/16 (colliding with vbench's default su
 busybox guest running on it. Then:
 
 1. `vbench run --connect` with the default subnets refuses with one line and adds nothing;
-2. with VBENCH_MGMT_SUBNET / VBENCH_TEST_SUBNET set it runs scenarios/smoke-disk.yaml; every domain
-   that appears meanwhile is tagged as vbench's, and afterwards only the user's guest is left,
-   never restarted;
-3. `vbench lab down` removes vbench's two networks from that libvirt and nothing else.
+2. with VBENCH_MGMT_SUBNET / VBENCH_TEST_SUBNET set, `vbench fleet run` over two hosts of this
+   machine, the lab and that libvirtd, runs tests/data/scenarios/tiny.yaml on each, one after the
+   other (the second host's child is the plain `vbench run --connect` inside the user's network
+   namespace); every domain that appears in the user's libvirt meanwhile is tagged as vbench's,
+   and afterwards only the user's guest is left, never restarted; `vbench fleet compare` and
+   `fleet report` put both hosts side by side;
+3. `vbench lab down` removes vbench's two networks from that libvirt and nothing else;
+4. Ctrl-C to a fleet run while the lab's first guest boots stops it: that host's run is
+   interrupted and cleans up, the second host never starts.
 
-vbench runs inside the test's network namespace (as it would on the user's host), so every
-packet stays in it. Its state lives in a temporary VBENCH_HOME, so the lab is not touched.
+(The fleet and the `--connect` run share one daemon and one run: a run of their own each cost
+the suite about two minutes.) vbench runs inside the test's network namespace (as it would on
+the user's host), so every packet stays in it. The user's host has its own VBENCH_HOME (sharing
+only the built images), so the lab's record is never touched by that host's run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -31,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/
 from ownlibvirtd import (DomainWatcher, OwnLibvirtd, busybox_initrd, separate_home,  # noqa: E402
                          users_domain_xml,
                          users_network_xml)
+from .conftest import vbench  # noqa: E402
 from pgcluster import process_running  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -56,8 +68,11 @@ def own(lab_ready):
 
 @pytest.fixture(scope="module")
 def home(own):
-    """A VBENCH_HOME of its own, sharing only the built images (and the accelerator probe)."""
-    h = separate_home("vbench-home-")
+    """A VBENCH_HOME of its own, sharing only the built images (and the accelerator probe), under
+    the only place a hosts file may put a home."""
+    from vbench.core.paths import FLEET_HOMES
+
+    h = separate_home("fleet-home-", root=FLEET_HOMES)
     yield h
     shutil.rmtree(h, ignore_errors=True)
 
@@ -98,7 +113,26 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
 
 
-def test_run_against_the_users_own_libvirtd(own, home, tmp_path):
+def _when(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
+
+
+def _hosts_file(tmp_path: Path, own: OwnLibvirtd, home: Path) -> Path:
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text(json.dumps({"hosts": [
+        {"name": "lab"},
+        {"name": "own-libvirtd", "connect": own.uri, "netns": own.netns,
+         "env": {**SUBNETS, "VBENCH_HOME": str(home)}}]}))
+    return hosts
+
+
+def _host_logs(fleet: Path) -> str:
+    """What each host's child printed last (a failed fleet run: which host, and why)."""
+    return "\n".join(f"--- {log.parent.name}:\n{log.read_text(errors='replace')[-2500:]}"
+                     for log in sorted((fleet / "hosts").glob("*/run.log")))
+
+
+def test_fleet_over_the_lab_and_the_users_own_libvirtd(own, home, tmp_path, no_leftovers):
     import libvirt
 
     from vbench.core import paths
@@ -115,28 +149,32 @@ def test_run_against_the_users_own_libvirtd(own, home, tmp_path):
         assert set(doms0) == {USERS_GUEST} and set(nets0) == {"default", USERS_NET}
 
         # 1. default subnets collide with the user's network: one line, nothing added
-        cp = _vbench(own, home, "run", "scenarios/smoke-disk.yaml", "--connect", own.uri,
+        cp = _vbench(own, home, "run", "tests/data/scenarios/tiny.yaml", "--connect", own.uri,
                      "--results", str(tmp_path / "results"), "--no-report")
         assert cp.returncode == 4, cp.stderr
         err = cp.stderr.strip()
         assert len(err.splitlines()) == 1 and USERS_NET in err and "VBENCH_MGMT_SUBNET" in err
         assert _state(conn) == (doms0, nets0)
 
-        # 2. with other subnets it runs; every domain that appears is vbench's (tagged)
-        # smoke-disk without its host baseline: the baseline runs on this machine either way and
-        # test_run_disk covers it; here the user's libvirtd is under test (about 20 s less)
-        scn = tmp_path / "smoke-disk-connect.yaml"
-        scn.write_text((ROOT / "scenarios/smoke-disk.yaml").read_text().replace(
-            "host_baseline: true", "host_baseline: false"))
+        # 2. a fleet over the lab and this libvirtd, with other subnets for the latter; every
+        # domain that appears in the user's libvirt is vbench's (tagged).
+        # tests/data/scenarios/tiny.yaml: virtio-blk against SATA, one short job, no host baseline
+        # (smoke-disk's whole code path is covered elsewhere; here the hosts are under test)
+        fleet = tmp_path / "fleet"
         watcher = DomainWatcher(own.uri)
         watcher.start()
         t0 = time.monotonic()
-        cp = _vbench(own, home, "run", str(scn), "--connect", own.uri,
-                     "--results", str(tmp_path / "results"), "--no-report", env=SUBNETS)
+        cp = vbench("fleet", "run", "tests/data/scenarios/tiny.yaml",
+                    "--hosts", str(_hosts_file(tmp_path, own, home)), "--out", str(fleet),
+                    timeout=2400, check=False)
         took = time.monotonic() - t0
         watcher.stop_flag.set()
         watcher.join(10)
-        assert cp.returncode == 0, f"stdout:\n{cp.stdout[-3000:]}\nstderr:\n{cp.stderr[-3000:]}"
+        assert cp.returncode == 0, f"stdout:\n{cp.stdout[-2500:]}\n{_host_logs(fleet)}"
+        out = cp.stdout
+        assert "machine 1: lab, own-libvirtd (one after another (same machine))" in out
+        assert "[lab] " in out and "[own-libvirtd] " in out  # progress says which host does what
+
         others = {n: t for n, t in watcher.seen.items() if n != USERS_GUEST}
         assert others, "the watcher saw no vbench guest: it observed nothing"
         assert all(t is not None and t.get("owner") == "vbench" and n.startswith(libvirtd.DOMAIN_PREFIX)
@@ -148,22 +186,43 @@ def test_run_against_the_users_own_libvirtd(own, home, tmp_path):
         assert nets1["vbench-mgmt"][0] and "10.231.0.1" in nets1["vbench-mgmt"][1]
         assert nets1["vbench-test"][0] and "10.231.1.1" in nets1["vbench-test"][1]
 
-        run_dir = Path(cp.stdout.strip().splitlines()[-1].split("run:", 1)[1].strip())
-        rec = store.load_record(run_dir)
-        assert rec.status == "complete", rec.failures
-        assert rec.environment.libvirt_uri == own.uri
-        assert {n: v.verified for n, v in rec.variants.items() if not v.baseline} == \
-            {"virtio-blk": True, "sata": True}
-        df = store.load_samples(run_dir)
-        med = df[(df.workload == "randread-4k-qd32") & (df.metric == "iops")].groupby(
-            "variant")["value"].median()
-        print(f"\n--connect own libvirtd: smoke-disk in {took:.0f} s, randread-4k-qd32 IOPS "
-              f"virtio-blk {med['virtio-blk']:.0f} / sata {med['sata']:.0f} = "
-              f"{med['virtio-blk'] / med['sata']:.2f}x")
-        assert med["virtio-blk"] > 0 and med["sata"] > 0
-        # QEMU's host CPU was measured although that daemon's runtime files are not in /run/libvirt
-        cpu = df[df.metric == "host_cpu_per_io"].groupby("variant")["value"].median()
-        assert set(cpu.index) == {"virtio-blk", "sata"} and (cpu > 0).all()
+        doc = json.loads((fleet / "fleet.json").read_text())
+        assert doc["status"] == "complete"
+        by = {h["name"]: h for h in doc["hosts"]}
+        assert set(by) == {"lab", "own-libvirtd"}
+        assert by["lab"]["group"] == by["own-libvirtd"]["group"]
+        assert by["lab"]["machine"] == by["own-libvirtd"]["machine"]
+        runs = {n: fleet / h["run"] for n, h in by.items()}
+        recs = {n: store.load_record(p) for n, p in runs.items()}
+        assert all(r.status == "complete" and not r.failures for r in recs.values())
+        assert recs["own-libvirtd"].environment.libvirt_uri == own.uri
+        assert recs["lab"].environment.libvirt_uri != own.uri
+        for n, rec in recs.items():
+            assert {v: x.verified for v, x in rec.variants.items() if not x.baseline} == \
+                {"virtio-blk": True, "sata": True}, n
+            df = store.load_samples(runs[n])
+            iops = df[(df.workload == "randread") & (df.metric == "iops")]
+            assert set(iops.variant) == {"virtio-blk", "sata"} and (iops.value > 0).all(), n
+            # QEMU's host CPU was measured, on the user's libvirtd too (its runtime files are not
+            # in /run/libvirt)
+            cpu = df[df.metric == "host_cpu_per_io"].groupby("variant")["value"].median()
+            assert set(cpu.index) == {"virtio-blk", "sata"} and (cpu > 0).all(), n
+        # one machine: the two runs did not overlap in time (by the runs' own records, and the index)
+        first, second = sorted(recs.values(), key=lambda r: r.started)
+        assert _when(first.finished) <= _when(second.started), (first.finished, second.started)
+        a, b = sorted(by.values(), key=lambda h: h["started"])
+        assert a["finished"] <= b["started"]
+
+        cp = vbench("fleet", "compare", str(fleet))
+        print(f"\nfleet of 2 hosts on one machine (the lab, a user's own libvirtd) in {took:.0f} s"
+              f"\n{cp.stdout}")
+        lines = cp.stdout.splitlines()
+        head = next(ln for ln in lines if ln.startswith("workload"))
+        assert head.split()[-2:] == ["lab", "own-libvirtd"]
+        row = next(ln for ln in lines if ln.startswith("randread ") and " IOPS " in ln)
+        assert row.count("\u00d7") >= 6 and " - " not in row  # a ratio and interval per host
+        html = (fleet / "report" / "index.html").read_text()
+        assert "<h3>lab <span" in html and "<h3>own-libvirtd <span" in html
 
         # 3. lab down removes vbench's networks from that libvirt, and nothing else
         cp = _vbench(own, home, "lab", "down", env=SUBNETS, timeout=300)
@@ -174,3 +233,43 @@ def test_run_against_the_users_own_libvirtd(own, home, tmp_path):
         conn.close()
     assert sorted(p.name for p in Path("/etc/libvirt/qemu").rglob("*")) == host_etc_before
     assert _digest(lab_state) == lab_state_before, "the lab's record was changed"
+
+
+def test_ctrl_c_stops_the_fleet_and_leaves_no_guest(own, home, tmp_path, no_leftovers):
+    """SIGINT to `vbench fleet run` (a terminal's Ctrl-C) while the first host's guest boots: that
+    host's run is interrupted and cleans up, the second host never starts, the index says so."""
+    import libvirt
+
+    fleet = tmp_path / "fleet"
+    p = subprocess.Popen([sys.executable, "-m", "vbench", "fleet", "run",
+                          "tests/data/scenarios/tiny.yaml", "--hosts",
+                          str(_hosts_file(tmp_path, own, home)), "--out", str(fleet)],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
+    watchdog = threading.Timer(900, p.kill)
+    watchdog.start()
+    seen = []
+    try:
+        assert p.stdout is not None
+        for line in p.stdout:
+            seen.append(line)
+            if line.startswith("[lab] ") and ": started (" in line:  # a guest of the lab is up
+                break
+        os.kill(p.pid, signal.SIGINT)
+        rest, _ = p.communicate(timeout=600)
+    finally:
+        watchdog.cancel()
+    out = "".join(seen) + rest
+    print(f"\nfleet run interrupted with SIGINT:\n{out[-1500:]}")
+    assert p.returncode == 130, out[-4000:]
+    assert "[lab] vbench: interrupted" in out
+    doc = json.loads((fleet / "fleet.json").read_text())
+    by = {h["name"]: h for h in doc["hosts"]}
+    assert doc["status"] == "interrupted"
+    assert by["lab"]["status"] == "interrupted" and by["lab"]["exit_status"] == 130
+    assert by["own-libvirtd"]["status"] == "skipped"
+    conn = libvirt.open(own.uri)
+    try:  # the second host never started: only the user's own guest may be there
+        assert [d.name() for d in conn.listAllDomains() if d.name() != USERS_GUEST] == []
+    finally:
+        conn.close()
