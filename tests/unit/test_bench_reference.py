@@ -4,6 +4,8 @@ line, and its console output is read back whole or not at all (fail closed)."""
 
 from __future__ import annotations
 
+import math
+
 import base64
 import gzip
 import hashlib
@@ -158,14 +160,28 @@ def test_the_vbench_side_reads_one_headline_sample_per_variant_and_direction(tmp
         br.vbench_round(text, scn, tmp_path, args)
 
 
-def test_the_table_gives_both_medians_their_difference_and_flags_over_5_percent():
-    raw = {("e1000", "tcp-1-g2h"): [2000.0, 2040.0, 1990.0], ("ide", "rr"): [3000.0, 3010.0]}
-    vb = {("e1000", "tcp-1-g2h"): [1780.0, 1800.0, 1790.0], ("ide", "rr"): [2990.0, 3000.0]}
+def test_the_table_says_within_only_when_the_interval_is_inside_5_percent():
+    raw = {("e1000", "tcp-1-g2h"): [2000.0, 2040.0, 1990.0, 2010.0, 2005.0],
+           ("ide", "rr"): [3000.0, 3010.0, 2995.0, 3005.0, 3002.0],
+           ("virtio-net", "tcp-1-h2g"): [4696.0, 3970.0, 5698.0, 4100.0, 5200.0]}
+    vb = {("e1000", "tcp-1-g2h"): [1780.0, 1800.0, 1790.0, 1795.0, 1785.0],
+          ("ide", "rr"): [2990.0, 3000.0, 2998.0, 3001.0, 2996.0],
+          ("virtio-net", "tcp-1-h2g"): [4800.0, 3600.0, 5500.0, 4300.0, 4900.0]}
     units = {k: "u" for k in raw}
-    text, flagged = br.table(raw, vb, units)
-    assert flagged
-    e1000 = next(ln for ln in text.splitlines() if ln.startswith("e1000"))
-    assert "1,790" in e1000 and "2,000" in e1000 and "-10.5%" in e1000 and "> 5 %" in e1000
-    ide = next(ln for ln in text.splitlines() if ln.startswith("ide"))
-    assert "-0.3%" in ide and "> 5 %" not in ide
-    assert not br.table({("ide", "rr"): [1.0]}, {("ide", "rr"): [1.02]}, {("ide", "rr"): "u"})[1]
+    text, counts = br.table(raw, vb, units)
+    rows = {ln.split()[0]: ln for ln in text.splitlines()[1:]}
+    assert "1,790" in rows["e1000"] and "2,005" in rows["e1000"] and "-10.7%" in rows["e1000"]
+    assert " below " in rows["e1000"]          # the whole interval is beyond -5 %
+    assert " within " in rows["ide"] and "-0.1%" in rows["ide"]
+    # medians 2 % apart, but rounds spread +-20 %: nothing is known, and the table says so
+    assert " inconclusive " in rows["virtio-net"]
+    assert counts == {"below": 1, "within": 1, "inconclusive": 1}
+    # one round a side has no interval: inconclusive, never "within"
+    one = br.table({("ide", "rr"): [1.0]}, {("ide", "rr"): [1.0]}, {("ide", "rr"): "u"})
+    assert one[1] == {"inconclusive": 1}
+
+
+def test_verdict_bounds():
+    assert br.verdict(0.96, 1.04) == "within"
+    assert br.verdict(0.90, 0.94) == "below" and br.verdict(1.06, 1.2) == "above"
+    assert br.verdict(0.93, 1.01) == "inconclusive" and br.verdict(math.nan, 1.0) == "inconclusive"
