@@ -70,6 +70,18 @@ class BenchError(Exception):
     pass
 
 
+def tap_options(model: str, accel: str, vhost_dev: str = "/dev/vhost-net") -> str:
+    """The tap as libvirt 9 opens it for a NIC of ``model`` (measured here: the lab's taps'
+    /sys/class/net/*/tun_flags): with the virtio-net header (IFF_VNET_HDR) for virtio only, so
+    QEMU's e1000 and rtl8139 cannot hand their TSO segments to the host kernel and segment them
+    themselves; vhost-net for virtio only in a KVM domain (libvirt gives a plain QEMU/TCG domain
+    none) and only where /dev/vhost-net exists. The bench's tap is made with IFF_VNET_HDR; QEMU
+    sets the flags again when it opens it."""
+    if model != "virtio":
+        return ",vnet_hdr=off"
+    return ",vnet_hdr=on" + (",vhost=on" if accel == "kvm" and os.path.exists(vhost_dev) else "")
+
+
 # ---- the jobs: one generated scenario per device kind, the same for both sides ------------------
 
 def scenario_text(kind: str, devices: list[str], runtime: int, disk_gib: float) -> str:
@@ -116,7 +128,7 @@ def _drive(node_id: str, path: str, fmt: str, cache: str, aio: str) -> list[str]
 
 
 def qemu_args_from_xml(xml: str, machine: str, mgmt_net: str, test_net: str,
-                       tap: str) -> tuple[list[str], bool]:
+                       tap: str, accel: str = "tcg") -> tuple[list[str], bool]:
     """QEMU device arguments of a vbench domain XML's <devices>, without the management NIC.
 
     Mirrors what libvirt 9 starts for it (its log's command line): libvirt's implicit PIIX3 UHCI
@@ -174,9 +186,8 @@ def qemu_args_from_xml(xml: str, machine: str, mgmt_net: str, test_net: str,
             model = el.find("model").get("type")  # type: ignore[union-attr]
             qdev = {"virtio": "virtio-net-pci", "e1000": "e1000", "e1000e": "e1000e",
                     "rtl8139": "rtl8139"}[model]  # type: ignore[index]
-            # libvirt uses vhost-net for virtio wherever /dev/vhost-net exists: the same here.
-            vhost = ",vhost=on" if model == "virtio" and os.path.exists("/dev/vhost-net") else ""
-            args += ["-netdev", f"tap,id=hostnet1,ifname={tap},script=no,downscript=no{vhost}",
+            args += ["-netdev", f"tap,id=hostnet1,ifname={tap},script=no,downscript=no"
+                                f"{tap_options(model, accel)}",
                      "-device", f"{qdev},netdev=hostnet1,mac={mac}"]
             has_nic = True
         elif el.tag == "rng":
@@ -403,7 +414,8 @@ def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, floa
     xml = domain_xml("vbench-vbref", prof, scn.guest, "qemu", files, base_cmd, MGMT.name,
                      TEST.name, {"run": "vbref"})
     root = ET.fromstring(xml)
-    dev_args, has_nic = qemu_args_from_xml(xml, scn.guest.machine, MGMT.name, TEST.name, TAP)
+    dev_args, has_nic = qemu_args_from_xml(xml, scn.guest.machine, MGMT.name, TEST.name, TAP,
+                                           args.accel)
     cmdline = root.findtext("os/cmdline") or ""
 
     net = ipaddress.IPv4Network(TEST.cidr)

@@ -49,6 +49,22 @@ def test_raw_nic_device_set_is_vbenchs_without_the_management_nic(device, qdev):
     assert sum(a.startswith("tap,") for a in args) == 1  # one NIC: the one under test
 
 
+def test_the_tap_is_opened_as_libvirt_opens_it(tmp_path):
+    """libvirt's taps here: tun_flags 0x5002 (IFF_VNET_HDR) for virtio, 0x1002 for e1000 and
+    rtl8139; vhost-net only in a KVM domain, where the device exists."""
+    vhost = tmp_path / "vhost-net"
+    assert br.tap_options("e1000", "kvm", str(vhost)) == ",vnet_hdr=off"
+    assert br.tap_options("rtl8139", "tcg", str(vhost)) == ",vnet_hdr=off"
+    assert br.tap_options("virtio", "tcg", str(vhost)) == ",vnet_hdr=on"
+    assert br.tap_options("virtio", "kvm", str(vhost)) == ",vnet_hdr=on"  # no /dev/vhost-net
+    vhost.touch()
+    assert br.tap_options("virtio", "kvm", str(vhost)) == ",vnet_hdr=on,vhost=on"
+    assert br.tap_options("virtio", "tcg", str(vhost)) == ",vnet_hdr=on"
+    args, _ = br.qemu_args_from_xml(xml_of("net", "e1000"), "pc", "vbench-mgmt", "vbench-test",
+                                    "tap0")
+    assert next(a for a in args if a.startswith("tap,")).endswith(",vnet_hdr=off")
+
+
 @pytest.mark.parametrize("device,last", [("virtio-blk", "virtio-blk-pci"), ("sata", "ide-hd"),
                                          ("ide", "ide-hd")])
 def test_raw_disk_has_the_scratch_disk_with_vbenchs_serial_and_no_nic(device, last):
