@@ -109,15 +109,14 @@ def _read_exactly(sock: socket.socket, n: int) -> tuple[int, float]:
 
 
 def _echo_rtts_us(sock: socket.socket, pings: int) -> list[float]:
-    """Round trips of one byte through the guest's echo, in microseconds."""
-    rtts = []
-    for _ in range(pings):
-        t0 = time.perf_counter()
-        sock.sendall(b"x")
-        if sock.recv(1) != b"x":
-            raise ProbeError("bytestream: the echo returned another byte")
-        rtts.append((time.perf_counter() - t0) * 1e6)
-    return rtts
+    """Round trips of one byte through the guest's echo, in microseconds: the socket probe's host
+    end times them (:func:`vbench.workloads.sockend.round_trips`), and so does this one."""
+    from vbench.workloads import sockend
+
+    try:
+        return sockend.round_trips(sock, pings)
+    except sockend.Failed as exc:
+        raise ProbeError(f"bytestream: {exc}") from None
 
 
 # What a byte-stream probe stores, whatever carries the stream (sockstream stores the same).
