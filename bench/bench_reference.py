@@ -40,7 +40,6 @@ import re
 import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -550,43 +549,48 @@ def vbench_round(text: str, scn, work: Path, args) -> dict[tuple[str, str], floa
 
 # ---- main ---------------------------------------------------------------------------------
 
-def verdict(lo: float, hi: float, flag: float = FLAG) -> str:
-    """What the interval of vbench / raw says, and only that: "within" when it lies inside
-    1 +- flag, "below" / "above" when it lies wholly beyond it, otherwise "inconclusive" (the
-    rounds cannot tell: more rounds, or a quieter machine)."""
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "inconclusive"
-    if lo >= 1 - flag and hi <= 1 + flag:
-        return "within"
-    if hi < 1 - flag:
-        return "below"
-    if lo > 1 + flag:
-        return "above"
-    return "inconclusive"
+WORDS = {"unchanged": "within", "inconclusive": "inconclusive", "missing": "missing"}
 
 
-def table(raw: dict, vb: dict, units: dict) -> tuple[str, dict[str, int]]:
-    """Per device and job: both medians, their difference, the 95 % interval of vbench / raw
-    (vbench.stats: Welch on logs) and its verdict; and how many rows got each verdict."""
-    from vbench.stats.summary import ratio_ci
+def row_verdict(raw: list[float], vb: list[float], metric: str):
+    """vbench / raw for one row, judged by vbench's own rule (vbench.stats.verdict, the one
+    ``vbench compare`` uses, threshold FLAG): "within" when the 90 % interval of the change lies
+    inside +-FLAG (an equivalence test), "below" / "above" when the change is significant and
+    that interval lies wholly beyond it, otherwise "inconclusive" (the rounds cannot tell: more
+    rounds, or a quieter machine); fewer than 3 rounds a side is inconclusive. Stalled rounds
+    are set aside as the gate sets them aside. Returns (word, RowStats)."""
+    from vbench.stats.verdict import decide, row_stats
+
+    rs = row_stats(raw, vb, metric=metric, threshold=FLAG)
+    word, _ = decide(rs, rs.p_value)
+    if word in ("regression", "improvement"):
+        return ("below" if rs.change < 0 else "above"), rs
+    return WORDS[word], rs
+
+
+def table(raw: dict, vb: dict, metrics: dict) -> tuple[str, dict[str, int]]:
+    """Per device and job: both sides' centres (geometric means of the rounds), their change,
+    the 90 % interval of vbench / raw and its verdict (:func:`row_verdict`); and how many rows
+    got each verdict."""
+    from vbench.core.metrics import metric_unit
 
     keys = list(dict.fromkeys([*raw, *vb]))
-    rows = [f"{'device':<12} {'job':<20} {'vbench':>12} {'raw QEMU':>12} {'diff':>8} "
-            f"{'95% interval':>17}  {'verdict':<12} n"]
+    rows = [f"{'device':<12} {'job':<20} {'vbench':>12} {'raw QEMU':>12} {'change':>8} "
+            f"{'90% interval':>17}  {'verdict':<12} n"]
     counts: dict[str, int] = {}
-    fmt = (lambda x: "-" if x is None else f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}")
+    fmt = (lambda x: "-" if not math.isfinite(x) else f"{x:,.0f}" if abs(x) >= 100
+           else f"{x:.3g}")
+    pct = (lambda x: f"{x:+.1%}" if math.isfinite(x) else "-")
     for k in keys:
-        r, v = raw.get(k, []), vb.get(k, [])
-        mr = statistics.median(r) if r else None
-        mv = statistics.median(v) if v else None
-        diff = (mv - mr) / mr if mr and mv is not None else None
-        lo, hi = ratio_ci(v, r) if len(r) >= 2 and len(v) >= 2 else (math.nan, math.nan)
-        ci = f"{lo - 1:+.1%} .. {hi - 1:+.1%}" if math.isfinite(lo) and math.isfinite(hi) else "-"
-        word = verdict(lo, hi)
+        word, rs = row_verdict(raw.get(k, []), vb.get(k, []), metrics[k])
         counts[word] = counts.get(word, 0) + 1
-        rows.append(f"{k[0]:<12} {k[1]:<20} {fmt(mv):>12} {fmt(mr):>12} "
-                    f"{(f'{diff:+.1%}' if diff is not None else '-'):>8} {ci:>17}  {word:<12} "
-                    f"{len(v)}/{len(r)} {units[k]}")
+        ci = f"{pct(rs.eq_low)} .. {pct(rs.eq_high)}" if math.isfinite(rs.eq_low) else "-"
+        set_aside = rs.outliers_base + rs.outliers_new
+        note = f", {set_aside} stalled round(s) set aside" if set_aside else ""
+        rows.append(f"{k[0]:<12} {k[1]:<20} {fmt(rs.centre_new):>12} {fmt(rs.centre_base):>12} "
+                    f"{pct(rs.change):>8} {ci:>17}  {word:<12} "
+                    f"{len(vb.get(k, []))}/{len(raw.get(k, []))} "
+                    f"{metrics[k]} ({metric_unit(metrics[k])}){note}")
     return "\n".join(rows), counts
 
 
@@ -618,7 +622,6 @@ def main() -> int:
     if os.geteuid() != 0:
         sys.exit("run as root (QEMU with a tap in a namespace, vbench's lab)")
 
-    from vbench.core.metrics import metric_unit
     from vbench.host import images
     from vbench.host.networks import TEST
     from vbench.scenario.schema import load_scenario_text
@@ -637,7 +640,7 @@ def main() -> int:
     cu.dirs.append(work)
     raw: dict[tuple[str, str], list[float]] = {}
     vb: dict[tuple[str, str], list[float]] = {}
-    units: dict[tuple[str, str], str] = {}
+    metrics: dict[tuple[str, str], str] = {}
     try:
         if any(k == "net" for k, _ in kinds) and args.only != "vbench":
             make_netns(cu, TEST.host_ip, ipaddress.IPv4Network(TEST.cidr).prefixlen)
@@ -649,7 +652,7 @@ def main() -> int:
                     metric = w.kind.headline_of(getattr(w, w.tool))
                     for v in scn.variants:
                         for n in sample_names(w):
-                            units[(v.name, n)] = f"{metric} ({metric_unit(metric)})"
+                            metrics[(v.name, n)] = metric
                 # Interleaved, and the order flips every round: neither side always goes first.
                 sides = ["raw", "vbench"] if rnd % 2 == 0 else ["vbench", "raw"]
                 for side in sides:
@@ -678,10 +681,11 @@ def main() -> int:
         return 130
     finally:
         cu.all()
-    text_out, counts = table(raw, vb, units)
-    print(f"\nmedians over {args.rounds} round(s), accelerator {args.accel}, sandbox "
-          f"{args.sandbox}; diff = vbench / raw - 1; verdict: the interval inside +-5 % (within), "
-          f"wholly beyond it (below, above), or neither (inconclusive):\n{text_out}")
+    text_out, counts = table(raw, vb, metrics)
+    print(f"\ngeometric means over {args.rounds} round(s), accelerator {args.accel}, sandbox "
+          f"{args.sandbox}; change = vbench / raw - 1; verdict (vbench's own rule, threshold "
+          f"{FLAG:.0%}): the 90 % interval inside it (within), a significant change wholly beyond "
+          f"it (below, above), or neither (inconclusive; at least 3 rounds a side):\n{text_out}")
     if args.only:
         return 0
     print(", ".join(f"{n} {w}" for w, n in sorted(counts.items())))

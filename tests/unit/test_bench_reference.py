@@ -176,28 +176,43 @@ def test_the_vbench_side_reads_one_headline_sample_per_variant_and_direction(tmp
         br.vbench_round(text, scn, tmp_path, args)
 
 
-def test_the_table_says_within_only_when_the_interval_is_inside_5_percent():
+def test_the_table_judges_by_vbenchs_own_rule_and_says_within_only_inside_5_percent():
     raw = {("e1000", "tcp-1-g2h"): [2000.0, 2040.0, 1990.0, 2010.0, 2005.0],
            ("ide", "rr"): [3000.0, 3010.0, 2995.0, 3005.0, 3002.0],
-           ("virtio-net", "tcp-1-h2g"): [4696.0, 3970.0, 5698.0, 4100.0, 5200.0]}
+           ("virtio-net", "tcp-1-h2g"): [4696.0, 3970.0, 5698.0, 4100.0, 5200.0],
+           ("rtl8139", "rtt-g2h"): [300.0, 302.0, 298.0, 301.0, 299.0]}
     vb = {("e1000", "tcp-1-g2h"): [1780.0, 1800.0, 1790.0, 1795.0, 1785.0],
           ("ide", "rr"): [2990.0, 3000.0, 2998.0, 3001.0, 2996.0],
-          ("virtio-net", "tcp-1-h2g"): [4800.0, 3600.0, 5500.0, 4300.0, 4900.0]}
-    units = {k: "u" for k in raw}
-    text, counts = br.table(raw, vb, units)
+          ("virtio-net", "tcp-1-h2g"): [4800.0, 3600.0, 5500.0, 4300.0, 4900.0],
+          ("rtl8139", "rtt-g2h"): [360.0, 362.0, 358.0, 361.0, 359.0]}
+    metrics = {("e1000", "tcp-1-g2h"): "throughput", ("ide", "rr"): "iops",
+               ("virtio-net", "tcp-1-h2g"): "throughput", ("rtl8139", "rtt-g2h"): "rtt_p50"}
+    text, counts = br.table(raw, vb, metrics)
     rows = {ln.split()[0]: ln for ln in text.splitlines()[1:]}
-    assert "1,790" in rows["e1000"] and "2,005" in rows["e1000"] and "-10.7%" in rows["e1000"]
-    assert " below " in rows["e1000"]          # the whole interval is beyond -5 %
-    assert " within " in rows["ide"] and "-0.1%" in rows["ide"]
-    # medians 2 % apart, but rounds spread +-20 %: nothing is known, and the table says so
+    # the centres are geometric means and the change is their ratio, as on vbench's pages
+    assert "1,790" in rows["e1000"] and "2,009" in rows["e1000"] and "-10.9%" in rows["e1000"]
+    assert " below " in rows["e1000"]          # significant, the interval wholly beyond -5 %
+    # a slower round trip is "above" raw: the word says the direction, not better or worse
+    assert " above " in rows["rtl8139"] and "+20.0%" in rows["rtl8139"]
+    assert " within " in rows["ide"] and "-0.2%" in rows["ide"]
+    # centres 2 % apart, but rounds spread +-20 %: nothing is known, and the table says so
     assert " inconclusive " in rows["virtio-net"]
-    assert counts == {"below": 1, "within": 1, "inconclusive": 1}
-    # one round a side has no interval: inconclusive, never "within"
-    one = br.table({("ide", "rr"): [1.0]}, {("ide", "rr"): [1.0]}, {("ide", "rr"): "u"})
-    assert one[1] == {"inconclusive": 1}
+    assert counts == {"below": 1, "above": 1, "within": 1, "inconclusive": 1}
+    # fewer than 3 rounds a side: no verdict beyond inconclusive, however close the numbers
+    two = br.table({("ide", "rr"): [1.0, 1.0]}, {("ide", "rr"): [1.0, 1.0]}, {("ide", "rr"): "iops"})
+    assert two[1] == {"inconclusive": 1}
+    # a row one side never measured is missing, never within
+    gone = br.table({("ide", "rr"): [1.0, 1.0, 1.0]}, {}, {("ide", "rr"): "iops"})
+    assert gone[1] == {"missing": 1}
 
 
-def test_verdict_bounds():
-    assert br.verdict(0.96, 1.04) == "within"
-    assert br.verdict(0.90, 0.94) == "below" and br.verdict(1.06, 1.2) == "above"
-    assert br.verdict(0.93, 1.01) == "inconclusive" and br.verdict(math.nan, 1.0) == "inconclusive"
+def test_row_verdict_is_the_gates_rule():
+    from vbench.stats.verdict import judge
+    cases = [([100, 101, 99, 100], [96, 97, 96.5, 96.2]),
+             ([100, 101, 99, 100], [80, 82, 81, 79]),
+             ([100, 130, 80, 100], [100, 90, 120, 95])]
+    for raw, vb in cases:
+        word, _ = br.row_verdict(raw, vb, "iops")
+        v = judge(raw, vb, metric="iops", threshold=br.FLAG)
+        assert (word, v.verdict) in {("within", "unchanged"), ("below", "regression"),
+                                     ("inconclusive", "inconclusive")}
