@@ -16,6 +16,11 @@ same ``timeout`` wrappers), then writes its output base64-encoded between marker
 console (with a SHA-256) and powers the guest off. Both sides' outputs go through vbench's own
 parsers; the compared number is each workload's headline metric (vbench.workloads).
 
+With ``--raw-net lab`` the raw side's tap sits on the lab's own test bridge, inside the lab's
+namespace (libvirt's firewall rules and the lab's DHCP server beside it), added before each raw
+boot and removed after it; the raw guest takes an address outside the lab's DHCP range. Raw
+against raw in the two places splits "vbench's machinery" from "the lab's network".
+
 vbench side, per round: ``vbench run`` of a generated scenario with the same jobs (one variant per
 device), its samples read back from the run directory.
 
@@ -59,6 +64,9 @@ FLAG = 0.05           # |difference| above this is flagged
 MARK = "VBREF"        # the console lines the guest writes its output on
 CMDLINE_MAX = 2000    # x86's COMMAND_LINE_SIZE is 2048
 TAP, BRIDGE = "vbrtap0", "vbrbr0"
+# The raw guest's address: outside the lab's DHCP range (net[10] .. net[-6]), so that with
+# --raw-net lab it can sit on the lab's test bridge without taking a lease a guest could get.
+RAW_GUEST_HOST = -4
 # QEMU's seccomp filter as libvirt sets it when qemu.conf's seccomp_sandbox is on (its default):
 # every syscall of the QEMU process runs through it.
 SANDBOX = {"off": [], "libvirt": ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
@@ -345,6 +353,8 @@ class Cleanup:
     def __init__(self) -> None:
         self.pids: list[subprocess.Popen] = []
         self.netns: str | None = None
+        self.netns_owned = True   # False: the lab's namespace (--raw-net lab), never deleted here
+        self.taps: list[str] = []  # taps the bench added to a namespace it does not own
         self.dirs: list[Path] = []
 
     def stop(self, proc: subprocess.Popen) -> None:
@@ -362,9 +372,12 @@ class Cleanup:
         for p in list(self.pids):
             with contextlib.suppress(Exception):
                 self.stop(p)
-        if self.netns:
+        for tap in self.taps:
+            subprocess.run(["ip", "-n", self.netns or "", "link", "del", tap], check=False)
+        self.taps.clear()
+        if self.netns and self.netns_owned:
             subprocess.run(["ip", "netns", "delete", self.netns], check=False)
-            self.netns = None
+        self.netns = None
         for d in self.dirs:
             shutil.rmtree(d, ignore_errors=True)
         self.dirs.clear()
@@ -388,6 +401,27 @@ def make_netns(cu: Cleanup, host_ip: str, prefix: int) -> str:
     sh(n + ["tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr"])
     sh(n + ["link", "set", TAP, "master", BRIDGE, "up"])
     return ns
+
+
+def use_lab_netns(cu: Cleanup, ns: str) -> None:
+    """--raw-net lab: the raw side's taps go on the lab's test bridge in the lab's namespace
+    (libvirt's firewall rules and all), which the bench never deletes."""
+    cu.netns, cu.netns_owned = ns, False
+
+
+def lab_tap(cu: Cleanup, bridge: str) -> None:
+    """A tap on ``bridge`` in the lab's namespace for one raw boot (removed after it, so the
+    vbench side never runs beside a stray port)."""
+    n = ["ip", "-n", cu.netns or ""]
+    sh(n + ["tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr"])
+    cu.taps.append(TAP)
+    sh(n + ["link", "set", TAP, "master", bridge, "up"])
+
+
+def drop_lab_tap(cu: Cleanup) -> None:
+    if TAP in cu.taps:
+        subprocess.run(["ip", "-n", cu.netns or "", "link", "del", TAP], check=False)
+        cu.taps.remove(TAP)
 
 
 def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, float]:
@@ -418,9 +452,11 @@ def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, floa
     cmdline = root.findtext("os/cmdline") or ""
 
     net = ipaddress.IPv4Network(TEST.cidr)
-    guest_ip, host_ip = str(net[10]), TEST.host_ip
+    guest_ip, host_ip = str(net[RAW_GUEST_HOST]), TEST.host_ip
     jobs = [j for w in scn.workloads for j in guest_jobs(scn, w, guest_ip, host_ip)]
     steps = [(j.name, j.cmd) for j in jobs]
+    if has_nic and not cu.netns_owned:
+        lab_tap(cu, TEST.bridge)
     servers: list[subprocess.Popen] = []
     for j in jobs:
         if j.server is not None:
@@ -473,6 +509,7 @@ def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, floa
     cu.pids.remove(proc)
     for srv in servers:
         cu.stop(srv)
+    drop_lab_tap(cu)
     try:
         out = read_console(files.console.read_text(errors="replace"))
     except BenchError as exc:
@@ -606,6 +643,11 @@ def main() -> int:
     ap.add_argument("--accel", choices=("tcg", "kvm"), default="tcg",
                     help="raw side's accelerator: the one vbench picks on this host")
     ap.add_argument("--nice", type=int, default=0, help="nice both sides (a shared machine)")
+    ap.add_argument("--raw-net", choices=("own", "lab"), default="own",
+                    help="where the raw side's NIC sits: a namespace and bridge of the bench's own, "
+                         "or the lab's test bridge in the lab's namespace (libvirt's firewall "
+                         "rules and all): what differs between the two is the lab's network, "
+                         "not vbench's machinery")
     ap.add_argument("--sandbox", choices=tuple(SANDBOX), default="off",
                     help="the raw side's QEMU seccomp filter: none, or libvirt's default one")
     ap.add_argument("--boot-timeout", type=int, default=600)
@@ -643,7 +685,19 @@ def main() -> int:
     metrics: dict[tuple[str, str], str] = {}
     try:
         if any(k == "net" for k, _ in kinds) and args.only != "vbench":
-            make_netns(cu, TEST.host_ip, ipaddress.IPv4Network(TEST.cidr).prefixlen)
+            if args.raw_net == "lab":
+                from vbench.core.errors import LabError
+                from vbench.host import lab as vlab
+
+                try:
+                    ns = vlab.current(None).netns
+                except LabError as exc:
+                    raise BenchError(f"--raw-net lab: {exc}") from None
+                if not ns:
+                    raise BenchError("--raw-net lab: the lab has no namespace")
+                use_lab_netns(cu, ns)
+            else:
+                make_netns(cu, TEST.host_ip, ipaddress.IPv4Network(TEST.cidr).prefixlen)
         for rnd in range(args.rounds):
             for kind, ds in kinds:
                 text = scenario_text(kind, ds, args.runtime, args.disk_gib)
@@ -683,7 +737,8 @@ def main() -> int:
         cu.all()
     text_out, counts = table(raw, vb, metrics)
     print(f"\ngeometric means over {args.rounds} round(s), accelerator {args.accel}, sandbox "
-          f"{args.sandbox}; change = vbench / raw - 1; verdict (vbench's own rule, threshold "
+          f"{args.sandbox}, raw NIC on {'the lab' if args.raw_net == 'lab' else 'its own'}'s bridge; "
+          f"change = vbench / raw - 1; verdict (vbench's own rule, threshold "
           f"{FLAG:.0%}): the 90 % interval inside it (within), a significant change wholly beyond "
           f"it (below, above), or neither (inconclusive; at least 3 rounds a side):\n{text_out}")
     if args.only:

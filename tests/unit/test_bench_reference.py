@@ -10,6 +10,7 @@ import base64
 import gzip
 import hashlib
 import importlib.util
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -216,3 +217,36 @@ def test_row_verdict_is_the_gates_rule():
         v = judge(raw, vb, metric="iops", threshold=br.FLAG)
         assert (word, v.verdict) in {("within", "unchanged"), ("below", "regression"),
                                      ("inconclusive", "inconclusive")}
+
+
+def test_raw_net_lab_adds_and_removes_its_tap_and_never_deletes_the_labs_namespace(monkeypatch):
+    calls: list[list[str]] = []
+
+    def fake_run(argv, *a, **k):
+        calls.append(list(argv))
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(br.subprocess, "run", fake_run)
+    cu = br.Cleanup()
+    br.use_lab_netns(cu, "vbench")
+    br.lab_tap(cu, "vbtest0")
+    assert ["ip", "-n", "vbench", "link", "set", br.TAP, "master", "vbtest0", "up"] in calls
+    br.drop_lab_tap(cu)               # after each raw boot: the tap goes, the namespace stays
+    assert calls[-1] == ["ip", "-n", "vbench", "link", "del", br.TAP] and cu.taps == []
+    br.lab_tap(cu, "vbtest0")
+    calls.clear()
+    cu.all()                          # Ctrl-C mid-boot: its tap removed, never the namespace
+    assert calls == [["ip", "-n", "vbench", "link", "del", br.TAP]]
+    own = br.Cleanup()
+    own.netns = "vbref-1"
+    calls.clear()
+    own.all()                         # the bench's own namespace is deleted as before
+    assert calls == [["ip", "netns", "delete", "vbref-1"]]
+
+
+def test_the_raw_guest_address_is_outside_the_labs_dhcp_range():
+    import ipaddress
+    from vbench.host.networks import TEST
+    net = ipaddress.IPv4Network(TEST.cidr)
+    addr = net[br.RAW_GUEST_HOST]
+    assert f"end='{net[-6]}'" in TEST.xml() and net[-6] < addr < net[-1] and addr != net[1]
