@@ -368,13 +368,18 @@ class Cleanup:
         if proc in self.pids:
             self.pids.remove(proc)
 
+    def drop_taps(self) -> None:
+        """Remove the taps the bench added to the lab's namespace (after each raw boot, and on
+        exit)."""
+        for tap in self.taps:
+            subprocess.run(["ip", "-n", self.netns or "", "link", "del", tap], check=False)
+        self.taps.clear()
+
     def all(self) -> None:
         for p in list(self.pids):
             with contextlib.suppress(Exception):
                 self.stop(p)
-        for tap in self.taps:
-            subprocess.run(["ip", "-n", self.netns or "", "link", "del", tap], check=False)
-        self.taps.clear()
+        self.drop_taps()
         if self.netns and self.netns_owned:
             subprocess.run(["ip", "netns", "delete", self.netns], check=False)
         self.netns = None
@@ -416,12 +421,6 @@ def lab_tap(cu: Cleanup, bridge: str) -> None:
     sh(n + ["tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr"])
     cu.taps.append(TAP)
     sh(n + ["link", "set", TAP, "master", bridge, "up"])
-
-
-def drop_lab_tap(cu: Cleanup) -> None:
-    if TAP in cu.taps:
-        subprocess.run(["ip", "-n", cu.netns or "", "link", "del", TAP], check=False)
-        cu.taps.remove(TAP)
 
 
 def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, float]:
@@ -509,7 +508,7 @@ def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, floa
     cu.pids.remove(proc)
     for srv in servers:
         cu.stop(srv)
-    drop_lab_tap(cu)
+    cu.drop_taps()
     try:
         out = read_console(files.console.read_text(errors="replace"))
     except BenchError as exc:
@@ -737,7 +736,7 @@ def main() -> int:
         cu.all()
     text_out, counts = table(raw, vb, metrics)
     print(f"\ngeometric means over {args.rounds} round(s), accelerator {args.accel}, sandbox "
-          f"{args.sandbox}, raw NIC on {'the lab' if args.raw_net == 'lab' else 'its own'}'s bridge; "
+          f"{args.sandbox}, raw NIC on {'the lab' if args.raw_net == 'lab' else 'the bench'}'s own bridge; "
           f"change = vbench / raw - 1; verdict (vbench's own rule, threshold "
           f"{FLAG:.0%}): the 90 % interval inside it (within), a significant change wholly beyond "
           f"it (below, above), or neither (inconclusive; at least 3 rounds a side):\n{text_out}")

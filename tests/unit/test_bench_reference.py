@@ -231,7 +231,7 @@ def test_raw_net_lab_adds_and_removes_its_tap_and_never_deletes_the_labs_namespa
     br.use_lab_netns(cu, "vbench")
     br.lab_tap(cu, "vbtest0")
     assert ["ip", "-n", "vbench", "link", "set", br.TAP, "master", "vbtest0", "up"] in calls
-    br.drop_lab_tap(cu)               # after each raw boot: the tap goes, the namespace stays
+    cu.drop_taps()                    # after each raw boot: the tap goes, the namespace stays
     assert calls[-1] == ["ip", "-n", "vbench", "link", "del", br.TAP] and cu.taps == []
     br.lab_tap(cu, "vbtest0")
     calls.clear()

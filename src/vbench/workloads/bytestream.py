@@ -27,6 +27,7 @@ from pydantic import Field
 
 from vbench.core.errors import ProbeError
 from vbench.devices.base import Strict
+from vbench.workloads import sockend
 from vbench.workloads.base import RunningUnit, WorkloadKind
 from vbench.core.metrics import Sample
 
@@ -111,8 +112,6 @@ def _read_exactly(sock: socket.socket, n: int) -> tuple[int, float]:
 def _echo_rtts_us(sock: socket.socket, pings: int) -> list[float]:
     """Round trips of one byte through the guest's echo, in microseconds: the socket probe's host
     end times them (:func:`vbench.workloads.sockend.round_trips`), and so does this one."""
-    from vbench.workloads import sockend
-
     try:
         return sockend.round_trips(sock, pings)
     except sockend.Failed as exc:
