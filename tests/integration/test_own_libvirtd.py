@@ -137,7 +137,7 @@ def test_fleet_over_the_lab_and_the_users_own_libvirtd(own, home, tmp_path, no_l
 
     from vbench.core import paths
     from vbench.results import rundir as store
-    from vbench.host import libvirtd
+    from vbench.host import libvirtd, networks
 
     lab_state = paths.lab_dir() / "state.json"
     lab_state_before = _digest(lab_state)
@@ -197,6 +197,9 @@ def test_fleet_over_the_lab_and_the_users_own_libvirtd(own, home, tmp_path, no_l
         assert all(r.status == "complete" and not r.failures for r in recs.values())
         assert recs["own-libvirtd"].environment.libvirt_uri == own.uri
         assert recs["lab"].environment.libvirt_uri != own.uri
+        # a user's libvirt keeps libvirt's isolation rules (its host has uplinks); the record says so
+        assert recs["own-libvirtd"].environment.test_network == networks.firewall_fact("isolated")
+        assert recs["lab"].environment.test_network == networks.firewall_fact("open")
         for n, rec in recs.items():
             assert {v: x.verified for v, x in rec.variants.items() if not x.baseline} == \
                 {"virtio-blk": True, "sata": True}, n

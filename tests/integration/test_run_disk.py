@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from vbench.host import networks
 from vbench.results import record
 
 from .conftest import ROOT, vbench
@@ -34,6 +35,7 @@ def test_run_stores_facts_needed_to_trust_it(disk_run):
     assert env["qemu_version"].startswith("QEMU emulator version")
     assert env["libvirt_version"].count(".") == 2
     assert env["host_kernel"] and env["fio_version_host"].startswith("fio-")
+    assert env["test_network"] in (networks.firewall_fact("open"), networks.firewall_fact("isolated"))
     for name, bus, driver in (("virtio-blk", "virtio", "virtio_blk"), ("sata", "sata", "ahci")):
         v = meta["variants"][name]
         assert v["drivers"]["disk"]["found"] == driver and v["drivers"]["disk"]["ok"]

@@ -243,4 +243,5 @@ def test_local_facts_name_this_machine_and_its_libvirt(ran, monkeypatch):
     facts = hosts.OwnLibvirtd("qemu:///system").facts()
     assert facts["host"] == platform.node() and facts["cpus"] == os.cpu_count()
     assert facts["libvirt_uri"] == "qemu:///system" and facts["libvirt_version"] == "unknown"
+    assert facts["test_network"] == "unknown"  # never guessed
     assert ["qemu-system-x86_64", "--version"] in ran

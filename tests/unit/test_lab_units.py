@@ -38,6 +38,93 @@ def test_lab_network_xml(net):
     assert ipaddress.ip_address(net.host_ip) not in range_of(start, end)
 
 
+DNSMASQ = "{http://libvirt.org/schemas/network/dnsmasq/1.0}"
+
+
+@pytest.mark.parametrize("net", networks.NETWORKS, ids=lambda n: n.name)
+def test_lab_network_in_own_namespace_has_no_firewall(net):
+    """The lab's own namespace (issue 25): forward mode 'open' (libvirt adds no firewall rule on
+    the path of the NIC under test), the guests still offered no default route, as on an
+    isolated network, and dnsmasq's log kept."""
+    root = ET.fromstring(net.xml(dhcp_log="/var/lib/vbench/lab/dhcp.log", firewall=False))
+    assert root.find("forward").get("mode") == "open"
+    opts = [o.get("value") for o in root.iter(f"{DNSMASQ}option")]
+    assert opts == ["log-facility=/var/lib/vbench/lab/dhcp.log", "dhcp-option=3"]
+    assert networks.forward_mode(ET.tostring(root, encoding="unicode")) == "open"
+    # a user's libvirt keeps the isolated network, and no dnsmasq options unless asked
+    assert networks.forward_mode(net.xml()) == "isolated"
+    assert ET.fromstring(net.xml()).find(f"{DNSMASQ}options") is None
+    assert [o.get("value") for o in ET.fromstring(net.xml(firewall=False)).iter(
+        f"{DNSMASQ}option")] == ["dhcp-option=3"]
+
+
+@pytest.mark.parametrize("xml,mode,word", [
+    ("<network><forward mode='open'/></network>", "open", "no firewall rules"),
+    ("<network><name>n</name></network>", "isolated", "libvirt's firewall rules on the path"),
+    ("<network><forward/></network>", "nat", "may be on the path"),
+    ("<network><forward mode='route'/></network>", "route", "may be on the path"),
+    ("<network><forward", "unknown", "may be on the path"),
+])
+def test_the_recorded_firewall_fact_follows_the_forward_mode(xml, mode, word):
+    assert networks.forward_mode(xml) == mode
+    assert word in networks.firewall_fact(mode)
+
+
+class Conn:
+    """A libvirt connection as lab._drop_firewalled sees it: networks by XML, running domains."""
+
+    def __init__(self, nets: dict, running: int = 0):
+        self.nets, self.running = nets, running
+
+    def numOfDomains(self):
+        return self.running
+
+
+@pytest.fixture
+def fake_nets(monkeypatch):
+    from vbench.host import libvirtd
+
+    destroyed: list[str] = []
+    monkeypatch.setattr(libvirtd, "network_xml", lambda conn, name: conn.nets.get(name))
+    monkeypatch.setattr(libvirtd, "destroy_network",
+                        lambda conn, name: destroyed.append(name) or conn.nets.pop(name) or True)
+    return destroyed
+
+
+def test_a_firewalled_lab_network_from_an_older_vbench_is_started_again(fake_nets):
+    said: list[str] = []
+    old = networks.TEST.xml()  # isolated: what vbench before issue 25 started
+    conn = Conn({networks.TEST.name: old})
+    lab._drop_firewalled(conn, networks.TEST, lab.LabState(networks=[networks.TEST.name]), said.append)
+    assert fake_nets == [networks.TEST.name] and "starting it again without them" in said[0]
+
+
+@pytest.mark.parametrize("case", ["guests running", "not the lab's", "already open", "absent"])
+def test_a_lab_network_is_left_alone_unless_ours_idle_and_firewalled(fake_nets, case):
+    said: list[str] = []
+    xml = networks.TEST.xml(firewall=case != "already open")
+    conn = Conn({} if case == "absent" else {networks.TEST.name: xml},
+                running=2 if case == "guests running" else 0)
+    recorded = [] if case == "not the lab's" else [networks.TEST.name]
+    lab._drop_firewalled(conn, networks.TEST, lab.LabState(networks=recorded), said.append)
+    assert fake_nets == []
+    if case == "guests running":
+        assert len(said) == 1 and "guests are running" in said[0]
+    else:
+        assert said == []
+
+
+def test_daemon_facts_say_unknown_when_libvirt_cannot_be_read(monkeypatch):
+    from vbench.host import libvirtd
+
+    def refuse(uri):
+        raise LabError("no libvirtd")
+
+    monkeypatch.setattr(libvirtd, "open_connection", refuse)
+    assert libvirtd.daemon_facts("qemu:///system") == {"libvirt_version": "unknown",
+                                                       "test_network": "unknown"}
+
+
 def range_of(start, end):
     return [ipaddress.ip_address(i) for i in range(int(start), int(end) + 1)]
 

@@ -153,6 +153,14 @@ def test_unknown_metadata_is_not_a_difference():
     assert set(record.checked_metadata(a)) == set(record.CHECKED_METADATA)
 
 
+def test_runs_with_and_without_the_test_networks_firewall_are_not_pooled():
+    from vbench.host.networks import firewall_fact
+
+    a, b = _rec(test_network=firewall_fact("open")), _rec(test_network=firewall_fact("isolated"))
+    assert set(record.metadata_differences(a, b)) == {"test_network"}
+    assert record.metadata_differences(a, _rec()) == {}  # runs before it was recorded: unknown
+
+
 def test_stored_pair_is_poolable():
     a, b = (store.load_record(p) for p in STORED)
     assert record.metadata_differences(a, b) == {}

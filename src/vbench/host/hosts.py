@@ -380,12 +380,4 @@ def local_facts(uri: str) -> dict:
         "cpus": os.cpu_count(), "memory_mib": mem, "qemu_version": qemu,
         "fio_version_host": fio, "libvirt_uri": uri, "kvm_module": kvm_module(),
     }
-    try:
-        conn = libvirtd.open_connection(uri)
-        try:
-            facts["libvirt_version"] = libvirtd.libvirt_version(conn)
-        finally:
-            conn.close()
-    except LabError:
-        facts["libvirt_version"] = "unknown"
-    return facts
+    return {**facts, **libvirtd.daemon_facts(uri)}

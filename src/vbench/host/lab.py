@@ -250,17 +250,49 @@ def up(connect: str | None = None, progress=print) -> Lab:
                       lambda: Path("/run/libvirt/virtlogd-sock").exists())
         _start_daemon(state, "libvirtd", ["libvirtd", "-d"], LIBVIRTD_PIDFILE,
                       lambda: _socket_answers(LIBVIRT_SOCK))
+    _start_own_networks(state, progress)
+    return Lab(state.uri, state.netns, state)
+
+
+def _start_own_networks(state: LabState, progress) -> None:
+    """The lab's networks in its own namespace, without firewall rules (LabNetwork.xml), and the
+    namespace's IPv4 forwarding off again: its guests talk to the host, never through it."""
+    from vbench.host import libvirtd
+
     conn = libvirtd.open_connection(state.uri)
     try:
         for net in NETWORKS:
-            if libvirtd.ensure_network(conn, net.name, net.xml(dhcp_log=str(dhcp_log(net.name)))):
+            _drop_firewalled(conn, net, state, progress)
+            if libvirtd.ensure_network(conn, net.name, net.xml(dhcp_log=str(dhcp_log(net.name)),
+                                                                firewall=False)):
                 progress(f"started libvirt network {net.name} ({net.cidr} on {net.bridge})")
             if net.name not in state.networks:
                 state.networks.append(net.name)
     finally:
         conn.close()
     state.save()
-    return Lab(state.uri, state.netns, state)
+    if netns.ip_forwarding(NETNS):  # libvirt turns it on when it starts an open network
+        netns.ip_forwarding(NETNS, on=False)
+
+
+def _drop_firewalled(conn, net: LabNetwork, state: LabState, progress) -> None:
+    """Remove the lab's network ``net`` when an older vbench started it isolated (libvirt's
+    firewall rules on the NIC's path, issue 25), so that it is started again without them; only a
+    network this lab recorded, and only while no guest runs (a running guest keeps it, said so)."""
+    from vbench.host import libvirtd
+    from vbench.host.networks import forward_mode
+
+    xml = libvirtd.network_xml(conn, net.name)
+    if xml is None or forward_mode(xml) == "open" or net.name not in state.networks:
+        return
+    if conn.numOfDomains() > 0:
+        progress(f"libvirt network {net.name} still has libvirt's firewall rules (started by an "
+                 f"older vbench) and guests are running: left as it is, and runs record it; "
+                 f"`vbench lab down` then `vbench lab up` drops them")
+        return
+    if libvirtd.destroy_network(conn, net.name):
+        progress(f"removed libvirt network {net.name}: an older vbench started it with libvirt's "
+                 f"firewall rules on the path; starting it again without them")
 
 
 def _xml_subnets(xml: str) -> list[ipaddress.IPv4Network]:

@@ -64,6 +64,33 @@ def network_active(conn, name: str) -> bool:
         return False
 
 
+def daemon_facts(uri: str) -> dict[str, str]:
+    """The facts a run records of the libvirt at ``uri``: its version, and whether firewall rules
+    sit on the test network's path (vbench.host.networks.firewall_fact); "unknown" for what
+    cannot be read."""
+    from vbench.host.networks import TEST, firewall_fact, forward_mode
+
+    try:
+        conn = open_connection(uri)
+    except LabError:
+        return {"libvirt_version": "unknown", "test_network": "unknown"}
+    try:
+        xml = network_xml(conn, TEST.name)
+        return {"libvirt_version": libvirt_version(conn),
+                "test_network": firewall_fact(forward_mode(xml)) if xml else "unknown"}
+    finally:
+        conn.close()
+
+
+def network_xml(conn, name: str) -> str | None:
+    """The live XML of network ``name``; None when it is not defined or cannot be read."""
+    libvirt = _libvirt()
+    try:
+        return conn.networkLookupByName(name).XMLDesc(0)
+    except libvirt.libvirtError:
+        return None
+
+
 def ensure_network(conn, name: str, xml: str) -> bool:
     """Start the (transient) network unless it is already active. True if started now."""
     libvirt = _libvirt()

@@ -14,12 +14,14 @@ import os
 import socket
 import threading
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from vbench.core.errors import LabError
 from vbench.core.procs import run
 from vbench.host.networks import NETWORKS
 
 CLONE_NEWNET = 0x40000000
+T = TypeVar("T")
 NETNS_DIR = Path("/run/netns")
 
 
@@ -80,6 +82,13 @@ def connect(addr: str, port: int, netns: str | None, timeout: float = 5.0) -> so
     check_target(addr)
     if netns is None:
         return socket.create_connection((addr, port), timeout=timeout)
+    return inside(netns, lambda: socket.create_connection((addr, port), timeout=timeout),
+                  timeout + 5, f"connect to {addr}:{port}")
+
+
+def inside(netns: str, fn: Callable[[], T], timeout: float, what: str) -> T:
+    """``fn()`` called in a short-lived thread switched into namespace ``netns`` (and back):
+    a socket it creates, or a /proc/sys/net file it opens, belongs to that namespace."""
     box: dict = {}
 
     def worker() -> None:
@@ -89,7 +98,7 @@ def connect(addr: str, port: int, netns: str | None, timeout: float = 5.0) -> so
             try:
                 _setns(target)
                 try:
-                    box["sock"] = socket.create_connection((addr, port), timeout=timeout)
+                    box["out"] = fn()
                 finally:
                     _setns(own)
             finally:
@@ -98,11 +107,29 @@ def connect(addr: str, port: int, netns: str | None, timeout: float = 5.0) -> so
         except BaseException as exc:  # handed to the caller's thread
             box["err"] = exc
 
-    t = threading.Thread(target=worker, name=f"netns-connect-{addr}", daemon=True)
+    t = threading.Thread(target=worker, name=f"netns-{what}", daemon=True)
     t.start()
-    t.join(timeout + 5)
+    t.join(timeout)
     if "err" in box:
         raise box["err"]
-    if "sock" not in box:
-        raise TimeoutError(f"connect to {addr}:{port} in namespace {netns} timed out")
-    return box["sock"]
+    if "out" not in box:
+        raise TimeoutError(f"{what} in namespace {netns} timed out")
+    return box["out"]
+
+
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+def ip_forwarding(netns: str, on: bool | None = None) -> bool:
+    """Whether namespace ``netns`` forwards IPv4 between its interfaces; with ``on`` given, set it
+    first. (libvirt turns it on when it starts a network in forward mode 'open'.)"""
+    def sysctl() -> bool:
+        if on is not None:
+            IP_FORWARD.write_text("1\n" if on else "0\n")
+        return IP_FORWARD.read_text().strip() == "1"
+
+    try:
+        return inside(netns, sysctl, 10, "ip_forward")
+    except (OSError, TimeoutError) as exc:
+        raise LabError(f"cannot {'set' if on is not None else 'read'} IPv4 forwarding in network "
+                       f"namespace {netns}: {exc}") from None

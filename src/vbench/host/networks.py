@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
@@ -19,7 +20,8 @@ from vbench.core.errors import LabError
 
 @dataclass(frozen=True)
 class LabNetwork:
-    """An isolated libvirt network (no forwarding) with DHCP; lives in the lab namespace."""
+    """A libvirt network with DHCP and no uplink: in the lab's own namespace, or isolated in a
+    user's libvirt (see :meth:`xml`)."""
 
     name: str
     bridge: str
@@ -33,19 +35,57 @@ class LabNetwork:
     def host_ip(self) -> str:
         return str(self._net[1])
 
-    def xml(self, dhcp_log: str | None = None) -> str:
+    def xml(self, dhcp_log: str | None = None, firewall: bool = True) -> str:
         """The network's XML. ``dhcp_log``: a file on this host for dnsmasq's log (its DHCP
         requests and answers, which otherwise go to a syslog this host may not have), so that a
-        guest that got no lease can be told apart from one that never asked (vbench.host.bootlog)."""
+        guest that got no lease can be told apart from one that never asked (vbench.host.bootlog).
+
+        ``firewall``: True gives an isolated network (no ``<forward>``): libvirt keeps it off every
+        other network with its own iptables rules, which a user's libvirtd needs, its host having
+        real uplinks. Those rules sit on the path of every frame the NIC under test sends and cost
+        a segmenting NIC (rtl8139, e1000) about a tenth of its throughput here (issue 25). False,
+        for the lab's own namespace only (no uplink: the namespace is the isolation), gives
+        forward mode 'open': libvirt adds no firewall rule, and ``lab up`` turns the namespace's
+        IP forwarding back off (:data:`FORWARD_OPEN_SETS`). The guests' view stays an isolated
+        network's: no default route is offered (``dhcp-option=3``), as libvirt does for isolated
+        networks."""
         net = self._net
-        ns = " xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'" if dhcp_log else ""
-        opts = (f"  <dnsmasq:options>\n    <dnsmasq:option value={quoteattr('log-facility=' + dhcp_log)}/>"
-                f"\n  </dnsmasq:options>\n" if dhcp_log else "")
-        return (f"<network{ns}>\n  <name>{self.name}</name>\n"
+        options = ([f"log-facility={dhcp_log}"] if dhcp_log else []) + ([] if firewall
+                                                                          else ["dhcp-option=3"])
+        ns = " xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'" if options else ""
+        opts = ("  <dnsmasq:options>\n" + "".join(f"    <dnsmasq:option value={quoteattr(o)}/>\n"
+                                                 for o in options) + "  </dnsmasq:options>\n"
+                if options else "")
+        forward = "" if firewall else "  <forward mode='open'/>\n"
+        return (f"<network{ns}>\n  <name>{self.name}</name>\n{forward}"
                 f"  <bridge name='{self.bridge}' stp='off' delay='0'/>\n"
                 f"  <ip address='{self.host_ip}' netmask='{net.netmask}'>\n"
                 f"    <dhcp><range start='{net[10]}' end='{net[-6]}'/></dhcp>\n"
                 f"  </ip>\n{opts}</network>\n")
+
+
+# What libvirt does to the host when it starts a network in forward mode 'open': it turns IPv4
+# forwarding on. The lab's own namespace turns it back off (its networks talk to the host only).
+FORWARD_OPEN_SETS = "net.ipv4.ip_forward"
+
+
+def forward_mode(xml: str) -> str:
+    """A libvirt network's forward mode from its XML: "isolated" when it has no ``<forward>``."""
+    try:
+        fwd = ET.fromstring(xml).find("forward")
+    except ET.ParseError:
+        return "unknown"
+    return "isolated" if fwd is None else (fwd.get("mode") or "nat")
+
+
+def firewall_fact(mode: str) -> str:
+    """What a run records of the test network's firewall (``Environment.test_network``), from its
+    libvirt forward mode: whether libvirt's rules sit on the path of the NIC under test."""
+    if mode == "open":
+        return "no firewall rules (forward mode open, in vbench's own namespace)"
+    if mode == "isolated":
+        return "libvirt's firewall rules on the path (isolated network)"
+    return f"forward mode {mode}: libvirt's firewall rules may be on the path"
 
 
 # The only ranges a lab network may use: RFC 1918's private networks. Not loopback (127/8),

@@ -234,6 +234,8 @@ class RemoteHost:
 
     # -- facts
     def host_facts(self, libvirt_uri: str) -> dict:
+        from vbench.host import libvirtd
+
         script = ("uname -n; uname -r; nproc; "
                   "sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1; "
                   "awk '/^MemTotal/ {print int($2/1024)}' /proc/meminfo; "
@@ -249,7 +251,7 @@ class RemoteHost:
                 "memory_mib": int(mem) if mem.strip().isdigit() else None,
                 "qemu_version": qemu.strip(), "fio_version_host": fio.strip(),
                 "kvm_module": kvm.strip() or "none", "libvirt_uri": self.target.public_uri,
-                "remote_host": self.target.host, "libvirt_version": _libvirt_version(libvirt_uri)}
+                "remote_host": self.target.host, **libvirtd.daemon_facts(libvirt_uri)}
 
     # -- host-side peers (iperf3 -s)
     def peer(self, argv: list[str], port: int) -> "RemotePeer":
@@ -292,19 +294,6 @@ class RemoteHost:
             self.remove_dir(d)
             done.append(f"removed leftover guest files {self.target.host}:{d}")
         return done
-
-
-def _libvirt_version(uri: str) -> str:
-    from vbench.host import libvirtd
-
-    try:
-        conn = libvirtd.open_connection(uri)
-    except LabError:
-        return "unknown"
-    try:
-        return libvirtd.libvirt_version(conn)
-    finally:
-        conn.close()
 
 
 class RemotePeer:

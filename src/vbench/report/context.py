@@ -20,7 +20,8 @@ def text(v: object) -> str:
 ENV_FIELDS = (("host", "Host"), ("cpu_model", "CPU"), ("cpus", "CPUs"), ("memory_mib", "Memory (MiB)"),
               ("host_kernel", "Host kernel"), ("qemu_version", "QEMU"), ("libvirt_version", "libvirt"),
               ("libvirt_uri", "libvirt URI"), ("accelerator", "Accelerator"),
-              ("accelerator_reason", "Accelerator reason"), ("fio_version_host", "fio on the host"))
+              ("accelerator_reason", "Accelerator reason"), ("fio_version_host", "fio on the host"),
+              ("test_network", "Test network"))
 _MACHINE = re.compile(r"<type\b[^>]*\bmachine=['\"]([^'\"]+)['\"]")
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -117,6 +118,7 @@ def strip(run: RunInfo) -> dict:
         ("guest kernel", ", ".join(run.record.guest_kernels())),
         ("machine", ", ".join(_machines(run))),
         ("host", text(env.host)),
+        ("test network", text(env.test_network)),
     ) if value]
     drivers = []
     for name, v in run.variants.items():

@@ -55,6 +55,9 @@ class Environment(_Record):
     libvirt_uri: str | None = None
     kvm_module: str | None = None
     libvirt_version: str | None = None
+    # Whether libvirt's firewall rules sit on the test network's path (networks.firewall_fact):
+    # they cost a segmenting NIC about a tenth of its throughput, so runs with and without differ.
+    test_network: str | None = None
     accelerator: str | None = None
     accelerator_reason: str | None = None
     guest_image: str | None = None

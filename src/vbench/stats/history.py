@@ -46,7 +46,8 @@ SERIES_KEYS = list(policy.SERIES_KEYS)
 ENV_FACTS = (("qemu_version", "QEMU"), ("libvirt_version", "libvirt"),
              ("host_kernel", "host kernel"), ("guest_kernel", "guest kernel"),
              ("accelerator", "accelerator"), ("cpu_model", "CPU"),
-             ("fio_version_host", "fio"), ("vbench_version", "vbench"), ("guest_image_key", "image"))
+             ("fio_version_host", "fio"), ("vbench_version", "vbench"), ("guest_image_key", "image"),
+             ("test_network", "test network"))
 OUTLIER = 5.0
 
 
