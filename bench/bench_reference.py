@@ -17,7 +17,7 @@ console (with a SHA-256) and powers the guest off. Both sides' outputs go throug
 parsers; the compared number is each workload's headline metric (vbench.workloads).
 
 With ``--raw-net lab`` the raw side's tap sits on the lab's own test bridge, inside the lab's
-namespace (libvirt's firewall rules and the lab's DHCP server beside it), added before each raw
+namespace (the lab's DHCP server and whatever the lab's network puts on the path), added before each raw
 boot and removed after it; the raw guest takes an address outside the lab's DHCP range. Raw
 against raw in the two places splits "vbench's machinery" from "the lab's network".
 
@@ -410,7 +410,7 @@ def make_netns(cu: Cleanup, host_ip: str, prefix: int) -> str:
 
 def use_lab_netns(cu: Cleanup, ns: str) -> None:
     """--raw-net lab: the raw side's taps go on the lab's test bridge in the lab's namespace
-    (libvirt's firewall rules and all), which the bench never deletes."""
+    (the lab's DHCP server and all), which the bench never deletes."""
     cu.netns, cu.netns_owned = ns, False
 
 
@@ -644,8 +644,8 @@ def main() -> int:
     ap.add_argument("--nice", type=int, default=0, help="nice both sides (a shared machine)")
     ap.add_argument("--raw-net", choices=("own", "lab"), default="own",
                     help="where the raw side's NIC sits: a namespace and bridge of the bench's own, "
-                         "or the lab's test bridge in the lab's namespace (libvirt's firewall "
-                         "rules and all): what differs between the two is the lab's network, "
+                         "or the lab's test bridge in the lab's namespace (its DHCP server and "
+                         "all): what differs between the two is the lab's network, "
                          "not vbench's machinery")
     ap.add_argument("--sandbox", choices=tuple(SANDBOX), default="off",
                     help="the raw side's QEMU seccomp filter: none, or libvirt's default one")
