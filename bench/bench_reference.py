@@ -45,6 +45,7 @@ import re
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -604,15 +605,22 @@ def row_verdict(raw: list[float], vb: list[float], metric: str):
     return WORDS[word], rs
 
 
+def median_change(raw: list[float] | None, vb: list[float] | None) -> float:
+    """median(vbench) / median(raw) - 1 over the rounds; NaN when a side has none."""
+    if not raw or not vb or statistics.median(raw) <= 0:
+        return math.nan
+    return statistics.median(vb) / statistics.median(raw) - 1
+
+
 def table(raw: dict, vb: dict, metrics: dict) -> tuple[str, dict[str, int]]:
     """Per device and job: both sides' centres (geometric means of the rounds), their change,
-    the 90 % interval of vbench / raw and its verdict (:func:`row_verdict`); and how many rows
-    got each verdict."""
+    the change of the two sides' medians (what issue 25's acceptance names), the 90 % interval of
+    vbench / raw and its verdict (:func:`row_verdict`); and how many rows got each verdict."""
     from vbench.core.metrics import metric_unit
 
     keys = list(dict.fromkeys([*raw, *vb]))
     rows = [f"{'device':<12} {'job':<20} {'vbench':>12} {'raw QEMU':>12} {'change':>8} "
-            f"{'90% interval':>17}  {'verdict':<12} n"]
+            f"{'medians':>8} {'90% interval':>17}  {'verdict':<12} n"]
     counts: dict[str, int] = {}
     fmt = (lambda x: "-" if not math.isfinite(x) else f"{x:,.0f}" if abs(x) >= 100
            else f"{x:.3g}")
@@ -624,7 +632,8 @@ def table(raw: dict, vb: dict, metrics: dict) -> tuple[str, dict[str, int]]:
         set_aside = rs.outliers_base + rs.outliers_new
         note = f", {set_aside} stalled round(s) set aside" if set_aside else ""
         rows.append(f"{k[0]:<12} {k[1]:<20} {fmt(rs.centre_new):>12} {fmt(rs.centre_base):>12} "
-                    f"{pct(rs.change):>8} {ci:>17}  {word:<12} "
+                    f"{pct(rs.change):>8} {pct(median_change(raw.get(k), vb.get(k))):>8} "
+                    f"{ci:>17}  {word:<12} "
                     f"{len(vb.get(k, []))}/{len(raw.get(k, []))} "
                     f"{metrics[k]} ({metric_unit(metrics[k])}){note}")
     return "\n".join(rows), counts

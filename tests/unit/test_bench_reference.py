@@ -196,6 +196,8 @@ def test_the_table_judges_by_vbenchs_own_rule_and_says_within_only_inside_5_perc
     # a slower round trip is "above" raw: the word says the direction, not better or worse
     assert " above " in rows["rtl8139"] and "+20.0%" in rows["rtl8139"]
     assert " within " in rows["ide"] and "-0.2%" in rows["ide"]
+    # the medians' change too: 1,790 / 2,005 for e1000, 4,800 / 4,696 for virtio-net
+    assert "-10.7%" in rows["e1000"] and "+2.2%" in rows["virtio-net"]
     # centres 2 % apart, but rounds spread +-20 %: nothing is known, and the table says so
     assert " inconclusive " in rows["virtio-net"]
     assert counts == {"below": 1, "above": 1, "within": 1, "inconclusive": 1}
@@ -205,6 +207,11 @@ def test_the_table_judges_by_vbenchs_own_rule_and_says_within_only_inside_5_perc
     # a row one side never measured is missing, never within
     gone = br.table({("ide", "rr"): [1.0, 1.0, 1.0]}, {}, {("ide", "rr"): "iops"})
     assert gone[1] == {"missing": 1}
+
+
+def test_median_change_needs_both_sides():
+    assert br.median_change([100.0, 90.0, 110.0], [95.0, 105.0, 120.0]) == pytest.approx(0.05)
+    assert math.isnan(br.median_change([], [1.0])) and math.isnan(br.median_change([1.0], None))
 
 
 def test_row_verdict_is_the_gates_rule():
