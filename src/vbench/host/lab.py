@@ -27,7 +27,7 @@ from vbench.host.accel import (kvm_module, probe_accelerator)
 from vbench.core.errors import LabError
 from vbench.core.files import atomic_write
 from vbench.host.hosts import Host, dhcp_log
-from vbench.host.networks import MGMT, NETWORKS, TEST, LabNetwork
+from vbench.host.networks import MGMT, NETWORKS, TEST, LabNetwork, firewall_fact, forward_mode
 
 NETNS = "vbench"
 LAB_URI = "qemu:///system"
@@ -280,7 +280,6 @@ def _drop_firewalled(conn, net: LabNetwork, state: LabState, progress) -> None:
     firewall rules on the NIC's path, issue 25), so that it is started again without them; only a
     network this lab recorded, and only while no guest runs (a running guest keeps it, said so)."""
     from vbench.host import libvirtd
-    from vbench.host.networks import forward_mode
 
     xml = libvirtd.network_xml(conn, net.name)
     if xml is None or forward_mode(xml) == "open" or net.name not in state.networks:
@@ -474,9 +473,11 @@ def status(connect: str | None = None) -> list[tuple[str, str]]:
     try:
         rows.append(("libvirt", f"{uri} (libvirt {libvirtd.libvirt_version(conn)})"))
         for net in NETWORKS:
+            xml = libvirtd.network_xml(conn, net.name) if libvirtd.network_active(conn, net.name) \
+                else None
             rows.append((f"network {net.name}",
-                         f"active, {net.cidr} on {net.bridge}" if libvirtd.network_active(conn, net.name)
-                         else "inactive"))
+                         f"active, {net.cidr} on {net.bridge}, {firewall_fact(forward_mode(xml))}"
+                         if xml else "inactive"))
         guests = libvirtd.tagged_domains(conn)
         rows.append(("vbench guests", ", ".join(guests) if guests else "none"))
         caps_kvm = libvirtd.supports_kvm(conn)
