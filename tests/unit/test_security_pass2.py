@@ -454,6 +454,24 @@ workloads:
     assert "GiB" in _budget_refusal(text)
 
 
+def test_fio_file_and_fsmeta_set_on_one_share_count_together():
+    """fio's file stays on the share while an fsmeta set is written beside it: both count."""
+    from vbench.scenario import budget
+
+    text = """name: s
+device: fs
+variants:
+  - {name: a, fs: {model: virtiofs}}
+workloads:
+  - {name: w, fio: {rw: write, options: {size: 40g}}}
+  - {name: small, fio: {rw: write, options: {size: 1g}}}
+  - {name: m, fsmeta: {files: 20000, filesize: 1024k}}
+"""
+    scn = load_scenario_text(text)
+    fsmeta = 20000 * (1024 + 1) * 1024 / 2**30
+    assert budget.share_gib(scn) == pytest.approx(40 + fsmeta)  # one fio file: the larger one
+
+
 def test_pmem_backing_files_count_at_their_size():
     from vbench.scenario import budget
 

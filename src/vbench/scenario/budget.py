@@ -138,10 +138,15 @@ def _bytes(opts: dict, key: str) -> int:
 
 
 def share_gib(scn: Scenario) -> float:
-    """What the workloads write into a shared folder (a host directory): the most any one of them
-    writes (each workload says, ``share_bytes``: a fio file's ``offset`` + ``size``, an fsmeta
-    set's ``files`` x (``filesize`` + 1 KiB))."""
-    return max((w.kind.share_bytes(w, scn) for w in scn.workloads), default=0) / GIB
+    """What the workloads leave in a shared folder (a host directory) at once: per kind of
+    workload the most any one of them writes (each says, ``share_bytes``: a fio file's ``offset``
+    + ``size``, an fsmeta set's ``files`` x (``filesize`` + 1 KiB)), summed over the kinds. The
+    fio workloads reuse one file, which stays while an fsmeta set is written beside it (and that
+    set is removed before the next): the largest of one kind is not the largest of all."""
+    most: dict[str, int] = {}
+    for w in scn.workloads:
+        most[w.kind.tool] = max(most.get(w.kind.tool, 0), w.kind.share_bytes(w, scn))
+    return sum(most.values()) / GIB
 
 
 def host_files_gib(prof, share: float) -> float:
