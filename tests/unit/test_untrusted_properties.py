@@ -17,6 +17,7 @@ from vbench.core.errors import ScenarioError, UserError
 from vbench.scenario.schema import load_scenario_text
 
 COUNT: dict[str, int] = {}
+ACCEPTED: dict[str, int] = {}  # how many of them were accepted: a property no input passes checks nothing
 SETTINGS = settings(max_examples=400, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
@@ -136,20 +137,50 @@ def test_every_accepted_uri_satisfies_the_rule(uri):
         assert "hunter2" not in str(exc)
     else:
         assert uri_ok(uri), uri
+        ACCEPTED["uris"] = ACCEPTED.get("uris", 0) + 1
 
 
 @SETTINGS
 @given(st.lists(host_items, min_size=1, max_size=4))
 def test_every_accepted_hosts_file_satisfies_the_rules(items):
+    COUNT["hosts files"] = COUNT.get("hosts files", 0) + 1
+    if _accepted_hosts_satisfy_the_rules(items):
+        ACCEPTED["hosts files"] = ACCEPTED.get("hosts files", 0) + 1
+
+
+# Hosts whose env names only the keys a hosts file may set, with values near the rules' edges
+# (RFC 1918 or not, 64 to 65536 addresses or not, a home under homes/ or not): the hosts files
+# above almost never pass as a whole, so without these no accepted env value would be checked.
+near_env = st.dictionaries(
+    st.sampled_from(["VBENCH_MGMT_SUBNET", "VBENCH_TEST_SUBNET", "VBENCH_HOME", "VBENCH_ACCEL"]),
+    st.one_of(st.builds(lambda a, b, p: f"{a}.{b}.0.0/{p}", st.sampled_from([10, 172, 192, 100, 127]),
+                        st.sampled_from([0, 16, 31, 168, 199]), st.integers(14, 28)),
+              st.sampled_from(["/var/lib/vbench/homes/a", "/var/lib/vbench/homes/A-1",
+                               "/var/lib/vbench/homes/../x", "/var/lib/vbench/homes/a/b",
+                               "/var/lib/vbench/homes/-a", "kvm", "tcg", "KVM", "hvf"])),
+    min_size=1, max_size=2)
+
+
+@SETTINGS
+@given(near_env, st.sampled_from([None, "qemu:///system", "qemu+ssh://root@kvm-b.example/system"]))
+def test_every_accepted_env_of_a_host_satisfies_the_rules(env, connect):
+    COUNT["host envs"] = COUNT.get("host envs", 0) + 1
+    item = {"name": "a", "env": env, **({"connect": connect} if connect else {})}
+    if _accepted_hosts_satisfy_the_rules([item]):
+        ACCEPTED["host envs"] = ACCEPTED.get("host envs", 0) + 1
+
+
+def _accepted_hosts_satisfy_the_rules(items) -> bool:
+    """Parse a hosts file; a refusal is one bounded line, an acceptance satisfies every rule.
+    True when accepted."""
     from vbench.fleet import hosts
 
-    COUNT["hosts files"] = COUNT.get("hosts files", 0) + 1
     try:
         parsed = hosts.parse_hosts(yaml.safe_load(yaml.safe_dump(items)), "hosts.yaml")
     except UserError as exc:
         one_line_each(exc)
         assert "hunter2" not in str(exc)
-        return
+        return False
     names = [h.name.lower() for h in parsed]
     assert len(set(names)) == len(names)
     remote = [h.connect.lower() for h in parsed if h.connect and not h.local]
@@ -165,6 +196,7 @@ def test_every_accepted_hosts_file_satisfies_the_rules(items):
                 assert home_ok(value), value
             else:
                 assert value in ("kvm", "tcg")
+    return True
 
 
 HOSTILE_PATHS = ["/tmp/evil", "/usr/lib/qemu/../../tmp/evil", "/usr/bin/sh", "./x",
@@ -238,14 +270,18 @@ def test_no_accepted_scenario_names_a_program(doc):
                 assert path in VIRTIOFSD_PATHS
             assert not any(p in frag.devices + frag.domain + frag.qemu_args for p in HOSTILE_PATHS)
         assert REGISTRY  # the registry was used
+    ACCEPTED["scenarios"] = ACCEPTED.get("scenarios", 0) + 1
 
 
 def test_zz_print_the_number_of_generated_inputs(capsys):
     total = sum(COUNT.values())
     with capsys.disabled():
         print(f"\nissue 21 property tests: {total} generated inputs "
-              f"({', '.join(f'{k}: {n}' for k, n in sorted(COUNT.items()))})", file=sys.stderr)
-    if len(COUNT) == 3:  # the whole file ran
-        assert total >= 3 * 100
+              f"({', '.join(f'{k}: {n}, {ACCEPTED.get(k, 0)} accepted' for k, n in sorted(COUNT.items()))})",
+              file=sys.stderr)
+    if len(COUNT) == 4:  # the whole file ran
+        assert total >= 4 * 100
+        # each property saw accepted inputs, or it checked nothing but refusals
+        assert all(ACCEPTED.get(k, 0) > 0 for k in COUNT), ACCEPTED
     else:
         pytest.skip("run the whole file for the count")
