@@ -85,6 +85,24 @@ def test_attack_refused_by_fio_argv(opts):
     assert "\n" not in str(exc.value)
 
 
+def test_every_bad_option_is_named_not_only_the_first():
+    opts = {"filename": "/etc/passwd", "exec_prerun": "x", "iodepth_batch": 9, "runtime": 5,
+            "iodepth": 4}
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario_text(SCN.replace("OPTS", _yaml_map(opts)))
+    msg = str(exc.value)
+    assert "\n" not in msg
+    for key in ("'filename'", "'exec_prerun'", "'iodepth_batch'", "'runtime'"):
+        assert key in msg
+    assert "iodepth'" not in msg.replace("iodepth_batch'", "")  # an allowed option is not named
+    assert msg.count("README") == 1  # the pointer to the supported list once
+    # the first two with their reasons (a reserved option's hint fits it), the rest by name
+    assert "'filename' is set by vbench and cannot be set here (vbench names the job" in msg
+    assert msg.endswith("also not allowed: 'iodepth_batch', 'runtime'")
+    with pytest.raises(ScenarioError, match="use the workload's runtime/ramp_time fields"):
+        load_scenario_text(SCN.replace("OPTS", _yaml_map({"runtime": 5})))
+
+
 def test_attack_in_fio_defaults_refused_too():
     text = SCN.replace("OPTS", "{}") + 'fio_defaults: {options: {exec_prerun: "/tmp/x"}}\n'
     with pytest.raises(ScenarioError, match=r"fio_defaults\.options"):

@@ -32,6 +32,9 @@ class FioOptionError(ValueError):
     """An option name or value outside the allow-list; the message is one line."""
 
 
+SUPPORTED_HINT = " (supported: see 'Running scenarios you did not write' in the README)"
+
+
 @dataclass(frozen=True)
 class Opt:
     kind: str                      # bool | int | size | choice | cpus | dist | bssplit
@@ -106,8 +109,7 @@ def _int_of(value: object) -> int | None:
 def canonical(key: object, value: object) -> str:
     """The text fio gets for ``key=value``; FioOptionError (one line) if either is not allowed."""
     if not isinstance(key, str) or key not in OPTIONS:
-        raise FioOptionError(f"fio option {shown(key)} is not supported by vbench (supported: "
-                             f"see 'Running scenarios you did not write' in the README)")
+        raise FioOptionError(f"fio option {shown(key)} is not supported by vbench{SUPPORTED_HINT}")
     opt = OPTIONS[key]
     bad = f"fio option {key}={shown(value)} is invalid"
     if opt.kind == "bool":
@@ -171,14 +173,16 @@ def _bssplit_ok(text: str, opt: Opt) -> bool:
     return True
 
 
-def check_options(options: object, max_options: int = len(OPTIONS)) -> dict:
-    """Every ``key: value`` checked against the allow-list; returns ``options`` unchanged."""
+def check_options(options: object, max_options: int = len(OPTIONS), names_only: bool = False) -> dict:
+    """Every ``key: value`` checked against the allow-list; returns ``options`` unchanged.
+    ``names_only``: only that it is a mapping of at most ``max_options`` (the caller checks each)."""
     if not isinstance(options, dict):
         raise FioOptionError("fio options must be a mapping of option: value")
     if len(options) > max_options:
         raise FioOptionError(f"{len(options)} fio options given; at most {max_options}")
-    for key, value in options.items():
-        canonical(key, value)
+    if not names_only:
+        for key, value in options.items():
+            canonical(key, value)
     return options
 
 
