@@ -69,7 +69,9 @@ def main() -> int:
     ap.add_argument("--hand-reps", type=int, default=3)
     args = ap.parse_args()
     run_dir = args.run or run_disk(Path(tempfile.mkdtemp(prefix="vbench-bench-")))
-    meta = json.loads((run_dir / "run.json").read_text())
+    from vbench.results.rundir import load_meta
+
+    meta = load_meta(run_dir)  # versioned and checked, like every read of a run
     timing = meta["timing"][-1]
     share = timing["workload_share"]
     print(f"run {run_dir}: wall {timing['wall_s']:.0f} s, inside workloads {timing['workload_s']:.0f} s "

@@ -75,6 +75,7 @@ def _value(level: float, metric: str) -> float:
 def write_runs(root: Path, samples: int) -> tuple[list[Path], int]:
     import numpy as np
 
+    from vbench.core.policy import is_baseline
     from vbench.results.rundir import RunDir
 
     reps = math.ceil(samples / _groups())
@@ -104,7 +105,7 @@ def write_runs(root: Path, samples: int) -> tuple[list[Path], int]:
             "scenario": {"name": scenario, "file": f"scenarios/{scenario}.yaml", "text": "",
                          "description": ""},
             "environment": {"host": "bench", "accelerator": "kvm", "qemu_version": "7.2"},
-            "variants": {v: {"device": d, "model": m, "paravirtual": p, "baseline": d == "host",
+            "variants": {v: {"device": d, "model": m, "paravirtual": p, "baseline": is_baseline(v, d),
                              "domain_xml": f"<domain><devices><disk bus='{m}'/></devices></domain>"}
                          for v, (d, m, p, _l) in variants.items()},
             "workloads": {w: {"tool": "fio" if scenario == "disk" else "iperf3", "options": {}}

@@ -16,7 +16,10 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "vbench"
 # (what, its one home, a pattern that finds a definition or a literal copy)
 FACTS = [
     ("the run file name", "results/rundir.py", r"""["']run\.json["']"""),
-    ("the command time bound (timeout -k)", "core/procs.py", r"""["']timeout["'],\s*["']-k["']|timeout -k"""),
+    ("the command time bound (timeout -k)", "core/procs.py",
+     r"""["']timeout["'],\s*["']-k["']|timeout (-s \w+ )?-k \d"""),
+    ("the percentile of round-trip times", "workloads/common.py",
+     r"""def (nearest_rank|percentile|quantile)\b|median\(rtt"""),
     ("the accelerator override", "host/accel.py", r"""environ\.get\(["']VBENCH_ACCEL["']\)"""),
     ("the domain name prefix", "host/libvirtd.py", r"""DOMAIN_PREFIX\s*=|["']vbench-\{|\^vbench-"""),
     ("vbench's libvirt metadata namespace", "host/libvirtd.py", r"""vbench\.invalid/xmlns"""),
@@ -85,3 +88,30 @@ def test_the_executor_rule_sees_an_executor_in_the_run_layer(tmp_path):
         "def execute(scn, w, target):\n    pass\n\n\n"
         "def run_fio(scn: Scenario, w: Workload,\n            target: Target):\n    pass\n")
     assert _executors(tmp_path) == {"run/executors.py": ["execute", "run_fio"]}
+
+
+def test_a_sample_outside_the_metric_catalogue_or_in_another_unit_is_refused():
+    """The catalogue is the one home of units: a probe cannot invent a metric or relabel one."""
+    from vbench.core.metrics import Sample
+
+    assert Sample("w", "iops", 1.0, "IO/s").unit == "IO/s"
+    with pytest.raises(ValueError, match="'iops' is measured in 'IO/s', not 'MB/s'"):
+        Sample("w", "iops", 1.0, "MB/s")
+    with pytest.raises((KeyError, ValueError)):
+        Sample("w", "no_such_metric", 1.0, "IO/s")
+
+
+def test_both_round_trip_probes_take_the_same_percentiles():
+    """ping's and the byte stream's rtt_p50 / rtt_p99 are one definition (nearest rank): on
+    1..100 us, 50 and 99, never a mean of two or the maximum."""
+    from vbench.workloads.bytestream import bytestream_samples
+    from vbench.workloads.ping import parse_ping
+
+    rtts = [float(i) for i in range(1, 101)]
+    stream = {s.metric: s.value for s in bytestream_samples("w", None, None, rtts)}
+    lines = [f"64 bytes from 10.254.1.1: icmp_seq={i} ttl=64 time={r / 1000:.3f} ms"
+             for i, r in enumerate(rtts, 1)]
+    lines.append("100 packets transmitted, 100 received, 0% packet loss, time 99ms")
+    pinged = {s.metric: s.value for s in parse_ping("\n".join(lines), "w")}
+    assert stream["rtt_p50"] == pinged["rtt_p50"] == 50.0
+    assert stream["rtt_p99"] == pinged["rtt_p99"] == 99.0

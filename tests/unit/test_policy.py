@@ -17,7 +17,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_gate.py"
 
 # (what, pattern): a second definition or a literal copy of a policy fact anywhere but policy.py
 DUPLICATED = (
-    ("the host variant name", r'^\s*[A-Z_]+\s*[:=][^=\n]*=?\s*"host"\s*$|(==|!=)\s*"host"\b|'
+    ("the host variant name", r'^\s*[A-Z_]+\s*[:=][^=\n]*=?\s*"host"\s*$|(==|!=)\s*["\x27]host["\x27]|["\x27]host["\x27]\s*(==|!=)|'
                               r'\bin\s*\(?\[?"host"|Target\("host"|\(\["host"\]|\w+\["host"\]\s*=(?!=)'),
     ("the default gated metrics", r'DEFAULT_GATE_METRICS\s*[:=]|"throughput",\s*"rtt_p99"|'
                                   r'default_factory=lambda:\s*\["iops"'),

@@ -13,7 +13,8 @@ import pytest
 
 from vbench.core.errors import ProbeError
 from vbench.core.metrics import METRICS
-from vbench.workloads.ping import nearest_rank, parse_ping, ping_argv
+from vbench.workloads.common import nearest_rank
+from vbench.workloads.ping import parse_ping, ping_argv
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

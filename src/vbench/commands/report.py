@@ -1,6 +1,6 @@
 """The `report`, `compare` and `history` subcommands.
 
-Only argument parsing and printing live here; the numbers come from :mod:`vbench.analysis` and the
+Only argument parsing and printing live here; the numbers come from :mod:`vbench.stats` and the
 pages from :mod:`vbench.report`, both imported when a command runs so that ``vbench --help`` does
 not pay for pandas, scipy or matplotlib. Errors are raised as :class:`vbench.core.errors.UserError`
 (the CLI prints them as one line); ``compare`` raises :class:`vbench.core.errors.RegressionFound`

@@ -1,7 +1,7 @@
 """Hosts side by side: per (workload, metric, device pair) the paravirtual/emulated ratio of each
 host, with its 95 % interval and verdict, in one column per host.
 
-The ratios are :func:`vbench.analysis.ratios` of each host's own run (never pooled across hosts:
+The ratios are :func:`vbench.stats.summary.ratios` of each host's own run (never pooled across hosts:
 each host is its own run and its own context); the headline metrics by default, as the run's own
 terminal summary shows them.
 """
@@ -17,7 +17,7 @@ from vbench.core.metrics import metric_label
 
 
 def host_ratios(runs: Sequence[tuple[str, Path]], everything: bool = False, warn=None):
-    """Ratios (rows of :func:`vbench.analysis.ratios`, by run) with ``run_id`` = the host name."""
+    """Ratios (rows of :func:`vbench.stats.summary.ratios`, by run) with ``run_id`` = the host name."""
     import pandas as pd
 
     from vbench.stats import summary

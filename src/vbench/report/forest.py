@@ -125,7 +125,7 @@ def _panel(ax, rows, data: Data, xlim: tuple[float, float], labels: bool,
 
 def forest_figure(data: Data, ratios, fig_id: str = "forest",
                   heading: str | None = None) -> ReportFigure | None:
-    """The forest plot of ``ratios`` (rows of :func:`vbench.analysis.ratios`, by run)."""
+    """The forest plot of ``ratios`` (rows of :func:`vbench.stats.summary.ratios`, by run)."""
     if len(ratios) == 0:
         return None
     panels = _rows(data, ratios)

@@ -54,7 +54,7 @@ def _load(results_root: Path, scenario: str, warnings: list[str]):
 def build_history(results_root: Path, scenario: str, out_dir: Path) -> Path:
     """Write ``out_dir/index.html``: per (workload, metric) the median of every variant over the
     runs of ``scenario`` in time order, with the change points found by
-    :func:`vbench.analysis.change_points` marked. Contexts (accelerator, host) are separate lines."""
+    :func:`vbench.stats.history.change_points` marked. Contexts (accelerator, host) are separate lines."""
     from vbench.stats import history, summary
 
     results_root, out_dir = Path(results_root), Path(out_dir)

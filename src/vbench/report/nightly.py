@@ -43,25 +43,24 @@ def _meta(run: Path) -> dict | None:
 
 
 def previous_run(results: Path, new: Path) -> Path | None:
-    """The newest complete run of the same scenario as ``new`` that started before it."""
+    """The newest complete run of the same scenario as ``new`` that started before it (the runs
+    as :func:`vbench.results.rundir.find_runs` lists them, oldest first)."""
+    from vbench.results.rundir import find_runs
+
     m_new = _meta(new) or {}
     name = (m_new.get("scenario") or {}).get("name")
     started = str(m_new.get("started") or "")
-    best: tuple[tuple[str, str], Path] | None = None
-    if not results.is_dir():
+    if not name:
         return None
-    for d in sorted(p for p in results.iterdir() if p.is_dir()):
+    best = None
+    for d in find_runs(results, name):
         m = _meta(d)
         if not m or d.resolve() == new.resolve() or m.get("status") != "complete":
             continue
-        if (m.get("scenario") or {}).get("name") != name:
+        if started and str(m.get("started") or "") >= started:
             continue
-        key = (str(m.get("started") or ""), d.name)
-        if started and key[0] >= started:
-            continue
-        if best is None or key > best[0]:
-            best = (key, d)
-    return best[1] if best else None
+        best = d
+    return best
 
 
 # ---- Markdown ----------------------------------------------------------------------------------

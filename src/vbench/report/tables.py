@@ -30,7 +30,7 @@ HEADLINE_METRICS = ("guest_cpu_per_io", "host_cpu_per_io", "guest_cpu_per_gbit",
     devices.headline_metrics()
 
 FLAG_TEXT = {
-    "host": ("above host", "measured above the host-native baseline: the baseline is not the same "
+    "above-host": ("above host", "measured above the host-native baseline: the baseline is not the same "
                            "job, or a cache answered"),
     "noisy": ("noisy", "coefficient of variation above the noise limit"),
     "reps": ("repetitions", "failed or missing repetitions"),
@@ -52,7 +52,7 @@ class Flags:
         for x in data.host.itertuples(index=False):
             # speed only: a guest spending less CPU than the host's fio is no contradiction
             if x.performance > 1 and "cpu" not in x.metric:
-                self._add((x.run_id, x.scenario, x.workload, x.metric, x.variant), "host",
+                self._add((x.run_id, x.scenario, x.workload, x.metric, x.variant), "above-host",
                           f"{fmt.pct(x.performance)} of host-native")
         for x in data.summary.itertuples(index=False):
             if x.noisy:
@@ -175,5 +175,5 @@ def host_rows(data: Data, flags: Flags, run_order: list[str]) -> list[dict]:
                      "host_median": fmt.num(x.host_centre), "performance": fmt.pct(x.performance),
                      "ci": fmt.interval(lo, hi, fmt.pct), "over": bool(x.performance > 1),
                      "flags": [f for f in flags.get(x.run_id, x.scenario, x.workload, x.metric,
-                                                    x.variant) if f["kind"] == "host"]})
+                                                    x.variant) if f["kind"] == "above-host"]})
     return rows

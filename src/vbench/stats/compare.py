@@ -352,16 +352,19 @@ def _outlier_note(rs: RowStats) -> str:
             f"base, {rs.outliers_new} new; ")
 
 
+def _series(r: dict, metric: str | None = None) -> tuple:
+    """The row's series (policy.SERIES_KEYS), with another metric when given."""
+    return tuple(metric if k == "metric" and metric else r[k] for k in SERIES_KEYS)
+
+
 def _mark_gated(rows: list[dict], gate: Gate) -> None:
     """Set ``gated`` per row, dropping duplicates (bw when iops of the same row is gated)."""
-    index = {(r["scenario"], r["workload"], r["metric"], r["variant"], r["accelerator"],
-              r["host"]) for r in rows if gate.covers(r["workload"], r["metric"], r["variant"])}
+    index = {_series(r) for r in rows if gate.covers(r["workload"], r["metric"], r["variant"])}
     for r in rows:
-        key = (r["scenario"], r["workload"], r["metric"], r["variant"], r["accelerator"], r["host"])
-        if key not in index:
+        if _series(r) not in index:
             continue
         dup = DUPLICATES.get(r["metric"])
-        if dup and (key[:2] + (dup,) + key[3:]) in index:
+        if dup and _series(r, metric=dup) in index:
             r["reason"] = f"not gated: duplicates {dup} (bandwidth = IOPS x block size); "
             continue
         r["gated"] = True

@@ -18,7 +18,6 @@ import contextlib
 import re
 import shlex
 import socket
-import statistics
 import threading
 import time
 from typing import Any
@@ -29,6 +28,7 @@ from vbench.core.errors import ProbeError
 from vbench.devices.base import Strict
 from vbench.workloads import sockend
 from vbench.workloads.base import RunningUnit, WorkloadKind
+from vbench.workloads.common import nearest_rank
 from vbench.core.metrics import Sample
 
 ECHO_PIDFILE = "/run/vbench-echo.pid"
@@ -72,13 +72,6 @@ def parse_h2g(text: str) -> tuple[int, float]:
     return n, (end - start) / 1e9
 
 
-def percentile(xs: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
-    s = sorted(xs)
-    k = max(0, min(len(s) - 1, int(round(q / 100 * len(s) + 0.5)) - 1))
-    return s[k]
-
-
 def bytestream_samples(workload: str, g2h: tuple[int, float] | None, h2g: tuple[int, float] | None,
                        rtts_us: list[float]) -> list[Sample]:
     out = []
@@ -86,8 +79,8 @@ def bytestream_samples(workload: str, g2h: tuple[int, float] | None, h2g: tuple[
         if got is not None and got[1] > 0:
             out.append(Sample(workload, name, got[0] / 1024 / got[1], "KiB/s"))
     if rtts_us:
-        out.append(Sample(workload, "rtt_p50", statistics.median(rtts_us), "us"))
-        out.append(Sample(workload, "rtt_p99", percentile(rtts_us, 99), "us"))
+        out.append(Sample(workload, "rtt_p50", nearest_rank(rtts_us, 50), "us"))
+        out.append(Sample(workload, "rtt_p99", nearest_rank(rtts_us, 99), "us"))
     return out
 
 

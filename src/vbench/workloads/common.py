@@ -1,6 +1,6 @@
 """Helpers the probe parsers share: a tool's text on one bounded line, a number read from a
-tool's output that must be finite and not negative, a sample of a finite value, and the VM-exit
-samples of a measured window."""
+tool's output that must be finite and not negative, the one percentile of round-trip times, a
+sample of a finite value, and the VM-exit samples of a measured window."""
 
 from __future__ import annotations
 
@@ -35,6 +35,16 @@ def nonnegative_number(value: object, not_a_number: str, corrupt: str) -> float:
     if not math.isfinite(number) or number < 0:
         raise ProbeError(corrupt.format(value=repr(value), shown=one_line(repr(value))[:60]))
     return number
+
+
+def nearest_rank(values: list[float], percent: float) -> float:
+    """The percentile every round-trip metric uses (ping's and the byte stream's ``rtt_p50`` and
+    ``rtt_p99``): the sorted value at 1-based rank ``ceil(percent/100 * n)``, a value measured."""
+    if not values or not 0 < percent <= 100:
+        raise ProbeError(f"cannot take the {percent} percentile of {len(values)} values")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(percent / 100.0 * len(ordered)))
+    return ordered[rank - 1]
 
 
 def finite_sample(workload: str, metric: str, value: float, unit: str, corrupt: str) -> Sample:

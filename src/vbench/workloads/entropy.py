@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import Field
 
+from vbench.core import procs
 from vbench.core.errors import ProbeError, RemoteCommandError
 from vbench.devices.base import Strict
 from vbench.workloads.base import RunningUnit, WorkloadKind
@@ -52,7 +53,7 @@ echo "rng_current=$(first_line "$hw/rng_current" absent)"
 echo "rng_available=$(first_line "$hw/rng_available" '')"
 if [ -e /dev/hwrng ]; then
     t0=$(date +%s%N)
-    out=$(timeout -s INT -k 5 @TIMEOUT@ dd if=/dev/hwrng of=/dev/null bs=@BLOCK@ count=@COUNT@ iflag=fullblock 2>&1)
+    out=$(timeout -s INT -k @GRACE@ @TIMEOUT@ dd if=/dev/hwrng of=/dev/null bs=@BLOCK@ count=@COUNT@ iflag=fullblock 2>&1)
     st=$?
     t1=$(date +%s%N)
     case "$t0$t1" in
@@ -91,6 +92,7 @@ def entropy_probe_script(read_bytes: int = 1048576, timeout_s: int = 20) -> str:
     count = -(-read_bytes // _BLOCK)
     return (
         _SCRIPT.replace("@TIMEOUT@", str(timeout_s))
+        .replace("@GRACE@", str(procs.KILL_GRACE_S))  # SIGINT, not TERM: dd then says how far it got
         .replace("@BLOCK@", str(_BLOCK))
         .replace("@COUNT@", str(count))
         .replace("@GETRANDOM@", GETRANDOM_NS_PATH)

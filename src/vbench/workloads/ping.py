@@ -12,7 +12,6 @@ Metrics:
 
 from __future__ import annotations
 
-import math
 import re
 import shlex
 from typing import Any
@@ -24,6 +23,7 @@ from vbench.devices.base import Strict
 from vbench.workloads.base import (Direction, RunningUnit, WorkloadKind, both_directions,
                                    per_direction)
 from vbench.core.metrics import Sample
+from vbench.workloads.common import nearest_rank
 
 _REPLY_RE = re.compile(
     r"^\d{1,6} bytes from .*\bicmp_seq=\d{1,10}\b.*\btime=(\d{1,9}(?:\.\d{1,9})?) ms(.*)$"
@@ -98,15 +98,6 @@ def parse_ping(text: str, workload: str) -> list[Sample]:
         Sample(workload, "rtt_p99", nearest_rank(rtts_us, 99.0), "us"),
         Sample(workload, "loss", loss, "%"),
     ]
-
-
-def nearest_rank(values: list[float], percent: float) -> float:
-    """The nearest-rank percentile: sorted value at 1-based rank ``ceil(percent/100 * n)``."""
-    if not values or not 0 < percent <= 100:
-        raise ProbeError(f"cannot take the {percent} percentile of {len(values)} values")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(percent / 100.0 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def _reply_rtt_us(line: str) -> float | None:
