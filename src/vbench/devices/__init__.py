@@ -20,7 +20,9 @@ How to add a device (say virtio-fs as ``fs``): write ``devices/fs.py`` with
   (the model's drivers bound to a virtio or PCI device) is not enough;
 - ``DEVICE = Fs()`` at the end;
 
-then add ``"fs"`` to :data:`MODULES` below. That is all: no other file changes. Leave
+then add ``"fs"`` to :data:`MODULES` below. That is all the code: no other module changes. A
+device that ships also gets its default gated metrics in :data:`vbench.core.policy.DEFAULT_GATE_METRICS`
+(a kind without them is refused: it would gate nothing), a scenario and a README row. Leave
 ``presets`` empty unless the ``virtio``/``emulated`` presets should grow the device (that changes
 their golden domain XML). ``tests/unit/test_devices.py`` shows a throwaway device end to end.
 """
