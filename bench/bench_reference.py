@@ -553,6 +553,30 @@ def _headline(samples, name: str, metric: str) -> float:
 
 # ---- vbench rounds ------------------------------------------------------------------------
 
+CHILD_GRACE_S = 300  # how long an interrupted `vbench run` may take to destroy its guests
+
+
+def run_vbench(argv: list[str], env: dict) -> subprocess.CompletedProcess:
+    """Run ``vbench run`` to its end. On Ctrl-C it is asked to stop once (SIGTERM: vbench cleans
+    up as on Ctrl-C) and waited for, so no guest of its run is left behind: subprocess.run would
+    SIGKILL it a quarter second after the interrupt. It runs in its own session so that a
+    terminal's Ctrl-C does not reach it a second time, in the middle of that cleanup."""
+    with subprocess.Popen(argv, cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=env, start_new_session=True) as p:
+        try:
+            out, err = p.communicate()
+        except KeyboardInterrupt:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.communicate(timeout=CHILD_GRACE_S)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                print(f"vbench run did not stop within {CHILD_GRACE_S} s: killed; "
+                      f"`vbench lab gc` removes what it left", file=sys.stderr)
+            raise
+    return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
 def vbench_round(text: str, scn, work: Path, args) -> dict[tuple[str, str], float]:
     """One `vbench run` of the scenario: (variant, sample workload) -> headline value."""
     from vbench.results.rundir import load_record, load_samples
@@ -562,7 +586,7 @@ def vbench_round(text: str, scn, work: Path, args) -> dict[tuple[str, str], floa
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     argv = ["nice", "-n", str(args.nice), sys.executable, "-m", "vbench", "run", str(scn_file),
             "--results", str(work / "results"), "--no-report"]
-    cp = subprocess.run(argv, cwd=ROOT, text=True, capture_output=True, env=env)
+    cp = run_vbench(argv, env)
     m = re.search(r"^run: (.+)$", cp.stdout, re.M)
     if cp.returncode != 0 or not m:
         raise BenchError(f"vbench run failed ({cp.returncode}): {cp.stderr.strip()[-400:]}")

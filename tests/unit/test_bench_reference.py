@@ -135,12 +135,34 @@ def _fake_vbench_run(monkeypatch, run_dir: Path, rc: int = 0) -> list[list[str]]
 
     calls: list[list[str]] = []
 
-    def fake(argv, **kw):
+    def fake(argv, env):
         calls.append(argv)
         return subprocess.CompletedProcess(argv, rc, f"summary\nrun: {run_dir}\n", "boom")
 
-    monkeypatch.setattr(br.subprocess, "run", fake)
+    monkeypatch.setattr(br, "run_vbench", fake)
     return calls
+
+
+def test_an_interrupted_bench_lets_vbench_run_clean_up_instead_of_killing_it(tmp_path):
+    """Ctrl-C in the bench: its `vbench run` gets one SIGTERM (vbench's Ctrl-C) in a session of
+    its own and is waited for; subprocess.run would SIGKILL it and leave its guests running."""
+    import os
+    import signal
+    import threading
+
+    done = tmp_path / "cleaned"
+    child = ("import os, signal, sys, time, pathlib\n"
+             "def stop(*a):\n"
+             "    time.sleep(1)  # a cleanup that takes a while\n"
+             f"    pathlib.Path({str(done)!r}).write_text(f'{{os.getsid(0)}}')\n"
+             "    sys.exit(130)\n"
+             "signal.signal(signal.SIGTERM, stop)\n"
+             "time.sleep(60)\n")
+    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        br.run_vbench([sys.executable, "-c", child], dict(os.environ))
+    assert done.exists(), "the child was killed before its cleanup ran"
+    assert int(done.read_text()) != os.getsid(0)  # its own session: a terminal's ^C misses it
 
 
 def test_the_vbench_side_reads_one_headline_sample_per_variant_and_direction(tmp_path,
