@@ -1,10 +1,13 @@
 """The one allow-list of libvirt URIs, used by every entry point (``--connect``, ``vbench ab
 uri=``, a hosts file's ``connect:``, the lab's own state, the fleet's identity probe) and again
-where a connection is opened (:func:`check_opened_uri`): ``qemu:///system``, ``qemu:///session``
-and ``qemu+ssh://[USER@]HOST[:PORT]/system`` (HOST a name, an IPv4 address or an IPv6 address in
-brackets; PORT 1-65535), nothing else: no other transport, no ``?parameters`` (libvirt's
-``no_verify``, ``known_hosts``, ``keyfile``, ``command``, ``socket`` choose files and programs),
-no password. Imports nothing of vbench but its errors (and, lazily, its paths)."""
+where a connection is opened (:func:`check_opened_uri`): ``qemu:///system``, ``qemu:///session``,
+``qemu+ssh://[USER@]HOST[:PORT]/system`` (HOST a name, an IPv4 address or an IPv6 address in
+brackets; PORT 1-65535) and, for a second libvirtd of this machine, ``qemu+unix:///system?socket=
+/ABSOLUTE/PATH`` (a plain path; when the connection is opened the socket must be a socket, not a
+link, owned by root or the caller, in directories others cannot write). Nothing else: no other
+transport, no other ``?parameters`` (libvirt's ``no_verify``, ``known_hosts``, ``keyfile``,
+``command`` choose files and programs), no password. Imports nothing of vbench but its errors
+(and, lazily, its paths)."""
 
 from __future__ import annotations
 
@@ -77,7 +80,7 @@ def parse_uri(uri: str, where: str = "--connect") -> Target:
         raise BadUri(f"{where} {_shown(uri)}: another host is reached as "
                      f"qemu+ssh://USER@HOST[:PORT]/system")
     if parts.password is not None or ":" in parts.netloc.rpartition("@")[0]:
-        raise BadUri(f"{where}: put no password in the URI; vbench logs in with a key "
+        raise BadUri(f"{where.rstrip(':')}: put no password in the URI; vbench logs in with a key "
                      f"(VBENCH_SSH_KEY or ~/.ssh/id_*)")
     if "%" in uri:  # no percent-encoding (a user "ro%6Ft" is root) and no IPv6 zone (fe80::1%eth0)
         raise BadUri(f"{where} {_shown(uri)}: no %-escapes in the URI; write it plainly")
