@@ -291,7 +291,9 @@ def _drop_firewalled(conn, net: LabNetwork, state: LabState, progress) -> None:
         return
     if libvirtd.destroy_network(conn, net.name):
         progress(f"removed libvirt network {net.name}: an older vbench started it with libvirt's "
-                 f"firewall rules on the path; starting it again without them")
+                 f"firewall rules on the path; starting it again without them (libvirt keeps its "
+                 f"emptied top-level chains in the namespace: `vbench lab down` then `vbench lab "
+                 f"up` leaves none)")
 
 
 def _xml_subnets(xml: str) -> list[ipaddress.IPv4Network]:
