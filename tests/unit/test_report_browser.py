@@ -234,9 +234,9 @@ def test_guest_above_host_is_flagged_next_to_its_number(tmp_path):
     run = write_run(tmp_path / "results", "beats-host", host_baseline=True, scale={"virtio-blk": 5.0})
     dom = dom_of(tmp_path, build_report([run], tmp_path / "report"))
     host = html_section(dom, 'id="host-native-section"', 'id="figures"')
-    flagged = [row for row in host.split("<tr>") if 'class="flag host"' in row]
+    flagged = [row for row in host.split("<tr>") if 'class="flag above-host"' in row]
     assert flagged and all("virtio-blk" in row for row in flagged)
     assert any("IOPS" in row and "143.8%" in row or "IOPS" in row for row in flagged)
     assert 'id="flag-summary"' in dom
     headline = html_section(dom, 'id="headline"', "</table>")
-    assert 'class="flag host"' in headline  # on the ratio row of virtio-blk vs sata
+    assert 'class="flag above-host"' in headline  # on the ratio row of virtio-blk vs sata
