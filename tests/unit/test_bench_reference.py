@@ -158,9 +158,15 @@ def test_an_interrupted_bench_lets_vbench_run_clean_up_instead_of_killing_it(tmp
              "    sys.exit(130)\n"
              "signal.signal(signal.SIGTERM, stop)\n"
              "time.sleep(60)\n")
-    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
-    with pytest.raises(KeyboardInterrupt):
-        br.run_vbench([sys.executable, "-c", child], dict(os.environ))
+    # Python's own Ctrl-C handler, whatever this process inherited: a shell's background job
+    # (CI's) starts with SIGINT ignored, and then no KeyboardInterrupt would come
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        with pytest.raises(KeyboardInterrupt):
+            br.run_vbench([sys.executable, "-c", child], dict(os.environ))
+    finally:
+        signal.signal(signal.SIGINT, old)
     assert done.exists(), "the child was killed before its cleanup ran"
     assert int(done.read_text()) != os.getsid(0)  # its own session: a terminal's ^C misses it
 
