@@ -467,8 +467,12 @@ def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, floa
             servers.append(srv)
     setup = ""
     if kind == "disk":
-        setup = ("dev=''\nfor l in /dev/disk/by-id/*vbench-scratch; do [ -e \"$l\" ] && "
-                 "dev=$(readlink -f \"$l\") && break; done\n")
+        # udev may not have made the scratch disk's by-id link yet when the boot's jobs are done
+        # (seen with AHCI under TCG): wait for it, up to a minute.
+        setup = ("dev=''; i=0\nwhile [ -z \"$dev\" ] && [ $i -lt 120 ]; do\n"
+                 "  for l in /dev/disk/by-id/*vbench-scratch; do [ -e \"$l\" ] && "
+                 "dev=$(readlink -f \"$l\") && break; done\n"
+                 "  [ -n \"$dev\" ] || sleep 0.5; i=$((i+1))\ndone\n")
     if has_nic:
         prefix = net.prefixlen
         setup = (f"ip link set eth0 up\nip addr add {guest_ip}/{prefix} dev eth0\n"
