@@ -295,43 +295,38 @@ def check_fio_options(v: dict) -> dict:
     """fio options a user may add: only the allow-list of :mod:`vbench.workloads.fioopts`. Every
     option that is not allowed is named (in one line: the field's), not only the first."""
     fioopts.check_options(v, names_only=True)  # a mapping, and not too many to list
-    problems: list[str] = []
-    bad: list[str] = []
-    for key, value in v.items():
-        bad.append(key)
-        if key in RESERVED_OPTIONS:
-            hint = ("use the workload's runtime/ramp_time fields" if key in TIMING_OPTIONS
-                    else "vbench names the job, its file and its output")
-            problems.append(f"fio option {key!r} is set by vbench and cannot be set here ({hint})")
-            continue
-        try:
-            fioopts.canonical(key, value)
-        except fioopts.FioOptionError as exc:
-            problems.append(str(exc))
-        else:
-            bad.pop()
-    if problems:
-        raise ValueError(_options_problem(problems, bad))
+    bad = [(key, why) for key, value in v.items() if (why := _option_problem(key, value))]
+    if bad:
+        raise ValueError(_options_problem(bad))
     return v
 
 
-def _options_problem(problems: list[str], names: list[str], full: int = 2) -> str:
-    """One bounded line naming the options that are not allowed: the first ``full`` with their
-    reasons (each cut at 160 characters; the README's pointer once), the next five by name,
-    then how many more."""
+def _option_problem(key: str, value: object) -> str | None:
+    """Why the user may not set fio option ``key`` to ``value`` (None: allowed)."""
+    if key in RESERVED_OPTIONS:
+        hint = ("use the workload's runtime/ramp_time fields" if key in TIMING_OPTIONS
+                else "vbench names the job, its file and its output")
+        return f"fio option {key!r} is set by vbench and cannot be set here ({hint})"
+    try:
+        fioopts.canonical(key, value)
+    except fioopts.FioOptionError as exc:
+        return str(exc)
+    return None
+
+
+def _options_problem(bad: list[tuple[str, str]], full: int = 2) -> str:
+    """One bounded line naming the options that are not allowed (``(name, reason)`` pairs): the
+    first ``full`` with their reasons (each cut at 160 characters; the README's pointer once),
+    the next five by name, then how many more."""
     hint = fioopts.SUPPORTED_HINT
-    head = [_cut(p.removesuffix(hint), 160) for p in problems[:full]]
-    if any(p.endswith(hint) for p in problems):
+    head = [one_line(why.removesuffix(hint), 160) for _name, why in bad[:full]]
+    if any(why.endswith(hint) for _name, why in bad):
         head[-1] += hint
-    rest = [shown(n, 20) for n in names[full:]]
+    rest = [shown(name, 20) for name, _why in bad[full:]]
     if rest:
         more = ", ".join(rest[:5]) + (f" and {len(rest) - 5} more" if len(rest) > 5 else "")
         head.append(f"also not allowed: {more}")
     return "; ".join(head)
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class FioSpec(Strict):
