@@ -271,8 +271,11 @@ def _start_own_networks(state: LabState, progress) -> None:
     finally:
         conn.close()
     state.save()
-    if netns.ip_forwarding(NETNS):  # libvirt turns it on when it starts an open network
-        netns.ip_forwarding(NETNS, on=False)
+    # libvirt turns forwarding on when it starts an open network; the guests talk to the host,
+    # never through it. One write, read back: forwarding left on is an error, not a lab.
+    if netns.ip_forwarding(NETNS, on=False):
+        raise LabError(f"IPv4 forwarding in network namespace {NETNS} stays on after turning it "
+                       f"off; run 'vbench lab down' and 'vbench lab up' again")
 
 
 def _drop_firewalled(conn, net: LabNetwork, state: LabState, progress) -> None:
@@ -475,8 +478,7 @@ def status(connect: str | None = None) -> list[tuple[str, str]]:
     try:
         rows.append(("libvirt", f"{uri} (libvirt {libvirtd.libvirt_version(conn)})"))
         for net in NETWORKS:
-            xml = libvirtd.network_xml(conn, net.name) if libvirtd.network_active(conn, net.name) \
-                else None
+            xml = libvirtd.network_xml(conn, net.name)
             rows.append((f"network {net.name}",
                          f"active, {net.cidr} on {net.bridge}, {firewall_fact(forward_mode(xml))}"
                          if xml else "inactive"))

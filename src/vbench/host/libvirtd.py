@@ -83,10 +83,12 @@ def daemon_facts(uri: str) -> dict[str, str]:
 
 
 def network_xml(conn, name: str) -> str | None:
-    """The live XML of network ``name``; None when it is not defined or cannot be read."""
+    """The live XML of network ``name``; None when it is not defined, not active or cannot be
+    read (an inactive network puts nothing on any path: its XML says nothing of the lab)."""
     libvirt = _libvirt()
     try:
-        return conn.networkLookupByName(name).XMLDesc(0)
+        net = conn.networkLookupByName(name)
+        return net.XMLDesc(0) if net.isActive() else None
     except libvirt.libvirtError:
         return None
 
