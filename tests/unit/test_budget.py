@@ -102,3 +102,23 @@ def test_run_refuses_before_the_lab_is_touched(tmp_path, monkeypatch):
     p.write_text("name: s\ndevice: disk\nrepetitions: 1000\nvariants:\n  - {name: a, disk: {bus: virtio}}\n"
                  "workloads:\n  - {name: w, fio: {rw: randread, runtime: 3600, ramp_time: 600}}\n")
     assert main(["run", str(p), "--no-report"]) == 3
+
+
+@pytest.mark.parametrize("path, field", [
+    ("scenarios/disk.yaml", "disk.size_gib"),
+    ("scenarios/pmem.yaml", "pmem.size_mib"),      # two 1 GiB pmem files outweigh the overlays
+    ("scenarios/net.yaml", "variants"),            # only overlays: fewer variants, or more space
+])
+def test_too_little_space_names_the_field_that_asks_for_most(path, field):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / path).read_text()
+    msg = refusal(load_scenario_text(text), host=HostFigures(0.01, 64_000, 16))
+    assert msg.startswith(f"scenario {field}: "), msg
+
+
+def test_shared_folder_writes_name_the_workloads():
+    s = load_scenario_text("name: s\ndevice: fs\nvariants:\n  - {name: a, fs: {model: virtiofs}}\n"
+                           "  - {name: b, fs: {model: 9p}}\nworkloads:\n"
+                           "  - {name: w, fio: {rw: write, options: {size: 4g}}}\n")
+    assert budget.space_field(s) == "workloads"

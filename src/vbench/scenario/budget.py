@@ -149,28 +149,43 @@ def share_gib(scn: Scenario) -> float:
     return sum(most.values()) / GIB
 
 
-def host_files_gib(prof, share: float) -> float:
-    """The host files of one variant's devices: scratch disk, pmem backing file, share writes."""
-    total = 0.0
+def _host_files(prof, share: float) -> dict[str, float]:
+    """The host files of one variant's devices (scratch disk, pmem backing file, share writes),
+    in GiB by the scenario field that asks for them."""
+    parts = {"disk.size_gib": 0.0, "pmem.size_mib": 0.0, "workloads": 0.0}
     for dev, spec in prof.present():
         if dev.kind == "disk":
-            total += spec.size_gib
+            parts["disk.size_gib"] += spec.size_gib
         elif dev.kind == "pmem":
-            total += spec.size_mib / 1024
+            parts["pmem.size_mib"] += spec.size_mib / 1024
         elif dev.kind == "fs":
-            total += share
-    return total
+            parts["workloads"] += share  # what the workloads write in the shared folder
+    return parts
+
+
+def _scratch_parts(scn: Scenario) -> dict[str, float]:
+    """:func:`scratch_gib` by the scenario field that asks for it (overlays: ``variants``)."""
+    share = share_gib(scn)
+    parts = {"variants": OVERLAY_GIB * len(scn.variants)}
+    for v in scn.variants:
+        for name, gib in _host_files(scn.profile(v), share).items():
+            parts[name] = parts.get(name, 0.0) + gib
+    if scn.host_baseline:
+        disk = scn.profile(scn.variants[0]).disk
+        parts["disk.size_gib"] += disk.size_gib if disk is not None else 0.0
+    return parts
 
 
 def scratch_gib(scn: Scenario) -> float:
     """Host files of every variant up at once (scratch disks, pmem files, shared folder writes,
     overlays), plus the host baseline's scratch file."""
-    share = share_gib(scn)
-    total = sum(host_files_gib(scn.profile(v), share) + OVERLAY_GIB for v in scn.variants)
-    if scn.host_baseline:
-        disk = scn.profile(scn.variants[0]).disk
-        total += disk.size_gib if disk is not None else 0.0
-    return total
+    return sum(_scratch_parts(scn).values())
+
+
+def space_field(scn: Scenario) -> str:
+    """The scenario field that asks for most of :func:`scratch_gib`: what to make smaller."""
+    parts = _scratch_parts(scn)
+    return max(parts, key=lambda k: parts[k])
 
 
 def host_fio_buffers_mib(scn: Scenario) -> float:
@@ -226,7 +241,7 @@ def host_problems(scn: Scenario, host: HostFigures) -> list[str]:
                          f"available"))
     need = scratch_gib(scn)
     if need > host.free_disk_gib:
-        out.append(_line("disk.size_gib", f"{len(scn.variants)} guest(s) need {need:.1f} GiB of "
+        out.append(_line(space_field(scn), f"{len(scn.variants)} guest(s) need {need:.1f} GiB of "
                          f"scratch, pmem, shared-folder and overlay files; "
                          f"{host.where or 'the guests directory'} has {host.free_disk_gib:.1f} GiB free"))
     return out
