@@ -17,7 +17,10 @@ from vbench.scenario.schema import parse_profile
 
 def _guest(tmp_path: Path, monkeypatch) -> virt.Guest:
     monkeypatch.setenv("VBENCH_HOME", str(tmp_path / "home"))
-    g = virt.Guest(name="vbench-20261127-000000-t-0-virtio-blk", lab=None,
+    from vbench.host.hosts import LocalLab
+
+    lab = SimpleNamespace(host=LocalLab("qemu:///system", None))  # reads the console here
+    g = virt.Guest(name="vbench-20261127-000000-t-0-virtio-blk", lab=lab,
                    image=SimpleNamespace(kernel=tmp_path / "vmlinuz", initrd=tmp_path / "initrd"),
                    profile=parse_profile("disk=virtio"), spec=None, accel=None, client_key=None,
                    client_pub="", keep_console=tmp_path / "results" / "console.log")

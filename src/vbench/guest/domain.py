@@ -344,15 +344,15 @@ class Guest:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _keep_console_tail(self) -> None:
-        if self.keep_console is None or not self.files().console.exists():
+        """The console's last bytes into the run directory, read on the guest's host (nothing
+        written when there is nothing to read). Replaces (never follows) a symlink planted at the
+        destination; the run directory's raw_path already refused symlinked directories."""
+        if self.keep_console is None:
             return
-        with contextlib.suppress(OSError):
-            pass
-            # Replaces (never follows) a symlink planted at the destination; the run
-            # directory's raw_path already refused symlinked directories on the way.
-            with open(self.files().console, "rb") as fh:
-                fh.seek(max(0, os.fstat(fh.fileno()).st_size - CONSOLE_KEEP_BYTES))
-                files.atomic_write(self.keep_console, fh.read(CONSOLE_KEEP_BYTES))
+        tail = self.lab.host.read_tail(self.files().console, CONSOLE_KEEP_BYTES)
+        if tail:
+            with contextlib.suppress(OSError):
+                files.atomic_write(self.keep_console, tail)
 
     def reconnect(self) -> None:
         """A new SSH connection (after sshd died or the connection broke); GuestError if none."""
@@ -396,11 +396,6 @@ class RemoteGuest(Guest):
 
     def console_tail(self, lines: int = 15) -> str:
         return "\n".join(self._console_end(64 << 10).rstrip().splitlines()[-lines:])
-
-    def _keep_console_tail(self) -> None:
-        if self.keep_console is not None:
-            files.atomic_write(self.keep_console, self.lab.host.read_tail(
-                self.files().console, CONSOLE_KEEP_BYTES))
 
     def _remove_files(self) -> None:  # on the other host, never a local path of that name
         self.lab.host.remove_dir(self.dir)
