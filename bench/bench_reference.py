@@ -640,19 +640,67 @@ def median_change(raw: list[float] | None, vb: list[float] | None) -> float:
     return statistics.median(vb) / statistics.median(raw) - 1
 
 
+def spread(xs: list[float] | None) -> float:
+    """How far one side's rounds scatter: their sample standard deviation over their mean (NaN
+    with fewer than two rounds). The machine's own noise: a change much smaller than it cannot be
+    resolved in a few rounds, whatever vbench does."""
+    if not xs or len(xs) < 2 or statistics.fmean(xs) <= 0:
+        return math.nan
+    return statistics.stdev(xs) / statistics.fmean(xs)
+
+
+def rounds_needed(raw: list[float] | None, vb: list[float] | None, flag: float = FLAG) -> float:
+    """About how many rounds a side would let the 90 % interval of the change fit inside
+    +-``flag`` if the true change were zero, at the spread the rounds showed: the smallest n with
+    1.645 * sqrt((spread_raw^2 + spread_vbench^2) / n) < ``flag`` (normal approximation; NaN
+    with fewer than two rounds a side). What "within" costs on this machine."""
+    a, b = spread(raw), spread(vb)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return math.nan
+    return float(max(3, math.floor(1.645 ** 2 * (a * a + b * b) / flag ** 2) + 1))
+
+
+def pooled(raw: dict, vb: dict, metrics: dict) -> tuple[float, float, float, int, int]:
+    """vbench against raw over all rows at once: per round, the mean over rows of the log of
+    vbench / raw, oriented so that below zero is worse for vbench (a lower throughput or IOPS, a
+    longer round trip); then the mean over rounds and its 90 % t-interval, as a relative change.
+    One row's rounds scatter too much to resolve a few percent on a noisy host, but a tax that
+    vbench's machinery puts on every device shows in all rows: this is its estimate. Only rows
+    with the same number of rounds on both sides (rounds paired in time); returns (change, low,
+    high, rounds, rows), NaN without two rounds."""
+    from vbench.core.metrics import higher_is_better
+    from vbench.stats.inference import t_quantile
+
+    keys = [k for k in raw if vb.get(k) and len(vb[k]) == len(raw[k])]
+    n = min((len(raw[k]) for k in keys), default=0)
+    if n < 2:
+        return math.nan, math.nan, math.nan, n, len(keys)
+    per_round = []
+    for r in range(n):
+        logs = [(1 if higher_is_better(metrics[k]) else -1) * math.log(vb[k][r] / raw[k][r])
+                for k in keys]
+        per_round.append(statistics.fmean(logs))
+    m, sd = statistics.fmean(per_round), statistics.stdev(per_round)
+    half = t_quantile(0.95, n - 1) * sd / math.sqrt(n)
+    return math.expm1(m), math.expm1(m - half), math.expm1(m + half), n, len(keys)
+
+
 def table(raw: dict, vb: dict, metrics: dict) -> tuple[str, dict[str, int]]:
     """Per device and job: both sides' centres (geometric means of the rounds), their change,
-    the change of the two sides' medians (what issue 25's acceptance names), the 90 % interval of
-    vbench / raw and its verdict (:func:`row_verdict`); and how many rows got each verdict."""
+    the change of the two sides' medians (what issue 25's acceptance names), each side's spread
+    over the rounds (:func:`spread`, raw/vbench), the 90 % interval of vbench / raw and its
+    verdict (:func:`row_verdict`), the rounds "within" would need at that spread
+    (:func:`rounds_needed`); and how many rows got each verdict."""
     from vbench.core.metrics import metric_unit
 
     keys = list(dict.fromkeys([*raw, *vb]))
     rows = [f"{'device':<12} {'job':<20} {'vbench':>12} {'raw QEMU':>12} {'change':>8} "
-            f"{'medians':>8} {'90% interval':>17}  {'verdict':<12} n"]
+            f"{'medians':>8} {'spread r/v':>11} {'90% interval':>17}  {'verdict':<12} {'need':>5} n"]
     counts: dict[str, int] = {}
     fmt = (lambda x: "-" if not math.isfinite(x) else f"{x:,.0f}" if abs(x) >= 100
            else f"{x:.3g}")
     pct = (lambda x: f"{x:+.1%}" if math.isfinite(x) else "-")
+    sp = (lambda x: f"{x:.0%}" if math.isfinite(x) else "-")
     for k in keys:
         word, rs = row_verdict(raw.get(k, []), vb.get(k, []), metrics[k])
         counts[word] = counts.get(word, 0) + 1
@@ -661,7 +709,8 @@ def table(raw: dict, vb: dict, metrics: dict) -> tuple[str, dict[str, int]]:
         note = f", {set_aside} stalled round(s) set aside" if set_aside else ""
         rows.append(f"{k[0]:<12} {k[1]:<20} {fmt(rs.centre_new):>12} {fmt(rs.centre_base):>12} "
                     f"{pct(rs.change):>8} {pct(median_change(raw.get(k), vb.get(k))):>8} "
-                    f"{ci:>17}  {word:<12} "
+                    f"{sp(spread(raw.get(k))) + '/' + sp(spread(vb.get(k))):>11} "
+                    f"{ci:>17}  {word:<12} {fmt(rounds_needed(raw.get(k), vb.get(k))):>5} "
                     f"{len(vb.get(k, []))}/{len(raw.get(k, []))} "
                     f"{metrics[k]} ({metric_unit(metrics[k])}){note}")
     return "\n".join(rows), counts
@@ -776,10 +825,17 @@ def main() -> int:
           f"{args.sandbox}, raw NIC on {'the lab' if args.raw_net == 'lab' else 'the bench'}'s own bridge; "
           f"change = vbench / raw - 1; verdict (vbench's own rule, threshold "
           f"{FLAG:.0%}): the 90 % interval inside it (within), a significant change wholly beyond "
-          f"it (below, above), or neither (inconclusive; at least 3 rounds a side):\n{text_out}")
+          f"it (below, above), or neither (inconclusive; at least 3 rounds a side); spread = "
+          f"each side's standard deviation over its mean across rounds (raw/vbench); need = the "
+          f"rounds a side that would put the interval inside +-{FLAG:.0%} at that spread if "
+          f"there were no difference:\n{text_out}")
     if args.only:
         return 0
     print(", ".join(f"{n} {w}" for w, n in sorted(counts.items())))
+    change, low, high, n, rows = pooled(raw, vb, metrics)
+    if math.isfinite(change):
+        print(f"all {rows} rows pooled (below zero: worse through vbench): {change:+.1%}, 90 % "
+              f"interval {low:+.1%} .. {high:+.1%} over {n} rounds")
     return 0 if set(counts) == {"within"} else 1
 
 

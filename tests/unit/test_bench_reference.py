@@ -228,6 +228,8 @@ def test_the_table_judges_by_vbenchs_own_rule_and_says_within_only_inside_5_perc
     assert "-10.7%" in rows["e1000"] and "+2.2%" in rows["virtio-net"]
     # centres 2 % apart, but rounds spread +-20 %: nothing is known, and the table says so
     assert " inconclusive " in rows["virtio-net"]
+    # and why: each side's rounds scatter (stdev / mean) 15 % there, under 1 % for ide
+    assert " 15%/15% " in rows["virtio-net"] and " 0%/0% " in rows["ide"]
     assert counts == {"below": 1, "above": 1, "within": 1, "inconclusive": 1}
     # fewer than 3 rounds a side: no verdict beyond inconclusive, however close the numbers
     two = br.table({("ide", "rr"): [1.0, 1.0]}, {("ide", "rr"): [1.0, 1.0]}, {("ide", "rr"): "iops"})
@@ -235,6 +237,20 @@ def test_the_table_judges_by_vbenchs_own_rule_and_says_within_only_inside_5_perc
     # a row one side never measured is missing, never within
     gone = br.table({("ide", "rr"): [1.0, 1.0, 1.0]}, {}, {("ide", "rr"): "iops"})
     assert gone[1] == {"missing": 1}
+
+
+def test_spread_is_the_rounds_relative_standard_deviation():
+    assert br.spread([90.0, 100.0, 110.0]) == pytest.approx(0.1)
+    assert math.isnan(br.spread([5.0])) and math.isnan(br.spread(None))
+
+
+def test_rounds_needed_grows_with_the_square_of_the_spread():
+    calm = [100.0, 101.0, 99.0]            # spread 1 %: the 3 rounds a verdict needs anyway
+    noisy = [80.0, 100.0, 120.0]           # spread 20 %
+    assert br.rounds_needed(calm, calm) == 3
+    # 1.645^2 * (0.2^2 + 0.2^2) / 0.05^2 = 86.6 -> 87
+    assert br.rounds_needed(noisy, noisy) == 87
+    assert math.isnan(br.rounds_needed([1.0], noisy))
 
 
 def test_median_change_needs_both_sides():
@@ -285,3 +301,18 @@ def test_the_raw_guest_address_is_outside_the_labs_dhcp_range():
     net = ipaddress.IPv4Network(TEST.cidr)
     addr = net[br.RAW_GUEST_HOST]
     assert f"end='{net[-6]}'" in TEST.xml() and net[-6] < addr < net[-1] and addr != net[1]
+
+
+def test_pooled_reads_a_tax_every_row_pays_with_the_direction_of_each_metric():
+    # every row 10 % worse through vbench in every round: fewer IOPS, a longer round trip
+    raw = {("ide", "rr"): [1000.0, 800.0, 1200.0], ("e1000", "rtt-g2h"): [400.0, 500.0, 300.0]}
+    vb = {("ide", "rr"): [900.0, 720.0, 1080.0], ("e1000", "rtt-g2h"): [440.0, 550.0, 330.0]}
+    metrics = {("ide", "rr"): "iops", ("e1000", "rtt-g2h"): "rtt_p50"}
+    change, low, high, n, rows = br.pooled(raw, vb, metrics)
+    expected = math.expm1((math.log(0.9) - math.log(1.1)) / 2)
+    assert (n, rows) == (3, 2) and change == pytest.approx(expected)
+    assert low == pytest.approx(expected) and high == pytest.approx(expected)  # no scatter
+    # a row one side has fewer rounds of is left out (rounds are paired in time), never padded
+    vb[("sata", "rr")], raw[("sata", "rr")], metrics[("sata", "rr")] = [1.0], [1.0, 2.0], "iops"
+    assert br.pooled(raw, vb, metrics)[4] == 2
+    assert math.isnan(br.pooled({("ide", "rr"): [1.0]}, {("ide", "rr"): [1.0]}, metrics)[0])
