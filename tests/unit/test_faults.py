@@ -84,3 +84,36 @@ def test_boot_hangs_go_to_the_first_attempt_or_to_every_attempt(monkeypatch):
     from vbench.scenario.schema import GuestSpec
 
     assert GuestSpec.model_fields["boot_retries"].metadata[-1].le < faults.MAX_ATTEMPTS
+
+
+def test_destroy_from_outside_goes_through_the_uri_gate_and_never_raises(monkeypatch):
+    from vbench.core.errors import LabError
+    from vbench.host import libvirtd
+
+    calls: list = []
+
+    class Dom:
+        def destroy(self):
+            calls.append("destroy")
+
+    class Conn:
+        def lookupByName(self, name):
+            calls.append(("lookup", name))
+            return Dom()
+
+        def close(self):
+            calls.append("close")
+
+    def opened(uri):
+        calls.append(("open", uri))
+        return Conn()
+
+    monkeypatch.setattr(libvirtd, "open_connection", opened)
+    faults._destroy_from_outside("qemu:///system", "vbench-x")
+    assert calls == [("open", "qemu:///system"), ("lookup", "vbench-x"), "destroy", "close"]
+
+    def refused(uri):
+        raise LabError(f"{uri} is not allowed")
+
+    monkeypatch.setattr(libvirtd, "open_connection", refused)
+    faults._destroy_from_outside("qemu+ext:///x", "vbench-x")  # said nothing, raised nothing

@@ -6,14 +6,15 @@ so the integration tests can prove that a run survives them:
 - ``stop-workload``  SIGSTOP fio/iperf3 in the guest 2 s into the unit (a hung workload)
 - ``kill-sshd``      kill every sshd in the guest just before the unit
 - ``panic``          crash the guest kernel (sysrq c) 2 s into the unit
-- ``destroy``        destroy the domain from outside (``virsh destroy``) 2 s into the unit
+- ``destroy``        destroy the domain from outside (a libvirt connection of its own, as
+                     ``virsh destroy`` would) 2 s into the unit
 - ``no-lease``       boot the variant with its management link down (it never gets a lease)
 - ``boot-hang``      the variant's first boot attempt hangs in the initramfs (its kernel line
                      gets ``break=top``: the initramfs stops in its shell); the retry boots
 - ``boot-hang-always`` every boot attempt of the variant hangs that way
 
 REP is the 0-based repetition, or ``*`` for any. The faults go through a separate SSH
-connection or a separate virsh process, exactly as something outside vbench would do it.
+connection or a separate libvirt connection, exactly as something outside vbench would do it.
 
 They enter a run at one seam only, :func:`install` in ``runner.run_scenario``: guest options for
 the variants that boot broken, and the session's ``before_unit`` hook. No production module reads
@@ -23,8 +24,8 @@ for the next command of that unit (:class:`PrefixNextCommand`).
 
 from __future__ import annotations
 
+import contextlib
 import os
-import subprocess
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -126,14 +127,28 @@ def before_unit(guest, variant: str, rep: int) -> Any:
     elif wanted("panic", variant, rep):
         return PrefixNextCommand(guest, PANICKER)  # in the workload's own shell, like STOPPER
     elif wanted("destroy", variant, rep):
-        delayed = lambda: subprocess.run(["virsh", "-c", guest.lab.uri, "destroy", guest.name],  # noqa: E731
-                                         capture_output=True, timeout=30)
+        delayed = lambda: _destroy_from_outside(guest.lab.uri, guest.name)  # noqa: E731
     if delayed is None:
         return None
     t = threading.Timer(2.0, delayed)
     t.daemon = True
     t.start()
     return t
+
+
+def _destroy_from_outside(uri: str, name: str) -> None:
+    """Destroy domain ``name`` over a libvirt connection of its own (another client, as a user's
+    ``virsh destroy`` would be), opened through the same URI gate as every other connection. In a
+    timer thread: whatever fails (the guest already gone) is the run's to notice, never a
+    traceback of this thread."""
+    from vbench.host import libvirtd
+
+    with contextlib.suppress(Exception):
+        conn = libvirtd.open_connection(uri)
+        try:
+            conn.lookupByName(name).destroy()
+        finally:
+            conn.close()
 
 
 def install(variants: list[str], overrides: dict[str, dict]) -> Callable[..., Any] | None:
