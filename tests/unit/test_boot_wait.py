@@ -11,7 +11,7 @@ import pytest
 
 from vbench.host import bootlog
 from vbench.guest import domain as virt
-from vbench.core.errors import BootError
+from vbench.core.errors import BootError, GuestError
 from vbench.core.metrics import CommandResult
 from vbench.scenario.schema import GuestSpec, parse_profile
 
@@ -106,3 +106,16 @@ def test_without_the_dhcp_log_sshd_up_keeps_waiting(tmp_path, monkeypatch):
     g._silence = bootlog.DhcpSilence(grace_s=0.05, every_s=0.01)
     with pytest.raises(BootError, match="got no DHCP lease within"):  # only the deadline ends it
         g._wait_lease("52:54:00:00:00:01", time.monotonic() + 0.5, boot=True)
+
+
+def test_a_cancelled_boot_stops_waiting_with_an_error_that_is_not_retried(tmp_path, monkeypatch):
+    import threading
+
+    g = _guest(tmp_path, monkeypatch, KERNEL + USERSPACE, boot_timeout_s=60)
+    g.cancel = threading.Event()
+    g._boot_alive()                      # not cancelled: still waiting
+    g.cancel.set()
+    t0 = time.monotonic()
+    with pytest.raises(GuestError, match="boot cancelled, the run is stopping") as exc:
+        g._wait_lease("52:54:00:00:00:01", time.monotonic() + 30, boot=True)
+    assert time.monotonic() - t0 < 5 and not isinstance(exc.value, BootError)

@@ -122,3 +122,8 @@ def test_shared_folder_writes_name_the_workloads():
                            "  - {name: b, fs: {model: 9p}}\nworkloads:\n"
                            "  - {name: w, fio: {rw: write, options: {size: 4g}}}\n")
     assert budget.space_field(s) == "workloads"
+
+
+@pytest.mark.parametrize("cpus, width", [(None, 1), (0, 1), (1, 1), (2, 2), (3, 3), (64, 4)])
+def test_guests_boot_one_per_host_cpu_at_most_four(cpus, width):
+    assert budget.boot_width(cpus) == width

@@ -105,7 +105,7 @@ class MemGuest(FakeGuest):
 
 
 class Guests:
-    def boot(self, stack, v, index, rep, attempt=0):
+    def boot(self, stack, v, index, rep, attempt=0, cancel=None):
         g = MemGuest(f"g-{v.name}", scn.profile(v))
         stack.callback(g.close)
         return Booted(Target(v.name, g, {"kernel": "6.1"}), [], "")

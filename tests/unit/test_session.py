@@ -8,6 +8,8 @@ covered by tests/integration/test_run_disk.py and test_faults.py.
 from __future__ import annotations
 
 import csv
+import threading
+import time
 
 import pytest
 
@@ -19,6 +21,7 @@ from vbench.run.executors import Target
 from vbench.core.metrics import CommandResult, Sample
 from vbench.results.record import Environment
 from vbench.scenario.schema import load_scenario_text
+from vbench.run import session
 from vbench.run.session import Booted, RunSession, Unit, plan
 from vbench.guest.verify import DriverCheck
 
@@ -99,7 +102,7 @@ class FakeGuests:
         self.boots: list[tuple[str, int | None]] = []
         self.attempts: list[tuple[str, int]] = []
 
-    def boot(self, stack, v, index, rep, attempt=0):
+    def boot(self, stack, v, index, rep, attempt=0, cancel=None):
         self.attempts.append((v.name, attempt))
         if attempt < self.hang.get(v.name, 0):
             raise BootError(f"guest g-{v.name} hung while booting: kernel booted, userspace did "
@@ -281,7 +284,7 @@ def test_host_proofs_are_recorded_and_a_failed_one_skips_the_variant(tmp_path):
     from vbench.devices import HostProof
 
     class ProvingGuests(FakeGuests):
-        def boot(self, stack, v, index, rep, attempt=0):
+        def boot(self, stack, v, index, rep, attempt=0, cancel=None):
             if v.name == "B":
                 raise DeviceMismatch("guest g-B does not run the intended backend: vhost: true "
                                      "asked, but vhost is not in use on the host (none)")
@@ -471,3 +474,100 @@ def test_store_errors_stop_the_run(tmp_path, monkeypatch):
     with pytest.raises(StoreError):
         s.run()
     assert store.load_record(s.rd.path).status == "incomplete"
+
+
+# ---- boots side by side -----------------------------------------------------------------------
+
+class SlowGuests(FakeGuests):
+    """Each boot takes a while and counts how many boots run at the same time. ``waits``: variants
+    whose boot runs until the run cancels it (then GuestError, as a real guest's boot does)."""
+
+    def __init__(self, waits: tuple[str, ...] = (), **kw) -> None:
+        super().__init__(**kw)
+        self.waits = waits
+        self.lock = threading.Lock()
+        self.active = self.most = 0
+        self.cancelled: list[str] = []
+        self.started: list[str] = []
+
+    def boot(self, stack, v, index, rep, attempt=0, cancel=None):
+        with self.lock:
+            self.started.append(v.name)
+            self.active += 1
+            self.most = max(self.most, self.active)
+        try:
+            if v.name in self.waits:
+                assert cancel is not None
+                if not cancel.wait(10):
+                    raise AssertionError("the boot was never cancelled")
+                self.cancelled.append(v.name)
+                raise GuestError(f"guest g-{v.name}: boot cancelled, the run is stopping")
+            time.sleep(0.3)
+            return super().boot(stack, v, index, rep, attempt, cancel)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_guests_boot_side_by_side_up_to_the_width(tmp_path, width):
+    guests, ex = SlowGuests(), FakeExecutor()
+    s = make_session(tmp_path, scenario(reps=1), guests, ex)
+    s.boot_width = width
+    s.run()
+    assert guests.most == width   # three variants: never more at once, and as many as allowed
+    assert list(s.targets) == ["A", "B", "C"]   # the scenario's order, whatever came up first
+    assert ex.calls == [(u.variant, u.workload) for u in plan(scenario(reps=1), 1)]
+    assert all(g.log[0] == "suspend" and g.closed for g in guests.guests.values())
+    rec = store.load_record(s.rd.path)
+    assert rec.status == "complete" and {n: v.guest_name for n, v in rec.variants.items()} == {
+        "A": "g-A", "B": "g-B", "C": "g-C"}
+    assert (f"booting 3 guests, {width} at a time" in s.lines) == (width > 1)
+
+
+def test_a_variant_that_fails_while_others_boot_is_skipped_and_the_rest_measured(tmp_path):
+    guests, ex = SlowGuests(fail=("B",)), FakeExecutor()
+    s = make_session(tmp_path, scenario(reps=1), guests, ex)
+    s.boot_width = 3
+    s.run()
+    assert {v for v, _ in ex.calls} == {"A", "C"}
+    rec = store.load_record(s.rd.path)
+    assert [(f.variant, f.workload) for f in rec.failures].count(("B", "*")) == 1
+
+
+def test_a_refusal_while_another_boots_cancels_it_and_boots_no_more(tmp_path):
+    # A refuses the image (stops the run), B is still booting: B's boot is cancelled, C never
+    # starts, nothing is measured and every guest that came up is torn down.
+    guests, ex = SlowGuests(waits=("B",), unfit=("A",)), FakeExecutor()
+    s = make_session(tmp_path, scenario(reps=1), guests, ex)
+    s.boot_width = 2
+    with pytest.raises(ImageUnfit):
+        s.run()
+    assert guests.cancelled == ["B"] and sorted(guests.started) == ["A", "B"]
+    assert ex.calls == [] and all(g.closed for g in guests.guests.values())
+    assert store.load_record(s.rd.path).failures == []   # a cancelled boot is no failure of B
+
+
+def test_ctrl_c_while_guests_boot_cancels_the_boots_and_tears_down_what_came_up(
+        tmp_path, monkeypatch):
+    import concurrent.futures as cf
+
+    real_wait, calls = cf.wait, []
+
+    def wait(fs, timeout=None, return_when=cf.ALL_COMPLETED):
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.6)           # A has come up meanwhile, B is still booting
+            raise KeyboardInterrupt
+        return real_wait(fs, timeout, return_when)
+
+    monkeypatch.setattr(session.concurrent.futures, "wait", wait)
+    guests = SlowGuests(waits=("B",))
+    s = make_session(tmp_path, scenario(reps=1), guests, FakeExecutor())
+    s.boot_width = 2
+    with pytest.raises(KeyboardInterrupt):
+        s.run()
+    assert guests.cancelled == ["B"] and list(guests.guests) == ["A"]
+    assert guests.guests["A"].closed   # came up while the run stopped: torn down all the same
+    rec = store.load_record(s.rd.path)
+    assert rec.status == "incomplete" and rec.failures == []

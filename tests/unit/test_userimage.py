@@ -321,7 +321,7 @@ def test_own_image_kernel_without_needed_options_is_refused():
 
 
 class RefusingGuests(FakeGuests):
-    def boot(self, stack, v, index, rep, attempt=0):
+    def boot(self, stack, v, index, rep, attempt=0, cancel=None):
         self.boots.append((v.name, rep))
         raise userimage.refuse_missing("mine.qcow2", ["fio"], {"fio": ["w1"]})
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ class Guest:
     kernel: Path | None = None         # an A/B side's guest kernel/initrd instead of the image's
     initrd: Path | None = None
     host_key: str = ""                 # the pinned host key: the image's, or its seed's
+    cancel: threading.Event | None = None  # set: the run stopped, a boot still waiting gives up
     _watch: bootlog.BootWatch | None = field(default=None, init=False, repr=False)  # booting
     _silence: bootlog.DhcpSilence | None = field(default=None, init=False, repr=False)
 
@@ -202,7 +204,10 @@ class Guest:
         return getattr(self.lab, "dhcp_seen", lambda mac: None)(mac_for(self.name, "mgmt"))
 
     def _boot_alive(self) -> None:
-        """check_alive while booting, and a hung boot (bootlog.BootWatch): BootError."""
+        """check_alive while booting, and a hung boot (bootlog.BootWatch): BootError. Once
+        ``cancel`` is set (the run stopped while this guest booted): GuestError, not retried."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise GuestError(f"guest {self.name}: boot cancelled, the run is stopping")
         try:
             self.check_alive()
         except GuestError as exc:

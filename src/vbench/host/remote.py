@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
@@ -67,6 +68,8 @@ class RemoteImage:
 
 class RemoteHost:
     """One pinned SSH session to another host (see the module doc)."""
+
+    _sftp_lock = threading.Lock()   # a run's guests boot from threads of their own
 
     def __init__(self, target: Target, client, libvirt_uri: str) -> None:
         from vbench.host.ssh import Ssh
@@ -119,9 +122,10 @@ class RemoteHost:
 
     @property
     def sftp(self):
-        if self._sftp is None:
-            self._sftp = self._client.open_sftp()
-        return self._sftp
+        with self._sftp_lock:
+            if self._sftp is None:
+                self._sftp = self._client.open_sftp()
+            return self._sftp
 
     def jump(self, addr: str, port: int, timeout: float):
         """A channel to addr:port opened by the host (a guest on its libvirt network)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from vbench.core.policy import HOST_VARIANT
 from vbench.run.executors import Target, execute
 from vbench.workloads.base import stored_names
 from vbench.results.record import Environment, RunRecord, ScenarioInfo, Variant, WorkloadInfo
+from vbench.scenario import budget
 from vbench.scenario.schema import Scenario
 from vbench.scenario.schema import Variant as VariantSpec
 from vbench.run.session import Booted, RunSession, Say, Unit, fmt_time, headline_metric, now, plan
@@ -114,7 +116,7 @@ class LabGuests:
             self.key, self.pub = remote.new_client_key()  # a fresh client key for this run only
 
     def boot(self, stack: contextlib.ExitStack, v: VariantSpec, index: int,
-             rep: int | None, attempt: int = 0) -> Booted:
+             rep: int | None, attempt: int = 0, cancel: threading.Event | None = None) -> Booted:
         prof = self.scn.profile(v)
         suffix = "" if rep is None else f"-r{rep}"
         # A retry is a fresh guest: its own name (so its own MACs, no stale lease), its own overlay.
@@ -127,7 +129,8 @@ class LabGuests:
         lb = extra.pop("lab", self.lab)
         cls = guest_class(lb)
         g = cls(name, lb, self.image, prof, self.scn.guest, self.accel, self.key, self.pub,
-                  tags={"run": self.rd.run_id, "variant": v.name}, progress=self.say, **extra)
+                  tags={"run": self.rd.run_id, "variant": v.name}, progress=self.say,
+                  cancel=cancel, **extra)
         console = f"console{suffix}" + (f".retry{attempt}" if attempt else "") + ".log"
         g.keep_console = self.rd.raw_path(v.name, console)
         try:
@@ -262,5 +265,7 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
                                                        groups=groups, before_unit=fault_hook)
     else:
         session = RunSession(scn, rd, rec, guests, run_unit, say, reps, before_unit=fault_hook)
+    session.boot_width = budget.boot_width(rec.environment.cpus)
     session.run()
     return rd.path
+

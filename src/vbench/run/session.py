@@ -18,6 +18,11 @@ A boot that fails with :class:`~vbench.core.errors.BootError` (hung, died, no le
 again with a fresh guest up to ``guest.boot_retries`` times; each retry is recorded
 (``RunRecord.retries``) with the reason and how the next attempt went.
 
+The variants' guests boot side by side, ``boot_width`` at a time (one boot keeps about one host
+CPU busy; the runner sets it from the measuring host's CPUs): nothing is measured while any guest
+boots, each guest is paused as soon as it is verified, and a run interrupted while booting stops
+the boots still waiting (``cancel``) and tears down every guest that came up.
+
 What a guest object must offer the loop: ``name``, ``xml``, ``boot_seconds``, ``check_alive()``,
 ``is_paused()``, ``suspend()``, ``resume()``, ``reconnect()``, ``console_tail()`` and
 ``ssh.run(cmd, timeout)`` / ``ssh.is_alive()``.
@@ -25,7 +30,9 @@ What a guest object must offer the loop: ``name``, ``xml``, ``boot_seconds``, ``
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -33,6 +40,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from vbench.core.errors import GuestError, StoreError, UserError
 from vbench.run.executors import Target
+from vbench.run.sidebyside import side_by_side
 from vbench.core.metrics import Sample
 from vbench.results.record import DriverCheck, Failure, HostProof, RunRecord, Timing
 from vbench.core.errors import BootError
@@ -93,10 +101,12 @@ class Booted:
 
 class GuestFactory(Protocol):
     def boot(self, stack: contextlib.ExitStack, variant: Variant, index: int,
-             rep: int | None, attempt: int = 0) -> Booted:
+             rep: int | None, attempt: int = 0, cancel: threading.Event | None = None) -> Booted:
         """Boot ``variant``'s guest (torn down by ``stack``) and verify its drivers; UserError if
         it cannot come up (BootError: worth another attempt) or runs the wrong drivers.
-        ``attempt``: 0 for the first boot, n for the n-th retry (a fresh guest)."""
+        ``attempt``: 0 for the first boot, n for the n-th retry (a fresh guest). Once ``cancel``
+        is set, a boot still waiting for its guest stops with GuestError (called from a thread
+        of its own when guests boot side by side)."""
         ...
 
     def host(self, stack: contextlib.ExitStack) -> Target:
@@ -161,6 +171,8 @@ def now() -> str:
 class RunSession:
     """One run (new or resumed) from its first boot to its final record."""
 
+    boot_width = 1  # guests booted side by side (the runner sets it from the host's CPUs)
+
     def __init__(self, scn: Scenario, rd: RunDir, rec: RunRecord, guests: GuestFactory,
                  execute: Executor, say: Say, repetitions: int,
                  before_unit: BeforeUnit | None = None) -> None:
@@ -174,6 +186,7 @@ class RunSession:
         self.progress = Progress(say, scn, self.units)
         self._wmap = {w.name: w for w in scn.workloads}
         self._vindex = {v.name: (i, v) for i, v in enumerate(scn.variants)}
+        self._rec_lock = threading.RLock()  # boot threads record retries while others boot
 
     # ---- extension points ---------------------------------------------------------------------
 
@@ -208,71 +221,116 @@ class RunSession:
 
     def _boot_all(self, stack: contextlib.ExitStack) -> None:
         needed = {u.variant for u in self.units}
-        for i, v in enumerate(self.scn.variants):
-            if v.name not in needed or self.scn.fresh_boot:
-                continue
-            try:
-                self.targets[v.name] = self._boot(stack, v, i, None)
-            except UserError as exc:
-                if exc.stops_run:
-                    raise  # e.g. the guest image lacks a tool: no variant can be measured
-                self.dead[v.name] = str(exc)
-                self.record_failure(v.name, "*", None, exc)
-                self.say(f"variant {v.name} failed to come up: {exc}")
+        jobs = [(i, v) for i, v in enumerate(self.scn.variants)
+                if v.name in needed and not self.scn.fresh_boot]
+        width = max(1, min(self.boot_width, len(jobs)))
+        if width > 1:
+            self.say(f"booting {len(jobs)} guests, {width} at a time")
+        up = self._boot_side_by_side(stack, jobs, width)
+        for _, v in jobs:   # the targets in the scenario's order, whatever order they came up in
+            if v.name in up:
+                self.targets[v.name] = up[v.name]
         if HOST_VARIANT in needed:
             self.targets[HOST_VARIANT] = self.guests.host(stack)
 
+    def _boot_side_by_side(self, stack: contextlib.ExitStack, jobs: list[tuple[int, Variant]],
+                           width: int) -> dict[str, Target]:
+        """Boot ``jobs`` ``width`` at a time; each guest is recorded and paused as it comes up.
+        A variant that cannot come up is dead (its units are skipped); an error that stops the
+        run, or Ctrl-C, cancels the boots not yet done and raises once every boot thread ended.
+        Every guest that came up is torn down by ``stack``."""
+        up: dict[str, Target] = {}
+
+        def one(job: tuple[int, Variant], own: contextlib.ExitStack,
+                cancel: threading.Event) -> Booted:
+            return self._boot_retrying(own, job[1], job[0], None, cancel)
+
+        def came_up(job: tuple[int, Variant],
+                    fut: concurrent.futures.Future) -> BaseException | None:
+            return self._came_up(stack, fut, job[1], up)
+
+        side_by_side(stack, jobs, width, one, came_up)
+        return up
+
+    def _came_up(self, stack: contextlib.ExitStack, fut: concurrent.futures.Future, v: Variant,
+                 up: dict[str, Target]) -> BaseException | None:
+        """One finished boot: record and pause its guest, or mark the variant dead. Returns the
+        error that stops the run, if any."""
+        exc = fut.exception()
+        if exc is None:
+            booted, own = fut.result()
+            stack.enter_context(own)
+            try:
+                up[v.name] = self._booted(v, booted)
+                return None
+            except UserError as e:
+                exc = e
+        if not isinstance(exc, UserError) or exc.stops_run:
+            return exc   # e.g. the guest image lacks a tool: no variant can be measured
+        self.dead[v.name] = str(exc)
+        self.record_failure(v.name, "*", None, exc)
+        self.say(f"variant {v.name} failed to come up: {exc}")
+        return None
+
     def _boot(self, stack: contextlib.ExitStack, v: Variant, index: int, rep: int | None) -> Target:
-        booted = self._boot_retrying(stack, v, index, rep)
+        return self._booted(v, self._boot_retrying(stack, v, index, rep))
+
+    def _booted(self, v: Variant, booted: Booted) -> Target:
+        """Record what verification found on ``v``'s guest, then pause it until its units."""
         t, g = booted.target, booted.target.guest
         if g is None:
             raise GuestError(f"variant {v.name}: the guest factory returned no guest")
-        vm = self.rec.variants[v.name]
-        vm.domain_xml, vm.guest_kernel = g.xml, t.facts.get("kernel", "")
-        vm.guest_virt = str(t.facts.get("virt", ""))
-        vm.boot_seconds = round(g.boot_seconds or 0.0, 1)
-        vm.drivers = {c.device: DriverCheck(model=c.model, expected=c.expected, found=c.found,
-                                            ok=c.ok, detail=c.detail) for c in booted.checks}
-        vm.host_proofs = {p.name: HostProof(asked=p.asked, used=p.used, evidence=p.evidence,
-                                            ok=p.ok) for p in booted.proofs}
-        vm.fio_version, vm.guest_name = booted.fio_version, g.name
-        self.rd.write_record(self.rec)
+        with self._rec_lock:
+            vm = self.rec.variants[v.name]
+            vm.domain_xml, vm.guest_kernel = g.xml, t.facts.get("kernel", "")
+            vm.guest_virt = str(t.facts.get("virt", ""))
+            vm.boot_seconds = round(g.boot_seconds or 0.0, 1)
+            vm.drivers = {c.device: DriverCheck(model=c.model, expected=c.expected, found=c.found,
+                                                ok=c.ok, detail=c.detail) for c in booted.checks}
+            vm.host_proofs = {p.name: HostProof(asked=p.asked, used=p.used, evidence=p.evidence,
+                                                ok=p.ok) for p in booted.proofs}
+            vm.fio_version, vm.guest_name = booted.fio_version, g.name
+            self.rd.write_record(self.rec)
         self.say(f"{v.name}: " + ", ".join(f"{c.device}={c.found}" for c in booted.checks)
                  + "".join(f", {p.name}: {p.evidence}" for p in booted.proofs) + " (verified)")
         g.suspend()
         return t
 
     def _boot_retrying(self, stack: contextlib.ExitStack, v: Variant, index: int,
-                       rep: int | None) -> Booted:
+                       rep: int | None, cancel: threading.Event | None = None) -> Booted:
         """Boot ``v``; a boot that fails with BootError is tried again with a fresh guest, up to
         ``guest.boot_retries`` times. The last failure carries every attempt's reason."""
         retries = self.scn.guest.boot_retries
         earlier: list[Retry] = []
         for attempt in range(retries + 1):
             try:
-                booted = self.guests.boot(stack, v, index, rep, attempt)
+                booted = self.guests.boot(stack, v, index, rep, attempt, cancel)
             except BootError as exc:
-                if earlier:
-                    earlier[-1].outcome = f"failed as well: {exc}"
-                if attempt == retries:
+                if cancel is not None and cancel.is_set():
+                    raise   # the run stops: no retry
+                with self._rec_lock:
+                    if earlier:
+                        earlier[-1].outcome = f"failed as well: {exc}"
+                    if attempt == retries:
+                        self.rd.write_record(self.rec)
+                        if not earlier:
+                            raise
+                        why = "; ".join(f"attempt {r.attempt}: {r.error}" for r in earlier)
+                        raise BootError(f"{exc} (boot attempt {attempt + 1} of {retries + 1}; "
+                                        f"{why})", exc.console_tail, exc.stage) from None
+                    r = Retry(variant=v.name, repetition=rep, attempt=attempt + 1, error=str(exc),
+                              boot_stage=exc.stage, console_tail=exc.console_tail,
+                              console=getattr(exc, "console_file", ""))
+                    earlier.append(r)
+                    self.rec.retries.append(r)
                     self.rd.write_record(self.rec)
-                    if not earlier:
-                        raise
-                    why = "; ".join(f"attempt {r.attempt}: {r.error}" for r in earlier)
-                    raise BootError(f"{exc} (boot attempt {attempt + 1} of {retries + 1}; {why})",
-                                    exc.console_tail, exc.stage) from None
-                r = Retry(variant=v.name, repetition=rep, attempt=attempt + 1, error=str(exc),
-                          boot_stage=exc.stage, console_tail=exc.console_tail,
-                          console=getattr(exc, "console_file", ""))
-                earlier.append(r)
-                self.rec.retries.append(r)
-                self.rd.write_record(self.rec)
                 self.say(f"{v.name}: boot attempt {attempt + 1} failed ({exc}); retrying with a "
                          f"fresh guest")
                 continue
             if earlier:
-                earlier[-1].outcome = "booted"
-                self.rd.write_record(self.rec)
+                with self._rec_lock:
+                    earlier[-1].outcome = "booted"
+                    self.rd.write_record(self.rec)
             return booted
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -361,11 +419,12 @@ class RunSession:
 
     def record_failure(self, variant: str, workload: str, rep: int | None,
                        exc: BaseException) -> None:
-        self.rec.failures.append(Failure(variant=variant, workload=workload, repetition=rep,
-                                         error=str(exc), error_type=type(exc).__name__,
-                                         console_tail=getattr(exc, "console_tail", ""),
-                                         boot_stage=getattr(exc, "stage", "")))
-        self.rd.write_record(self.rec)
+        with self._rec_lock:
+            self.rec.failures.append(Failure(variant=variant, workload=workload, repetition=rep,
+                                             error=str(exc), error_type=type(exc).__name__,
+                                             console_tail=getattr(exc, "console_tail", ""),
+                                             boot_stage=getattr(exc, "stage", "")))
+            self.rd.write_record(self.rec)
 
     def sample_rows(self, unit: Unit, samples: list[Sample]) -> list[dict]:
         v, env = self.rec.variants[unit.variant], self.rec.environment

@@ -37,6 +37,7 @@ OVERLAY_GIB = 0.5              # a guest's qcow2 overlay and console log, genero
 # 169.9 s wall for 30 fio units of 3 s tool time (107.5 s measuring, ~3.6 s a unit) and 2 boots
 # with the lab and image checks (~62 s); test_plan keeps the estimate within 25 % of it.
 BOOT_ESTIMATE_S = 30.0         # one boot + driver check under TCG
+MAX_BOOT_WIDTH = 4             # guests a run boots side by side, at most
 BALLOON_MIN_FREE_MIB = 128     # what a guest keeps besides the memory it is asked to touch
 DEFAULT_MAX_HOURS = 24.0
 HOST_FIO_BUFFERS_MAX_MIB = 2048  # bs x iodepth x numjobs of the host baseline (4k x 32 x 4 = 0.5)
@@ -70,6 +71,13 @@ def host_figures() -> HostFigures:
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
     return HostFigures(free, avail, cpus, str(probe))
+
+
+def boot_width(host_cpus: int | None) -> int:
+    """How many guests a run boots side by side: one per CPU of the measuring host (a kernel and
+    systemd starting up keep about one busy; the guests already up sit paused), at most
+    :data:`MAX_BOOT_WIDTH`; unknown CPUs: one at a time."""
+    return max(1, min(host_cpus or 1, MAX_BOOT_WIDTH))
 
 
 def unit_seconds(scn: Scenario, index: int) -> float:
