@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from .conftest import vbench
@@ -46,16 +48,31 @@ def test_default_device_check_agrees_on_real_guests(no_leftovers):
     from vbench.guest.boot import guest_name
     from vbench.scenario.schema import GuestSpec, parse_profile
     from vbench.guest.domain import Guest
+    from vbench.core.sidebyside import side_by_side
 
     lb = lab.current()
     img = images.require("default")
     acc = lb.host.accelerator(img.kernel)
     pkey, pub = remote.new_client_key()
-    for i, text in enumerate(["rng=virtio,balloon=virtio", "rng=none,balloon=none"]):
+    seen: dict[str, tuple] = {}
+
+    def one(job, own, cancel):   # both guests boot side by side, as a run's do
+        i, text = job
         prof = parse_profile(text)
         with Guest(guest_name("verify", i, "default-check"), lb, img, prof, GuestSpec(), acc, pkey,
-                   pub, tags={"run": "verify-default-check", "variant": text}) as g:
-            checks, facts = verify.verify_guest_report(g, prof)
+                   pub, tags={"run": "verify-default-check", "variant": text}, cancel=cancel) as g:
+            return prof, *verify.verify_guest_report(g, prof)
+
+    def done(job, fut):
+        if fut.exception() is None:
+            seen[job[1]] = fut.result()[0]
+        return fut.exception()
+
+    texts = ["rng=virtio,balloon=virtio", "rng=none,balloon=none"]
+    with contextlib.ExitStack() as stack:
+        side_by_side(stack, list(enumerate(texts)), 2, one, done)
+    assert sorted(seen) == sorted(texts)
+    for text, (prof, checks, facts) in seen.items():
         assert all(c.ok for c in checks), checks
         assert "virtio-pci" in facts["bound_drivers"].split()
         for kind in ("rng", "balloon"):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import os
+import threading
 import time
+from typing import Any
 
 from vbench.host import images, lab
 from vbench.host.libvirtd import DOMAIN_PREFIX
@@ -11,6 +15,8 @@ from vbench.guest import verify
 from vbench.host import ssh as remote
 from vbench.scenario.schema import GuestSpec, parse_profile
 from vbench.guest.domain import Guest
+from vbench.core.sidebyside import side_by_side
+from vbench.scenario import budget
 
 
 def guest_name(kind: str, index: int, label: str) -> str:
@@ -20,21 +26,35 @@ def guest_name(kind: str, index: int, label: str) -> str:
 
 def verify_profiles(profile_texts: list[str], connect: str | None = None, accel: str | None = None,
                     progress=print, spec: GuestSpec | None = None) -> list[dict]:
-    """Boot one guest per profile (one after another), check its drivers, tear it down."""
+    """Boot one guest per profile (side by side, one per host CPU as a run does), check its
+    drivers, tear it down; the rows in the profiles' order."""
     profiles = [(t, parse_profile(t)) for t in profile_texts]  # validate all before booting any
     lb = lab.current(connect)
     img = images.require("default")
     acc = lb.host.accelerator(img.kernel, override=accel)
     pkey, pub = remote.new_client_key()
-    rows: list[dict] = []
-    for i, (text, prof) in enumerate(profiles):
+    found: dict[int, list[dict]] = {}
+
+    def one(job: tuple[int, str, Any], own: contextlib.ExitStack,
+            cancel: threading.Event) -> list[dict]:
+        i, text, prof = job
         g = Guest(guest_name("verify", i, text), lb, img, prof, spec or GuestSpec(), acc, pkey, pub,
-                  tags={"run": f"verify-{os.getpid()}", "variant": text}, progress=progress)
+                  tags={"run": f"verify-{os.getpid()}", "variant": text}, progress=progress,
+                  cancel=cancel)
         with g:
             checks, facts = verify.verify_guest_report(g, prof)
-            for c in checks:
-                rows.append({"profile": text, "device": c.device, "model": c.model,
-                             "expected": c.expected, "found": c.found, "ok": c.ok,
-                             "detail": c.detail, "boot_s": round(g.boot_seconds or 0, 1),
-                             "guest_kernel": facts.get("kernel", "")})
-    return rows
+        return [{"profile": text, "device": c.device, "model": c.model, "expected": c.expected,
+                 "found": c.found, "ok": c.ok, "detail": c.detail,
+                 "boot_s": round(g.boot_seconds or 0, 1), "guest_kernel": facts.get("kernel", "")}
+                for c in checks]
+
+    def done(job: tuple[int, str, Any], fut: concurrent.futures.Future) -> BaseException | None:
+        exc = fut.exception()
+        if exc is None:
+            found[job[0]] = fut.result()[0]
+        return exc
+
+    jobs = [(i, text, prof) for i, (text, prof) in enumerate(profiles)]
+    with contextlib.ExitStack() as stack:
+        side_by_side(stack, jobs, budget.boot_width(lb.host.facts().get("cpus")), one, done)
+    return [row for i in sorted(found) for row in found[i]]

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from vbench.core.errors import GuestError, StoreError, UserError
 from vbench.run.executors import Target
-from vbench.run.sidebyside import side_by_side
+from vbench.core.sidebyside import side_by_side
 from vbench.core.metrics import Sample
 from vbench.results.record import DriverCheck, Failure, HostProof, RunRecord, Timing
 from vbench.core.errors import BootError
