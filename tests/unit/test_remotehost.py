@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shlex
+import types
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -342,3 +343,44 @@ def test_remote_peer_runs_on_the_host_and_is_killed_by_its_pid():
     assert h.ssh.commands[-1] == "kill -TERM 4321"  # type: ignore[attr-defined]
     lab.host.run(["ping", "-c", "1", "10.254.1.9"], timeout=10)
     assert h.ssh.commands[-1] == "ping -c 1 10.254.1.9"  # type: ignore[attr-defined]
+
+
+def test_sftp_requests_of_threads_booting_side_by_side_take_turns():
+    # paramiko's SFTP client hands a reply to whichever thread reads it: two guests reading their
+    # consoles at once over one session once waited forever, each for the reply the other took.
+    import threading
+    import time
+
+    class OneAtATime:
+        def __init__(self) -> None:
+            self.inside = self.most = 0
+
+        def open(self, path, mode="r"):
+            sftp = self
+
+            class F(io.BytesIO):
+                def __enter__(self):
+                    sftp.inside += 1
+                    sftp.most = max(sftp.most, sftp.inside)
+                    time.sleep(0.05)
+                    return self
+
+                def __exit__(self, *exc):
+                    sftp.inside -= 1
+
+                def stat(self):
+                    return types.SimpleNamespace(st_size=5)
+
+            return F(b"tail!")
+
+    h = _host()
+    h._sftp = OneAtATime()  # type: ignore[assignment]
+    got: list[bytes] = []
+    threads = [threading.Thread(target=lambda: got.append(h.read_tail(
+        PurePosixPath("/var/lib/libvirt/vbench/guests/vbench-x/console.log"), 4)))
+        for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [b"ail!"] * 4 and h._sftp.most == 1  # type: ignore[attr-defined]

@@ -24,12 +24,13 @@ other device or probe is refused with one line before anything boots.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
 import threading
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from vbench.core import paths, procs
 from vbench.core.errors import GuestError, LabError, RemoteCommandError
@@ -69,7 +70,10 @@ class RemoteImage:
 class RemoteHost:
     """One pinned SSH session to another host (see the module doc)."""
 
-    _sftp_lock = threading.Lock()   # a run's guests boot from threads of their own
+    # One SFTP request at a time: paramiko's SFTP client answers a request only to the thread
+    # that reads the reply, so two threads asking at once (a run's guests boot side by side, each
+    # reading its console) can each wait forever for the reply the other thread took.
+    _sftp_lock = threading.RLock()
 
     def __init__(self, target: Target, client, libvirt_uri: str) -> None:
         from vbench.host.ssh import Ssh
@@ -120,12 +124,13 @@ class RemoteHost:
     def run(self, argv: list[str], timeout: float = 120.0, check: bool = True):
         return self.ssh.run_argv(argv, timeout=timeout, check=check)
 
-    @property
-    def sftp(self):
+    @contextlib.contextmanager
+    def sftp(self) -> Iterator[Any]:
+        """The session's SFTP client, to this thread alone while the block runs."""
         with self._sftp_lock:
             if self._sftp is None:
                 self._sftp = self._client.open_sftp()
-            return self._sftp
+            yield self._sftp
 
     def jump(self, addr: str, port: int, timeout: float):
         """A channel to addr:port opened by the host (a guest on its libvirt network)."""
@@ -139,7 +144,7 @@ class RemoteHost:
 
     def read_tail(self, path: PurePosixPath | Path, size: int) -> bytes:
         try:
-            with self.sftp.open(str(_inside_root(path)), "rb") as fh:
+            with self.sftp() as sftp, sftp.open(str(_inside_root(path)), "rb") as fh:
                 end = fh.stat().st_size or 0
                 fh.seek(max(0, end - size))
                 return fh.read(size)
@@ -165,8 +170,9 @@ class RemoteHost:
         total = sum(f.stat().st_size for f in files)
         say(f"uploading guest image to {self.target.host}:{d} ({total / 2**20:.0f} MiB, once)")
         for name, f in zip(IMAGE_FILES, files):
-            self.sftp.put(str(f), str(tmp / name), confirm=True)
-            self.sftp.chmod(str(tmp / name), 0o644)
+            with self.sftp() as sftp:
+                sftp.put(str(f), str(tmp / name), confirm=True)
+                sftp.chmod(str(tmp / name), 0o644)
         got = self.run(["sha256sum", "--", *(str(tmp / n) for n in IMAGE_FILES)], timeout=600)
         remote = [line.split()[0] for line in got.stdout.splitlines() if line.strip()]
         if remote != local:
@@ -270,7 +276,8 @@ class RemoteHost:
         from vbench.core import procs
 
         me = procs.ref(os.getpid(), "vbench")
-        with self.sftp.open(str(_inside_root(PurePosixPath(d) / "owner.json")), "w") as fh:
+        with self.sftp() as sftp, sftp.open(str(_inside_root(PurePosixPath(d) / "owner.json")),
+                                            "w") as fh:
             fh.write(json.dumps({"client": platform.node(), **(me.to_dict() if me else {})}))
 
     def remove_leftovers(self, live: set[str]) -> list[str]:
