@@ -2,9 +2,9 @@
 
 The caller's thread stays in charge: it starts a job only while nothing stops the run, handles
 each finished job in its own thread (``finish``: record it, pause its guest, or say the error that
-stops the run), and owns the teardown: every job that brought something up hands over the
-ExitStack that takes it down, and that stack joins the caller's, also when the run stops or is
-interrupted (Ctrl-C, SIGTERM) while jobs are still running. Stopping sets ``cancel``: a job still
+stops the run), and owns the teardown: the ExitStack each job filled joins the caller's as soon as
+the job ends, also when the run stops or is interrupted (Ctrl-C, SIGTERM) while jobs are still
+running. Stopping sets ``cancel``: a job still
 waiting (a guest's boot polls it) gives up, and the error is raised once every thread has ended.
 """
 
@@ -43,10 +43,10 @@ class _Jobs(Generic[J, R]):
 
 def side_by_side(stack: contextlib.ExitStack, jobs: list[J], width: int, start: Start,
                  finish: Finish) -> None:
-    """Run ``start(job, own_stack, cancel)`` for each job, ``width`` at a time; ``finish(job,
-    future)`` in this thread as each ends (the future's result is ``(value, own_stack)``: finish
-    must enter ``own_stack`` into ``stack`` when it keeps the value). The first error ``finish``
-    returns, or an exception here, cancels the rest and is raised when every thread has ended."""
+    """Run ``start(job, own_stack, cancel)`` for each job, ``width`` at a time; as each ends, its
+    ``own_stack`` joins ``stack`` and ``finish(job, future)`` runs in this thread (the future's
+    result is ``(value, own_stack)``). The first error ``finish`` returns, or an exception here,
+    cancels the rest and is raised when every thread has ended."""
     js: _Jobs = _Jobs(stack, start)
     waiting, stop = list(jobs), None
     with concurrent.futures.ThreadPoolExecutor(max(1, width), thread_name_prefix="boot") as pool:
@@ -58,12 +58,11 @@ def side_by_side(stack: contextlib.ExitStack, jobs: list[J], width: int, start: 
                 done, _ = concurrent.futures.wait(js.pending, timeout=0.5,
                                                   return_when=concurrent.futures.FIRST_COMPLETED)
                 for fut in done:   # dropped from pending once handled
+                    js.hand_over(fut)
                     if stop is None:
                         stop = finish(js.pending[fut], fut)
                         if stop is not None:
                             js.cancel.set()
-                    else:
-                        js.hand_over(fut)
                     del js.pending[fut]
         except BaseException as exc:   # Ctrl-C (SIGTERM arrives as one) while waiting
             js.cancel.set()
@@ -72,6 +71,6 @@ def side_by_side(stack: contextlib.ExitStack, jobs: list[J], width: int, start: 
                 fut.cancel()
             concurrent.futures.wait(js.pending)
             for fut in js.pending:
-                js.hand_over(fut)   # came up meanwhile: torn down all the same
+                js.hand_over(fut)   # came up meanwhile (or ended unhandled): torn down all the same
     if stop is not None:
         raise stop

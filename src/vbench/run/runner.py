@@ -268,4 +268,3 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
     session.boot_width = budget.boot_width(rec.environment.cpus)
     session.run()
     return rd.path
-

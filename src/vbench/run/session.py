@@ -238,7 +238,7 @@ class RunSession:
         """Boot ``jobs`` ``width`` at a time; each guest is recorded and paused as it comes up.
         A variant that cannot come up is dead (its units are skipped); an error that stops the
         run, or Ctrl-C, cancels the boots not yet done and raises once every boot thread ended.
-        Every guest that came up is torn down by ``stack``."""
+        Every guest that came up is torn down by ``stack`` (side_by_side hands it over)."""
         up: dict[str, Target] = {}
 
         def one(job: tuple[int, Variant], own: contextlib.ExitStack,
@@ -247,21 +247,19 @@ class RunSession:
 
         def came_up(job: tuple[int, Variant],
                     fut: concurrent.futures.Future) -> BaseException | None:
-            return self._came_up(stack, fut, job[1], up)
+            return self._came_up(fut, job[1], up)
 
         side_by_side(stack, jobs, width, one, came_up)
         return up
 
-    def _came_up(self, stack: contextlib.ExitStack, fut: concurrent.futures.Future, v: Variant,
+    def _came_up(self, fut: concurrent.futures.Future, v: Variant,
                  up: dict[str, Target]) -> BaseException | None:
         """One finished boot: record and pause its guest, or mark the variant dead. Returns the
         error that stops the run, if any."""
         exc = fut.exception()
         if exc is None:
-            booted, own = fut.result()
-            stack.enter_context(own)
             try:
-                up[v.name] = self._booted(v, booted)
+                up[v.name] = self._booted(v, fut.result()[0])
                 return None
             except UserError as e:
                 exc = e
