@@ -124,6 +124,9 @@ def test_shared_folder_writes_name_the_workloads():
     assert budget.space_field(s) == "workloads"
 
 
-@pytest.mark.parametrize("cpus, width", [(None, 1), (0, 1), (1, 1), (2, 2), (3, 3), (64, 4)])
+@pytest.mark.parametrize("cpus, width", [(None, 1), (0, 1), (-5, 1), (1, 1), (2, 2), (3, 3),
+                                         (64, 4), (10**12, 4)])
 def test_guests_boot_one_per_host_cpu_at_most_four(cpus, width):
+    # On resume the CPU count is read back from the run directory's run.json (untrusted): a
+    # negative or absurd figure still gives between one and four boot threads.
     assert budget.boot_width(cpus) == width
