@@ -28,11 +28,12 @@ from vbench.core import paths
 from vbench.core.errors import ImageError
 from vbench.core.files import atomic_write
 from vbench.host.bootlean import MODULE_NAME_RE, blacklist_file, initramfs_files
+from vbench.host import pvhboot
 from vbench.host.bootlog import MARK
 from vbench.core.untrusted import UntrustedInputError, load_yaml, read_text, shown
 
 # Bump when the customisation code below changes what ends up in the image.
-IMAGE_FORMAT = 5  # 5: boot markers on the serial console (vbench.host.bootlog)
+IMAGE_FORMAT = 6  # 5: boot markers on the serial console (vbench.host.bootlog); 6: vmlinux (pvhboot)
 ROOT_LABEL = "vbench-root"
 MANIFEST = "manifest.json"
 
@@ -41,7 +42,7 @@ RECIPE_NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 # Debian policy 5.6.1: package names; no paths (a local .deb runs its maintainer scripts as root),
 # no version pins, no apt patterns.
 DEB_PACKAGE_RE = r"^[a-z0-9][a-z0-9+.-]{1,62}$"
-UNIT_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9:_.@-]{0,90}\.(service|timer|socket|target|mount|path)$"
+UNIT_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9:_.@-]{0,90}\.(service|timer|socket|target|mount|automount|path)$"
 MMDEBSTRAP_VARIANTS = Literal["minbase", "essential", "apt", "required", "important", "standard"]
 
 
@@ -74,8 +75,15 @@ class Image:
         return self.dir / "base.qcow2"
 
     @property
+    def kernel_boot(self) -> str:
+        """How guests boot this image's kernel: "pvh" (the unpacked ELF, vbench.host.pvhboot) or
+        "bzimage" (the packed kernel and its decompressor)."""
+        return "pvh" if self.manifest.get("kernel_boot") == "pvh" else "bzimage"
+
+    @property
     def kernel(self) -> Path:
-        return self.dir / "vmlinuz"
+        """The kernel file guests boot (direct kernel boot) and the accelerator probe tries."""
+        return self.dir / ("vmlinux" if self.kernel_boot == "pvh" else "vmlinuz")
 
     @property
     def initrd(self) -> Path:
@@ -377,9 +385,10 @@ def _check_can_build(size_gib: int) -> None:
                          f"{need} GiB needed; free space or set VBENCH_HOME elsewhere")
 
 
-def _copy_boot_files(root: Path, work: Path) -> str:
-    """Copy the newest kernel of ``root``, its initrd, config and module lists into ``work``;
-    returns the kernel release."""
+def _copy_boot_files(root: Path, work: Path) -> tuple[str, str]:
+    """Copy the newest kernel of ``root``, its initrd, config and module lists into ``work``, and
+    unpack the kernel for PVH boot where it can be; returns the kernel release and how guests
+    boot it (Image.kernel_boot)."""
     kernels = sorted((root / "boot").glob("vmlinuz-*"))
     if not kernels:
         raise ImageError("the image has no kernel in /boot (is linux-image-amd64 in the recipe?)")
@@ -391,7 +400,7 @@ def _copy_boot_files(root: Path, work: Path) -> str:
     for listing in ("modules.builtin", "modules.order"):
         if (root / "lib/modules" / release / listing).exists():
             shutil.copy(root / "lib/modules" / release / listing, work / listing)
-    return release
+    return release, ("pvh" if pvhboot.unpack(work / "vmlinuz", work / "vmlinux") else "bzimage")
 
 
 def build(name: str = "debian12", force: bool = False, progress=print) -> tuple[Image, bool, float]:
@@ -415,7 +424,7 @@ def build(name: str = "debian12", force: bool = False, progress=print) -> tuple[
               recipe.suite, str(root)], progress, "mmdebstrap")
         _keypair_files(work / "ssh_host_ed25519_key", "vbench-guest-hostkey")
         _customize(root, recipe, work / "ssh_host_ed25519_key", progress)
-        release = _copy_boot_files(root, work)
+        release, kernel_boot = _copy_boot_files(root, work)
         pkgs = subprocess.run(["chroot", str(root), "dpkg-query", "-W", "-f", "${Package}=${Version}\n"],
                               capture_output=True, text=True).stdout.split()
         progress("writing ext4 file system and qcow2 base image ...")
@@ -432,6 +441,7 @@ def build(name: str = "debian12", force: bool = False, progress=print) -> tuple[
         os.chmod(work, 0o755)
         manifest = {"schema_version": 1, "recipe": recipe.model_dump(), "key": key,
                     "image_format": IMAGE_FORMAT, "kernel_release": release,
+                    "kernel_boot": kernel_boot,
                     "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "build_seconds": round(time.monotonic() - t0, 1), "packages": pkgs}
         atomic_write(work / MANIFEST, json.dumps(manifest, indent=2) + "\n")

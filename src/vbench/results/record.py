@@ -62,6 +62,10 @@ class Environment(_Record):
     accelerator_reason: str | None = None
     guest_image: str | None = None
     guest_image_key: str | None = None
+    # How the guest kernel was booted: "pvh" (vbench's image, its kernel unpacked on the host,
+    # vbench.host.pvhboot), "bzimage" (direct boot of the packed kernel), None (a user's image with
+    # its own bootloader, or a run from before this was recorded).
+    guest_kernel_boot: str | None = None
     vbench_version: str | None = None
     python: str | None = None
     # vbench run --nested: the levels below this host (vbench.run.nested.label_run): the outer host's

@@ -246,6 +246,7 @@ def run_scenario(scn: Scenario, text: str, scenario_file: str, results_root: Pat
         env.accelerator, env.accelerator_reason = acc.name, acc.reason
         env.guest_image = str(getattr(img, "source", None) or getattr(img, "path", img.dir))
         env.guest_image_key = img.manifest.get("key")
+        env.guest_kernel_boot = None if getattr(img, "own_boot", False) else img.kernel_boot
         env.vbench_version, env.python = __version__, platform.python_version()
         rd = RunDir.create(results_root, _new_run_id(scn))
         rec = _initial_record(rd.run_id, scn, scenario_file, text, env, reps)
