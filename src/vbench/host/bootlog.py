@@ -2,7 +2,7 @@
 
 vbench's image writes a marker line to the kernel log for each stage the host waits on
 (``vbench-boot: userspace``, ``vbench-boot: network eth0 10.254.0.12/24``, ``vbench-boot: sshd``:
-see ``vbench.host.images.BOOT_MARK``); the kernel line has no ``quiet``, so the kernel log and the
+see ``BOOT_MARK`` below); the kernel line has no ``quiet``, so the kernel log and the
 markers reach the serial console, a file vbench keeps. A user's own image has no markers: for it
 the usual lines of a Linux boot stand in (``systemd[1]:``, ``Welcome to``, ``cloud-init``).
 
@@ -227,3 +227,41 @@ def dhcp_requested_in(log: Path, mac: str) -> bool | None:
             return dhcp_requested(fh.read().decode(errors="replace"), mac)
     except OSError:
         return None
+
+
+# The image's side of the boot markers (vbench.host.images writes these into every image; this
+# module reads what they print): one line in the kernel log, and so on the
+# serial console, for each stage the host waits on, so that a guest that stops says where.
+BOOT_MARK = """#!/bin/sh
+# vbench: write the boot marker "vbench-boot: STAGE [detail]" to the kernel log (it reaches the
+# serial console, which the host keeps). "network" waits until an interface has an IPv4 address.
+stage="$1"; detail=""
+if [ "$stage" = network ]; then
+  i=0
+  while [ "$i" -lt 2400 ]; do
+    line=$(ip -4 -o addr show scope global 2>/dev/null | head -n 1)
+    if [ -n "$line" ]; then set -- $line; detail="$2 $4"; break; fi
+    i=$((i + 1)); sleep 0.25
+  done
+  [ -n "$detail" ] || exit 1
+fi
+echo "<5>@MARK@$stage $detail" > /dev/kmsg
+""".replace("@MARK@", MARK)  # one home for the marker: read below, written by this script
+
+BOOT_MARK_UNITS = {
+    # As early as systemd runs units: userspace (the real init, past the initramfs) has started.
+    "userspace": ("userspace started", "DefaultDependencies=no\nBefore=sysinit.target\n",
+                  "oneshot", "sysinit.target"),
+    # DHCP gave an address (waits for it in the background, without holding the boot up).
+    "network": ("network up", "After=systemd-networkd.service\n", "simple", "multi-user.target"),
+    # ssh.service is Type=notify: after it, sshd accepts connections.
+    "sshd": ("sshd accepting connections", "Requires=ssh.service\nAfter=ssh.service\n", "oneshot",
+             "multi-user.target"),
+}
+
+
+def boot_mark_unit(stage: str) -> str:
+    what, deps, kind, wanted_by = BOOT_MARK_UNITS[stage]
+    return (f"[Unit]\nDescription=vbench boot marker: {what}\n{deps}\n[Service]\nType={kind}\n"
+            f"ExecStart=/usr/local/sbin/vbench-boot-mark {stage}\n\n[Install]\n"
+            f"WantedBy={wanted_by}\n")

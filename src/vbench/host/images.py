@@ -29,7 +29,7 @@ from vbench.core.errors import ImageError
 from vbench.core.files import atomic_write
 from vbench.host.bootlean import MODULE_NAME_RE, blacklist_file, initramfs_files
 from vbench.host import pvhboot
-from vbench.host.bootlog import MARK
+from vbench.host.bootlog import BOOT_MARK, BOOT_MARK_UNITS, boot_mark_unit
 from vbench.core.untrusted import UntrustedInputError, load_yaml, read_text, shown
 
 # Bump when the customisation code below changes what ends up in the image.
@@ -289,43 +289,6 @@ mkdir -p /run/vbench
 echo $((e - s)) > /run/vbench/getrandom_ns
 cut -d' ' -f1 /proc/uptime > /run/vbench/getrandom_uptime
 """
-
-
-# Boot markers (vbench.host.bootlog reads them on the host): one line in the kernel log, and so on the
-# serial console, for each stage the host waits on, so that a guest that stops says where.
-BOOT_MARK = """#!/bin/sh
-# vbench: write the boot marker "vbench-boot: STAGE [detail]" to the kernel log (it reaches the
-# serial console, which the host keeps). "network" waits until an interface has an IPv4 address.
-stage="$1"; detail=""
-if [ "$stage" = network ]; then
-  i=0
-  while [ "$i" -lt 2400 ]; do
-    line=$(ip -4 -o addr show scope global 2>/dev/null | head -n 1)
-    if [ -n "$line" ]; then set -- $line; detail="$2 $4"; break; fi
-    i=$((i + 1)); sleep 0.25
-  done
-  [ -n "$detail" ] || exit 1
-fi
-echo "<5>@MARK@$stage $detail" > /dev/kmsg
-""".replace("@MARK@", MARK)  # one home for the marker: vbench.host.bootlog reads what this writes
-
-BOOT_MARK_UNITS = {
-    # As early as systemd runs units: userspace (the real init, past the initramfs) has started.
-    "userspace": ("userspace started", "DefaultDependencies=no\nBefore=sysinit.target\n",
-                  "oneshot", "sysinit.target"),
-    # DHCP gave an address (waits for it in the background, without holding the boot up).
-    "network": ("network up", "After=systemd-networkd.service\n", "simple", "multi-user.target"),
-    # ssh.service is Type=notify: after it, sshd accepts connections.
-    "sshd": ("sshd accepting connections", "Requires=ssh.service\nAfter=ssh.service\n", "oneshot",
-             "multi-user.target"),
-}
-
-
-def boot_mark_unit(stage: str) -> str:
-    what, deps, kind, wanted_by = BOOT_MARK_UNITS[stage]
-    return (f"[Unit]\nDescription=vbench boot marker: {what}\n{deps}\n[Service]\nType={kind}\n"
-            f"ExecStart=/usr/local/sbin/vbench-boot-mark {stage}\n\n[Install]\n"
-            f"WantedBy={wanted_by}\n")
 
 
 def _customize(root: Path, recipe: Recipe, host_key: Path, progress) -> None:
