@@ -22,7 +22,9 @@ boot and removed after it; the raw guest takes an address outside the lab's DHCP
 against raw in the two places splits "vbench's machinery" from "the lab's network".
 
 vbench side, per round: ``vbench run`` of a generated scenario with the same jobs (one variant per
-device), its samples read back from the run directory.
+device), its samples read back from the run directory. ``--vbench-guests alone``: one such run per
+device instead (a one-variant scenario: no sibling guest paused beside the measured one);
+``both``: the two set-ups in the same rounds, each against raw, and alone against siblings.
 
 Fail closed: a round without parseable output on either side is an error, never skipped. Ctrl-C
 (or SIGTERM) kills the bench's QEMU and iperf3 servers by pid, deletes its namespace and overlays.
@@ -612,6 +614,31 @@ def vbench_round(text: str, scn, work: Path, args) -> dict[tuple[str, str], floa
     return got
 
 
+def alone_round(kind: str, devices: list[str], work: Path, args) -> dict[tuple[str, str], float]:
+    """The vbench side with one `vbench run` per device (a one-variant scenario each): no other
+    guest of the run exists, paused or not, while a device is measured."""
+    from vbench.scenario.schema import load_scenario_text
+
+    got: dict[tuple[str, str], float] = {}
+    for d in devices:
+        text = scenario_text(kind, [d], args.runtime, args.disk_gib)
+        got.update(vbench_round(text, load_scenario_text(text), work, args))
+    return got
+
+
+# The vbench side's set-ups (--vbench-guests): "siblings", one run per device kind with all its
+# devices as variants (each measured guest has its siblings paused beside it, as in a user's
+# scenario); "alone", one run per device; "both", the two in the same rounds.
+VBENCH_SIDES = {"siblings": ("vbench",), "alone": ("alone",), "both": ("vbench", "alone")}
+
+
+def side_order(rnd: int, sides: list[str]) -> list[str]:
+    """The order of the sides in round ``rnd`` (0-based): rotated every round, so that no side
+    always goes first or follows the same other side."""
+    k = rnd % len(sides)
+    return sides[k:] + sides[:k]
+
+
 # ---- main ---------------------------------------------------------------------------------
 
 WORDS = {"unchanged": "within", "inconclusive": "inconclusive", "missing": "missing"}
@@ -735,6 +762,10 @@ def main() -> int:
                          "not vbench's machinery")
     ap.add_argument("--sandbox", choices=tuple(SANDBOX), default="off",
                     help="the raw side's QEMU seccomp filter: none, or libvirt's default one")
+    ap.add_argument("--vbench-guests", choices=tuple(VBENCH_SIDES), default="siblings",
+                    help="the vbench side: one run per device kind with its devices' guests side "
+                         "by side (siblings), one run per device (alone), or both in the same "
+                         "rounds (prints both against raw, and alone against siblings)")
     ap.add_argument("--boot-timeout", type=int, default=600)
     ap.add_argument("--tmpdir", default="/var/tmp",
                     help="overlays and scratch disks (not a tmpfs: cache=none needs O_DIRECT)")
@@ -767,6 +798,7 @@ def main() -> int:
     cu.dirs.append(work)
     raw: dict[tuple[str, str], list[float]] = {}
     vb: dict[tuple[str, str], list[float]] = {}
+    alone: dict[tuple[str, str], list[float]] = {}
     metrics: dict[tuple[str, str], str] = {}
     try:
         if any(k == "net" for k, _ in kinds) and args.only != "vbench":
@@ -792,10 +824,11 @@ def main() -> int:
                     for v in scn.variants:
                         for n in sample_names(w):
                             metrics[(v.name, n)] = metric
-                # Interleaved, and the order flips every round: neither side always goes first.
-                sides = ["raw", "vbench"] if rnd % 2 == 0 else ["vbench", "raw"]
+                # Interleaved, and the order turns every round: no side always goes first.
+                sides = side_order(rnd, ["raw", *VBENCH_SIDES[args.vbench_guests]])
                 for side in sides:
-                    if args.only and side != args.only:
+                    if args.only and side != args.only and not (args.only == "vbench"
+                                                                and side == "alone"):
                         continue
                     t0 = time.monotonic()
                     if side == "raw":
@@ -806,10 +839,11 @@ def main() -> int:
                             print(f"round {rnd + 1} raw {v.name}: " + ", ".join(
                                 f"{n} {x:,.4g}" for n, x in got.items()), flush=True)
                     else:
-                        got2 = vbench_round(text, scn, work, args)
+                        got2 = (vbench_round(text, scn, work, args) if side == "vbench"
+                                else alone_round(kind, ds, work, args))
                         for key, val in got2.items():
-                            vb.setdefault(key, []).append(val)
-                        print(f"round {rnd + 1} vbench {kind}: " + ", ".join(
+                            (vb if side == "vbench" else alone).setdefault(key, []).append(val)
+                        print(f"round {rnd + 1} {side} {kind}: " + ", ".join(
                             f"{k[0]} {k[1]} {x:,.4g}" for k, x in got2.items()), flush=True)
                     print(f"  ({side} {kind} took {time.monotonic() - t0:.0f} s)", flush=True)
     except BenchError as exc:
@@ -820,6 +854,26 @@ def main() -> int:
         return 130
     finally:
         cu.all()
+    return report(raw, vb, alone, metrics, args)
+
+
+def report(raw: dict, vb: dict, alone: dict, metrics: dict, args) -> int:
+    """Print the tables and pooled figures; 0 when every row of every vbench set-up is within."""
+    setups = [(name, got) for name, got in (("siblings", vb), ("alone", alone)) if got]
+    if args.only or len(setups) < 2:
+        return report_one(raw, vb or alone, metrics, args)
+    codes = []
+    for name, got in setups:
+        print(f"\n==== vbench side: {name} ====")
+        codes.append(report_one(raw, got, metrics, args))
+    change, low, high, n, rows = pooled(vb, alone, metrics)
+    if math.isfinite(change):
+        print(f"\nalone against siblings, {rows} rows pooled (below zero: worse alone): "
+              f"{change:+.1%}, 90 % interval {low:+.1%} .. {high:+.1%} over {n} rounds")
+    return max(codes)
+
+
+def report_one(raw: dict, vb: dict, metrics: dict, args) -> int:
     text_out, counts = table(raw, vb, metrics)
     print(f"\ngeometric means over {args.rounds} round(s), accelerator {args.accel}, sandbox "
           f"{args.sandbox}, raw NIC on {'the lab' if args.raw_net == 'lab' else 'the bench'}'s own bridge; "

@@ -316,3 +316,35 @@ def test_pooled_reads_a_tax_every_row_pays_with_the_direction_of_each_metric():
     vb[("sata", "rr")], raw[("sata", "rr")], metrics[("sata", "rr")] = [1.0], [1.0, 2.0], "iops"
     assert br.pooled(raw, vb, metrics)[4] == 2
     assert math.isnan(br.pooled({("ide", "rr"): [1.0]}, {("ide", "rr"): [1.0]}, metrics)[0])
+
+
+def test_every_side_leads_a_round_in_turn():
+    sides = ["raw", "vbench", "alone"]
+    orders = [br.side_order(r, sides) for r in range(3)]
+    assert [o[0] for o in orders] == sides and all(sorted(o) == sorted(sides) for o in orders)
+    assert br.side_order(1, ["raw", "vbench"]) == ["vbench", "raw"]
+
+
+def test_the_alone_side_runs_one_single_variant_scenario_per_device(monkeypatch, tmp_path):
+    runs = []
+
+    def fake_round(text, scn, work, args):
+        runs.append([v.name for v in scn.variants])
+        return {(scn.variants[0].name, "tcp-1-h2g"): float(len(runs))}
+
+    monkeypatch.setattr(br, "vbench_round", fake_round)
+    args = types.SimpleNamespace(runtime=8, disk_gib=1.0)
+    got = br.alone_round("net", ["virtio-net", "e1000", "rtl8139"], tmp_path, args)
+    assert runs == [["virtio-net"], ["e1000"], ["rtl8139"]]
+    assert got == {("virtio-net", "tcp-1-h2g"): 1.0, ("e1000", "tcp-1-h2g"): 2.0,
+                   ("rtl8139", "tcp-1-h2g"): 3.0}
+
+
+def test_both_set_ups_are_judged_against_raw_and_against_each_other(capsys):
+    key, metrics = ("e1000", "tcp-1-h2g"), {("e1000", "tcp-1-h2g"): "throughput"}
+    raw, sib, alone = {key: [100.0, 110.0, 90.0]}, {key: [90.0, 99.0, 81.0]}, {key: [100.0, 110.0, 90.0]}
+    args = types.SimpleNamespace(rounds=3, accel="tcg", sandbox="off", raw_net="own", only=None)
+    assert br.report(raw, sib, alone, metrics, args) == 1  # siblings: 10 % below raw
+    out = capsys.readouterr().out
+    assert "vbench side: siblings" in out and "vbench side: alone" in out
+    assert "alone against siblings, 1 rows pooled (below zero: worse alone): +11.1%" in out
