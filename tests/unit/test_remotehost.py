@@ -384,3 +384,76 @@ def test_sftp_requests_of_threads_booting_side_by_side_take_turns():
     for t in threads:
         t.join()
     assert got == [b"ail!"] * 4 and h._sftp.most == 1  # type: ignore[attr-defined]
+
+
+def test_an_sftp_request_the_other_host_never_answers_times_out_and_a_new_client_follows():
+    # A boot thread reading its console through a host that stopped answering used to wait
+    # forever (Ctrl-C's cancel never reached it); now the read gives up and the client is dropped.
+    import socket
+
+    class Channel:
+        timeout = None
+
+        def settimeout(self, t):
+            self.timeout = t
+
+    class Hung:
+        closed = False
+
+        def __init__(self) -> None:
+            self.channel = Channel()
+
+        def get_channel(self):
+            return self.channel
+
+        def open(self, path, mode="r"):
+            raise socket.timeout("timed out")
+
+        def close(self):
+            self.closed = True
+
+    opened: list[Hung] = []
+
+    def open_sftp():
+        opened.append(Hung())
+        return opened[-1]
+
+    h = _host()
+    h._sftp, h._client = None, types.SimpleNamespace(open_sftp=open_sftp)  # type: ignore[assignment]
+    path = PurePosixPath("/var/lib/libvirt/vbench/guests/vbench-x/console.log")
+    assert h.read_tail(path, 4) == b""
+    assert opened[0].channel.timeout == rh.SFTP_TIMEOUT_S and opened[0].closed and h._sftp is None
+    assert h.read_tail(path, 4) == b"" and len(opened) == 2  # a fresh client for the next request
+    with pytest.raises(TimeoutError), h.sftp() as sftp:
+        sftp.open(str(path))
+
+
+def test_an_upload_or_claim_the_other_host_stops_answering_is_one_line_and_keeps_nothing(tmp_path):
+    import socket
+
+    class Stalls(FakeSftp):
+        def put(self, *a, **k):
+            raise socket.timeout("timed out")
+
+        def open(self, path, mode="r"):
+            raise socket.timeout("timed out")
+
+        def close(self):
+            pass
+
+    h = _host()
+    h._sftp = Stalls()  # type: ignore[assignment]
+    files = {}
+    for n in ("base", "kernel", "initrd"):
+        files[n] = tmp_path / n
+        files[n].write_bytes(n.encode())
+    img = types.SimpleNamespace(**files)
+    h.run = lambda argv, timeout=60.0, check=True: types.SimpleNamespace(ok=False, stdout="")  # type: ignore[method-assign]
+    removed: list[str] = []
+    h.remove_dir = lambda p: removed.append(str(p))  # type: ignore[method-assign]
+    with pytest.raises(LabError, match=r"uploading the guest image to hv1 failed \(TimeoutError"):
+        h.upload_image(img, say=lambda m: None)
+    assert removed[-1].endswith(".part")  # the half-uploaded directory, and nothing else
+    h._sftp = Stalls()  # type: ignore[assignment]
+    with pytest.raises(LabError, match="owner.json on hv1"):
+        h.claim(remoteuri.REMOTE_ROOT / "guests" / "vbench-x")

@@ -67,6 +67,11 @@ class RemoteImage:
         return str(self.remote_dir)
 
 
+# One SFTP request (a console tail, one block of the image upload, owner.json): a host that stops
+# answering for this long is treated as gone for that request (vbench.host.remote.RemoteHost.sftp).
+SFTP_TIMEOUT_S = 60.0
+
+
 class RemoteHost:
     """One pinned SSH session to another host (see the module doc)."""
 
@@ -126,11 +131,22 @@ class RemoteHost:
 
     @contextlib.contextmanager
     def sftp(self) -> Iterator[Any]:
-        """The session's SFTP client, to this thread alone while the block runs."""
+        """The session's SFTP client, to this thread alone while the block runs. A request the
+        other host leaves unanswered for SFTP_TIMEOUT_S raises TimeoutError (an OSError) instead
+        of holding the thread (and the lock) forever, and the client is dropped: a reply that
+        comes later cannot be taken for the answer to a later request; the next block opens a
+        new one."""
         with self._sftp_lock:
             if self._sftp is None:
                 self._sftp = self._client.open_sftp()
-            yield self._sftp
+                self._sftp.get_channel().settimeout(SFTP_TIMEOUT_S)
+            try:
+                yield self._sftp
+            except TimeoutError:  # socket.timeout is TimeoutError
+                sftp, self._sftp = self._sftp, None
+                with contextlib.suppress(Exception):
+                    sftp.close()
+                raise
 
     def jump(self, addr: str, port: int, timeout: float):
         """A channel to addr:port opened by the host (a guest on its libvirt network)."""
@@ -170,9 +186,14 @@ class RemoteHost:
         total = sum(f.stat().st_size for f in files)
         say(f"uploading guest image to {self.target.host}:{d} ({total / 2**20:.0f} MiB, once)")
         for name, f in zip(IMAGE_FILES, files):
-            with self.sftp() as sftp:
-                sftp.put(str(f), str(tmp / name), confirm=True)
-                sftp.chmod(str(tmp / name), 0o644)
+            try:
+                with self.sftp() as sftp:
+                    sftp.put(str(f), str(tmp / name), confirm=True)
+                    sftp.chmod(str(tmp / name), 0o644)
+            except (OSError, EOFError) as exc:
+                self.remove_dir(tmp)
+                raise LabError(f"uploading the guest image to {self.target.host} failed "
+                               f"({type(exc).__name__}: {str(exc)[:120]}); nothing was kept") from None
         got = self.run(["sha256sum", "--", *(str(tmp / n) for n in IMAGE_FILES)], timeout=600)
         remote = [line.split()[0] for line in got.stdout.splitlines() if line.strip()]
         if remote != local:
@@ -276,9 +297,13 @@ class RemoteHost:
         from vbench.core import procs
 
         me = procs.ref(os.getpid(), "vbench")
-        with self.sftp() as sftp, sftp.open(str(_inside_root(PurePosixPath(d) / "owner.json")),
-                                            "w") as fh:
-            fh.write(json.dumps({"client": platform.node(), **(me.to_dict() if me else {})}))
+        try:
+            with self.sftp() as sftp, sftp.open(str(_inside_root(PurePosixPath(d) / "owner.json")),
+                                                "w") as fh:
+                fh.write(json.dumps({"client": platform.node(), **(me.to_dict() if me else {})}))
+        except (OSError, EOFError) as exc:
+            raise LabError(f"cannot write {d}/owner.json on {self.target.host} "
+                           f"({type(exc).__name__}: {str(exc)[:120]})") from None
 
     def remove_leftovers(self, live: set[str]) -> list[str]:
         """Remove guest/baseline directories vbench left on the host: only those no domain uses
