@@ -26,12 +26,30 @@ def _cli(tmp_path, *args, cwd=None):
                           env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_estimate_within_a_quarter_of_a_measured_run():
-    rec = json.loads((RUN / "run.json").read_text())
+@pytest.mark.parametrize("record, cpus", [
+    (RUN / "run.json", 1),  # 2026-11-26: its two guests booted one after the other
+    (ROOT / "tests/data/estimate/tiny-20261206.json", 2),  # side by side on 2 CPUs
+])
+def test_estimate_within_a_quarter_of_a_measured_run(record, cpus):
+    rec = json.loads(record.read_text())
     scn = load_scenario_text(rec["scenario"]["text"])
-    est = budget.estimate_seconds(scn, rec["repetitions"])
+    est = budget.estimate_seconds(scn, rec["repetitions"], cpus)
     wall = rec["timing"][0]["wall_s"]
     assert abs(est - wall) / wall < 0.25, (est, wall)
+
+
+@pytest.mark.parametrize("cpus, fresh, waves", [(None, False, 5), (1, False, 5), (2, False, 3),
+                                                (4, False, 2), (64, False, 2), (4, True, 15)])
+def test_boots_side_by_side_count_once_per_wave(cpus, fresh, waves):
+    text = ("name: w\ndevice: disk\nrepetitions: 3\n" + ("fresh_boot: true\n" if fresh else "")
+            + "variants:\n" + "".join(f"  - {{name: v{i}, disk: {{bus: virtio}}}}\n" for i in range(5))
+            + "workloads: [{name: r, fio: {rw: randread}}]\n")
+    scn = load_scenario_text(text)
+    assert budget.boot_waves(scn, 3, cpus) == waves
+    base = budget.estimate_seconds(scn, 3, cpus) - waves * budget.BOOT_ESTIMATE_S
+    assert base == pytest.approx(budget.estimate_seconds(scn, 3, 1) - budget.boot_waves(scn, 3, 1)
+                                 * budget.BOOT_ESTIMATE_S)
+    assert f"in {waves} wave(s)" in estimate_line(scn, 3, cpus) or waves == (15 if fresh else 5)
 
 
 def test_plan_of_a_shipped_scenario_by_name(tmp_path):
@@ -41,7 +59,7 @@ def test_plan_of_a_shipped_scenario_by_name(tmp_path):
     out = cp.stdout
     assert "what boots" in out and "virtio-blk" in out and "disk*" in out
     assert "units in measuring order (12):" in out
-    assert estimate_line(scn, 2) in out
+    assert estimate_line(scn, 2, budget.host_figures().cpus) in out
     assert "this host would run it" in out
 
 
@@ -80,4 +98,4 @@ def test_run_prints_the_estimate_first(tmp_path, monkeypatch, capsys, name):
     assert main(["run", name, "--results", str(tmp_path / "r")]) == 4
     out = capsys.readouterr().out.splitlines()
     scn = load_scenario(ROOT / f"scenarios/{name}.yaml")
-    assert out[0] == estimate_line(scn, scn.max_repetitions)
+    assert out[0] == estimate_line(scn, scn.max_repetitions, budget.host_figures().cpus)

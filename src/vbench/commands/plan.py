@@ -26,18 +26,28 @@ def workload_text(w: Any) -> str:
     return f"{w.tool} {_spec_text(getattr(w, w.tool))}"
 
 
-def estimate_line(scn: Any, repetitions: int) -> str:
-    """The estimate `plan` shows and `run` prints first (budget.estimate_seconds: the one home)."""
+def estimate_line(scn: Any, repetitions: int, host_cpus: int | None = None) -> str:
+    """The estimate `plan` shows and `run` prints first (budget.estimate_seconds: the one home).
+    ``host_cpus``: the measuring host's CPUs (how many guests boot side by side); None: unknown."""
     from vbench.scenario import budget
     from vbench.run.session import fmt_time
 
     variants = len(scn.variants) + (1 if scn.host_baseline else 0)
     units = variants * len(scn.workloads) * repetitions
     boots = len(scn.variants) * (repetitions if scn.fresh_boot else 1)
+    waves = budget.boot_waves(scn, repetitions, host_cpus)
+    side = f", {boots} boot(s) in {waves} wave(s)" if waves != boots else f", {boots} boot(s)"
     adaptive = (f"; adaptive: up to {scn.max_repetitions} repetitions (at least "
                 f"{scn.min_repetitions})" if scn.target_ci is not None else "")
-    return (f"estimate: about {fmt_time(budget.estimate_seconds(scn, repetitions))} for {units} "
-            f"units and {boots} boot(s) at {budget.BOOT_ESTIMATE_S:.0f} s each under TCG{adaptive}")
+    return (f"estimate: about {fmt_time(budget.estimate_seconds(scn, repetitions, host_cpus))} "
+            f"for {units} units{side} of about {budget.BOOT_ESTIMATE_S:.0f} s under TCG{adaptive}")
+
+
+def local_cpus(args: argparse.Namespace) -> int | None:
+    """This host's CPUs when it is the one that measures (no ``--connect`` elsewhere)."""
+    from vbench.scenario import budget
+
+    return None if getattr(args, "connect", None) else budget.host_figures().cpus
 
 
 def cmd_plan(args: argparse.Namespace) -> ExitStatus:
@@ -81,7 +91,7 @@ def cmd_plan(args: argparse.Namespace) -> ExitStatus:
                for n, u in enumerate(units)],
               ("#", "rep", "variant", "workload", "tool and settings", "est")))
     say("")
-    say(estimate_line(scn, reps))
+    say(estimate_line(scn, reps, local_cpus(args)))
     host = budget.host_figures()
     say(f"this host: {host.cpus} CPU(s), {host.mem_available_mib:.0f} MiB available, "
         f"{host.free_disk_gib:.1f} GiB free in {host.where}")

@@ -90,9 +90,9 @@ def cmd_run(args: argparse.Namespace) -> ExitStatus:
 
     scn, text, scenario_file, results_root, resume = _scenario_of(args)
     if resume is None:
-        from vbench.commands.plan import estimate_line
+        from vbench.commands.plan import estimate_line, local_cpus
 
-        say(estimate_line(scn, args.repetitions or scn.max_repetitions))
+        say(estimate_line(scn, args.repetitions or scn.max_repetitions, local_cpus(args)))
     require_lab("vbench run")
     t0 = time.monotonic()
     if getattr(args, "nested", False):
