@@ -244,3 +244,37 @@ def test_dhcp_silence_reads_the_console_at_most_every_period():
         clock.t = i * 0.5
         w.check(console, lambda: False)
     assert reads == [0.0, 2.0, 4.0]
+
+
+LOCKUP = ("[  204.112233] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [systemd-udevd:171]\n"
+          "[  204.112240] Modules linked in: e1000 ahci libahci\n"
+          "[  228.698785]  asm_sysvec_apic_timer_interrupt+0x16/0x20\n")
+
+
+@pytest.mark.parametrize("headline", [
+    "watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [systemd-udevd:171]",
+    "rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+    "rcu: INFO: rcu_preempt self-detected stall on CPU",
+    "INFO: task systemd-udevd:171 blocked for more than 120 seconds.",
+    "BUG: kernel NULL pointer dereference, address: 0000000000000008",
+    "WARNING: CPU: 0 PID: 1 at drivers/ata/libata-core.c:1234 ata_qc_issue+0x1/0x2",
+    "general protection fault, probably for non-canonical address 0xdead: 0000 [#1] SMP NOPTI",
+])
+def test_a_kernel_warning_is_named_above_its_backtrace(headline):
+    text = KERNEL + INITRAMFS + SYSTEMD + f"[  204.1] {headline}\n[  228.6]  ? do_syscall_64+0x69/0xb0\n"
+    d = bootlog.explain(text, dhcp_seen=False)
+    assert d.stage == "userspace"
+    assert d.reason == (f"userspace up, no DHCP request seen; the kernel reported: "
+                        f"'[  204.1] {headline}'; last console line: '[  228.6]  ? "
+                        f"do_syscall_64+0x69/0xb0'")
+
+
+def test_the_first_warning_is_the_one_named_and_a_clean_boot_names_none():
+    d = bootlog.explain(KERNEL + INITRAMFS + SYSTEMD + LOCKUP + "[  250.0] BUG: later\n")
+    assert "the kernel reported: '[  204.112233] watchdog: BUG: soft lockup - CPU#1 stuck" in d.reason
+    assert "later'" in d.reason and d.reason.count("BUG:") == 2  # the later one only as last line
+    for f in sorted(DATA.glob("*.log")):
+        assert bootlog.read(f.read_text(errors="replace")).kernel_warning == "", f.name
+    # the lines of a normal boot that look alike are not warnings
+    assert bootlog.read("[    0.5] NMI watchdog: Perf NMI watchdog permanently disabled\n"
+                        "[    0.6] rcu: Hierarchical SRCU implementation.\n").kernel_warning == ""

@@ -15,19 +15,23 @@ from vbench.guest import verify
 from vbench.host import ssh as remote
 from vbench.scenario.schema import GuestSpec, parse_profile
 from vbench.guest.domain import Guest
+from vbench.core.errors import BootError
 from vbench.core.sidebyside import side_by_side
 from vbench.scenario import budget
 
 
-def guest_name(kind: str, index: int, label: str) -> str:
+def guest_name(kind: str, index: int, label: str, attempt: int = 0) -> str:
+    """A retry is a fresh guest with a name of its own (its own MACs, no stale lease)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)[:24]
-    return f"{DOMAIN_PREFIX}{kind}-{os.getpid()}-{int(time.time()) % 100000}-{index}-{safe}"
+    again = f"a{attempt}-" if attempt else ""
+    return f"{DOMAIN_PREFIX}{kind}-{os.getpid()}-{int(time.time()) % 100000}-{index}-{again}{safe}"
 
 
 def verify_profiles(profile_texts: list[str], connect: str | None = None, accel: str | None = None,
                     progress=print, spec: GuestSpec | None = None) -> list[dict]:
     """Boot one guest per profile (side by side, one per host CPU as a run does), check its
-    drivers, tear it down; the rows in the profiles' order."""
+    drivers, tear it down; the rows in the profiles' order. A boot that fails (BootError) is
+    tried again with a fresh guest up to ``guest.boot_retries`` times, as in a run."""
     profiles = [(t, parse_profile(t)) for t in profile_texts]  # validate all before booting any
     lb = lab.current(connect)
     img = images.require("default")
@@ -35,10 +39,10 @@ def verify_profiles(profile_texts: list[str], connect: str | None = None, accel:
     pkey, pub = remote.new_client_key()
     found: dict[int, list[dict]] = {}
 
-    def one(job: tuple[int, str, Any], own: contextlib.ExitStack,
-            cancel: threading.Event) -> list[dict]:
-        i, text, prof = job
-        g = Guest(guest_name("verify", i, text), lb, img, prof, spec or GuestSpec(), acc, pkey, pub,
+    gspec = spec or GuestSpec()
+
+    def attempt(i: int, text: str, prof: Any, n: int, cancel: threading.Event) -> list[dict]:
+        g = Guest(guest_name("verify", i, text, n), lb, img, prof, gspec, acc, pkey, pub,
                   tags={"run": f"verify-{os.getpid()}", "variant": text}, progress=progress,
                   cancel=cancel)
         with g:
@@ -47,6 +51,25 @@ def verify_profiles(profile_texts: list[str], connect: str | None = None, accel:
                  "found": c.found, "ok": c.ok, "detail": c.detail,
                  "boot_s": round(g.boot_seconds or 0, 1), "guest_kernel": facts.get("kernel", "")}
                 for c in checks]
+
+    def one(job: tuple[int, str, Any], own: contextlib.ExitStack,
+            cancel: threading.Event) -> list[dict]:
+        i, text, prof = job
+        earlier: list[str] = []
+        for n in range(gspec.boot_retries + 1):
+            try:
+                return attempt(i, text, prof, n, cancel)
+            except BootError as exc:
+                if cancel.is_set() or n == gspec.boot_retries:
+                    if not earlier:
+                        raise
+                    raise BootError(f"{exc} (boot attempt {n + 1} of {n + 1}; "
+                                    + "; ".join(earlier) + ")", exc.console_tail,
+                                    exc.stage) from None
+                earlier.append(f"attempt {n + 1}: {exc}")
+                progress(f"{text}: boot attempt {n + 1} failed ({exc}); retrying with a fresh "
+                         f"guest")
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def done(job: tuple[int, str, Any], fut: concurrent.futures.Future) -> BaseException | None:
         exc = fut.exception()

@@ -46,6 +46,11 @@ _USERSPACE = re.compile(MARK + r"userspace|systemd\[1\]: |Welcome to .*!|cloud-i
                         r"|Run /sbin/init as init process|login: $", re.M)
 _NETWORK = re.compile(MARK + r"network(?: (\S+) (\S+))?")
 _SSHD = re.compile(MARK + r"sshd|Started (?:ssh|sshd)\.service|OpenBSD Secure Shell server")
+# The headline the kernel prints above a backtrace when something in the guest went wrong (a soft
+# lockup, an RCU stall, a task blocked for minutes, an oops, a WARN): a boot that fails after one
+# says so, since the console's last lines are then the middle of a backtrace.
+_KERNEL_WARNING = re.compile(r"(?:BUG: |Oops: |WARNING: CPU: |general protection "
+                             r"fault|rcu: INFO: |INFO: task \S+ blocked for more than )")
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class BootProgress:
     network: str = ""          # the guest has an address ("eth0 10.254.0.12/24"), "" if not
     sshd: bool = False         # sshd accepts connections
     panic: str = ""            # the kernel's panic line, "" if none
+    kernel_warning: str = ""   # the first warning headline the kernel printed, "" if none
     last_line: str = ""        # the last non-empty console line
 
     @property
@@ -79,6 +85,7 @@ def read(console: str) -> BootProgress:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     net = _NETWORK.search(text)
     panic = next((ln.strip() for ln in lines if PANIC_MARK in ln), "")
+    warning = next((ln.strip() for ln in lines if _KERNEL_WARNING.search(ln)), "")
     return BootProgress(
         output=bool(text.strip()),
         kernel=bool(_KERNEL.search(text)),
@@ -88,6 +95,7 @@ def read(console: str) -> BootProgress:
         network=(" ".join(g for g in net.groups() if g) or "up") if net else "",
         sshd=bool(_SSHD.search(text)),
         panic=panic,
+        kernel_warning=warning[:200],
         last_line=lines[-1].strip()[:200] if lines else "",
     )
 
@@ -146,7 +154,9 @@ def explain(console: str, lease: str | None = None, dhcp_seen: bool | None = Non
     elif stage == "network":
         where = f" ({lease})" if lease else (f" ({p.network})" if p.network not in ("", "up") else "")
         reason += where
-    if stage != "none" and p.last_line:
+    if p.kernel_warning:
+        reason += f"; the kernel reported: {p.kernel_warning!r}"
+    if stage != "none" and p.last_line and p.last_line != p.kernel_warning:
         reason += f"; last console line: {p.last_line!r}"
     return Diagnosis(stage, reason)
 
