@@ -141,8 +141,9 @@ def qemu_args_from_xml(xml: str, machine: str, mgmt_net: str, test_net: str,
                        tap: str, accel: str = "tcg") -> tuple[list[str], bool]:
     """QEMU device arguments of a vbench domain XML's <devices>, without the management NIC.
 
-    Mirrors what libvirt 9 starts for it (its log's command line): libvirt's implicit PIIX3 UHCI
-    USB controller on pc, -nodefaults. Any element this does not know is an error: the reference
+    Mirrors what libvirt 9 starts for it (its log's command line): -nodefaults, and libvirt's
+    implicit PIIX3 UHCI USB controller on pc unless the XML says ``<controller type='usb'
+    model='none'/>`` (vbench's guests do). Any element this does not know is an error: the reference
     must have exactly vbench's device set, never a silently smaller one.
     """
     root = ET.fromstring(xml)
@@ -150,10 +151,10 @@ def qemu_args_from_xml(xml: str, machine: str, mgmt_net: str, test_net: str,
     if devs is None:
         raise BenchError("domain XML without <devices>")
     args: list[str] = []
-    if machine == "pc" or machine.startswith("pc-i440fx"):
-        args += ["-device", "piix3-usb-uhci,id=usb,bus=pci.0,addr=0x1.0x2"]  # libvirt's default
-    else:
+    if not (machine == "pc" or machine.startswith("pc-i440fx")):
         raise BenchError(f"machine {machine}: the bench only knows libvirt's pc device set")
+    if not any(el.tag == "controller" and el.get("type") == "usb" for el in devs):
+        args += ["-device", "piix3-usb-uhci,id=usb,bus=pci.0,addr=0x1.0x2"]  # libvirt's default
     has_nic = False
     n_disk = 0
     for el in devs:
@@ -182,6 +183,8 @@ def qemu_args_from_xml(xml: str, machine: str, mgmt_net: str, test_net: str,
                          "-device", f"scsi-hd,bus=scsi0.0,drive={nid}{ser}"]
             else:
                 raise BenchError(f"cannot translate disk bus {bus!r}")
+        elif el.tag == "controller" and el.get("type") == "usb" and el.get("model") == "none":
+            pass  # no USB controller: none added above
         elif el.tag == "controller" and el.get("type") == "scsi" and el.get("model") == "virtio-scsi":
             if el.find("driver") is not None:
                 raise BenchError("virtio-scsi controller knobs are not translated")

@@ -46,8 +46,18 @@ def test_raw_nic_device_set_is_vbenchs_without_the_management_nic(device, qdev):
                                           "vbench-test", "tap0")
     devs = [args[i + 1].split(",")[0] for i, a in enumerate(args) if a == "-device"]
     assert has_nic
-    assert devs == ["piix3-usb-uhci", "virtio-blk-pci", qdev, "virtio-rng-pci", "pvpanic"]
+    assert devs == ["virtio-blk-pci", qdev, "virtio-rng-pci", "pvpanic"]  # vbench's: no USB
     assert sum(a.startswith("tap,") for a in args) == 1  # one NIC: the one under test
+
+
+def test_libvirts_implicit_usb_controller_is_mirrored_when_the_xml_has_no_usb_line():
+    xml = xml_of("net", "e1000").replace("    <controller type='usb' model='none'/>\n", "")
+    args, _ = br.qemu_args_from_xml(xml, "pc", "vbench-mgmt", "vbench-test", "tap0")
+    devs = [args[i + 1].split(",")[0] for i, a in enumerate(args) if a == "-device"]
+    assert devs == ["piix3-usb-uhci", "virtio-blk-pci", "e1000", "virtio-rng-pci", "pvpanic"]
+    with pytest.raises(br.BenchError, match="cannot translate <controller>"):
+        br.qemu_args_from_xml(xml.replace("</panic>", "</panic><controller type='usb' "
+                                          "model='qemu-xhci'/>"), "pc", "vbench-mgmt", "vbench-test", "tap0")
 
 
 def test_the_tap_is_opened_as_libvirt_opens_it(tmp_path):

@@ -94,7 +94,7 @@ class OwnBoot:
 def _devices_xml(parts: Fragment, files: DomainFiles, mgmt_nic: str,
                  own_boot: OwnBoot | None = None, machine: str = "pc") -> str:
     """Inside <devices>: the boot disk, the management NIC and the console around the devices'
-    fragments (disks after the boot disk, interfaces after the management NIC)."""
+    fragments (disks after the boot disk, interfaces after the management NIC), no USB."""
     seed = own_boot.seed_xml(machine) if own_boot else ""
     return ("    <disk type='file' device='disk'>\n"
             "      <driver name='qemu' type='qcow2'/>\n"
@@ -105,7 +105,10 @@ def _devices_xml(parts: Fragment, files: DomainFiles, mgmt_nic: str,
             f"    <serial type='file'>\n      <source path={quoteattr(str(files.console))}/>\n"
             f"      <target port='0'/>\n    </serial>\n"
             # pvpanic: a guest kernel panic reaches libvirt (on_crash), not a silently hung guest.
-            "    <panic model='isa'>\n      <address type='isa' iobase='0x505'/>\n    </panic>\n")
+            "    <panic model='isa'>\n      <address type='isa' iobase='0x505'/>\n    </panic>\n"
+            # No USB controller: nothing vbench measures is USB, and libvirt's default (PIIX3
+            # UHCI) is a PCI device the guest probes at boot and QEMU's timers serve while it runs.
+            "    <controller type='usb' model='none'/>\n")
 
 
 def domain_xml(name: str, profile: "DeviceProfile", guest: "GuestSpec", domain_type: str,
