@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from vbench.host import bootlean, images
 
 
@@ -35,3 +38,28 @@ def test_shipped_recipe_keeps_every_driver_a_device_under_test_needs(monkeypatch
     assert {"virtio_pci", "virtio_blk", "ext4"} <= set(recipe.initramfs_modules)
     drivers = {d for dev in DEVICES.values() for m in dev.models for d in m.drivers}
     assert drivers and not drivers & set(recipe.blacklist_modules)
+
+
+def test_masked_generators_are_links_to_dev_null_under_etc():
+    assert bootlean.generator_masks(["systemd-gpt-auto-generator"]) == {
+        "/etc/systemd/system-generators/systemd-gpt-auto-generator": "/dev/null"}
+    assert bootlean.generator_masks([]) == {}
+
+
+@pytest.mark.parametrize("name", ["../../bin/sh", "systemd-x-generator/..", "/dev/null",
+                                  "../x-generator", "systemd-fstab-generator\nx", "-generator",
+                                  "-x-generator", "Systemd-X-generator", "systemd-fstab", ""])
+def test_a_recipe_names_generators_only(name):
+    with pytest.raises(ValidationError):
+        images.Recipe(name="r", suite="bookworm", packages=["udev"], mask_generators=[name])
+    ok = images.Recipe(name="r", suite="bookworm", packages=["udev"],
+                       mask_generators=["lvm2-activation-generator", "systemd-run-generator"])
+    assert ok.mask_generators == ["lvm2-activation-generator", "systemd-run-generator"]
+
+
+def test_shipped_recipe_keeps_the_generators_the_guest_needs(monkeypatch):
+    """fstab (the root's mount options) and getty (the serial console's login) still run."""
+    monkeypatch.setenv("VBENCH_GUESTS", str(Path(__file__).resolve().parents[2] / "guests"))
+    recipe, _ = images.load_recipe("debian12")
+    assert "systemd-sysv-generator" in recipe.mask_generators
+    assert not {"systemd-fstab-generator", "systemd-getty-generator"} & set(recipe.mask_generators)

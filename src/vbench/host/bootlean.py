@@ -1,13 +1,16 @@
-"""What a recipe may say about its guest's boot: the modules its initramfs carries and the kernel
-modules udev must never load.
+"""What a recipe may say about its guest's boot: the modules its initramfs carries, the kernel
+modules udev must never load, and the systemd generators that never run.
 
 Under TCG every boot costs real time and a suite boots about sixty guests. Debian's default
 initramfs (``MODULES=most``) is 36 MB: the kernel unpacks it and its udev loads and settles the
 floppy, USB, IDE, mouse drivers before the root disk is mounted; after that, udev loads modules
 nothing measures (cfg80211, kvm, pcspkr, powernow_k8). vbench's root disk is always virtio-blk
 with ext4, so its guests need only those in the initramfs; every driver of a device *under test*
-is still loaded by udev from the root file system. Both lists are data from a recipe: module
-names only (allow-listed characters), written into the image as configuration files, never run.
+is still loaded by udev from the root file system. systemd runs each of its generators (about a
+dozen programs, 0.2 s each under TCG) before it loads a unit; most find nothing to do in a guest
+(no LUKS, dm-verity, GPT auto-mount, hibernation, SysV scripts) and a recipe may mask them. The
+lists are data from a recipe: names only (allow-listed characters), written into the image as
+configuration files or symlinks to /dev/null, never run.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ MODULE_NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,55}$"
 INITRAMFS_CONF = "/etc/initramfs-tools/conf.d/vbench"
 INITRAMFS_MODULES = "/etc/initramfs-tools/modules"
 BLACKLIST_CONF = "/etc/modprobe.d/vbench-blacklist.conf"
+GENERATOR_NAME_RE = r"^[a-z0-9][a-z0-9-]{0,60}-generator$"  # a file name in a generators directory
+GENERATORS_DIR = "/etc/systemd/system-generators"  # systemd(1): a link to /dev/null masks one
 
 
 def initramfs_files(modules: list[str]) -> dict[str, str]:
@@ -36,3 +41,9 @@ def blacklist_file(modules: list[str]) -> dict[str, str]:
         return {}
     return {BLACKLIST_CONF: "# written by vbench from the image recipe (blacklist_modules)\n"
                             + "".join(f"blacklist {m}\n" for m in modules)}
+
+
+def generator_masks(names: list[str]) -> dict[str, str]:
+    """Path in the image -> symlink target: each named generator masked (systemd runs a file of
+    the same name in /etc instead of the one in /lib, and a link to /dev/null not at all)."""
+    return {f"{GENERATORS_DIR}/{n}": "/dev/null" for n in names}

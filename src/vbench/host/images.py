@@ -27,13 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vbench.core import paths
 from vbench.core.errors import ImageError
 from vbench.core.files import atomic_write
-from vbench.host.bootlean import MODULE_NAME_RE, blacklist_file, initramfs_files
+from vbench.host.bootlean import (GENERATOR_NAME_RE, MODULE_NAME_RE, blacklist_file,
+                                  generator_masks, initramfs_files)
 from vbench.host import pvhboot
 from vbench.host.bootlog import BOOT_MARK, BOOT_MARK_UNITS, boot_mark_unit
 from vbench.core.untrusted import UntrustedInputError, load_yaml, read_text, shown
 
 # Bump when the customisation code below changes what ends up in the image.
-IMAGE_FORMAT = 6  # 5: boot markers on the serial console (vbench.host.bootlog); 6: vmlinux (pvhboot)
+IMAGE_FORMAT = 7  # 5: boot markers on the serial console (vbench.host.bootlog); 6: vmlinux (pvhboot);
+#   7: ssh.service without its `sshd -t` pre-check, generators masked (Recipe.mask_generators)
 ROOT_LABEL = "vbench-root"
 MANIFEST = "manifest.json"
 
@@ -62,6 +64,8 @@ class Recipe(BaseModel):
         default_factory=list, max_length=50)
     blacklist_modules: list[Annotated[str, Field(pattern=MODULE_NAME_RE)]] = Field(
         default_factory=list, max_length=100)
+    mask_generators: list[Annotated[str, Field(pattern=GENERATOR_NAME_RE)]] = Field(
+        default_factory=list, max_length=50)
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,12 @@ AuthorizedKeysCommandUser nobody
 UseDNS no
 """
 
+# sshd checks its configuration itself as it starts (and exits if it is wrong): the separate
+# `sshd -t` before it is a second exec of sshd on every boot, about a second under TCG.
+SSH_SERVICE_DROPIN = """[Service]
+ExecStartPre=
+"""
+
 NETWORKD = """[Match]
 Name=eth*
 
@@ -311,6 +321,7 @@ def _customize(root: Path, recipe: Recipe, host_key: Path, progress) -> None:
     os.chmod(root / "etc/ssh/ssh_host_ed25519_key", 0o600)
     shutil.copy(str(host_key) + ".pub", root / "etc/ssh/ssh_host_ed25519_key.pub")
     write("/etc/ssh/sshd_config.d/vbench.conf", SSHD_CONFIG)
+    write("/etc/systemd/system/ssh.service.d/vbench.conf", SSH_SERVICE_DROPIN)
     write("/usr/local/sbin/vbench-authorized-keys", AUTHORIZED_KEYS_CMD, 0o755)
     write("/usr/local/sbin/vbench-early-random", EARLY_RANDOM, 0o755)
     write("/etc/systemd/system/vbench-early-random.service", EARLY_RANDOM_UNIT)
@@ -323,6 +334,9 @@ def _customize(root: Path, recipe: Recipe, host_key: Path, progress) -> None:
                    *marks], progress, "enable units", timeout=120)
     if recipe.mask:
         _run(chroot + ["systemctl", "mask", *recipe.mask], progress, "mask units", timeout=120)
+    for rel, target in generator_masks(recipe.mask_generators).items():
+        (root / rel.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel.lstrip("/")).symlink_to(target)
     lean = {**initramfs_files(recipe.initramfs_modules), **blacklist_file(recipe.blacklist_modules)}
     for rel, text in lean.items():
         write(rel, text)
