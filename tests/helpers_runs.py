@@ -196,6 +196,7 @@ def write_run(root: Path, run_id: str, *, kind: str = "disk", scenario: str | No
             v: {"device": d, "model": m, "paravirtual": p,
                 "domain_xml": "" if d == "host" else domain_xml(v, m, kind),
                 "guest_kernel": "" if d == "host" else "6.1.0-56-amd64",
+                "guest_clocksource": "" if d == "host" else "hpet",
                 "drivers": {} if d == "host" or m == "none" else
                 {kind: {"expected": DRIVERS.get(m, m), "found": DRIVERS.get(m, m), "ok": True}},
                 "baseline": d == "host"}

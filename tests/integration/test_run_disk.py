@@ -41,6 +41,7 @@ def test_run_stores_facts_needed_to_trust_it(disk_run):
         assert v["drivers"]["disk"]["found"] == driver and v["drivers"]["disk"]["ok"]
         assert f"bus='{bus}'" in v["domain_xml"]
         assert v["guest_kernel"].startswith("6.") and v["fio_version"].startswith("fio-")
+        assert v["guest_clocksource"] in ("kvm-clock", "tsc", "hpet", "acpi_pm"), v
     assert meta["variants"]["host"]["baseline"] is True
     assert meta["workloads"]["randread-4k-qd32"]["options"]["options"]["direct"] == 1
 

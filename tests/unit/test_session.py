@@ -118,7 +118,8 @@ class FakeGuests:
         self.guests[v.name] = g
         checks = [DriverCheck("disk", "virtio", "virtio_blk", "virtio_blk", True, "/dev/vdb"),
                   DriverCheck("rng", "virtio", "virtio_rng", "virtio_rng.0", True)]
-        return Booted(Target(v.name, g, {"kernel": "6.1.0-56-amd64"}), checks, "fio-3.33")
+        return Booted(Target(v.name, g, {"kernel": "6.1.0-56-amd64", "clocksource": "hpet"}),
+                      checks, "fio-3.33")
 
     def host(self, stack):
         return Target("host", None, {})
@@ -182,6 +183,7 @@ def test_units_run_in_plan_order_and_each_variant_boots_once(tmp_path, order):
     rec = store.load_record(s.rd.path)
     assert rec.status == "complete" and rec.missing_units == 0 and rec.failures == []
     assert rec.variants["A"].drivers["rng"].ok and rec.variants["A"].guest_kernel == "6.1.0-56-amd64"
+    assert rec.variants["A"].guest_clocksource == "hpet" and rec.guest_clocksources() == ["hpet"]
     assert rec.variants["B"].boot_seconds == 1.3 and rec.variants["C"].fio_version == "fio-3.33"
     rows = samples_csv(s.rd)
     assert len(rows) == 3 * 3 * 2

@@ -42,7 +42,7 @@ ACCEPTS = {"virtio": {"virtio_net"}, "e1000": {"e1000"}, "e1000e": {"e1000e"},
 def facts_text(disk: str | None = "sata", nic_driver: str | None = "e1000",
                rng: str = "virtio_rng.0", balloon: str = "virtio4 ") -> str:
     """The facts script's output of a Debian 12 guest with these devices."""
-    lines = ["kernel=6.1.0-28-amd64"]
+    lines = ["kernel=6.1.0-28-amd64", "clocksource=hpet"]
     if disk is not None:
         dev, chain = CHAINS[disk]
         lines += [f"disk_dev={dev}", f"disk_chain={chain}"]
@@ -66,6 +66,8 @@ def one(checks, device):
 def test_parse_realistic_sata_output():
     f = verify.parse_facts(facts_text("sata", "e1000"))
     assert f["kernel"] == "6.1.0-28-amd64"
+    assert f["clocksource"] == "hpet"  # a 2-vCPU TCG guest's (its TSCs deemed unsynchronised)
+    assert "/sys/devices/system/clocksource/clocksource0/current_clocksource" in verify.FACTS_SCRIPT
     assert f["disks"] == [{"dev": "sda", "chain": ["sd", "ahci"]}]
     assert f["nics"] == {MGMT_MAC: ("eth0", "virtio_net"), TEST_MAC: ("eth1", "e1000")}
     assert f["rng_current"] == "virtio_rng.0"

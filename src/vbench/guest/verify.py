@@ -33,9 +33,13 @@ echo "bound_drivers=$d"
 def facts_script() -> str:
     """The sh script that prints the guest's kernel and every registered device's facts."""
     # virt: the guest's own view of what it runs under (systemd-detect-virt: "kvm" under KVM,
-    # "qemu" under TCG), kept with the domain type as proof of the accelerator.
-    return ('\necho "kernel=$(uname -r)"\necho "virt=$(systemd-detect-virt 2>/dev/null)"\n' + "".join(d.facts_script for d in DEVICES.values())
-            + BOUND_DRIVERS)
+    # "qemu" under TCG), kept with the domain type as proof of the accelerator. clocksource: what
+    # the guest's clock reads (kvm-clock, tsc, or hpet, whose every read is an exit to QEMU: a
+    # TCG guest with more than one vCPU gets hpet, its AMD-vendor TSCs deemed unsynchronised).
+    return ('\necho "kernel=$(uname -r)"\necho "virt=$(systemd-detect-virt 2>/dev/null)"\n'
+            'echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/'
+            'current_clocksource 2>/dev/null)"\n'
+            + "".join(d.facts_script for d in DEVICES.values()) + BOUND_DRIVERS)
 
 
 FACTS_SCRIPT = facts_script()

@@ -151,7 +151,9 @@ def env_rows(run: RunInfo) -> list[tuple[str, str]]:
     env = run.record.environment.model_dump(exclude_unset=True)
     m = run.record.model_dump(exclude_unset=True)  # what the run recorded, no defaults
     rows = [(label, str(env.get(key))) for key, label in ENV_FIELDS if env.get(key) not in (None, "")]
-    for label, values in (("Guest kernel", run.record.guest_kernels()), ("Machine type", _machines(run))):
+    for label, values in (("Guest kernel", run.record.guest_kernels()),
+                          ("Guest clocksource", run.record.guest_clocksources()),
+                          ("Machine type", _machines(run))):
         if values:
             rows.append((label, ", ".join(values)))
     rows += _nested_rows(run)

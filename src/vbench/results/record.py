@@ -102,6 +102,7 @@ class Variant(_Record):
     domain_xml: str = ""
     guest_kernel: str = ""
     guest_virt: str = ""  # systemd-detect-virt in the guest: "kvm", "qemu" (TCG), ... ("" : not asked)
+    guest_clocksource: str = ""  # the guest kernel's clocksource: kvm-clock, tsc, hpet ("": not asked)
     boot_seconds: float | None = None
     drivers: dict[str, DriverCheck] = Field(default_factory=dict)
     # Host-side proofs by name, e.g. {"vhost": {"used": true, "evidence": "...", ...}}
@@ -181,6 +182,9 @@ class RunRecord(_Record):
 
     def guest_kernels(self) -> list[str]:
         return sorted({v.guest_kernel for v in self.variants.values() if v.guest_kernel})
+
+    def guest_clocksources(self) -> list[str]:
+        return sorted({v.guest_clocksource for v in self.variants.values() if v.guest_clocksource})
 
     def to_dict(self, only_set: bool = False) -> dict[str, Any]:
         """The JSON form (what run.json holds), with the current schema version.

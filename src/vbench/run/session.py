@@ -282,6 +282,7 @@ class RunSession:
             vm = self.rec.variants[v.name]
             vm.domain_xml, vm.guest_kernel = g.xml, t.facts.get("kernel", "")
             vm.guest_virt = str(t.facts.get("virt", ""))
+            vm.guest_clocksource = str(t.facts.get("clocksource", ""))[:40]
             vm.boot_seconds = round(g.boot_seconds or 0.0, 1)
             vm.drivers = {c.device: DriverCheck(model=c.model, expected=c.expected, found=c.found,
                                                 ok=c.ok, detail=c.detail) for c in booted.checks}
