@@ -58,12 +58,13 @@ def test_a_recipe_names_generators_only(name):
 
 
 def test_shipped_recipe_keeps_the_generators_the_guest_needs(monkeypatch):
-    """fstab (the root's mount options), getty (the serial console's login) and run (the reference
-    bench starts its job with systemd.run= on the kernel line) still run."""
+    """fstab (the root's mount options), getty (the serial console's login), run and debug (the
+    reference bench starts its job with systemd.run= and masks networkd with systemd.mask= on the
+    kernel line) still run."""
     monkeypatch.setenv("VBENCH_GUESTS", str(Path(__file__).resolve().parents[2] / "guests"))
     recipe, _ = images.load_recipe("debian12")
     assert "systemd-sysv-generator" in recipe.mask_generators
-    assert not {"systemd-fstab-generator", "systemd-getty-generator",
-                "systemd-run-generator"} & set(recipe.mask_generators)
+    assert not {"systemd-fstab-generator", "systemd-getty-generator", "systemd-run-generator",
+                "systemd-debug-generator"} & set(recipe.mask_generators)
     bench = (Path(__file__).resolve().parents[2] / "bench" / "bench_reference.py").read_text()
-    assert "systemd.run=" in bench  # why run stays
+    assert "systemd.run=" in bench and "systemd.mask=" in bench  # why run and debug stay
