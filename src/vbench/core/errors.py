@@ -108,6 +108,12 @@ class BootError(GuestError):
         super().__init__(message, console_tail)
         self.stage = stage
 
+    def after_attempts(self, total: int, earlier: list[str]) -> "BootError":
+        """This, the last of ``total`` failed boots, carrying each earlier attempt's reason
+        (``earlier``: "attempt N: <reason>" each), with this one's console tail and stage."""
+        return BootError(f"{self} (boot attempt {total} of {total}; {'; '.join(earlier)})",
+                         self.console_tail, self.stage)
+
 
 class DeviceMismatch(GuestError):
     """The driver bound in the guest is not the one the device profile asked for."""

@@ -63,9 +63,7 @@ def verify_profiles(profile_texts: list[str], connect: str | None = None, accel:
                 if cancel.is_set() or n == gspec.boot_retries:
                     if not earlier:
                         raise
-                    raise BootError(f"{exc} (boot attempt {n + 1} of {n + 1}; "
-                                    + "; ".join(earlier) + ")", exc.console_tail,
-                                    exc.stage) from None
+                    raise exc.after_attempts(n + 1, earlier) from None
                 earlier.append(f"attempt {n + 1}: {exc}")
                 progress(f"{text}: boot attempt {n + 1} failed ({exc}); retrying with a fresh "
                          f"guest")

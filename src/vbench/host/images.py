@@ -335,8 +335,9 @@ def _customize(root: Path, recipe: Recipe, host_key: Path, progress) -> None:
     if recipe.mask:
         _run(chroot + ["systemctl", "mask", *recipe.mask], progress, "mask units", timeout=120)
     for rel, target in generator_masks(recipe.mask_generators).items():
-        (root / rel.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel.lstrip("/")).symlink_to(target)
+        link = root / rel.lstrip("/")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
     lean = {**initramfs_files(recipe.initramfs_modules), **blacklist_file(recipe.blacklist_modules)}
     for rel, text in lean.items():
         write(rel, text)

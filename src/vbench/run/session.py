@@ -314,9 +314,8 @@ class RunSession:
                         self.rd.write_record(self.rec)
                         if not earlier:
                             raise
-                        why = "; ".join(f"attempt {r.attempt}: {r.error}" for r in earlier)
-                        raise BootError(f"{exc} (boot attempt {attempt + 1} of {retries + 1}; "
-                                        f"{why})", exc.console_tail, exc.stage) from None
+                        raise exc.after_attempts(retries + 1, [f"attempt {r.attempt}: {r.error}"
+                                                               for r in earlier]) from None
                     r = Retry(variant=v.name, repetition=rep, attempt=attempt + 1, error=str(exc),
                               boot_stage=exc.stage, console_tail=exc.console_tail,
                               console=getattr(exc, "console_file", ""))
