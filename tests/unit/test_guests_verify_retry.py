@@ -17,8 +17,11 @@ class FakeGuest:
     booted: list[str] = []
     fail: dict[str, int] = {}     # profile text -> boots of it that fail
 
+    profiles: list = []
+
     def __init__(self, name, lb, img, prof, spec, acc, key, pub, tags, progress, cancel):
         self.name, self.variant, self.boot_seconds = name, tags["variant"], 12.0
+        FakeGuest.profiles.append(prof)
 
     def __enter__(self):
         FakeGuest.booted.append(self.name)
@@ -34,7 +37,7 @@ class FakeGuest:
 
 @pytest.fixture
 def lab(monkeypatch):
-    FakeGuest.booted, FakeGuest.fail = [], {}
+    FakeGuest.booted, FakeGuest.fail, FakeGuest.profiles = [], {}, []
     host = types.SimpleNamespace(accelerator=lambda *a, **k: "tcg", facts=lambda: {"cpus": 1})
     monkeypatch.setattr(boot.lab, "current", lambda connect=None: types.SimpleNamespace(host=host))
     monkeypatch.setattr(boot.images, "require", lambda name: types.SimpleNamespace(kernel="k"))
@@ -82,3 +85,22 @@ def test_no_retry_when_boot_retries_is_zero_or_the_error_is_not_a_boot(lab, monk
     with pytest.raises(GuestError, match="closed the connection"):
         boot.verify_profiles(["virtio"], progress=lambda s: None)
     assert len(FakeGuest.booted) == 1  # a guest that booted and then failed is not booted again
+
+
+def test_verified_guests_get_the_same_devices_but_an_unwritten_scratch_disk(lab):
+    """A guest that only proves its drivers bind reads nothing from its disk under test: the
+    raw scratch is sparse (no 2 GiB of writes); every device and other disk field as asked."""
+    from vbench.scenario.schema import parse_profile
+
+    boot.verify_profiles(["virtio", "disk=sata,nic=e1000", "nic=e1000"], progress=lambda s: None)
+    virtio, sata, nodisk = FakeGuest.profiles
+    asked = parse_profile("virtio")
+    assert asked.disk.preallocate == "full" and virtio.disk.preallocate == "off"
+    assert virtio.disk.model_dump(exclude={"preallocate"}) == asked.disk.model_dump(
+        exclude={"preallocate"})
+    assert virtio.model_dump(exclude={"disk"}) == asked.model_dump(exclude={"disk"})
+    assert sata.disk.bus == "sata" and sata.disk.preallocate == "off"
+    assert nodisk.disk is None
+    qcow2 = parse_profile("virtio").model_copy(update={"disk": asked.disk.model_copy(
+        update={"format": "qcow2"})})
+    assert boot.unmeasured(qcow2) is qcow2  # converted from a written raw file: left as asked

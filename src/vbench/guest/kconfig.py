@@ -150,7 +150,7 @@ def check_running_guest(progress, image_file: str | None = None, firmware: str =
     from vbench.host import images, lab
     from vbench.guest import userimage
     from vbench.host import ssh as remote
-    from vbench.guest.boot import guest_name
+    from vbench.guest.boot import guest_name, unmeasured
     from vbench.scenario.schema import GuestSpec, parse_profile
     from vbench.guest.domain import Guest
 
@@ -161,6 +161,7 @@ def check_running_guest(progress, image_file: str | None = None, firmware: str =
     pkey, pub = remote.new_client_key()
     spec = (GuestSpec.model_validate({"image_file": image_file, "firmware": firmware})
             if image_file else GuestSpec())
-    with Guest(guest_name("check", 0, "virtio"), lb, img, parse_profile("virtio"), spec, acc,
-               pkey, pub, tags={"run": "guest-check", "variant": "virtio"}, progress=progress) as g:
+    prof = unmeasured(parse_profile("virtio"))
+    with Guest(guest_name("check", 0, "virtio"), lb, img, prof, spec, acc, pkey, pub,
+               tags={"run": "guest-check", "variant": "virtio"}, progress=progress) as g:
         return parse_running(g.ssh.run(RUNNING_SCRIPT, timeout=30, check=True).stdout)
