@@ -169,12 +169,11 @@ def sshd_script(base: Path, addr: str, client_pub: str, hostname: str) -> str:
 
 def busybox_initrd(path: Path) -> None:
     """An initramfs whose init prints a line and then sleeps forever: a tiny guest of the user's."""
-    from vbench.host.accel import _newc
+    from vbench.host.initramfs import newc, static_busybox
 
     init = b"#!/bin/busybox sh\n/bin/busybox echo USERS-GUEST-UP\nwhile :; do /bin/busybox sleep 3600; done\n"
-    busybox = Path("/bin/busybox").read_bytes()
-    path.write_bytes(_newc([("bin", 0o040755, b""), ("bin/busybox", 0o100755, busybox),
-                            ("init", 0o100755, init)]))
+    path.write_bytes(newc([("bin", 0o040755, b""), ("bin/busybox", 0o100755, static_busybox()),
+                           ("init", 0o100755, init)]))
     os.chmod(path, 0o644)
 
 

@@ -12,6 +12,7 @@ import pytest
 from vbench.host import lab, netns
 
 from vbench.host import accel
+from vbench.host import initramfs
 
 from vbench.host import networks
 from vbench.core import paths
@@ -168,7 +169,7 @@ def parse_newc(data: bytes) -> list[tuple[str, int, bytes]]:
 def test_newc_round_trip():
     entries = [("bin", 0o040755, b""), ("bin/x", 0o100755, b"abc"), ("init", 0o100755, b"#!/bin/sh\n"),
                ("a-name-of-odd-len", 0o100644, b"12345")]
-    data = accel._newc(entries)
+    data = initramfs.newc(entries)
     assert data.startswith(b"070701")
     assert len(data) % 4 == 0
     assert parse_newc(data) == entries
@@ -179,11 +180,11 @@ def test_newc_round_trip():
 def test_newc_alignment_for_every_size(size):
     body = bytes(range(256)) * (size // 256 + 1)
     entries = [("f" * (size % 7 + 1), 0o100644, body[:size]), ("next", 0o100600, b"z")]
-    assert parse_newc(accel._newc(entries)) == entries
+    assert parse_newc(initramfs.newc(entries)) == entries
 
 
 def test_newc_inodes_are_distinct():
-    data = accel._newc([("a", 0o100644, b"1"), ("b", 0o100644, b"2")])
+    data = initramfs.newc([("a", 0o100644, b"1"), ("b", 0o100644, b"2")])
     inos, off = [], 0
     while off < len(data):
         hdr = data[off:off + 110]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from vbench.core import paths, procs
 from vbench.core.errors import LabError
 from vbench.core.files import atomic_write
+from vbench.host import initramfs
 
 if TYPE_CHECKING:  # pragma: no cover
     from vbench.host.lab import LabState
@@ -41,36 +42,17 @@ def kvm_module() -> str:
     return "unknown"
 
 
-def _newc(entries: list[tuple[str, int, bytes]]) -> bytes:
-    """A cpio 'newc' archive (what the kernel unpacks as initramfs) from (name, mode, data)."""
-    out = bytearray()
-    ino = 1
-    for name, mode, data in entries + [("TRAILER!!!", 0, b"")]:
-        nameb = name.encode() + b"\0"
-        hdr = "070701" + "".join(f"{v:08x}" for v in (
-            ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(nameb), 0))
-        out += hdr.encode() + nameb
-        out += b"\0" * (-len(out) % 4)
-        out += data
-        out += b"\0" * (-len(out) % 4)
-        ino += 1
-    return bytes(out)
-
-
 def probe_initramfs() -> bytes:
-    busybox = Path("/bin/busybox")
-    if not busybox.exists():
-        raise LabError("busybox is missing (needed for the accelerator probe): run `scripts/setup.sh` as root")
-    data = busybox.read_bytes()
-    if b"/ld-linux" in data[:4096]:  # an ELF interpreter: dynamically linked (Debian's `busybox`)
+    try:
+        data = initramfs.static_busybox()
+    except ValueError as exc:
         # In the probe's initramfs there is no libc: init would fail, the kernel panic and QEMU
         # exit without the marker, which reads as "this KVM cannot boot the kernel".
-        raise LabError("/bin/busybox is dynamically linked; the accelerator probe needs a static "
-                       "one: apt-get install busybox-static")
+        raise LabError(f"the accelerator probe needs a static busybox: {exc}") from None
     init = (f"#!/bin/busybox sh\n/bin/busybox echo {PROBE_MARKER}\n"
             "/bin/busybox poweroff -f\n").encode()
-    return _newc([("bin", 0o040755, b""), ("bin/busybox", 0o100755, data),
-                  ("init", 0o100755, init)])
+    return initramfs.newc([("bin", 0o040755, b""), ("bin/busybox", 0o100755, data),
+                           ("init", 0o100755, init)])
 
 
 def probe_accelerator(kernel: Path | None, conn_caps_kvm: bool, state: "LabState | None" = None,

@@ -38,6 +38,8 @@ REASONS = {
 }
 
 _KERNEL = re.compile(r"Linux version \d|^\[\s*\d+\.\d+\] ", re.M)
+# A shell's queries and colours on the serial line (busybox ash asks for the cursor: ESC [6n)
+_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _INITRAMFS = re.compile(r"Run /init as init process|Loading, please wait|\(initramfs\)")
 _INITRAMFS_SHELL = re.compile(r"Dropping to a shell|\(initramfs\)")
 # The real init (not the initramfs' /init) is running: vbench's marker, or what systemd and
@@ -81,7 +83,7 @@ class BootProgress:
 
 def read(console: str) -> BootProgress:
     """The progress a boot's console text shows (the whole console since power-on)."""
-    text = console.replace("\r", "")
+    text = _TERMINAL_CONTROL.sub("", console.replace("\r", ""))
     lines = [ln for ln in text.splitlines() if ln.strip()]
     net = _NETWORK.search(text)
     panic = next((ln.strip() for ln in lines if PANIC_MARK in ln), "")

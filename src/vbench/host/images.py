@@ -22,20 +22,23 @@ from pathlib import Path
 import yaml
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vbench.core import paths
 from vbench.core.errors import ImageError
 from vbench.core.files import atomic_write
 from vbench.host.bootlean import (GENERATOR_NAME_RE, MODULE_NAME_RE, blacklist_file,
                                   generator_masks, initramfs_files)
-from vbench.host import pvhboot
+from vbench.host import initramfs, pvhboot
+from vbench.host.guestfiles import (AUTHORIZED_KEYS_CMD, EARLY_RANDOM, EARLY_RANDOM_UNIT, NETWORKD,
+                                    SSH_SERVICE_DROPIN, SSHD_CONFIG)
 from vbench.host.bootlog import BOOT_MARK, BOOT_MARK_UNITS, boot_mark_unit
 from vbench.core.untrusted import UntrustedInputError, load_yaml, read_text, shown
 
 # Bump when the customisation code below changes what ends up in the image.
-IMAGE_FORMAT = 7  # 5: boot markers on the serial console (vbench.host.bootlog); 6: vmlinux (pvhboot);
-#   7: ssh.service without its `sshd -t` pre-check, generators masked (Recipe.mask_generators)
+IMAGE_FORMAT = 8  # 5: boot markers on the serial console (vbench.host.bootlog); 6: vmlinux (pvhboot);
+#   7: ssh.service without its `sshd -t` pre-check, generators masked (Recipe.mask_generators);
+#   8: vbench's own busybox initramfs (Recipe.initramfs, vbench.host.initramfs)
 ROOT_LABEL = "vbench-root"
 MANIFEST = "manifest.json"
 
@@ -59,6 +62,9 @@ class Recipe(BaseModel):
     packages: list[Annotated[str, Field(pattern=DEB_PACKAGE_RE)]] = Field(max_length=200)
     mask: list[Annotated[str, Field(pattern=UNIT_NAME_RE)]] = Field(default_factory=list,
                                                                     max_length=100)
+    # which initramfs guests boot with: Debian's (initramfs-tools) or vbench's own
+    # (vbench.host.initramfs: static busybox, initramfs_modules, mount the root, hand over)
+    initramfs: Literal["initramfs-tools", "busybox"] = "initramfs-tools"
     # vbench.host.bootlean: an initramfs with only these modules; modules udev never loads
     initramfs_modules: list[Annotated[str, Field(pattern=MODULE_NAME_RE)]] = Field(
         default_factory=list, max_length=50)
@@ -66,6 +72,13 @@ class Recipe(BaseModel):
         default_factory=list, max_length=100)
     mask_generators: list[Annotated[str, Field(pattern=GENERATOR_NAME_RE)]] = Field(
         default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _busybox_needs_modules(self) -> "Recipe":
+        if self.initramfs == "busybox" and not self.initramfs_modules:
+            raise ValueError("initramfs busybox loads only initramfs_modules: name the root "
+                             "disk's modules there (e.g. [virtio_pci, virtio_blk, ext4])")
+        return self
 
 
 @dataclass(frozen=True)
@@ -237,70 +250,6 @@ def _keypair_files(prefix: Path, comment: str) -> None:
     paths.write_file(Path(str(prefix) + ".pub"), pub.decode() + f" {comment}\n", 0o644)
 
 
-AUTHORIZED_KEYS_CMD = """#!/bin/sh
-# vbench: the client key of this boot comes on the kernel command line (vbench.sshkey=TYPE:BASE64),
-# so every run can use a fresh key without rebuilding or writing into the image.
-[ "$1" = root ] || exit 0
-for arg in $(cat /proc/cmdline); do
-  case "$arg" in vbench.sshkey=*) echo "${arg#vbench.sshkey=}" | tr ':' ' ';; esac
-done
-"""
-
-SSHD_CONFIG = """# vbench: key-only root login, pinned ed25519 host key, no DNS lookups.
-HostKey /etc/ssh/ssh_host_ed25519_key
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-AuthorizedKeysFile none
-AuthorizedKeysCommand /usr/local/sbin/vbench-authorized-keys %u
-AuthorizedKeysCommandUser nobody
-UseDNS no
-"""
-
-# sshd checks its configuration itself as it starts (and exits if it is wrong): the separate
-# `sshd -t` before it is a second exec of sshd on every boot, about a second under TCG.
-SSH_SERVICE_DROPIN = """[Service]
-ExecStartPre=
-"""
-
-NETWORKD = """[Match]
-Name=eth*
-
-[Network]
-DHCP=ipv4
-LinkLocalAddressing=no
-IPv6AcceptRA=no
-
-[DHCPv4]
-ClientIdentifier=mac
-UseDNS=no
-UseRoutes=no
-"""
-
-EARLY_RANDOM_UNIT = """[Unit]
-Description=vbench: how long a blocking read of /dev/random waits early in boot
-DefaultDependencies=no
-After=systemd-tmpfiles-setup-dev.service
-Before=sysinit.target
-
-[Service]
-Type=oneshot
-ExecStart=/usr/local/sbin/vbench-early-random
-
-[Install]
-WantedBy=sysinit.target
-"""
-
-EARLY_RANDOM = """#!/bin/sh
-s=$(date +%s%N)
-head -c 1 /dev/random > /dev/null
-e=$(date +%s%N)
-mkdir -p /run/vbench
-echo $((e - s)) > /run/vbench/getrandom_ns
-cut -d' ' -f1 /proc/uptime > /run/vbench/getrandom_uptime
-"""
-
-
 def _customize(root: Path, recipe: Recipe, host_key: Path, progress) -> None:
     def write(rel: str, text: str, mode: int = 0o644) -> None:
         p = root / rel.lstrip("/")
@@ -338,10 +287,12 @@ def _customize(root: Path, recipe: Recipe, host_key: Path, progress) -> None:
         link = root / rel.lstrip("/")
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(target)
-    lean = {**initramfs_files(recipe.initramfs_modules), **blacklist_file(recipe.blacklist_modules)}
+    debian_initramfs = recipe.initramfs == "initramfs-tools"
+    lean = {**(initramfs_files(recipe.initramfs_modules) if debian_initramfs else {}),
+            **blacklist_file(recipe.blacklist_modules)}
     for rel, text in lean.items():
         write(rel, text)
-    if lean:  # the kernel package built its initramfs before: again, with the new configuration
+    if lean and debian_initramfs:  # the kernel package built it before: again, configured
         _run(chroot + ["update-initramfs", "-u", "-k", "all"], progress, "update-initramfs",
              timeout=600)
     _run(chroot + ["passwd", "-l", "root"], progress, "lock root password", timeout=60)
@@ -363,22 +314,32 @@ def _check_can_build(size_gib: int) -> None:
                          f"{need} GiB needed; free space or set VBENCH_HOME elsewhere")
 
 
-def _copy_boot_files(root: Path, work: Path) -> tuple[str, str]:
-    """Copy the newest kernel of ``root``, its initrd, config and module lists into ``work``, and
-    unpack the kernel for PVH boot where it can be; returns the kernel release and how guests
-    boot it (Image.kernel_boot)."""
+def _copy_boot_files(root: Path, work: Path, recipe: Recipe) -> tuple[str, str]:
+    """Copy the newest kernel of ``root``, its initrd (or vbench's own, Recipe.initramfs),
+    config and module lists into ``work``, and unpack the kernel for PVH boot where it can be;
+    returns the kernel release and how guests boot it (Image.kernel_boot)."""
     kernels = sorted((root / "boot").glob("vmlinuz-*"))
     if not kernels:
         raise ImageError("the image has no kernel in /boot (is linux-image-amd64 in the recipe?)")
     release = kernels[-1].name[len("vmlinuz-"):]
     shutil.copy(kernels[-1], work / "vmlinuz")
-    shutil.copy(root / "boot" / f"initrd.img-{release}", work / "initrd.img")
+    if recipe.initramfs == "busybox":
+        _own_initramfs(root / "lib/modules" / release, recipe, work / "initrd.img")
+    else:
+        shutil.copy(root / "boot" / f"initrd.img-{release}", work / "initrd.img")
     if (root / "boot" / f"config-{release}").exists():
         shutil.copy(root / "boot" / f"config-{release}", work / "config")
     for listing in ("modules.builtin", "modules.order"):
         if (root / "lib/modules" / release / listing).exists():
             shutil.copy(root / "lib/modules" / release / listing, work / listing)
     return release, ("pvh" if pvhboot.unpack(work / "vmlinuz", work / "vmlinux") else "bzimage")
+
+
+def _own_initramfs(moddir: Path, recipe: Recipe, out: Path) -> None:
+    try:
+        paths.write_file(out, initramfs.guest_initramfs(moddir, recipe.initramfs_modules), 0o644)
+    except (ValueError, OSError) as exc:
+        raise ImageError(f"recipe {recipe.name}: cannot write its busybox initramfs: {exc}") from None
 
 
 def build(name: str = "debian12", force: bool = False, progress=print) -> tuple[Image, bool, float]:
@@ -402,7 +363,7 @@ def build(name: str = "debian12", force: bool = False, progress=print) -> tuple[
               recipe.suite, str(root)], progress, "mmdebstrap")
         _keypair_files(work / "ssh_host_ed25519_key", "vbench-guest-hostkey")
         _customize(root, recipe, work / "ssh_host_ed25519_key", progress)
-        release, kernel_boot = _copy_boot_files(root, work)
+        release, kernel_boot = _copy_boot_files(root, work, recipe)
         pkgs = subprocess.run(["chroot", str(root), "dpkg-query", "-W", "-f", "${Package}=${Version}\n"],
                               capture_output=True, text=True).stdout.split()
         progress("writing ext4 file system and qcow2 base image ...")
