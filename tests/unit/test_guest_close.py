@@ -71,3 +71,28 @@ def test_a_remote_guest_removes_its_files_there_and_never_a_local_path(tmp_path,
     g.close()
     assert removed == [PurePosixPath(local_twin)]
     assert local_twin.exists(), "a remote guest's close removed a local directory"
+
+
+def test_a_guest_that_died_says_how_and_what_its_kernel_reported(tmp_path, monkeypatch):
+    """check_alive on a domain that is gone: libvirt's ending from the QEMU log, then the first
+    warning the guest kernel printed (the L1 crash seen 2026-12-06: BUG in KVM's vCPU thread)."""
+    from vbench.core import qemulog
+
+    g = _guest(tmp_path, monkeypatch)
+    g.dom = SimpleNamespace(isActive=lambda: False)
+    (g.dir / "console.log").write_text(
+        "[    1.0] Linux version 6.1.0-57-amd64\n"
+        "[  643.8] BUG: TASK stack guard page was hit at 000000003f45dc60\n"
+        "[  643.8] CPU: 0 PID: 985 Comm: CPU 1/KVM Not tainted 6.1.0-57-amd64 #1\n")
+    monkeypatch.setattr(qemulog, "read_tail", lambda host, name: (
+        "2026-12-06 16:22:38.009+0000: shutting down, reason=crashed\n"))
+    with pytest.raises(virt.GuestError) as exc:
+        g.check_alive()
+    assert str(exc.value) == (
+        f"guest {g.name} is no longer running (libvirt: shutting down, reason=crashed: libvirt saw "
+        f"it crash (a kernel panic via pvpanic, or QEMU itself)); its kernel reported: "
+        f"'[  643.8] BUG: TASK stack guard page was hit at 000000003f45dc60'")
+    (g.dir / "console.log").write_text("[    1.0] Linux version 6.1.0-57-amd64\n")
+    with pytest.raises(virt.GuestError) as exc:
+        g.check_alive()
+    assert "its kernel reported" not in str(exc.value)

@@ -174,3 +174,38 @@ def test_nested_memory_default_and_override(monkeypatch):
     assert nested.memory_mib() == nested.MEMORY_MIB
     monkeypatch.setenv("VBENCH_NESTED_MEMORY_MIB", "8192")
     assert nested.memory_mib() == 8192
+
+
+def test_a_gone_hypervisor_guest_is_explained_by_its_log_and_console(tmp_path, monkeypatch):
+    """L1 crashed (its kernel panicked in KVM's code under TCG's SVM, seen 2026-12-06): the error
+    says what libvirt saw and what the kernel printed, not "destroyed from outside?"."""
+    from vbench.core import qemulog
+
+    monkeypatch.setenv("VBENCH_HOME", str(tmp_path))
+    gdir = tmp_path / "guests" / NAME
+    gdir.mkdir(parents=True)
+    (gdir / "console.log").write_text(
+        "[   29.05] kvm: Nested Virtualization enabled\n"
+        "[  643.87] BUG: TASK stack guard page was hit at 000000003f45dc60 (stack is ...)\n"
+        "[  643.87] stack guard page: 0000 [#1] PREEMPT SMP NOPTI\n"
+        "[  643.87] CPU: 0 PID: 985 Comm: CPU 1/KVM Not tainted 6.1.0-57-amd64 #1\n")
+    logs = tmp_path / "qemu"
+    logs.mkdir()
+    (logs / f"{NAME}.log").write_text(
+        "2026-12-06 16:22:38.009+0000: shutting down, reason=crashed\n"
+        "2026-12-06T16:22:38.011715Z qemu-system-x86_64: terminating on signal 15 from pid 11176 "
+        "(libvirtd)\n")
+    monkeypatch.setattr(qemulog, "QEMU_LOG", str(logs / "{name}.log"))
+    msg = nested._gone({"domain": NAME, "dir": str(gdir)})
+    assert msg.startswith(f"the hypervisor guest {NAME} is gone (libvirt: shutting down, "
+                          f"reason=crashed: libvirt saw it crash"), msg
+    assert msg.endswith("; its kernel reported: '[  643.87] BUG: TASK stack guard page was hit at "
+                        "000000003f45dc60 (stack is ...)'"), msg
+    # nothing to read (a dir tag that is not vbench's, no log): still one line, no guess dressed up
+    assert nested._gone({"domain": NAME, "dir": "/etc"}) == (
+        f"the hypervisor guest {NAME} is gone (libvirt: shutting down, reason=crashed: libvirt saw "
+        f"it crash (a kernel panic via pvpanic, or QEMU itself); QEMU ended on signal 15 from "
+        f"libvirtd (pid 11176))")
+    (logs / f"{NAME}.log").unlink()
+    assert nested._gone({"domain": NAME}) == (f"the hypervisor guest {NAME} is gone (destroyed "
+                                              f"from outside?)")

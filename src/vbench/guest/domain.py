@@ -186,9 +186,12 @@ class Guest:
         except libvirt.libvirtError:
             active = False
         if not active:
-            how = qemulog.ending(qemulog.read_tail(self.lab.host, self.name), self._console_end())
+            end = self._console_end(64 << 10)
+            how = qemulog.ending(qemulog.read_tail(self.lab.host, self.name), end)
+            said = bootlog.read(end).kernel_warning  # e.g. L1's KVM crashing under emulated SVM
             raise GuestError(f"guest {self.name} is no longer running ("
-                             f"{how or 'crashed, panicked or destroyed from outside'})",
+                             f"{how or 'crashed, panicked or destroyed from outside'})"
+                             + (f"; its kernel reported: {said!r}" if said else ""),
                              self.console_tail())
         if PANIC_MARK in self._console_end():
             raise GuestError(f"guest {self.name} kernel panicked", self.console_tail())

@@ -282,11 +282,13 @@ def up(say: Say) -> dict:
     return st
 
 
-def _domain_running(name: str) -> None:
-    """GuestError unless the recorded hypervisor guest's domain is running."""
+def _domain_running(st: dict) -> None:
+    """GuestError unless the recorded hypervisor guest's domain is running; a gone one is
+    explained (:func:`_gone`)."""
     from vbench.host import lab
     from vbench.host import libvirtd
 
+    name = st["domain"]
     try:
         conn = libvirtd.open_connection(lab.LAB_URI)
     except LabError as exc:
@@ -295,9 +297,35 @@ def _domain_running(name: str) -> None:
         if not conn.lookupByName(name).isActive():
             raise GuestError(f"the hypervisor guest {name} is not running")
     except libvirtd._libvirt().libvirtError:
-        raise GuestError(f"the hypervisor guest {name} is gone (destroyed from outside?)") from None
+        raise GuestError(_gone(st)) from None
     finally:
         conn.close()
+
+
+def _tail_text(path: Path, size: int = 1 << 18) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - size))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _gone(st: dict) -> str:
+    """Why the recorded hypervisor guest is gone, in one line: libvirt's last word on its QEMU
+    and the first warning or panic its kernel printed on the console it left behind (under
+    TCG's emulated SVM its kernel can crash in KVM's own code: say so rather than guess)."""
+    from vbench.core import qemulog
+    from vbench.host import bootlog, libvirtd
+
+    name = st["domain"]
+    gdir = libvirtd.owned_guest_dir(st.get("dir"))
+    console = _tail_text(gdir / "console.log") if gdir is not None else ""
+    how = qemulog.ending(_tail_text(Path(qemulog.QEMU_LOG.format(name=name))), console)
+    seen = bootlog.read(console)
+    said = seen.kernel_warning or seen.panic
+    return (f"the hypervisor guest {name} is gone ({how or 'destroyed from outside?'})"
+            + (f"; its kernel reported: {said!r}" if said else ""))
 
 
 def _reconnect(st: dict):
@@ -307,7 +335,7 @@ def _reconnect(st: dict):
     from vbench.host import ssh as remote
 
     try:
-        _domain_running(st["domain"])
+        _domain_running(st)
     except GuestError as exc:
         raise LabError(str(exc)) from None
     pkey = paramiko.Ed25519Key.from_private_key_file(st["client_key"])
@@ -384,7 +412,7 @@ def session(say: Say, inner: str = "debian12"):
         say(f"using the nested lab {st['domain']} at {st['ip']}")
         try:
             yield L1(ssh, st["facts"], Path(st["inner_image"]),
-                     alive=lambda: _domain_running(st["domain"]))
+                     alive=lambda: _domain_running(st))
         finally:
             ssh.close()
         return
