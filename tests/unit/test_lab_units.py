@@ -50,13 +50,27 @@ def test_lab_network_in_own_namespace_has_no_firewall(net):
     root = ET.fromstring(net.xml(dhcp_log="/var/lib/vbench/lab/dhcp.log", firewall=False))
     assert root.find("forward").get("mode") == "open"
     opts = [o.get("value") for o in root.iter(f"{DNSMASQ}option")]
-    assert opts == ["log-facility=/var/lib/vbench/lab/dhcp.log", "dhcp-option=3"]
+    assert opts == ["no-ping", "log-facility=/var/lib/vbench/lab/dhcp.log", "dhcp-option=3"]
     assert networks.forward_mode(ET.tostring(root, encoding="unicode")) == "open"
-    # a user's libvirt keeps the isolated network, and no dnsmasq options unless asked
+    # a user's libvirt keeps the isolated network; dnsmasq there offers without its 3 s ping too
     assert networks.forward_mode(net.xml()) == "isolated"
-    assert ET.fromstring(net.xml()).find(f"{DNSMASQ}options") is None
+    assert [o.get("value") for o in ET.fromstring(net.xml()).iter(f"{DNSMASQ}option")] == [
+        "no-ping"]
     assert [o.get("value") for o in ET.fromstring(net.xml(firewall=False)).iter(
-        f"{DNSMASQ}option")] == ["dhcp-option=3"]
+        f"{DNSMASQ}option")] == ["no-ping", "dhcp-option=3"]
+
+
+@pytest.mark.parametrize("net", networks.NETWORKS, ids=lambda n: n.name)
+def test_every_fixed_address_on_a_lab_network_is_outside_the_dhcp_range(net):
+    """no-ping is safe only while dnsmasq never offers an address something holds without a
+    lease: the host's own (and the reference bench's raw guest, RAW_GUEST_HOST = -4)."""
+    import ipaddress
+
+    rng = ET.fromstring(net.xml()).find("ip/dhcp/range")
+    lo, hi = (ipaddress.IPv4Address(rng.get(k)) for k in ("start", "end"))
+    cidr = ipaddress.IPv4Network(net.cidr)
+    for fixed in (ipaddress.IPv4Address(net.host_ip), cidr[-4]):
+        assert not lo <= fixed <= hi, fixed
 
 
 @pytest.mark.parametrize("xml,mode,word", [
