@@ -87,3 +87,13 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise StoreError(f"{path} is larger than {max_bytes >> 20} MiB; it is not vbench's")
     return data
+
+
+def read_tail(path: Path | str, size: int) -> bytes:
+    """The last ``size`` bytes of a local file (a console, a QEMU log); b"" when unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - size))
+            return fh.read(size)
+    except OSError:
+        return b""

@@ -186,13 +186,10 @@ class Guest:
         except libvirt.libvirtError:
             active = False
         if not active:
-            end = self._console_end(64 << 10)
-            how = qemulog.ending(qemulog.read_tail(self.lab.host, self.name), end)
-            said = bootlog.read(end).kernel_warning  # e.g. L1's KVM crashing under emulated SVM
-            raise GuestError(f"guest {self.name} is no longer running ("
-                             f"{how or 'crashed, panicked or destroyed from outside'})"
-                             + (f"; its kernel reported: {said!r}" if said else ""),
-                             self.console_tail())
+            why = bootlog.gone(qemulog.read_tail(self.lab.host, self.name),
+                               self._console_end(64 << 10),
+                               "crashed, panicked or destroyed from outside")
+            raise GuestError(f"guest {self.name} is no longer running {why}", self.console_tail())
         if PANIC_MARK in self._console_end():
             raise GuestError(f"guest {self.name} kernel panicked", self.console_tail())
 
@@ -227,13 +224,9 @@ class Guest:
                                       f"{up:.0f} s and the lab's DHCP server never heard from it")
 
     def _console_end(self, size: int = 8192) -> str:
-        try:
-            with open(self.files().console, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, fh.tell() - size))
-                return fh.read().decode(errors="replace")
-        except OSError:
-            return ""
+        from vbench.core.files import read_tail
+
+        return read_tail(self.files().console, size).decode(errors="replace")
 
     def _wait_lease(self, mac: str, deadline: float, boot: bool = False) -> str:
         libvirt = _libvirt()

@@ -163,6 +163,19 @@ def explain(console: str, lease: str | None = None, dhcp_seen: bool | None = Non
     return Diagnosis(stage, reason)
 
 
+def gone(qemu_log: str, console: str, unknown: str) -> str:
+    """Why a domain is gone, as "(how it ended)" and "; its kernel reported: '...'": libvirt's
+    last word on its QEMU (vbench.core.qemulog.ending; ``unknown`` when the log says nothing)
+    and the first warning or panic line on its console (e.g. the nested lab's L1 crashing in
+    KVM's vCPU thread under TCG's emulated SVM)."""
+    from vbench.core import qemulog
+
+    seen = read(console)
+    said = seen.kernel_warning or seen.panic
+    return (f"({qemulog.ending(qemu_log, console) or unknown})"
+            + (f"; its kernel reported: {said!r}" if said else ""))
+
+
 def stalled(progress: BootProgress, quiet_s: float, budget_s: float, own_boot: bool = False) -> bool:
     """Whether a boot counts as hung: its console has not grown for longer than ``budget_s``
     before userspace started (after that, a healthy guest may print nothing for a long time).

@@ -158,12 +158,9 @@ class LocalLab(Host):
         return paths.guests_dir() / name
 
     def read_tail(self, path: Path | PurePosixPath, size: int) -> bytes:
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(max(0, os.fstat(fh.fileno()).st_size - size))
-                return fh.read(size)
-        except OSError:
-            return b""
+        from vbench.core.files import read_tail
+
+        return read_tail(Path(path), size)
 
     def remove_dir(self, path: Path | PurePosixPath) -> None:
         shutil.rmtree(path, ignore_errors=True)

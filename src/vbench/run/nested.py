@@ -302,30 +302,18 @@ def _domain_running(st: dict) -> None:
         conn.close()
 
 
-def _tail_text(path: Path, size: int = 1 << 18) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - size))
-            return fh.read().decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _gone(st: dict) -> str:
-    """Why the recorded hypervisor guest is gone, in one line: libvirt's last word on its QEMU
-    and the first warning or panic its kernel printed on the console it left behind (under
-    TCG's emulated SVM its kernel can crash in KVM's own code: say so rather than guess)."""
+    """Why the recorded hypervisor guest is gone (vbench.host.bootlog.gone), in one line."""
     from vbench.core import qemulog
+    from vbench.core.files import read_tail
     from vbench.host import bootlog, libvirtd
 
-    name = st["domain"]
+    name, size = st["domain"], 1 << 18
     gdir = libvirtd.owned_guest_dir(st.get("dir"))
-    console = _tail_text(gdir / "console.log") if gdir is not None else ""
-    how = qemulog.ending(_tail_text(Path(qemulog.QEMU_LOG.format(name=name))), console)
-    seen = bootlog.read(console)
-    said = seen.kernel_warning or seen.panic
-    return (f"the hypervisor guest {name} is gone ({how or 'destroyed from outside?'})"
-            + (f"; its kernel reported: {said!r}" if said else ""))
+    console = read_tail(gdir / "console.log", size).decode(errors="replace") if gdir else ""
+    log = read_tail(qemulog.QEMU_LOG.format(name=name), size).decode(errors="replace")
+    return (f"the hypervisor guest {name} is gone "
+            f"{bootlog.gone(log, console, 'destroyed from outside?')}")
 
 
 def _reconnect(st: dict):
