@@ -61,6 +61,12 @@ def test_a_module_the_kernel_does_not_have_is_an_error():
         initramfs.load_order(_dep(), set(), ["ext4", "nope"])
 
 
+def test_a_dependency_without_a_line_of_its_own_is_an_error():
+    dep = initramfs.parse_modules_dep("kernel/a.ko: kernel/b.ko\n")
+    with pytest.raises(ValueError, match="modules.dep: a needs b, which it does not list"):
+        initramfs.load_order(dep, set(), ["a"])
+
+
 def test_a_dependency_cycle_is_an_error_not_a_hang():
     dep = initramfs.parse_modules_dep("a.ko: b.ko\nb.ko: a.ko\n")
     with pytest.raises(ValueError, match="cycle"):

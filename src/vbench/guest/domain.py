@@ -224,9 +224,7 @@ class Guest:
                                       f"{up:.0f} s and the lab's DHCP server never heard from it")
 
     def _console_end(self, size: int = 8192) -> str:
-        from vbench.core.files import read_tail
-
-        return read_tail(self.files().console, size).decode(errors="replace")
+        return self.lab.host.read_tail(self.files().console, size).decode(errors="replace")
 
     def _wait_lease(self, mac: str, deadline: float, boot: bool = False) -> str:
         libvirt = _libvirt()
@@ -391,9 +389,6 @@ class RemoteGuest(Guest):
 
     def _prepare_files(self) -> None:
         self._there.prepare_guest(self)
-
-    def _console_end(self, size: int = 8192) -> str:
-        return self.lab.host.read_tail(self.files().console, size).decode(errors="replace")
 
     def console_tail(self, lines: int = 15) -> str:
         return "\n".join(self._console_end(64 << 10).rstrip().splitlines()[-lines:])

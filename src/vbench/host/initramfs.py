@@ -24,7 +24,8 @@ import re
 from pathlib import Path
 
 ROOT_WAIT_S = 30
-MODULE_PATH_RE = r"[A-Za-z0-9_][A-Za-z0-9_.+/-]{0,250}\.ko(\.[a-z0-9]+)?"  # relative, no spaces
+MODULE_SUFFIX_RE = r"\.ko(\.[a-z0-9]+)?"  # a kernel module file, plain or compressed
+MODULE_PATH_RE = r"[A-Za-z0-9_][A-Za-z0-9_.+/-]{0,250}" + MODULE_SUFFIX_RE  # relative, no spaces
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static (scripts/setup.sh installs it)
 APPLETS = ("sh", "mount", "insmod", "findfs", "sleep", "cat", "echo", "switch_root", "mkdir")
 
@@ -108,7 +109,7 @@ def static_busybox() -> bytes:
 
 def module_name(path: str) -> str:
     """``kernel/fs/ext4/ext4.ko`` -> ``ext4``; modprobe treats - and _ alike, so does this."""
-    base = re.sub(r"\.ko(\.[a-z0-9]+)?$", "", path.rsplit("/", 1)[-1])  # any compression
+    base = re.sub(MODULE_SUFFIX_RE + "$", "", path.rsplit("/", 1)[-1])
     return base.replace("-", "_")
 
 
@@ -139,6 +140,8 @@ def load_order(dep: dict[str, tuple[str, list[str]]], builtin: set[str],
             return
         if name in stack:
             raise ValueError(f"modules.dep has a dependency cycle: {' -> '.join(stack + (name,))}")
+        if name not in dep:  # named as a dependency, without a line of its own
+            raise ValueError(f"modules.dep: {stack[-1]} needs {name}, which it does not list")
         path, deps = dep[name]
         for d in deps:
             visit(by_path.get(d, module_name(d)), stack + (name,))
