@@ -96,3 +96,17 @@ def test_a_guest_that_died_says_how_and_what_its_kernel_reported(tmp_path, monke
     with pytest.raises(virt.GuestError) as exc:
         g.check_alive()
     assert "its kernel reported" not in str(exc.value)
+
+
+def test_console_tail_reads_only_the_end_of_a_long_console(tmp_path, monkeypatch):
+    g = _guest(tmp_path, monkeypatch)
+    body = "".join(f"[{i:7d}] early line\n" for i in range(20000))  # about 420 KiB
+    (g.dir / "console.log").write_text(body + "[ 99.0] second last\n[ 99.1] last\n")
+    asked: list[int] = []
+    real = g.lab.host.read_tail
+    monkeypatch.setattr(g.lab.host, "read_tail", lambda p, n: asked.append(n) or real(p, n))
+    tail = g.console_tail(lines=2)
+    assert tail == "[ 99.0] second last\n[ 99.1] last"
+    assert asked == [64 << 10], "the whole console file was read"
+    (g.dir / "console.log").unlink()
+    assert g.console_tail() == ""
