@@ -104,3 +104,27 @@ def test_verified_guests_get_the_same_devices_but_an_unwritten_scratch_disk(lab)
     qcow2 = parse_profile("virtio").model_copy(update={"disk": asked.disk.model_copy(
         update={"format": "qcow2"})})
     assert boot.unmeasured(qcow2) is qcow2  # converted from a written raw file: left as asked
+
+
+def test_guest_check_boot_retries_a_failed_boot(lab, monkeypatch):
+    """``vbench guest check --boot`` boots one guest: a failed boot is retried as in a run."""
+    from vbench.guest import domain, kconfig
+
+    class CheckGuest(FakeGuest):
+        def __init__(self, name, lb, img, prof, spec, acc, key, pub, tags, progress):
+            super().__init__(name, lb, img, prof, spec, acc, key, pub, tags, progress, None)
+            self.ssh = types.SimpleNamespace(run=lambda script, timeout, check: types.SimpleNamespace(
+                stdout="kernel=6.1.0-57-amd64\nCONFIG_VIRTIO_BLK=y\n"))
+
+    monkeypatch.setattr(domain, "Guest", CheckGuest)
+    FakeGuest.fail = {"virtio": 1}
+    said: list[str] = []
+    release, values, bound = kconfig.check_running_guest(said.append)
+    assert release == "6.1.0-57-amd64" and values.get("CONFIG_VIRTIO_BLK") == "y"
+    assert len(FakeGuest.booted) == 2 and "-0-a1-virtio" in FakeGuest.booted[1]
+    assert len(said) == 1 and said[0].startswith("guest check: boot attempt 1 failed (guest ")
+
+    FakeGuest.booted, FakeGuest.fail = [], {"virtio": 5}
+    with pytest.raises(BootError, match=r"boot attempt 2 of 2; attempt 1: guest "):
+        kconfig.check_running_guest(None)   # --json: no progress lines, the error still says all
+    assert len(FakeGuest.booted) == 2

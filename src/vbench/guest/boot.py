@@ -7,7 +7,7 @@ import contextlib
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from vbench.host import images, lab
 from vbench.host.libvirtd import DOMAIN_PREFIX
@@ -19,12 +19,37 @@ from vbench.core.errors import BootError
 from vbench.core.sidebyside import side_by_side
 from vbench.scenario import budget
 
+T = TypeVar("T")
+
 
 def guest_name(kind: str, index: int, label: str, attempt: int = 0) -> str:
     """A retry is a fresh guest with a name of its own (its own MACs, no stale lease)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)[:24]
     again = f"a{attempt}-" if attempt else ""
     return f"{DOMAIN_PREFIX}{kind}-{os.getpid()}-{int(time.time()) % 100000}-{index}-{again}{safe}"
+
+
+def with_boot_retries(attempt: Callable[[int], T], retries: int, label: str,
+                      progress: Callable[[str], None] | None,
+                      cancel: threading.Event | None = None) -> T:
+    """``attempt(n)`` for n = 0, 1, ... until it does not raise BootError, at most ``retries``
+    times more (each attempt boots a fresh guest, as a run does). Only a failed boot is retried
+    (a guest that booted and then failed a check is not booted again), never after ``cancel``;
+    the last failure carries every attempt's reason."""
+    earlier: list[str] = []
+    for n in range(retries + 1):
+        try:
+            return attempt(n)
+        except BootError as exc:
+            if (cancel is not None and cancel.is_set()) or n == retries:
+                if not earlier:
+                    raise
+                raise exc.after_attempts(n + 1, earlier) from None
+            earlier.append(f"attempt {n + 1}: {exc}")
+            if progress is not None:
+                progress(f"{label}: boot attempt {n + 1} failed ({exc}); retrying with a fresh "
+                         f"guest")
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def unmeasured(prof: Any) -> Any:
@@ -66,19 +91,8 @@ def verify_profiles(profile_texts: list[str], connect: str | None = None, accel:
     def one(job: tuple[int, str, Any], own: contextlib.ExitStack,
             cancel: threading.Event) -> list[dict]:
         i, text, prof = job
-        earlier: list[str] = []
-        for n in range(gspec.boot_retries + 1):
-            try:
-                return attempt(i, text, prof, n, cancel)
-            except BootError as exc:
-                if cancel.is_set() or n == gspec.boot_retries:
-                    if not earlier:
-                        raise
-                    raise exc.after_attempts(n + 1, earlier) from None
-                earlier.append(f"attempt {n + 1}: {exc}")
-                progress(f"{text}: boot attempt {n + 1} failed ({exc}); retrying with a fresh "
-                         f"guest")
-        raise AssertionError("unreachable")  # pragma: no cover
+        return with_boot_retries(lambda n: attempt(i, text, prof, n, cancel), gspec.boot_retries,
+                                 text, progress, cancel)
 
     def done(job: tuple[int, str, Any], fut: concurrent.futures.Future) -> BaseException | None:
         exc = fut.exception()

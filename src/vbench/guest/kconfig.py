@@ -150,7 +150,7 @@ def check_running_guest(progress, image_file: str | None = None, firmware: str =
     from vbench.host import images, lab
     from vbench.guest import userimage
     from vbench.host import ssh as remote
-    from vbench.guest.boot import guest_name, unmeasured
+    from vbench.guest.boot import guest_name, unmeasured, with_boot_retries
     from vbench.scenario.schema import GuestSpec, parse_profile
     from vbench.guest.domain import Guest
 
@@ -162,6 +162,10 @@ def check_running_guest(progress, image_file: str | None = None, firmware: str =
     spec = (GuestSpec.model_validate({"image_file": image_file, "firmware": firmware})
             if image_file else GuestSpec())
     prof = unmeasured(parse_profile("virtio"))
-    with Guest(guest_name("check", 0, "virtio"), lb, img, prof, spec, acc, pkey, pub,
-               tags={"run": "guest-check", "variant": "virtio"}, progress=progress) as g:
-        return parse_running(g.ssh.run(RUNNING_SCRIPT, timeout=30, check=True).stdout)
+
+    def attempt(n: int) -> tuple[str, dict[str, str], list[dict]]:
+        with Guest(guest_name("check", 0, "virtio", n), lb, img, prof, spec, acc, pkey, pub,
+                   tags={"run": "guest-check", "variant": "virtio"}, progress=progress) as g:
+            return parse_running(g.ssh.run(RUNNING_SCRIPT, timeout=30, check=True).stdout)
+
+    return with_boot_retries(attempt, spec.boot_retries, "guest check", progress)
