@@ -196,16 +196,59 @@ def test_a_gone_hypervisor_guest_is_explained_by_its_log_and_console(tmp_path, m
         "2026-12-06T16:22:38.011715Z qemu-system-x86_64: terminating on signal 15 from pid 11176 "
         "(libvirtd)\n")
     monkeypatch.setattr(qemulog, "QEMU_LOG", str(logs / "{name}.log"))
-    msg = nested._gone({"domain": NAME, "dir": str(gdir)})
+    msg = nestedguest.gone({"domain": NAME, "dir": str(gdir)})
     assert msg.startswith(f"the hypervisor guest {NAME} is gone (libvirt: shutting down, "
                           f"reason=crashed: libvirt saw it crash"), msg
     assert msg.endswith("; its kernel reported: '[  643.87] BUG: TASK stack guard page was hit at "
                         "000000003f45dc60 (stack is ...)'"), msg
     # nothing to read (a dir tag that is not vbench's, no log): still one line, no guess dressed up
-    assert nested._gone({"domain": NAME, "dir": "/etc"}) == (
+    assert nestedguest.gone({"domain": NAME, "dir": "/etc"}) == (
         f"the hypervisor guest {NAME} is gone (libvirt: shutting down, reason=crashed: libvirt saw "
         f"it crash (a kernel panic via pvpanic, or QEMU itself); QEMU ended on signal 15 from "
         f"libvirtd (pid 11176))")
     (logs / f"{NAME}.log").unlink()
-    assert nested._gone({"domain": NAME}) == (f"the hypervisor guest {NAME} is gone (destroyed "
+    assert nestedguest.gone({"domain": NAME}) == (f"the hypervisor guest {NAME} is gone (destroyed "
                                               f"from outside?)")
+
+
+# Lines from the hypervisor guest's console on 2026-12-06 (kvm_amd npt=0 and QEMU 10.0 trials).
+LOCKUP_26 = "[  980.62] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [CPU 0/KVM:1105]"
+LOCKUP_164 = "[ 1128.51] watchdog: BUG: soft lockup - CPU#0 stuck for 164s! [CPU 1/KVM:1107]"
+
+
+def test_a_wedged_kernel_is_told_from_one_that_only_warned():
+    from vbench.host.bootlog import wedged
+
+    warned = ("[   19.28] WARNING: CPU: 0 PID: 0 at arch/x86/kernel/fpu/xstate.c:606 "
+              "fpu__init_system_xstate+0x85a/0xb19\n[   29.05] NMI watchdog: Perf NMI watchdog "
+              "permanently disabled\n" + LOCKUP_26 + "\n[  981.00] vbtest0: port 2(vnet7) entered "
+              "forwarding state\n")
+    assert wedged(warned) == ""            # a warning and a short lockup: a starved vCPU, go on
+    assert wedged(warned + LOCKUP_164 + "\n") == LOCKUP_164
+    for fatal in ("[  151.75] BUG: scheduling while atomic: CPU 0/KVM/592/0x00110001",
+                  "[  643.87] BUG: TASK stack guard page was hit at 000000003f45dc60",
+                  "[  152.07] Oops: 0011 [#1] PREEMPT SMP NOPTI",
+                  "[  152.07] general protection fault, probably for non-canonical address",
+                  "[  152.07] kernel BUG at mm/slub.c:431!"):
+        assert wedged(warned + fatal + "\n[  152.08] Call Trace:\n") == fatal
+
+
+def test_the_l1_watch_stops_on_a_wedged_kernel_and_on_a_gone_domain():
+    from vbench.core.errors import GuestError
+
+    console = {"text": "[  980.00] kvm: Nested Virtualization enabled\n" + LOCKUP_26 + "\n"}
+
+    def alive():
+        if console.get("gone"):
+            raise GuestError("the hypervisor guest vbench-nested-l1 is not running")
+
+    watch = nestedguest.watch_l1(alive, lambda: console["text"])
+    watch()                                   # running, kernel sound: nothing to say
+    console["text"] += LOCKUP_164 + "\n"
+    with pytest.raises(GuestError) as exc:
+        watch()
+    assert str(exc.value) == (f"the hypervisor guest's kernel failed: {LOCKUP_164!r}; nothing "
+                              f"inside it can go on (`vbench lab down --nested` destroys it)")
+    console["gone"] = True
+    with pytest.raises(GuestError, match="is not running"):
+        watch()

@@ -187,15 +187,15 @@ class Guest:
             active = False
         if not active:
             why = bootlog.gone(qemulog.read_tail(self.lab.host, self.name),
-                               self._console_end(64 << 10),
+                               self.console_end(64 << 10),
                                "crashed, panicked or destroyed from outside")
             raise GuestError(f"guest {self.name} is no longer running {why}", self.console_tail())
-        if PANIC_MARK in self._console_end():
+        if PANIC_MARK in self.console_end():
             raise GuestError(f"guest {self.name} kernel panicked", self.console_tail())
 
     def boot_error(self, message: str, lease: str | None = None) -> BootError:
         """What a failed boot raises: ``message``, where the boot stopped, the console tail."""
-        d = bootlog.explain(self._console_end(BOOT_CONSOLE_BYTES), lease=lease,
+        d = bootlog.explain(self.console_end(BOOT_CONSOLE_BYTES), lease=lease,
                             dhcp_seen=self._mgmt_dhcp_seen())
         return BootError(f"{message}: {d.reason}", self.console_tail(), stage=d.stage)
 
@@ -212,18 +212,18 @@ class Guest:
             self.check_alive()
         except GuestError as exc:
             raise self.boot_error(str(exc), lease=self.ip) from None
-        quiet = self._watch and self._watch.check(lambda: self._console_end(BOOT_CONSOLE_BYTES))
+        quiet = self._watch and self._watch.check(lambda: self.console_end(BOOT_CONSOLE_BYTES))
         if quiet is not None:
             raise self.boot_error(f"guest {self.name} hung while booting (its console has not "
                                   f"grown for {quiet:.0f} s)", lease=self.ip)
         if self.ip is None and self._silence is not None:
-            up = self._silence.check(lambda: self._console_end(BOOT_CONSOLE_BYTES),
+            up = self._silence.check(lambda: self.console_end(BOOT_CONSOLE_BYTES),
                                      self._mgmt_dhcp_seen)
             if up is not None:
                 raise self.boot_error(f"guest {self.name} got no DHCP lease: its sshd has run for "
                                       f"{up:.0f} s and the lab's DHCP server never heard from it")
 
-    def _console_end(self, size: int = 8192) -> str:
+    def console_end(self, size: int = 8192) -> str:
         return self.lab.host.read_tail(self.files().console, size).decode(errors="replace")
 
     def _wait_lease(self, mac: str, deadline: float, boot: bool = False) -> str:
@@ -252,7 +252,7 @@ class Guest:
 
     def console_tail(self, lines: int = 15) -> str:
         """The console's last ``lines`` lines, read from its last 64 KiB (never the whole file)."""
-        return "\n".join(self._console_end(64 << 10).rstrip().splitlines()[-lines:])
+        return "\n".join(self.console_end(64 << 10).rstrip().splitlines()[-lines:])
 
     def qemu_pid(self) -> int | None:
         """QEMU's pid when its CPU time can be sampled (the host knows: here, or None)."""

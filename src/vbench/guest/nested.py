@@ -24,7 +24,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from xml.sax.saxutils import escape, quoteattr
 
 RECIPE = "hypervisor"
@@ -93,6 +93,44 @@ def cpu_xml(outer_accel: str) -> str:
     return (f"  <cpu mode='custom' match='exact' check='none'>\n"
             f"    <model fallback='forbid'>{CPU_MODEL}</model>\n"
             f"    <feature policy='require' name='svm'/>\n  </cpu>\n")
+
+
+def watch_l1(alive: Callable[[], None], console: Callable[[], str]) -> Callable[[], None]:
+    """The hypervisor guest's watch while something runs in it: ``alive`` (GuestError once its
+    domain is gone) and its kernel still sound (:func:`vbench.host.bootlog.wedged` on the last
+    256 KiB of its console). Under TCG's emulated SVM its kernel has crashed and has locked up
+    in KVM's vCPU threads while the domain stayed "running": that is an error at once, with the
+    kernel's line, instead of an inner run waiting on a guest that never answers again."""
+    from vbench.core.errors import GuestError
+    from vbench.host import bootlog
+
+    def watch() -> None:
+        alive()
+        line = bootlog.wedged(console())
+        if line:
+            raise GuestError(f"the hypervisor guest's kernel failed: {line!r}; nothing inside it "
+                             f"can go on (`vbench lab down --nested` destroys it)")
+    return watch
+
+
+def gone(st: dict) -> str:
+    """Why the recorded hypervisor guest is gone (vbench.host.bootlog.gone), in one line."""
+    from vbench.core import qemulog
+    from vbench.core.files import read_tail
+    from vbench.host import bootlog
+
+    log = read_tail(qemulog.QEMU_LOG.format(name=st["domain"]), 1 << 18).decode(errors="replace")
+    return (f"the hypervisor guest {st['domain']} is gone "
+            f"{bootlog.gone(log, console(st), 'destroyed from outside?')}")
+
+
+def console(st: dict, size: int = 1 << 18) -> str:
+    """The end of the recorded hypervisor guest's console ("" when its directory is not ours)."""
+    from vbench.core.files import read_tail
+    from vbench.host import libvirtd
+
+    gdir = libvirtd.owned_guest_dir(st.get("dir"))
+    return read_tail(gdir / "console.log", size).decode(errors="replace") if gdir else ""
 
 
 def memory_mib() -> int:

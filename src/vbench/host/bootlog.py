@@ -54,6 +54,13 @@ _SSHD = re.compile(MARK + r"sshd|Started (?:ssh|sshd)\.service|OpenBSD Secure Sh
 _KERNEL_WARNING = re.compile(r"(?:BUG: |Oops: |WARNING: CPU: |general protection "
                              r"fault|rcu: INFO: |INFO: task \S+ blocked for more than )")
 
+# A kernel that can no longer be trusted to run anything: an oops, a BUG (but a soft lockup's),
+# or a soft lockup held for WEDGED_LOCKUP_S or more (a short one can be a starved vCPU under TCG).
+_FATAL = re.compile(r"(?:BUG: (?!soft lockup|workqueue lockup)|Oops: |kernel BUG at |general "
+                    r"protection fault)")
+_LOCKUP = re.compile(r"BUG: soft lockup - CPU#\d+ stuck for (\d+)s!")
+WEDGED_LOCKUP_S = 120
+
 
 @dataclass(frozen=True)
 class BootProgress:
@@ -174,6 +181,17 @@ def gone(qemu_log: str, console: str, unknown: str) -> str:
     said = seen.kernel_warning or seen.panic
     return (f"({qemulog.ending(qemu_log, console) or unknown})"
             + (f"; its kernel reported: {said!r}" if said else ""))
+
+
+def wedged(console: str) -> str:
+    """The first console line saying the kernel is no longer sound (:data:`_FATAL`, or a soft
+    lockup of :data:`WEDGED_LOCKUP_S` or more), "" if none. The nested lab stops on one in its
+    hypervisor guest: a wedged L1 runs nothing more, and an inner run would wait for hours."""
+    for line in _TERMINAL_CONTROL.sub("", console).splitlines():
+        lockup = _LOCKUP.search(line)
+        if _FATAL.search(line) or (lockup and int(lockup.group(1)) >= WEDGED_LOCKUP_S):
+            return line.strip()[:200]
+    return ""
 
 
 def stalled(progress: BootProgress, quiet_s: float, budget_s: float, own_boot: bool = False) -> bool:

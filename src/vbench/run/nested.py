@@ -38,7 +38,8 @@ from vbench.core import paths
 from vbench.core.errors import GuestError, LabError
 from vbench.guest.nested import (BOOT_TIMEOUT_S, CPU_MODEL, DOMAIN, INNER_ROOT, NOTE,
                                  RECIPE, ROLE_TAG, VCPUS, _client_key, hypervisor_guest_class,
-                                 inner_argv, memory_mib, setup_script, shares)
+                                 console, gone, inner_argv, memory_mib, setup_script, shares,
+                                 watch_l1)
 
 STATE_FILE = "nested.json"
 STATE_VERSION = 1
@@ -216,7 +217,8 @@ def boot(stack: contextlib.ExitStack, say: Say, inner: str = "debian12",
         f"svm, {VCPUS} vCPUs, {memory_mib()} MiB) ...")
     stack.enter_context(g)
     boot_s = time.monotonic() - t0
-    l1 = L1(g.ssh, {}, img.dir, booted=g, key_pem=pem, alive=g.check_alive)
+    watch = watch_l1(g.check_alive, lambda: g.console_end(1 << 18))
+    l1 = L1(g.ssh, {}, img.dir, booted=g, key_pem=pem, alive=watch)
     t1 = time.monotonic()
     res = g.ssh.run(setup_script(share_list), timeout=300, check=False)
     if not res.ok:
@@ -227,7 +229,7 @@ def boot(stack: contextlib.ExitStack, say: Say, inner: str = "debian12",
         f"/dev/vhost-net, /dev/vhost-vsock present, {len(share_list)} read-only shares mounted "
         f"({time.monotonic() - t1:.0f} s)")
     t2 = time.monotonic()
-    status, lines = stream(g.ssh, inner_argv(["lab", "up"]), say, watch=g.check_alive)
+    status, lines = stream(g.ssh, inner_argv(["lab", "up"]), say, watch=watch)
     if status != 0:
         raise LabError(f"the inner `vbench lab up` failed (exit {status}): "
                        f"{' | '.join(lines[-3:])}")
@@ -284,7 +286,7 @@ def up(say: Say) -> dict:
 
 def _domain_running(st: dict) -> None:
     """GuestError unless the recorded hypervisor guest's domain is running; a gone one is
-    explained (:func:`_gone`)."""
+    explained (:func:`vbench.guest.nested.gone`)."""
     from vbench.host import lab
     from vbench.host import libvirtd
 
@@ -297,23 +299,9 @@ def _domain_running(st: dict) -> None:
         if not conn.lookupByName(name).isActive():
             raise GuestError(f"the hypervisor guest {name} is not running")
     except libvirtd._libvirt().libvirtError:
-        raise GuestError(_gone(st)) from None
+        raise GuestError(gone(st)) from None
     finally:
         conn.close()
-
-
-def _gone(st: dict) -> str:
-    """Why the recorded hypervisor guest is gone (vbench.host.bootlog.gone), in one line."""
-    from vbench.core import qemulog
-    from vbench.core.files import read_tail
-    from vbench.host import bootlog, libvirtd
-
-    name, size = st["domain"], 1 << 18
-    gdir = libvirtd.owned_guest_dir(st.get("dir"))
-    console = read_tail(gdir / "console.log", size).decode(errors="replace") if gdir else ""
-    log = read_tail(qemulog.QEMU_LOG.format(name=name), size).decode(errors="replace")
-    return (f"the hypervisor guest {name} is gone "
-            f"{bootlog.gone(log, console, 'destroyed from outside?')}")
 
 
 def _reconnect(st: dict):
@@ -400,7 +388,7 @@ def session(say: Say, inner: str = "debian12"):
         say(f"using the nested lab {st['domain']} at {st['ip']}")
         try:
             yield L1(ssh, st["facts"], Path(st["inner_image"]),
-                     alive=lambda: _domain_running(st))
+                     alive=watch_l1(lambda: _domain_running(st), lambda: console(st)))
         finally:
             ssh.close()
         return
