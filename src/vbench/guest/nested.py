@@ -31,6 +31,7 @@ RECIPE = "hypervisor"
 DOMAIN = "vbench-nested-l1"
 ROLE_TAG = "nested-lab"         # the `role` tag of the long-lived L1 (`lab up --nested`)
 CPU_MODEL = "EPYC"              # an AMD model: TCG emulates SVM with nested paging (NPT)
+CONSOLE_TAIL_BYTES = 1 << 18  # how much of L1's console its watch and its 'gone' reason read
 MEMORY_MIB = 6144              # default; VBENCH_NESTED_MEMORY_MIB overrides (memory_mib())
 MEMORY_RANGE_MIB = (2048, 262144)
 VCPUS = 2
@@ -98,9 +99,10 @@ def cpu_xml(outer_accel: str) -> str:
 def watch_l1(alive: Callable[[], None], console: Callable[[], str]) -> Callable[[], None]:
     """The hypervisor guest's watch while something runs in it: ``alive`` (GuestError once its
     domain is gone) and its kernel still sound (:func:`vbench.host.bootlog.wedged` on the last
-    256 KiB of its console). Under TCG's emulated SVM its kernel has crashed and has locked up
-    in KVM's vCPU threads while the domain stayed "running": that is an error at once, with the
-    kernel's line, instead of an inner run waiting on a guest that never answers again."""
+    :data:`CONSOLE_TAIL_BYTES` of its console). Under TCG's emulated SVM its kernel has crashed
+    and has locked up in KVM's vCPU threads while the domain stayed "running": that is an error
+    at once, with the kernel's line, instead of an inner run waiting on a guest that never
+    answers again."""
     from vbench.core.errors import GuestError
     from vbench.host import bootlog
 
@@ -119,12 +121,13 @@ def gone(st: dict) -> str:
     from vbench.core.files import read_tail
     from vbench.host import bootlog
 
-    log = read_tail(qemulog.QEMU_LOG.format(name=st["domain"]), 1 << 18).decode(errors="replace")
+    log = read_tail(qemulog.QEMU_LOG.format(name=st["domain"]),
+                    qemulog.TAIL_BYTES).decode(errors="replace")
     return (f"the hypervisor guest {st['domain']} is gone "
             f"{bootlog.gone(log, console(st), 'destroyed from outside?')}")
 
 
-def console(st: dict, size: int = 1 << 18) -> str:
+def console(st: dict, size: int = CONSOLE_TAIL_BYTES) -> str:
     """The end of the recorded hypervisor guest's console ("" when its directory is not ours)."""
     from vbench.core.files import read_tail
     from vbench.host import libvirtd

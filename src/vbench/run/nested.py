@@ -36,10 +36,10 @@ from typing import Any, Callable
 
 from vbench.core import paths
 from vbench.core.errors import GuestError, LabError
-from vbench.guest.nested import (BOOT_TIMEOUT_S, CPU_MODEL, DOMAIN, INNER_ROOT, NOTE,
-                                 RECIPE, ROLE_TAG, VCPUS, _client_key, hypervisor_guest_class,
-                                 console, gone, inner_argv, memory_mib, setup_script, shares,
-                                 watch_l1)
+from vbench.guest.nested import (BOOT_TIMEOUT_S, CONSOLE_TAIL_BYTES, CPU_MODEL, DOMAIN,
+                                 INNER_ROOT, NOTE, RECIPE, ROLE_TAG, VCPUS, _client_key,
+                                 console, gone, hypervisor_guest_class, inner_argv, memory_mib,
+                                 setup_script, shares, watch_l1)
 
 STATE_FILE = "nested.json"
 STATE_VERSION = 1
@@ -217,7 +217,7 @@ def boot(stack: contextlib.ExitStack, say: Say, inner: str = "debian12",
         f"svm, {VCPUS} vCPUs, {memory_mib()} MiB) ...")
     stack.enter_context(g)
     boot_s = time.monotonic() - t0
-    watch = watch_l1(g.check_alive, lambda: g.console_end(1 << 18))
+    watch = watch_l1(g.check_alive, lambda: g.console_end(CONSOLE_TAIL_BYTES))
     l1 = L1(g.ssh, {}, img.dir, booted=g, key_pem=pem, alive=watch)
     t1 = time.monotonic()
     res = g.ssh.run(setup_script(share_list), timeout=300, check=False)
