@@ -162,3 +162,80 @@ def test_inconsistent_summary_raises(summary):
     text = "64 bytes from 10.0.0.2: icmp_seq=1 ttl=64 time=0.3 ms\n" + summary + "\n"
     with pytest.raises(ProbeError):
         parse_ping(text, "w")
+
+
+# ---------------------------------------------------------------- the guest's command (g2h)
+
+class _Guest:
+    """Runs the command Ping.run gives the guest in a real ``sh``, with a stand-in ``ping`` on
+    PATH that prints its first reply, then waits for ``gate`` before it prints the rest."""
+
+    def __init__(self, bin_dir: Path, gate: Path) -> None:
+        self.env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+        self.gate = gate
+        self.streamed: bytes | None = None
+        self.commands: list[str] = []
+
+    def test_ip(self) -> str:
+        return "10.254.1.10"
+
+    def run(self, cmd, timeout, check=False):
+        import select
+        import subprocess
+
+        from vbench.core.metrics import CommandResult
+
+        self.commands.append(cmd)
+        proc = subprocess.Popen(["sh", "-c", cmd], stdout=subprocess.PIPE, env=self.env)
+        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+        self.streamed = proc.stdout.read1(4096) if ready else b""  # what crossed "SSH" so far
+        self.gate.touch()
+        out = self.streamed + proc.stdout.read()
+        return CommandResult(cmd, proc.wait(timeout), out.decode(), "", 0.0)
+
+
+class _Unit:
+    def __init__(self, g) -> None:
+        self.g = g
+
+    def guest(self, tool):
+        return self.g
+
+    def host(self):
+        class Host:
+            def peer_ip(self):
+                return "10.254.1.1"
+
+        return Host()
+
+
+def test_g2h_ping_lines_stay_in_the_guest_until_ping_ends(tmp_path):
+    from vbench.scenario.schema import Workload
+    from vbench.workloads.ping import WORKLOAD
+
+    text = read("crafted-ping-virtio-20.txt")
+    first, rest = text.split("\n", 1)[0] + "\n", text.split("\n", 1)[1]
+    (tmp_path / "first").write_text(first)
+    (tmp_path / "rest").write_text(rest)
+    fake = tmp_path / "ping"
+    fake.write_text(f"#!/bin/sh\ncat {tmp_path}/first\n"
+                    f"while [ ! -e {tmp_path}/gate ]; do sleep 0.05; done\n"
+                    f"cat {tmp_path}/rest\n")
+    fake.chmod(0o755)
+    g = _Guest(tmp_path, tmp_path / "gate")
+    w = Workload.model_validate({"name": "rtt", "ping": {"count": 20, "directions": ["g2h"]}})
+    samples, raw = WORKLOAD.run(None, w, _Unit(g))
+    assert g.streamed == b""  # the first reply was printed, and held
+    assert "10.254.1.1" in g.commands[0] and "-c 20" in g.commands[0]
+    assert by_metric(samples)["rtt_p50"].value == by_metric(parse_ping(text, "x"))["rtt_p50"].value
+    assert text.strip() in raw
+
+
+def test_held_stdout_keeps_the_exit_status_and_lets_stderr_through():
+    import subprocess
+
+    from vbench.workloads.common import held_stdout
+
+    cp = subprocess.run(["sh", "-c", held_stdout("printf 'a\\nb\\n'; echo why >&2; exit 3")],
+                        capture_output=True, text=True)
+    assert (cp.stdout, cp.stderr, cp.returncode) == ("a\nb\n", "why\n", 3)

@@ -23,7 +23,7 @@ from vbench.devices.base import Strict
 from vbench.workloads.base import (Direction, RunningUnit, WorkloadKind, both_directions,
                                    per_direction)
 from vbench.core.metrics import Sample
-from vbench.workloads.common import nearest_rank
+from vbench.workloads.common import held_stdout, nearest_rank
 
 _REPLY_RE = re.compile(
     r"^\d{1,6} bytes from .*\bicmp_seq=\d{1,10}\b.*\btime=(\d{1,9}(?:\.\d{1,9})?) ms(.*)$"
@@ -130,6 +130,12 @@ class PingSpec(Strict):
     size: int = Field(56, ge=16, le=1472)
 
 
+def g2h_command(host_ip: str, spec: PingSpec) -> str:
+    """The guest's command of the guest-to-host direction: ping with its per-reply lines held
+    in the guest until it ends (``held_stdout``: nothing crosses SSH while it measures)."""
+    return held_stdout(shlex.join(ping_argv(host_ip, spec.count, spec.interval, spec.size)))
+
+
 class Ping(WorkloadKind):
     tool = "ping"
     spec = PingSpec
@@ -154,8 +160,7 @@ class Ping(WorkloadKind):
                 res = unit.host().run(ping_argv(guest_ip, spec.count, spec.interval, spec.size),
                                       timeout=bound)
             else:
-                res = g.run(shlex.join(ping_argv(host_ip, spec.count, spec.interval, spec.size)),
-                            timeout=bound)
+                res = g.run(g2h_command(host_ip, spec), timeout=bound)
             return parse_ping(res.stdout, name), f"{res.stdout}{res.stderr}"
 
         return per_direction(w.name, spec.directions, one)
