@@ -11,7 +11,7 @@ no DHCP. The NIC under test sits on a tap in a bridge inside a namespace of the 
 (``vbref-<pid>``), with the iperf3 servers on that bridge. The probe is a shell script carried on
 the kernel command line (``systemd.run=``, gzip+base64; vbench's image needs nothing new): it
 waits until the boot's other jobs are done, runs the same commands vbench's workloads build
-(``fio_argv``, ``iperf3_client_argv``, ``ping_argv`` guest to host, the entropy probe's hwrng read;
+(``fio_argv``, ``iperf3_client_argv``, ping's ``g2h_command``, the entropy probe's hwrng read;
 same ``timeout`` wrappers), then writes its output base64-encoded between markers to the serial
 console (with a SHA-256) and powers the guest off. Both sides' outputs go through vbench's own
 parsers; the compared number is each workload's headline metric (vbench.workloads).
@@ -310,7 +310,7 @@ def guest_jobs(scn, w, guest_ip: str, host_ip: str) -> list[Job]:
     from vbench.workloads.fio import FIO_TIMEOUT_SLACK_S, fio_argv, parse_fio_json
     from vbench.workloads.iperf3 import (iperf3_client_argv, iperf3_server_argv,
                                          parse_iperf3_json)
-    from vbench.workloads.ping import parse_ping, ping_argv
+    from vbench.workloads.ping import g2h_command, parse_ping
 
     spec = getattr(w, w.tool)
     metric = w.kind.headline_of(spec)
@@ -334,8 +334,7 @@ def guest_jobs(scn, w, guest_ip: str, host_ip: str) -> list[Job]:
     if w.tool == "ping":
         if list(spec.directions) != ["g2h"]:
             raise BenchError("ping: the reference runs guest-to-host only (directions: [g2h])")
-        return [Job(f"{w.name}-g2h", shlex.join(ping_argv(host_ip, spec.count, spec.interval,
-                                                          spec.size)), parse_ping, metric)]
+        return [Job(f"{w.name}-g2h", g2h_command(host_ip, spec), parse_ping, metric)]
     if w.tool == "entropy":
         script = entropy_probe_script(spec.read_bytes, spec.timeout_s)
         return [Job(w.name, "sh -s <<'VBENCH_EOF'\n" + script + "\nVBENCH_EOF", parse_entropy,
@@ -409,9 +408,18 @@ def make_netns(cu: Cleanup, host_ip: str, prefix: int) -> str:
     sh(n + ["link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0"])
     sh(n + ["addr", "add", f"{host_ip}/{prefix}", "dev", BRIDGE])
     sh(n + ["link", "set", BRIDGE, "up"])
-    sh(n + ["tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr"])
+    add_tap(ns)
     sh(n + ["link", "set", TAP, "master", BRIDGE, "up"])
     return ns
+
+
+def add_tap(ns: str) -> None:
+    """The raw NIC's tap in ``ns``, with the root qdisc libvirt gives its taps: ``noqueue``
+    (the lab's vnetN read ``qdisc noqueue`` in ``tc qdisc show``; a tap made by ``ip tuntap``
+    gets the host's default, pfifo_fast here). The virtio-net header is the NIC's to ask for
+    (``tap_options``)."""
+    sh(["ip", "-n", ns, "tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr"])
+    sh(["ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", TAP, "root", "noqueue"])
 
 
 def use_lab_netns(cu: Cleanup, ns: str) -> None:
@@ -424,8 +432,8 @@ def lab_tap(cu: Cleanup, bridge: str) -> None:
     """A tap on ``bridge`` in the lab's namespace for one raw boot (removed after it, so the
     vbench side never runs beside a stray port)."""
     n = ["ip", "-n", cu.netns or ""]
-    sh(n + ["tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr"])
-    cu.taps.append(TAP)
+    cu.taps.append(TAP)  # before it exists: a failure half-way still removes it
+    add_tap(cu.netns or "")
     sh(n + ["link", "set", TAP, "master", bridge, "up"])
 
 

@@ -10,6 +10,7 @@ import base64
 import gzip
 import hashlib
 import importlib.util
+import os
 import subprocess
 import sys
 import types
@@ -303,6 +304,34 @@ def test_raw_net_lab_adds_and_removes_its_tap_and_never_deletes_the_labs_namespa
     calls.clear()
     own.all()                         # the bench's own namespace is deleted as before
     assert calls == [["ip", "netns", "delete", "vbref-1"]]
+
+
+def test_the_raw_tap_has_libvirts_noqueue_qdisc_and_a_half_made_one_is_removed(monkeypatch):
+    calls: list[list[str]] = []
+    tc_fails = False
+
+    def fake_run(argv, *a, **k):
+        calls.append(list(argv))
+        rc = 1 if tc_fails and "tc" in argv else 0
+        return subprocess.CompletedProcess(argv, rc, "", "RTNETLINK answers: no" if rc else "")
+
+    monkeypatch.setattr(br.subprocess, "run", fake_run)
+    noqueue = ["tc", "qdisc", "replace", "dev", br.TAP, "root", "noqueue"]
+    br.make_netns(br.Cleanup(), "10.254.1.1", 24)         # the bench's own bridge
+    assert ["ip", "netns", "exec", f"vbref-{os.getpid()}", *noqueue] in calls
+    cu = br.Cleanup()
+    br.use_lab_netns(cu, "vbench")
+    calls.clear()
+    br.lab_tap(cu, "vbtest0")                              # the lab's bridge
+    assert calls.index(["ip", "netns", "exec", "vbench", *noqueue]) < calls.index(
+        ["ip", "-n", "vbench", "link", "set", br.TAP, "master", "vbtest0", "up"])
+    cu.drop_taps()
+    tc_fails = True
+    with pytest.raises(br.BenchError, match="RTNETLINK"):
+        br.lab_tap(cu, "vbtest0")
+    calls.clear()
+    cu.all()                                               # the tap it made is not left behind
+    assert calls == [["ip", "-n", "vbench", "link", "del", br.TAP]]
 
 
 def test_the_raw_guest_address_is_outside_the_labs_dhcp_range():
