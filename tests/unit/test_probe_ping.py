@@ -231,7 +231,7 @@ def test_g2h_ping_lines_stay_in_the_guest_until_ping_ends(tmp_path):
     assert text.strip() in raw
 
 
-def test_held_stdout_keeps_the_exit_status_and_lets_stderr_through():
+def test_held_stdout_keeps_the_exit_status_and_lets_stderr_through(tmp_path):
     import subprocess
 
     from vbench.workloads.common import held_stdout
@@ -239,3 +239,6 @@ def test_held_stdout_keeps_the_exit_status_and_lets_stderr_through():
     cp = subprocess.run(["sh", "-c", held_stdout("printf 'a\\nb\\n'; echo why >&2; exit 3")],
                         capture_output=True, text=True)
     assert (cp.stdout, cp.stderr, cp.returncode) == ("a\nb\n", "why\n", 3)
+    script = "{ " + held_stdout("echo a; exit 3") + "\n} >> out; echo rc=$? >> out; echo next >> out"
+    cp = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert (tmp_path / "out").read_text() == "a\nrc=3\nnext\n"  # the script goes on after it

@@ -24,8 +24,9 @@ def held_stdout(command: str) -> str:
     guest's vCPUs, woken for it, answer the device under test faster. Measured on virtio-net
     under TCG, ping guest-to-host every 10 ms: rtt_p50 17 % lower streamed than held, 12 of 12
     alternating repetitions in one guest. Held, the window sees only the probe, as in the raw
-    QEMU reference (bench/bench_reference.py). The output is bounded by the tool's own spec."""
-    return f'o=$({command}); s=$?; printf "%s\\n" "$o"; exit $s'
+    QEMU reference (bench/bench_reference.py). The output is bounded by the tool's own spec. A
+    subshell: its ``exit`` ends only itself, so the command can sit inside a larger script."""
+    return f'(o=$({command}); s=$?; printf "%s\\n" "$o"; exit $s)'
 
 
 def one_line(text: object, limit: int = MAX_TOOL_TEXT) -> str:
