@@ -94,8 +94,10 @@ def tap_options(model: str, accel: str, vhost_dev: str = "/dev/vhost-net") -> st
 
 # ---- the jobs: one generated scenario per device kind, the same for both sides ------------------
 
-def scenario_text(kind: str, devices: list[str], runtime: int, disk_gib: float) -> str:
-    """The scenario both sides run (the raw side takes its jobs and device profiles from it)."""
+def scenario_text(kind: str, devices: list[str], runtime: int, disk_gib: float,
+                  vcpus: int = 2) -> str:
+    """The scenario both sides run (the raw side takes its jobs, device profiles and guest size
+    from it)."""
     device, field, models = {"disk": ("disk", "bus", DISK_DEVICES),
                              "rng": ("rng", "model", RNG_DEVICES)}.get(kind, ("nic", "model",
                                                                             NET_DEVICES))
@@ -116,7 +118,7 @@ def scenario_text(kind: str, devices: list[str], runtime: int, disk_gib: float) 
     return (f"name: vbref-{'net' if device == 'nic' else kind}\n"
             "description: reference bench (bench/bench_reference.py)\n"
             f"device: {device}\nrepetitions: 1\nsmoke: true\n"
-            "guest: {vcpus: 2, memory_mib: 1024, machine: pc}\n"
+            f"guest: {{vcpus: {vcpus}, memory_mib: 1024, machine: pc}}\n"
             f"{extra}variants:\n{variants}workloads:{workloads}")
 
 
@@ -632,7 +634,7 @@ def alone_round(kind: str, devices: list[str], work: Path, args) -> dict[tuple[s
 
     got: dict[tuple[str, str], float] = {}
     for d in devices:
-        text = scenario_text(kind, [d], args.runtime, args.disk_gib)
+        text = scenario_text(kind, [d], args.runtime, args.disk_gib, args.vcpus)
         got.update(vbench_round(text, load_scenario_text(text), work, args))
     return got
 
@@ -777,6 +779,10 @@ def main() -> int:
                     help="the vbench side: one run per device kind with its devices' guests side "
                          "by side (siblings), one run per device (alone), or both in the same "
                          "rounds (prints both against raw, and alone against siblings)")
+    ap.add_argument("--vcpus", type=int, default=2,
+                    help="vCPUs of every guest on both sides (vbench's shipped scenarios: 2). "
+                         "Fewer than the host's CPUs leaves room for QEMU's I/O thread and the "
+                         "host-side peer: quieter rounds on a small host")
     ap.add_argument("--boot-timeout", type=int, default=600)
     ap.add_argument("--tmpdir", default="/var/tmp",
                     help="overlays and scratch disks (not a tmpfs: cache=none needs O_DIRECT)")
@@ -784,6 +790,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("--rounds must be >= 1")
+    if args.vcpus < 1:
+        ap.error("--vcpus must be >= 1")
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
     bad = [d for d in devices if d not in {**DISK_DEVICES, **NET_DEVICES, **RNG_DEVICES}]
     if bad:
@@ -828,7 +836,7 @@ def main() -> int:
                 make_netns(cu, TEST.host_ip, ipaddress.IPv4Network(TEST.cidr).prefixlen)
         for rnd in range(args.rounds):
             for kind, ds in kinds:
-                text = scenario_text(kind, ds, args.runtime, args.disk_gib)
+                text = scenario_text(kind, ds, args.runtime, args.disk_gib, args.vcpus)
                 scn = load_scenario_text(text)
                 for w in scn.workloads:
                     metric = w.kind.headline_of(getattr(w, w.tool))
@@ -886,7 +894,8 @@ def report(raw: dict, vb: dict, alone: dict, metrics: dict, args) -> int:
 
 def report_one(raw: dict, vb: dict, metrics: dict, args) -> int:
     text_out, counts = table(raw, vb, metrics)
-    print(f"\ngeometric means over {args.rounds} round(s), accelerator {args.accel}, sandbox "
+    print(f"\ngeometric means over {args.rounds} round(s), accelerator {args.accel}, "
+          f"{args.vcpus} vCPU(s) per guest, sandbox "
           f"{args.sandbox}, raw NIC on {'the lab' if args.raw_net == 'lab' else 'the bench'}'s own bridge; "
           f"change = vbench / raw - 1; verdict (vbench's own rule, threshold "
           f"{FLAG:.0%}): the 90 % interval inside it (within), a significant change wholly beyond "

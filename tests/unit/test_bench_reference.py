@@ -369,12 +369,15 @@ def test_the_alone_side_runs_one_single_variant_scenario_per_device(monkeypatch,
 
     def fake_round(text, scn, work, args):
         runs.append([v.name for v in scn.variants])
+        sizes.add(scn.guest.vcpus)
         return {(scn.variants[0].name, "tcp-1-h2g"): float(len(runs))}
 
+    sizes: set[int] = set()
     monkeypatch.setattr(br, "vbench_round", fake_round)
-    args = types.SimpleNamespace(runtime=8, disk_gib=1.0)
+    args = types.SimpleNamespace(runtime=8, disk_gib=1.0, vcpus=1)
     got = br.alone_round("net", ["virtio-net", "e1000", "rtl8139"], tmp_path, args)
     assert runs == [["virtio-net"], ["e1000"], ["rtl8139"]]
+    assert sizes == {1}  # --vcpus reaches every scenario the bench runs
     assert got == {("virtio-net", "tcp-1-h2g"): 1.0, ("e1000", "tcp-1-h2g"): 2.0,
                    ("rtl8139", "tcp-1-h2g"): 3.0}
 
@@ -382,7 +385,8 @@ def test_the_alone_side_runs_one_single_variant_scenario_per_device(monkeypatch,
 def test_both_set_ups_are_judged_against_raw_and_against_each_other(capsys):
     key, metrics = ("e1000", "tcp-1-h2g"), {("e1000", "tcp-1-h2g"): "throughput"}
     raw, sib, alone = {key: [100.0, 110.0, 90.0]}, {key: [90.0, 99.0, 81.0]}, {key: [100.0, 110.0, 90.0]}
-    args = types.SimpleNamespace(rounds=3, accel="tcg", sandbox="off", raw_net="own", only=None)
+    args = types.SimpleNamespace(rounds=3, accel="tcg", sandbox="off", raw_net="own", only=None,
+                                 vcpus=2)
     assert br.report(raw, sib, alone, metrics, args) == 1  # siblings: 10 % below raw
     out = capsys.readouterr().out
     assert "vbench side: siblings" in out and "vbench side: alone" in out
