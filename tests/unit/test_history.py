@@ -51,6 +51,9 @@ def test_environment_change_names_what_differs():
     assert H.environment_change(a, b) == "QEMU 7.2.13 -> 8.0.4; guest kernel 6.1.0-26 -> 6.1.0-28"
     assert H.environment_change(a, a) == "no recorded change"
     assert H.environment_change(None, b) == ""
+    c = H.environment_facts({"qemu_version": "8.0.4"}, {"probe_methods": "iperf3 1, ping 1"})
+    d = H.environment_facts({"qemu_version": "8.0.4"}, {"probe_methods": "iperf3 1, ping 2"})
+    assert H.environment_change(c, d) == "probe methods iperf3 1, ping 1 -> iperf3 1, ping 2"
 
 
 def test_history_table_carries_dates_bands_and_what_changed():

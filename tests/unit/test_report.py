@@ -51,6 +51,7 @@ def test_single_run_report_is_self_contained(results, tmp_path):
         assert section in text
     assert "tcg-banner" not in text
     assert re.search(r"Guest clocksource</t[hd]>\s*<td>hpet</td>", text)  # beside the guest kernel
+    assert re.search(r"Probe methods</t[hd]>\s*<td>fio 1</td>", text)  # how it was measured
     # headline ratios: virtio-blk vs sata IOPS ~ 2.5x, coloured as better
     assert re.search(r'<tr class="better">.*?virtio-blk</td><td>sata</td>.*?2\.[3-7]\d\u00d7',
                      text, re.S)

@@ -81,8 +81,13 @@ SERIES_KEYS = ("scenario", "workload", "metric", "variant") + CONTEXT
 # experiments; numbers from them must not be pooled, and a comparison refuses them unless told.
 CHECKED_METADATA: tuple[str, ...] = (
     "accelerator", "host", "cpu_model", "cpus", "host_kernel", "qemu_version", "libvirt_version",
-    "guest_kernel", "guest_image_key", "nested", "test_network",
+    "guest_kernel", "guest_image_key", "nested", "test_network", "probe_methods",
 )
+
+# A workload kind's measuring method (``WorkloadKind.method``) starts here and is raised when a
+# change to vbench changes what that kind's numbers mean; a run records each workload's method,
+# and runs recorded before vbench stored it were all measured with this one.
+FIRST_METHOD = 1
 
 
 def default_gate_metrics(kinds: Iterable[str]) -> tuple[str, ...]:

@@ -96,10 +96,12 @@ def build_history(results_root: Path, scenario: str, out_dir: Path) -> Path:
 
 def _facts(rec) -> dict:
     """What changed between two runs is named from these (QEMU, libvirt, kernels, ...)."""
+    from vbench.results.record import probe_methods
     from vbench.stats.history import environment_facts
 
     return environment_facts(rec.environment.model_dump(),
-                             {"guest_kernel": ", ".join(rec.guest_kernels())})
+                             {"guest_kernel": ", ".join(rec.guest_kernels()),
+                              "probe_methods": probe_methods(rec)})
 
 
 def history_figure(metric: str, points, changes, order: list[str],

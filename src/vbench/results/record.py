@@ -126,6 +126,8 @@ class Variant(_Record):
 class WorkloadInfo(_Record):
     tool: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
+    method: int | None = None     # the kind's WorkloadKind.method; None: recorded before vbench
+                                  # stored it (policy.FIRST_METHOD then)
 
 
 class Failure(_Record):
@@ -298,6 +300,8 @@ def checked_metadata(rec: RunRecord) -> dict[str, str | None]:
         if key == "guest_kernel":
             kernels = rec.guest_kernels()
             out[key] = ", ".join(kernels) if kernels else None
+        elif key == "probe_methods":
+            out[key] = probe_methods(rec)
         elif key == "nested":  # a nested run is never pooled with a flat one (nor another nesting)
             n = env.nested
             out[key] = None if not n else (f"under {n.get('outer_accelerator')} on "
@@ -306,6 +310,14 @@ def checked_metadata(rec: RunRecord) -> dict[str, str | None]:
             value = getattr(env, key, None)
             out[key] = None if value in (None, "") else str(value)
     return out
+
+
+def probe_methods(rec: RunRecord) -> str | None:
+    """``iperf3 1, ping 2``: the measuring method of each workload tool the run used. Runs of one
+    tool measured with different methods are different experiments."""
+    pairs = sorted({(w.tool, policy.FIRST_METHOD if w.method is None else w.method)
+                    for w in rec.workloads.values() if w.tool})
+    return ", ".join(f"{tool} {method}" for tool, method in pairs) or None
 
 
 def metadata_differences(a: RunRecord, b: RunRecord) -> dict[str, tuple[str, str]]:

@@ -85,7 +85,7 @@ def _initial_record(run_id: str, scn: Scenario, scenario_file: str, text: str, e
         if w.fio:
             rt, ramp = scn.fio_runtime(w)
             spec = {"options": scn.fio_options(w), "runtime": rt, "ramp_time": ramp}
-        workloads[w.name] = WorkloadInfo(tool=w.tool, options=spec)
+        workloads[w.name] = WorkloadInfo(tool=w.tool, options=spec, method=w.kind.method)
     return RunRecord(run_id=run_id, status="running", started=now(), finished=None,
                      vbench_version=__version__,
                      scenario=ScenarioInfo(name=scn.name, file=scenario_file, text=text,

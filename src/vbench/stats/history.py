@@ -47,7 +47,7 @@ ENV_FACTS = (("qemu_version", "QEMU"), ("libvirt_version", "libvirt"),
              ("host_kernel", "host kernel"), ("guest_kernel", "guest kernel"),
              ("accelerator", "accelerator"), ("cpu_model", "CPU"),
              ("fio_version_host", "fio"), ("vbench_version", "vbench"), ("guest_image_key", "image"),
-             ("test_network", "test network"))
+             ("test_network", "test network"), ("probe_methods", "probe methods"))
 OUTLIER = 5.0
 
 
@@ -249,11 +249,12 @@ def run_to_run_sd(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> tup
     return (math.sqrt(float(np.median(taus))) if taus else math.nan), runs
 
 
-def environment_facts(environment: Mapping | None, variant: Mapping | None = None) -> dict:
-    """The facts of a run's ``environment`` (and a variant's record) named at a step."""
+def environment_facts(environment: Mapping | None, extra: Mapping | None = None) -> dict:
+    """The facts of a run's ``environment`` named at a step, and those of its record that live
+    elsewhere (``extra``: the guest kernel, the probes' methods)."""
     env = dict(environment or {})
-    if variant:
-        env.setdefault("guest_kernel", variant.get("guest_kernel"))
+    for key, value in (extra or {}).items():
+        env.setdefault(key, value)
     return {label: str(env[key]) for key, label in ENV_FACTS if env.get(key) not in (None, "")}
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Callable, ClassVar, Literal, Protocol
 
+from vbench.core import policy
 from vbench.core.metrics import CommandResult, Sample, is_known
 from vbench.devices.base import ByteChannel, GuestSocket, MemoryControl, Strict
 
@@ -158,6 +159,7 @@ class WorkloadKind:
     guest_tools: ClassVar[tuple[str, ...]] = ()  # programs the guest must have
     remote: ClassVar[bool] = False        # runs on (or against) another host (``--connect qemu+ssh``)
     needs_device: ClassVar[str | None] = None   # a device kind the variants must have under test
+    method: ClassVar[int] = policy.FIRST_METHOD  # raised when a change alters what its numbers mean
 
     def estimate_s(self, spec: Any, scn: Any) -> float:
         """Seconds one repetition takes (the tool's own time and its slack), for the budget, the

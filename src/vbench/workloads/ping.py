@@ -143,6 +143,9 @@ class Ping(WorkloadKind):
     headline = "rtt_p50"
     guest_tools = ("ping",)
     remote = True
+    # 2: guest-to-host lines held in the guest until ping ends (g2h_command). 1: streamed over
+    # SSH while ping ran, which woke the guest: rtt_p50 about 17 % shorter than held.
+    method = 2
 
     def estimate_s(self, spec: Any, scn: Any) -> float:
         return (spec.count * spec.interval + 2.0) * len(spec.directions)
