@@ -261,13 +261,33 @@ class FakeGuest:
         self.ssh = FakeSsh(stdout)
 
 
-def test_verify_guest_runs_the_facts_script_and_raises_on_mismatch():
+def test_verify_guest_runs_the_facts_script_and_raises_on_mismatch(monkeypatch):
+    monkeypatch.setattr(verify, "DEVICES_SETTLE_S", 0.0)
     g = FakeGuest(facts_text("ide", "e1000", balloon=""))
     checks, facts = verify.verify_guest_report(g, parse_profile("disk=ide,nic=e1000"))
     assert g.ssh.commands == [verify.FACTS_SCRIPT]
     assert all(c.ok for c in checks) and facts["kernel"] == "6.1.0-28-amd64"
     with pytest.raises(DeviceMismatch, match="expected ata_piix, found ahci"):
         verify.verify_guest(FakeGuest(facts_text("sata", "e1000", balloon="")), parse_profile("disk=ide,nic=e1000"))
+
+
+def test_a_device_the_kernel_probes_after_sshd_answers_is_waited_for_then_a_mismatch_stands(
+        monkeypatch):
+    naps: list[float] = []
+    monkeypatch.setattr(verify.time, "sleep", naps.append)
+    late = FakeGuest("")
+    readings = iter([facts_text(None, "e1000", balloon=""), facts_text(None, "e1000", balloon=""),
+                     facts_text("sata", "e1000", balloon="")])
+    late.ssh.run = lambda cmd, timeout=60, check=False: FakeSsh(next(readings)).run(cmd)
+    checks, facts = verify.verify_guest_report(late, parse_profile("disk=sata,nic=e1000"))
+    assert all(c.ok for c in checks) and facts["disks"][0]["dev"] == "sda"
+    assert naps == [verify.SETTLE_POLL_S] * 2       # read three times, the last reading counts
+    clock = iter(range(0, 1000, 7))                 # a wrong driver never settles: bounded
+    monkeypatch.setattr(verify.time, "monotonic", lambda: float(next(clock)))
+    wrong = FakeGuest(facts_text("sata", "e1000", balloon=""))
+    checks, _ = verify.verify_guest_report(wrong, parse_profile("disk=ide,nic=e1000"))
+    assert not one(checks, "disk").ok
+    assert 1 < len(wrong.ssh.commands) <= verify.DEVICES_SETTLE_S / 7 + 2
 
 
 def test_facts_script_looks_for_the_scratch_serial():

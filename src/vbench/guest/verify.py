@@ -12,6 +12,7 @@ contradicts the profile fails the same way as a wrong driver.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from vbench.devices import DEVICES, DriverCheck, GuestContext, HostProof
@@ -22,6 +23,10 @@ __all__ = ["DriverCheck", "FACTS_SCRIPT", "HostProof", "check", "facts_script", 
            "parse_facts", "require_all", "require_proofs", "verify_guest", "verify_guest_report"]
 
 # Every driver bound to a virtio or PCI device: what Device.check looks for by default.
+# How long a guest's devices may take to appear after sshd answers, and how often to look again.
+DEVICES_SETTLE_S = 30.0
+SETTLE_POLL_S = 2.0
+
 BOUND_DRIVERS = r"""d=""
 for x in /sys/bus/virtio/drivers/*/virtio* /sys/bus/pci/drivers/*/0000:*; do
   [ -e "$x" ] && d="$d$(basename "$(dirname "$x")") "
@@ -71,12 +76,21 @@ def require_all(checks: list[DriverCheck], guest: str) -> None:
 
 
 def verify_guest_report(guest, profile: DeviceProfile) -> tuple[list[DriverCheck], dict]:
-    """Collect facts over SSH and check them; returns (checks, facts) without raising."""
+    """Collect facts over SSH and check them; returns (checks, facts) without raising.
+
+    sshd can answer before the kernel has finished probing every device (an AHCI disk under TCG
+    was not there yet 17 s after boot, with SSH up): while a check fails, the facts are read
+    again every ``SETTLE_POLL_S`` for up to ``DEVICES_SETTLE_S``, and the last reading counts."""
     from vbench.guest.domain import mac_for
 
-    res = guest.ssh.run(FACTS_SCRIPT, timeout=30, check=True)
-    facts = parse_facts(res.stdout)
-    return check(profile, facts, mac_for(guest.name, "test")), facts
+    deadline = time.monotonic() + DEVICES_SETTLE_S
+    while True:
+        res = guest.ssh.run(FACTS_SCRIPT, timeout=30, check=True)
+        facts = parse_facts(res.stdout)
+        checks = check(profile, facts, mac_for(guest.name, "test"))
+        if all(c.ok for c in checks) or time.monotonic() >= deadline:
+            return checks, facts
+        time.sleep(SETTLE_POLL_S)
 
 
 def verify_guest(guest, profile: DeviceProfile) -> tuple[list[DriverCheck], dict]:
