@@ -780,9 +780,8 @@ def main() -> int:
                          "by side (siblings), one run per device (alone), or both in the same "
                          "rounds (prints both against raw, and alone against siblings)")
     ap.add_argument("--vcpus", type=int, default=2,
-                    help="vCPUs of every guest on both sides (vbench's shipped scenarios: 2). "
-                         "Fewer than the host's CPUs leaves room for QEMU's I/O thread and the "
-                         "host-side peer: quieter rounds on a small host")
+                    help="vCPUs of every guest on both sides (vbench's shipped scenarios: 2), "
+                         "to check the fidelity at the guest size one's own scenarios use")
     ap.add_argument("--boot-timeout", type=int, default=600)
     ap.add_argument("--tmpdir", default="/var/tmp",
                     help="overlays and scratch disks (not a tmpfs: cache=none needs O_DIRECT)")

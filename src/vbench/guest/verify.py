@@ -22,11 +22,11 @@ from vbench.scenario.schema import DeviceProfile
 __all__ = ["DriverCheck", "FACTS_SCRIPT", "HostProof", "check", "facts_script", "host_proofs",
            "parse_facts", "require_all", "require_proofs", "verify_guest", "verify_guest_report"]
 
-# Every driver bound to a virtio or PCI device: what Device.check looks for by default.
 # How long a guest's devices may take to appear after sshd answers, and how often to look again.
 DEVICES_SETTLE_S = 30.0
 SETTLE_POLL_S = 2.0
 
+# Every driver bound to a virtio or PCI device: what Device.check looks for by default.
 BOUND_DRIVERS = r"""d=""
 for x in /sys/bus/virtio/drivers/*/virtio* /sys/bus/pci/drivers/*/0000:*; do
   [ -e "$x" ] && d="$d$(basename "$(dirname "$x")") "

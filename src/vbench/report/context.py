@@ -152,11 +152,12 @@ def env_rows(run: RunInfo) -> list[tuple[str, str]]:
 
     env = run.record.environment.model_dump(exclude_unset=True)
     m = run.record.model_dump(exclude_unset=True)  # what the run recorded, no defaults
+    methods = probe_methods(run.record)
     rows = [(label, str(env.get(key))) for key, label in ENV_FIELDS if env.get(key) not in (None, "")]
     for label, values in (("Guest kernel", run.record.guest_kernels()),
                           ("Guest clocksource", run.record.guest_clocksources()),
                           ("Machine type", _machines(run)),
-                          ("Probe methods", [m for m in [probe_methods(run.record)] if m])):
+                          ("Probe methods", [methods] if methods else [])):
         if values:
             rows.append((label, ", ".join(values)))
     rows += _nested_rows(run)

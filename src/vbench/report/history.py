@@ -96,12 +96,12 @@ def build_history(results_root: Path, scenario: str, out_dir: Path) -> Path:
 
 def _facts(rec) -> dict:
     """What changed between two runs is named from these (QEMU, libvirt, kernels, ...)."""
-    from vbench.results.record import probe_methods
+    from vbench.results.record import checked_metadata
     from vbench.stats.history import environment_facts
 
+    derived = checked_metadata(rec)  # the facts a record holds outside its environment
     return environment_facts(rec.environment.model_dump(),
-                             {"guest_kernel": ", ".join(rec.guest_kernels()),
-                              "probe_methods": probe_methods(rec)})
+                             {k: derived[k] for k in ("guest_kernel", "probe_methods")})
 
 
 def history_figure(metric: str, points, changes, order: list[str],
