@@ -20,6 +20,9 @@ With ``--raw-net lab`` the raw side's tap sits on the lab's own test bridge, ins
 namespace (the lab's DHCP server and whatever the lab's network puts on the path), added before each raw
 boot and removed after it; the raw guest takes an address outside the lab's DHCP range. Raw
 against raw in the two places splits "vbench's machinery" from "the lab's network".
+With ``--raw-launch libvirt`` the lab's libvirt starts the raw guest from vbench's own domain XML
+(its whole device set, the management NIC left down) with the probe on its kernel command line:
+raw against raw started the two ways splits libvirt and the device set from vbench's session.
 
 vbench side, per round: ``vbench run`` of a generated scenario with the same jobs (one variant per
 device), its samples read back from the run directory. ``--vbench-guests alone``: one such run per
@@ -459,8 +462,8 @@ def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, floa
         make_scratch(scratch, prof.disk.size_gib, prof.disk.preallocate)
     # The cmdline vbench gives its guests (with a throwaway key: nothing logs in here).
     base_cmd = kernel_cmdline(ROOT_LABEL, "ssh-ed25519 AAAAvbrefnokey")
-    xml = domain_xml("vbench-vbref", prof, scn.guest, "qemu", files, base_cmd, MGMT.name,
-                     TEST.name, {"run": "vbref"})
+    xml = domain_xml(f"vbench-vbref-{os.getpid()}", prof, scn.guest, "qemu", files, base_cmd,
+                     MGMT.name, TEST.name, {"run": "vbref"})
     root = ET.fromstring(xml)
     dev_args, has_nic = qemu_args_from_xml(xml, scn.guest.machine, MGMT.name, TEST.name, TAP,
                                            args.accel)
@@ -470,7 +473,8 @@ def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, floa
     guest_ip, host_ip = str(net[RAW_GUEST_HOST]), TEST.host_ip
     jobs = [j for w in scn.workloads for j in guest_jobs(scn, w, guest_ip, host_ip)]
     steps = [(j.name, j.cmd) for j in jobs]
-    if has_nic and not cu.netns_owned:
+    in_libvirt = args.raw_launch == "libvirt"
+    if has_nic and not cu.netns_owned and not in_libvirt:
         lab_tap(cu, TEST.bridge)
     servers: list[subprocess.Popen] = []
     for j in jobs:
@@ -490,7 +494,8 @@ def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, floa
                  "  [ -n \"$dev\" ] || sleep 0.5; i=$((i+1))\ndone\n")
     if has_nic:
         prefix = net.prefixlen
-        setup = (f"ip link set eth0 up\nip addr add {guest_ip}/{prefix} dev eth0\n"
+        eth = nic_ifname(xml, TEST.name) if in_libvirt else "eth0"  # raw QEMU: the only NIC
+        setup = (f"ip link set {eth} up\nip addr add {guest_ip}/{prefix} dev {eth}\n"
                  "i=0; while [ $i -lt 120 ] && ! ping -c1 -W1 " + host_ip +
                  " >/dev/null 2>&1; do i=$((i+1)); done\n")
     script = probe_script(steps, setup)
@@ -513,27 +518,20 @@ def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, floa
             *dev_args, *SANDBOX[args.sandbox]]
     ns = ["ip", "netns", "exec", cu.netns] if has_nic and cu.netns else []
     full_argv = ns + ["nice", "-n", str(args.nice)] + argv
-    if args.verbose:
-        print("  raw: " + shlex.join(full_argv), flush=True)
-    with open(d / "qemu.err", "w") as err:
-        proc = subprocess.Popen(full_argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err)
-    cu.pids.append(proc)
-    try:
-        proc.wait(args.boot_timeout + sum(_step_bound(s) for s in steps))
-    except subprocess.TimeoutExpired:
-        cu.stop(proc)
-        raise BenchError(f"raw {variant.name}: the guest did not power off in time; console: "
-                         f"{_tail(files.console)}") from None
-    cu.pids.remove(proc)
+    bound = args.boot_timeout + sum(_step_bound(s) for s in steps)
+    if in_libvirt:
+        how = libvirt_boot(libvirt_probe_xml(xml, full), d, bound, variant.name, files.console)
+    else:
+        if args.verbose:
+            print("  raw: " + shlex.join(full_argv), flush=True)
+        how = qemu_boot(cu, full_argv, d, bound, variant.name, files.console)
     for srv in servers:
         cu.stop(srv)
     cu.drop_taps()
     try:
         out = read_console(files.console.read_text(errors="replace"))
     except BenchError as exc:
-        raise BenchError(f"raw {variant.name}: {exc} (QEMU exit {proc.returncode}; "
-                         f"{(d / 'qemu.err').read_text()[-200:]}; console: "
+        raise BenchError(f"raw {variant.name}: {exc} ({how}; console: "
                          f"{_tail(files.console)})") from None
     sections = split_steps(out)
     got: dict[str, float] = {}
@@ -549,6 +547,79 @@ def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, floa
     shutil.rmtree(d, ignore_errors=True)
     cu.dirs.remove(d)
     return got
+
+
+def qemu_boot(cu: Cleanup, argv: list[str], d: Path, bound: float, name: str,
+              console: Path) -> str:
+    """QEMU started by hand until the guest powers off; what it said, for an error message."""
+    with open(d / "qemu.err", "w") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err)
+    cu.pids.append(proc)
+    try:
+        proc.wait(bound)
+    except subprocess.TimeoutExpired:
+        cu.stop(proc)
+        raise BenchError(f"raw {name}: the guest did not power off in time; console: "
+                         f"{_tail(console)}") from None
+    cu.pids.remove(proc)
+    return f"QEMU exit {proc.returncode}; {(d / 'qemu.err').read_text()[-200:]}"
+
+
+def libvirt_probe_xml(xml: str, cmdline: str) -> str:
+    """--raw-launch libvirt: vbench's own domain XML with the probe's kernel command line, every
+    device as vbench defines it (the management NIC too, left down: the probe masks the DHCP
+    client)."""
+    root = ET.fromstring(xml)
+    el = root.find("os/cmdline")
+    if el is None:
+        raise BenchError("vbench's domain XML has no <os><cmdline>")
+    el.text = cmdline
+    return ET.tostring(root, encoding="unicode")
+
+
+def nic_ifname(xml: str, network: str) -> str:
+    """The guest's name of the NIC on libvirt network ``network`` (``net.ifnames=0``: ethN in PCI
+    slot order, which libvirt gives the interfaces in their XML order, before the disks)."""
+    nets = [src.get("network") for el in ET.fromstring(xml).iter("interface")
+            for src in el.findall("source")]
+    if nets.count(network) != 1:
+        raise BenchError(f"the domain XML has {nets.count(network)} NICs on {network}, not one")
+    return f"eth{nets.index(network)}"
+
+
+def libvirt_boot(xml: str, d: Path, bound: float, name: str, console: Path) -> str:
+    """The probe domain started by the lab's libvirt (transient: gone when the guest powers off,
+    ``on_poweroff`` destroy) and waited for; tagged like vbench's guests, so ``vbench lab gc``
+    removes it after a SIGKILL of the bench."""
+    import libvirt
+
+    from vbench.host import lab as vlab
+
+    os.chmod(d, 0o755)  # libvirt's QEMU runs as its own user: it must reach the overlay
+    conn = libvirt.open(vlab.current(None).uri)
+    dom = None
+    try:
+        dom = conn.createXML(xml, 0)
+        deadline = time.monotonic() + bound
+        while time.monotonic() < deadline:
+            try:
+                if not dom.isActive():
+                    dom = None
+                    break
+            except libvirt.libvirtError:  # the transient domain is gone: it powered off
+                dom = None
+                break
+            time.sleep(1)
+        else:
+            raise BenchError(f"raw {name}: the guest did not power off in time; console: "
+                             f"{_tail(console)}")
+    finally:  # a timeout, an error or Ctrl-C: the domain goes with it
+        if dom is not None:
+            with contextlib.suppress(Exception):
+                dom.destroy()
+        conn.close()
+    return "libvirt's QEMU"
 
 
 def _step_bound(step: tuple[str, str]) -> int:
@@ -773,6 +844,12 @@ def main() -> int:
                          "or the lab's test bridge in the lab's namespace (its DHCP server and "
                          "all): what differs between the two is the lab's network, "
                          "not vbench's machinery")
+    ap.add_argument("--raw-launch", choices=("qemu", "libvirt"), default="qemu",
+                    help="who starts the raw side's guest: QEMU by hand with the translated device "
+                         "set, or the lab's libvirt with vbench's own domain XML (management NIC "
+                         "included, left down; implies --raw-net lab; TCG only): what differs "
+                         "between the two is libvirt and the device set, not vbench's session "
+                         "(SSH, driver check, pauses)")
     ap.add_argument("--sandbox", choices=tuple(SANDBOX), default="off",
                     help="the raw side's QEMU seccomp filter: none, or libvirt's default one")
     ap.add_argument("--vbench-guests", choices=tuple(VBENCH_SIDES), default="siblings",
@@ -791,6 +868,10 @@ def main() -> int:
         ap.error("--rounds must be >= 1")
     if args.vcpus < 1:
         ap.error("--vcpus must be >= 1")
+    if args.raw_launch == "libvirt":
+        if args.accel != "tcg":
+            ap.error("--raw-launch libvirt: TCG only (the domain XML is rendered for TCG)")
+        args.raw_net = "lab"  # libvirt puts the NIC on the lab's test network
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
     bad = [d for d in devices if d not in {**DISK_DEVICES, **NET_DEVICES, **RNG_DEVICES}]
     if bad:
@@ -893,9 +974,10 @@ def report(raw: dict, vb: dict, alone: dict, metrics: dict, args) -> int:
 
 def report_one(raw: dict, vb: dict, metrics: dict, args) -> int:
     text_out, counts = table(raw, vb, metrics)
+    launch = ("the lab's libvirt from vbench's domain XML" if args.raw_launch == "libvirt"
+              else f"hand, sandbox {args.sandbox}")
     print(f"\ngeometric means over {args.rounds} round(s), accelerator {args.accel}, "
-          f"{args.vcpus} vCPU(s) per guest, sandbox "
-          f"{args.sandbox}, raw NIC on {'the lab' if args.raw_net == 'lab' else 'the bench'}'s own bridge; "
+          f"{args.vcpus} vCPU(s) per guest, raw side started by {launch}, raw NIC on {'the lab' if args.raw_net == 'lab' else 'the bench'}'s own bridge; "
           f"change = vbench / raw - 1; verdict (vbench's own rule, threshold "
           f"{FLAG:.0%}): the 90 % interval inside it (within), a significant change wholly beyond "
           f"it (below, above), or neither (inconclusive; at least 3 rounds a side); spread = "

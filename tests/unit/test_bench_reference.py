@@ -51,6 +51,31 @@ def test_raw_nic_device_set_is_vbenchs_without_the_management_nic(device, qdev):
     assert sum(a.startswith("tap,") for a in args) == 1  # one NIC: the one under test
 
 
+def test_libvirt_launch_keeps_vbenchs_domain_xml_and_carries_the_probe_on_its_command_line():
+    import xml.etree.ElementTree as ET
+
+    xml = xml_of("net", "rtl8139")
+    probe = "root=LABEL=x systemd.run=\"/bin/sh -c 'echo a&b <c>'\""
+    got = ET.fromstring(br.libvirt_probe_xml(xml, probe))
+    assert got.findtext("os/cmdline") == probe                # escaped in, read back whole
+    before = ET.fromstring(xml)
+    for el in (got, before):
+        el.find("os/cmdline").text = ""
+    assert ET.tostring(got.find("devices")) == ET.tostring(before.find("devices"))
+    assert got.findtext("name") == before.findtext("name")   # the tag vbench lab gc knows
+    assert len(got.findall("devices/interface")) == 2          # the management NIC stays
+    with pytest.raises(br.BenchError, match="cmdline"):
+        br.libvirt_probe_xml("<domain><os/></domain>", probe)
+
+
+def test_the_nic_under_test_is_named_by_its_place_among_the_domains_interfaces():
+    xml = xml_of("net", "e1000")
+    assert br.nic_ifname(xml, "vbench-test") == "eth1"  # the management NIC comes first
+    assert br.nic_ifname(xml, "vbench-mgmt") == "eth0"
+    with pytest.raises(br.BenchError, match="0 NICs on vbench-test"):
+        br.nic_ifname(xml_of("disk", "virtio-blk"), "vbench-test")
+
+
 def test_libvirts_implicit_usb_controller_is_mirrored_when_the_xml_has_no_usb_line():
     xml = xml_of("net", "e1000").replace("    <controller type='usb' model='none'/>\n", "")
     args, _ = br.qemu_args_from_xml(xml, "pc", "vbench-mgmt", "vbench-test", "tap0")
@@ -386,7 +411,7 @@ def test_both_set_ups_are_judged_against_raw_and_against_each_other(capsys):
     key, metrics = ("e1000", "tcp-1-h2g"), {("e1000", "tcp-1-h2g"): "throughput"}
     raw, sib, alone = {key: [100.0, 110.0, 90.0]}, {key: [90.0, 99.0, 81.0]}, {key: [100.0, 110.0, 90.0]}
     args = types.SimpleNamespace(rounds=3, accel="tcg", sandbox="off", raw_net="own", only=None,
-                                 vcpus=2)
+                                 vcpus=2, raw_launch="qemu")
     assert br.report(raw, sib, alone, metrics, args) == 1  # siblings: 10 % below raw
     out = capsys.readouterr().out
     assert "vbench side: siblings" in out and "vbench side: alone" in out

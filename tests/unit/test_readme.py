@@ -17,6 +17,7 @@ OTHER_TOOLS_FLAGS = {"--no-build-isolation": "pip", "--pin": "scripts/nightly.sh
                      "--explore": "bench/bench_gate.py", "--night-shift": "bench/bench_gate.py",
                      "--only": "bench/bench_reference.py", "--sandbox": "bench/bench_reference.py",
                      "--raw-net": "bench/bench_reference.py",
+                     "--raw-launch": "bench/bench_reference.py",
                      "--vbench-guests": "bench/bench_reference.py",
                      "--vcpus": "bench/bench_reference.py"}
 NOT_ENV = {"VBENCH_EOF"}  # a shell here-document marker in a string, not a variable
