@@ -463,7 +463,7 @@ def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, floa
     # The cmdline vbench gives its guests (with a throwaway key: nothing logs in here).
     base_cmd = kernel_cmdline(ROOT_LABEL, "ssh-ed25519 AAAAvbrefnokey")
     xml = domain_xml(f"vbench-vbref-{os.getpid()}", prof, scn.guest, "qemu", files, base_cmd,
-                     MGMT.name, TEST.name, {"run": "vbref"})
+                     MGMT.name, TEST.name, owner_tags())
     root = ET.fromstring(xml)
     dev_args, has_nic = qemu_args_from_xml(xml, scn.guest.machine, MGMT.name, TEST.name, TAP,
                                            args.accel)
@@ -566,6 +566,17 @@ def qemu_boot(cu: Cleanup, argv: list[str], d: Path, bound: float, name: str,
     return f"QEMU exit {proc.returncode}; {(d / 'qemu.err').read_text()[-200:]}"
 
 
+def owner_tags() -> dict[str, str]:
+    """vbench's metadata tag with this bench as the owner (as vbench's own guests carry it):
+    ``vbench lab gc`` leaves a --raw-launch libvirt domain alone while the bench runs and removes
+    it after a SIGKILL."""
+    from vbench.core import procs
+
+    me = procs.ref(os.getpid())
+    return {"owner": "vbench", "run": "vbref", "pid": str(os.getpid()),
+            "pid_start": str(me.starttime if me else 0)}
+
+
 def libvirt_probe_xml(xml: str, cmdline: str) -> str:
     """--raw-launch libvirt: vbench's own domain XML with the probe's kernel command line, every
     device as vbench defines it (the management NIC too, left down: the probe masks the DHCP
@@ -590,8 +601,7 @@ def nic_ifname(xml: str, network: str) -> str:
 
 def libvirt_boot(xml: str, d: Path, bound: float, name: str, console: Path) -> str:
     """The probe domain started by the lab's libvirt (transient: gone when the guest powers off,
-    ``on_poweroff`` destroy) and waited for; tagged like vbench's guests, so ``vbench lab gc``
-    removes it after a SIGKILL of the bench."""
+    ``on_poweroff`` destroy) and waited for; its tag names this bench (``owner_tags``)."""
     import libvirt
 
     from vbench.host import lab as vlab
@@ -600,7 +610,11 @@ def libvirt_boot(xml: str, d: Path, bound: float, name: str, console: Path) -> s
     conn = libvirt.open(vlab.current(None).uri)
     dom = None
     try:
-        dom = conn.createXML(xml, 0)
+        try:
+            dom = conn.createXML(xml, 0)
+        except libvirt.libvirtError as exc:
+            raise BenchError(f"raw {name}: libvirt did not start the probe domain: "
+                             f"{exc}") from None
         deadline = time.monotonic() + bound
         while time.monotonic() < deadline:
             try:

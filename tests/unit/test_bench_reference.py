@@ -68,6 +68,15 @@ def test_libvirt_launch_keeps_vbenchs_domain_xml_and_carries_the_probe_on_its_co
         br.libvirt_probe_xml("<domain><os/></domain>", probe)
 
 
+def test_the_probe_domain_names_the_bench_as_its_owner_for_vbench_lab_gc():
+    from vbench.host import libvirtd
+
+    tags = br.owner_tags()
+    assert tags["pid"] == str(os.getpid()) and tags["owner"] == "vbench"
+    assert libvirtd.owner_alive(tags)            # gc leaves it alone while the bench runs
+    assert not libvirtd.owner_alive({**tags, "pid_start": "1"})  # a reused pid is not the bench
+
+
 def test_the_nic_under_test_is_named_by_its_place_among_the_domains_interfaces():
     xml = xml_of("net", "e1000")
     assert br.nic_ifname(xml, "vbench-test") == "eth1"  # the management NIC comes first
