@@ -505,26 +505,16 @@ def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, floa
     full = f"{cmdline}{extra} {script_cmdline(script)}"
     if len(full) > CMDLINE_MAX:
         raise BenchError(f"the probe does not fit on the kernel command line ({len(full)} bytes)")
-    accel = ["-accel", "tcg", "-cpu", "qemu64"] if args.accel == "tcg" else \
-        ["-accel", "kvm", "-cpu", "host"]
-    argv = ["qemu-system-x86_64", "-name", f"vbref-{variant.name}",
-            "-machine", f"{scn.guest.machine},usb=off,dump-guest-core=off", *accel,
-            "-m", str(scn.guest.memory_mib),
-            "-smp", f"{scn.guest.vcpus},sockets={scn.guest.vcpus},cores=1,threads=1",
-            "-display", "none", "-no-user-config", "-nodefaults", "-rtc", "base=utc",
-            "-kernel", str(img.kernel), "-initrd", str(img.initrd), "-append", full,
-            "-chardev", f"file,id=charserial0,path={files.console}",
-            "-device", "isa-serial,chardev=charserial0",
-            *dev_args, *SANDBOX[args.sandbox]]
-    ns = ["ip", "netns", "exec", cu.netns] if has_nic and cu.netns else []
-    full_argv = ns + ["nice", "-n", str(args.nice)] + argv
     bound = args.boot_timeout + sum(_step_bound(s) for s in steps)
     if in_libvirt:
         how = libvirt_boot(libvirt_probe_xml(xml, full), d, bound, variant.name, files.console)
     else:
+        ns = ["ip", "netns", "exec", cu.netns] if has_nic and cu.netns else []
+        argv = ns + ["nice", "-n", str(args.nice)] + qemu_argv(scn, variant.name, args, img, full,
+                                                               files.console, dev_args)
         if args.verbose:
-            print("  raw: " + shlex.join(full_argv), flush=True)
-        how = qemu_boot(cu, full_argv, d, bound, variant.name, files.console)
+            print("  raw: " + shlex.join(argv), flush=True)
+        how = qemu_boot(cu, argv, d, bound, variant.name, files.console)
     for srv in servers:
         cu.stop(srv)
     cu.drop_taps()
@@ -549,6 +539,23 @@ def raw_round(kind: str, scn, variant, cu: Cleanup, args, img) -> dict[str, floa
     return got
 
 
+def qemu_argv(scn, name: str, args, img, append: str, console: Path,
+              dev_args: list[str]) -> list[str]:
+    """The hand-started raw QEMU: libvirt's machine options, the bench's console file, the
+    translated device set."""
+    accel = ["-accel", "tcg", "-cpu", "qemu64"] if args.accel == "tcg" else \
+        ["-accel", "kvm", "-cpu", "host"]
+    return ["qemu-system-x86_64", "-name", f"vbref-{name}",
+            "-machine", f"{scn.guest.machine},usb=off,dump-guest-core=off", *accel,
+            "-m", str(scn.guest.memory_mib),
+            "-smp", f"{scn.guest.vcpus},sockets={scn.guest.vcpus},cores=1,threads=1",
+            "-display", "none", "-no-user-config", "-nodefaults", "-rtc", "base=utc",
+            "-kernel", str(img.kernel), "-initrd", str(img.initrd), "-append", append,
+            "-chardev", f"file,id=charserial0,path={console}",
+            "-device", "isa-serial,chardev=charserial0",
+            *dev_args, *SANDBOX[args.sandbox]]
+
+
 def qemu_boot(cu: Cleanup, argv: list[str], d: Path, bound: float, name: str,
               console: Path) -> str:
     """QEMU started by hand until the guest powers off; what it said, for an error message."""
@@ -570,11 +577,9 @@ def owner_tags() -> dict[str, str]:
     """vbench's metadata tag with this bench as the owner (as vbench's own guests carry it):
     ``vbench lab gc`` leaves a --raw-launch libvirt domain alone while the bench runs and removes
     it after a SIGKILL."""
-    from vbench.core import procs
+    from vbench.host.libvirtd import owner_tag
 
-    me = procs.ref(os.getpid())
-    return {"owner": "vbench", "run": "vbref", "pid": str(os.getpid()),
-            "pid_start": str(me.starttime if me else 0)}
+    return {"owner": "vbench", "run": "vbref", **owner_tag()}
 
 
 def libvirt_probe_xml(xml: str, cmdline: str) -> str:
@@ -604,10 +609,15 @@ def libvirt_boot(xml: str, d: Path, bound: float, name: str, console: Path) -> s
     ``on_poweroff`` destroy) and waited for; its tag names this bench (``owner_tags``)."""
     import libvirt
 
+    from vbench.core.errors import LabError
     from vbench.host import lab as vlab
+    from vbench.host.libvirtd import open_connection
 
     os.chmod(d, 0o755)  # libvirt's QEMU runs as its own user: it must reach the overlay
-    conn = libvirt.open(vlab.current(None).uri)
+    try:
+        conn = open_connection(vlab.current(None).uri)
+    except LabError as exc:
+        raise BenchError(f"--raw-launch libvirt: {exc}") from None
     dom = None
     try:
         try:

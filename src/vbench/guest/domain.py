@@ -23,7 +23,7 @@ from vbench.devices import DomainFiles
 from vbench.guest.xml import domain_xml, kernel_cmdline, mac_for
 from vbench.host.bootlog import PANIC_MARK
 from vbench.host.hosts import OtherHost
-from vbench.host.libvirtd import (_libvirt, claim_dir, open_connection)
+from vbench.host.libvirtd import (_libvirt, claim_dir, open_connection, owner_tag)
 from vbench.guest.userimage import own_boot, write_seed
 from vbench.host.networks import MGMT, TEST
 from vbench.core import files
@@ -121,9 +121,7 @@ class Guest:
     def build_xml(self) -> str:
         from vbench.host.images import ROOT_LABEL
 
-        me = procs.ref(os.getpid())
-        tags = {"owner": "vbench", "dir": str(self.dir), "pid": str(os.getpid()),
-                "pid_start": str(me.starttime if me else 0), **self.tags}
+        tags = {"owner": "vbench", "dir": str(self.dir), **owner_tag(), **self.tags}
         cmdline = " ".join(filter(None, (kernel_cmdline(ROOT_LABEL, self.client_pub),
                                          self.extra_cmdline)))
         return domain_xml(self.name, self.profile, self.spec, self.accel.domain_type, self.files(),

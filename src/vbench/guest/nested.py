@@ -237,11 +237,12 @@ def owner_tags(role: str | None, lab_daemons: dict) -> dict[str, str]:
     ``lab up --nested`` leaves running, the lab's libvirtd, which it cannot outlive anyway (so
     the lab's gc, whichever vbench runs it, never takes it for a killed run's leftover)."""
     from vbench.core import procs
+    from vbench.host.libvirtd import owner_tag
 
     held = lab_daemons.get("libvirtd") if role == ROLE_TAG else None
-    ref = procs.ProcRef.from_dict(held) if held else procs.ref(os.getpid())
-    return {"pid": str(ref.pid if ref else os.getpid()), "pid_start": str(ref.starttime if ref else 0),
-            **({"held_by": "libvirtd"} if held else {})}
+    if not held:
+        return owner_tag()
+    return {**owner_tag(procs.ProcRef.from_dict(held)), "held_by": "libvirtd"}
 
 
 # ---- inside L1 --------------------------------------------------------------------------------

@@ -141,6 +141,14 @@ def tagged_domains(conn) -> list[str]:
     return sorted(out)
 
 
+def owner_tag(ref: procs.ProcRef | None = None) -> dict[str, str]:
+    """The part of vbench's domain tag that ``owner_alive`` reads: the process the domain's life
+    is tied to (``ref``; this vbench process by default), by pid and start time."""
+    ref = ref or procs.ref(os.getpid())
+    return {"pid": str(ref.pid if ref else os.getpid()),
+            "pid_start": str(ref.starttime if ref else 0)}
+
+
 def owner_alive(tags: dict) -> bool:
     """Whether the vbench process that created a tagged domain is still running."""
     try:
