@@ -96,14 +96,14 @@ def _net(name, addr, mask="255.255.255.0", active=True):
 
 @pytest.fixture
 def no_host_addresses(monkeypatch):
-    monkeypatch.setattr(lab, "_interface_subnets", lambda: [])
+    monkeypatch.setattr(networks, "_interface_subnets", lambda: [])
 
 
 def test_a_user_network_that_overlaps_is_refused(no_host_addresses):
     conn = FakeConn([_net("default", "192.168.122.1"),
                      _net("users-lan", "10.254.0.1", "255.255.0.0", active=False)])
     with pytest.raises(LabError) as exc:
-        lab.check_subnets(conn, "qemu:///system")
+        networks.check_subnets(conn, "qemu:///system")
     msg = str(exc.value)
     assert "users-lan" in msg and "10.254.0.0/16" in msg and "VBENCH_MGMT_SUBNET" in msg
     assert "default" not in msg and "\n" not in msg
@@ -113,27 +113,27 @@ def test_distinct_user_networks_and_our_own_pass(no_host_addresses):
     conn = FakeConn([_net("default", "192.168.122.1"), _net(networks.MGMT.name, networks.MGMT.host_ip),
                      FakeNet("v6only", "<network><name>v6only</name><ip family='ipv6' "
                                        "address='fd00::1' prefix='64'/></network>")])
-    lab.check_subnets(conn, "qemu:///system")
+    networks.check_subnets(conn, "qemu:///system")
 
 
 def test_our_network_up_with_another_subnet_is_refused(no_host_addresses):
     conn = FakeConn([_net(networks.MGMT.name, "10.77.0.1")])
     with pytest.raises(LabError, match="already up with 10.77.0.0/24"):
-        lab.check_subnets(conn, "qemu:///system")
+        networks.check_subnets(conn, "qemu:///system")
 
 
 def test_host_addresses_count_only_for_a_local_libvirt(monkeypatch):
-    monkeypatch.setattr(lab, "_interface_subnets", lambda: [
+    monkeypatch.setattr(networks, "_interface_subnets", lambda: [
         ("lo", __import__("ipaddress").IPv4Network("127.0.0.0/8")),
         (networks.MGMT.bridge, __import__("ipaddress").IPv4Network(networks.MGMT.cidr)),
         ("eth0", __import__("ipaddress").IPv4Network("10.254.0.0/23"))])
     with pytest.raises(LabError, match="interface eth0"):
-        lab.check_subnets(FakeConn([]), "qemu:///system")
-    lab.check_subnets(FakeConn([]), "qemu+ssh://root@far/system")  # not this host's addresses
+        networks.check_subnets(FakeConn([]), "qemu:///system")
+    networks.check_subnets(FakeConn([]), "qemu+ssh://root@far/system")  # not this host's addresses
 
 
 def test_interface_subnets_reads_ip_json():
-    got = lab._interface_subnets()  # ip -j -4 addr of this namespace: at least loopback
+    got = networks._interface_subnets()  # ip -j -4 addr of this namespace: at least loopback
     assert ("lo", __import__("ipaddress").IPv4Network("127.0.0.0/8")) in got
     assert netns.check_target("127.0.0.1") is None
 

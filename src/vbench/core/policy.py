@@ -81,7 +81,8 @@ SERIES_KEYS = ("scenario", "workload", "metric", "variant") + CONTEXT
 # experiments; numbers from them must not be pooled, and a comparison refuses them unless told.
 CHECKED_METADATA: tuple[str, ...] = (
     "accelerator", "host", "cpu_model", "cpus", "host_kernel", "qemu_version", "libvirt_version",
-    "guest_kernel", "guest_image_key", "nested", "test_network", "probe_methods",
+    "guest_kernel", "guest_image_key", "nested", "test_network", "host_scheduler",
+    "probe_methods",
 )
 
 # A workload kind's measuring method (``WorkloadKind.method``) starts here and is raised when a

@@ -354,6 +354,7 @@ def for_uri(uri: str, netns: str | None, state: "LabState | None" = None,
 def local_facts(uri: str) -> dict:
     """The environment facts of this machine (and its libvirt at ``uri``)."""
     from vbench.host import libvirtd
+    from vbench.host import sched
     from vbench.host.accel import kvm_module
 
     cpu_model = ""
@@ -376,5 +377,6 @@ def local_facts(uri: str) -> dict:
         "host": platform.node(), "host_kernel": platform.release(), "cpu_model": cpu_model,
         "cpus": os.cpu_count(), "memory_mib": mem, "qemu_version": qemu,
         "fio_version_host": fio, "libvirt_uri": uri, "kvm_module": kvm_module(),
+        "host_scheduler": sched.fact(sched.read()),
     }
     return {**facts, **libvirtd.daemon_facts(uri)}

@@ -10,7 +10,6 @@ server) vbench uses that daemon without a namespace and only adds its own networ
 from __future__ import annotations
 
 import grp
-import ipaddress
 import json
 import os
 import shutil
@@ -21,13 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vbench.host import hosts, netns, remote as remotehost
-from vbench.host import uris
+from vbench.host import sched, uris
 from vbench.core import paths, procs
 from vbench.host.accel import (kvm_module, probe_accelerator)
 from vbench.core.errors import LabError
 from vbench.core.files import atomic_write
 from vbench.host.hosts import Host, dhcp_log
-from vbench.host.networks import MGMT, NETWORKS, TEST, LabNetwork, firewall_fact, forward_mode
+from vbench.host.networks import (MGMT, NETWORKS, TEST, LabNetwork, check_subnets, firewall_fact,
+                                  forward_mode)
 
 NETNS = "vbench"
 LAB_URI = "qemu:///system"
@@ -47,6 +47,7 @@ class LabState:
     networks: list = field(default_factory=list)     # names of networks we created
     accelerator: dict | None = None                  # (old records; the probe has its own cache)
     external: dict = field(default_factory=dict)     # URI -> networks we added to a user's libvirt
+    autogroup_original: str | None = None            # "1": we turned scheduler autogroup off
 
     @classmethod
     def load(cls) -> "LabState":
@@ -141,6 +142,22 @@ def _restore_kvm_permissions(state: LabState) -> None:
         os.chown(dev, orig["uid"], orig["gid"])
         os.chmod(dev, orig["mode"])
     state.kvm_original = None
+
+
+# ---- the scheduler's autogroup (vbench.host.sched) ------------------------------------------------
+
+def _autogroup_off(state: LabState) -> str | None:
+    """Turn the host scheduler's autogroup off for the lab's measurements, the old value on disk
+    first (``down`` turns it on again); a line for the user, or None when it was not on."""
+    if sched.read() != "1":
+        return None
+    state.autogroup_original = "1"
+    state.save()
+    off, line = sched.turn_off()
+    if not off:
+        state.autogroup_original = None
+        state.save()
+    return line
 
 
 # ---- daemons ---------------------------------------------------------------------------------
@@ -242,9 +259,9 @@ def up(connect: str | None = None, progress=print) -> Lab:
             state.netns_created = True
             progress(f"created network namespace {NETNS}")
         state.save()
-        note = _fix_kvm_permissions(state)
-        if note:
-            progress(note)
+        for note in (_fix_kvm_permissions(state), _autogroup_off(state)):
+            if note:
+                progress(note)
         state.save()
         _start_daemon(state, "virtlogd", ["virtlogd", "-d"], VIRTLOGD_PIDFILE,
                       lambda: Path("/run/libvirt/virtlogd-sock").exists())
@@ -299,65 +316,6 @@ def _drop_firewalled(conn, net: LabNetwork, state: LabState, progress) -> None:
                  f"up` leaves none)")
 
 
-def _xml_subnets(xml: str) -> list[ipaddress.IPv4Network]:
-    """The IPv4 subnets of a libvirt network's XML (``<ip address= netmask=|prefix=>``)."""
-    import xml.etree.ElementTree as ET
-
-    out = []
-    for ip in ET.fromstring(xml).findall("ip"):
-        if ip.get("family", "ipv4") != "ipv4" or not ip.get("address"):
-            continue
-        mask = ip.get("netmask") or ip.get("prefix") or "24"
-        try:
-            out.append(ipaddress.IPv4Network(f"{ip.get('address')}/{mask}", strict=False))
-        except ValueError:
-            continue
-    return out
-
-
-def _interface_subnets() -> list[tuple[str, ipaddress.IPv4Network]]:
-    """(interface, subnet) of every IPv4 address in this network namespace."""
-    res = procs.run(["ip", "-j", "-4", "addr", "show"], timeout=10, check=False)
-    try:
-        links = json.loads(res.stdout or "[]") if res.ok else []
-    except ValueError:
-        return []
-    return [(link.get("ifname", "?"), ipaddress.IPv4Network(f"{a['local']}/{a['prefixlen']}",
-                                                             strict=False))
-            for link in links for a in link.get("addr_info", []) if "local" in a]
-
-
-def check_subnets(conn, uri: str) -> None:
-    """Refuse to add vbench's networks to a user's libvirt where their subnets would collide with
-    one of the user's libvirt networks (active or only defined) or, for a libvirt on this host,
-    an address of this host. One line naming what collides and how to choose other subnets."""
-    from urllib.parse import urlsplit
-
-    ours = {n.name: n for n in NETWORKS}
-    problems = []
-    for net in conn.listAllNetworks():
-        name, subnets = net.name(), _xml_subnets(net.XMLDesc())
-        if name in ours:
-            want = ipaddress.IPv4Network(ours[name].cidr)
-            if net.isActive() and subnets and want not in subnets:
-                problems.append(f"its network {name} is already up with {subnets[0]}, not {want} "
-                                f"(run `vbench lab down` to remove it first)")
-            continue
-        problems += [f"{o.name} {o.cidr} overlaps network {name!r} ({sn})"
-                     for sn in subnets for o in NETWORKS
-                     if sn.overlaps(ipaddress.IPv4Network(o.cidr))]
-    if not urlsplit(uri).hostname:  # the daemon is on this host: its addresses count too
-        bridges = {n.bridge for n in NETWORKS}
-        problems += [f"{o.name} {o.cidr} overlaps {sn} on interface {ifname}"
-                     for ifname, sn in _interface_subnets() if ifname not in bridges
-                     and not sn.is_loopback for o in NETWORKS
-                     if sn.overlaps(ipaddress.IPv4Network(o.cidr))]
-    if problems:
-        raise LabError(f"vbench's subnets collide in {uri}: {'; '.join(problems)}; choose free "
-                       f"private subnets with VBENCH_MGMT_SUBNET and VBENCH_TEST_SUBNET "
-                       f"(e.g. 10.199.0.0/24 and 10.199.1.0/24)")
-
-
 def current(connect: str | None = None) -> Lab:
     """The lab as it is now, without changing anything; a clear error when it is not up."""
     from vbench.host import libvirtd
@@ -395,36 +353,10 @@ def down(progress=print, force: bool = False) -> list[str]:
         if not force:
             raise
         state = LabState()
-    for uri, nets in list(state.external.items()):
-        try:
-            conn = libvirtd.open_connection(uri)
-        except LabError:
-            continue
-        try:
-            for name in libvirtd.destroy_tagged_domains(conn):
-                done.append(f"destroyed guest {name} in {uri}")
-            for name in nets:
-                if libvirtd.destroy_network(conn, name):
-                    done.append(f"removed network {name} from {uri}")
-        finally:
-            conn.close()
-    state.external = {}
+    _down_external(state, done)
     lv = state.daemons.get("libvirtd")
-    daemon_ours_alive = bool(lv and procs.alive(procs.ProcRef.from_dict(lv)))
-    if daemon_ours_alive:
-        try:
-            conn = libvirtd.open_connection(state.uri)
-        except LabError:
-            conn = None
-        if conn is not None:
-            try:
-                for name in libvirtd.destroy_tagged_domains(conn):
-                    done.append(f"destroyed guest {name}")
-                for name in list(state.networks):
-                    if libvirtd.destroy_network(conn, name):
-                        done.append(f"removed network {name}")
-            finally:
-                conn.close()
+    if lv and procs.alive(procs.ProcRef.from_dict(lv)):
+        _down_guests_and_networks(state, done)
     state.networks = []
     for net in NETWORKS:
         dhcp_log(net.name).unlink(missing_ok=True)
@@ -439,11 +371,53 @@ def down(progress=print, force: bool = False) -> list[str]:
     if state.kvm_original:
         _restore_kvm_permissions(state)
         done.append("restored /dev/kvm owner and mode")
+    said = sched.restore(state.autogroup_original)
+    if said:
+        done.append(said)
+    state.autogroup_original = None
     libvirtd.remove_guest_dirs(done)
     state.clear()
     for line in done:
         progress(line)
     return done
+
+
+def _down_external(state: LabState, done: list[str]) -> None:
+    """vbench's guests and networks in users' own libvirts (``up(connect=...)``)."""
+    from vbench.host import libvirtd
+
+    for uri, nets in list(state.external.items()):
+        try:
+            conn = libvirtd.open_connection(uri)
+        except LabError:
+            continue
+        try:
+            for name in libvirtd.destroy_tagged_domains(conn):
+                done.append(f"destroyed guest {name} in {uri}")
+            for name in nets:
+                if libvirtd.destroy_network(conn, name):
+                    done.append(f"removed network {name} from {uri}")
+        finally:
+            conn.close()
+    state.external = {}
+
+
+def _down_guests_and_networks(state: LabState, done: list[str]) -> None:
+    """vbench's guests and networks in the lab's own libvirtd (while it still runs)."""
+    from vbench.host import libvirtd
+
+    try:
+        conn = libvirtd.open_connection(state.uri)
+    except LabError:
+        return
+    try:
+        for name in libvirtd.destroy_tagged_domains(conn):
+            done.append(f"destroyed guest {name}")
+        for name in list(state.networks):
+            if libvirtd.destroy_network(conn, name):
+                done.append(f"removed network {name}")
+    finally:
+        conn.close()
 
 
 def status(connect: str | None = None) -> list[tuple[str, str]]:
@@ -470,6 +444,10 @@ def status(connect: str | None = None) -> list[tuple[str, str]]:
         rows.append(("/dev/kvm", f"mode {oct(stat.S_IMODE(st.st_mode))} gid {st.st_gid}, module {kvm_module()}"))
     else:
         rows.append(("/dev/kvm", "absent"))
+    if not (connect and uris.is_remote(connect)):  # this host's; a remote one's is its runs'
+        rows.append(("scheduler", sched.fact(sched.read()) + (
+            " (turned off by vbench's lab; `vbench lab down` turns it on again)"
+            if state.autogroup_original == "1" and not connect else "")))
     try:
         conn = libvirtd.open_connection(uri)
     except LabError as exc:

@@ -10,11 +10,13 @@ this module, none of them sets anything in another on import.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
+from vbench.core import procs
 from vbench.core.errors import LabError
 
 
@@ -129,3 +131,62 @@ NETWORKS = (MGMT, TEST)
 if ipaddress.IPv4Network(MGMT.cidr).overlaps(ipaddress.IPv4Network(TEST.cidr)):
     raise LabError(f"VBENCH_MGMT_SUBNET ({MGMT.cidr}) and VBENCH_TEST_SUBNET ({TEST.cidr}) overlap; "
                    f"give them distinct subnets")
+
+
+# ---- a user's libvirt: vbench's subnets must not collide with its networks or this host's ----
+
+def _xml_subnets(xml: str) -> list[ipaddress.IPv4Network]:
+    """The IPv4 subnets of a libvirt network's XML (``<ip address= netmask=|prefix=>``)."""
+    out = []
+    for ip in ET.fromstring(xml).findall("ip"):
+        if ip.get("family", "ipv4") != "ipv4" or not ip.get("address"):
+            continue
+        mask = ip.get("netmask") or ip.get("prefix") or "24"
+        try:
+            out.append(ipaddress.IPv4Network(f"{ip.get('address')}/{mask}", strict=False))
+        except ValueError:
+            continue
+    return out
+
+
+def _interface_subnets() -> list[tuple[str, ipaddress.IPv4Network]]:
+    """(interface, subnet) of every IPv4 address in this network namespace."""
+    res = procs.run(["ip", "-j", "-4", "addr", "show"], timeout=10, check=False)
+    try:
+        links = json.loads(res.stdout or "[]") if res.ok else []
+    except ValueError:
+        return []
+    return [(link.get("ifname", "?"), ipaddress.IPv4Network(f"{a['local']}/{a['prefixlen']}",
+                                                             strict=False))
+            for link in links for a in link.get("addr_info", []) if "local" in a]
+
+
+def check_subnets(conn, uri: str) -> None:
+    """Refuse to add vbench's networks to a user's libvirt where their subnets would collide with
+    one of the user's libvirt networks (active or only defined) or, for a libvirt on this host,
+    an address of this host. One line naming what collides and how to choose other subnets."""
+    from urllib.parse import urlsplit
+
+    ours = {n.name: n for n in NETWORKS}
+    problems = []
+    for net in conn.listAllNetworks():
+        name, subnets = net.name(), _xml_subnets(net.XMLDesc())
+        if name in ours:
+            want = ipaddress.IPv4Network(ours[name].cidr)
+            if net.isActive() and subnets and want not in subnets:
+                problems.append(f"its network {name} is already up with {subnets[0]}, not {want} "
+                                f"(run `vbench lab down` to remove it first)")
+            continue
+        problems += [f"{o.name} {o.cidr} overlaps network {name!r} ({sn})"
+                     for sn in subnets for o in NETWORKS
+                     if sn.overlaps(ipaddress.IPv4Network(o.cidr))]
+    if not urlsplit(uri).hostname:  # the daemon is on this host: its addresses count too
+        bridges = {n.bridge for n in NETWORKS}
+        problems += [f"{o.name} {o.cidr} overlaps {sn} on interface {ifname}"
+                     for ifname, sn in _interface_subnets() if ifname not in bridges
+                     and not sn.is_loopback for o in NETWORKS
+                     if sn.overlaps(ipaddress.IPv4Network(o.cidr))]
+    if problems:
+        raise LabError(f"vbench's subnets collide in {uri}: {'; '.join(problems)}; choose free "
+                       f"private subnets with VBENCH_MGMT_SUBNET and VBENCH_TEST_SUBNET "
+                       f"(e.g. 10.199.0.0/24 and 10.199.1.0/24)")

@@ -265,7 +265,7 @@ class RemoteHost:
 
     # -- facts
     def host_facts(self, libvirt_uri: str) -> dict:
-        from vbench.host import libvirtd
+        from vbench.host import libvirtd, sched
 
         script = ("uname -n; uname -r; nproc; "
                   "sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1; "
@@ -273,15 +273,18 @@ class RemoteHost:
                   "qemu-system-x86_64 --version 2>/dev/null | head -n1; "
                   "fio --version 2>/dev/null || echo; "
                   "for m in kvm_intel kvm_amd kvm_pvm; do [ -d /sys/module/$m ] && echo $m && "
-                  "break; done; echo")
-        out = self.ssh.run(script, timeout=60).stdout.splitlines() + [""] * 9
+                  "break; done; echo; "
+                  f"cat {sched.AUTOGROUP} 2>/dev/null || echo none")
+        out = self.ssh.run(script, timeout=60).stdout.splitlines() + [""] * 10
         node, kernel, cpus, cpu_model, mem, qemu, fio, kvm = out[:8]
+        autogroup = next((line for line in out[8:] if line.strip()), "")
         return {"host": node.strip(), "host_kernel": kernel.strip(),
                 "cpus": int(cpus) if cpus.strip().isdigit() else None,
                 "cpu_model": cpu_model.strip(),
                 "memory_mib": int(mem) if mem.strip().isdigit() else None,
                 "qemu_version": qemu.strip(), "fio_version_host": fio.strip(),
                 "kvm_module": kvm.strip() or "none", "libvirt_uri": self.target.public_uri,
+                "host_scheduler": sched.fact(autogroup),
                 "remote_host": self.target.host, **libvirtd.daemon_facts(libvirt_uri)}
 
     # -- host-side peers (iperf3 -s)

@@ -21,7 +21,7 @@ ENV_FIELDS = (("host", "Host"), ("cpu_model", "CPU"), ("cpus", "CPUs"), ("memory
               ("host_kernel", "Host kernel"), ("qemu_version", "QEMU"), ("libvirt_version", "libvirt"),
               ("libvirt_uri", "libvirt URI"), ("accelerator", "Accelerator"),
               ("accelerator_reason", "Accelerator reason"), ("fio_version_host", "fio on the host"),
-              ("test_network", "Test network"))
+              ("test_network", "Test network"), ("host_scheduler", "Host scheduler"))
 _MACHINE = re.compile(r"<type\b[^>]*\bmachine=['\"]([^'\"]+)['\"]")
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -119,6 +119,7 @@ def strip(run: RunInfo) -> dict:
         ("machine", ", ".join(_machines(run))),
         ("host", text(env.host)),
         ("test network", text(env.test_network)),
+        ("host scheduler", text(env.host_scheduler)),
     ) if value]
     drivers = []
     for name, v in run.variants.items():

@@ -58,6 +58,10 @@ class Environment(_Record):
     # Whether libvirt's firewall rules sit on the test network's path (networks.firewall_fact):
     # they cost a segmenting NIC about a tenth of its throughput, so runs with and without differ.
     test_network: str | None = None
+    # The host scheduler's autogroup (vbench.host.sched.FACTS): on, a guest's QEMU and the
+    # host-side peer of a network probe are separate CPU groups, and a busy host's network figures
+    # read low (rtl8139 guest-to-host 15 % on a 2-CPU host); the local lab turns it off.
+    host_scheduler: str | None = None
     accelerator: str | None = None
     accelerator_reason: str | None = None
     guest_image: str | None = None

@@ -47,7 +47,8 @@ ENV_FACTS = (("qemu_version", "QEMU"), ("libvirt_version", "libvirt"),
              ("host_kernel", "host kernel"), ("guest_kernel", "guest kernel"),
              ("accelerator", "accelerator"), ("cpu_model", "CPU"),
              ("fio_version_host", "fio"), ("vbench_version", "vbench"), ("guest_image_key", "image"),
-             ("test_network", "test network"), ("probe_methods", "probe methods"))
+             ("test_network", "test network"), ("host_scheduler", "host scheduler"),
+             ("probe_methods", "probe methods"))
 OUTLIER = 5.0
 
 
