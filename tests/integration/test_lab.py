@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_lab_down_leaves_nothing_and_up_restores(lab_ready):
-    from vbench.host import lab
+    from vbench.host import lab, sched
     from vbench.host import networks
     from vbench.core import procs
 
@@ -29,7 +29,10 @@ def test_lab_down_leaves_nothing_and_up_restores(lab_ready):
         if pid:
             dnsmasq.append(procs.ref(pid))
     kvm_orig = state.kvm_original
+    turned_off = state.autogroup_original == "1"
     assert all(procs.alive(d) for d in daemons)
+    if turned_off:
+        assert sched.read() == "0"
 
     out = vbench("lab", "down").stdout
     assert "stopped libvirtd" in out
@@ -44,11 +47,15 @@ def test_lab_down_leaves_nothing_and_up_restores(lab_ready):
         assert (st.st_gid, stat.S_IMODE(st.st_mode)) == (kvm_orig["gid"], kvm_orig["mode"])
     status = vbench("lab", "status").stdout
     assert "not running" in status
+    if turned_off:  # the lab turned autogroup off: down turns it on again
+        assert sched.read() == "1" and "autogroup on" in status
 
     vbench("lab", "up", timeout=300)
     status = vbench("lab", "status").stdout
     assert "libvirtd" in status and "started by vbench" in status
     assert "vbench-mgmt" in status and "active" in status
+    if turned_off:  # on again after down: up turns it off again, and says so
+        assert sched.read() == "0" and "autogroup off (turned off by vbench" in status
 
 
 def test_the_lab_namespace_puts_no_firewall_on_the_path(lab_ready):

@@ -165,3 +165,23 @@ def test_the_context_strip_and_environment_table_say_the_scheduler(tmp_path):
     strip = text.split('class="strip"')[1].split("</div>")[0]
     assert "host scheduler" in strip and "autogroup on" in strip
     assert "Host scheduler" in text
+
+
+def test_a_users_own_libvirt_here_is_left_on_and_said(knob, home, monkeypatch):
+    from vbench.host import libvirtd
+
+    class Conn:
+        def close(self):
+            pass
+
+    monkeypatch.setattr(libvirtd, "open_connection", lambda uri: Conn())
+    monkeypatch.setattr(lab, "check_subnets", lambda conn, uri: None)
+    monkeypatch.setattr(libvirtd, "ensure_network", lambda conn, name, xml: False)
+    said: list[str] = []
+    lab.up(connect="qemu:///system", progress=said.append)
+    assert said == [sched.LEFT_ON] and knob.read_text().strip() == "1"
+    assert lab.LabState.load().autogroup_original is None  # nothing of the lab's to undo
+    knob.write_text("0\n")
+    said.clear()
+    lab.up(connect="qemu:///system", progress=said.append)
+    assert said == []

@@ -248,6 +248,8 @@ def up(connect: str | None = None, progress=print) -> Lab:
         finally:
             conn.close()
         state.save()
+        if session is None and sched.read() == "1":  # this host's, and not vbench's to change
+            progress(sched.LEFT_ON)
         return Lab(connect, None, state, hosts.for_uri(connect, None, state, session))
     else:
         _require_root()

@@ -22,6 +22,10 @@ AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
 # compared between runs (policy.CHECKED_METADATA). "none": a kernel built without autogroup.
 FACTS = {"0": "autogroup off", "1": "autogroup on", "none": "no autogroup"}
 UNKNOWN = "unknown"
+# Said when a user's own libvirt on this host (``lab up --connect``) runs with autogroup on.
+LEFT_ON = ("scheduler autogroup is on and vbench leaves a user's host as it is: runs record it, "
+           "and a network probe may read low on a busy host (`sysctl "
+           "kernel.sched_autogroup_enabled=0` turns it off)")
 
 
 def read() -> str:
