@@ -997,14 +997,14 @@ def report(raw: dict, vb: dict, alone: dict, metrics: dict, args) -> int:
 
 
 def report_one(raw: dict, vb: dict, metrics: dict, args) -> int:
-    text_out, counts = table(raw, vb, metrics)
     from vbench.host import sched
 
+    text_out, counts = table(raw, vb, metrics)
     launch = ("the lab's libvirt from vbench's domain XML" if args.raw_launch == "libvirt"
               else f"hand, sandbox {args.sandbox}")
     bridge = "the lab" if args.raw_net == "lab" else "the bench"
     print(f"\ngeometric means over {args.rounds} round(s), accelerator {args.accel}, "
-          f"{args.vcpus} vCPU(s) per guest, host scheduler {sched.fact(sched.read())}, raw side "
+          f"{args.vcpus} vCPU(s) per guest, host scheduler {sched.this_host()}, raw side "
           f"started by {launch}, raw NIC on {bridge}'s own bridge; "
           f"change = vbench / raw - 1; verdict (vbench's own rule, threshold "
           f"{FLAG:.0%}): the 90 % interval inside it (within), a significant change wholly beyond "

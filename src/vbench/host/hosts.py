@@ -377,6 +377,6 @@ def local_facts(uri: str) -> dict:
         "host": platform.node(), "host_kernel": platform.release(), "cpu_model": cpu_model,
         "cpus": os.cpu_count(), "memory_mib": mem, "qemu_version": qemu,
         "fio_version_host": fio, "libvirt_uri": uri, "kvm_module": kvm_module(),
-        "host_scheduler": sched.fact(sched.read()),
+        "host_scheduler": sched.this_host(),
     }
     return {**facts, **libvirtd.daemon_facts(uri)}

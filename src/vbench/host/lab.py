@@ -447,7 +447,7 @@ def status(connect: str | None = None) -> list[tuple[str, str]]:
     else:
         rows.append(("/dev/kvm", "absent"))
     if not (connect and uris.is_remote(connect)):  # this host's; a remote one's is its runs'
-        rows.append(("scheduler", sched.fact(sched.read()) + (
+        rows.append(("scheduler", sched.this_host() + (
             " (turned off by vbench's lab; `vbench lab down` turns it on again)"
             if state.autogroup_original == "1" and not connect else "")))
     try:

@@ -1,4 +1,5 @@
-"""The lab's two networks (management and test): names, bridges and subnets. A leaf module.
+"""The lab's two networks (management and test): names, bridges and subnets, and the check that
+vbench's subnets collide with nothing of a user's libvirt or this host (``check_subnets``).
 
 Management carries SSH (always a virtio NIC, idle while measuring); test carries the NIC under
 test. Their subnets are configurable with ``VBENCH_MGMT_SUBNET`` and ``VBENCH_TEST_SUBNET`` so

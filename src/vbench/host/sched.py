@@ -45,6 +45,11 @@ def fact(value: str) -> str:
     return FACTS.get(value.strip(), UNKNOWN)
 
 
+def this_host() -> str:
+    """The fact of this host's setting: what a local run records and the lab's status shows."""
+    return fact(read())
+
+
 def turn_off() -> tuple[bool, str]:
     """Turn autogroup off (the caller reads it on and records that first: a crash in between
     must not lose what to restore). Returns whether it is off now, and a line for the user. A
