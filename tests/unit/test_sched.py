@@ -167,6 +167,19 @@ def test_the_context_strip_and_environment_table_say_the_scheduler(tmp_path):
     assert "Host scheduler" in text
 
 
+def test_a_hostile_scheduler_fact_in_a_shared_run_is_escaped(tmp_path):
+    """run.json is untrusted: whatever its host_scheduler says is text on the page, never markup."""
+    from vbench.report import build_report
+
+    hostile = "<script>alert(1)</script>"
+    run = write_run(tmp_path / "results", "20261207-050000-nic", kind="nic")
+    meta = json.loads((run / "run.json").read_text())
+    meta["environment"]["host_scheduler"] = hostile
+    (run / "run.json").write_text(json.dumps(meta))
+    text = build_report([run], tmp_path / "r").read_text(encoding="utf-8")
+    assert hostile not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
 def test_a_users_own_libvirt_here_is_left_on_and_said(knob, home, monkeypatch):
     from vbench.host import libvirtd
 
