@@ -457,3 +457,61 @@ def test_an_upload_or_claim_the_other_host_stops_answering_is_one_line_and_keeps
     h._sftp = Stalls()  # type: ignore[assignment]
     with pytest.raises(LabError, match="owner.json on hv1"):
         h.claim(remoteuri.REMOTE_ROOT / "guests" / "vbench-x")
+
+
+# ---- a remote host's facts, read by key -------------------------------------------------------
+
+def _facts_of(monkeypatch, stdout: str) -> dict:
+    from vbench.host import libvirtd
+
+    host = object.__new__(rh.RemoteHost)
+    host.ssh = types.SimpleNamespace(run=lambda script, timeout: types.SimpleNamespace(
+        stdout=stdout))
+    host.target = types.SimpleNamespace(public_uri="qemu+ssh://hv1/system", host="hv1",
+                                        path=PurePosixPath("/"))
+    monkeypatch.setattr(libvirtd, "daemon_facts", lambda uri: {})
+    return host.host_facts("qemu+ssh://hv1/system")
+
+
+def test_a_fact_the_remote_host_cannot_give_leaves_the_others_in_place(monkeypatch):
+    """No QEMU and no "model name" (an ARM host's /proc/cpuinfo): both are empty, and the kernel,
+    fio, KVM module and scheduler are still what the host said (by position, each later fact
+    moved into the field before it)."""
+    out = ("node=hv1\nkernel=6.1.0-18-arm64\ncpus=16\ncpu_model=\nmemory_mib=64000\nqemu=\n"
+           "fio=fio-3.33\nkvm=\nautogroup=0\n")
+    facts = _facts_of(monkeypatch, out)
+    assert facts["qemu_version"] == "" and facts["cpu_model"] == ""
+    assert facts["host_kernel"] == "6.1.0-18-arm64" and facts["memory_mib"] == 64000
+    assert facts["fio_version_host"] == "fio-3.33" and facts["kvm_module"] == "none"
+    assert facts["host_scheduler"] == "autogroup off"
+
+
+def test_remote_fact_lines_are_read_by_an_allow_list_of_keys(monkeypatch):
+    """Lines of another shape, keys not asked for and a second line for a key are ignored; a value
+    keeps its own '=' and is cut to a bound; numbers that are not numbers are None."""
+    out = ("motd: welcome\nnode=hv1\nnode=forged\nhost_kernel=forged\ncpu_model=a=b\n"
+           f"qemu={'Q' * 10_000}\ncpus=eight\nmemory_mib=-5\n")
+    facts = _facts_of(monkeypatch, out)
+    assert facts["host"] == "hv1" and facts["host_kernel"] == ""
+    assert facts["cpu_model"] == "a=b" and len(facts["qemu_version"]) == rh._FACT_MAX
+    assert facts["cpus"] is None and facts["memory_mib"] is None
+
+
+def test_the_remote_fact_shell_prints_every_key_on_this_machine():
+    """The script itself, run by sh here: one line per key, whatever this machine has."""
+    import subprocess
+
+    out = subprocess.run(["sh", "-c", rh.host_facts_sh()], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    got = rh.labelled_facts(out)
+    assert set(got) == {key for key, _ in rh._FACT_COMMANDS}
+    assert got["cpus"] == str(os.cpu_count()) and got["kernel"] == os.uname().release
+    assert got["autogroup"] in ("0", "1", "none")
+
+
+def test_no_kvm_module_is_the_same_word_here_and_on_another_host(monkeypatch):
+    from vbench.host import accel
+
+    monkeypatch.setattr(accel, "KVM_MODULES", ("vbench_no_such_module",))
+    assert accel.kvm_module() == accel.NO_KVM_MODULE
+    assert _facts_of(monkeypatch, "kvm=\n")["kvm_module"] == accel.NO_KVM_MODULE

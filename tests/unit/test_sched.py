@@ -121,26 +121,27 @@ def test_local_facts_say_the_scheduler(knob, monkeypatch):
     assert hosts.local_facts("qemu:///system")["host_scheduler"] == "autogroup off"
 
 
-@pytest.mark.parametrize("kvm_lines, autogroup, fact", [
-    (["kvm_amd", ""], "1", "autogroup on"),       # a KVM module: its name, then the echo
-    ([""], "0", "autogroup off"),                 # none: only the echo
-    ([""], "none", "no autogroup"),
-    ([""], "", "unknown"),                        # the shell printed nothing
+@pytest.mark.parametrize("lines, fact", [
+    (["autogroup=1"], "autogroup on"),
+    (["autogroup=0"], "autogroup off"),
+    (["autogroup=none"], "no autogroup"),            # the kernel has no such file
+    (["autogroup="], "unknown"),                     # the shell printed nothing
+    ([], "unknown"),                                 # no line for it at all
+    (["autogroup=<b>2</b>"], "unknown"),             # junk: the allow-list
 ])
-def test_a_remote_hosts_facts_say_its_scheduler(monkeypatch, kvm_lines, autogroup, fact):
+def test_a_remote_hosts_facts_say_its_scheduler(monkeypatch, lines, fact):
     from vbench.host import libvirtd, remote
 
-    lines = ["node1", "6.1.0", "8", "EPYC", "16000", "QEMU emulator version 7.2", "fio-3.33",
-             *kvm_lines, autogroup]
+    out = ["node=node1", "kernel=6.1.0", "cpus=8", "kvm=kvm_amd", *lines]
     host = object.__new__(remote.RemoteHost)
     host.ssh = SimpleNamespace(run=lambda script, timeout: SimpleNamespace(
-        stdout="\n".join(lines) + "\n"))
+        stdout="\n".join(out) + "\n"))
     host.target = SimpleNamespace(public_uri="qemu+ssh://node1/system", host="node1",
                                   path=PurePosixPath("/"))
     monkeypatch.setattr(libvirtd, "daemon_facts", lambda uri: {})
     facts = host.host_facts("qemu+ssh://node1/system")
     assert facts["host_scheduler"] == fact
-    assert facts["kvm_module"] == (kvm_lines[0] or "none") and facts["cpus"] == 8
+    assert facts["kvm_module"] == "kvm_amd" and facts["cpus"] == 8
 
 
 def test_runs_under_another_scheduler_setting_are_not_pooled():

@@ -249,6 +249,8 @@ def owner_tags(role: str | None, lab_daemons: dict) -> dict[str, str]:
 
 def setup_script(share_list: list[Share]) -> str:
     """Run as root in L1 after boot: KVM, vhost, the shares; idempotent."""
+    from vbench.host.accel import kvm_module_sh
+
     lines = ["set -e",
              "modprobe kvm_amd 2>/dev/null || modprobe kvm_intel",
              "modprobe vhost_net", "modprobe vhost_vsock",
@@ -266,8 +268,7 @@ def setup_script(share_list: list[Share]) -> str:
               'if [ -z "$n" ]; then groupadd -g "$g" vbench-img; n=vbench-img; fi',
               'id -nG libvirt-qemu | tr " " "\\n" | grep -qx "$n" || usermod -aG "$n" libvirt-qemu',
               f"mkdir -p {INNER_ROOT}/scenarios {INNER_ROOT}/results",
-              "echo kvm_module=$(for m in kvm_amd kvm_intel; do [ -d /sys/module/$m ] && echo $m; "
-              "done)",
+              f"echo kvm_module=$({kvm_module_sh()})",
               "echo kernel=$(uname -r)"]
     return "\n".join(lines) + "\n"
 

@@ -35,11 +35,27 @@ class Accelerator:
         return "kvm" if self.name == "kvm" else "qemu"
 
 
+# The KVM modules a host may have loaded, in the order they are looked for, and the fact's word
+# when none is: one home for this host (kvm_module) and for another machine's shell
+# (kvm_module_sh: a remote host, the nested lab's hypervisor guest).
+KVM_MODULES = ("kvm_intel", "kvm_amd", "kvm_pvm")
+NO_KVM_MODULE = "none"
+
+
 def kvm_module() -> str:
-    for mod in ("kvm_intel", "kvm_amd", "kvm_pvm"):
+    """The first of KVM_MODULES this host has loaded, or NO_KVM_MODULE."""
+    for mod in KVM_MODULES:
         if Path("/sys/module", mod).exists():
             return mod
-    return "unknown"
+    return NO_KVM_MODULE
+
+
+def kvm_module_sh() -> str:
+    """A POSIX sh command that prints what :func:`kvm_module` would on the machine it runs on:
+    the module's name, or nothing when none is loaded (the caller's word for that is
+    NO_KVM_MODULE)."""
+    return (f"for m in {' '.join(KVM_MODULES)}; do [ -d /sys/module/$m ] && echo $m && break; "
+            "done")
 
 
 def probe_initramfs() -> bytes:

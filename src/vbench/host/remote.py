@@ -72,6 +72,43 @@ class RemoteImage:
 SFTP_TIMEOUT_S = 60.0
 
 
+# A remote host's facts, one ``key=value`` line each, read by key: a fact the host cannot give
+# (no QEMU installed, no "model name" in an ARM host's /proc/cpuinfo) is empty instead of moving
+# every later fact into the wrong field.
+_FACT_COMMANDS = (
+    ("node", "uname -n"), ("kernel", "uname -r"), ("cpus", "nproc"),
+    ("cpu_model", "sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1"),
+    ("memory_mib", "awk '/^MemTotal/ {print int($2/1024)}' /proc/meminfo"),
+    ("qemu", "qemu-system-x86_64 --version 2>/dev/null | head -n1"),
+    ("fio", "fio --version 2>/dev/null | head -n1"),
+    ("kvm", None),        # accel.kvm_module_sh
+    ("autogroup", None),  # sched.AUTOGROUP
+)
+_FACT_MAX = 200  # characters kept of one fact's value
+
+
+def host_facts_sh() -> str:
+    """The shell that prints a remote host's facts (see :data:`_FACT_COMMANDS`)."""
+    from vbench.host import sched
+    from vbench.host.accel import kvm_module_sh
+
+    own = {"kvm": kvm_module_sh(), "autogroup": f"cat {sched.AUTOGROUP} 2>/dev/null || echo none"}
+    return "; ".join(f'printf \'%s=%s\\n\' {key} "$({cmd or own[key]})"'
+                     for key, cmd in _FACT_COMMANDS)
+
+
+def labelled_facts(text: str) -> dict[str, str]:
+    """``key=value`` lines -> {key: value} for the keys of :data:`_FACT_COMMANDS` only, the first
+    line of each key, values stripped and cut to _FACT_MAX; other lines are ignored."""
+    keys = {key for key, _ in _FACT_COMMANDS}
+    got: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key in keys and key not in got:
+            got[key] = value.strip()[:_FACT_MAX]
+    return got
+
+
 class RemoteHost:
     """One pinned SSH session to another host (see the module doc)."""
 
@@ -266,25 +303,18 @@ class RemoteHost:
     # -- facts
     def host_facts(self, libvirt_uri: str) -> dict:
         from vbench.host import libvirtd, sched
+        from vbench.host.accel import NO_KVM_MODULE
 
-        script = ("uname -n; uname -r; nproc; "
-                  "sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1; "
-                  "awk '/^MemTotal/ {print int($2/1024)}' /proc/meminfo; "
-                  "qemu-system-x86_64 --version 2>/dev/null | head -n1; "
-                  "fio --version 2>/dev/null || echo; "
-                  "for m in kvm_intel kvm_amd kvm_pvm; do [ -d /sys/module/$m ] && echo $m && "
-                  "break; done; echo; "
-                  f"cat {sched.AUTOGROUP} 2>/dev/null || echo none")
-        out = self.ssh.run(script, timeout=60).stdout.splitlines() + [""] * 10
-        node, kernel, cpus, cpu_model, mem, qemu, fio, kvm = out[:8]
-        autogroup = next((line for line in out[8:] if line.strip()), "")
-        return {"host": node.strip(), "host_kernel": kernel.strip(),
-                "cpus": int(cpus) if cpus.strip().isdigit() else None,
-                "cpu_model": cpu_model.strip(),
-                "memory_mib": int(mem) if mem.strip().isdigit() else None,
-                "qemu_version": qemu.strip(), "fio_version_host": fio.strip(),
-                "kvm_module": kvm.strip() or "none", "libvirt_uri": self.target.public_uri,
-                "host_scheduler": sched.fact(autogroup),
+        got = labelled_facts(self.ssh.run(host_facts_sh(), timeout=60).stdout)
+        cpus, mem = got.get("cpus", ""), got.get("memory_mib", "")
+        return {"host": got.get("node", ""), "host_kernel": got.get("kernel", ""),
+                "cpus": int(cpus) if cpus.isdigit() else None,
+                "cpu_model": got.get("cpu_model", ""),
+                "memory_mib": int(mem) if mem.isdigit() else None,
+                "qemu_version": got.get("qemu", ""), "fio_version_host": got.get("fio", ""),
+                "kvm_module": got.get("kvm") or NO_KVM_MODULE,
+                "libvirt_uri": self.target.public_uri,
+                "host_scheduler": sched.fact(got.get("autogroup", "")),
                 "remote_host": self.target.host, **libvirtd.daemon_facts(libvirt_uri)}
 
     # -- host-side peers (iperf3 -s)
