@@ -20,6 +20,7 @@ import yaml
 MAX_FILE_BYTES = 256 * 1024
 MAX_DEPTH = 32
 MAX_SHOWN = 40
+MAX_LABELLED = 200  # characters kept of one labelled line's value
 
 
 class UntrustedInputError(ValueError):
@@ -32,6 +33,19 @@ def shown(value: object, limit: int = MAX_SHOWN) -> str:
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text
+
+
+def labelled_lines(text: str, keys: set[str] | frozenset[str],
+                   limit: int = MAX_LABELLED) -> dict[str, str]:
+    """``key=value`` lines another machine's shell printed -> {key: value}: only ``keys``, the
+    first line of each, values stripped and cut to ``limit`` characters; other lines are
+    ignored. A fact read by its name, never by its line's position."""
+    got: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key in keys and key not in got:
+            got[key] = value.strip()[:limit]
+    return got
 
 
 def read_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:

@@ -72,41 +72,25 @@ class RemoteImage:
 SFTP_TIMEOUT_S = 60.0
 
 
-# A remote host's facts, one ``key=value`` line each, read by key: a fact the host cannot give
-# (no QEMU installed, no "model name" in an ARM host's /proc/cpuinfo) is empty instead of moving
-# every later fact into the wrong field.
-_FACT_COMMANDS = (
-    ("node", "uname -n"), ("kernel", "uname -r"), ("cpus", "nproc"),
-    ("cpu_model", "sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1"),
-    ("memory_mib", "awk '/^MemTotal/ {print int($2/1024)}' /proc/meminfo"),
-    ("qemu", "qemu-system-x86_64 --version 2>/dev/null | head -n1"),
-    ("fio", "fio --version 2>/dev/null | head -n1"),
-    ("kvm", None),        # accel.kvm_module_sh
-    ("autogroup", None),  # sched.AUTOGROUP
-)
-_FACT_MAX = 200  # characters kept of one fact's value
-
-
-def host_facts_sh() -> str:
-    """The shell that prints a remote host's facts (see :data:`_FACT_COMMANDS`)."""
+# A remote host's facts, one ``key=value`` line each, read by key (untrusted.labelled_lines): a
+# fact the host cannot give (no QEMU installed, no "model name" in an ARM host's /proc/cpuinfo) is
+# empty instead of moving every later fact into the wrong field.
+def fact_commands() -> tuple[tuple[str, str], ...]:
+    """(key, shell command) of each fact a remote host's shell prints."""
     from vbench.host import sched
     from vbench.host.accel import kvm_module_sh
 
-    own = {"kvm": kvm_module_sh(), "autogroup": f"cat {sched.AUTOGROUP} 2>/dev/null || echo none"}
-    return "; ".join(f'printf \'%s=%s\\n\' {key} "$({cmd or own[key]})"'
-                     for key, cmd in _FACT_COMMANDS)
+    return (("node", "uname -n"), ("kernel", "uname -r"), ("cpus", "nproc"),
+            ("cpu_model", "sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1"),
+            ("memory_mib", "awk '/^MemTotal/ {print int($2/1024)}' /proc/meminfo"),
+            ("qemu", "qemu-system-x86_64 --version 2>/dev/null | head -n1"),
+            ("fio", "fio --version 2>/dev/null | head -n1"),
+            ("kvm", kvm_module_sh()), ("autogroup", sched.read_sh()))
 
 
-def labelled_facts(text: str) -> dict[str, str]:
-    """``key=value`` lines -> {key: value} for the keys of :data:`_FACT_COMMANDS` only, the first
-    line of each key, values stripped and cut to _FACT_MAX; other lines are ignored."""
-    keys = {key for key, _ in _FACT_COMMANDS}
-    got: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key in keys and key not in got:
-            got[key] = value.strip()[:_FACT_MAX]
-    return got
+def host_facts_sh() -> str:
+    """The shell that prints a remote host's facts, one ``key=value`` line each."""
+    return "; ".join(f'printf \'%s=%s\\n\' {key} "$({cmd})"' for key, cmd in fact_commands())
 
 
 class RemoteHost:
@@ -305,7 +289,10 @@ class RemoteHost:
         from vbench.host import libvirtd, sched
         from vbench.host.accel import NO_KVM_MODULE
 
-        got = labelled_facts(self.ssh.run(host_facts_sh(), timeout=60).stdout)
+        from vbench.core.untrusted import labelled_lines
+
+        got = labelled_lines(self.ssh.run(host_facts_sh(), timeout=60).stdout,
+                             {key for key, _ in fact_commands()})
         cpus, mem = got.get("cpus", ""), got.get("memory_mib", "")
         return {"host": got.get("node", ""), "host_kernel": got.get("kernel", ""),
                 "cpus": int(cpus) if cpus.isdigit() else None,

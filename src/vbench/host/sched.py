@@ -40,6 +40,12 @@ def read() -> str:
     return value if value in ("0", "1") else UNKNOWN
 
 
+def read_sh() -> str:
+    """A POSIX sh command that prints on another machine what :func:`read` gives here (the
+    value, or "none" without autogroup); :func:`fact` reads its output."""
+    return f"cat {AUTOGROUP} 2>/dev/null || echo none"
+
+
 def fact(value: str) -> str:
     """What a run records of the value :func:`read` gave (or a remote host's shell printed)."""
     return FACTS.get(value.strip(), UNKNOWN)

@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 from vbench.core import paths
 from vbench.core.errors import GuestError, LabError
+from vbench.core.untrusted import labelled_lines
 from vbench.guest.nested import (BOOT_TIMEOUT_S, CONSOLE_TAIL_BYTES, CPU_MODEL, DOMAIN,
                                  INNER_ROOT, NOTE, RECIPE, ROLE_TAG, VCPUS, _client_key,
                                  console, gone, hypervisor_guest_class, inner_argv, memory_mib,
@@ -224,7 +225,7 @@ def boot(stack: contextlib.ExitStack, say: Say, inner: str = "debian12",
     if not res.ok:
         raise LabError(f"the hypervisor guest could not be set up (KVM, vhost, shares): "
                        f"{res.tail()}")
-    got = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+    got = labelled_lines(res.stdout, {"kvm_module", "kernel"})
     say(f"{g.name}: {got.get('kvm_module') or 'no kvm module'} loaded, /dev/kvm, "
         f"/dev/vhost-net, /dev/vhost-vsock present, {len(share_list)} read-only shares mounted "
         f"({time.monotonic() - t1:.0f} s)")
