@@ -114,9 +114,11 @@ def scenario_text(kind: str, devices: list[str], runtime: int, disk_gib: float,
     elif kind == "rng":
         workloads = "\n  - name: hwrng\n    entropy: {read_bytes: 1048576}\n"
     else:
+        # the layout vbench uses by default; a 1-vCPU guest has only one (vbench.workloads.placement)
+        place = "split" if vcpus >= 2 else "free"
         workloads = ("\n"
                      f"  - name: tcp-1\n    iperf3: {{protocol: tcp, parallel: 1, duration: {runtime}, "
-                     f"omit: 2}}\n"
+                     f"omit: 2, placement: {place}}}\n"
                      "  - name: rtt\n    ping: {count: 200, interval: 0.01, directions: [g2h]}\n")
     return (f"name: vbref-{'net' if device == 'nic' else kind}\n"
             "description: reference bench (bench/bench_reference.py)\n"
@@ -333,8 +335,11 @@ def guest_jobs(scn, w, guest_ip: str, host_ip: str) -> list[Job]:
                                       reverse=(direction == "h2g"), udp=spec.protocol == "udp",
                                       bitrate=spec.bitrate, length=spec.length, bind=guest_ip)
             bound = spec.duration + spec.omit + 30
-            out.append(Job(f"{w.name}-{direction}", shlex.join(procs.killed_after(bound) + argv),
-                           parse_iperf3_json, metric, iperf3_server_argv(host_ip, port)))
+            out.append(Job(f"{w.name}-{direction}",
+                           placed_command(procs.killed_after(bound), argv, guest_ip,
+                                          spec.placement),
+                           placed_parser(parse_iperf3_json, spec.placement, scn.guest.vcpus),
+                           metric, iperf3_server_argv(host_ip, port)))
         return out
     if w.tool == "ping":
         if list(spec.directions) != ["g2h"]:
@@ -345,6 +350,32 @@ def guest_jobs(scn, w, guest_ip: str, host_ip: str) -> list[Job]:
         return [Job(w.name, "sh -s <<'VBENCH_EOF'\n" + script + "\nVBENCH_EOF", parse_entropy,
                     metric)]
     raise BenchError(f"workload tool {w.tool} is not in the reference bench")
+
+
+def placed_command(bound: list[str], argv: list[str], guest_ip: str, placement: str) -> str:
+    """The probe's shell line under the workload's placement (vbench.workloads.placement): with
+    ``split`` the layout script's lines come first in the step's output, then the probe pinned to
+    the vCPU it named; when the script fails, its lines alone (the parser says why)."""
+    from vbench.workloads.placement import set_script
+
+    if placement == "free":
+        return shlex.join(bound + argv)
+    return (f"if ( {set_script(guest_ip)}) > /run/vbref.place; then cat /run/vbref.place\n"
+            f"  {shlex.join(bound)} taskset -c \"$(sed -n 's/^probe_cpu=//p' /run/vbref.place)\" "
+            f"{shlex.join(argv)}\nelse cat /run/vbref.place; fi")
+
+
+def placed_parser(parse, placement: str, vcpus: int):
+    """``parse`` after checking the layout lines (:func:`placed_command`): fail closed."""
+    from vbench.workloads.placement import parse_set
+
+    if placement == "free":
+        return parse
+
+    def both(text: str, name: str):
+        parse_set(text, vcpus)
+        return parse(text, name)
+    return both
 
 
 def sample_names(w) -> list[str]:

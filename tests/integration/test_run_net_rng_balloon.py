@@ -48,7 +48,11 @@ def test_net_smoke(no_leftovers, tmp_path):
     lab_net = ipaddress.ip_network("10.254.1.0/24")
     for raw in (run_dir / "raw").rglob("tcp-1-*.txt"):
         for block in raw.read_text().split("### ")[1:]:
-            doc = json.loads(block.split("\n", 1)[1])
+            _name, placed, body = block.split("\n", 2)
+            # split placement (the default): the NIC's interrupts and iperf3 apart, read back
+            assert placed.startswith("# placement: ") and placed.endswith(
+                "on vCPU 0, probe on vCPU 1"), placed
+            doc = json.loads(body)
             for c in doc["start"]["connected"]:
                 assert ipaddress.ip_address(c["remote_host"]) in lab_net
                 assert ipaddress.ip_address(c["local_host"]) in lab_net

@@ -186,13 +186,13 @@ def test_runs_whose_probes_measured_differently_are_not_pooled_and_older_runs_we
     scn = load_scenario_text((Path(__file__).resolve().parents[2] / "scenarios" / "net.yaml")
                              .read_text())
     new = runner._initial_record("n", scn, "net.yaml", "", Environment(host="h"), 3)
-    assert new.workloads["rtt"].method == 2 and new.workloads["tcp-1"].method == 1
+    assert new.workloads["rtt"].method == 2 and new.workloads["tcp-1"].method == 2
     old = RunRecord.model_validate(json.loads(json.dumps(new.to_dict())))
     for w in old.workloads.values():  # as a run.json written before methods were recorded
         w.method = None
     assert record.checked_metadata(old)["probe_methods"] == "iperf3 1, ping 1"
     assert record.metadata_differences(old, new) == {
-        "probe_methods": ("iperf3 1, ping 1", "iperf3 1, ping 2")}
+        "probe_methods": ("iperf3 1, ping 1", "iperf3 2, ping 2")}
     disk_old, disk_new = _rec(), _rec()
     disk_old.workloads["r"] = WorkloadInfo(tool="fio")
     disk_new.workloads["r"] = WorkloadInfo(tool="fio", method=1)

@@ -120,6 +120,7 @@ def strip(run: RunInfo) -> dict:
         ("host", text(env.host)),
         ("test network", text(env.test_network)),
         ("host scheduler", text(env.host_scheduler)),
+        ("probe placement", _placements(run)),
     ) if value]
     drivers = []
     for name, v in run.variants.items():
@@ -133,6 +134,20 @@ def strip(run: RunInfo) -> dict:
                         "proofs": [proof_view(k, p) for k, p in v.host_proofs.items()]})
     return {"label": run.label, "badge": run_badge(run), "items": items,
             "drivers": drivers, "devices": device_set_view(run)}
+
+
+def _placements(run: RunInfo) -> str:
+    """Where the run's network probes ran against the NIC's interrupts, by workload
+    (vbench.workloads.placement); "" when no workload recorded a placement (runs before it)."""
+    from vbench.workloads.placement import MEANING
+
+    got = {name: text(w.options.get("placement"))[:20] for name, w in run.record.workloads.items()
+           if isinstance(w.options, dict) and "placement" in w.options}
+    by_value: dict[str, list[str]] = {}
+    for name, value in got.items():
+        by_value.setdefault(value, []).append(text(name)[:40])
+    return "; ".join(f"{MEANING.get(value, f'unknown ({value})')} ({', '.join(names)})"
+                     for value, names in sorted(by_value.items()))
 
 
 def device_set_view(run: RunInfo) -> dict | None:

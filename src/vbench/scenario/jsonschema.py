@@ -94,6 +94,7 @@ UNITLESS = {"allow_inconclusive", "model", "bus", "format", "cache", "io", "prea
             "order", "host_baseline", "fresh_boot", "connect", "guest", "defaults",
             "fio_defaults", "variants", "workloads", "gate", "reference", "image", "machine",
             "image_file", "firmware", "rw", "options", "protocol", "directions", "metrics",
+            "placement",
             } | set(WORKLOADS) | set(DEVICES)  # the sections of the registered kinds
 
 

@@ -306,6 +306,9 @@ class Scenario(_Strict):
         if self.reference is not None and self.reference not in names:
             out.append(f"reference: no variant named {self.reference!r} "
                        f"(variants: {', '.join(names)})")
+        for i, w in enumerate(self.workloads):
+            out += [f"workloads[{i}].{w.tool}.{why}"
+                    for why in w.kind.problems(getattr(w, w.tool), self)]
         if self.gate is not None:
             out += _gate_problems(self.gate, names + [HOST_VARIANT] * self.host_baseline, wnames)
         if out:

@@ -171,6 +171,11 @@ class WorkloadKind:
         output)``. Any failure raises a UserError (probe, command, guest): a failed repetition."""
         raise NotImplementedError
 
+    def problems(self, spec: Any, scn: Any) -> list[str]:
+        """What in ``spec`` cannot hold with the rest of scenario ``scn`` (its guest, ...), one
+        line each starting with the spec's field name; none by default."""
+        return []
+
     def share_bytes(self, w: Any, scn: Any) -> int:
         """Bytes workload ``w`` writes into a shared folder under test (device fs: a host
         directory), for the budget's host disk; none by default."""

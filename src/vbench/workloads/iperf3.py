@@ -33,6 +33,8 @@ from vbench.workloads.base import (Direction, RunningUnit, WorkloadKind, both_di
                                    per_direction)
 from vbench.core.metrics import Sample
 from vbench.workloads.common import finite_sample, nonnegative_number, one_line, section
+from vbench.workloads import placement
+from vbench.workloads.placement import Placement
 
 _BITRATE_RE = re.compile(r"^\d+(\.\d+)?[KMGTkmgt]?(/\d+)?$")
 _MAX_STREAMS = 128  # iperf3's own limit for -P
@@ -257,6 +259,9 @@ class Iperf3Spec(Strict):
     omit: int = Field(2, ge=0, le=60)
     bitrate: str | None = Field(None, pattern=r"^[0-9]+[KMG]?$")
     length: int | None = Field(None, ge=16, le=65507)
+    placement: Placement = Field("split", description="split: the NIC's interrupts on vCPU 0 and "
+                                 "iperf3 on the last vCPU; free: where the guest puts them "
+                                 "(vbench.workloads.placement)")
 
 
 class Iperf3(WorkloadKind):
@@ -267,6 +272,12 @@ class Iperf3(WorkloadKind):
     headline = "throughput"
     guest_tools = ("iperf3",)
     remote = True
+    # 2: placement (split by default: NIC interrupts and iperf3 on different vCPUs, set and read
+    # back around each run). 1: iperf3 wherever the guest put it, two modes up to 1.6x apart.
+    method = 2
+
+    def problems(self, spec: Any, scn: Any) -> list[str]:
+        return placement.problems(spec.placement, scn.guest.vcpus)
 
     def estimate_s(self, spec: Any, scn: Any) -> float:
         return (spec.duration + spec.omit + 2.0) * len(spec.directions)
@@ -284,10 +295,15 @@ class Iperf3(WorkloadKind):
             argv = iperf3_client_argv(host_ip, port, spec.duration, spec.omit, spec.parallel,
                                       reverse=(direction == "h2g"), udp=spec.protocol == "udp",
                                       bitrate=spec.bitrate, length=spec.length, bind=guest_ip)
+            placed = placement.place(g, guest_ip, spec.placement, scn.guest.vcpus)
+            if placed is not None:
+                argv = placed.wrap(argv)
             with unit.host().peer(iperf3_server_argv(host_ip, port), port):
                 # iperf3 runs omit + duration seconds; only the last `duration` are measured.
                 with g.qemu_cpu(spec.omit, spec.duration) as cpu:
                     res = g.run(shlex.join(procs.killed_after(bound) + argv), timeout=bound + 15)
+            if placed is not None:
+                placement.held(g, guest_ip, placed)
             if res.timed_out:
                 raise RemoteCommandError(res, f"iperf3 did not finish within {bound} s in "
                                               f"{g.name} (hung?)")
@@ -298,7 +314,8 @@ class Iperf3(WorkloadKind):
             rate = cpu.rate()
             if tput and rate is not None:
                 got.append(Sample(name, "host_cpu_per_gbit", rate / (tput / 1000), "s/Gbit"))
-            return got, res.stdout
+            shown = "free" if placed is None else placed.describe()
+            return got, f"# placement: {shown}\n{res.stdout}"
 
         return per_direction(w.name, spec.directions, one)
 
