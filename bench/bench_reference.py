@@ -360,9 +360,15 @@ def placed_command(bound: list[str], argv: list[str], guest_ip: str, placement: 
 
     if placement == "free":
         return shlex.join(bound + argv)
-    return (f"if ( {set_script(guest_ip)}) > /run/vbref.place; then cat /run/vbref.place\n"
-            f"  {shlex.join(bound)} taskset -c \"$(sed -n 's/^probe_cpu=//p' /run/vbref.place)\" "
-            f"{shlex.join(argv)}\nelse cat /run/vbref.place; fi")
+    f = "/run/vbref.place"
+    # afterwards each interrupt gets its vCPU list back (``was=``), as vbench's placed_run does,
+    # so that the boot's next step (ping) runs in the guest's own layout
+    undo = (f"set -- $(sed -n 's/^was=//p' {f})\n"
+            f"for i in $(sed -n 's/^irqs=//p' {f} | tr , ' '); do "
+            "echo \"$1\" > /proc/irq/$i/smp_affinity_list; shift; done\n")
+    return (f"if ( {set_script(guest_ip)}) > {f}; then cat {f}\n"
+            f"  {shlex.join(bound)} taskset -c \"$(sed -n 's/^probe_cpu=//p' {f})\" "
+            f"{shlex.join(argv)}\n{undo}else cat {f}; fi")
 
 
 def placed_parser(parse, placement: str, vcpus: int):

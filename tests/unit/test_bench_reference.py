@@ -425,3 +425,25 @@ def test_both_set_ups_are_judged_against_raw_and_against_each_other(capsys):
     out = capsys.readouterr().out
     assert "vbench side: siblings" in out and "vbench side: alone" in out
     assert "alone against siblings, 1 rows pooled (below zero: worse alone): +11.1%" in out
+
+
+def test_the_raw_side_places_iperf3_as_vbench_does_and_checks_the_layout_it_was_told():
+    """The reference measures the layout vbench measures (vbench.workloads.placement): the same
+    script before iperf3, pinned to the vCPU it named, each interrupt given back its vCPUs after;
+    a step whose layout lines are missing or wrong is an error, not a number."""
+    data = Path(__file__).resolve().parents[1] / "data" / \
+        "iperf3-tcp-host-to-guest-e1000-slirp.json"
+    scn = load_scenario_text(br.scenario_text("net", ["virtio-net"], 8, 1.0))
+    job = next(j for w in scn.workloads for j in br.guest_jobs(scn, w, "10.254.1.10",
+                                                                "10.254.1.1") if "tcp" in j.name)
+    assert "taskset -c" in job.cmd and "smp_affinity_list" in job.cmd and "was=" in job.cmd
+    good = "ifname=eth0\nirqs=24,25,26\nwas=0-1 0-1 0-1\nirq_cpus=0\nprobe_cpu=1\n"
+    assert job.parse(good + data.read_text(), job.name)  # the samples, after the layout's check
+    from vbench.core.errors import ProbeError
+
+    with pytest.raises(ProbeError, match="named no interface"):
+        job.parse(data.read_text(), job.name)  # no layout lines: nothing proves the layout
+    one = load_scenario_text(br.scenario_text("net", ["virtio-net"], 8, 1.0, vcpus=1))
+    job1 = next(j for w in one.workloads for j in br.guest_jobs(one, w, "10.254.1.10",
+                                                                 "10.254.1.1") if "tcp" in j.name)
+    assert "taskset" not in job1.cmd  # one vCPU: the only layout there is (placement: free)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from vbench.core.errors import ProbeError
+from vbench.core.errors import GuestError, ProbeError, RemoteCommandError
 from vbench.core.metrics import CommandResult
 from vbench.scenario.schema import load_scenario_text
 from vbench.workloads import placement
@@ -44,12 +44,13 @@ def test_split_needs_two_vcpus_and_says_which_field_to_change():
 
 # ---- the guest's answers, read fail-closed ----------------------------------------------------
 
-GOOD = "ifname=eth1\nirqs=32,33,34\nirq_cpus=0\nprobe_cpu=1\n"
+GOOD = "ifname=eth1\nirqs=32,33,34\nwas=0-1 0-1 1\nirq_cpus=0\nprobe_cpu=1\n"
+BACK = "ifname=eth1\nirqs=32,33,34\nirq_cpus=0\nrestored=yes\n"
 
 
 def test_a_good_answer_pins_the_probe_to_the_vcpu_it_named():
     placed = placement.parse_set(GOOD, 2)
-    assert placed == placement.Placed("eth1", (32, 33, 34), 1)
+    assert placed == placement.Placed("eth1", (32, 33, 34), 1, ("0-1", "0-1", "1"))
     assert placed.wrap(["iperf3", "-c", "x"]) == ["taskset", "-c", "1", "iperf3", "-c", "x"]
     assert placed.describe() == "eth1 interrupts 32,33,34 on vCPU 0, probe on vCPU 1"
 
@@ -66,6 +67,10 @@ def test_a_good_answer_pins_the_probe_to_the_vcpu_it_named():
     (GOOD.replace("irqs=32,33,34", "irqs=32;reboot"), "not a list of numbers"),
     (GOOD.replace("irqs=32,33,34", "irqs="), "not a list of numbers"),
     (GOOD.replace("irqs=32,33,34", "irqs=" + ",".join(["1"] * 65)), "not a list of numbers"),
+    (GOOD.replace("ifname=eth1", "ifname=eth1;x"), "named no interface"),
+    (GOOD.replace("was=0-1 0-1 1", "was=0-1 0-1"), "one vCPU list per interrupt"),
+    (GOOD.replace("was=0-1 0-1 1", "was=0-1 0-1 $(reboot)"), "one vCPU list per interrupt"),
+    (GOOD.replace("was=0-1 0-1 1\n", ""), "one vCPU list per interrupt"),
 ])
 def test_an_answer_that_does_not_prove_the_layout_is_an_error(text, says):
     with pytest.raises(ProbeError, match=None) as exc:
@@ -102,9 +107,10 @@ def _tree(tmp: Path, cpus: int, msi: list[int] | None, legacy: int = 11,
     for n in msi or []:
         (pci / "msi_irqs").mkdir(exist_ok=True)
         (pci / "msi_irqs" / str(n)).write_text("msix\n")
-    for n in (msi or [legacy]):
+    for i, n in enumerate(msi or [legacy]):
         (tmp / "proc/irq" / str(n)).mkdir(parents=True)
-        (tmp / "proc/irq" / str(n) / "smp_affinity_list").write_text("0-1\n")
+        (tmp / "proc/irq" / str(n) / "smp_affinity_list").write_text(["0-1", "1", "0,2-3"][i % 3]
+                                                                      + "\n")
     (tmp / "sys/class/net/eth1").mkdir(parents=True)
     (tmp / "sys/class/net/eth1/device").symlink_to(dev)
     bin_ = tmp / "bin"
@@ -127,23 +133,34 @@ def test_the_script_moves_every_msi_vector_of_a_virtio_nic(tmp_path):
     out = _sh(placement.set_script(GUEST_IP, str(tmp_path / "sys"), str(tmp_path / "proc")), env)
     assert out.returncode == 0, out
     placed = placement.parse_set(out.stdout, 4)
-    assert placed == placement.Placed("eth1", (32, 33, 34), 3)
+    # msi_irqs listed 34, 32, 33 (that order in the tree): read back sorted, each with its own
+    assert placed == placement.Placed("eth1", (32, 33, 34), 3, ("1", "0,2-3", "0-1"))
+    irq = tmp_path / "proc/irq"
     for n in (32, 33, 34):
-        assert (tmp_path / f"proc/irq/{n}/smp_affinity_list").read_text().strip() == "0"
-    back = _sh(placement.check_script(GUEST_IP, str(tmp_path / "sys"), str(tmp_path / "proc")),
-               env)
+        assert (irq / f"{n}/smp_affinity_list").read_text().strip() == "0"
+    back = _sh(placement.check_script(GUEST_IP, str(tmp_path / "sys"), str(tmp_path / "proc"))
+               + placement.restore_script(placed, str(tmp_path / "proc")), env)
     placement.check_held(back.stdout, placed)
-    (tmp_path / "proc/irq/33/smp_affinity_list").write_text("1\n")  # irqbalance moved one
+    placement.check_restored(back.stdout)
+    assert [(irq / f"{n}/smp_affinity_list").read_text().strip() for n in (32, 33, 34)] == [
+        "1", "0,2-3", "0-1"]  # the guest's own layout again, for its next workload
+    out = _sh(placement.set_script(GUEST_IP, str(tmp_path / "sys"), str(tmp_path / "proc")), env)
+    (irq / "33/smp_affinity_list").write_text("1\n")  # irqbalance moved one
     back = _sh(placement.check_script(GUEST_IP, str(tmp_path / "sys"), str(tmp_path / "proc")),
                env)
     with pytest.raises(ProbeError, match="irqbalance"):
         placement.check_held(back.stdout, placed)
+    (irq / "33/smp_affinity_list").unlink()
+    (irq / "33/smp_affinity_list").mkdir()  # cannot be written back
+    back = _sh(placement.restore_script(placed, str(tmp_path / "proc")), env)
+    with pytest.raises(ProbeError, match="could not be given back"):
+        placement.check_restored(back.stdout)
 
 
 def test_the_script_moves_the_legacy_line_of_an_emulated_nic(tmp_path):
     env = _tree(tmp_path, 2, None, legacy=11, virtio=False)
     out = _sh(placement.set_script(GUEST_IP, str(tmp_path / "sys"), str(tmp_path / "proc")), env)
-    assert placement.parse_set(out.stdout, 2) == placement.Placed("eth1", (11,), 1)
+    assert placement.parse_set(out.stdout, 2) == placement.Placed("eth1", (11,), 1, ("0-1",))
     assert (tmp_path / "proc/irq/11/smp_affinity_list").read_text().strip() == "0"
 
 
@@ -172,8 +189,15 @@ class FakeGuest:
 
     def run(self, cmd, timeout, check=False):
         self.calls.append(cmd)
-        kind = ("set" if "probe_cpu" in cmd else "check" if "irq_cpus" in cmd else "iperf3")
-        return CommandResult(cmd, 0, self.answers[kind](len(self.calls)), "", 0.1)
+        kind = ("set" if "probe_cpu" in cmd else "back" if "irq_cpus" in cmd
+                else "undo" if "restored" in cmd else "iperf3")
+        got = self.answers[kind](len(self.calls))
+        status, out = got if isinstance(got, tuple) else (0, got)
+        return CommandResult(cmd, status, out, "", 0.1)
+
+    def check_alive(self):
+        if self.answers.get("dead"):
+            raise GuestError(f"guest {self.name} is no longer running", "[ 9.0] panic")
 
     @contextlib.contextmanager
     def qemu_cpu(self, delay, length):
@@ -216,7 +240,7 @@ def _scenario(place: str):
 
 
 def test_iperf3_runs_pinned_between_the_layout_and_its_read_back():
-    g = FakeGuest({"set": lambda n: GOOD, "check": lambda n: GOOD, "iperf3": lambda n: IPERF3_JSON})
+    g = FakeGuest({"set": lambda n: GOOD, "back": lambda n: BACK, "iperf3": lambda n: IPERF3_JSON})
     scn = _scenario("split")
     samples, raw = IPERF3.run(scn, scn.workloads[0], FakeUnit(g))
     assert len(g.calls) == 3 and "probe_cpu" in g.calls[0] and "irq_cpus" in g.calls[2]
@@ -228,8 +252,8 @@ def test_iperf3_runs_pinned_between_the_layout_and_its_read_back():
 
 
 def test_iperf3_is_not_measured_when_the_layout_moved_during_the_run():
-    moved = GOOD.replace("irq_cpus=0", "irq_cpus=0,1")
-    g = FakeGuest({"set": lambda n: GOOD, "check": lambda n: moved,
+    moved = BACK.replace("irq_cpus=0", "irq_cpus=0,1")
+    g = FakeGuest({"set": lambda n: GOOD, "back": lambda n: moved,
                    "iperf3": lambda n: IPERF3_JSON})
     scn = _scenario("split")
     with pytest.raises(ProbeError, match="irqbalance"):
@@ -270,3 +294,35 @@ def test_the_context_strip_says_where_the_probe_ran(tmp_path):
     assert "probe placement" not in _report_with(tmp_path / "c", {})  # a run before placement
     hostile = _report_with(tmp_path / "d", {"placement": "<b>x</b>"})
     assert "unknown (&lt;b&gt;x&lt;/b&gt;)" in hostile and "<b>x</b>" not in hostile
+
+
+def test_a_guest_that_cannot_answer_is_that_failure_not_a_placement_answer():
+    """SSH broken: the command's own failure; the guest gone: the guest's (its console tail)."""
+    scn = _scenario("split")
+    broken = FakeGuest({"set": lambda n: (-1, ""), "iperf3": lambda n: IPERF3_JSON})
+    with pytest.raises(RemoteCommandError):
+        IPERF3.run(scn, scn.workloads[0], FakeUnit(broken))
+    dead = FakeGuest({"set": lambda n: (-1, ""), "dead": True})
+    with pytest.raises(GuestError, match="no longer running"):
+        IPERF3.run(scn, scn.workloads[0], FakeUnit(dead))
+    refused = FakeGuest({"set": lambda n: (3, "error=the guest has 1 vCPU\n")})
+    with pytest.raises(ProbeError, match="the guest has 1 vCPU"):
+        IPERF3.run(scn, scn.workloads[0], FakeUnit(refused))
+    assert len(refused.calls) == 1  # iperf3 never started
+
+
+def test_a_failed_iperf3_run_says_so_before_any_read_back():
+    scn = _scenario("split")
+    g = FakeGuest({"set": lambda n: GOOD, "back": lambda n: (-1, ""), "undo": lambda n: "",
+                   "iperf3": lambda n: (1, "iperf3: error - unable to connect")})
+    with pytest.raises(ProbeError, match="iperf3"):
+        IPERF3.run(scn, scn.workloads[0], FakeUnit(g))
+    assert not any("irq_cpus" in c and "probe_cpu" not in c for c in g.calls)
+    assert "restored" in g.calls[-1]  # the layout was undone all the same
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.1; reboot", "$(reboot)", "", "::1"])
+def test_the_scripts_take_only_an_ipv4_address(bad):
+    for script in (placement.set_script, placement.check_script):
+        with pytest.raises(ProbeError, match="not the guest's IPv4 address"):
+            script(bad)

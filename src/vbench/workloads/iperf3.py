@@ -295,21 +295,20 @@ class Iperf3(WorkloadKind):
             argv = iperf3_client_argv(host_ip, port, spec.duration, spec.omit, spec.parallel,
                                       reverse=(direction == "h2g"), udp=spec.protocol == "udp",
                                       bitrate=spec.bitrate, length=spec.length, bind=guest_ip)
-            placed = placement.place(g, guest_ip, spec.placement, scn.guest.vcpus)
-            if placed is not None:
-                argv = placed.wrap(argv)
-            with unit.host().peer(iperf3_server_argv(host_ip, port), port):
-                # iperf3 runs omit + duration seconds; only the last `duration` are measured.
-                with g.qemu_cpu(spec.omit, spec.duration) as cpu:
-                    res = g.run(shlex.join(procs.killed_after(bound) + argv), timeout=bound + 15)
-            if placed is not None:
-                placement.held(g, guest_ip, placed)
-            if res.timed_out:
-                raise RemoteCommandError(res, f"iperf3 did not finish within {bound} s in "
-                                              f"{g.name} (hung?)")
-            got = parse_iperf3_json(res.stdout, name)
-            if not res.ok and not got:
-                raise RemoteCommandError(res)
+            with placement.placed_run(g, guest_ip, spec.placement, scn.guest.vcpus) as placed:
+                if placed is not None:
+                    argv = placed.wrap(argv)
+                with unit.host().peer(iperf3_server_argv(host_ip, port), port):
+                    # iperf3 runs omit + duration seconds; only the last `duration` are measured.
+                    with g.qemu_cpu(spec.omit, spec.duration) as cpu:
+                        res = g.run(shlex.join(procs.killed_after(bound) + argv),
+                                    timeout=bound + 15)
+                if res.timed_out:
+                    raise RemoteCommandError(res, f"iperf3 did not finish within {bound} s in "
+                                                  f"{g.name} (hung?)")
+                got = parse_iperf3_json(res.stdout, name)
+                if not res.ok and not got:
+                    raise RemoteCommandError(res)
             tput = next((s.value for s in got if s.metric == "throughput"), None)
             rate = cpu.rate()
             if tput and rate is not None:
