@@ -143,20 +143,21 @@ def parse_set(text: str, vcpus: int) -> Placed:
     if "error" in got:
         raise ProbeError(f"probe placement failed in the guest: {one_line(got['error'])[:160]}; "
                          "set the workload's placement: free to measure without it")
-    placed = _placed(got)
+    ifname, irqs = _layout(got)
     cpu = got.get("probe_cpu", "")
     if not cpu.isdigit() or not IRQ_CPU < int(cpu) < vcpus:
         raise ProbeError(f"probe placement: the guest gave probe vCPU {one_line(cpu)[:20]!r}, "
                          f"not one of 1..{vcpus - 1}: check the guest's vCPUs")
     was = tuple(got.get("was", "").split(" "))
-    if len(was) != len(placed.irqs) or not all(_CPU_LIST.match(w) for w in was):
+    if len(was) != len(irqs) or not all(_CPU_LIST.match(w) for w in was):
         raise ProbeError(f"probe placement: the guest gave the interrupts' earlier vCPUs as "
                          f"{one_line(got.get('was', ''))[:60]!r}, not one vCPU list per "
                          "interrupt: check the guest's /proc/irq")
-    return Placed(placed.ifname, placed.irqs, int(cpu), was)
+    return Placed(ifname, irqs, int(cpu), was)
 
 
-def _placed(got: dict[str, str]) -> Placed:
+def _layout(got: dict[str, str]) -> tuple[str, tuple[int, ...]]:
+    """The interface and interrupts a script named, all of them on vCPU :data:`IRQ_CPU`."""
     ifname = got.get("ifname", "")
     if not _IFNAME.match(ifname):
         raise ProbeError(f"probe placement: the guest named no interface "
@@ -168,7 +169,7 @@ def _placed(got: dict[str, str]) -> Placed:
         raise ProbeError(f"probe placement: {one_line(ifname)[:20]}'s interrupts are on vCPUs "
                          f"{one_line(cpus)[:40]!r}, not {IRQ_CPU} only: something in the guest "
                          "moves them (irqbalance?); stop it, or set placement: free")
-    return Placed(ifname, irqs, 0)
+    return ifname, irqs
 
 
 def check_held(text: str, placed: Placed) -> None:
@@ -178,10 +179,10 @@ def check_held(text: str, placed: Placed) -> None:
     if "error" in got:
         raise ProbeError(f"probe placement could not be read back: "
                          f"{one_line(got['error'])[:160]}")
-    now = _placed(got)
-    if (now.ifname, now.irqs) != (placed.ifname, placed.irqs):
+    now = _layout(got)
+    if now != (placed.ifname, placed.irqs):
         raise ProbeError(f"probe placement: the NIC's interrupts changed during the run "
-                         f"({placed.describe()}; now {now.ifname} {now.irqs}): rerun")
+                         f"({placed.describe()}; now {now[0]} {now[1]}): rerun")
 
 
 def restore_script(placed: Placed, procfs: str = "/proc") -> str:
